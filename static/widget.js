@@ -1,0 +1,320 @@
+/*! personalize widget | Apache-2.0 | docs/widget.md
+ * One async <script> tag: sends visitor events and renders recommendations into every
+ * [data-personalize-slot]. Plain ES2017, no dependencies. Any failure leaves the page as it was. */
+(function (w, d) {
+  'use strict';
+  var prev = w.personalize;
+  if (prev && prev.loaded) {
+    try { console.warn('personalize: widget.js is included twice; the second copy does nothing'); } catch (e) {}
+    return;
+  }
+  var me = d.currentScript || d.querySelector('script[data-shop][src*="widget"]');
+  if (!me || !me.dataset.shop) return;
+
+  var ds = me.dataset, KEY = ds.shop, NONCE = me.nonce || me.getAttribute('nonce') || '';
+  var API = (ds.api ? new URL(ds.api, location.href).href : new URL(me.src, location.href).origin).replace(/\/+$/, '');
+  var VID = 'pz_vid', OUT = 'pz_outbox', RECS = 'pz_recs', OPT = 'pz_optout';
+  var FIELDS = 'url title referrer product_id rec_id slot position quantity price order_id items revenue currency email customer_id traits properties'.split(' ');
+  var consent = ds.consent !== 'required';
+  var queue = [], timer = 0, memVid = '', tmpVid = '', lastPage = '', lastView = '';
+  var referrer = d.referrer, route = location.pathname + location.search;
+  var seen = {}, gen = new WeakMap(), shown = new WeakMap(), sheet = null;
+
+  // ---- storage, ids, privacy ----
+  function store(k, v) {
+    try {
+      if (v === undefined) return localStorage.getItem(k);
+      if (v === null) localStorage.removeItem(k); else localStorage.setItem(k, v);
+    } catch (e) {}
+    return null;
+  }
+  function list(k) {
+    try {
+      var v = JSON.parse(store(k));
+      return Array.isArray(v) ? v : [];
+    } catch (e) { return []; }
+  }
+  function rid(n) {
+    var abc = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_', a = new Uint8Array(n), s = '', i;
+    try { crypto.getRandomValues(a); } catch (e) { for (i = 0; i < n; i++) a[i] = Math.random() * 256; }
+    for (i = 0; i < n; i++) s += abc[a[i] & 63];
+    return s;
+  }
+  function blocked() {
+    return !consent || navigator.globalPrivacyControl === true || store(OPT) === '1';
+  }
+  // The visitor id: stored first-party only when allowed; otherwise a throwaway id for this page.
+  function visitor() {
+    if (blocked()) return tmpVid || (tmpVid = rid(22));
+    var v = store(VID);
+    if (!v || !/^[\w-]{8,64}$/.test(v)) {
+      v = memVid || rid(22);
+      store(VID, v);
+    }
+    return (memVid = v);
+  }
+  function forget() {
+    queue = [];
+    [VID, OUT, RECS].forEach(function (k) { store(k, null); });
+  }
+
+  // ---- attribution map: product id -> rec_id of the list it was clicked in ----
+  function recFor(pid) {
+    var hit = list(RECS).filter(function (p) { return p[0] === String(pid); })[0];
+    return hit && hit[1];
+  }
+  function remember(pid, rec) {
+    if (blocked()) return;
+    var m = list(RECS).filter(function (p) { return p[0] !== pid; });
+    m.push([pid, rec]);
+    store(RECS, JSON.stringify(m.slice(-50)));
+  }
+
+  // ---- events ----
+  function event(type, props, ctx) {
+    if (blocked()) return;
+    var e = { id: rid(22), type: type, visitor: visitor(), ts: Date.now(), url: ctx.url, title: ctx.title }, extra = {}, k;
+    props = props || {};
+    for (k in props) {
+      if (props[k] == null) continue;
+      if (FIELDS.indexOf(k) >= 0) e[k] = props[k]; else extra[k] = props[k];
+    }
+    if (Object.keys(extra).length) e.properties = Object.assign(extra, e.properties);
+    if (e.product_id != null) e.product_id = String(e.product_id);
+    if (!e.rec_id && type !== 'rec_impression') {
+      var ids = e.product_id ? [e.product_id] : (Array.isArray(e.items) ? e.items.map(function (i) { return i && i.product_id; }) : []);
+      for (k = 0; k < ids.length && !e.rec_id; k++) e.rec_id = recFor(ids[k]);
+      if (!e.rec_id) delete e.rec_id;
+    }
+    queue.push(e);
+    if (!timer) timer = setTimeout(flush, 1000);
+  }
+  // Send everything queued plus what an earlier page could not deliver.
+  function flush() {
+    clearTimeout(timer);
+    timer = 0;
+    if (blocked()) return (queue = []);
+    var all = list(OUT).concat(queue);
+    queue = [];
+    store(OUT, null);
+    for (var i = 0; i < all.length; i += 100) send(all.slice(i, i + 100));
+  }
+  function send(batch) {
+    var url = API + '/api/v1/events', body = JSON.stringify({ key: KEY, events: batch });
+    try {
+      if (navigator.sendBeacon && navigator.sendBeacon(url, body)) return;
+    } catch (e) {}
+    try {
+      fetch(url, { method: 'POST', body: body, keepalive: body.length < 60000, credentials: 'omit', headers: { 'Content-Type': 'text/plain' } })
+        .then(function (r) { if (r.status >= 500 || r.status === 429) park(batch); }, function () { park(batch); });
+    } catch (e) { park(batch); }
+  }
+  // Keep undelivered events (capped) for a later page; event ids make re-sends harmless.
+  function park(batch) {
+    if (!blocked()) store(OUT, JSON.stringify(list(OUT).concat(batch).slice(-100)));
+  }
+
+  function page(ctx) {
+    var u = ctx.url.split('#')[0];
+    if (u === lastPage) return;
+    lastPage = u;
+    event('page_viewed', { referrer: referrer }, ctx);
+  }
+  function view(pid, ctx) {
+    if (pid == null || pid === '' || lastView === pid + ctx.url) return;
+    lastView = pid + ctx.url;
+    event('product_viewed', { product_id: pid }, ctx);
+  }
+  function autoEvents() {
+    var ctx = here();
+    page(ctx);
+    view(ds.productId, ctx);
+  }
+  function here() {
+    return { url: location.href, title: d.title };
+  }
+
+  // ---- rendering ----
+  var CSS = ':host{display:block}.pz-heading{font:inherit;font-weight:600;font-size:1.2em;margin:0 0 var(--pz-gap,16px)}' +
+    '.pz-list{display:grid;grid-template-columns:repeat(auto-fill,minmax(var(--pz-item-width,160px),1fr));gap:var(--pz-gap,16px)}' +
+    '.pz-item{display:flex;flex-direction:column;gap:4px;color:var(--pz-color,inherit);text-decoration:none;font-family:var(--pz-font,inherit);' +
+    'background:var(--pz-item-bg,transparent);border-radius:var(--pz-radius,8px);padding:var(--pz-item-padding,0)}' +
+    '.pz-item:hover .pz-title,.pz-item:focus .pz-title{text-decoration:underline}' +
+    '.pz-image{width:100%;aspect-ratio:var(--pz-image-ratio,1);object-fit:cover;border-radius:var(--pz-radius,8px);background:var(--pz-image-bg,#f2f2f2)}' +
+    '.pz-title{font-size:var(--pz-title-size,.95em);line-height:1.3}.pz-price{font-weight:600;color:var(--pz-price-color,inherit)}' +
+    '.pz-reason{font-size:var(--pz-reason-size,.8em);color:var(--pz-reason-color,#666)}';
+
+  function safeUrl(u) {
+    try {
+      var x = new URL(String(u), location.href);
+      return /^https?:$/.test(x.protocol) ? x.href : '';
+    } catch (e) { return ''; }
+  }
+  function el(tag, cls, text) {
+    var n = d.createElement(tag);
+    n.className = 'pz-' + cls;
+    n.setAttribute('part', cls);
+    if (text != null && text !== '') n.textContent = String(text);
+    return n;
+  }
+  function money(p, cur) {
+    if (typeof p !== 'number' || !isFinite(p)) return '';
+    try {
+      return new Intl.NumberFormat(d.documentElement.lang || undefined, { style: 'currency', currency: cur || 'EUR' }).format(p);
+    } catch (e) { return p.toFixed(2) + ' ' + (cur || ''); }
+  }
+  function styleShadow(root) {
+    try {
+      if (!sheet) { sheet = new CSSStyleSheet(); sheet.replaceSync(CSS); }
+      root.adoptedStyleSheets = [sheet];
+    } catch (e) {
+      var st = d.createElement('style');
+      if (NONCE) st.nonce = NONCE;
+      st.textContent = CSS;
+      root.appendChild(st);
+    }
+  }
+
+  function renderAll() {
+    d.querySelectorAll('[data-personalize-slot]').forEach(render);
+  }
+  function render(slot) {
+    try {
+      var name = slot.getAttribute('data-personalize-slot') || 'home', sd = slot.dataset, token = {};
+      var q = { key: KEY, visitor: visitor(), slot: name, limit: sd.limit || '8' }, pid = sd.productId || ds.productId;
+      if (pid) q.product = pid;
+      gen.set(slot, token);
+      var h = slot.offsetHeight;
+      if (h && !parseFloat(getComputedStyle(slot).minHeight)) slot.style.minHeight = h + 'px';
+      var ac = new AbortController(), t = setTimeout(function () { ac.abort(); }, 2000);
+      fetch(API + '/api/v1/recommendations?' + new URLSearchParams(q), { signal: ac.signal, credentials: 'omit' })
+        .then(function (r) { if (!r.ok) throw Error(r.status); return r.json(); })
+        .then(function (data) {
+          clearTimeout(t);
+          if (gen.get(slot) === token) draw(slot, name, data);
+        })
+        .catch(function () {});
+    } catch (e) {}
+  }
+  function draw(slot, name, data) {
+    var rec = String(data.rec_id || ''), light = slot.dataset.render === 'light', title = slot.dataset.title;
+    var items = (Array.isArray(data.items) ? data.items : []).filter(function (it) {
+      return it && it.id != null && it.title && safeUrl(it.url);
+    });
+    if (!rec || !items.length) return;
+    var box = d.createDocumentFragment(), list = el('div', 'list');
+    if (title) box.appendChild(el('h2', 'heading', title));
+    box.appendChild(list);
+    items.forEach(function (it, i) {
+      var a = el('a', 'item'), pid = String(it.id), img = safeUrl(it.image || '');
+      a.setAttribute('data-personalize-item', pid);
+      a.href = safeUrl(it.url);
+      if (img) {
+        var im = el('img', 'image');
+        im.src = img;
+        im.alt = '';
+        im.loading = 'lazy';
+        im.decoding = 'async';
+        a.appendChild(im);
+      }
+      a.appendChild(el('span', 'title', it.title));
+      var price = money(it.price, it.currency);
+      if (price) a.appendChild(el('span', 'price', price));
+      if (it.reason) a.appendChild(el('span', 'reason', it.reason));
+      a.addEventListener('click', function () {
+        try {
+          remember(pid, rec);
+          event('rec_clicked', { rec_id: rec, product_id: pid, position: i + 1, slot: name }, here());
+          flush();
+        } catch (e) {}
+      });
+      list.appendChild(a);
+    });
+    var root = slot;
+    if (!light) {
+      root = slot.shadowRoot || slot.attachShadow({ mode: 'open' });
+      root.textContent = '';
+      styleShadow(root);
+    } else {
+      slot.textContent = '';
+      slot.classList.add('pz-slot');
+    }
+    root.appendChild(box);
+    shown.set(slot, rec);
+    impression(slot, rec, name);
+    d.dispatchEvent(new CustomEvent('personalize:rendered', { detail: { slot: name, rec_id: rec, items: items, element: slot } }));
+  }
+  // One rec_impression per rec_id, once the slot is on screen.
+  function impression(slot, rec, name) {
+    var ctx = here();
+    function go() {
+      if (seen[rec] || shown.get(slot) !== rec) return;
+      seen[rec] = 1;
+      event('rec_impression', { rec_id: rec, slot: name }, ctx);
+    }
+    if (!w.IntersectionObserver) return go();
+    var io = new IntersectionObserver(function (es) {
+      if (es.some(function (e) { return e.isIntersecting; })) { io.disconnect(); go(); }
+    });
+    io.observe(slot);
+  }
+
+  // ---- single-page apps ----
+  function onRoute() {
+    setTimeout(function () {
+      try {
+        var r = location.pathname + location.search;
+        if (r === route) return;
+        referrer = lastPage || referrer;
+        route = r;
+        page(here());
+        renderAll();
+      } catch (e) {}
+    }, 0);
+  }
+
+  // ---- the public function ----
+  function personalize(cmd, a, b) {
+    try {
+      var ctx = here();
+      if (cmd === 'page') page(ctx);
+      else if (cmd === 'view') view(a && a.product_id, ctx);
+      else if (cmd === 'identify') event('identify', a, ctx);
+      else if (cmd === 'track' && a) event(String(a), b, ctx);
+      else if (cmd === 'render') a ? render(a) : renderAll();
+      else if (cmd === 'consent') {
+        var was = !blocked();
+        consent = a !== false;
+        if (!consent) forget();
+        else if (!was && started) autoEvents();
+      } else if (cmd === 'optout') {
+        if (a === false) store(OPT, null);
+        else { forget(); store(OPT, '1'); }
+      }
+    } catch (e) {}
+  }
+  personalize.loaded = true;
+  var started = false;
+  w.personalize = personalize;
+
+  try {
+    // Replay calls made before the script loaded: privacy choices first, so they govern the rest.
+    var calls = [].slice.call((prev && prev.q) || []), early = function (c) { return c[0] === 'consent' || c[0] === 'optout'; };
+    calls.filter(early).forEach(function (c) { personalize.apply(null, c); });
+    started = true;
+    page(here());
+    calls.filter(function (c) { return !early(c); }).forEach(function (c) { personalize.apply(null, c); });
+    view(ds.productId, here());
+    var push = history.pushState;
+    history.pushState = function () {
+      var r = push.apply(this, arguments);
+      onRoute();
+      return r;
+    };
+    w.addEventListener('popstate', onRoute);
+    w.addEventListener('pagehide', flush);
+    d.addEventListener('visibilitychange', function () { if (d.visibilityState === 'hidden') flush(); });
+    if (d.readyState === 'loading') d.addEventListener('DOMContentLoaded', renderAll);
+    else renderAll();
+  } catch (e) {}
+})(window, document);
