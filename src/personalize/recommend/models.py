@@ -1,0 +1,189 @@
+"""The building blocks the engine blends: popularity, item neighbours, content neighbours.
+
+Each function takes plain arrays and returns plain arrays or scipy sparse
+matrices. Neighbour tables are CSR matrices with at most ``k`` entries per row
+(row = an item, columns = its neighbours), so memory grows with ``n_items * k``
+and never with ``n_items ** 2``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+
+from .data import CART, PURCHASE, VIEW, InteractionLog, ItemTable
+
+DAY = 86400.0
+
+
+def kind_weights(log: InteractionLog, weights: dict[int, float]) -> np.ndarray:
+    """Return one weight per interaction row from its kind (unknown kinds weigh 0)."""
+    table = np.zeros(max(VIEW, CART, PURCHASE) + 1, dtype=np.float32)
+    for kind, w in weights.items():
+        table[int(kind)] = w
+    kinds = np.clip(log.kind.astype(np.int64), 0, len(table) - 1)
+    return table[kinds]
+
+
+def decay(age_seconds: np.ndarray, half_life_days: float) -> np.ndarray:
+    """Halve a weight every ``half_life_days``; a non-positive half life means no decay."""
+    if half_life_days <= 0:
+        return np.ones_like(age_seconds, dtype=np.float64)
+    return np.exp2(-np.maximum(age_seconds, 0.0) / (half_life_days * DAY))
+
+
+def user_item_matrix(log: InteractionLog, values: np.ndarray, n_users: int | None = None) -> sp.csr_matrix:
+    """Sum ``values`` per (user, item) into a CSR matrix of shape (n_users, n_items)."""
+    n_users = log.n_users if n_users is None else n_users
+    m = sp.csr_matrix(
+        (values.astype(np.float64), (log.user.astype(np.int64), log.item.astype(np.int64))),
+        shape=(n_users, log.n_items),
+    )
+    m.sum_duplicates()
+    return m
+
+
+def popularity(log: InteractionLog, now: float, half_life_days: float, users: np.ndarray | None = None) -> np.ndarray:
+    """Return each item's recency-decayed number of buyers, scaled so the top item is 1.
+
+    One user counts once per item (at their latest interaction), so one bulk buyer
+    cannot make an item a best seller. ``users`` optionally restricts the count to
+    a subset of user indexes (a segment).
+    """
+    if users is not None:
+        log = log.select(np.isin(log.user, users))
+    scores = np.zeros(log.n_items, dtype=np.float64)
+    if len(log) == 0:
+        return scores.astype(np.float32)
+    key = log.user.astype(np.int64) * log.n_items + log.item
+    order = np.lexsort((-log.ts, key))
+    first = np.ones(len(order), dtype=bool)
+    first[1:] = key[order][1:] != key[order][:-1]
+    latest = order[first]
+    np.add.at(scores, log.item[latest], decay(now - log.ts[latest], half_life_days))
+    top = scores.max()
+    return (scores / top if top > 0 else scores).astype(np.float32)
+
+
+def _top_k_dense(block: np.ndarray, k: int, row_offset: int, exclude_self: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Keep the ``k`` largest positive entries of each row of a dense block (as COO triples)."""
+    n_rows, n_cols = block.shape
+    if exclude_self:
+        rows = np.arange(n_rows)
+        cols = rows + row_offset
+        ok = cols < n_cols
+        block[rows[ok], cols[ok]] = 0.0
+    k = min(k, n_cols)
+    if k < n_cols:
+        idx = np.argpartition(-block, k - 1, axis=1)[:, :k]
+    else:
+        idx = np.tile(np.arange(n_cols), (n_rows, 1))
+    vals = np.take_along_axis(block, idx, axis=1)
+    keep = vals > 0
+    r = np.repeat(np.arange(n_rows) + row_offset, k).reshape(n_rows, k)
+    return r[keep], idx[keep], vals[keep]
+
+
+def _top_k_sparse_rows(m: sp.csr_matrix, k: int, row_offset: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Keep the ``k`` largest positive entries of each CSR row, dropping the diagonal."""
+    m = m.tocsr()
+    rows_out, cols_out, vals_out = [], [], []
+    for r in range(m.shape[0]):
+        lo, hi = m.indptr[r], m.indptr[r + 1]
+        cols = m.indices[lo:hi]
+        vals = m.data[lo:hi]
+        keep = (cols != r + row_offset) & (vals > 0)
+        cols, vals = cols[keep], vals[keep]
+        if len(vals) > k:
+            sel = np.argpartition(-vals, k - 1)[:k]
+            cols, vals = cols[sel], vals[sel]
+        rows_out.append(np.full(len(cols), r + row_offset, dtype=np.int64))
+        cols_out.append(cols)
+        vals_out.append(vals)
+    if not rows_out:
+        empty = np.zeros(0)
+        return empty.astype(np.int64), empty.astype(np.int64), empty
+    return np.concatenate(rows_out), np.concatenate(cols_out), np.concatenate(vals_out)
+
+
+def _to_table(rows: list, cols: list, vals: list, n: int) -> sp.csr_matrix:
+    if rows:
+        r, c, v = np.concatenate(rows), np.concatenate(cols), np.concatenate(vals)
+    else:
+        r = c = np.zeros(0, dtype=np.int64)
+        v = np.zeros(0)
+    table = sp.csr_matrix((v.astype(np.float32), (r, c)), shape=(n, n))
+    table.sort_indices()
+    return table
+
+
+def ease_neighbours(x: sp.csr_matrix, lam: float, k: int) -> sp.csr_matrix:
+    """Fit EASE (Steck 2019) on a user x item matrix and keep each item's top-``k`` weights.
+
+    Dense in ``n_items ** 2`` while fitting: call it only for small catalogues.
+    Row ``i`` holds the weights with which item ``i`` in a history votes for others.
+    """
+    n = x.shape[1]
+    gram = (x.T @ x).toarray().astype(np.float64)
+    gram[np.diag_indices(n)] += lam
+    p = np.linalg.inv(gram)
+    b = p / (-np.diag(p))[None, :]
+    b[np.diag_indices(n)] = 0.0
+    rows, cols, vals = [], [], []
+    for lo in range(0, n, 2048):
+        r, c, v = _top_k_dense(b[lo:lo + 2048].copy(), k, lo, exclude_self=True)
+        rows.append(r)
+        cols.append(c)
+        vals.append(v)
+    return _to_table(rows, cols, vals, n)
+
+
+def cosine_neighbours(x: sp.csr_matrix, k: int, block: int = 2048) -> sp.csr_matrix:
+    """Return each item's ``k`` most similar items by cosine over the columns of ``x``.
+
+    Works in blocks of items so peak memory is one block's co-occurrence rows.
+    """
+    n = x.shape[1]
+    xc = x.tocsc().astype(np.float32)
+    norms = np.sqrt(np.asarray(xc.multiply(xc).sum(axis=0)).ravel())
+    norms[norms == 0] = 1.0
+    xt = xc.T.tocsr()
+    rows, cols, vals = [], [], []
+    for lo in range(0, n, block):
+        hi = min(n, lo + block)
+        co = (xt[lo:hi] @ xc).tocsr()
+        co = sp.diags(1.0 / norms[lo:hi]) @ co @ sp.diags(1.0 / norms)
+        r, c, v = _top_k_sparse_rows(sp.csr_matrix(co), k, lo)
+        rows.append(r)
+        cols.append(c)
+        vals.append(v)
+    return _to_table(rows, cols, vals, n)
+
+
+def content_neighbours(items: ItemTable, k: int, block: int = 2048, min_similarity: float = 0.1) -> sp.csr_matrix:
+    """Return each item's ``k`` most similar items by TF-IDF cosine over title, category and description."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    n = len(items)
+    docs = [
+        f"{t} {c} {c} {d}" for t, c, d in zip(items.titles, items.categories, items.descriptions, strict=True)
+    ]
+    if n == 0 or not any(doc.strip() for doc in docs):
+        return sp.csr_matrix((n, n), dtype=np.float32)
+    try:
+        vec = TfidfVectorizer(min_df=1, max_df=0.5, sublinear_tf=True, dtype=np.float32)
+        m = vec.fit_transform(docs).tocsr()
+    except ValueError:  # every word too common or no words at all
+        return sp.csr_matrix((n, n), dtype=np.float32)
+    mt = m.T.tocsr()
+    rows, cols, vals = [], [], []
+    for lo in range(0, n, block):
+        hi = min(n, lo + block)
+        sim = (m[lo:hi] @ mt).tocsr()
+        sim.data[sim.data < min_similarity] = 0.0
+        sim.eliminate_zeros()
+        r, c, v = _top_k_sparse_rows(sim, k, lo)
+        rows.append(r)
+        cols.append(c)
+        vals.append(v)
+    return _to_table(rows, cols, vals, n)
