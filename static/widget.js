@@ -14,7 +14,9 @@
   var ds = me.dataset, KEY = ds.shop, NONCE = me.nonce || me.getAttribute('nonce') || '';
   var API = (ds.api ? new URL(ds.api, location.href).href : new URL(me.src, location.href).origin).replace(/\/+$/, '');
   var VID = 'pz_vid', OUT = 'pz_outbox', RECS = 'pz_recs', OPT = 'pz_optout';
-  var FIELDS = 'url title referrer product_id rec_id slot position quantity price order_id items revenue currency email customer_id traits properties'.split(' ');
+  var FIELDS = 'url title referrer product_id rec_id slot position strategy quantity price order_id items revenue currency email customer_id traits properties'.split(' ');
+  // The server rejects a whole batch over one unknown type, so only known types are accepted here.
+  var TRACKED = ['product_viewed', 'product_added', 'order_completed', 'page_viewed', 'identify'];
   var consent = ds.consent !== 'required';
   var queue = [], timer = 0, memVid = '', tmpVid = '', lastPage = '', lastView = '';
   var referrer = d.referrer, route = location.pathname + location.search;
@@ -197,7 +199,7 @@
     } catch (e) {}
   }
   function draw(slot, name, data) {
-    var rec = String(data.rec_id || ''), light = slot.dataset.render === 'light', title = slot.dataset.title;
+    var rec = String(data.rec_id || ''), strategy = data.strategy, light = slot.dataset.render === 'light', title = slot.dataset.title;
     var items = (Array.isArray(data.items) ? data.items : []).filter(function (it) {
       return it && it.id != null && it.title && safeUrl(it.url);
     });
@@ -224,7 +226,7 @@
       a.addEventListener('click', function () {
         try {
           remember(pid, rec);
-          event('rec_clicked', { rec_id: rec, product_id: pid, position: i + 1, slot: name }, here());
+          event('rec_clicked', { rec_id: rec, product_id: pid, position: i + 1, slot: name, strategy: strategy }, here());
           flush();
         } catch (e) {}
       });
@@ -241,16 +243,16 @@
     }
     root.appendChild(box);
     shown.set(slot, rec);
-    impression(slot, rec, name);
+    impression(slot, { rec_id: rec, slot: name, strategy: strategy, items: items.map(function (it) { return String(it.id); }) });
     d.dispatchEvent(new CustomEvent('personalize:rendered', { detail: { slot: name, rec_id: rec, items: items, element: slot } }));
   }
   // One rec_impression per rec_id, once the slot is on screen.
-  function impression(slot, rec, name) {
-    var ctx = here();
+  function impression(slot, props) {
+    var ctx = here(), rec = props.rec_id;
     function go() {
       if (seen[rec] || shown.get(slot) !== rec) return;
       seen[rec] = 1;
-      event('rec_impression', { rec_id: rec, slot: name }, ctx);
+      event('rec_impression', props, ctx);
     }
     if (!w.IntersectionObserver) return go();
     var io = new IntersectionObserver(function (es) {
@@ -280,7 +282,8 @@
       if (cmd === 'page') page(ctx);
       else if (cmd === 'view') view(a && a.product_id, ctx);
       else if (cmd === 'identify') event('identify', a, ctx);
-      else if (cmd === 'track' && a) event(String(a), b, ctx);
+      else if (cmd === 'track' && TRACKED.indexOf(a) >= 0) event(a, b, ctx);
+      else if (cmd === 'track') console.warn('personalize: unknown event type', a);
       else if (cmd === 'render') a ? render(a) : renderAll();
       else if (cmd === 'consent') {
         var was = !blocked();
