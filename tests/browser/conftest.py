@@ -1,0 +1,177 @@
+"""Fixtures for the widget's browser tests.
+
+The real app runs in a thread (``reco``), a separate little shop server on another port serves
+the shop pages (``shop``), so every request the widget makes is cross-origin as it is in
+production. One Chromium per session, a fresh browser context (so a fresh visitor) per test.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import threading
+from dataclasses import dataclass, field
+
+import pytest
+
+from .support import Shop, catalog, histories, make_site
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
+
+# Records every personalize:rendered event, so a test can wait for a render and read its rec_id.
+RENDER_SPY = """
+window.__rendered = [];
+document.addEventListener('personalize:rendered', function (e) {
+  window.__rendered.push({slot: e.detail.slot, rec_id: e.detail.rec_id,
+                          items: e.detail.items.map(function (i) { return String(i.id); })});
+});
+"""
+
+
+# ---------------------------------------------------------------- the browser
+
+
+@pytest.fixture(scope="session")
+def browser():
+    if not os.path.exists(CHROMIUM):
+        reason = f"{CHROMIUM} is missing (Debian: apt-get install chromium)"
+        if os.environ.get("PERSONALIZE_REQUIRE_BROWSER") == "1":
+            pytest.fail(reason + "; PERSONALIZE_REQUIRE_BROWSER=1 makes this an error")
+        pytest.skip(reason)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@dataclass
+class Tab:
+    """One page in its own browser context, with what it reported."""
+
+    page: object
+    errors: list[str] = field(default_factory=list)
+    requests: list[object] = field(default_factory=list)
+
+    def sent(self, path: str) -> list:
+        return [r for r in self.requests if path in r.url]
+
+    def rendered(self, count: int = 1, timeout: float = 8000) -> list[dict]:
+        self.page.wait_for_function(f"window.__rendered && window.__rendered.length >= {count}", timeout=timeout)
+        return self.page.evaluate("window.__rendered")
+
+    def visitor(self) -> str | None:
+        return self.page.evaluate("localStorage.getItem('pz_vid')")
+
+    def storage(self) -> dict:
+        return self.page.evaluate("Object.assign({}, localStorage)")
+
+
+@pytest.fixture
+def new_tab(browser):
+    """Factory: ``new_tab(init_script=None)`` opens a page in a fresh context (a new visitor)."""
+    contexts = []
+
+    def open_tab(init_script: str | None = None) -> Tab:
+        context = browser.new_context()
+        contexts.append(context)
+        context.add_init_script(RENDER_SPY)
+        if init_script:
+            context.add_init_script(init_script)
+        page = context.new_page()
+        page.set_default_timeout(8000)
+        tab = Tab(page)
+        page.on("pageerror", lambda err: tab.errors.append(str(err)))
+        page.on("request", tab.requests.append)
+        return tab
+
+    yield open_tab
+    for context in contexts:
+        context.close()
+
+
+@pytest.fixture
+def tab(new_tab) -> Tab:
+    return new_tab()
+
+
+# ---------------------------------------------------------------- the shop
+
+
+@pytest.fixture(scope="session")
+def shop(reco):
+    s = Shop()
+    s.reco_url = reco.url
+    yield s
+    s.close()
+
+
+# ---------------------------------------------------------------- the real app
+
+
+@pytest.fixture(scope="session")
+def reco_app():
+    """The real app on a throwaway database (PERSONALIZE_TEST_DATABASE_URL when set)."""
+    from personalize.app import create_app
+
+    tmp = tempfile.mkdtemp(prefix="pz-browser-")
+    url = os.environ.get("PERSONALIZE_TEST_DATABASE_URL") or f"sqlite:///{tmp}/personalize.db"
+    app = create_app({"TESTING": True, "DATABASE_URL": url, "INSTANCE_PATH": tmp})
+    yield app
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def reco(reco_app):
+    """The app served over real HTTP from a thread; ``reco.url`` is its base URL."""
+    from werkzeug.serving import make_server
+
+    server = make_server("127.0.0.1", 0, reco_app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    server.url = f"http://127.0.0.1:{server.server_port}"
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture(scope="session")
+def site(reco_app, shop):
+    """A trained shop with shoes and books; the shop server embeds its public key by default."""
+    info = make_site(reco_app, shop.url, catalog(shop.url), histories())
+    shop.public_key = info["public_key"]
+    return info
+
+
+@pytest.fixture
+def stored(reco_app, site):
+    """``stored(**where)`` lists this site's stored events as dicts, filtered by column values."""
+    from sqlalchemy import select
+
+    from personalize.db import db
+    from personalize.models import Event
+
+    def query(site_id: int | None = None, **where) -> list[dict]:
+        with reco_app.app_context():
+            q = select(Event).where(Event.site_id == (site_id or site["id"]))
+            for column, value in where.items():
+                q = q.where(getattr(Event, column) == value)
+            rows = db.session.scalars(q.order_by(Event.id)).all()
+            return [
+                {c: getattr(r, c) for c in ("event_id", "type", "visitor", "product_id", "rec_id", "slot", "position", "url", "properties")}
+                for r in rows
+            ]
+
+    return query
+
+
