@@ -1,0 +1,161 @@
+"""Loading the demo into a server: site, catalogue, visitor history, model and an admin account.
+
+:func:`build_demo` goes through the same services a real shop's data does (sites,
+catalogue upsert, event ingestion, training), so the demo exercises the real path.
+Running it again changes nothing: the site is found by name, products are upserted
+and event ids are deterministic, so ingestion stores each event once.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+from flask import Flask
+
+from personalize.demo.catalog import demo_products
+from personalize.demo.traffic import demo_events
+
+DEMO_SITE_NAME = "Demo shop"
+ADMIN_EMAIL = "admin@demo.shop"
+ADMIN_FILE = "demo-admin.txt"
+BATCH = 500
+BEST_SELLERS = 8
+# Where `personalize demo` and `flask run` serve by default; the caller may add its own.
+DEFAULT_ORIGINS = (
+    "http://127.0.0.1:8000",
+    "http://localhost:8000",
+    "http://127.0.0.1:5000",
+    "http://localhost:5000",
+)
+
+Progress = Callable[[str, int, int], None]
+
+
+def _read_password(path: Path) -> str | None:
+    if not path.exists():
+        return None
+    for line in path.read_text().splitlines():
+        key, _, value = line.partition("=")
+        if key.strip() == "password" and value.strip():
+            return value.strip()
+    return None
+
+
+def _write_password(path: Path, password: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(
+        f"# The demo admin account, kept so `personalize demo` can print it again.\nemail={ADMIN_EMAIL}\npassword={password}\n"
+    )
+    path.chmod(0o600)
+
+
+def ensure_demo_admin(instance_path: str) -> str | None:
+    """Create the demo admin if missing; return its password (None if it exists but its file is gone)."""
+    from personalize.admin.users import create_admin_user, get_admin_user
+
+    path = Path(instance_path) / ADMIN_FILE
+    password = _read_password(path)
+    if get_admin_user(ADMIN_EMAIL) is not None:
+        return password
+    if password is None:
+        password = secrets.token_urlsafe(12)
+        _write_password(path, password)
+    create_admin_user(ADMIN_EMAIL, password, role="owner")
+    return password
+
+
+def best_sellers(events: Iterable[dict], in_stock: set[str], k: int = BEST_SELLERS) -> list[str]:
+    """The ``k`` available products sold most often in ``events`` (ties by id)."""
+    sold: Counter[str] = Counter()
+    for event in events:
+        if event["type"] == "order_completed":
+            for item in event["items"]:
+                sold[item["product_id"]] += item["quantity"]
+    ranked = sorted((pid for pid in sold if pid in in_stock), key=lambda pid: (-sold[pid], pid))
+    return ranked[:k]
+
+
+def build_demo(
+    app: Flask,
+    n_visitors: int = 3000,
+    seed: int = 7,
+    progress: Progress | None = None,
+    origins: Iterable[str] = (),
+) -> dict:
+    """Create (or refresh) the demo site in ``app``'s database and train its model.
+
+    ``progress(stage, done, total)`` is called as the work goes on; stages are
+    ``site``, ``products``, ``events``, ``train`` and ``admin``. ``origins`` are
+    added to the site's allowed origins (pass the one the demo is served on).
+    Sets ``DEMO_SITE_ID``, ``DEMO_PUBLIC_KEY`` and ``DEMO_BEST_SELLERS`` in ``app.config``.
+    """
+    from personalize.catalog import upsert_products
+    from personalize.profiles import ingest_events
+    from personalize.recommend.service import train_site
+    from personalize.sites import create_site, get_site_by_name, set_allowed_origins
+
+    say = progress or (lambda stage, done, total: None)
+    timings: dict[str, float] = {}
+    with app.app_context():
+        started = time.perf_counter()
+        say("site", 0, 1)
+        wanted = [*DEFAULT_ORIGINS, *app.config.get("DEMO_ORIGINS", ()), *origins]
+        site = get_site_by_name(DEMO_SITE_NAME)
+        secret_key = None
+        if site is None:
+            site, secret_key = create_site(DEMO_SITE_NAME, allowed_origins=wanted)
+        elif not set(wanted) <= set(site.allowed_origins or ()):
+            set_allowed_origins(site, [*(site.allowed_origins or ()), *wanted])
+        site_id, public_key = site.id, site.public_key
+        say("site", 1, 1)
+
+        products = demo_products(seed)
+        say("products", 0, len(products))
+        upsert_products(site_id, products)
+        say("products", len(products), len(products))
+        timings["products"] = time.perf_counter() - started
+
+        mark = time.perf_counter()
+        events = demo_events(products, n_visitors=n_visitors, seed=seed)
+        timings["generate"] = time.perf_counter() - mark
+        mark = time.perf_counter()
+        stored = 0
+        say("events", 0, len(events))
+        for start in range(0, len(events), BATCH):
+            batch = events[start : start + BATCH]
+            stored += ingest_events(site, batch).accepted
+            say("events", start + len(batch), len(events))
+        timings["ingest"] = time.perf_counter() - mark
+
+        mark = time.perf_counter()
+        say("train", 0, 1)
+        train_site(site_id)
+        say("train", 1, 1)
+        timings["train"] = time.perf_counter() - mark
+
+        say("admin", 0, 1)
+        password = ensure_demo_admin(app.instance_path)
+        say("admin", 1, 1)
+
+        app.config["DEMO_SITE_ID"] = site_id
+        app.config["DEMO_PUBLIC_KEY"] = public_key
+        app.config["DEMO_BEST_SELLERS"] = best_sellers(
+            events, {p.id for p in products if p.in_stock}
+        )
+        timings["total"] = time.perf_counter() - started
+
+    return {
+        "site_id": site_id,
+        "public_key": public_key,
+        "secret_key": secret_key,
+        "admin_email": ADMIN_EMAIL,
+        "admin_password": password,
+        "events": len(events),
+        "events_stored": stored,
+        "products": len(products),
+        "seconds": {k: round(v, 2) for k, v in timings.items()},
+    }
