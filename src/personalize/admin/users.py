@@ -1,0 +1,58 @@
+"""Admin accounts: hashed passwords (scrypt via werkzeug) and roles."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from ..db import db
+from ..models import AdminUser, utcnow
+
+ROLES = ("owner", "editor", "viewer")
+MIN_PASSWORD = 10
+
+
+class AdminUserError(ValueError):
+    def __init__(self, field: str, message: str):
+        self.field = field
+        super().__init__(message)
+
+
+def create_admin_user(email: str, password: str, role: str = "owner") -> AdminUser:
+    email = (email or "").strip().lower()
+    if "@" not in email or len(email) > 320:
+        raise AdminUserError("email", "enter an email address")
+    if role not in ROLES:
+        raise AdminUserError("role", f"role must be one of {', '.join(ROLES)}")
+    if len(password or "") < MIN_PASSWORD:
+        raise AdminUserError("password", f"a password needs at least {MIN_PASSWORD} characters")
+    if get_admin_user(email) is not None:
+        raise AdminUserError("email", f"{email} has an account already")
+    user = AdminUser(email=email, password_hash=generate_password_hash(password), role=role)
+    db.session.add(user)
+    db.session.commit()
+    return user
+
+
+def get_admin_user(email: str) -> AdminUser | None:
+    return db.session.scalar(select(AdminUser).where(AdminUser.email == (email or "").strip().lower()))
+
+
+def authenticate(email: str, password: str) -> AdminUser | None:
+    """The user if the password is right; the same work is done for unknown emails."""
+    user = get_admin_user(email)
+    if user is None:
+        check_password_hash(_DUMMY_HASH, password or "")
+        return None
+    if not check_password_hash(user.password_hash, password or ""):
+        return None
+    user.last_login_at = utcnow()
+    db.session.commit()
+    return user
+
+
+def count_admin_users() -> int:
+    return db.session.scalar(select(func.count()).select_from(AdminUser)) or 0
+
+
+_DUMMY_HASH = generate_password_hash("not a real password")

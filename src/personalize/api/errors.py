@@ -1,0 +1,63 @@
+"""Every API error is JSON of one shape: ``{"error": {"code", "message", "field"}}``."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, jsonify, request
+from sqlalchemy.exc import OperationalError
+from werkzeug.exceptions import HTTPException
+
+from ..validation import InvalidInput
+
+log = logging.getLogger(__name__)
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, code: str, message: str, field: str | None = None, headers: dict | None = None):
+        super().__init__(message)
+        self.status, self.code, self.message, self.field, self.headers = status, code, message, field, headers or {}
+
+
+def error_response(status: int, code: str, message: str, field: str | None = None, headers: dict | None = None):
+    body = {"error": {"code": code, "message": message}}
+    if field:
+        body["error"]["field"] = field
+    response = jsonify(body)
+    response.status_code = status
+    for k, v in (headers or {}).items():
+        response.headers[k] = v
+    return response
+
+
+def _is_api() -> bool:
+    return request.path.startswith("/api/")
+
+
+def init_app(app: Flask) -> None:
+    @app.errorhandler(ApiError)
+    def _api_error(exc: ApiError):
+        return error_response(exc.status, exc.code, exc.message, exc.field, exc.headers)
+
+    @app.errorhandler(InvalidInput)
+    def _invalid(exc: InvalidInput):
+        return error_response(400, exc.code, exc.message, exc.field)
+
+    @app.errorhandler(HTTPException)
+    def _http(exc: HTTPException):
+        if not _is_api():
+            return exc
+        code = (exc.name or "error").lower().replace(" ", "_")
+        message = {
+            404: "no such endpoint; see /api/v1 in docs/api.md",
+            405: f"{request.method} is not allowed here",
+            413: "the request body is too large",
+        }.get(exc.code, exc.description or exc.name)
+        return error_response(exc.code or 500, code, message, headers=dict(exc.get_headers()) if exc.code == 405 else None)
+
+    @app.errorhandler(OperationalError)
+    def _database_unavailable(exc: OperationalError):
+        log.error("database unavailable: %s", exc.orig if hasattr(exc, "orig") else exc)
+        if not _is_api():
+            return "The database is not answering; try again in a few seconds.", 503, {"Retry-After": "5"}
+        return error_response(503, "unavailable", "the database is not answering; retry later", headers={"Retry-After": "5"})

@@ -1,0 +1,45 @@
+"""``POST /api/v1/events``: a batch of widget events, answered only after they are stored."""
+
+from __future__ import annotations
+
+import json
+
+from flask import current_app, request
+
+from ..profiles import ingest_events
+from . import bp
+from .auth import public_site
+from .errors import ApiError
+
+
+def json_body() -> dict:
+    """The request's JSON object, from ``application/json`` or ``text/plain`` (sendBeacon)."""
+    ctype = (request.mimetype or "").lower()
+    if ctype not in ("application/json", "text/plain", ""):
+        raise ApiError(415, "unsupported_media_type", "send JSON as application/json or text/plain", "Content-Type")
+    raw = request.get_data(cache=False)
+    try:
+        body = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ApiError(400, "invalid_json", f"the body is not valid JSON ({exc})"[:200]) from None
+    if not isinstance(body, dict):
+        raise ApiError(400, "invalid_json", "the body must be a JSON object")
+    return body
+
+
+@bp.route("/events", methods=["POST", "OPTIONS"])
+def post_events():
+    if request.method == "OPTIONS":
+        return "", 204
+    body = json_body()
+    key = body.get("key") if isinstance(body.get("key"), str) else None
+    site = public_site(key)
+    unknown = sorted(set(body) - {"key", "events", "sent_at"})
+    if unknown:
+        raise ApiError(400, "unknown_field", "is not a known field (known: key, events, sent_at)", unknown[0])
+    max_events = current_app.config["MAX_EVENTS_PER_BATCH"]
+    events = body.get("events")
+    if isinstance(events, list) and len(events) > max_events:
+        raise ApiError(413, "too_many_events", f"at most {max_events} events per request; send smaller batches", "events")
+    result = ingest_events(site, events, max_events=max_events)
+    return {"accepted": result.accepted, "duplicates": result.duplicates}, 202

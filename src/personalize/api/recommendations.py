@@ -1,0 +1,41 @@
+"""``GET /api/v1/recommendations``: a visitor's list for a page slot."""
+
+from __future__ import annotations
+
+import re
+
+from flask import current_app, request
+
+from ..recommend.service import recommend_for
+from . import bp
+from .auth import public_site
+from .errors import ApiError
+
+_TOKEN = re.compile(r"^[A-Za-z0-9_.:\-]{1,128}$")
+
+
+def _param(name: str, default: str | None = None, max_len: int = 128, pattern=_TOKEN) -> str | None:
+    value = request.args.get(name)
+    if value is None or value == "":
+        return default
+    if len(value) > max_len or (pattern is not None and not pattern.match(value)):
+        raise ApiError(400, "invalid", f"must be at most {max_len} letters, digits or _ . : -", name)
+    return value
+
+
+@bp.route("/recommendations", methods=["GET", "OPTIONS"])
+def get_recommendations():
+    if request.method == "OPTIONS":
+        return "", 204
+    site = public_site()
+    max_limit = current_app.config["RECOMMENDATION_LIMIT_MAX"]
+    limit_text = request.args.get("limit", "8")
+    if not limit_text.isdigit() or not 1 <= int(limit_text) <= max_limit:
+        raise ApiError(400, "invalid", f"must be a whole number from 1 to {max_limit}", "limit")
+    visitor = _param("visitor")
+    slot = _param("slot", "home", 64)
+    product = _param("product", None, 200, pattern=None)
+    result = recommend_for(site, visitor, slot=slot, limit=int(limit_text), product=product)
+    response = current_app.json.response(result.as_json())
+    response.headers["Cache-Control"] = "private, no-store"
+    return response

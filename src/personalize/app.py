@@ -1,0 +1,94 @@
+"""The application factory."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+
+from . import __version__
+from .config import instance_path as default_instance_path
+from .config import load_settings
+from .db import db, upgrade
+
+log = logging.getLogger(__name__)
+
+
+def _secret_key(instance: Path) -> str:
+    """A random key kept in the instance folder, so sessions survive restarts."""
+    path = instance / "secret_key"
+    if path.exists():
+        return path.read_text().strip()
+    key = secrets.token_hex(32)
+    path.write_text(key)
+    path.chmod(0o600)
+    return key
+
+
+def create_app(test_config: dict[str, Any] | None = None) -> Flask:
+    """Create the server.
+
+    Settings come from defaults, ``personalize.toml`` in the instance folder and
+    ``PERSONALIZE_*`` variables; ``test_config`` overrides them all (tests use it).
+    """
+    test_config = dict(test_config or {})
+    instance = Path(test_config.pop("INSTANCE_PATH", None) or default_instance_path()).resolve()
+    app = Flask(__name__, static_folder=None, instance_path=str(instance), instance_relative_config=True)
+    instance.mkdir(parents=True, exist_ok=True)
+
+    settings = load_settings(instance)
+    settings.update(test_config)
+    app.config.update(settings)
+    url = settings.get("DATABASE_URL") or f"sqlite:///{instance / 'personalize.db'}"
+    app.config["DATABASE_URL"] = url
+    app.config["SQLALCHEMY_DATABASE_URI"] = url
+    if url.startswith("sqlite"):
+        # wait for a writer rather than failing at once
+        app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {"connect_args": {"timeout": 15}})
+    else:
+        app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {"pool_pre_ping": True})
+    app.config["SECRET_KEY"] = settings.get("SECRET_KEY") or _secret_key(instance)
+    app.config["VERSION"] = __version__
+
+    db.init_app(app)
+    if url.startswith("sqlite"):
+        from sqlalchemy import event
+
+        with app.app_context():
+            @event.listens_for(db.engine, "connect")
+            def _sqlite_pragmas(dbapi_connection, _record):
+                cursor = dbapi_connection.cursor()
+                cursor.execute("PRAGMA journal_mode=WAL")
+                cursor.execute("PRAGMA synchronous=NORMAL")
+                cursor.execute("PRAGMA foreign_keys=ON")
+                cursor.close()
+
+    auto_migrate = settings.get("AUTO_MIGRATE")
+    if auto_migrate is None:
+        auto_migrate = url.startswith("sqlite")
+    if auto_migrate:
+        upgrade(app)
+
+    from .plugins import load_plugins
+    from .recommend.service import ModelCache
+
+    registry = load_plugins(settings.get("PLUGINS_DIR"), settings.get("LOAD_PLUGINS"))
+    app.extensions["personalize.plugins"] = registry
+    app.extensions["personalize.models"] = ModelCache(float(settings.get("MODEL_CHECK_SECONDS") or 5.0))
+
+    from . import admin, api, widget
+    from .api import cors, errors
+
+    errors.init_app(app)
+    cors.init_app(app)
+    app.register_blueprint(api.bp)
+    app.register_blueprint(widget.bp)
+    admin.init_app(app)
+    for blueprints in registry.hook.register_blueprints():
+        for blueprint in blueprints or []:
+            app.register_blueprint(blueprint)
+    registry.hook.startup(app=app)
+    return app

@@ -1,0 +1,1 @@
+"""Core features written as plugins, so plugin authors have worked examples."""

@@ -1,0 +1,114 @@
+"""The product catalogue of each site: upsert, look-up, availability."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import select
+
+from ..db import db
+from ..models import Product, utcnow
+from ..records import ProductRecord
+
+CHUNK = 500
+_FIELDS = ("title", "url", "image", "price", "currency", "category", "description", "in_stock", "attributes")
+
+
+@dataclass
+class UpsertResult:
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.inserted + self.updated + self.unchanged
+
+
+def upsert_products(site_id: int, products: Iterable[ProductRecord], commit: bool = True) -> UpsertResult:
+    """Insert new products and update changed ones, keyed by the shop's product id.
+
+    The last record wins when the same id appears twice in ``products``.
+    """
+    result = UpsertResult()
+    batch: dict[str, ProductRecord] = {}
+    for record in products:
+        batch[record.id] = record
+        if len(batch) >= CHUNK:
+            _upsert_chunk(site_id, batch, result)
+            batch = {}
+    if batch:
+        _upsert_chunk(site_id, batch, result)
+    if commit:
+        db.session.commit()
+    return result
+
+
+def _upsert_chunk(site_id: int, batch: dict[str, ProductRecord], result: UpsertResult) -> None:
+    existing = {
+        p.external_id: p
+        for p in db.session.scalars(
+            select(Product).where(Product.site_id == site_id, Product.external_id.in_(list(batch)))
+        )
+    }
+    now = utcnow()
+    for pid, rec in batch.items():
+        values = {f: getattr(rec, f) for f in _FIELDS}
+        values["attributes"] = dict(rec.attributes)
+        row = existing.get(pid)
+        if row is None:
+            db.session.add(Product(site_id=site_id, external_id=pid, updated_at=now, **values))
+            result.inserted += 1
+        elif any(getattr(row, f) != v for f, v in values.items()):
+            for f, v in values.items():
+                setattr(row, f, v)
+            row.updated_at = now
+            result.updated += 1
+        else:
+            result.unchanged += 1
+    db.session.flush()
+
+
+def get_product(site_id: int, external_id: str) -> Product | None:
+    return db.session.scalar(select(Product).where(Product.site_id == site_id, Product.external_id == external_id))
+
+
+def products_by_ids(site_id: int, external_ids: Sequence[str]) -> dict[str, Product]:
+    """The site's products among ``external_ids``, keyed by id (unknown ids are absent)."""
+    if not external_ids:
+        return {}
+    out: dict[str, Product] = {}
+    ids = list(dict.fromkeys(external_ids))
+    for start in range(0, len(ids), CHUNK):
+        chunk = ids[start : start + CHUNK]
+        for p in db.session.scalars(select(Product).where(Product.site_id == site_id, Product.external_id.in_(chunk))):
+            out[p.external_id] = p
+    return out
+
+
+def list_products(site_id: int, category: str | None = None, limit: int = 100, offset: int = 0, in_stock: bool | None = None) -> list[Product]:
+    q = select(Product).where(Product.site_id == site_id)
+    if category is not None:
+        q = q.where(Product.category == category)
+    if in_stock is not None:
+        q = q.where(Product.in_stock.is_(in_stock))
+    return list(db.session.scalars(q.order_by(Product.id).limit(limit).offset(offset)))
+
+
+def count_products(site_id: int) -> int:
+    from sqlalchemy import func
+
+    return db.session.scalar(select(func.count()).select_from(Product).where(Product.site_id == site_id)) or 0
+
+
+def categories(site_id: int) -> list[str]:
+    rows = db.session.scalars(select(Product.category).where(Product.site_id == site_id).distinct())
+    return sorted(c for c in rows if c)
+
+
+def product_record(p: Product) -> ProductRecord:
+    return ProductRecord(
+        id=p.external_id, title=p.title, url=p.url, image=p.image, price=p.price, currency=p.currency,
+        category=p.category, description=p.description, in_stock=p.in_stock, attributes=dict(p.attributes or {}),
+    )

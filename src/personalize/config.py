@@ -1,0 +1,92 @@
+"""Settings: defaults, then ``personalize.toml`` in the instance folder, then ``PERSONALIZE_*`` variables.
+
+Every setting has one name (``DATABASE_URL``); the environment spells it with a
+prefix (``PERSONALIZE_DATABASE_URL``) and the instance file in lower case
+(``database_url = "…"``). Later sources win.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any
+
+ENV_PREFIX = "PERSONALIZE_"
+INSTANCE_FILE = "personalize.toml"
+
+#: name -> (default, help). The admin guide's configuration reference is built from this.
+SETTINGS: dict[str, tuple[Any, str]] = {
+    "DATABASE_URL": (None, "SQLAlchemy database URL; default: SQLite file personalize.db in the instance folder."),
+    "SECRET_KEY": (None, "Signs admin sessions; default: a random key kept in the instance folder."),
+    "AUTO_MIGRATE": (None, "Create/upgrade the schema on start; default: on for the embedded SQLite, off otherwise."),
+    "MODEL_DIR": (None, "Where trained model files are kept; default: models/ in the instance folder."),
+    "MODEL_CHECK_SECONDS": (5.0, "How often a server process looks for a newly trained model."),
+    "PLUGINS_DIR": (None, "A folder of .py files loaded as plugins."),
+    "LOAD_PLUGINS": (None, "Comma-separated allow-list of plugin names to load; default: all installed."),
+    "MAX_EVENTS_PER_BATCH": (100, "Most events one POST /api/v1/events may carry."),
+    "MAX_CONTENT_LENGTH": (512 * 1024, "Largest request body accepted, in bytes."),
+    "RECOMMENDATION_LIMIT_MAX": (50, "Largest `limit` a recommendation request may ask for."),
+    "HISTORY_LENGTH": (200, "How many of a visitor's newest interactions the recommender reads."),
+    "PUBLIC_URL": (None, "The server's public base URL, used in the snippet shown to admins."),
+}
+
+_BOOL_TRUE = {"1", "true", "yes", "on"}
+_BOOL_FALSE = {"0", "false", "no", "off", ""}
+
+
+class ConfigError(ValueError):
+    """A setting has a value that cannot be used; the message names it."""
+
+
+def _coerce(name: str, value: Any, default: Any) -> Any:
+    if not isinstance(value, str) or default is None:
+        if name == "AUTO_MIGRATE" and isinstance(value, str):
+            return _to_bool(name, value)
+        return value
+    if isinstance(default, bool):
+        return _to_bool(name, value)
+    try:
+        if isinstance(default, int):
+            return int(value)
+        if isinstance(default, float):
+            return float(value)
+    except ValueError:
+        raise ConfigError(f"{ENV_PREFIX}{name} must be a number, got {value!r}") from None
+    return value
+
+
+def _to_bool(name: str, value: str) -> bool:
+    v = value.strip().lower()
+    if v in _BOOL_TRUE:
+        return True
+    if v in _BOOL_FALSE:
+        return False
+    raise ConfigError(f"{ENV_PREFIX}{name} must be true or false, got {value!r}")
+
+
+def instance_path(environ: dict[str, str] | None = None) -> Path:
+    """The instance folder: ``PERSONALIZE_INSTANCE_PATH``, else ``instance/`` in the working directory."""
+    environ = os.environ if environ is None else environ
+    return Path(environ.get(ENV_PREFIX + "INSTANCE_PATH") or Path.cwd() / "instance").resolve()
+
+
+def load_settings(instance_path: str | Path, environ: dict[str, str] | None = None) -> dict[str, Any]:
+    """Return every setting, resolved from defaults, the instance file and the environment."""
+    environ = os.environ if environ is None else environ
+    values = {name: default for name, (default, _help) in SETTINGS.items()}
+    path = Path(instance_path) / INSTANCE_FILE
+    if path.exists():
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: {exc}") from None
+        for key, value in data.items():
+            name = key.upper()
+            if name not in SETTINGS:
+                raise ConfigError(f"{path}: unknown setting {key!r}; known: {', '.join(s.lower() for s in SETTINGS)}")
+            values[name] = value
+    for name, (default, _help) in SETTINGS.items():
+        if ENV_PREFIX + name in environ:
+            values[name] = _coerce(name, environ[ENV_PREFIX + name], default)
+    return values

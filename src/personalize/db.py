@@ -1,0 +1,73 @@
+"""The database handle and schema migrations (Alembic)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from flask import Flask
+from flask_sqlalchemy import SQLAlchemy
+from sqlalchemy import MetaData
+
+# Stable constraint names, so migrations are the same on SQLite and PostgreSQL.
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+db = SQLAlchemy(metadata=MetaData(naming_convention=NAMING))
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def alembic_config(url: str):
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return cfg
+
+
+def upgrade(app: Flask, revision: str = "head") -> None:
+    """Bring the app's database schema up to ``revision`` (creating it if empty)."""
+    from alembic import command
+
+    with app.app_context():
+        engine = db.engine
+        cfg = alembic_config(engine.url.render_as_string(hide_password=False))
+        with engine.begin() as connection:
+            cfg.attributes["connection"] = connection
+            command.upgrade(cfg, revision)
+
+
+def current_revision(app: Flask) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
+    with app.app_context(), db.engine.connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision()
+
+
+def insert_ignoring_conflicts(model, rows: list[dict], conflict_columns: list[str], returning=()):
+    """``INSERT … ON CONFLICT DO NOTHING`` on SQLite and PostgreSQL; returns the inserted rows' ``returning`` columns."""
+    if not rows:
+        return []
+    dialect = db.session.get_bind().dialect.name
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    elif dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert
+    else:  # pragma: no cover - other databases are not supported yet
+        raise RuntimeError(f"database {dialect!r} is not supported; use SQLite or PostgreSQL")
+    stmt = insert(model).on_conflict_do_nothing(index_elements=conflict_columns)
+    if returning:
+        stmt = stmt.returning(*returning)
+        out = []
+        # rows skipped by a conflict return nothing, so callers match results by key, not position
+        for start in range(0, len(rows), 500):
+            out.extend(db.session.execute(stmt, rows[start : start + 500]).all())
+        return out
+    db.session.execute(stmt, rows)
+    return []

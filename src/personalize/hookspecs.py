@@ -1,0 +1,92 @@
+"""Every hook a plugin can implement.
+
+Hooks are called with keyword arguments only, so a spec may gain arguments
+without breaking plugins. ``docs/plugin-hooks.md`` documents each one, and a test
+fails when a hook here is missing there.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+if TYPE_CHECKING:
+    import click
+    from flask import Blueprint, Flask
+
+    from .records import Event, Recommendation
+
+hookspec = pluggy.HookspecMarker("personalize")
+
+
+@hookspec
+def startup(app: Flask) -> None:
+    """Called once when the server application has been created.
+
+    :param app: the Flask application; read settings from ``app.config``.
+    """
+
+
+@hookspec
+def register_commands(cli: click.Group) -> None:
+    """Add sub-commands to the ``personalize`` command line.
+
+    :param cli: the top-level click group; call ``cli.add_command(...)``.
+    """
+
+
+@hookspec
+def register_blueprints() -> list[Blueprint]:
+    """Return Flask blueprints to mount on the server (extra pages or endpoints)."""
+
+
+@hookspec
+def event_received(site_id: int, event: Event) -> None:
+    """Called for every newly stored event, after it is durably committed.
+
+    Duplicates (an event id seen before) do not trigger it. Keep it fast: it runs
+    in the request that delivered the event.
+
+    :param site_id: the site the event belongs to.
+    :param event: the stored event.
+    """
+
+
+@hookspec
+def recommendation_candidates(
+    site_id: int, profile_id: int | None, slot: str, product_id: str | None, limit: int
+) -> list[Recommendation]:
+    """Offer extra candidate items for a recommendation list.
+
+    Candidates from every plugin are merged with the model's own (by the highest
+    score per product); out-of-stock and unknown products are dropped afterwards.
+
+    :param site_id: the site asking.
+    :param profile_id: the visitor's profile, or ``None`` for a first visit.
+    :param slot: the page slot being filled (``home``, ``product``…).
+    :param product_id: the product on the current page, if any.
+    :param limit: how many items the list will show.
+    :returns: a list of :class:`personalize.records.Recommendation`.
+    """
+
+
+@hookspec
+def modify_recommendations(
+    site_id: int, profile_id: int | None, slot: str, items: list[Recommendation]
+) -> None:
+    """Re-rank, filter or annotate a recommendation list in place, just before it is served.
+
+    Plugins run one after another on the same list, so each sees the previous one's
+    changes. Items are sorted by ``score`` afterwards, then cut to the limit.
+
+    :param items: the candidates, best first; change ``score``/``reason`` or remove items.
+    """
+
+
+@hookspec
+def model_trained(site_id: int, summary: dict[str, Any]) -> None:
+    """Called after a new recommendation model has been trained and activated.
+
+    :param summary: counts and timings: ``n_items``, ``n_users``, ``n_interactions``, ``fit_seconds``, ``path``.
+    """

@@ -1,0 +1,140 @@
+"""Readers for the files shops already have: product CSVs and order histories.
+
+Readers yield :mod:`personalize.records` and raise :class:`ImportFileError`
+naming the line of the first row they cannot read, so the CLI can say what to fix.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+
+from .records import OrderLine, OrderRecord, ProductRecord
+
+UCI_COLUMNS = ("InvoiceNo", "StockCode", "Description", "Quantity", "InvoiceDate", "UnitPrice", "CustomerID", "Country")
+PRODUCT_COLUMNS = ("id", "title", "url", "image", "price", "currency", "category", "description", "in_stock")
+
+
+class ImportFileError(ValueError):
+    """A file that cannot be imported; the message names the line and what to fix."""
+
+    def __init__(self, path: str | Path, line: int, message: str):
+        self.path, self.line = str(path), line
+        super().__init__(f"{path}, line {line}: {message}")
+
+
+def open_text(path: str | Path) -> io.TextIOBase:
+    """Open a CSV, transparently gunzipping ``.gz`` files."""
+    path = Path(path)
+    if path.suffix == ".gz":
+        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8-sig", newline="")
+    return open(path, encoding="utf-8-sig", newline="")
+
+
+def _require_columns(path, reader: csv.DictReader, required) -> None:
+    header = reader.fieldnames or []
+    missing = [c for c in required if c not in header]
+    if missing:
+        raise ImportFileError(path, 1, f"missing column(s) {', '.join(missing)}; the header has {', '.join(header) or 'nothing'}")
+
+
+def read_uci_orders(path: str | Path) -> Iterator[OrderRecord]:
+    """Yield one :class:`OrderRecord` per invoice of a UCI "Online Retail" style CSV.
+
+    Lines of one invoice must be adjacent (as in the UCI file). Rows with a negative
+    or zero quantity (returns, adjustments) are skipped, as are invoices starting
+    with ``C`` (cancellations).
+    """
+    with open_text(path) as fh:
+        reader = csv.DictReader(fh)
+        _require_columns(path, reader, UCI_COLUMNS)
+        current: str | None = None
+        lines: list[OrderLine] = []
+        head: dict | None = None
+        for row in reader:
+            lineno = reader.line_num
+            invoice = (row["InvoiceNo"] or "").strip()
+            if not invoice:
+                raise ImportFileError(path, lineno, "InvoiceNo is empty")
+            if invoice != current:
+                if head is not None and lines:
+                    yield _order(head, lines)
+                current, lines, head = invoice, [], None
+            if invoice.startswith("C"):
+                continue
+            try:
+                qty = float(row["Quantity"])
+                price = float(row["UnitPrice"]) if row["UnitPrice"] not in ("", None) else None
+            except ValueError:
+                raise ImportFileError(path, lineno, f"Quantity/UnitPrice must be numbers, got {row['Quantity']!r}/{row['UnitPrice']!r}") from None
+            if qty <= 0:
+                continue
+            if head is None:
+                try:
+                    when = datetime.fromisoformat(row["InvoiceDate"].strip())
+                except (ValueError, AttributeError):
+                    raise ImportFileError(path, lineno, f"InvoiceDate must look like 2011-12-09 12:50:00, got {row['InvoiceDate']!r}") from None
+                customer = (row["CustomerID"] or "").strip()
+                if customer.endswith(".0"):
+                    customer = customer[:-2]
+                head = {"id": invoice, "when": when, "customer": customer, "country": (row["Country"] or "").strip()}
+            code = (row["StockCode"] or "").strip()
+            if not code:
+                raise ImportFileError(path, lineno, "StockCode is empty")
+            title = (row["Description"] or "").strip()
+            lines.append(OrderLine(product_id=code, quantity=qty, price=price, title=title))
+        if head is not None and lines:
+            yield _order(head, lines)
+
+
+def _order(head: dict, lines: list[OrderLine]) -> OrderRecord:
+    return OrderRecord(
+        id=head["id"], occurred_at=head["when"], lines=tuple(lines),
+        customer_id=head["customer"], country=head["country"],
+    )
+
+
+def _parse_bool(value: str) -> bool | None:
+    v = value.strip().lower()
+    if v in ("", "1", "true", "yes", "y", "in stock", "instock"):
+        return True
+    if v in ("0", "false", "no", "n", "out of stock", "outofstock"):
+        return False
+    return None
+
+
+def read_products_csv(path: str | Path) -> Iterator[ProductRecord]:
+    """Yield products from a CSV with at least ``id`` and ``title`` columns.
+
+    Optional columns: url, image, price, currency, category, description, in_stock;
+    any other column is kept as a product attribute.
+    """
+    with open_text(path) as fh:
+        reader = csv.DictReader(fh)
+        _require_columns(path, reader, ("id", "title"))
+        for row in reader:
+            lineno = reader.line_num
+            pid = (row.get("id") or "").strip()
+            title = (row.get("title") or "").strip()
+            if not pid:
+                raise ImportFileError(path, lineno, "id is empty")
+            if not title:
+                raise ImportFileError(path, lineno, f"title is empty for product {pid!r}")
+            price_text = (row.get("price") or "").strip()
+            try:
+                price = float(price_text) if price_text else None
+            except ValueError:
+                raise ImportFileError(path, lineno, f"price must be a number, got {price_text!r}") from None
+            stock = _parse_bool(row.get("in_stock") or "")
+            if stock is None:
+                raise ImportFileError(path, lineno, f"in_stock must be true/false, got {row.get('in_stock')!r}")
+            extra = {k: v for k, v in row.items() if k and k not in PRODUCT_COLUMNS and v not in (None, "")}
+            yield ProductRecord(
+                id=pid, title=title, url=(row.get("url") or "").strip(), image=(row.get("image") or "").strip(),
+                price=price, currency=(row.get("currency") or "").strip(), category=(row.get("category") or "").strip(),
+                description=(row.get("description") or "").strip(), in_stock=stock, attributes=extra,
+            )

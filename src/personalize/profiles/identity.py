@@ -1,0 +1,95 @@
+"""Identity resolution: which profile a visitor id, email or customer id belongs to."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from sqlalchemy import select
+
+from ..db import db, insert_ignoring_conflicts
+from ..models import Identity, Profile, utcnow
+
+VISITOR, EMAIL, CUSTOMER = "visitor", "email", "customer_id"
+MAX_TRAITS = 50
+
+
+def lookup(site_id: int, kind: str, values: Iterable[str]) -> dict[str, int]:
+    """Existing profiles for identity values of one kind (absent values have none)."""
+    values = list(dict.fromkeys(values))
+    out: dict[str, int] = {}
+    for start in range(0, len(values), 500):
+        chunk = values[start : start + 500]
+        out.update(
+            db.session.execute(
+                select(Identity.value, Identity.profile_id).where(
+                    Identity.site_id == site_id, Identity.kind == kind, Identity.value.in_(chunk)
+                )
+            ).tuples().all()
+        )
+    return out
+
+
+def profiles_for(site_id: int, kind: str, values: Iterable[str], attrs: dict[str, dict[str, Any]] | None = None) -> dict[str, int]:
+    """Profiles for identity values of one kind, creating a profile for each unknown value.
+
+    Safe under concurrency: when two requests create the same identity at once, the
+    loser's fresh profile is dropped and both end up on the winner's.
+    """
+    values = list(dict.fromkeys(values))
+    found = lookup(site_id, kind, values)
+    missing = [v for v in values if v not in found]
+    if missing:
+        now = utcnow()
+        created: dict[str, int] = {}
+        for value in missing:
+            extra = (attrs or {}).get(value, {})
+            profile = Profile(site_id=site_id, created_at=now, last_seen_at=now, attributes={}, **extra)
+            db.session.add(profile)
+            created[value] = profile
+        db.session.flush()
+        rows = [{"site_id": site_id, "kind": kind, "value": v, "profile_id": created[v].id, "created_at": now} for v in missing]
+        won = {value for _id, value in insert_ignoring_conflicts(Identity, rows, ["site_id", "kind", "value"], returning=(Identity.id, Identity.value))}
+        lost = [v for v in missing if v not in won]
+        for v in won:
+            found[v] = created[v].id
+        if lost:
+            for v in lost:
+                db.session.delete(created[v])
+            found.update(lookup(site_id, kind, lost))
+    return found
+
+
+def profiles_for_visitors(site_id: int, visitors: Iterable[str]) -> dict[str, int]:
+    return profiles_for(site_id, VISITOR, visitors)
+
+
+def profile_for_visitor(site_id: int, visitor: str) -> int | None:
+    """The visitor's profile id, without creating one."""
+    return lookup(site_id, VISITOR, [visitor]).get(visitor)
+
+
+def attach_identities(site_id: int, profile_id: int, *, email: str | None = None, customer_id: str | None = None, traits: dict | None = None) -> None:
+    """Record an email / customer id for a profile, if no other profile holds it yet.
+
+    An identify from a browser is a claim, not proof: it never moves another
+    profile's identity or history here.
+    """
+    profile = db.session.get(Profile, profile_id)
+    now = utcnow()
+    for kind, value in ((EMAIL, email), (CUSTOMER, customer_id)):
+        if not value:
+            continue
+        insert_ignoring_conflicts(Identity, [{"site_id": site_id, "kind": kind, "value": value, "profile_id": profile_id, "created_at": now}], ["site_id", "kind", "value"])
+        owner = lookup(site_id, kind, [value]).get(value)
+        if owner == profile_id:
+            if kind == EMAIL and not profile.email:
+                profile.email = value
+            if kind == CUSTOMER and not profile.customer_id:
+                profile.customer_id = value
+    if traits:
+        merged = dict(profile.attributes or {})
+        for key, value in traits.items():
+            if key in merged or len(merged) < MAX_TRAITS:
+                merged[key] = value
+        profile.attributes = merged

@@ -1,0 +1,133 @@
+"""Storing events: exactly once per event id, with the interactions and orders they imply."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from sqlalchemy import select, update
+
+from ..db import db, insert_ignoring_conflicts
+from ..models import Event, Interaction, Order, Profile
+from ..recommend.data import CART, PURCHASE, VIEW
+from ..records import Event as EventRecord
+from .events import IncomingEvent
+from .identity import attach_identities, profiles_for_visitors
+
+KIND_OF = {"product_viewed": VIEW, "product_added": CART}
+
+
+@dataclass
+class IngestResult:
+    accepted: int = 0
+    duplicates: int = 0
+    stored: list[EventRecord] = field(default_factory=list)
+
+
+def store_events(site_id: int, events: list[IncomingEvent]) -> IngestResult:
+    """Store validated events in one transaction and commit; duplicates (known ids) are skipped.
+
+    Returns only after the commit, so a caller may acknowledge the events.
+    """
+    result = IngestResult()
+    if not events:
+        return result
+    try:
+        profile_of = profiles_for_visitors(site_id, [ev.visitor for ev in events])
+        rows = [
+            {
+                "site_id": site_id, "event_id": ev.id, "type": ev.type, "visitor": ev.visitor,
+                "profile_id": profile_of[ev.visitor], "product_id": ev.product_id, "rec_id": ev.rec_id,
+                "slot": ev.slot, "position": ev.position, "url": ev.url,
+                "properties": _properties(ev), "occurred_at": ev.occurred_at,
+            }
+            for ev in events
+        ]
+        inserted = {
+            event_id for _id, event_id in insert_ignoring_conflicts(
+                Event, rows, ["site_id", "event_id"], returning=(Event.id, Event.event_id)
+            )
+        }
+        new = [ev for ev in events if ev.id in inserted]
+        _derive(site_id, new, profile_of)
+        latest: dict[int, object] = {}
+        for ev in new:
+            pid = profile_of[ev.visitor]
+            latest[pid] = max(latest.get(pid, ev.occurred_at), ev.occurred_at)
+        for pid, when in latest.items():
+            db.session.execute(
+                update(Profile).where(Profile.id == pid, Profile.last_seen_at < when).values(last_seen_at=when)
+            )
+        db.session.commit()
+    except Exception:
+        db.session.rollback()
+        raise
+    result.accepted = len(new)
+    result.duplicates = len(events) - len(new)
+    result.stored = [
+        EventRecord(
+            site_id=site_id, event_id=ev.id, type=ev.type, visitor=ev.visitor, profile_id=profile_of[ev.visitor],
+            occurred_at=ev.occurred_at, product_id=ev.product_id or "", rec_id=ev.rec_id or "", slot=ev.slot or "",
+            position=ev.position, url=ev.url or "", properties=_properties(ev),
+        )
+        for ev in new
+    ]
+    return result
+
+
+def _properties(ev: IncomingEvent) -> dict:
+    props = dict(ev.properties)
+    for key in ("quantity", "price", "currency", "order_id", "revenue", "email", "customer_id"):
+        value = getattr(ev, key)
+        if value is not None:
+            props[key] = value
+    if ev.items and ev.type == "order_completed":
+        props["items"] = len(ev.items)
+    if ev.traits:
+        props["traits"] = ev.traits
+    return props
+
+
+def _derive(site_id: int, events: Iterable[IncomingEvent], profile_of: dict[str, int]) -> None:
+    interactions: list[dict] = []
+    for ev in events:
+        pid = profile_of[ev.visitor]
+        if ev.type in KIND_OF:
+            interactions.append({
+                "site_id": site_id, "profile_id": pid, "order_id": None, "product_id": ev.product_id,
+                "kind": KIND_OF[ev.type], "quantity": ev.quantity or 1.0, "price": ev.price,
+                "occurred_at": ev.occurred_at,
+            })
+        elif ev.type == "order_completed":
+            total = ev.revenue if ev.revenue is not None else sum((i["price"] or 0.0) * i["quantity"] for i in ev.items)
+            new_order = insert_ignoring_conflicts(Order, [{
+                "site_id": site_id, "external_id": ev.order_id, "profile_id": pid, "total": total,
+                "currency": ev.currency or "", "source": "events", "rec_id": ev.rec_id, "occurred_at": ev.occurred_at,
+            }], ["site_id", "external_id"], returning=(Order.id,))
+            if not new_order:  # the order is known already (e.g. from a connector): count it once
+                continue
+            order_id = new_order[0][0]
+            interactions.extend(
+                {
+                    "site_id": site_id, "profile_id": pid, "order_id": order_id, "product_id": item["product_id"],
+                    "kind": PURCHASE, "quantity": item["quantity"], "price": item["price"], "occurred_at": ev.occurred_at,
+                }
+                for item in ev.items
+            )
+        elif ev.type == "identify":
+            attach_identities(site_id, pid, email=ev.email, customer_id=ev.customer_id, traits=ev.traits)
+    if interactions:
+        db.session.execute(Interaction.__table__.insert(), interactions)
+
+
+def recent_interactions(site_id: int, profile_id: int, limit: int = 200) -> list[tuple[str, int, float, float]]:
+    """A profile's newest interactions, newest first: (product id, kind, unix seconds, quantity)."""
+    rows = db.session.execute(
+        select(Interaction.product_id, Interaction.kind, Interaction.occurred_at, Interaction.quantity)
+        .where(Interaction.site_id == site_id, Interaction.profile_id == profile_id)
+        .order_by(Interaction.occurred_at.desc(), Interaction.id.desc())
+        .limit(limit)
+    ).all()
+    from calendar import timegm
+
+    return [(p, k, timegm(t.timetuple()) + t.microsecond / 1e6, q) for p, k, t, q in rows]

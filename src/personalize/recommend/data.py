@@ -1,0 +1,70 @@
+"""The arrays a recommendation model learns from and serves with.
+
+Everything in :mod:`personalize.recommend` except ``service`` works on these
+plain numpy structures: no ORM, no Flask, so models are testable and benchmarkable
+on their own.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+# Interaction kinds, weakest signal first.
+VIEW, CART, PURCHASE = 1, 2, 3
+KIND_NAMES = {VIEW: "viewed", CART: "added to cart", PURCHASE: "bought"}
+
+
+@dataclass
+class ItemTable:
+    """The catalogue as arrays; row ``i`` is item index ``i`` everywhere in a model."""
+
+    ids: list[str]
+    titles: list[str]
+    categories: list[str]
+    descriptions: list[str]
+    in_stock: np.ndarray  # bool, shape (n_items,)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def index(self) -> dict[str, int]:
+        return {pid: i for i, pid in enumerate(self.ids)}
+
+
+@dataclass
+class InteractionLog:
+    """Every interaction as parallel arrays (one row per user × item × moment).
+
+    ``user`` indexes users 0..n_users-1 (a known customer, or for guests a single
+    basket); ``item`` indexes :class:`ItemTable` rows; ``kind`` is VIEW, CART or
+    PURCHASE; ``ts`` is unix seconds; ``qty`` the quantity (1 for views).
+    """
+
+    user: np.ndarray  # int32
+    item: np.ndarray  # int32
+    kind: np.ndarray  # int8
+    ts: np.ndarray  # float64
+    qty: np.ndarray  # float32
+    n_users: int
+    n_items: int
+
+    def __len__(self) -> int:
+        return len(self.user)
+
+    def select(self, mask: np.ndarray) -> InteractionLog:
+        return InteractionLog(
+            self.user[mask], self.item[mask], self.kind[mask], self.ts[mask], self.qty[mask],
+            self.n_users, self.n_items,
+        )
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    """One step of a single visitor's history, as the server hands it to a model."""
+
+    item: int
+    kind: int
+    ts: float
+    qty: float = 1.0

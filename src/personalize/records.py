@@ -1,0 +1,106 @@
+"""Plain records that cross the plugin boundary.
+
+Connectors yield these and hooks receive them; they carry no ORM state, so a
+plugin can build and test them without a database or Flask.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+EVENT_TYPES = (
+    "page_viewed",
+    "product_viewed",
+    "product_added",
+    "order_completed",
+    "rec_impression",
+    "rec_clicked",
+    "identify",
+)
+
+
+@dataclass(frozen=True)
+class ProductRecord:
+    """A product of a shop's catalogue, keyed by the shop's own product id."""
+
+    id: str
+    title: str
+    url: str = ""
+    image: str = ""
+    price: float | None = None
+    currency: str = ""
+    category: str = ""
+    description: str = ""
+    in_stock: bool = True
+    attributes: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class OrderLine:
+    """One line of an order; ``title`` is the product name as the order shows it."""
+
+    product_id: str
+    quantity: float = 1.0
+    price: float | None = None
+    title: str = ""
+
+
+@dataclass(frozen=True)
+class OrderRecord:
+    """A completed order; ``customer_id`` or ``email`` ties it to a contact (both may be empty for guests)."""
+
+    id: str
+    occurred_at: datetime
+    lines: tuple[OrderLine, ...]
+    customer_id: str = ""
+    email: str = ""
+    currency: str = ""
+    country: str = ""
+
+    @property
+    def total(self) -> float:
+        return sum((line.price or 0.0) * line.quantity for line in self.lines)
+
+
+@dataclass(frozen=True)
+class ContactRecord:
+    """A known person in another system: identities plus attributes to merge into the profile."""
+
+    external_id: str = ""
+    email: str = ""
+    attributes: dict[str, Any] = field(default_factory=dict)
+    updated_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Event:
+    """One accepted behavioural event, as stored and as hooks see it."""
+
+    site_id: int
+    event_id: str
+    type: str
+    visitor: str
+    profile_id: int
+    occurred_at: datetime
+    product_id: str = ""
+    rec_id: str = ""
+    slot: str = ""
+    position: int | None = None
+    url: str = ""
+    properties: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Recommendation:
+    """One item in a recommendation list, with the human reason shown beside it.
+
+    Hooks that re-rank a list may change ``score`` and ``reason`` and reorder or
+    drop items; ``product_id`` is the shop's own product id.
+    """
+
+    product_id: str
+    score: float
+    reason: str = ""
+    source: str = ""
