@@ -276,8 +276,8 @@ def db():
 @db.command("upgrade")
 def db_upgrade():
     """Create or upgrade the database schema to the newest version."""
-    from .db import current_revision, upgrade
     from .app import create_app
+    from .db import current_revision, upgrade
 
     app = create_app({"AUTO_MIGRATE": False})
     upgrade(app)

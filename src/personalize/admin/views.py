@@ -8,7 +8,15 @@ from flask import current_app, flash, g, redirect, render_template, request, ses
 
 from ..catalog import count_products
 from ..recommend.service import latest_version
-from ..sites import SiteError, create_site, get_site, list_sites, rotate_secret_keys, secret_key_prefixes, set_allowed_origins
+from ..sites import (
+    SiteError,
+    create_site,
+    get_site,
+    list_sites,
+    rotate_secret_keys,
+    secret_key_prefixes,
+    set_allowed_origins,
+)
 from . import bp, login_required
 from .users import AdminUserError, authenticate, count_admin_users, create_admin_user
 

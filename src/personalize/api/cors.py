@@ -14,10 +14,7 @@ def init_app(app: Flask) -> None:
             return response
         origin = request.headers.get("Origin")
         site = g.get("site")
-        if origin and site is not None and (not site.allowed_origins or origin in site.allowed_origins):
-            response.headers["Access-Control-Allow-Origin"] = origin
-            response.headers["Vary"] = "Origin"
-        elif origin and request.method == "OPTIONS":
+        if origin and site is not None and (not site.allowed_origins or origin in site.allowed_origins) or origin and request.method == "OPTIONS":
             response.headers["Access-Control-Allow-Origin"] = origin
             response.headers["Vary"] = "Origin"
         if request.method == "OPTIONS":

@@ -1,0 +1,108 @@
+"""Shared fixtures: a real app on a fresh, migrated database (SQLite, or PostgreSQL when
+PERSONALIZE_TEST_DATABASE_URL is set), a test client, a CLI runner and a trained site."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+import pytest
+
+from personalize.app import create_app
+from personalize.records import ProductRecord
+from personalize.testing import fresh_database, test_config
+
+
+@pytest.fixture
+def app(tmp_path):
+    with fresh_database(tmp_path) as url:
+        application = create_app(test_config(tmp_path, url))
+        yield application
+        from personalize.db import db
+
+        with application.app_context():
+            db.engine.dispose()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def ctx(app):
+    with app.app_context():
+        yield app
+
+
+@dataclass
+class SiteInfo:
+    id: int
+    public_key: str
+    secret_key: str
+    name: str
+
+
+SHOP_PRODUCTS = [
+    ProductRecord("run-shoe", "Trail running shoe", "/p/run-shoe", "/img/run-shoe.png", 120.0, "EUR", "running"),
+    ProductRecord("run-sock", "Running socks", "/p/run-sock", "", 12.0, "EUR", "running"),
+    ProductRecord("run-gel", "Energy gel", "/p/run-gel", "", 2.5, "EUR", "running"),
+    ProductRecord("run-cap", "Running cap", "/p/run-cap", "", 20.0, "EUR", "running"),
+    ProductRecord("tea-pot", "Cast iron tea pot", "/p/tea-pot", "", 45.0, "EUR", "tea"),
+    ProductRecord("tea-green", "Green tea leaves", "/p/tea-green", "", 9.0, "EUR", "tea"),
+    ProductRecord("tea-cup", "Tea cups (set of 2)", "/p/tea-cup", "", 18.0, "EUR", "tea"),
+    ProductRecord("tea-timer", "Tea timer", "/p/tea-timer", "", 7.0, "EUR", "tea", in_stock=False),
+]
+
+
+def shop_events(n_each: int = 12) -> list[dict]:
+    """Runners buy running things together, tea lovers tea things: structure a model can learn."""
+    events = []
+    t = 1_700_000_000_000
+    groups = {"runner": ["run-shoe", "run-sock", "run-gel", "run-cap"], "tea": ["tea-pot", "tea-green", "tea-cup", "tea-timer"]}
+    for persona, items in groups.items():
+        for n in range(n_each):
+            visitor = f"{persona}-{n}"
+            for j, pid in enumerate(items[: 2 + n % 3]):
+                events.append({"id": f"{visitor}-v{j}", "type": "product_viewed", "visitor": visitor, "product_id": pid, "ts": t + j * 1000})
+            bought = items[: 2 + n % 2]
+            events.append({
+                "id": f"{visitor}-o", "type": "order_completed", "visitor": visitor, "order_id": f"o-{visitor}", "ts": t + 10_000,
+                "items": [{"product_id": pid, "quantity": 1, "price": 10.0} for pid in bought],
+            })
+    return events
+
+
+@pytest.fixture
+def site(ctx) -> SiteInfo:
+    """A site with a small catalogue and two kinds of customers, not yet trained."""
+    from personalize.catalog import upsert_products
+    from personalize.profiles import ingest_events
+    from personalize.sites import create_site
+
+    s, secret = create_site("Test shop", ["https://shop.example"])
+    upsert_products(s.id, SHOP_PRODUCTS)
+    ingest_events(s, shop_events())
+    return SiteInfo(s.id, s.public_key, secret, s.name)
+
+
+@pytest.fixture
+def trained(site) -> SiteInfo:
+    from personalize.recommend.service import train_site
+
+    train_site(site.id)
+    return site
+
+
+@pytest.fixture
+def live_server(app):
+    """The app over real HTTP from a thread; ``live_server.url`` is its base URL."""
+    from werkzeug.serving import make_server
+
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    server.url = f"http://127.0.0.1:{server.server_port}"
+    yield server
+    server.shutdown()
+    server.server_close()
