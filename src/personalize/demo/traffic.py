@@ -135,7 +135,8 @@ class _History:
         self.events.append(event)
 
     def start_session(self, ts: float) -> None:
-        self.ts = ts
+        # Sessions drawn close together would overlap; a new one starts after a break.
+        self.ts = max(ts, self.ts + 1800) if self.counter else ts
         self.cart = {}
         self.emit("page_viewed", url="/")
 
