@@ -77,7 +77,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     registry = load_plugins(settings.get("PLUGINS_DIR"), settings.get("LOAD_PLUGINS"))
     app.extensions["personalize.plugins"] = registry
-    app.extensions["personalize.models"] = ModelCache(float(settings.get("MODEL_CHECK_SECONDS") or 5.0))
+    app.extensions["personalize.models"] = ModelCache(float(settings["MODEL_CHECK_SECONDS"]))
 
     from . import admin, api, widget
     from .api import cors, errors

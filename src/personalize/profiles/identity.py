@@ -25,7 +25,7 @@ def lookup(site_id: int, kind: str, values: Iterable[str]) -> dict[str, int]:
                 select(Identity.value, Identity.profile_id).where(
                     Identity.site_id == site_id, Identity.kind == kind, Identity.value.in_(chunk)
                 )
-            ).tuples().all()
+            ).all()
         )
     return out
 
