@@ -47,7 +47,9 @@ def test_prices_are_positive_with_a_realistic_spread():
     for category, prices in by_category.items():
         assert max(prices) / min(prices) > 3, category
     # an espresso machine costs far more than a bag of beans; a stroller more than a picture book
-    assert statistics.median(by_kind["espresso-machine"]) > 5 * statistics.median(by_kind["coffee-beans"])
+    assert statistics.median(by_kind["espresso-machine"]) > 5 * statistics.median(
+        by_kind["coffee-beans"]
+    )
     assert statistics.median(by_kind["stroller"]) > 5 * statistics.median(by_kind["picture-book"])
 
 

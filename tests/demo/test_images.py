@@ -20,8 +20,10 @@ def test_every_demo_product_has_a_well_formed_svg():
 
 
 def test_markup_in_a_title_stays_text():
-    title = 'Tom & Jerry <script>alert("x")</script> \'quoted\' > 3'
-    product = ProductRecord(id="P9", title=title, category="Kitchen", attributes={"brand": "A&B <Co>"})
+    title = "Tom & Jerry <script>alert(\"x\")</script> 'quoted' > 3"
+    product = ProductRecord(
+        id="P9", title=title, category="Kitchen", attributes={"brand": "A&B <Co>"}
+    )
     svg = product_svg(product)
     root = ET.fromstring(svg)
     assert root.find(f"{SVG}title").text == title
@@ -38,14 +40,18 @@ def test_characters_xml_forbids_are_dropped():
 
 
 def test_long_names_wrap_into_at_most_two_lines():
-    product = ProductRecord(id="P11", title="An Extraordinarily Long Product Name That Goes On And On Forever")
+    product = ProductRecord(
+        id="P11", title="An Extraordinarily Long Product Name That Goes On And On Forever"
+    )
     lines = [t.text for t in ET.fromstring(product_svg(product)).iter(f"{SVG}text")]
     assert 1 <= len(lines) <= 2
     assert all(len(line) <= 24 for line in lines)
 
 
 def test_stored_products_and_unknown_categories_work_too():
-    stored = SimpleNamespace(external_id="X1", id=17, title="Mystery box", category="Surprises", attributes=None)
+    stored = SimpleNamespace(
+        external_id="X1", id=17, title="Mystery box", category="Surprises", attributes=None
+    )
     root = ET.fromstring(product_svg(stored))
     assert root.find(f"{SVG}title").text == "Mystery box"
 

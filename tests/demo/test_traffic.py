@@ -87,7 +87,9 @@ def test_each_event_has_the_fields_of_its_type(events, by_id):
             for item in e["items"]:
                 assert set(item) == {"product_id", "quantity", "price"}
                 assert by_id[item["product_id"]].in_stock
-            assert e["revenue"] == pytest.approx(sum(i["price"] * i["quantity"] for i in e["items"]))
+            assert e["revenue"] == pytest.approx(
+                sum(i["price"] * i["quantity"] for i in e["items"])
+            )
 
 
 def test_the_server_accepts_every_event(events):

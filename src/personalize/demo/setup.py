@@ -84,19 +84,25 @@ def build_demo(
     n_visitors: int = 3000,
     seed: int = 7,
     progress: Progress | None = None,
+    origin: str | None = None,
     origins: Iterable[str] = (),
 ) -> dict:
     """Create (or refresh) the demo site in ``app``'s database and train its model.
 
     ``progress(stage, done, total)`` is called as the work goes on; stages are
-    ``site``, ``products``, ``events``, ``train`` and ``admin``. ``origins`` are
-    added to the site's allowed origins (pass the one the demo is served on).
+    ``site``, ``products``, ``events``, ``train`` and ``admin``. ``origin`` (the
+    address the demo is served on) and ``origins`` join the site's allowed origins.
     Sets ``DEMO_SITE_ID``, ``DEMO_PUBLIC_KEY`` and ``DEMO_BEST_SELLERS`` in ``app.config``.
     """
     from personalize.catalog import upsert_products
     from personalize.profiles import ingest_events
     from personalize.recommend.service import train_site
-    from personalize.sites import create_site, get_site_by_name, set_allowed_origins
+    from personalize.sites import (
+        create_site,
+        get_site_by_name,
+        normalise_origin,
+        set_allowed_origins,
+    )
 
     say = progress or (lambda stage, done, total: None)
     timings: dict[str, float] = {}
@@ -104,6 +110,9 @@ def build_demo(
         started = time.perf_counter()
         say("site", 0, 1)
         wanted = [*DEFAULT_ORIGINS, *app.config.get("DEMO_ORIGINS", ()), *origins]
+        if origin:
+            wanted.append(origin)
+        wanted = [normalise_origin(o) for o in wanted]
         site = get_site_by_name(DEMO_SITE_NAME)
         secret_key = None
         if site is None:

@@ -1,0 +1,88 @@
+"""Fixtures for the demo: a real app with the demo built into a fresh database, once per module."""
+
+from __future__ import annotations
+
+import os
+import threading
+from contextlib import ExitStack
+
+import pytest
+
+from personalize.app import create_app
+from personalize.testing import fresh_database, test_config
+
+# Enough visitors for the model to learn each persona, few enough to build in a couple of seconds.
+SMALL_DEMO = 400
+CHROMIUM = "/usr/bin/chromium"
+
+
+@pytest.fixture(scope="module")
+def fresh_app(tmp_path_factory):
+    """Factory for apps on fresh databases, each with the demo blueprint; cleaned up after the module."""
+    from personalize.db import db
+    from personalize.demo.views import bp
+
+    apps = []
+    with ExitStack() as cleanup:
+
+        def make():
+            folder = tmp_path_factory.mktemp("demo")
+            url = cleanup.enter_context(fresh_database(folder))
+            app = create_app(test_config(folder, url))
+            if "demo" not in app.blueprints:
+                app.register_blueprint(bp)
+            apps.append(app)
+            return app
+
+        yield make
+        for app in apps:
+            with app.app_context():
+                db.engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def built(fresh_app):
+    """``(app, info, progress)``: an app with a small demo built, and the progress it reported."""
+    from personalize.demo.setup import build_demo
+
+    app = fresh_app()
+    progress: list[tuple[str, int, int]] = []
+    info = build_demo(
+        app,
+        n_visitors=SMALL_DEMO,
+        progress=lambda stage, done, total: progress.append((stage, done, total)),
+        origin="http://shop.test:8080",
+    )
+    return app, info, progress
+
+
+@pytest.fixture(scope="module")
+def demo_server(built):
+    """The built demo app over real HTTP from a thread; ``.url`` is its base URL."""
+    from werkzeug.serving import make_server
+
+    app = built[0]
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    server.url = f"http://127.0.0.1:{server.server_port}"
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture(scope="module")
+def chromium():
+    if not os.path.exists(CHROMIUM):
+        reason = f"{CHROMIUM} is missing (Debian: apt-get install chromium)"
+        if os.environ.get("PERSONALIZE_REQUIRE_BROWSER") == "1":
+            pytest.fail(reason + "; PERSONALIZE_REQUIRE_BROWSER=1 makes this an error")
+        pytest.skip(reason)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(
+            executable_path=CHROMIUM, args=["--headless", "--no-sandbox", "--disable-gpu"]
+        )
+        yield browser
+        browser.close()
