@@ -40,6 +40,7 @@ from .models import (
     ease_neighbours,
     kind_weights,
     popularity,
+    repeat_rate,
     user_item_matrix,
 )
 
@@ -52,6 +53,12 @@ DEFAULT_PARAMS: dict = {
     "purchase_weight": 1.0,
     # personal part: half life of the visitor's own interactions (0 = never fades)
     "personal_half_life_days": 60.0,
+    # personal part: a line's weight grows as quantity ** this (0 = quantity ignored)
+    "quantity_exponent": 0.0,
+    # how strongly an item's repeat-purchase rate lifts it in the personal part (0 = not at all)
+    "repeat_exponent": 0.0,
+    # half life of history entries when they vote for neighbours (item-item, content)
+    "context_half_life_days": 60.0,
     # blend weights (the personal part weighs 1)
     "personal_weight": 1.0,
     "item_weight": 0.3,
@@ -69,6 +76,9 @@ DEFAULT_PARAMS: dict = {
     "tune": True,
     "validation_days": 30.0,
     "min_segment_users": 20,
+    # filled in by tuning: validation Recall@20 of the chosen blend, for the record
+    "tuned_recall_all": None,
+    "tuned_recall_new": None,
     "max_segments": 50,
 }
 
@@ -145,6 +155,7 @@ class Recommender:
         segment_popular: dict[str, np.ndarray],
         fitted_at: float,
         item_model: str,
+        repeat_rate: np.ndarray | None = None,
     ):
         self.items = items
         self.params = params
@@ -154,6 +165,7 @@ class Recommender:
         self.segment_popular = segment_popular
         self.fitted_at = fitted_at
         self.item_model = item_model
+        self.repeat_rate = np.ones(len(items), dtype=np.float32) if repeat_rate is None else repeat_rate
         self._kind_weight = np.zeros(4, dtype=np.float64)
         for kind, w in _kind_table(params).items():
             self._kind_weight[kind] = w
@@ -222,31 +234,36 @@ class Recommender:
             ranked = sorted((c for c in counts.items() if c[1] >= p["min_segment_users"]), key=lambda c: (-c[1], c[0]))
             for name, _ in ranked[: int(p["max_segments"])]:
                 segments[name] = popularity(log.select(seg_of_row == name), now, p["popular_half_life_days"])
-        return cls(items, p, neighbours, content, pop, segments, now, model)
+        return cls(items, p, neighbours, content, pop, segments, now, model, repeat_rate(log))
 
     # ----------------------------------------------------------------- scoring
-    def _history_arrays(self, history: Sequence[HistoryEntry], now: float | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Aggregate a history into (unique items, personal weight per item, strongest kind per item)."""
+    def _history_arrays(self, history: Sequence[HistoryEntry], now: float | None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Aggregate a history into (unique items, personal weight, context weight, strongest kind) per item."""
         n = len(self.items)
         hist = list(history)[-int(self.params["max_history"]):]
         items = np.fromiter((h.item for h in hist), dtype=np.int64, count=len(hist))
         kinds = np.fromiter((h.kind for h in hist), dtype=np.int64, count=len(hist))
         ts = np.fromiter((h.ts for h in hist), dtype=np.float64, count=len(hist))
+        qty = np.fromiter((h.qty for h in hist), dtype=np.float64, count=len(hist))
         ok = (items >= 0) & (items < n) & (kinds >= VIEW) & (kinds <= PURCHASE)
-        items, kinds, ts = items[ok], kinds[ok], ts[ok]
+        items, kinds, ts, qty = items[ok], kinds[ok], ts[ok], np.maximum(qty[ok], 1.0)
         if len(items) == 0:
             empty = np.zeros(0, dtype=np.int64)
-            return empty, np.zeros(0), empty
+            return empty, np.zeros(0), np.zeros(0), empty
         if now is None:
             now = float(ts.max())
-        w = self._kind_weight[kinds] * decay(now - ts, self.params["personal_half_life_days"])
+        kw = self._kind_weight[kinds]
         uniq, inv = np.unique(items, return_inverse=True)
+        w = kw * decay(now - ts, self.params["personal_half_life_days"]) * qty ** self.params["quantity_exponent"]
         weight = np.bincount(inv, weights=w, minlength=len(uniq))
+        weight *= self.repeat_rate[uniq].astype(np.float64) ** self.params["repeat_exponent"]
+        c = kw * decay(now - ts, self.params["context_half_life_days"])
+        context = np.bincount(inv, weights=c, minlength=len(uniq))
         strongest = np.zeros(len(uniq), dtype=np.int64)
         np.maximum.at(strongest, inv, kinds)
-        return uniq, weight, strongest
+        return uniq, weight, context, strongest
 
-    def _blend(self, uniq: np.ndarray, weight: np.ndarray, segment: str | None):
+    def _blend(self, uniq: np.ndarray, weight: np.ndarray, context: np.ndarray, segment: str | None):
         """Return the blended score vector and its parts (each scaled to max 1, before weighting)."""
         n = len(self.items)
         p = self.params
@@ -254,7 +271,8 @@ class Recommender:
         top = weight.max() if len(weight) else 0.0
         if top > 0:
             personal[uniq] = weight / top
-        norm_w = weight / top if top > 0 else weight
+        top_c = context.max() if len(context) else 0.0
+        norm_w = context / top_c if top_c > 0 else context
         parts = {"personal": personal}
         score = p["personal_weight"] * personal
         for name, table, w in (("item-item", self.neighbours, p["item_weight"]), ("content", self.content, p["content_weight"])):
@@ -320,13 +338,13 @@ class Recommender:
         sets the age of history entries and defaults to the newest of them. The
         result depends only on the arguments and the fitted model.
         """
-        uniq, weight, strongest = self._history_arrays(history, now)
+        uniq, weight, context, strongest = self._history_arrays(history, now)
         allowed = self._allowed(exclude, rules)
-        score, parts, pop_source = self._blend(uniq, weight, segment)
+        score, parts, pop_source = self._blend(uniq, weight, context, segment)
         if rules is not None:
             score = self._apply_rules(score, rules, uniq)
         chosen = self._top(score, allowed, k)
-        out = self._explain(chosen, score, parts, pop_source, uniq, weight, strongest)
+        out = self._explain(chosen, score, parts, pop_source, uniq, context, strongest)
         if rules is not None:
             out = self._place_rules(out, rules, uniq, allowed, k)
         return out
@@ -473,6 +491,7 @@ class Recommender:
             "meta": np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8),
             "in_stock": np.asarray(self.items.in_stock, dtype=bool),
             "popular": self.popular_scores.astype(np.float32),
+            "repeat_rate": self.repeat_rate.astype(np.float32),
             "segment_popular": seg.astype(np.float32),
         }
         for name, table in (("nb", self.neighbours), ("ct", self.content)):
@@ -514,7 +533,7 @@ class Recommender:
             }
             seg = z["segment_popular"]
             segments = {name: seg[i].copy() for i, name in enumerate(meta["segments"])}
-            return cls(items, _params(meta["params"]), tables["nb"], tables["ct"], z["popular"].copy(), segments, meta["fitted_at"], meta["item_model"])
+            return cls(items, _params(meta["params"]), tables["nb"], tables["ct"], z["popular"].copy(), segments, meta["fitted_at"], meta["item_model"], z["repeat_rate"].copy())
 
 
 __all__ = ["DAY", "DEFAULT_PARAMS", "Recommender", "Rules", "Scored"]

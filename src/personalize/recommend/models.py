@@ -65,6 +65,26 @@ def popularity(log: InteractionLog, now: float, half_life_days: float, users: np
     return (scores / top if top > 0 else scores).astype(np.float32)
 
 
+def repeat_rate(log: InteractionLog, prior: float = 2.0) -> np.ndarray:
+    """Return, per item, the smoothed share of its buyers who bought it on more than one occasion.
+
+    Items nobody bought get the catalogue-wide share; ``prior`` pseudo-buyers pull
+    rarely bought items towards that share.
+    """
+    buys = log.select(log.kind == PURCHASE)
+    n = log.n_items
+    if len(buys) == 0:
+        return np.ones(n, dtype=np.float32)
+    occasions = np.unique(np.stack([buys.user.astype(np.float64), buys.item.astype(np.float64), buys.ts]), axis=1)
+    pair = occasions[0].astype(np.int64) * n + occasions[1].astype(np.int64)
+    pairs, count = np.unique(pair, return_counts=True)
+    items = pairs % n
+    buyers = np.bincount(items, minlength=n).astype(np.float64)
+    repeaters = np.bincount(items, weights=(count > 1).astype(np.float64), minlength=n)
+    overall = repeaters.sum() / max(buyers.sum(), 1.0)
+    return ((repeaters + prior * overall) / (buyers + prior)).astype(np.float32)
+
+
 def _top_k_dense(block: np.ndarray, k: int, row_offset: int, exclude_self: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Keep the ``k`` largest positive entries of each row of a dense block (as COO triples)."""
     n_rows, n_cols = block.shape
@@ -117,6 +137,20 @@ def _to_table(rows: list, cols: list, vals: list, n: int) -> sp.csr_matrix:
     return table
 
 
+def spd_inverse(a: np.ndarray) -> np.ndarray:
+    """Invert a symmetric positive definite matrix through its Cholesky factor (overwrites ``a``)."""
+    from scipy.linalg import lapack
+
+    factor, info = lapack.dpotrf(a, lower=1, overwrite_a=1)
+    if info != 0:
+        raise np.linalg.LinAlgError("matrix is not positive definite")
+    inv, info = lapack.dpotri(factor, lower=1, overwrite_c=1)
+    if info != 0:
+        raise np.linalg.LinAlgError("matrix inversion failed")
+    lower = np.tril(inv)
+    return lower + np.tril(inv, -1).T
+
+
 def ease_neighbours(x: sp.csr_matrix, lam: float, k: int) -> sp.csr_matrix:
     """Fit EASE (Steck 2019) on a user x item matrix and keep each item's top-``k`` weights.
 
@@ -126,7 +160,7 @@ def ease_neighbours(x: sp.csr_matrix, lam: float, k: int) -> sp.csr_matrix:
     n = x.shape[1]
     gram = (x.T @ x).toarray().astype(np.float64)
     gram[np.diag_indices(n)] += lam
-    p = np.linalg.inv(gram)
+    p = spd_inverse(gram)
     b = p / (-np.diag(p))[None, :]
     b[np.diag_indices(n)] = 0.0
     rows, cols, vals = [], [], []
