@@ -118,12 +118,12 @@
 
   function page(ctx) {
     var u = ctx.url.split('#')[0];
-    if (u === lastPage) return;
+    if (blocked() || u === lastPage) return;
     lastPage = u;
     event('page_viewed', { referrer: referrer }, ctx);
   }
   function view(pid, ctx) {
-    if (pid == null || pid === '' || lastView === pid + ctx.url) return;
+    if (pid == null || pid === '' || blocked() || lastView === pid + ctx.url) return;
     lastView = pid + ctx.url;
     event('product_viewed', { product_id: pid }, ctx);
   }

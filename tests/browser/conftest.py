@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from .support import Shop, catalog, histories, make_site
+from .support import Shop, catalog, histories, make_site, wait_for
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -66,9 +66,16 @@ class Tab:
     def sent(self, path: str) -> list:
         return [r for r in self.requests if path in r.url]
 
-    def rendered(self, count: int = 1, timeout: float = 8000) -> list[dict]:
-        self.page.wait_for_function(f"window.__rendered && window.__rendered.length >= {count}", timeout=timeout)
-        return self.page.evaluate("window.__rendered")
+    def rendered(self, count: int = 1, timeout: float = 8.0) -> list[dict]:
+        """Wait for ``count`` renders; return them all. (Polled from here, not with
+        ``wait_for_function``, which needs ``eval`` and so fails on a page with a strict CSP.)"""
+        return wait_for(lambda: (r := self.page.evaluate("window.__rendered || []")) and len(r) >= count and r,
+                        timeout=timeout, interval=0.05, message=f"{count} render(s)")
+
+    def flush(self, settle_ms: int = 300) -> None:
+        """Make the widget send its queued events now, as it does when the page is left."""
+        self.page.evaluate("window.dispatchEvent(new Event('pagehide'))")
+        self.page.wait_for_timeout(settle_ms)
 
     def visitor(self) -> str | None:
         return self.page.evaluate("localStorage.getItem('pz_vid')")
@@ -92,7 +99,7 @@ def new_tab(browser):
         page.set_default_timeout(8000)
         tab = Tab(page)
         page.on("pageerror", lambda err: tab.errors.append(str(err)))
-        page.on("request", tab.requests.append)
+        page.on("request", lambda req: tab.requests.append(req))
         return tab
 
     yield open_tab

@@ -12,10 +12,8 @@ GPC_ON = "Object.defineProperty(Navigator.prototype, 'globalPrivacyControl', {ge
 
 
 def settle(tab):
-    """Give the widget time for a batch flush and a hidden-page flush."""
-    tab.page.wait_for_timeout(1300)
-    tab.page.evaluate("document.dispatchEvent(new Event('visibilitychange'))")
-    tab.page.wait_for_timeout(200)
+    """Let the widget send whatever it would send: as if the page were left."""
+    tab.flush()
 
 
 def test_consent_required_sends_and_stores_nothing_until_consent(site, shop, tab, stored):

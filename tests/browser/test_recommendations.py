@@ -20,6 +20,7 @@ def books_in(items) -> int:
 def visit_product_then_home(shop, tab, product_id: str, stored) -> list[str]:
     tab.page.goto(f"{shop.url}/product/{product_id}")
     tab.rendered()
+    tab.flush(0)
     wait_for(lambda: tab.visitor() and stored(visitor=tab.visitor(), type="product_viewed"),
              message="the product view to be stored")
     tab.page.goto(home(shop))
@@ -45,6 +46,7 @@ def test_a_product_view_on_the_page_changes_the_next_recommendations(site, shop,
     assert books_in(before) < len(before), "a newcomer should first see the popular shoes"
 
     tab.page.evaluate("personalize('view', {product_id: 'b6'})")
+    tab.flush(0)
     wait_for(lambda: stored(visitor=tab.visitor(), type="product_viewed", product_id="b6"),
              message="the view of b6 to be stored")
     tab.page.evaluate("personalize('render')")
@@ -70,6 +72,7 @@ def test_a_click_is_recorded_with_its_rec_id_and_attributes_a_later_add_to_cart(
 
     # The product page the click led to: its view and a later add-to-cart carry the same rec_id.
     tab.page.evaluate(f"personalize('track', 'product_added', {{product_id: '{first}', quantity: 1, price: 21}})")
+    tab.flush(0)
     added = wait_for(lambda: stored(visitor=tab.visitor(), type="product_added"), message="the add-to-cart")
     assert added[0]["rec_id"] == shown["rec_id"]
     viewed = stored(visitor=tab.visitor(), type="product_viewed", product_id=first)
@@ -135,7 +138,9 @@ def test_a_strict_content_security_policy_with_a_nonce_is_enough(site, shop, tab
     violations = []
     tab.page.on("console", lambda m: violations.append(m.text) if "Content Security Policy" in m.text else None)
     stub = f"<script nonce=\"{nonce}\">window.personalize=window.personalize||function(){{(personalize.q=personalize.q||[]).push(arguments)}}</script>"
-    tab.page.goto(shop.page("/csp", slot() + stub + shop.snippet(nonce=nonce), headers={"Content-Security-Policy": csp}))
+    # No inline style attribute on this slot: the policy forbids them (the widget sets none).
+    body = '<div data-personalize-slot="home" data-limit="4"><p id="fallback">Bestsellers</p></div>'
+    tab.page.goto(shop.page("/csp", body + stub + shop.snippet(nonce=nonce), headers={"Content-Security-Policy": csp}))
     assert len(tab.rendered()[0]["items"]) == 4
     # The default theme applied: the list is a grid.
     display = tab.page.locator("[data-personalize-slot=home] .pz-list").evaluate("el => getComputedStyle(el).display")

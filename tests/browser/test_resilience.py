@@ -21,9 +21,10 @@ def assert_fallback_kept(tab):
 def test_api_down_keeps_the_fallback_without_page_errors(site, shop, tab):
     api = f"http://127.0.0.1:{closed_port()}"
     tab.page.goto(shop.page("/down", slot() + shop.snippet(api=api)))
-    tab.page.wait_for_timeout(1500)  # the first event batch goes out (and fails) meanwhile
+    tab.page.wait_for_timeout(300)
     tab.page.evaluate("personalize('track', 'product_added', {product_id: 's1', quantity: 1})")
-    tab.page.wait_for_timeout(1200)
+    tab.flush()  # events go out to the dead API, and fail
+    tab.page.wait_for_timeout(1200)  # the flush timer runs too
     assert_fallback_kept(tab)
     assert tab.page.evaluate("typeof personalize") == "function"
 
@@ -31,10 +32,10 @@ def test_api_down_keeps_the_fallback_without_page_errors(site, shop, tab):
 def test_a_slow_api_is_given_up_after_two_seconds(site, shop, tab):
     answer = {"rec_id": "r_late", "slot": "home", "strategy": "popular",
               "items": [{"id": "s1", "title": "Late shoe", "url": f"{shop.url}/product/s1", "price": 1.0}]}
-    slow = SlowApi(3.0, answer)
+    slow = SlowApi(2.5, answer)
     try:
         tab.page.goto(shop.page("/slow", slot() + shop.snippet(api=slow.url)))
-        tab.page.wait_for_timeout(3600)  # past the widget's budget and past the late answer
+        tab.page.wait_for_timeout(3000)  # past the widget's 2 s budget and past the late answer
         assert_fallback_kept(tab)
     finally:
         slow.close()
@@ -63,7 +64,7 @@ def test_a_garbage_answer_keeps_the_fallback(site, shop, tab, status, body, cont
 def test_the_script_included_twice_runs_once(site, shop, tab, stored):
     tab.page.goto(shop.page("/twice", slot() + shop.snippet() + shop.snippet()))
     tab.rendered()
-    tab.page.wait_for_timeout(1500)
+    tab.flush()
     wait_for(lambda: stored(visitor=tab.visitor(), type="page_viewed"), message="the page view")
     assert len(stored(visitor=tab.visitor(), type="page_viewed")) == 1
     assert len(tab.sent("/api/v1/recommendations")) == 1
