@@ -9,11 +9,27 @@ from contextlib import ExitStack
 import pytest
 
 from personalize.app import create_app
-from personalize.testing import fresh_database, test_config
+from personalize.testing import app_config, fresh_database
 
 # Enough visitors for the model to learn each persona, few enough to build in a couple of seconds.
 SMALL_DEMO = 400
 CHROMIUM = "/usr/bin/chromium"
+
+
+def engaged_visitors(min_views: int = 5) -> dict[str, str]:
+    """Visitors of the small demo with some history, and their personas."""
+    from collections import Counter
+
+    from personalize.demo.catalog import demo_products
+    from personalize.demo.traffic import demo_events, demo_personas
+
+    views = Counter(
+        e["visitor"]
+        for e in demo_events(demo_products(), n_visitors=SMALL_DEMO, seed=7)
+        if e["type"] == "product_viewed"
+    )
+    personas = demo_personas(SMALL_DEMO, 7)
+    return {v: personas[v] for v, n in views.items() if n >= min_views}
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +44,7 @@ def fresh_app(tmp_path_factory):
         def make():
             folder = tmp_path_factory.mktemp("demo")
             url = cleanup.enter_context(fresh_database(folder))
-            app = create_app(test_config(folder, url))
+            app = create_app(app_config(folder, url))
             if "demo" not in app.blueprints:
                 app.register_blueprint(bp)
             apps.append(app)

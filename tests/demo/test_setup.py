@@ -8,9 +8,9 @@ from pathlib import Path
 
 from personalize.demo.catalog import demo_products
 from personalize.demo.setup import ADMIN_EMAIL, ADMIN_FILE, build_demo
-from personalize.demo.traffic import demo_events, demo_personas, persona_affinities
+from personalize.demo.traffic import persona_affinities
 
-from .conftest import SMALL_DEMO
+from .conftest import SMALL_DEMO, engaged_visitors
 
 
 def test_build_reports_what_it_loaded(built):
@@ -86,22 +86,11 @@ def _categories_recommended(client, public_key: str, visitor: str) -> list[str]:
     return [by_id[item["id"]].attributes["category_slug"] for item in response.get_json()["items"]]
 
 
-def _engaged_visitors(min_views: int = 5) -> dict[str, str]:
-    """Visitors of the small demo with some history, and their personas."""
-    views = Counter(
-        e["visitor"]
-        for e in demo_events(demo_products(), n_visitors=SMALL_DEMO, seed=7)
-        if e["type"] == "product_viewed"
-    )
-    personas = demo_personas(SMALL_DEMO, 7)
-    return {v: personas[v] for v, n in views.items() if n >= min_views}
-
-
 def test_visitors_are_recommended_their_personas_categories(built):
     app, info, _progress = built
     client = app.test_client()
     shares = []
-    for visitor, persona in sorted(_engaged_visitors().items())[:60]:
+    for visitor, persona in sorted(engaged_visitors().items())[:60]:
         categories = _categories_recommended(client, info["public_key"], visitor)
         mine = sum(1 for c in categories if c in persona_affinities(persona))
         shares.append(mine / len(categories))
@@ -113,7 +102,7 @@ def test_visitors_are_recommended_their_personas_categories(built):
 def test_two_personas_get_different_recommendations(built):
     app, info, _progress = built
     client = app.test_client()
-    personas = _engaged_visitors()
+    personas = engaged_visitors()
     runner = min(v for v, p in personas.items() if p == "runner")
     parent = min(v for v, p in personas.items() if p == "new parent")
     runner_cats = Counter(_categories_recommended(client, info["public_key"], runner))
