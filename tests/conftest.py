@@ -10,13 +10,13 @@ import pytest
 
 from personalize.app import create_app
 from personalize.records import ProductRecord
-from personalize.testing import fresh_database, test_config
+from personalize.testing import app_config, fresh_database
 
 
 @pytest.fixture
 def app(tmp_path):
     with fresh_database(tmp_path) as url:
-        application = create_app(test_config(tmp_path, url))
+        application = create_app(app_config(tmp_path, url))
         yield application
         from personalize.db import db
 

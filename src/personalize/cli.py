@@ -81,12 +81,16 @@ def demo(host: str, port: int, visitors: int, no_serve: bool):
     if not app.config.get("PUBLIC_URL"):
         app.config["PUBLIC_URL"] = base
     started = time.perf_counter()
-    stages: dict[str, float] = {}
+    bars: dict[str, object] = {}
 
     def progress(stage: str, done: int, total: int) -> None:
-        if stages.get(stage) != done:
-            stages[stage] = done
-            click.echo(f"\r  {stage}: {done:,}/{total:,}", nl=done >= total, err=True)
+        bar = bars.get(stage)
+        if bar is None:
+            bar = bars[stage] = _progress_bar(f"  {stage}", max(total, 1))
+            bar.__enter__()
+        bar.update(done - bar.pos)
+        if done >= total:
+            bar.__exit__(None, None, None)
 
     click.echo("Building the demo shop…", err=True)
     info = build_demo(app, n_visitors=visitors, progress=progress, origin=base)

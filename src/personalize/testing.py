@@ -39,6 +39,6 @@ def fresh_database(folder: str | Path, base_url: str | None = None) -> Iterator[
         engine.dispose()
 
 
-def test_config(folder: str | Path, url: str, **extra) -> dict:
+def app_config(folder: str | Path, url: str, **extra) -> dict:
     """The ``create_app`` settings for a test app on ``url`` with its instance in ``folder``."""
     return {"TESTING": True, "DATABASE_URL": url, "INSTANCE_PATH": str(folder), "AUTO_MIGRATE": True, "MODEL_CHECK_SECONDS": 0.0, **extra}
