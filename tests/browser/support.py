@@ -26,6 +26,9 @@ def wait_for(check, timeout: float = 8.0, interval: float = 0.1, message: str = 
         time.sleep(interval)
 
 
+PICTURE = '<svg xmlns="http://www.w3.org/2000/svg" width="40" height="40"><rect width="40" height="40" fill="#ccc"/></svg>'
+
+
 class Shop:
     """A shop's web server on its own port: pages registered by tests, product pages for free."""
 
@@ -45,12 +48,15 @@ class Shop:
                     html, headers = shop.pages[path]
                 elif m := re.fullmatch(r"/product/([\w-]+)", path):
                     html, headers = shop.product_page(m.group(1)), {}
+                elif path.startswith("/img/"):
+                    html, headers = PICTURE, {"Content-Type": "image/svg+xml"}
                 else:
                     self.send_error(404)
                     return
                 body = html.encode()
                 self.send_response(200)
-                self.send_header("Content-Type", "text/html; charset=utf-8")
+                if "Content-Type" not in headers:
+                    self.send_header("Content-Type", "text/html; charset=utf-8")
                 self.send_header("Content-Length", str(len(body)))
                 self.send_header("Cache-Control", "no-store")
                 for name, value in headers.items():
@@ -127,7 +133,7 @@ def catalog(shop_url: str):
             id=pid,
             title=f"{'Running shoe' if kind == 'shoes' else 'Novel'} {pid}",
             url=f"{shop_url}/product/{pid}",
-            image=f"{shop_url}/img/{pid}.png",
+            image=f"{shop_url}/img/{pid}.svg",
             price=20.0 + int(pid[1:]),
             currency="EUR",
             category=kind,

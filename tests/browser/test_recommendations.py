@@ -131,10 +131,21 @@ def test_light_render_mode_renders_into_the_page_with_pz_classes(site, shop, tab
     assert tab.page.locator("#fallback").count() == 0
 
 
-def test_a_strict_content_security_policy_with_a_nonce_is_enough(site, shop, tab, reco):
+@pytest.mark.parametrize(
+    "style_src, init_script",
+    [
+        # Constructed stylesheets are not subject to style-src: no entry is needed at all.
+        ("'none'", None),
+        # Without them, the widget adds a <style> element carrying the script's nonce.
+        ("'nonce-r4nd0m'", "window.CSSStyleSheet = undefined;"),
+    ],
+    ids=["constructed-stylesheet", "style-element-with-nonce"],
+)
+def test_a_strict_content_security_policy_is_enough(site, shop, new_tab, reco, style_src, init_script):
+    tab = new_tab(init_script)
     nonce = "r4nd0m"
     csp = (f"default-src 'none'; script-src 'nonce-{nonce}'; connect-src {reco.url}; "
-           f"img-src {shop.url} {reco.url}; style-src 'nonce-{nonce}'")
+           f"img-src {shop.url}; style-src {style_src}")
     violations = []
     tab.page.on("console", lambda m: violations.append(m.text) if "Content Security Policy" in m.text else None)
     stub = f"<script nonce=\"{nonce}\">window.personalize=window.personalize||function(){{(personalize.q=personalize.q||[]).push(arguments)}}</script>"
@@ -142,9 +153,11 @@ def test_a_strict_content_security_policy_with_a_nonce_is_enough(site, shop, tab
     body = '<div data-personalize-slot="home" data-limit="4"><p id="fallback">Bestsellers</p></div>'
     tab.page.goto(shop.page("/csp", body + stub + shop.snippet(nonce=nonce), headers={"Content-Security-Policy": csp}))
     assert len(tab.rendered()[0]["items"]) == 4
+    slot_el = tab.page.locator("[data-personalize-slot=home]")
+    styles = slot_el.evaluate("el => el.shadowRoot.querySelectorAll('style').length")
+    assert styles == (1 if init_script else 0)
     # The default theme applied: the list is a grid.
-    display = tab.page.locator("[data-personalize-slot=home] .pz-list").evaluate("el => getComputedStyle(el).display")
-    assert display == "grid"
+    assert slot_el.locator(".pz-list").evaluate("el => getComputedStyle(el).display") == "grid"
     assert not violations and not tab.errors
 
 
