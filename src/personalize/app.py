@@ -53,6 +53,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.config["SECRET_KEY"] = settings.get("SECRET_KEY") or _secret_key(instance)
     app.config["VERSION"] = __version__
 
+    from . import schema  # noqa: F401  (every table is known before migrations run)
+
     db.init_app(app)
     if url.startswith("sqlite"):
         from sqlalchemy import event

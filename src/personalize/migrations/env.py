@@ -3,7 +3,7 @@
 from alembic import context
 from sqlalchemy import engine_from_config, pool
 
-from personalize import models  # noqa: F401  (registers every table on the metadata)
+from personalize import schema  # noqa: F401  (registers every table on the metadata)
 from personalize.db import db
 
 config = context.config
