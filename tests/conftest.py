@@ -106,3 +106,28 @@ def live_server(app):
     yield server
     server.shutdown()
     server.server_close()
+
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--no-first-run"]
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """One headless Debian Chromium for the whole run (Playwright allows one sync driver per thread).
+
+    Skipped when Chromium is missing, unless PERSONALIZE_REQUIRE_BROWSER=1 (CI), where that fails.
+    """
+    import os
+
+    if not os.path.exists(CHROMIUM):
+        reason = f"{CHROMIUM} is missing (Debian: apt-get install chromium)"
+        if os.environ.get("PERSONALIZE_REQUIRE_BROWSER") == "1":
+            pytest.fail(reason + "; PERSONALIZE_REQUIRE_BROWSER=1 makes this an error")
+        pytest.skip(reason)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
