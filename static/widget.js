@@ -8,15 +8,25 @@
     try { console.warn('personalize: widget.js is included twice; the second copy does nothing'); } catch (e) {}
     return;
   }
-  var me = d.currentScript || d.querySelector('script[data-shop][src*="widget"]');
+  var me = d.currentScript || d.querySelector('script[data-shop][src*="widget"]'), API;
   if (!me || !me.dataset.shop) return;
-
   var ds = me.dataset, KEY = ds.shop, NONCE = me.nonce || me.getAttribute('nonce') || '';
-  var API = (ds.api ? new URL(ds.api, location.href).href : new URL(me.src, location.href).origin).replace(/\/+$/, '');
+  try {
+    API = (ds.api ? new URL(ds.api, location.href).href : new URL(me.src, location.href).origin).replace(/\/+$/, '');
+  } catch (e) { return; }
   var VID = 'pz_vid', OUT = 'pz_outbox', RECS = 'pz_recs', OPT = 'pz_optout';
-  var FIELDS = 'url title referrer product_id rec_id slot position strategy quantity price order_id items revenue currency email customer_id traits properties'.split(' ');
-  // The server rejects a whole batch over one unknown type, so only known types are accepted here.
-  var TRACKED = ['product_viewed', 'product_added', 'order_completed', 'page_viewed', 'identify'];
+  // The fields each event type may carry besides url, title, referrer and properties. The server
+  // refuses a whole batch over one bad event, so anything else goes into properties.
+  var TYPES = {
+    page_viewed: '',
+    product_viewed: 'product_id rec_id slot position price',
+    product_added: 'product_id quantity price currency rec_id slot position',
+    order_completed: 'order_id items revenue currency rec_id email customer_id',
+    identify: 'email customer_id traits',
+    rec_impression: 'rec_id slot items strategy',
+    rec_clicked: 'rec_id slot product_id position strategy'
+  };
+  var NUMBERS = ['position', 'quantity', 'price', 'revenue'];
   var consent = ds.consent !== 'required';
   var queue = [], timer = 0, memVid = '', tmpVid = '', lastPage = '', lastView = '';
   var referrer = d.referrer, route = location.pathname + location.search;
@@ -73,16 +83,30 @@
   }
 
   // ---- events ----
+  function scalar(v) {
+    return v === null || /^(string|number|boolean)$/.test(typeof v);
+  }
   function event(type, props, ctx) {
-    if (blocked()) return;
-    var e = { id: rid(22), type: type, visitor: visitor(), ts: Date.now(), url: ctx.url, title: ctx.title }, extra = {}, k;
+    if (blocked() || TYPES[type] == null) return;
+    var e = { id: rid(22), type: type, visitor: visitor(), ts: Date.now(), url: ctx.url, title: ctx.title }, extra = {}, k, v;
+    var allowed = ('url title referrer ' + TYPES[type]).split(' ');
     props = props || {};
     for (k in props) {
-      if (props[k] == null) continue;
-      if (FIELDS.indexOf(k) >= 0) e[k] = props[k]; else extra[k] = props[k];
+      v = props[k];
+      if (NUMBERS.indexOf(k) >= 0) v = v == null || v === '' ? null : +v;
+      if (v == null || v !== v) continue;
+      if (allowed.indexOf(k) >= 0) e[k] = v;
+      else if (k === 'properties' && typeof v === 'object') Object.assign(extra, v);
+      else extra[k] = v;
     }
-    if (Object.keys(extra).length) e.properties = Object.assign(extra, e.properties);
+    for (k in extra) if (!scalar(extra[k])) delete extra[k];
+    if (Object.keys(extra).length) e.properties = extra;
     if (e.product_id != null) e.product_id = String(e.product_id);
+    if (/^(product_viewed|product_added|rec_clicked)$/.test(type) ? !e.product_id :
+      type === 'order_completed' ? !(Array.isArray(e.items) && e.items.length) :
+      type === 'identify' && !e.email && !e.customer_id) {
+      return console.warn('personalize: ' + type + ' lacks a required field; not sent');
+    }
     if (!e.rec_id && type !== 'rec_impression') {
       var ids = e.product_id ? [e.product_id] : (Array.isArray(e.items) ? e.items.map(function (i) { return i && i.product_id; }) : []);
       for (k = 0; k < ids.length && !e.rec_id; k++) e.rec_id = recFor(ids[k]);
@@ -233,8 +257,10 @@
       list.appendChild(a);
     });
     var root = slot;
+    try {
+      if (!light) root = slot.shadowRoot || slot.attachShadow({ mode: 'open' });
+    } catch (e) { light = true; } // an element that cannot host a shadow root (ul, a, …)
     if (!light) {
-      root = slot.shadowRoot || slot.attachShadow({ mode: 'open' });
       root.textContent = '';
       styleShadow(root);
     } else {
@@ -282,7 +308,7 @@
       if (cmd === 'page') page(ctx);
       else if (cmd === 'view') view(a && a.product_id, ctx);
       else if (cmd === 'identify') event('identify', a, ctx);
-      else if (cmd === 'track' && TRACKED.indexOf(a) >= 0) event(a, b, ctx);
+      else if (cmd === 'track' && TYPES[a] != null && !/^rec_/.test(a)) event(a, b, ctx);
       else if (cmd === 'track') console.warn('personalize: unknown event type', a);
       else if (cmd === 'render') a ? render(a) : renderAll();
       else if (cmd === 'consent') {

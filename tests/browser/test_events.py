@@ -102,3 +102,22 @@ def test_undelivered_events_are_kept_and_sent_later(site, shop, tab, stored):
                       message="the parked events delivered by the next page")
     assert [e["product_id"] for e in events if e["type"] == "product_viewed"] == ["s7"]
     assert tab.storage().get("pz_outbox") is None
+
+
+def test_a_sloppy_call_costs_no_other_event(site, shop, tab, stored):
+    """The server refuses a whole batch over one bad event, so the widget cleans calls up first."""
+    tab.page.goto(shop.page("/sloppy", slot() + shop.snippet()))
+    tab.rendered()
+    tab.page.evaluate("""() => {
+      personalize('track', 'wishlist_added', {product_id: 's1'});   // unknown type: dropped
+      personalize('track', 'product_added', {quantity: 1});          // no product: dropped
+      personalize('identify', {traits: {plan: 'gold'}});             // neither email nor id: dropped
+      personalize('track', 'product_added', {product_id: 's3', quantity: '2', items: [1], meta: {deep: 1}, note: 'gift'});
+    }""")
+    tab.flush()
+    visitor = tab.visitor()
+    added = wait_for(lambda: stored(visitor=visitor, type="product_added"), message="the add-to-cart")
+    assert len(added) == 1 and added[0]["product_id"] == "s3"
+    assert added[0]["properties"].get("note") == "gift"
+    assert {e["type"] for e in stored(visitor=visitor)} >= {"page_viewed", "product_added"}
+    assert not tab.errors
