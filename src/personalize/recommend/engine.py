@@ -41,6 +41,7 @@ from .models import (
     kind_weights,
     popularity,
     repeat_rate,
+    trend,
     user_item_matrix,
 )
 
@@ -57,6 +58,8 @@ DEFAULT_PARAMS: dict = {
     "quantity_exponent": 0.0,
     # how strongly an item's repeat-purchase rate lifts it in the personal part (0 = not at all)
     "repeat_exponent": 0.0,
+    # how strongly an item's recent rise in buyers (season, trend) lifts it in the personal part
+    "trend_exponent": 0.0,
     # half life of history entries when they vote for neighbours (item-item, content)
     "context_half_life_days": 60.0,
     # blend weights (the personal part weighs 1)
@@ -69,7 +72,7 @@ DEFAULT_PARAMS: dict = {
     "ease_lambda": 250.0,
     "neighbours": 100,
     "content_neighbours": 30,
-    "item_half_life_days": 0.0,  # fade old co-purchases when learning neighbours (0 = no fading)
+    "item_half_life_days": 60.0,  # fade old co-purchases when learning neighbours (0 = no fading)
     "popular_half_life_days": 30.0,
     "max_history": 500,  # newest entries of a history used when serving
     # blend tuning on a validation window just before ``now`` (see tuning.py)
@@ -156,6 +159,7 @@ class Recommender:
         fitted_at: float,
         item_model: str,
         repeat_rate: np.ndarray | None = None,
+        trend: np.ndarray | None = None,
     ):
         self.items = items
         self.params = params
@@ -166,6 +170,9 @@ class Recommender:
         self.fitted_at = fitted_at
         self.item_model = item_model
         self.repeat_rate = np.ones(len(items), dtype=np.float32) if repeat_rate is None else repeat_rate
+        self.trend = np.ones(len(items), dtype=np.float32) if trend is None else trend
+        # the personal part's per-item lift, combined once so serving stays cheap
+        self._lift = self.repeat_rate.astype(np.float64) ** params["repeat_exponent"] * self.trend.astype(np.float64) ** params["trend_exponent"]
         self._kind_weight = np.zeros(4, dtype=np.float64)
         for kind, w in _kind_table(params).items():
             self._kind_weight[kind] = w
@@ -234,7 +241,7 @@ class Recommender:
             ranked = sorted((c for c in counts.items() if c[1] >= p["min_segment_users"]), key=lambda c: (-c[1], c[0]))
             for name, _ in ranked[: int(p["max_segments"])]:
                 segments[name] = popularity(log.select(seg_of_row == name), now, p["popular_half_life_days"])
-        return cls(items, p, neighbours, content, pop, segments, now, model, repeat_rate(log))
+        return cls(items, p, neighbours, content, pop, segments, now, model, repeat_rate(log), trend(log, now))
 
     # ----------------------------------------------------------------- scoring
     def _history_arrays(self, history: Sequence[HistoryEntry], now: float | None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -256,7 +263,7 @@ class Recommender:
         uniq, inv = np.unique(items, return_inverse=True)
         w = kw * decay(now - ts, self.params["personal_half_life_days"]) * qty ** self.params["quantity_exponent"]
         weight = np.bincount(inv, weights=w, minlength=len(uniq))
-        weight *= self.repeat_rate[uniq].astype(np.float64) ** self.params["repeat_exponent"]
+        weight *= self._lift[uniq]
         c = kw * decay(now - ts, self.params["context_half_life_days"])
         context = np.bincount(inv, weights=c, minlength=len(uniq))
         strongest = np.zeros(len(uniq), dtype=np.int64)
@@ -492,6 +499,7 @@ class Recommender:
             "in_stock": np.asarray(self.items.in_stock, dtype=bool),
             "popular": self.popular_scores.astype(np.float32),
             "repeat_rate": self.repeat_rate.astype(np.float32),
+            "trend": self.trend.astype(np.float32),
             "segment_popular": seg.astype(np.float32),
         }
         for name, table in (("nb", self.neighbours), ("ct", self.content)):
@@ -533,7 +541,7 @@ class Recommender:
             }
             seg = z["segment_popular"]
             segments = {name: seg[i].copy() for i, name in enumerate(meta["segments"])}
-            return cls(items, _params(meta["params"]), tables["nb"], tables["ct"], z["popular"].copy(), segments, meta["fitted_at"], meta["item_model"], z["repeat_rate"].copy())
+            return cls(items, _params(meta["params"]), tables["nb"], tables["ct"], z["popular"].copy(), segments, meta["fitted_at"], meta["item_model"], z["repeat_rate"].copy(), z["trend"].copy())
 
 
 __all__ = ["DAY", "DEFAULT_PARAMS", "Recommender", "Rules", "Scored"]

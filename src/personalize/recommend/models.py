@@ -85,6 +85,20 @@ def repeat_rate(log: InteractionLog, prior: float = 2.0) -> np.ndarray:
     return ((repeaters + prior * overall) / (buyers + prior)).astype(np.float32)
 
 
+def trend(log: InteractionLog, now: float, half_life_days: float = 14.0) -> np.ndarray:
+    """Return, per item, how much more of its buyers are recent than over the whole log.
+
+    1 means as popular lately as ever; seasonal items in season score above 1.
+    Shares are smoothed by one buyer's worth so rare items stay near 1.
+    """
+    recent = popularity(log, now, half_life_days).astype(np.float64)
+    overall = popularity(log, now, 0.0).astype(np.float64)
+    if recent.sum() == 0 or overall.sum() == 0:
+        return np.ones(log.n_items, dtype=np.float32)
+    smooth = 1.0 / max(log.n_items, 1)
+    return ((recent / recent.sum() + smooth) / (overall / overall.sum() + smooth)).astype(np.float32)
+
+
 def _top_k_dense(block: np.ndarray, k: int, row_offset: int, exclude_self: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Keep the ``k`` largest positive entries of each row of a dense block (as COO triples)."""
     n_rows, n_cols = block.shape

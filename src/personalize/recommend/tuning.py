@@ -8,7 +8,7 @@ ranked in both evaluation views (see :mod:`personalize.recommend.evaluate`):
    neighbour, content and popularity parts can rank, so their weights relative
    to each other, the history half life they read, and the popularity half life
    are chosen here;
-2. "all" view: the personal part's half life, the repeat-rate exponent and the
+2. "all" view: the personal part's half life, the repeat-rate and trend exponents and the
    weight of the group parts (kept in the ratio found in step 1) are chosen here.
 
 The test window of an offline evaluation is never seen: the engine is fitted
@@ -32,9 +32,10 @@ CONTEXT_HALF_LIVES = (30.0, 0.0)
 POPULAR_HALF_LIVES = (14.0, 60.0)
 POPULAR_RATIOS = (0.0, 0.05, 0.2)
 CONTENT_RATIOS = (0.0, 0.2)
-PERSONAL_HALF_LIVES = (90.0, 365.0, 0.0)
+PERSONAL_HALF_LIVES = (180.0, 365.0, 0.0)
 REPEAT_EXPONENTS = (0.0, 0.5)
-ITEM_WEIGHTS = (0.05, 0.1, 0.2, 0.4)
+TREND_EXPONENTS = (0.0, 0.5, 1.0)
+ITEM_WEIGHTS = (0.1, 0.2, 0.4, 0.8)
 
 
 def _row_max_normalize(m: sp.csr_matrix) -> sp.csr_matrix:
@@ -111,20 +112,21 @@ def tune_blend(log: InteractionLog, items: ItemTable, now: float, params: dict) 
 
     # step 2: the "all" view
     best_all = (-1.0, None)
-    for hl, eta in itertools.product(PERSONAL_HALF_LIVES, REPEAT_EXPONENTS):
-        personal = history_matrix(hl, personal=True)
-        personal = sp.csr_matrix(personal.multiply(parts.repeat_rate.astype(np.float64)[None, :] ** eta))
+    for hl, eta, tau in itertools.product(PERSONAL_HALF_LIVES, REPEAT_EXPONENTS, TREND_EXPONENTS):
+        lift = parts.repeat_rate.astype(np.float64) ** eta * parts.trend.astype(np.float64) ** tau
+        personal = sp.csr_matrix(history_matrix(hl, personal=True).multiply(lift[None, :]))
         personal = _row_max_normalize(personal).toarray()
         for beta in ITEM_WEIGHTS:
             r = _recall((personal + beta * group).astype(np.float32), truth)
             if r > best_all[0] + 1e-9:
-                best_all = (r, (hl, eta, beta))
-    hl, eta, beta = best_all[1]
+                best_all = (r, (hl, eta, tau, beta))
+    hl, eta, tau, beta = best_all[1]
     p.update(
         context_half_life_days=chl,
         popular_half_life_days=phl,
         personal_half_life_days=hl,
         repeat_exponent=eta,
+        trend_exponent=tau,
         personal_weight=1.0,
         item_weight=beta,
         popular_weight=beta * rho,
