@@ -95,8 +95,9 @@ def build_demo(
     Sets ``DEMO_SITE_ID``, ``DEMO_PUBLIC_KEY`` and ``DEMO_BEST_SELLERS`` in ``app.config``.
     """
     from personalize.catalog import upsert_products
+    from personalize.db import db
     from personalize.profiles import ingest_events
-    from personalize.recommend.service import train_site
+    from personalize.recommend.service import latest_version, train_site
     from personalize.sites import (
         create_site,
         get_site_by_name,
@@ -131,18 +132,27 @@ def build_demo(
         mark = time.perf_counter()
         events = demo_events(products, n_visitors=n_visitors, seed=seed)
         timings["generate"] = time.perf_counter() - mark
+        built_with = {"visitors": n_visitors, "seed": seed}
+        # the same demo was built before: its events are stored and its model trained
+        ready = (site.settings or {}).get("demo") == built_with and latest_version(site_id) is not None
         mark = time.perf_counter()
         stored = 0
         say("events", 0, len(events))
-        for start in range(0, len(events), BATCH):
-            batch = events[start : start + BATCH]
-            stored += ingest_events(site, batch).accepted
-            say("events", start + len(batch), len(events))
+        if not ready:
+            for start in range(0, len(events), BATCH):
+                batch = events[start : start + BATCH]
+                stored += ingest_events(site, batch).accepted
+                say("events", start + len(batch), len(events))
+        say("events", len(events), len(events))
         timings["ingest"] = time.perf_counter() - mark
 
         mark = time.perf_counter()
         say("train", 0, 1)
-        train_site(site_id)
+        if not ready:
+            train_site(site_id)
+            site = get_site_by_name(DEMO_SITE_NAME)
+            site.settings = {**(site.settings or {}), "demo": built_with}
+            db.session.commit()
         say("train", 1, 1)
         timings["train"] = time.perf_counter() - mark
 
