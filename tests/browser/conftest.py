@@ -7,7 +7,6 @@ production. One Chromium per session, a fresh browser context (so a fresh visito
 
 from __future__ import annotations
 
-import os
 import shutil
 import tempfile
 import threading
@@ -16,16 +15,6 @@ from dataclasses import dataclass, field
 import pytest
 
 from .support import Shop, catalog, histories, make_site, wait_for
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-]
 
 # Records every personalize:rendered event, so a test can wait for a render and read its rec_id.
 RENDER_SPY = """
@@ -38,21 +27,8 @@ document.addEventListener('personalize:rendered', function (e) {
 
 
 # ---------------------------------------------------------------- the browser
-
-
-@pytest.fixture(scope="session")
-def browser():
-    if not os.path.exists(CHROMIUM):
-        reason = f"{CHROMIUM} is missing (Debian: apt-get install chromium)"
-        if os.environ.get("PERSONALIZE_REQUIRE_BROWSER") == "1":
-            pytest.fail(reason + "; PERSONALIZE_REQUIRE_BROWSER=1 makes this an error")
-        pytest.skip(reason)
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
+# ``browser`` (one headless Debian Chromium per session, skipped when it is missing) comes from
+# tests/conftest.py: Playwright's sync API allows one driver per thread, so all suites share it.
 
 
 @dataclass
@@ -128,13 +104,21 @@ def shop(reco):
 
 @pytest.fixture(scope="session")
 def reco_app():
-    """The real app on a throwaway database (PERSONALIZE_TEST_DATABASE_URL when set)."""
+    """The real app on a throwaway database (a schema of its own on PERSONALIZE_TEST_DATABASE_URL).
+
+    Session-wide rather than the per-test ``app``: training a site takes seconds, and every test
+    here uses fresh visitors (a new browser context) on the same trained site.
+    """
     from personalize.app import create_app
+    from personalize.db import db
+    from personalize.testing import app_config, fresh_database
 
     tmp = tempfile.mkdtemp(prefix="pz-browser-")
-    url = os.environ.get("PERSONALIZE_TEST_DATABASE_URL") or f"sqlite:///{tmp}/personalize.db"
-    app = create_app({"TESTING": True, "DATABASE_URL": url, "INSTANCE_PATH": tmp})
-    yield app
+    with fresh_database(tmp) as url:
+        app = create_app(app_config(tmp, url))
+        yield app
+        with app.app_context():
+            db.engine.dispose()
     shutil.rmtree(tmp, ignore_errors=True)
 
 
@@ -153,7 +137,7 @@ def reco(reco_app):
 
 
 @pytest.fixture(scope="session")
-def site(reco_app, shop):
+def reco_site(reco_app, shop):
     """A trained shop with shoes and books; the shop server embeds its public key by default."""
     info = make_site(reco_app, shop.url, catalog(shop.url), histories())
     shop.public_key = info["public_key"]
@@ -161,7 +145,7 @@ def site(reco_app, shop):
 
 
 @pytest.fixture
-def stored(reco_app, site):
+def stored(reco_app, reco_site):
     """``stored(**where)`` lists this site's stored events as dicts, filtered by column values."""
     from sqlalchemy import select
 
@@ -170,7 +154,7 @@ def stored(reco_app, site):
 
     def query(site_id: int | None = None, **where) -> list[dict]:
         with reco_app.app_context():
-            q = select(Event).where(Event.site_id == (site_id or site["id"]))
+            q = select(Event).where(Event.site_id == (site_id or reco_site["id"]))
             for column, value in where.items():
                 q = q.where(getattr(Event, column) == value)
             rows = db.session.scalars(q.order_by(Event.id)).all()

@@ -11,7 +11,7 @@ pytestmark = pytest.mark.browser
 STUB = "<script>window.personalize=window.personalize||function(){(personalize.q=personalize.q||[]).push(arguments)}</script>"
 
 
-def test_calls_made_before_the_script_loads_are_replayed(site, shop, tab, stored):
+def test_calls_made_before_the_script_loads_are_replayed(reco_site, shop, tab, stored):
     calls = """<script>
       personalize('view', {product_id: 's2'});
       personalize('identify', {email: 'Ann@Example.com', traits: {plan: 'gold'}});
@@ -34,7 +34,7 @@ def test_calls_made_before_the_script_loads_are_replayed(site, shop, tab, stored
     assert not tab.errors
 
 
-def test_one_impression_per_rec_id_once_the_slot_is_visible(site, shop, tab, stored):
+def test_one_impression_per_rec_id_once_the_slot_is_visible(reco_site, shop, tab, stored):
     body = '<div style="height:2500px">Above the fold</div>' + slot() + '<div style="height:2500px"></div>'
     tab.page.goto(shop.page("/below", body + shop.snippet()))
     rec_id = tab.rendered()[0]["rec_id"]
@@ -56,7 +56,7 @@ def test_one_impression_per_rec_id_once_the_slot_is_visible(site, shop, tab, sto
     assert len(stored(type="rec_impression", rec_id=rec_id)) == 1
 
 
-def test_spa_navigation_sends_one_page_view_and_re_renders(site, shop, tab, stored):
+def test_spa_navigation_sends_one_page_view_and_re_renders(reco_site, shop, tab, stored):
     tab.page.goto(shop.page("/spa/one", slot() + shop.snippet(), title="One"))
     first = tab.rendered()[0]
     visitor = tab.visitor()
@@ -84,7 +84,7 @@ def test_spa_navigation_sends_one_page_view_and_re_renders(site, shop, tab, stor
     assert not tab.errors
 
 
-def test_undelivered_events_are_kept_and_sent_later(site, shop, tab, stored):
+def test_undelivered_events_are_kept_and_sent_later(reco_site, shop, tab, stored):
     tab.page.route("**/api/v1/events**", lambda route: route.abort())
     tab.page.add_init_script("navigator.sendBeacon = function () { return false; };")
     tab.page.goto(shop.page("/outbox", slot() + shop.snippet(product_id="s7")))
@@ -104,7 +104,7 @@ def test_undelivered_events_are_kept_and_sent_later(site, shop, tab, stored):
     assert tab.storage().get("pz_outbox") is None
 
 
-def test_a_sloppy_call_costs_no_other_event(site, shop, tab, stored):
+def test_a_sloppy_call_costs_no_other_event(reco_site, shop, tab, stored):
     """The server refuses a whole batch over one bad event, so the widget cleans calls up first."""
     tab.page.goto(shop.page("/sloppy", slot() + shop.snippet()))
     tab.rendered()

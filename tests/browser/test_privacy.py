@@ -16,7 +16,7 @@ def settle(tab):
     tab.flush()
 
 
-def test_consent_required_sends_and_stores_nothing_until_consent(site, shop, tab, stored):
+def test_consent_required_sends_and_stores_nothing_until_consent(reco_site, shop, tab, stored):
     tab.page.goto(shop.page("/consent", slot() + shop.snippet(consent="required", product_id="s2")))
     tab.rendered()  # recommendations still show, for an anonymous visitor
     tab.page.evaluate("personalize('view', {product_id: 's3'})")
@@ -32,7 +32,7 @@ def test_consent_required_sends_and_stores_nothing_until_consent(site, shop, tab
     assert sorted((e["type"], e["product_id"]) for e in events) == [("page_viewed", None), ("product_viewed", "s2")]
 
 
-def test_consent_withdrawn_forgets_the_visitor(site, shop, tab):
+def test_consent_withdrawn_forgets_the_visitor(reco_site, shop, tab):
     tab.page.goto(shop.page("/withdraw", slot() + shop.snippet()))
     tab.rendered()
     assert tab.visitor()
@@ -44,7 +44,7 @@ def test_consent_withdrawn_forgets_the_visitor(site, shop, tab):
     assert len(tab.sent("/api/v1/events")) == sent_before
 
 
-def test_global_privacy_control_sends_nothing(site, shop, new_tab):
+def test_global_privacy_control_sends_nothing(reco_site, shop, new_tab):
     tab = new_tab(GPC_ON)
     tab.page.goto(shop.page("/gpc", slot() + shop.snippet(product_id="s4")))
     shown = tab.rendered()[0]
@@ -57,7 +57,7 @@ def test_global_privacy_control_sends_nothing(site, shop, new_tab):
     assert not tab.errors
 
 
-def test_local_opt_out_sends_nothing_and_persists(site, shop, tab):
+def test_local_opt_out_sends_nothing_and_persists(reco_site, shop, tab):
     tab.page.goto(shop.page("/optout", slot() + shop.snippet()))
     tab.rendered()
     tab.page.evaluate("personalize('optout')")

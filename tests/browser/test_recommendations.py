@@ -27,7 +27,7 @@ def visit_product_then_home(shop, tab, product_id: str, stored) -> list[str]:
     return tab.rendered()[0]["items"]
 
 
-def test_two_visitors_with_different_browsing_see_different_recommendations(site, shop, new_tab, stored):
+def test_two_visitors_with_different_browsing_see_different_recommendations(reco_site, shop, new_tab, stored):
     shoe_fan, book_fan = new_tab(), new_tab()
     shoes_seen = visit_product_then_home(shop, shoe_fan, "s5", stored)
     books_seen = visit_product_then_home(shop, book_fan, "b5", stored)
@@ -40,7 +40,7 @@ def test_two_visitors_with_different_browsing_see_different_recommendations(site
     assert not shoe_fan.errors and not book_fan.errors
 
 
-def test_a_product_view_on_the_page_changes_the_next_recommendations(site, shop, tab, stored):
+def test_a_product_view_on_the_page_changes_the_next_recommendations(reco_site, shop, tab, stored):
     tab.page.goto(home(shop))
     before = tab.rendered()[0]["items"]
     assert books_in(before) < len(before), "a newcomer should first see the popular shoes"
@@ -56,7 +56,7 @@ def test_a_product_view_on_the_page_changes_the_next_recommendations(site, shop,
     assert books_in(after) > books_in(before)
 
 
-def test_a_click_is_recorded_with_its_rec_id_and_attributes_a_later_add_to_cart(site, shop, tab, stored):
+def test_a_click_is_recorded_with_its_rec_id_and_attributes_a_later_add_to_cart(reco_site, shop, tab, stored):
     tab.page.goto(home(shop))
     shown = tab.rendered()[0]
     first = shown["items"][0]
@@ -106,7 +106,7 @@ def test_a_product_title_with_markup_renders_as_text(reco_app, shop, tab):
     assert not tab.errors
 
 
-def test_rendering_uses_an_open_shadow_root_with_parts(site, shop, tab):
+def test_rendering_uses_an_open_shadow_root_with_parts(reco_site, shop, tab):
     tab.page.goto(home(shop, "/shadow", limit=3))
     shown = tab.rendered()[0]
     slot_el = tab.page.locator("[data-personalize-slot=home]")
@@ -119,7 +119,7 @@ def test_rendering_uses_an_open_shadow_root_with_parts(site, shop, tab):
     assert not tab.page.locator("#fallback").is_visible()
 
 
-def test_light_render_mode_renders_into_the_page_with_pz_classes(site, shop, tab):
+def test_light_render_mode_renders_into_the_page_with_pz_classes(reco_site, shop, tab):
     tab.page.goto(home(shop, "/light", render="light"))
     shown = tab.rendered()[0]
     slot_el = tab.page.locator("[data-personalize-slot=home]")
@@ -141,7 +141,7 @@ def test_light_render_mode_renders_into_the_page_with_pz_classes(site, shop, tab
     ],
     ids=["constructed-stylesheet", "style-element-with-nonce"],
 )
-def test_a_strict_content_security_policy_is_enough(site, shop, new_tab, reco, style_src, init_script):
+def test_a_strict_content_security_policy_is_enough(reco_site, shop, new_tab, reco, style_src, init_script):
     tab = new_tab(init_script)
     nonce = "r4nd0m"
     csp = (f"default-src 'none'; script-src 'nonce-{nonce}'; connect-src {reco.url}; "
@@ -161,7 +161,7 @@ def test_a_strict_content_security_policy_is_enough(site, shop, new_tab, reco, s
     assert not violations and not tab.errors
 
 
-def test_the_rendered_event_carries_slot_rec_id_and_items(site, shop, tab):
+def test_the_rendered_event_carries_slot_rec_id_and_items(reco_site, shop, tab):
     tab.page.goto(home(shop, "/event"))
     shown = tab.rendered()[0]
     assert shown["slot"] == "home"

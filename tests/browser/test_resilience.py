@@ -18,7 +18,7 @@ def assert_fallback_kept(tab):
     assert not tab.errors, tab.errors
 
 
-def test_api_down_keeps_the_fallback_without_page_errors(site, shop, tab):
+def test_api_down_keeps_the_fallback_without_page_errors(reco_site, shop, tab):
     api = f"http://127.0.0.1:{closed_port()}"
     tab.page.goto(shop.page("/down", slot() + shop.snippet(api=api)))
     tab.page.wait_for_timeout(300)
@@ -29,7 +29,7 @@ def test_api_down_keeps_the_fallback_without_page_errors(site, shop, tab):
     assert tab.page.evaluate("typeof personalize") == "function"
 
 
-def test_a_slow_api_is_given_up_after_two_seconds(site, shop, tab):
+def test_a_slow_api_is_given_up_after_two_seconds(reco_site, shop, tab):
     answer = {"rec_id": "r_late", "slot": "home", "strategy": "popular",
               "items": [{"id": "s1", "title": "Late shoe", "url": f"{shop.url}/product/s1", "price": 1.0}]}
     slow = SlowApi(2.5, answer)
@@ -52,7 +52,7 @@ def test_a_slow_api_is_given_up_after_two_seconds(site, shop, tab):
     ],
     ids=["html", "server-error", "items-not-a-list", "items-malformed", "null"],
 )
-def test_a_garbage_answer_keeps_the_fallback(site, shop, tab, status, body, content_type):
+def test_a_garbage_answer_keeps_the_fallback(reco_site, shop, tab, status, body, content_type):
     tab.page.route("**/api/v1/recommendations**", lambda route: route.fulfill(
         status=status, body=body, content_type=content_type,
         headers={"Access-Control-Allow-Origin": "*"}))
@@ -61,7 +61,7 @@ def test_a_garbage_answer_keeps_the_fallback(site, shop, tab, status, body, cont
     assert_fallback_kept(tab)
 
 
-def test_the_script_included_twice_runs_once(site, shop, tab, stored):
+def test_the_script_included_twice_runs_once(reco_site, shop, tab, stored):
     tab.page.goto(shop.page("/twice", slot() + shop.snippet() + shop.snippet()))
     tab.rendered()
     tab.flush()
