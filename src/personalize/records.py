@@ -104,3 +104,81 @@ class Recommendation:
     score: float
     reason: str = ""
     source: str = ""
+
+
+# --- Connectors: what a connector's streams yield and what its push receives ---
+
+
+@dataclass(frozen=True)
+class EngagementRecord:
+    """Something a contact did in another system: an email opened or clicked, a form sent…
+
+    ``id`` is unique per source (a repeated id is stored once); ``email`` or
+    ``external_id`` ties it to a contact; ``type`` is short and lower case
+    (``email_open``, ``email_click``, ``email_bounce``…).
+    """
+
+    id: str
+    type: str
+    occurred_at: datetime
+    email: str = ""
+    external_id: str = ""
+    properties: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """Yielded by a stream after some records: "everything before this point is done".
+
+    ``state`` is the stream's own JSON-able resume state. The sync engine stores the
+    records yielded before it and this state in one transaction, and hands the last
+    stored state back to the stream on the next run.
+    """
+
+    state: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class SkippedRecord:
+    """Yielded by a stream for a remote record it cannot use (malformed, incomplete).
+
+    The engine counts it and notes ``reason`` in the run log; the sync goes on.
+    """
+
+    reason: str
+    key: str = ""
+
+
+@dataclass(frozen=True)
+class SegmentChange:
+    """A profile entered (``added=True``) or left a segment: what a push receives.
+
+    ``identities`` holds every id the profile is known by (``email``,
+    ``customer_id``, ``hubspot_id``…), so a connector can address the contact in
+    its own system without asking the database.
+    """
+
+    segment: str
+    profile_id: int
+    added: bool
+    identities: dict[str, str] = field(default_factory=dict)
+    segment_id: int | None = None
+    occurred_at: datetime | None = None
+
+    @property
+    def email(self) -> str:
+        return self.identities.get("email", "")
+
+
+@dataclass(frozen=True)
+class PushResult:
+    """What happened to one :class:`SegmentChange` in the remote system.
+
+    ``status`` is ``ok`` (applied, or already so), ``skipped`` (the contact is not
+    there, or a contact policy forbids it; ``message`` says which) or ``failed``.
+    """
+
+    profile_id: int
+    segment: str
+    status: str
+    message: str = ""
