@@ -90,3 +90,24 @@ def model_trained(site_id: int, summary: dict[str, Any]) -> None:
 
     :param summary: counts and timings: ``n_items``, ``n_users``, ``n_interactions``, ``fit_seconds``, ``path``.
     """
+
+
+@hookspec
+def register_connectors() -> list[type]:
+    """Return connector classes (subclasses of :class:`personalize.connectors.Connector`).
+
+    Each declares its name, kind, settings, streams and push targets; the sync engine
+    runs them. Two connectors with the same ``name`` are an error reported at start.
+    """
+
+
+@hookspec
+def sync_finished(site_id: int, connection: str, connector: str, summary: dict[str, Any]) -> None:
+    """Called after a connection's sync (pull or push) has finished and its run log is stored.
+
+    :param site_id: the site synced.
+    :param connection: the connection's name (a site may connect the same connector twice).
+    :param connector: the connector's name (``shopify``, ``hubspot``…).
+    :param summary: the run log entry: ``run_id``, ``kind``, ``status``, ``records_in``,
+        ``records_out``, ``skipped``, ``errors``, ``cursor``, ``started_at``, ``finished_at``.
+    """
