@@ -4,3 +4,4 @@ A package that adds tables adds one import line here.
 """
 
 from . import models  # noqa: F401
+from .sync import models as _sync_models  # noqa: F401  (connections, sync runs, engagement)
