@@ -1,0 +1,1 @@
+"""Segments: rule trees evaluated per profile and in bulk, computed scores, contact policy."""
