@@ -4,4 +4,5 @@ A package that adds tables adds one import line here.
 """
 
 from . import models  # noqa: F401
+from .segments import models as _segment_models  # noqa: F401  (profiles and segments tables)
 from .sync import models as _sync_models  # noqa: F401  (connections, sync runs, engagement)
