@@ -29,6 +29,8 @@ SETTINGS: dict[str, tuple[Any, str]] = {
     "RECOMMENDATION_LIMIT_MAX": (50, "Largest `limit` a recommendation request may ask for."),
     "HISTORY_LENGTH": (200, "How many of a visitor's newest interactions the recommender reads."),
     "PUBLIC_URL": (None, "The server's public base URL, used in the snippet shown to admins."),
+    "ENCRYPTION_KEY": (None, "Encrypts connector secrets at rest; default: derived from SECRET_KEY."),
+    "SYNC_SCHEDULER": (True, "Run scheduled connector syncs inside `personalize serve`."),
 }
 
 _BOOL_TRUE = {"1", "true", "yes", "on"}
