@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     import click
     from flask import Blueprint, Flask
 
-    from .records import Event, Recommendation
+    from .records import Event, Recommendation, SegmentChange
 
 hookspec = pluggy.HookspecMarker("personalize")
 
@@ -110,4 +110,52 @@ def sync_finished(site_id: int, connection: str, connector: str, summary: dict[s
     :param connector: the connector's name (``shopify``, ``hubspot``…).
     :param summary: the run log entry: ``run_id``, ``kind``, ``status``, ``records_in``,
         ``records_out``, ``skipped``, ``errors``, ``cursor``, ``started_at``, ``finished_at``.
+    """
+
+
+@hookspec
+def segment_membership_changed(site_id: int, changes: list[SegmentChange]) -> None:
+    """Called after profiles entered or left segments, once the change is committed.
+
+    Fires for incremental updates (a new event or attribute) and for bulk rebuilds
+    (then in batches of at most 1,000 changes). Every change is also kept in the
+    ``segment_changes`` outbox (``GET /api/v1/segments/changes?after=…``), so a
+    connector that was down can catch up from its cursor.
+
+    .. versionadded:: 0.2
+
+    :param site_id: the site whose segments changed.
+    :param changes: :class:`personalize.records.SegmentChange` records, oldest first.
+    """
+
+
+@hookspec
+def profile_erased(site_id: int, profile_id: int, identities: dict[str, list[str]]) -> None:
+    """Called after a profile and everything stored about it were erased (a privacy request).
+
+    Connectors should delete or suppress the person in their systems too. The data
+    is already gone from the database; ``identities`` is all that is left of it.
+
+    .. versionadded:: 0.2
+
+    :param site_id: the site the profile belonged to.
+    :param profile_id: the erased profile's id (it no longer exists).
+    :param identities: every id the person was known by, by kind (``email``, ``customer_id``,
+        ``visitor``, connector ids…), each a list of values.
+    """
+
+
+@hookspec
+def profiles_merged(site_id: int, kept_profile_id: int, merged_profile_id: int, signal: str) -> None:
+    """Called after two profiles were found to be one person and merged, once committed.
+
+    The merged profile's events, orders, identities and attributes now belong to the
+    kept one, and the merged id no longer exists (the API still resolves it).
+
+    .. versionadded:: 0.2
+
+    :param site_id: the site of both profiles.
+    :param kept_profile_id: the profile that remains.
+    :param merged_profile_id: the profile folded into it.
+    :param signal: the trusted signal that proved it: ``signature``, ``token``, ``connector`` or ``api``.
     """
