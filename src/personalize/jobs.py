@@ -1,0 +1,160 @@
+"""Background jobs: one registry of job functions, run in-process by default.
+
+A job is a plain function of JSON-able keyword arguments, registered by name::
+
+    from personalize import jobs
+    future = jobs.submit("sync", site_id=1, connection="shopify", trigger="admin")
+
+:func:`submit` hands it to the application's :class:`JobRunner` (a small thread
+pool, each job inside an application context) and returns at once; :func:`run`
+runs it in the caller's thread (what ``personalize sync`` does, with progress).
+Both call the same function, so moving jobs onto a distributed queue later means
+giving that queue this registry, nothing else.
+
+:class:`Scheduler` is the in-process clock that ``personalize serve`` starts: every
+``tick`` seconds it submits the syncs that are due (each connection's
+``schedule_minutes``) and the processing of received webhooks.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
+
+from flask import Flask, current_app
+
+log = logging.getLogger(__name__)
+
+REGISTRY: dict[str, Callable[..., Any]] = {}
+
+
+def register(name: str, fn: Callable[..., Any]) -> None:
+    """Make ``fn`` runnable as job ``name`` (a later registration under the same name wins)."""
+    REGISTRY[name] = fn
+
+
+def _builtin_jobs() -> None:
+    from .sync import tasks
+
+    register("sync", tasks.sync_connection)
+    register("push", tasks.push_segment_changes)
+    register("webhooks", tasks.process_webhooks)
+
+
+def job_function(name: str) -> Callable[..., Any]:
+    if not REGISTRY:
+        _builtin_jobs()
+    if name not in REGISTRY:
+        raise KeyError(f"no job {name!r}; known: {', '.join(sorted(REGISTRY))}")
+    return REGISTRY[name]
+
+
+def run(name: str, **kwargs: Any) -> Any:
+    """Run a job now, in this thread (an application context must be active)."""
+    return job_function(name)(**kwargs)
+
+
+class JobRunner:
+    """A thread pool that runs jobs inside the application's context."""
+
+    def __init__(self, app: Flask, workers: int = 2):
+        self.app = app
+        self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="personalize-job")
+        self._futures: set[Future] = set()
+        self._lock = threading.Lock()
+
+    def submit(self, name: str, **kwargs: Any) -> Future:
+        fn = job_function(name)
+        future = self.pool.submit(self._call, name, fn, kwargs)
+        with self._lock:
+            self._futures.add(future)
+        future.add_done_callback(self._forget)
+        return future
+
+    def _call(self, name: str, fn: Callable[..., Any], kwargs: dict[str, Any]) -> Any:
+        with self.app.app_context():
+            try:
+                return fn(**kwargs)
+            except Exception:
+                log.exception("job %s failed", name)
+                raise
+
+    def _forget(self, future: Future) -> None:
+        with self._lock:
+            self._futures.discard(future)
+
+    def wait(self, timeout: float | None = None) -> None:
+        """Wait until every submitted job has finished (tests and shutdown)."""
+        from concurrent.futures import wait
+
+        with self._lock:
+            pending = list(self._futures)
+        wait(pending, timeout=timeout)
+
+    def shutdown(self) -> None:
+        self.pool.shutdown(wait=True)
+
+
+def runner(app: Flask | None = None) -> JobRunner:
+    """The application's job runner, created on first use."""
+    app = app or current_app._get_current_object()
+    existing = app.extensions.get("personalize.jobs")
+    if existing is None:
+        existing = app.extensions["personalize.jobs"] = JobRunner(app)
+    return existing
+
+
+def submit(name: str, **kwargs: Any) -> Future:
+    """Queue job ``name`` with keyword arguments; returns at once with a future of its result."""
+    return runner().submit(name, **kwargs)
+
+
+class Scheduler(threading.Thread):
+    """Submits due syncs and webhook processing every ``tick`` seconds until :meth:`stop`."""
+
+    def __init__(self, app: Flask, tick: float = 30.0):
+        super().__init__(name="personalize-scheduler", daemon=True)
+        self.app, self.tick = app, tick
+        self._stop_event = threading.Event()
+        self._inflight: dict[tuple[int, str], Future] = {}
+
+    def run(self) -> None:
+        while not self._stop_event.is_set():
+            try:
+                self.run_once()
+            except Exception:  # the clock must keep ticking
+                log.exception("scheduler tick failed")
+            self._stop_event.wait(self.tick)
+
+    def run_once(self) -> list[Future]:
+        """Submit what is due now; return the futures (tests call this directly)."""
+        from .sync.tasks import due_connections
+
+        jobs = runner(self.app)
+        submitted = []
+        with self.app.app_context():
+            due = due_connections()
+        for site_id, name in due:
+            key = (site_id, name)
+            if key in self._inflight and not self._inflight[key].done():
+                continue
+            self._inflight[key] = jobs.submit("sync", site_id=site_id, connection=name, trigger="schedule")
+            submitted.append(self._inflight[key])
+        submitted.append(jobs.submit("webhooks"))
+        return submitted
+
+    def stop(self) -> None:
+        self._stop_event.set()
+
+
+def start_scheduler(app: Flask, tick: float = 30.0) -> Scheduler | None:
+    """Start the in-process scheduler unless the ``SYNC_SCHEDULER`` setting turns it off."""
+    if not app.config.get("SYNC_SCHEDULER", True):
+        return None
+    scheduler = Scheduler(app, tick)
+    scheduler.start()
+    app.extensions["personalize.scheduler"] = scheduler
+    return scheduler

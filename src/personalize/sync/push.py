@@ -1,0 +1,128 @@
+"""Writing segment membership back to a connected system.
+
+The segments service emits :class:`~personalize.records.SegmentChange` records;
+:func:`push_changes` hands them to a connection's push target in batches and
+records one run log entry with a :class:`~personalize.records.PushResult` per change.
+Pushes are idempotent on the connector side (setting a tag or property that is
+already set is a no-op), so a push may be repeated after a failure.
+
+When the segments service offers a contact policy
+(``personalize.segments.policy.may_contact(site_id, profile_id, channel)``),
+additions to a segment are only pushed for profiles it allows on the connector's
+channel (its ``kind``); removals always go through, so nobody stays in an audience
+they have left.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Iterable
+from dataclasses import replace
+from typing import Any
+
+from sqlalchemy import select
+
+from ..connectors import AuthError, ConfigError, TransientError
+from ..db import db
+from ..models import Identity, utcnow
+from ..plugins import hooks
+from ..records import PushResult, SegmentChange
+from .connections import connector_class, get_connection
+from .engine import SyncError, _fatal_message, build_connector, make_http, run_summary, start_run
+
+
+def _policy() -> Callable[[int, int, str], bool] | None:
+    try:
+        module = importlib.import_module("personalize.segments.policy")
+    except ImportError:
+        return None
+    return getattr(module, "may_contact", None)
+
+
+def with_identities(site_id: int, changes: Iterable[SegmentChange]) -> list[SegmentChange]:
+    """Fill in each change's identities from the profile's stored ones (given ones win)."""
+    changes = list(changes)
+    ids = sorted({c.profile_id for c in changes})
+    known: dict[int, dict[str, str]] = {}
+    for start in range(0, len(ids), 500):
+        for pid, kind, value in db.session.execute(
+            select(Identity.profile_id, Identity.kind, Identity.value).where(
+                Identity.site_id == site_id, Identity.profile_id.in_(ids[start : start + 500]), Identity.kind != "visitor"
+            ).order_by(Identity.id)
+        ).all():
+            known.setdefault(pid, {}).setdefault(kind, value)
+    return [replace(c, identities={**known.get(c.profile_id, {}), **c.identities}) for c in changes]
+
+
+def push_changes(
+    site_id: int,
+    connection: str,
+    target: str,
+    changes: Iterable[SegmentChange],
+    *,
+    trigger: str = "segments",
+    sleep: Callable[[float], None] | None = None,
+    http_options: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Push segment changes to ``target`` of a connection; return the run log entry with ``results``."""
+    conn = get_connection(site_id, connection)
+    if conn is None:
+        raise SyncError(f"site {site_id} has no connection {connection!r}")
+    cls = connector_class(conn.connector)
+    if target not in {t.name for t in cls.push_targets}:
+        raise SyncError(f"{cls.name} cannot push to {target!r}; it offers {', '.join(t.name for t in cls.push_targets) or 'nothing'}")
+    changes = with_identities(site_id, changes)
+    run = start_run(conn, "push", trigger)
+    results: list[PushResult] = []
+    fatal = ""
+    policy = _policy()
+    allowed: list[SegmentChange] = []
+    for change in changes:
+        if change.added and policy is not None and not policy(site_id, change.profile_id, cls.kind):
+            results.append(PushResult(change.profile_id, change.segment, "skipped", f"contact policy for {cls.kind}"))
+        else:
+            allowed.append(change)
+    notes: list[str] = []
+    try:
+        connector = build_connector(conn, run, make_http(sleep, **(http_options or {})), notes.append)
+    except Exception as exc:
+        fatal = _fatal_message(exc)
+        connector = None
+    size = max(1, cls.push_batch_size)
+    for start in range(0, len(allowed), size):
+        batch = allowed[start : start + size]
+        if fatal:
+            results.extend(PushResult(c.profile_id, c.segment, "failed", "not attempted: " + fatal[:200]) for c in batch)
+            continue
+        try:
+            got = list(connector.push(target, batch))
+        except (AuthError, ConfigError, TransientError) as exc:
+            fatal = _fatal_message(exc)
+            results.extend(PushResult(c.profile_id, c.segment, "failed", fatal[:300]) for c in batch)
+            continue
+        except Exception as exc:  # one bad batch must not stop the others
+            results.extend(PushResult(c.profile_id, c.segment, "failed", f"{type(exc).__name__}: {exc}"[:300]) for c in batch)
+            continue
+        answered = {(r.profile_id, r.segment) for r in got}
+        results.extend(got)
+        results.extend(
+            PushResult(c.profile_id, c.segment, "failed", "the connector returned no result")
+            for c in batch if (c.profile_id, c.segment) not in answered
+        )
+        run.heartbeat_at = utcnow()
+        db.session.commit()
+    ok = sum(r.status == "ok" for r in results)
+    failed = [r for r in results if r.status == "failed"]
+    run.records_in = len(changes)
+    run.records_out = ok
+    run.skipped = sum(r.status == "skipped" for r in results)
+    run.streams = {target: {"in": len(changes), "stored": ok, "skipped": run.skipped, "failed": len(failed)}}
+    run.errors = ([fatal] if fatal else []) + [f"profile {r.profile_id} ({r.segment}): {r.message}" for r in failed if r.message != fatal][:50] + notes[:20]
+    run.status = "succeeded" if not failed else ("failed" if not ok else "partial")
+    run.message = fatal or f"{ok} pushed, {run.skipped} skipped, {len(failed)} failed"
+    run.finished_at = utcnow()
+    db.session.commit()
+    summary = run_summary(run)
+    hooks().sync_finished(site_id=site_id, connection=conn.name, connector=conn.connector, summary=summary)
+    summary["results"] = results
+    return summary
