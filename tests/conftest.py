@@ -3,25 +3,47 @@ PERSONALIZE_TEST_DATABASE_URL is set), a test client, a CLI runner and a trained
 
 from __future__ import annotations
 
+import shutil
 import threading
 from dataclasses import dataclass
 
 import pytest
 
+from personalize import schema  # noqa: F401  (every table, for truncation)
 from personalize.app import create_app
+from personalize.db import db
 from personalize.records import ProductRecord
 from personalize.testing import app_config, fresh_database
 
 
-@pytest.fixture
-def app(tmp_path):
-    with fresh_database(tmp_path) as url:
-        application = create_app(app_config(tmp_path, url))
-        yield application
-        from personalize.db import db
+@pytest.fixture(scope="session")
+def migrated_database(tmp_path_factory):
+    """One database migrated once per run; each test gets a copy (SQLite) or a truncated one (PostgreSQL)."""
+    folder = tmp_path_factory.mktemp("template")
+    with fresh_database(folder) as url:
+        template = create_app(app_config(folder, url))
+        with template.app_context():
+            db.engine.dispose()  # checkpoints SQLite's write-ahead log into the file
+        yield url
 
-        with application.app_context():
-            db.engine.dispose()
+
+@pytest.fixture
+def app(tmp_path, migrated_database):
+    url = migrated_database
+    if url.startswith("sqlite"):
+        copy = tmp_path / "personalize.db"
+        shutil.copyfile(url.removeprefix("sqlite:///"), copy)
+        url = f"sqlite:///{copy}"
+    application = create_app(app_config(tmp_path, url, AUTO_MIGRATE=False))
+    yield application
+    with application.app_context():
+        db.session.remove()
+        if db.engine.dialect.name == "postgresql":
+            # DELETE beats TRUNCATE on tables this small
+            with db.engine.begin() as connection:
+                for table in reversed(db.metadata.sorted_tables):
+                    connection.execute(table.delete())
+        db.engine.dispose()
 
 
 @pytest.fixture
