@@ -88,10 +88,26 @@ def test_identify_attaches_email_without_taking_another_profile(client, site):
 )
 def test_invalid_event_is_refused_naming_the_field(client, site, event, field):
     before = count(Event)
-    r = post(client, site.public_key, [{"id": "ok-1", "type": "page_viewed", "visitor": "v"}, event])
+    r = post(client, site.public_key, [event])
     assert r.status_code == 400
-    assert r.json["error"]["field"] == field.replace("events[0]", "events[1]")
-    assert count(Event) == before, "a rejected batch stores nothing"
+    assert r.json["error"]["field"] == field
+    assert count(Event) == before
+
+
+@pytest.mark.parametrize(
+    "event, field",
+    [
+        ({"id": "x", "type": "page_viewd", "visitor": "v"}, "events[1].type"),
+        ({"id": "x", "type": "identify", "visitor": "v", "email": "nope"}, "events[1].email"),
+    ],
+)
+def test_one_bad_event_does_not_cost_the_good_ones(client, site, event, field):
+    """A beacon never reads its answer, so the valid events of a batch are kept and the bad ones reported."""
+    r = post(client, site.public_key, [{"id": "ok-1", "type": "page_viewed", "visitor": "v"}, event, {"id": "ok-2", "type": "page_viewed", "visitor": "v"}])
+    assert r.status_code == 202
+    assert r.json["accepted"] == 2
+    assert [(x["index"], x["field"]) for x in r.json["rejected"]] == [(1, field)]
+    assert count(Event, event_id="ok-1") == 1 and count(Event, event_id="ok-2") == 1
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,8 @@ import json
 
 from flask import current_app, request
 
-from ..profiles import ingest_events
+from ..profiles import ingest_events, validate_event
+from ..validation import InvalidInput
 from . import bp
 from .auth import public_site
 from .errors import ApiError
@@ -41,5 +42,22 @@ def post_events():
     events = body.get("events")
     if isinstance(events, list) and len(events) > max_events:
         raise ApiError(413, "too_many_events", f"at most {max_events} events per request; send smaller batches", "events")
-    result = ingest_events(site, events, max_events=max_events)
-    return {"accepted": result.accepted, "duplicates": result.duplicates}, 202
+    if not isinstance(events, list) or not events:
+        raise InvalidInput("events", "must be a non-empty list of events", "missing")
+    # A beacon never sees its answer: one bad event must not cost the good ones beside it.
+    valid, rejected, first_error = [], [], None
+    for i, raw in enumerate(events):
+        try:
+            validate_event(raw, i)
+        except InvalidInput as exc:
+            first_error = first_error or exc
+            rejected.append({"index": i, "field": exc.field, "code": exc.code, "message": exc.message})
+        else:
+            valid.append(raw)
+    if not valid:
+        raise first_error
+    result = ingest_events(site, valid, max_events=max_events)
+    body = {"accepted": result.accepted, "duplicates": result.duplicates}
+    if rejected:
+        body["rejected"] = rejected
+    return body, 202
