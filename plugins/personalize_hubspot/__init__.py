@@ -1,0 +1,223 @@
+"""HubSpot: contacts with lifecycle stage and properties, through the CRM v3 API with a
+private-app token; segment membership pushed back as a contact property.
+
+- Auth: a private app's access token as ``Authorization: Bearer …`` (scopes
+  ``crm.objects.contacts.read``, ``crm.objects.contacts.write``,
+  ``crm.schemas.contacts.read`` and ``crm.schemas.contacts.write`` for the property).
+- Pull: ``POST /crm/v3/objects/contacts/search`` filtered on ``lastmodifieddate``
+  (epoch milliseconds) between the last sync and this one, sorted by
+  ``hs_object_id`` and paged by id (``hs_object_id > last id``) rather than by
+  ``after``: search stops at 10,000 results per query, and keyset paging never
+  reaches that limit. Search allows about five requests a second, so requests are
+  paced at 0.2 s.
+- Push: each segment is a contact property ``<prefix><segment>`` (a checkbox,
+  ``true``/``false``) created through the Properties API when missing; values are
+  written with ``POST /crm/v3/objects/contacts/batch/update`` (≤ 100 a request),
+  contacts found by their HubSpot id, or by email through ``batch/read``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from personalize import hookimpl
+from personalize.connectors import CheckResult, Connector, PushTarget, Setting, Stream
+from personalize.records import Checkpoint, ContactRecord, PushResult, SegmentChange, SkippedRecord
+from personalize.sync.http import HttpStatusError
+
+__version__ = "1.0.0"
+
+API_VERSION = "crm/v3"
+PAGE_SIZE = 100  # search allows up to 200
+BATCH = 100
+LOOKBACK = timedelta(minutes=5)  # lastmodifieddate settles a little after the change
+STATE_VERSION = 1
+SEARCH_INTERVAL = 0.2
+DEFAULT_PROPERTIES = ("email", "firstname", "lastname", "lifecyclestage", "hs_lead_status", "company", "jobtitle", "lastmodifieddate")
+BOOKKEEPING = {"email", "hs_object_id", "lastmodifieddate", "createdate"}
+PROPERTY_GROUP = "contactinformation"
+
+
+def epoch_ms(when: datetime) -> int:
+    return int(when.replace(tzinfo=UTC).timestamp() * 1000)
+
+
+def parse_time(value: Any) -> datetime | None:
+    if not value:
+        return None
+    try:
+        when = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return when.astimezone(UTC).replace(tzinfo=None) if when.tzinfo else when
+
+
+def property_name(prefix: str, segment: str) -> str:
+    """A HubSpot property name for a segment: lower case letters, digits and underscores."""
+    slug = re.sub(r"[^a-z0-9]+", "_", segment.lower()).strip("_") or "segment"
+    return (prefix + slug)[:100]
+
+
+class HubSpotConnector(Connector):
+    name = "hubspot"
+    title = "HubSpot"
+    kind = "crm"
+    version = __version__
+    api_version = API_VERSION
+    identity_kind = "hubspot_id"
+    default_mapping = {
+        "*": "*", "firstname": "first_name", "lastname": "last_name", "lifecyclestage": "lifecycle_stage",
+        "hs_lead_status": "lead_status", "jobtitle": "job_title",
+    }
+    settings = (
+        Setting("access_token", "Private app access token", secret=True, help="HubSpot → Settings → Integrations → Private apps (pat-…)."),
+        Setting("properties", "Extra contact properties", required=False, help="Comma-separated internal names to read besides the usual ones."),
+        Setting("property_prefix", "Segment property prefix", required=False, default="personalize_", help="Segments become checkbox properties named prefix + segment."),
+        Setting("api_url", "API address", type="url", required=False, default="https://api.hubapi.com", help="Change only for a proxy or a test server."),
+    )
+    streams = (Stream("contacts", "contact", primary_key="id", cursor_field="lastmodifieddate", sorted=False, lookback_seconds=300),)
+    push_targets = (PushTarget("property", help="A checkbox contact property per segment."),)
+    push_batch_size = 500
+
+    def __init__(self, context):
+        super().__init__(context)
+        self.api = self.http.with_options(
+            base_url=str(self.config.get("api_url") or "https://api.hubapi.com"),
+            headers={"Authorization": f"Bearer {self.config.get('access_token') or ''}"},
+        )
+        self.search_api = self.api.with_options(
+            base_url=self.api.base_url, headers={"Authorization": f"Bearer {self.config.get('access_token') or ''}"},
+            min_interval=SEARCH_INTERVAL,
+        )
+        self._properties_ready: set[str] = set()
+
+    def properties(self) -> list[str]:
+        extra = [p.strip() for p in str(self.config.get("properties") or "").split(",") if p.strip()]
+        return list(dict.fromkeys([*DEFAULT_PROPERTIES, *extra]))
+
+    def check(self) -> CheckResult:
+        self.api.get_json("/crm/v3/objects/contacts", params={"limit": 1, "archived": "false"})
+        return CheckResult(True, "HubSpot contacts readable", API_VERSION)
+
+    def pull(self, stream: str, state: dict[str, Any] | None) -> Iterator[Any]:
+        state = state or {}
+        if state.get("until") is not None:  # finish an interrupted window as it was
+            since, until, last_id = state.get("since"), state["until"], int(state.get("last_id") or 0)
+        else:
+            since = state.get("since")
+            since = since - int(LOOKBACK.total_seconds() * 1000) if since is not None else None
+            until, last_id = epoch_ms(self.context.started_at), 0
+        while True:
+            filters = [
+                {"propertyName": "lastmodifieddate", "operator": "LTE", "value": str(until)},
+                {"propertyName": "hs_object_id", "operator": "GT", "value": str(last_id)},
+            ]
+            if since is not None:
+                filters.append({"propertyName": "lastmodifieddate", "operator": "GTE", "value": str(since)})
+            body = {
+                "filterGroups": [{"filters": filters}], "sorts": ["hs_object_id"], "properties": self.properties(),
+                "limit": PAGE_SIZE, "after": 0,
+            }
+            page = self.search_api.post_json("/crm/v3/objects/contacts/search", body)
+            results = page.get("results") or []
+            for obj in results:
+                yield self.contact(obj)
+                try:
+                    last_id = max(last_id, int(obj.get("id")))
+                except (TypeError, ValueError):
+                    pass
+            if not results or not (page.get("paging") or {}).get("next"):
+                break
+            yield Checkpoint({"v": STATE_VERSION, "since": since, "until": until, "last_id": last_id})
+        yield Checkpoint({"v": STATE_VERSION, "since": until})
+
+    def contact(self, obj: dict[str, Any]) -> ContactRecord | SkippedRecord:
+        props = obj.get("properties")
+        if not obj.get("id") or not isinstance(props, dict):
+            return SkippedRecord("contact without id or properties", str(obj.get("id") or ""))
+        attrs = {k: v for k, v in props.items() if k not in BOOKKEEPING and v not in (None, "")}
+        return ContactRecord(external_id=str(obj["id"]), email=props.get("email") or "", attributes=attrs,
+                             updated_at=parse_time(obj.get("updatedAt") or props.get("lastmodifieddate")))
+
+    # -- push --
+
+    def ensure_property(self, name: str, segment: str) -> None:
+        if name in self._properties_ready:
+            return
+        response = self.api.request("GET", f"/crm/v3/properties/contacts/{name}", allow=(404,))
+        if response.status_code == 404:
+            self.api.post_json("/crm/v3/properties/contacts", {
+                "name": name, "label": f"Segment: {segment}"[:100], "type": "enumeration", "fieldType": "booleancheckbox",
+                "groupName": PROPERTY_GROUP, "description": "Set by personalize: the contact is in this segment.",
+                "options": [
+                    {"label": "Yes", "value": "true", "displayOrder": 0, "hidden": False},
+                    {"label": "No", "value": "false", "displayOrder": 1, "hidden": False},
+                ],
+            })
+        self._properties_ready.add(name)
+
+    def push(self, target: str, changes: list[SegmentChange]) -> list[PushResult]:
+        prefix = str(self.config.get("property_prefix") or "personalize_")
+        results: list[PushResult] = []
+        ids = self._ids_by_email([c.email for c in changes if not c.identities.get("hubspot_id") and c.email])
+        updates: list[tuple[SegmentChange, str, str]] = []
+        for change in changes:
+            contact = change.identities.get("hubspot_id") or ids.get(change.email.lower())
+            if not contact:
+                results.append(PushResult(change.profile_id, change.segment, "skipped", "not a HubSpot contact"))
+                continue
+            prop = property_name(prefix, change.segment)
+            self.ensure_property(prop, change.segment)
+            updates.append((change, contact, prop))
+        for start in range(0, len(updates), BATCH):
+            batch = updates[start : start + BATCH]
+            merged: dict[str, dict[str, str]] = {}
+            for change, contact, prop in batch:
+                merged.setdefault(contact, {})[prop] = "true" if change.added else "false"
+            response = self.api.request(
+                "POST", "/crm/v3/objects/contacts/batch/update",
+                json={"inputs": [{"id": cid, "properties": props} for cid, props in merged.items()]}, allow=(207,),
+            )
+            failed = _failed_ids(response.json()) if response.status_code == 207 else {}
+            for change, contact, _prop in batch:
+                if contact in failed:
+                    results.append(PushResult(change.profile_id, change.segment, "failed", failed[contact]))
+                else:
+                    results.append(PushResult(change.profile_id, change.segment, "ok"))
+        return results
+
+    def _ids_by_email(self, emails: list[str]) -> dict[str, str]:
+        emails = list(dict.fromkeys(e.lower() for e in emails))
+        found: dict[str, str] = {}
+        for start in range(0, len(emails), BATCH):
+            chunk = emails[start : start + BATCH]
+            try:
+                response = self.api.request(
+                    "POST", "/crm/v3/objects/contacts/batch/read",
+                    json={"properties": ["email"], "idProperty": "email", "inputs": [{"id": e} for e in chunk]}, allow=(207,),
+                )
+            except HttpStatusError as exc:
+                if exc.status == 404:
+                    continue
+                raise
+            for obj in response.json().get("results") or []:
+                email = ((obj.get("properties") or {}).get("email") or "").lower()
+                if email:
+                    found[email] = str(obj["id"])
+        return found
+
+
+def _failed_ids(body: dict[str, Any]) -> dict[str, str]:
+    out = {}
+    for error in body.get("errors") or []:
+        for cid in ((error.get("context") or {}).get("ids") or []):
+            out[str(cid)] = error.get("message") or "refused"
+    return out
+
+
+@hookimpl
+def register_connectors():
+    return [HubSpotConnector]

@@ -1,0 +1,254 @@
+"""Mailchimp: audience members with their tags, campaign activity (opens, clicks, bounces),
+and segments pushed back as member tags — through the Marketing API 3.0.
+
+- Base URL ``https://<dc>.api.mailchimp.com/3.0``, the data centre being the API
+  key's suffix (``…-us20``); HTTP Basic auth with any user name and the key.
+- Members: ``GET /lists/{list_id}/members`` sorted by ``last_changed`` ascending,
+  bounded by ``since_last_changed`` and a fixed ``before_last_changed`` (the sync's
+  start). Paging is by time rather than by a growing ``offset``: each page starts at
+  the newest ``last_changed`` read so far, skipping the members already read at that
+  second, so members that change while we page cannot shift a page and hide someone.
+- Activity: ``GET /campaigns`` (sent in the last ``activity_days`` days, of this
+  audience), then ``GET /reports/{campaign_id}/email-activity?since=…`` per campaign.
+- Tags: ``POST /lists/{list_id}/members/{md5 of the lower-cased email}/tags`` with
+  ``{"name", "status": "active" | "inactive"}``; Mailchimp compares tag names
+  without regard to case. A member who is not in the audience is skipped.
+- At most 10 simultaneous connections per key: the sync engine uses one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from personalize import hookimpl
+from personalize.connectors import CheckResult, ConfigError, Connector, PushTarget, Setting, Stream
+from personalize.records import Checkpoint, ContactRecord, EngagementRecord, PushResult, SegmentChange, SkippedRecord
+from personalize.sync.http import HttpStatusError
+
+__version__ = "1.0.0"
+
+API_VERSION = "3.0"
+PAGE_SIZE = 1000
+STATE_VERSION = 1
+ACTIONS = {"open": "email_open", "click": "email_click", "bounce": "email_bounce"}
+MEMBER_FIELDS = ",".join(
+    f"members.{f}" for f in ("id", "email_address", "status", "merge_fields", "tags", "last_changed", "member_rating", "stats", "language", "vip")
+) + ",total_items"
+
+
+def subscriber_hash(email: str) -> str:
+    """Mailchimp's member id: the MD5 of the lower-cased email address."""
+    return hashlib.md5(email.strip().lower().encode()).hexdigest()
+
+
+def _iso(when: datetime) -> str:
+    return when.replace(microsecond=0).isoformat() + "+00:00"
+
+
+def parse_time(value: Any) -> datetime | None:
+    if not value:
+        return None
+    try:
+        when = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return when.astimezone(UTC).replace(tzinfo=None) if when.tzinfo else when
+
+
+class MailchimpConnector(Connector):
+    name = "mailchimp"
+    title = "Mailchimp"
+    kind = "email"
+    version = __version__
+    api_version = API_VERSION
+    identity_kind = "mailchimp_id"
+    max_concurrency = 10
+    default_mapping = {
+        "FNAME": "first_name", "LNAME": "last_name", "status": "email_status", "tags": "mailchimp_tags",
+        "member_rating": "email_rating", "avg_open_rate": "email_open_rate", "avg_click_rate": "email_click_rate",
+        "language": "language", "vip": "email_vip",
+    }
+    settings = (
+        Setting("api_key", "API key", secret=True, help="Mailchimp → Profile → Extras → API keys; it ends with your data centre, e.g. -us20."),
+        Setting("list_id", "Audience id", help="Audience → Settings → Audience name and defaults → Audience ID."),
+        Setting("tag_prefix", "Tag prefix", required=False, default="", help="Segments become tags named prefix + segment name."),
+        Setting("activity_days", "Days of campaign activity", type="integer", required=False, default=30,
+                help="Campaigns sent within this many days are read for opens and clicks."),
+        Setting("api_url", "API address", type="url", required=False, help="Leave empty: taken from the key's data centre."),
+    )
+    streams = (
+        Stream("members", "contact", primary_key="id", cursor_field="last_changed", sorted=True),
+        Stream("activity", "engagement", primary_key="id", cursor_field="timestamp", sorted=False, lookback_seconds=3600),
+    )
+    push_targets = (PushTarget("tags", help="Adds (active) or removes (inactive) a member tag per segment."),)
+
+    def __init__(self, context):
+        super().__init__(context)
+        key = str(self.config.get("api_key") or "")
+        base = self.config.get("api_url")
+        if not base:
+            dc = key.rpartition("-")[2] if "-" in key else ""
+            if not dc.isalnum():
+                raise ConfigError("the API key has no data centre suffix (like -us20); copy the whole key")
+            base = f"https://{dc}.api.mailchimp.com/{API_VERSION}"
+        self.api = self.http.with_options(base_url=str(base), auth=("personalize", key))
+        self.list_id = str(self.config.get("list_id") or "")
+
+    def check(self) -> CheckResult:
+        self.api.get_json("/ping")
+        try:
+            audience = self.api.get_json(f"/lists/{self.list_id}", params={"fields": "id,name,stats.member_count"})
+        except HttpStatusError as exc:
+            if exc.status == 404:
+                raise ConfigError(f"no audience {self.list_id!r} in this Mailchimp account") from None
+            raise
+        return CheckResult(True, f"audience {audience.get('name')!r}", API_VERSION)
+
+    # -- members --
+
+    def pull(self, stream: str, state: dict[str, Any] | None) -> Iterator[Any]:
+        if stream == "members":
+            yield from self.pull_members(state or {})
+        else:
+            yield from self.pull_activity(state or {})
+
+    def pull_members(self, state: dict[str, Any]) -> Iterator[Any]:
+        until = state.get("until") or _iso(self.context.started_at)
+        cursor = state.get("since")  # newest last_changed read
+        seen = set(state.get("seen") or [])  # member ids read at exactly that second
+        offset = 0
+        while True:
+            params = {"count": PAGE_SIZE, "offset": offset, "before_last_changed": until, "sort_field": "last_changed",
+                      "sort_dir": "ASC", "fields": MEMBER_FIELDS}
+            if cursor:  # a second early, whether Mailchimp's bound is inclusive or not; re-read members are skipped
+                params["since_last_changed"] = _iso(parse_time(cursor) - timedelta(seconds=1))
+            page = self.api.get_json(f"/lists/{self.list_id}/members", params=params)
+            members = page.get("members") or []
+            progressed = False
+            for member in members:
+                changed = member.get("last_changed") or ""
+                when = parse_time(changed)
+                if cursor and when is not None and (when < parse_time(cursor) or (when == parse_time(cursor) and member.get("id") in seen)):
+                    continue  # read on an earlier page
+                yield self.member(member)
+                progressed = True
+                if when is not None:
+                    if cursor is None or when > parse_time(cursor):
+                        cursor, seen = _iso(when), set()
+                    seen.add(member.get("id"))
+            if len(members) < PAGE_SIZE:
+                break
+            # a full page made of members read before (many at one second): step over it
+            offset = 0 if progressed else offset + PAGE_SIZE
+            yield Checkpoint({"v": STATE_VERSION, "since": cursor, "seen": sorted(seen), "until": until})
+        yield Checkpoint({"v": STATE_VERSION, "since": cursor or until, "seen": sorted(seen) if cursor else []})
+
+    def member(self, member: dict[str, Any]) -> ContactRecord | SkippedRecord:
+        email = member.get("email_address") or ""
+        if not email or not member.get("id"):
+            return SkippedRecord("member without email address", str(member.get("id") or ""))
+        attrs: dict[str, Any] = {}
+        merge = member.get("merge_fields") if isinstance(member.get("merge_fields"), dict) else {}
+        for key in ("FNAME", "LNAME"):
+            if merge.get(key):
+                attrs[key] = merge[key]
+        for key in ("status", "member_rating", "language", "vip"):
+            if member.get(key) not in (None, ""):
+                attrs[key] = member[key]
+        attrs["tags"] = sorted(t.get("name", "") for t in member.get("tags") or [] if isinstance(t, dict) and t.get("name"))
+        stats = member.get("stats") if isinstance(member.get("stats"), dict) else {}
+        for key in ("avg_open_rate", "avg_click_rate"):
+            if isinstance(stats.get(key), int | float):
+                attrs[key] = stats[key]
+        return ContactRecord(external_id=str(member["id"]), email=email, attributes=attrs, updated_at=parse_time(member.get("last_changed")))
+
+    # -- campaign activity --
+
+    def pull_activity(self, state: dict[str, Any]) -> Iterator[Any]:
+        until = state.get("until") or _iso(self.context.started_at)
+        since = state.get("since")
+        done = set(state.get("done") or [])
+        if since and not state.get("until"):
+            since = _iso(parse_time(since) - timedelta(hours=1))  # reports settle late
+        days = int(self.config.get("activity_days") or 30)
+        first_send = _iso(parse_time(until) - timedelta(days=days))
+        campaigns = []
+        offset = 0
+        while True:
+            page = self.api.get_json("/campaigns", params={
+                "status": "sent", "list_id": self.list_id, "since_send_time": first_send, "before_send_time": until,
+                "sort_field": "send_time", "sort_dir": "ASC", "count": PAGE_SIZE, "offset": offset,
+                "fields": "campaigns.id,campaigns.send_time,campaigns.settings.subject_line,total_items",
+            })
+            batch = page.get("campaigns") or []
+            campaigns.extend(batch)
+            offset += len(batch)
+            if len(batch) < PAGE_SIZE or offset >= int(page.get("total_items") or 0):
+                break
+        for campaign in campaigns:
+            cid = campaign.get("id")
+            if not cid or cid in done:
+                continue
+            subject = ((campaign.get("settings") or {}).get("subject_line")) or ""
+            offset = 0
+            while True:
+                params = {"count": PAGE_SIZE, "offset": offset}
+                if since:
+                    params["since"] = since
+                page = self.api.get_json(f"/reports/{cid}/email-activity", params=params)
+                emails = page.get("emails") or []
+                for entry in emails:
+                    yield from self.activity(cid, subject, entry, until)
+                offset += len(emails)
+                if len(emails) < PAGE_SIZE or offset >= int(page.get("total_items") or 0):
+                    break
+            done.add(cid)
+            yield Checkpoint({"v": STATE_VERSION, "since": since, "until": until, "done": sorted(done)})
+        yield Checkpoint({"v": STATE_VERSION, "since": until})
+
+    def activity(self, campaign_id: str, subject: str, entry: dict[str, Any], until: str) -> Iterator[Any]:
+        email = entry.get("email_address") or ""
+        if not email:
+            yield SkippedRecord("activity without email address", campaign_id)
+            return
+        bound = parse_time(until)
+        for act in entry.get("activity") or []:
+            kind = ACTIONS.get(act.get("action"))
+            when = parse_time(act.get("timestamp"))
+            if kind is None or when is None:
+                yield SkippedRecord(f"unreadable activity {act.get('action')!r}", f"{campaign_id}/{email}")
+                continue
+            if when >= bound:
+                continue  # the next sync's window
+            props = {"campaign_id": campaign_id, "subject": subject}
+            if act.get("url"):
+                props["url"] = act["url"]
+            yield EngagementRecord(
+                id=f"{campaign_id}:{entry.get('email_id') or subscriber_hash(email)}:{act.get('action')}:{act.get('timestamp')}:{act.get('url') or ''}"[:200],
+                type=kind, occurred_at=when, email=email, external_id=entry.get("email_id") or "", properties=props,
+            )
+
+    # -- push --
+
+    def push(self, target: str, changes: list[SegmentChange]) -> list[PushResult]:
+        prefix = str(self.config.get("tag_prefix") or "")
+        results = []
+        for change in changes:
+            if not change.email:
+                results.append(PushResult(change.profile_id, change.segment, "skipped", "no email address"))
+                continue
+            body = {"tags": [{"name": f"{prefix}{change.segment}"[:100], "status": "active" if change.added else "inactive"}]}
+            response = self.api.request("POST", f"/lists/{self.list_id}/members/{subscriber_hash(change.email)}/tags", json=body, allow=(404,))
+            if response.status_code == 404:
+                results.append(PushResult(change.profile_id, change.segment, "skipped", "not a member of the audience"))
+            else:
+                results.append(PushResult(change.profile_id, change.segment, "ok"))
+        return results
+
+
+@hookimpl
+def register_connectors():
+    return [MailchimpConnector]
