@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+import logging
+
+from flask import has_request_context, request
+
+from ..db import db
 from ..models import Site
 from ..plugins import hooks
+from .attributes import attributes_of, set_attributes
 from .events import IncomingEvent, validate_batch, validate_event
-from .identity import profile_for_visitor, profiles_for, profiles_for_visitors
+from .facts import device_facts, record_device_facts
+from .identity import attach_identities, profile_for_visitor, profiles_for, profiles_for_visitors
 from .ingest import IngestResult, recent_interactions, store_events
+from .merge import link_identity, merge_profiles, resolve_contact, resolve_profile_id
 from .orders import import_orders
+from .privacy import erase_profile, export_profile
+
+log = logging.getLogger(__name__)
 
 
 def ingest_events(site: Site, events: list[dict], max_events: int = 1000) -> IngestResult:
@@ -21,10 +32,31 @@ def ingest_events(site: Site, events: list[dict], max_events: int = 1000) -> Ing
         hook = hooks().event_received
         for record in result.stored:
             hook(site_id=site.id, event=record)
+        _after_events(site.id, result)
     return result
 
 
+def _after_events(site_id: int, result: IngestResult) -> None:
+    """Device facts from the delivering request, then the profiles' segment membership.
+
+    The events are committed already: a failure here is logged, never lost data.
+    """
+    from ..models import utcnow
+    from ..segments.live import refresh_profiles
+
+    try:
+        if has_request_context():
+            facts = device_facts(request.headers.get("User-Agent"), request.headers.get("Accept-Language"))
+            if record_device_facts(site_id, result.profiles, facts, utcnow()):
+                db.session.commit()
+        refresh_profiles(site_id, result.profiles)
+    except Exception:
+        db.session.rollback()
+        log.exception("segment update after events failed for site %s", site_id)
+
+
 __all__ = [
-    "IncomingEvent", "IngestResult", "import_orders", "ingest_events", "profile_for_visitor", "profiles_for",
+    "IncomingEvent", "IngestResult", "attach_identities", "attributes_of", "erase_profile", "export_profile",
+    "import_orders", "link_identity", "merge_profiles", "resolve_contact", "resolve_profile_id", "set_attributes", "ingest_events", "profile_for_visitor", "profiles_for",
     "profiles_for_visitors", "recent_interactions", "store_events", "validate_batch", "validate_event",
 ]

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterable, Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import delete, select
@@ -25,7 +25,26 @@ from .models import ProfileAttribute
 NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,99}$")
 MAX_ATTRIBUTES = 200
 MAX_TEXT = 2000
-LIST_SEP = "\x1f"  # lists are stored as \x1fa\x1fb\x1f so a LIKE can test membership in SQL
+LIST_SEP = "\x1f"  # lists are stored as \x1fa\x1fb\x1f so SQL can test membership by substring
+ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?)?(Z|[+-]\d{2}:?\d{2})?$")
+EPOCH = datetime(1970, 1, 1)
+
+
+def parse_when(value: Any) -> datetime | None:
+    """An ISO-8601 date or date-time string as naive UTC, or ``None`` when it is not one."""
+    if not isinstance(value, str) or not ISO_DATE.match(value):
+        return None
+    try:
+        when = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if when.tzinfo is not None:
+        when = when.astimezone(UTC).replace(tzinfo=None)
+    return when
+
+
+def epoch_seconds(when: datetime) -> float:
+    return (when - EPOCH).total_seconds()
 
 
 def typed(value: Any) -> tuple[str, str | None, float | None]:
@@ -37,7 +56,8 @@ def typed(value: Any) -> tuple[str, str | None, float | None]:
     if isinstance(value, int | float):
         return "n", None, float(value)
     if isinstance(value, str):
-        return "s", value, None
+        when = parse_when(value)  # dates in text compare as time: value_num holds epoch seconds
+        return "s", value, epoch_seconds(when) if when is not None else None
     if isinstance(value, list | tuple):
         items = [str(v) for v in value if isinstance(v, str | int | float) and not isinstance(v, bool)]
         return "l", LIST_SEP + LIST_SEP.join(items) + LIST_SEP if items else "", None

@@ -24,7 +24,7 @@ FIELDS = {
     "order_completed": COMMON | {"order_id", "items", "revenue", "currency", "rec_id", "email", "customer_id"},
     "rec_impression": COMMON | {"rec_id", "slot", "items", "strategy"},
     "rec_clicked": COMMON | {"rec_id", "slot", "product_id", "position", "strategy"},
-    "identify": COMMON | {"email", "customer_id", "traits"},
+    "identify": COMMON | {"email", "customer_id", "traits", "signature", "token"},
 }
 
 
@@ -51,6 +51,8 @@ class IncomingEvent:
     email: str | None = None
     customer_id: str | None = None
     traits: dict[str, Any] = field(default_factory=dict)
+    signature: str | None = None  # the shop's HMAC of the identity: a trusted identify
+    token: str | None = None  # a signed click-through token: a trusted identify
 
 
 def _timestamp(raw: dict, path: str, now_ms: float) -> datetime:
@@ -139,8 +141,15 @@ def validate_event(raw: Any, index: int, now_ms: float | None = None) -> Incomin
         ev.customer_id = text(raw, "customer_id", path)
     if etype == "identify":
         ev.traits = mapping(raw, "traits", path)
-        if not ev.email and not ev.customer_id:
-            raise InvalidInput(f"{path}email", "identify needs an email or a customer_id", "missing")
+        from .attributes import NAME_RE
+
+        for name in ev.traits:
+            if not NAME_RE.match(name):
+                raise InvalidInput(f"{path}traits.{name[:40]}", "trait names are letters, digits or _ . - (at most 100)")
+        ev.signature = text(raw, "signature", path, max_len=128)
+        ev.token = text(raw, "token", path, max_len=1000)
+        if not ev.email and not ev.customer_id and not ev.token:
+            raise InvalidInput(f"{path}email", "identify needs an email, a customer_id or a token", "missing")
     return ev
 
 

@@ -69,11 +69,15 @@ def profile_for_visitor(site_id: int, visitor: str) -> int | None:
     return lookup(site_id, VISITOR, [visitor]).get(visitor)
 
 
-def attach_identities(site_id: int, profile_id: int, *, email: str | None = None, customer_id: str | None = None, traits: dict | None = None) -> None:
+def attach_identities(
+    site_id: int, profile_id: int, *, email: str | None = None, customer_id: str | None = None, traits: dict | None = None, at=None
+) -> None:
     """Record an email / customer id for a profile, if no other profile holds it yet.
 
     An identify from a browser is a claim, not proof: it never moves another
-    profile's identity or history here.
+    profile's identity or history here (a signed one goes through
+    :func:`personalize.profiles.merge.link_identity`). Traits become attributes
+    (source ``identify``, newest wins).
     """
     profile = db.session.get(Profile, profile_id)
     now = utcnow()
@@ -88,8 +92,6 @@ def attach_identities(site_id: int, profile_id: int, *, email: str | None = None
             if kind == CUSTOMER and not profile.customer_id:
                 profile.customer_id = value
     if traits:
-        merged = dict(profile.attributes or {})
-        for key, value in traits.items():
-            if key in merged or len(merged) < MAX_TRAITS:
-                merged[key] = value
-        profile.attributes = merged
+        from .attributes import set_attributes
+
+        set_attributes(site_id, profile_id, dict(list(traits.items())[:MAX_TRAITS]), "identify", at, commit=False)

@@ -22,6 +22,7 @@ class IngestResult:
     accepted: int = 0
     duplicates: int = 0
     stored: list[EventRecord] = field(default_factory=list)
+    profiles: list[int] = field(default_factory=list)  # the profiles these events now belong to
 
 
 def store_events(site_id: int, events: list[IncomingEvent]) -> IngestResult:
@@ -49,7 +50,7 @@ def store_events(site_id: int, events: list[IncomingEvent]) -> IngestResult:
             )
         }
         new = [ev for ev in events if ev.id in inserted]
-        _derive(site_id, new, profile_of)
+        trusted = _derive(site_id, new, profile_of)
         latest: dict[int, object] = {}
         for ev in new:
             pid = profile_of[ev.visitor]
@@ -62,8 +63,11 @@ def store_events(site_id: int, events: list[IncomingEvent]) -> IngestResult:
     except Exception:
         db.session.rollback()
         raise
+    for ev in trusted:  # after the commit: a merge is a transaction of its own
+        _identify_trusted(site_id, ev, profile_of)
     result.accepted = len(new)
     result.duplicates = len(events) - len(new)
+    result.profiles = list(dict.fromkeys(profile_of[ev.visitor] for ev in new))
     result.stored = [
         EventRecord(
             site_id=site_id, event_id=ev.id, type=ev.type, visitor=ev.visitor, profile_id=profile_of[ev.visitor],
@@ -88,7 +92,35 @@ def _properties(ev: IncomingEvent) -> dict:
     return props
 
 
-def _derive(site_id: int, events: Iterable[IncomingEvent], profile_of: dict[str, int]) -> None:
+def _identify_trusted(site_id: int, ev: IncomingEvent, profile_of: dict[str, int]) -> None:
+    """A signed identify (or a valid click-through token) links the visitor to the person,
+    merging the visitor's history into the person's profile; a bad proof is only a claim."""
+    from .merge import link_identity
+    from .trust import read_token, signature_valid
+
+    pid = profile_of[ev.visitor]
+    email, customer_id, signal = ev.email, ev.customer_id, None
+    if ev.signature and signature_valid(site_id, email, customer_id, ev.signature):
+        signal = "signature"
+    elif ev.token:
+        person = read_token(site_id, ev.token)
+        if person is not None:
+            email, customer_id, signal = person.email, person.customer_id, "token"
+    if signal is None:
+        if email or customer_id:
+            attach_identities(site_id, pid, email=email, customer_id=customer_id)
+            db.session.commit()
+        return
+    kept = link_identity(site_id, pid, signal, email=email, customer_id=customer_id)
+    for visitor, p in profile_of.items():
+        if p == pid:
+            profile_of[visitor] = kept
+
+
+def _derive(site_id: int, events: Iterable[IncomingEvent], profile_of: dict[str, int]) -> list[IncomingEvent]:
+    """Store what events imply (interactions, orders, identities, traits); returns the
+    identify events carrying a proof, to be checked after the commit."""
+    trusted: list[IncomingEvent] = []
     interactions: list[dict] = []
     for ev in events:
         pid = profile_of[ev.visitor]
@@ -115,9 +147,15 @@ def _derive(site_id: int, events: Iterable[IncomingEvent], profile_of: dict[str,
                 for item in ev.items
             )
         elif ev.type == "identify":
-            attach_identities(site_id, pid, email=ev.email, customer_id=ev.customer_id, traits=ev.traits)
+            if ev.signature or ev.token:
+                trusted.append(ev)
+                email = customer_id = None  # attached once the proof is checked
+            else:
+                email, customer_id = ev.email, ev.customer_id
+            attach_identities(site_id, pid, email=email, customer_id=customer_id, traits=ev.traits, at=ev.occurred_at)
     if interactions:
         db.session.execute(Interaction.__table__.insert(), interactions)
+    return trusted
 
 
 def recent_interactions(site_id: int, profile_id: int, limit: int = 200) -> list[tuple[str, int, float, float]]:

@@ -42,7 +42,8 @@ class ProfileMerge(db.Model):
     """A profile folded into another: the alias that keeps old profile ids resolving."""
 
     __tablename__ = "profile_merges"
-    __table_args__ = (UniqueConstraint("site_id", "merged_profile_id", name="uq_profile_merges_site_merged"),)
+    # not unique: SQLite may hand a deleted profile's id to a new profile, which can merge again
+    __table_args__ = (Index("ix_profile_merges_site_merged", "site_id", "merged_profile_id"),)
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     site_id: Mapped[int] = mapped_column(ForeignKey("sites.id", ondelete="CASCADE"))
     kept_profile_id: Mapped[int] = mapped_column(ForeignKey("profiles.id", ondelete="CASCADE"), index=True)

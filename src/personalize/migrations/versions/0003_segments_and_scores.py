@@ -154,7 +154,6 @@ def upgrade() -> None:
             ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_profile_merges")),
-        sa.UniqueConstraint("site_id", "merged_profile_id", name="uq_profile_merges_site_merged"),
     )
     op.create_index(
         op.f("ix_profile_merges_kept_profile_id"),
@@ -162,6 +161,7 @@ def upgrade() -> None:
         ["kept_profile_id"],
         unique=False,
     )
+    op.create_index("ix_profile_merges_site_merged", "profile_merges", ["site_id", "merged_profile_id"], unique=False)
     op.create_table(
         "profile_scores",
         sa.Column("profile_id", BIG_ID, nullable=False),
@@ -262,6 +262,7 @@ def downgrade() -> None:
     op.drop_table("segment_changes")
     op.drop_index("ix_profile_scores_site", table_name="profile_scores")
     op.drop_table("profile_scores")
+    op.drop_index("ix_profile_merges_site_merged", table_name="profile_merges")
     op.drop_index(op.f("ix_profile_merges_kept_profile_id"), table_name="profile_merges")
     op.drop_table("profile_merges")
     op.drop_index("ix_profile_attributes_site_name", table_name="profile_attributes")

@@ -1,0 +1,172 @@
+"""The single customer view over HTTP (secret key): read, change, merge, export and erase a profile."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from flask import request
+
+from ..db import db
+from ..models import Profile
+from ..profiles import (
+    attributes_of,
+    erase_profile,
+    export_profile,
+    merge_profiles,
+    resolve_profile_id,
+    set_attributes,
+)
+from ..profiles.identity import CUSTOMER, EMAIL, VISITOR, lookup
+from ..profiles.merge import MergeRefused
+from ..profiles.privacy import identities_by_kind, timeline_summary
+from ..profiles.trust import make_token, rotate_signing_secret, signing_secret
+from ..segments.models import ProfileScore
+from ..segments.store import segments_of_profile
+from ..validation import InvalidInput
+from . import bp
+from .auth import secret_site
+from .errors import ApiError
+from .events import json_body
+
+
+def _iso(v: datetime | None) -> str | None:
+    return v.isoformat() + "Z" if v else None
+
+
+def _profile_id(site_id: int, profile_id: int) -> int:
+    live = resolve_profile_id(site_id, profile_id)
+    if live is None:
+        raise ApiError(404, "not_found", f"no profile {profile_id} in this site", "profile_id")
+    return live
+
+
+def scores_json(profile_id: int) -> dict[str, Any] | None:
+    row = db.session.get(ProfileScore, profile_id)
+    if row is None:
+        return None
+    cols = [c.name for c in ProfileScore.__table__.c if c.name not in ("profile_id", "site_id")]
+    return {c: (_iso(getattr(row, c)) if c == "computed_at" else getattr(row, c)) for c in cols}
+
+
+def profile_json(site_id: int, profile_id: int) -> dict[str, Any]:
+    p = db.session.get(Profile, profile_id)
+    return {
+        "id": p.id, "email": p.email, "customer_id": p.customer_id,
+        "created_at": _iso(p.created_at), "last_seen_at": _iso(p.last_seen_at),
+        "identities": identities_by_kind(profile_id),
+        "attributes": {k: {**v, "updated_at": _iso(v["updated_at"])} for k, v in attributes_of(profile_id).items()},
+        "timeline": timeline_summary(site_id, profile_id),
+        "scores": scores_json(profile_id),
+        "segments": [{**s, "since": _iso(s["since"])} for s in segments_of_profile(profile_id)],
+    }
+
+
+@bp.get("/profiles")
+def find_profile():
+    """``?email=`` / ``?customer_id=`` / ``?visitor=``: the profile holding that id."""
+    site = secret_site()
+    for kind, param in ((EMAIL, "email"), (CUSTOMER, "customer_id"), (VISITOR, "visitor")):
+        value = request.args.get(param)
+        if value:
+            if kind == EMAIL:
+                value = value.strip().lower()
+            pid = lookup(site.id, kind, [value]).get(value)
+            if pid is None:
+                raise ApiError(404, "not_found", f"no profile with {param} {value!r}", param)
+            return profile_json(site.id, pid)
+    raise ApiError(400, "missing", "give one of email, customer_id or visitor", "email")
+
+
+@bp.get("/profiles/<int:profile_id>")
+def show_profile(profile_id: int):
+    site = secret_site()
+    live = _profile_id(site.id, profile_id)
+    body = profile_json(site.id, live)
+    if live != profile_id:
+        body["merged_from"] = profile_id
+    return body
+
+
+@bp.patch("/profiles/<int:profile_id>")
+def update_profile(profile_id: int):
+    """``{"attributes": {...}, "source": "crm", "at": "2024-05-01T10:00:00Z"}`` — newest value wins."""
+    site = secret_site()
+    live = _profile_id(site.id, profile_id)
+    body = json_body()
+    unknown = set(body) - {"attributes", "source", "at"}
+    if unknown:
+        raise InvalidInput(sorted(unknown)[0], "is not a field here (attributes, source, at)")
+    source = body.get("source", "api")
+    if not isinstance(source, str) or not 1 <= len(source) <= 64:
+        raise InvalidInput("source", "must be a string of 1-64 characters")
+    at = None
+    if body.get("at") is not None:
+        from ..profiles.attributes import parse_when
+
+        at = parse_when(body["at"])
+        if at is None:
+            raise InvalidInput("at", "must be an ISO date-time such as 2024-05-01T10:00:00Z")
+    changed = set_attributes(site.id, live, body.get("attributes") or {}, source, at)
+    return {"changed": changed, "profile": profile_json(site.id, live)}
+
+
+@bp.delete("/profiles/<int:profile_id>")
+def delete_profile(profile_id: int):
+    site = secret_site()
+    live = _profile_id(site.id, profile_id)
+    identities = erase_profile(site.id, live)
+    return {"erased": live, "identities": identities}
+
+
+@bp.get("/profiles/<int:profile_id>/export")
+def export(profile_id: int):
+    site = secret_site()
+    live = _profile_id(site.id, profile_id)
+    return export_profile(site.id, live)
+
+
+@bp.post("/profiles/<int:profile_id>/merge")
+def merge(profile_id: int):
+    """``{"profile_id": other}``: the caller (a server) vouches they are one person; other folds in."""
+    site = secret_site()
+    live = _profile_id(site.id, profile_id)
+    other = json_body().get("profile_id")
+    if not isinstance(other, int) or isinstance(other, bool):
+        raise InvalidInput("profile_id", "must be the id of the profile to fold in")
+    other_live = _profile_id(site.id, other)
+    try:
+        moved = merge_profiles(site.id, live, other_live, "api")
+    except MergeRefused as exc:
+        raise ApiError(409, "merge_refused", str(exc), "profile_id") from None
+    return {"profile": profile_json(site.id, live), "moved": moved}
+
+
+@bp.get("/profiles/<int:profile_id>/segments")
+def profile_segments(profile_id: int):
+    site = secret_site()
+    live = _profile_id(site.id, profile_id)
+    return {"segments": [{**s, "since": _iso(s["since"])} for s in segments_of_profile(live)]}
+
+
+@bp.post("/profiles/tokens")
+def new_token():
+    """A signed click-through token for an email link: ``{"email"|"customer_id", "ttl_days"}``."""
+    site = secret_site()
+    body = json_body()
+    email, customer_id = body.get("email"), body.get("customer_id")
+    if not (isinstance(email, str) and email) and not (isinstance(customer_id, str) and customer_id):
+        raise InvalidInput("email", "give an email or a customer_id", "missing")
+    ttl = body.get("ttl_days", 30)
+    if not isinstance(ttl, int | float) or isinstance(ttl, bool) or not 0 < ttl <= 365:
+        raise InvalidInput("ttl_days", "must be a number of days from 1 to 365")
+    return {"token": make_token(site.id, email or None, customer_id or None, int(ttl * 86400))}
+
+
+@bp.route("/profiles/signing-secret", methods=["GET", "POST"])
+def identity_signing_secret():
+    """The secret the shop signs identities with; ``POST`` rotates it."""
+    site = secret_site()
+    secret = rotate_signing_secret(site.id) if request.method == "POST" else signing_secret(site.id)
+    return {"signing_secret": secret}
+

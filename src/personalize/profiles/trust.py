@@ -1,0 +1,109 @@
+"""Trusted identity signals: a shop's HMAC signature of an identity, and signed click-through tokens.
+
+A browser may *claim* any email; only a proof lets personalize merge the browsing
+history of an anonymous visitor into a known customer's profile:
+
+* **signature** — the shop's server computes
+  ``hex(HMAC-SHA256(signing_secret, identity_message(email, customer_id)))`` for the
+  logged-in customer and puts it in the page; the widget sends it with ``identify``.
+* **token** — a link in an email carries a token made by :func:`make_token`
+  (``POST /api/v1/profiles/tokens``); it names the person and expires.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import secrets
+import time
+from dataclasses import dataclass
+
+from sqlalchemy import select
+
+from ..db import db, insert_ignoring_conflicts
+from ..models import utcnow
+from .models import SigningSecret
+
+TOKEN_TTL_SECONDS = 30 * 86400
+
+
+def identity_message(email: str | None, customer_id: str | None) -> bytes:
+    """The exact bytes a signature covers: ``email=<email>&customer_id=<id>`` (missing parts empty).
+
+    The email is the trimmed, lower-cased address the API stores.
+    """
+    return f"email={(email or '').strip().lower()}&customer_id={customer_id or ''}".encode()
+
+
+def signing_secret(site_id: int) -> str:
+    """The site's signing secret, created on first use."""
+    secret = db.session.scalar(select(SigningSecret.secret).where(SigningSecret.site_id == site_id))
+    if secret is None:
+        insert_ignoring_conflicts(SigningSecret, [{"site_id": site_id, "secret": "ss_" + secrets.token_hex(24), "created_at": utcnow()}], ["site_id"])
+        db.session.commit()
+        secret = db.session.scalar(select(SigningSecret.secret).where(SigningSecret.site_id == site_id))
+    return secret
+
+
+def rotate_signing_secret(site_id: int) -> str:
+    row = db.session.get(SigningSecret, site_id)
+    if row is None:
+        return signing_secret(site_id)
+    row.secret, row.created_at = "ss_" + secrets.token_hex(24), utcnow()
+    db.session.commit()
+    return row.secret
+
+
+def sign_identity(secret: str, email: str | None, customer_id: str | None) -> str:
+    """What a shop's server computes (shown here for tests and for Python shops)."""
+    return hmac.new(secret.encode(), identity_message(email, customer_id), hashlib.sha256).hexdigest()
+
+
+def signature_valid(site_id: int, email: str | None, customer_id: str | None, signature: str | None) -> bool:
+    if not signature or not (email or customer_id):
+        return False
+    expected = sign_identity(signing_secret(site_id), email, customer_id)
+    return hmac.compare_digest(expected, signature.strip().lower())
+
+
+@dataclass(frozen=True)
+class TokenIdentity:
+    email: str | None
+    customer_id: str | None
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def make_token(site_id: int, email: str | None = None, customer_id: str | None = None, ttl: int = TOKEN_TTL_SECONDS, now: float | None = None) -> str:
+    """A click-through token naming a person, valid for ``ttl`` seconds."""
+    if not (email or customer_id):
+        raise ValueError("a token names an email or a customer id")
+    payload = {"s": site_id, "e": (email or "").strip().lower() or None, "c": customer_id or None, "x": int((now or time.time()) + ttl)}
+    body = _b64(json.dumps(payload, separators=(",", ":")).encode())
+    mac = hmac.new(signing_secret(site_id).encode(), b"token:" + body.encode(), hashlib.sha256).digest()
+    return f"{body}.{_b64(mac)}"
+
+
+def read_token(site_id: int, token: str | None, now: float | None = None) -> TokenIdentity | None:
+    """The person a valid, unexpired token of this site names; ``None`` otherwise."""
+    if not token or token.count(".") != 1 or len(token) > 1000:
+        return None
+    body, mac = token.split(".")
+    expected = hmac.new(signing_secret(site_id).encode(), b"token:" + body.encode(), hashlib.sha256).digest()
+    try:
+        if not hmac.compare_digest(expected, _unb64(mac)):
+            return None
+        payload = json.loads(_unb64(body))
+    except (ValueError, TypeError):
+        return None
+    if not isinstance(payload, dict) or payload.get("s") != site_id or payload.get("x", 0) < (now or time.time()):
+        return None
+    return TokenIdentity(payload.get("e"), payload.get("c"))

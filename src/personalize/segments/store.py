@@ -1,0 +1,169 @@
+"""Saving and reading segment definitions; the order in which segments are evaluated."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, select
+
+from ..db import db
+from ..models import utcnow
+from ..validation import InvalidInput
+from .models import Segment, SegmentMember
+from .rules import KEY_RE, referenced_segments, validate_rule
+
+MAX_SEGMENTS = 500
+
+
+@dataclass(frozen=True)
+class CompiledSegment:
+    id: int
+    key: str
+    rule: dict
+
+
+def check_definition(site_id: int, body: dict, key: str | None = None, existing: Segment | None = None) -> dict[str, Any]:
+    """Validate a segment's ``key``, ``name``, ``description`` and ``rule``; return the clean values.
+
+    Refuses a rule naming an unknown segment, or one that would make segments depend on
+    each other in a circle.
+    """
+    if not isinstance(body, dict):
+        raise InvalidInput("", "the body must be a JSON object")
+    unknown = set(body) - {"key", "name", "description", "rule"}
+    if unknown:
+        raise InvalidInput(sorted(unknown)[0], "is not a segment field (key, name, description, rule)")
+    out: dict[str, Any] = {}
+    if existing is None:
+        key = body.get("key", key)
+        if not isinstance(key, str) or not KEY_RE.match(key):
+            raise InvalidInput("key", "must be 1-64 lowercase letters, digits, _ or - (starting with a letter or digit)")
+        out["key"] = key
+    else:
+        key = existing.key
+        if "key" in body and body["key"] != key:
+            raise InvalidInput("key", "cannot change; create a new segment instead")
+    if existing is None or "name" in body:
+        name = body.get("name") or key
+        if not isinstance(name, str) or len(name) > 200:
+            raise InvalidInput("name", "must be a string of at most 200 characters")
+        out["name"] = name
+    if "description" in body:
+        if not isinstance(body["description"], str) or len(body["description"]) > 2000:
+            raise InvalidInput("description", "must be a string of at most 2000 characters")
+        out["description"] = body["description"]
+    if existing is None or "rule" in body:
+        if "rule" not in body:
+            raise InvalidInput("rule", "is required", "missing")
+        rule = validate_rule(body["rule"])
+        known = {s.key: s for s in all_segments(site_id)}
+        for ref in referenced_segments(rule):
+            if ref not in known and ref != key:
+                raise InvalidInput("rule", f"names segment {ref!r}, which does not exist")
+        rules = {k: s.rule for k, s in known.items()}
+        rules[key] = rule
+        if _has_cycle(rules):
+            raise InvalidInput("rule", "segments would depend on each other in a circle")
+        out["rule"] = rule
+    return out
+
+
+def _has_cycle(rules: dict[str, dict]) -> bool:
+    try:
+        evaluation_order(rules)
+    except ValueError:
+        return True
+    return False
+
+
+def evaluation_order(rules: dict[str, dict]) -> list[str]:
+    """Keys with every segment after the segments its rule names (Kahn's algorithm)."""
+    deps = {k: {d for d in referenced_segments(r) if d in rules} for k, r in rules.items()}
+    order: list[str] = []
+    ready = sorted(k for k, d in deps.items() if not d)
+    while ready:
+        k = ready.pop(0)
+        order.append(k)
+        for other, d in deps.items():
+            if k in d:
+                d.discard(k)
+                if not d and other not in order and other not in ready:
+                    ready.append(other)
+    if len(order) != len(rules):
+        raise ValueError("circular segment references")
+    return order
+
+
+def create_segment(site_id: int, body: dict) -> Segment:
+    values = check_definition(site_id, body)
+    if get_segment(site_id, values["key"]) is not None:
+        raise InvalidInput("key", f"a segment {values['key']!r} exists already", "conflict")
+    if db.session.scalar(select(func.count()).select_from(Segment).where(Segment.site_id == site_id)) >= MAX_SEGMENTS:
+        raise InvalidInput("key", f"a site has at most {MAX_SEGMENTS} segments")
+    now = utcnow()
+    seg = Segment(site_id=site_id, description="", status="building", member_count=0, created_at=now, updated_at=now, **values)
+    db.session.add(seg)
+    db.session.commit()
+    return seg
+
+
+def update_segment(seg: Segment, body: dict) -> bool:
+    """Apply changes; returns whether the rule changed (then the members need a rebuild)."""
+    values = check_definition(seg.site_id, body, existing=seg)
+    rule_changed = "rule" in values and values["rule"] != seg.rule
+    for k, v in values.items():
+        setattr(seg, k, v)
+    seg.updated_at = _later(seg.updated_at)
+    if rule_changed:
+        seg.status = "building"
+    db.session.commit()
+    return rule_changed
+
+
+def _later(previous: datetime) -> datetime:
+    # updated_at is the live evaluator's cache stamp: it must move even within one clock tick
+    return max(utcnow(), previous + timedelta(microseconds=1))
+
+
+def delete_segment(seg: Segment) -> None:
+    users = [s.key for s in all_segments(seg.site_id) if seg.key in referenced_segments(s.rule)]
+    if users:
+        raise InvalidInput("key", f"segments {', '.join(users)} refer to this one; change them first", "conflict")
+    db.session.delete(seg)
+    db.session.commit()
+
+
+def get_segment(site_id: int, key: str) -> Segment | None:
+    return db.session.scalar(select(Segment).where(Segment.site_id == site_id, Segment.key == key))
+
+
+def all_segments(site_id: int) -> list[Segment]:
+    return list(db.session.scalars(select(Segment).where(Segment.site_id == site_id).order_by(Segment.key)))
+
+
+def segment_ids(site_id: int) -> dict[str, int]:
+    return dict(db.session.execute(select(Segment.key, Segment.id).where(Segment.site_id == site_id)).all())
+
+
+def segments_of_profile(profile_id: int) -> list[dict[str, Any]]:
+    """The segments a profile belongs to, with the time it joined each."""
+    rows = db.session.execute(
+        select(Segment.key, Segment.name, SegmentMember.since)
+        .join(SegmentMember, SegmentMember.segment_id == Segment.id)
+        .where(SegmentMember.profile_id == profile_id).order_by(Segment.key)
+    ).all()
+    return [{"key": k, "name": n, "since": s} for k, n, s in rows]
+
+
+def segment_json(seg: Segment) -> dict[str, Any]:
+    return {
+        "key": seg.key, "name": seg.name, "description": seg.description, "rule": seg.rule, "status": seg.status,
+        "member_count": seg.member_count, "created_at": _iso(seg.created_at), "updated_at": _iso(seg.updated_at),
+        "rebuilt_at": _iso(seg.rebuilt_at),
+    }
+
+
+def _iso(when: datetime | None) -> str | None:
+    return when.isoformat() + "Z" if when else None
