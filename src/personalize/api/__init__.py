@@ -4,4 +4,4 @@ from flask import Blueprint
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
-from . import errors, events, products, recommendations, site  # noqa: E402,F401  (routes register on bp)
+from . import errors, events, products, profiles, recommendations, segments, site  # noqa: E402,F401  (routes register on bp)  # noqa: E402,F401  (single customer view and segments)
