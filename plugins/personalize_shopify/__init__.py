@@ -268,6 +268,9 @@ class ShopifyConnector(Connector):
     def verify_webhook(self, headers: Mapping[str, str], body: bytes) -> bool:
         return hmac_sha256_matches(self.config.get("webhook_secret") or "", body, headers.get("X-Shopify-Hmac-Sha256", ""))
 
+    def webhook_delivery_id(self, headers: Mapping[str, str], body: bytes) -> str:
+        return headers.get("X-Shopify-Webhook-Id") or super().webhook_delivery_id(headers, body)
+
     def parse_webhook(self, headers: Mapping[str, str], body: bytes) -> list[Any]:
         topic = headers.get("X-Shopify-Topic", "")
         payload = json.loads(body)

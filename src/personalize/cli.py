@@ -62,6 +62,9 @@ def serve(host: str, port: int):
     click.echo(f"personalize {__version__} on http://{host}:{port}/  (admin: http://{host}:{port}/admin)")
     from werkzeug.serving import run_simple
 
+    from .jobs import start_scheduler
+
+    start_scheduler(app)  # scheduled connector syncs and webhook processing, in this process
     run_simple(host, port, app, threaded=True, use_reloader=False)
 
 
@@ -307,6 +310,15 @@ def _register_extra_commands() -> None:
 
 
 _register_extra_commands()
+
+
+def _register_sync_commands() -> None:
+    from .sync.cli import register
+
+    register(cli, _app, _site_or_default)
+
+
+_register_sync_commands()
 
 
 def main() -> None:

@@ -192,6 +192,10 @@ class Connector:
         """The records a verified webhook delivery carries."""
         return ()
 
+    def webhook_delivery_id(self, headers: Mapping[str, str], body: bytes) -> str:
+        """A delivery's unique id, so a re-delivered webhook is stored once (default: a hash of the body)."""
+        return hashlib.sha256(body).hexdigest()
+
     # -- helpers for subclasses and callers --
 
     @classmethod
