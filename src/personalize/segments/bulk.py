@@ -92,10 +92,11 @@ def rebuild_segment(site_id: int, key: str, now: datetime | None = None) -> dict
         )
         left = db.session.execute(insert(c).from_select(cols, leaving)).rowcount
         fresh = and_(c.c.id > before, c.c.segment_id == seg_id)
+        held = m.alias("held")  # not the INSERT's own table, which a subquery would correlate to
         db.session.execute(insert(m).from_select(
             ["segment_id", "profile_id", "since"],
             select(c.c.segment_id, c.c.profile_id, c.c.at).where(
-                fresh, c.c.change == "entered", not_(exists().where(m.c.segment_id == seg_id, m.c.profile_id == c.c.profile_id))
+                fresh, c.c.change == "entered", not_(exists().where(held.c.segment_id == seg_id, held.c.profile_id == c.c.profile_id))
             ),
         ))
         db.session.execute(delete(m).where(

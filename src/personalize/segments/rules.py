@@ -416,7 +416,7 @@ def to_sql(rule: dict, ctx: SqlContext) -> ColumnElement[bool]:
         seg = ctx.segment_ids.get(rule["segment"])
         if seg is None:
             return false()
-        m = SegmentMember.__table__
+        m = SegmentMember.__table__.alias("other_members")  # distinct from a rebuild's own member table
         return exists().where(m.c.segment_id == seg, m.c.profile_id == ctx.profile.c.id)
     if "behaviour" in rule:
         return _behaviour_sql(rule["behaviour"], ctx)
