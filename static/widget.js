@@ -16,7 +16,7 @@
   } catch (e) { return; }
   var VID = 'pz_vid', OUT = 'pz_outbox', RECS = 'pz_recs', OPT = 'pz_optout';
   // The fields each event type may carry besides url, title, referrer and properties. The server
-  // refuses a whole batch over one bad event, so anything else goes into properties.
+  // refuses unknown fields (and rejects such an event), so anything else goes into properties.
   var TYPES = {
     page_viewed: '',
     product_viewed: 'product_id rec_id slot position price',
