@@ -13,6 +13,7 @@ from collections.abc import Callable
 from datetime import datetime
 
 import click
+import numpy as np
 
 from .data import InteractionLog, ItemTable
 from .evaluate import MODELS, format_table, run_evaluation
@@ -20,12 +21,13 @@ from .evaluate import MODELS, format_table, run_evaluation
 SiteLoader = Callable[[str], tuple[InteractionLog, ItemTable]]
 
 
-def _load_orders(path: str) -> tuple[InteractionLog, ItemTable]:
+def _load_orders(path: str) -> tuple[InteractionLog, ItemTable, np.ndarray]:
+    """Read an orders CSV; also return which user indexes are guest baskets."""
     from ..importers import read_uci_orders
-    from .orders import log_from_orders
+    from .orders import GUEST_PREFIX, log_from_orders
 
-    log, items, _ = log_from_orders(read_uci_orders(path))
-    return log, items
+    log, items, users = log_from_orders(read_uci_orders(path))
+    return log, items, np.array([u.startswith(GUEST_PREFIX) for u in users], dtype=bool)
 
 
 def make_evaluate_command(load_site: SiteLoader | None = None) -> click.Command:
@@ -59,13 +61,14 @@ def make_evaluate_command(load_site: SiteLoader | None = None) -> click.Command:
                 raise click.UsageError("--site is not available here; use --orders FILE.csv")
             say(f"loading site {site}")
             log, items = load_site(site)
+            guests = None
         else:
             say(f"reading {orders_path}")
-            log, items = _load_orders(orders_path)
+            log, items, guests = _load_orders(orders_path)
         say(f"{len(log)} interactions, {log.n_users} users, {len(items)} items")
         if len(log) == 0 or not (log.ts < cutoff.timestamp()).any():
             raise click.UsageError(f"no interactions before {cutoff:%Y-%m-%d}; pick a later --cutoff")
-        result = run_evaluation(log, items, cutoff, days, names, progress=say)
+        result = run_evaluation(log, items, cutoff, days, names, guests=guests, progress=say)
         if fmt == "json":
             click.echo(json.dumps(result, indent=None, sort_keys=False))
         else:

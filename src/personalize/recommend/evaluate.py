@@ -36,6 +36,8 @@ ENGINE = "personalize"
 BASELINES = ("popularity", "buy-again", "item-knn", "ease")
 MODELS = (ENGINE, *BASELINES)
 EASE_MAX_ITEMS = 20_000
+EASE_LAMBDA = 250.0
+KNN_NEIGHBOURS = 200
 K_LIST = 20
 
 Progress = Callable[[str], None]
@@ -125,12 +127,20 @@ def _rank_batches(score_rows: Callable[[np.ndarray], np.ndarray], split: Split, 
     return lists_all, lists_new
 
 
-def _baseline_scores(name: str, split: Split, n_items: int) -> Callable[[np.ndarray], np.ndarray]:
-    """Fit a baseline on the training log and return its batch scoring function."""
+def _baseline_scores(name: str, split: Split, n_items: int, known: np.ndarray | None = None) -> Callable[[np.ndarray], np.ndarray]:
+    """Fit a baseline on the training log and return its batch scoring function.
+
+    Baselines learn from known customers only (``known[u]`` is False for a guest
+    basket), as the dataset's reference protocol does; see docs/evaluation.md for
+    the exact definitions.
+    """
     train = split.train
+    if known is not None:
+        train = train.select(known[train.user])
     buys = train.select(train.kind == PURCHASE)
     binary = user_item_matrix(train, np.ones(len(train)))
     binary.data[:] = 1.0
+    # popularity: number of distinct customers who bought the item
     pop = np.asarray(user_item_matrix(buys, np.ones(len(buys))).astype(bool).sum(axis=0), dtype=np.float64).ravel()
     pop_small = pop / (pop.max() + 1.0) * 1e-3  # breaks ties, never outranks a real signal
     if name == "popularity":
@@ -141,13 +151,16 @@ def _baseline_scores(name: str, split: Split, n_items: int) -> Callable[[np.ndar
         freq = sp.csr_matrix((np.ones(key.shape[1]), (key[0], key[1].astype(np.int64))), shape=(train.n_users, n_items))
         return lambda users: freq[users].toarray() + pop_small
     if name == "item-knn":
-        table = cosine_neighbours(binary, 200)
+        # cosine is symmetric, so the transpose of "each item's 200 nearest" is "the 200
+        # nearest of each target item": score(u, j) = sum of cos(i, j) over the items i of
+        # u's history that are among j's 200 nearest (i != j)
+        table = sp.csr_matrix(cosine_neighbours(binary, KNN_NEIGHBOURS).T)
         return lambda users: (binary[users] @ table).toarray() + pop_small
     if name == "ease":
         if n_items > EASE_MAX_ITEMS:
             raise ValueError(f"EASE is dense in items squared; skipped above {EASE_MAX_ITEMS} items")
         gram = (binary.T @ binary).toarray()
-        gram[np.diag_indices(n_items)] += 250.0
+        gram[np.diag_indices(n_items)] += EASE_LAMBDA
         p = np.linalg.inv(gram)
         b = p / (-np.diag(p))[None, :]
         b[np.diag_indices(n_items)] = 0.0
@@ -181,13 +194,16 @@ def run_evaluation(
     models: list[str] | None = None,
     *,
     params: dict | None = None,
+    guests: np.ndarray | None = None,
     progress: Progress | None = None,
 ) -> dict:
     """Evaluate ``models`` (default: ours and every baseline) on a global time split at ``cutoff``.
 
     Returns ``{"models": {name: {"all": metrics, "new": metrics, "fit_seconds": s}}, "engine": name}``
     with the metrics described in this module's docstring. ``params`` go to our
-    engine's fit. A model that cannot run on this data (EASE on a huge catalogue)
+    engine's fit. ``guests[u]`` is True when user ``u`` is a guest basket (no
+    customer id): the baselines leave those out, as the reference protocol does,
+    while our engine may learn item-to-item patterns from them. A model that cannot run on this data (EASE on a huge catalogue)
     is left out of ``models`` and its reason is under ``"skipped"``.
     """
     say = progress or (lambda message: None)
@@ -198,6 +214,7 @@ def run_evaluation(
     split = Split(log, cutoff.timestamp(), days)
     say(f"split at {cutoff:%Y-%m-%d}: {len(split.train)} training rows, {len(split.users)} test customers")
     n = len(items)
+    known = None if guests is None else ~np.asarray(guests, dtype=bool)
     result: dict = {"models": {}, "engine": ENGINE}
     skipped: dict[str, str] = {}
     for name in names:
@@ -210,7 +227,7 @@ def run_evaluation(
             lists_all, lists_new = _engine_lists(model, split, K_LIST)
         else:
             try:
-                score_rows = _baseline_scores(name, split, n)
+                score_rows = _baseline_scores(name, split, n, known)
             except ValueError as exc:
                 skipped[name] = str(exc)
                 say(f"skipped {name}: {exc}")

@@ -16,6 +16,8 @@ import numpy as np
 from ..records import OrderRecord
 from .data import PURCHASE, InteractionLog, ItemTable
 
+GUEST_PREFIX = "order:"  # user keys of guest baskets start with this
+
 
 @dataclass
 class OrderData:
@@ -45,7 +47,7 @@ def orders_to_arrays(orders: Iterable[OrderRecord]) -> OrderData:
     ts_col: list[float] = []
     qty_col: list[float] = []
     for order in orders:
-        key = order.customer_id or f"order:{order.id}"
+        key = order.customer_id or f"{GUEST_PREFIX}{order.id}"
         u = user_index.get(key)
         if u is None:
             u = user_index[key] = len(user_keys)
