@@ -1,0 +1,95 @@
+"""``personalize scores`` and ``personalize segments``: recompute scores, list and rebuild segments."""
+
+from __future__ import annotations
+
+import sys
+import time
+from datetime import datetime
+
+import click
+
+
+def _site(ref: str | None):
+    from ..sites import list_sites, resolve_site
+
+    if ref:
+        site = resolve_site(ref)
+        if site is None:
+            raise click.ClickException(f"no site {ref!r}; `personalize sites` lists them")
+        return site
+    sites = list_sites()
+    if len(sites) != 1:
+        raise click.ClickException("choose a site with --site" if sites else "there is no site yet")
+    return sites[0]
+
+
+def _as_of(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        raise click.ClickException(f"--as-of must be a date such as 2011-12-10, got {text!r}") from None
+
+
+@click.command("scores")
+@click.option("--site", "site_ref", help="Site id, name or public key (default: the only site).")
+@click.option("--as-of", help="Score as of this date (default: now), e.g. 2011-12-10 for an old data set.")
+def scores_command(site_ref: str | None, as_of: str | None):
+    """Recompute RFM, value/attrition/potential and clusters for every customer, then rebuild segments."""
+    from ..app import create_app
+    from .scores import compute_scores
+
+    app = create_app()
+    with app.app_context():
+        site = _site(site_ref)
+        started = time.perf_counter()
+        summary = compute_scores(site.id, _as_of(as_of), progress=lambda s: click.echo(f"  {s} ({time.perf_counter() - started:.1f} s)", err=True, file=sys.stderr))
+        click.echo(f"{site.name}: {summary['customers']:,} customers scored in {summary['seconds']:.1f} s")
+        for name, n in summary.get("clusters", {}).items():
+            click.echo(f"  cluster {name}: {n:,}")
+
+
+@click.group("segments")
+def segments_group():
+    """List and rebuild rule segments."""
+
+
+@segments_group.command("list")
+@click.option("--site", "site_ref", help="Site id, name or public key.")
+def list_command(site_ref: str | None):
+    """Each segment with its member count and when it was last rebuilt."""
+    from ..app import create_app
+    from .store import all_segments
+
+    app = create_app()
+    with app.app_context():
+        site = _site(site_ref)
+        for seg in all_segments(site.id):
+            click.echo(f"{seg.key}\t{seg.member_count:,}\t{seg.status}\t{seg.rebuilt_at or '-'}\t{seg.name}")
+
+
+@segments_group.command("rebuild")
+@click.argument("keys", nargs=-1)
+@click.option("--site", "site_ref", help="Site id, name or public key.")
+@click.option("--as-of", help="Evaluate relative dates as of this date (default: now).")
+def rebuild_command(keys: tuple[str, ...], site_ref: str | None, as_of: str | None):
+    """Rebuild the named segments (default: all). Run it daily so "within N days" rules stay exact."""
+    from ..app import create_app
+    from .bulk import rebuild_all, rebuild_segment
+
+    app = create_app()
+    with app.app_context():
+        site = _site(site_ref)
+        when = _as_of(as_of)
+
+        def show(key: str, r: dict) -> None:
+            click.echo(f"{key}: {r['members']:,} members (+{r['entered']:,} -{r['left']:,}) in {r['seconds']:.2f} s")
+
+        if not keys:
+            rebuild_all(site.id, when, progress=show)
+        for key in keys:
+            try:
+                show(key, rebuild_segment(site.id, key, when))
+            except KeyError:
+                raise click.ClickException(f"no segment {key!r}") from None
