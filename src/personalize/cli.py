@@ -311,6 +311,11 @@ def _register_extra_commands() -> None:
 
 _register_extra_commands()
 
+from .segments.cli import scores_command, segments_group  # noqa: E402
+
+cli.add_command(scores_command)
+cli.add_command(segments_group)
+
 
 def _register_sync_commands() -> None:
     from .sync.cli import register
