@@ -26,6 +26,7 @@ from ..models import Interaction, ModelVersion, Product, Site
 from ..plugins import hooks
 from ..profiles import profile_for_visitor, recent_interactions
 from ..records import Recommendation
+from ..segments.store import cluster_name_of, cluster_names_of
 from .data import VIEW, HistoryEntry, InteractionLog, ItemTable
 from .engine import Recommender
 
@@ -84,10 +85,12 @@ def train_site(site_id: int, progress=None) -> dict[str, Any]:
     say = progress or (lambda stage: None)
     say("loading interactions")
     started = time.perf_counter()
-    log_, items, _users = load_site_data(site_id)
+    log_, items, users = load_site_data(site_id)
     loaded = time.perf_counter()
     say(f"fitting on {len(log_):,} interactions, {log_.n_users:,} people, {len(items):,} products")
-    model = Recommender.fit(log_, items, now=time.time())
+    clusters = cluster_names_of(site_id)  # "popular with customers like you": per cluster of personalize scores
+    user_segments = [clusters.get(int(u)) if u.isdigit() else None for u in users] if clusters else None
+    model = Recommender.fit(log_, items, now=time.time(), user_segments=user_segments)
     fitted = time.perf_counter()
     path = model_dir() / f"site{site_id}-{int(time.time())}-{secrets.token_hex(3)}.model"
     say(f"saving {path.name}")
@@ -215,7 +218,8 @@ def recommend_for(site: Site, visitor: str | None, slot: str = "home", limit: in
             idx = loaded.index[product]
             exclude.add(idx)
             history.insert(0, HistoryEntry(idx, VIEW, time.time(), 1.0))
-        scored = loaded.model.recommend(history, k=want, now=time.time(), exclude=exclude) if history else loaded.model.popular(want, exclude=exclude)
+        segment = cluster_name_of(profile_id) if profile_id is not None else None
+        scored = loaded.model.recommend(history, k=want, now=time.time(), exclude=exclude, segment=segment) if history else loaded.model.popular(want, exclude=exclude, segment=segment)
         if history:
             strategy = "personal"
         ids = loaded.model.items.ids
