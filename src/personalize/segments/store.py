@@ -167,3 +167,16 @@ def segment_json(seg: Segment) -> dict[str, Any]:
 
 def _iso(when: datetime | None) -> str | None:
     return when.isoformat() + "Z" if when else None
+
+
+def cluster_names_of(site_id: int) -> dict[int, str]:
+    """Each scored customer's cluster name (for "popular with customers like you")."""
+    from .models import ProfileScore
+
+    return dict(db.session.execute(select(ProfileScore.profile_id, ProfileScore.cluster_name).where(ProfileScore.site_id == site_id)).all())
+
+
+def cluster_name_of(profile_id: int) -> str | None:
+    from .models import ProfileScore
+
+    return db.session.scalar(select(ProfileScore.cluster_name).where(ProfileScore.profile_id == profile_id))
