@@ -111,6 +111,8 @@ def push_changes(
         )
         run.heartbeat_at = utcnow()
         db.session.commit()
+    position = {(c.profile_id, c.segment): i for i, c in enumerate(changes)}
+    results.sort(key=lambda r: position.get((r.profile_id, r.segment), len(position)))  # in the order given
     ok = sum(r.status == "ok" for r in results)
     failed = [r for r in results if r.status == "failed"]
     run.records_in = len(changes)

@@ -43,7 +43,8 @@ def normalise_email(value: str) -> str:
     if "@" not in value or " " in value or len(value) > 320:
         return ""
     local, _, domain = value.rpartition("@")
-    return f"{local}@{domain.lower()}" if local and "." in domain else ""
+    # every provider we speak to treats addresses case-insensitively (Mailchimp hashes the lower-cased one)
+    return value.lower() if local and "." in domain else ""
 
 
 def apply_mapping(raw: dict[str, Any], mapping: dict[str, str | None]) -> dict[str, Any]:
