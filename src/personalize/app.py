@@ -81,6 +81,10 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.extensions["personalize.plugins"] = registry
     app.extensions["personalize.models"] = ModelCache(float(settings["MODEL_CHECK_SECONDS"]))
 
+    from . import cache
+
+    cache.init_app(app, registry)  # Redis when REDIS_URL is set, process memory otherwise
+
     from . import admin, api, widget
     from .api import cors, errors
 

@@ -56,16 +56,16 @@ def cli():
 @cli.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
 @click.option("--port", default=5000, show_default=True, type=int, help="Port to listen on.")
-def serve(host: str, port: int):
-    """Run the server."""
-    app = _app()
-    click.echo(f"personalize {__version__} on http://{host}:{port}/  (admin: http://{host}:{port}/admin)")
-    from werkzeug.serving import run_simple
+@click.option("--workers", type=int, help="Web server processes (default: the WORKERS setting, 2).")
+@click.option("--threads", type=int, help="Threads per process (default: the THREADS setting, 4).")
+def serve(host: str, port: int, workers: int | None, threads: int | None):
+    """Run the server under gunicorn with several worker processes."""
+    from .serve import serve as run_server
 
-    from .jobs import start_scheduler
-
-    start_scheduler(app)  # scheduled connector syncs and webhook processing, in this process
-    run_simple(host, port, app, threaded=True, use_reloader=False)
+    app = _app()  # the configuration is checked and the schema migrated before any worker starts
+    workers, threads = workers or app.config["WORKERS"], threads or app.config["THREADS"]
+    click.echo(f"personalize {__version__} on http://{host}:{port}/  (admin: http://{host}:{port}/admin), {workers} processes × {threads} threads")
+    run_server(app, host, port, workers, threads)
 
 
 @cli.command()

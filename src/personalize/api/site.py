@@ -1,8 +1,16 @@
-"""``GET /api/v1/site`` (secret key) and ``GET /api/v1/health``."""
+"""``GET /api/v1/site`` (secret key), ``GET /api/v1/health`` and ``GET /api/v1/ready``.
+
+``/health`` is for a process supervisor: is this process alive and can it reach
+its database? ``/ready`` is for a load balancer and for people: every part the
+server uses, each with a state of ``ok``, ``off`` (not configured: the embedded
+default), ``degraded`` (unreachable, but the server works around it) or
+``error`` (requests will fail). It answers 503 only on an ``error``.
+"""
 
 from __future__ import annotations
 
-from sqlalchemy import text
+from flask import current_app
+from sqlalchemy import select, text
 
 from ..db import db
 from . import bp
@@ -15,12 +23,50 @@ def site_info():
     return {"id": site.id, "name": site.name, "public_key": site.public_key, "allowed_origins": site.allowed_origins or []}
 
 
-@bp.get("/health")
-def health():
+def _database() -> dict[str, str]:
     try:
         db.session.execute(text("SELECT 1"))
-        database = "ok"
-    except Exception as exc:  # the health check reports; it must not fail itself
-        database = f"error: {type(exc).__name__}"
-    status = 200 if database == "ok" else 503
-    return {"status": "ok" if status == 200 else "degraded", "database": database}, status
+    except Exception as exc:  # the check reports; it must not fail itself
+        db.session.rollback()
+        return {"state": "error", "detail": f"{type(exc).__name__}"}
+    return {"state": "ok", "detail": db.engine.dialect.name}
+
+
+@bp.get("/health")
+def health():
+    database = _database()
+    ok = database["state"] == "ok"
+    return {"status": "ok" if ok else "degraded", "database": "ok" if ok else f"error: {database['detail']}"}, 200 if ok else 503
+
+
+def _models() -> dict[str, str]:
+    """Whether this process has a model for each site that has trained one."""
+    from ..models import ModelVersion
+    from ..recommend.service import model_cache
+
+    try:
+        sites = db.session.scalars(select(ModelVersion.site_id).where(ModelVersion.active.is_(True)).distinct()).all()
+    except Exception as exc:
+        db.session.rollback()
+        return {"state": "error", "detail": type(exc).__name__}
+    if not sites:
+        return {"state": "off", "detail": "no model trained yet: best sellers are served (`personalize train`)"}
+    cache = model_cache()
+    missing = [site_id for site_id in sites if cache.get(site_id) is None]
+    if missing:
+        return {"state": "degraded", "detail": f"no loadable model for site(s) {', '.join(map(str, missing))}: best sellers are served"}
+    return {"state": "ok", "detail": f"loaded for {len(sites)} site(s)"}
+
+
+@bp.get("/ready")
+def ready():
+    from ..cache import shared_cache
+    from ..queue import broker_status
+
+    parts = {"database": _database()}
+    parts["models"] = _models() if parts["database"]["state"] == "ok" else {"state": "error", "detail": "database unreachable"}
+    parts["redis"] = shared_cache().status()
+    parts["broker"] = broker_status(current_app)
+    states = {p["state"] for p in parts.values()}
+    status = "error" if "error" in states else "degraded" if "degraded" in states else "ok"
+    return {"status": status, "version": current_app.config["VERSION"], **parts}, 503 if status == "error" else 200

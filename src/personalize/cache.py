@@ -1,0 +1,258 @@
+"""The shared cache: Redis when ``REDIS_URL`` is set, this process's memory otherwise.
+
+Three things use it, each through one or two calls of :class:`SharedCache`:
+
+- **recommendation lists** of visitors who come back within seconds (page reloads,
+  the next page of a visit): :meth:`get_list` / :meth:`put_list`, kept for
+  ``RECOMMENDATION_CACHE_SECONDS`` and dropped as soon as that visitor's next event
+  is stored (:meth:`forget_visitors`). Only with Redis: a list cached in one web
+  process could not be dropped by an event that another process stores, so
+  without Redis every list is computed afresh;
+- **new models**: after training, :meth:`announce_model` tells every web process
+  (Redis pub/sub) to look for the new model at once instead of at its next
+  ``MODEL_CHECK_SECONDS`` poll; without Redis the poll alone does it;
+- **rate-limit counters** (:meth:`count`), shared by all processes with Redis,
+  per process without it.
+
+Redis is an accelerator, never a dependency: when it cannot be reached, every call
+falls back (no list, the poll, a local counter) and the server keeps serving; the
+readiness check reports the cache as degraded. After a failure Redis is left alone
+for ``RETRY_SECONDS``, so an outage costs one timeout per process, not one per request.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from flask import Flask, current_app, g, has_request_context
+
+from . import hookimpl
+
+log = logging.getLogger(__name__)
+
+PREFIX = "personalize:"
+MODELS_CHANNEL = PREFIX + "models"
+RETRY_SECONDS = 5.0
+
+
+class SharedCache:
+    """A tiny cache API over Redis (``url``) or, with ``url=None``, over process memory."""
+
+    def __init__(self, url: str | None = None, list_seconds: float = 30.0):
+        self.url = url
+        self.list_seconds = float(list_seconds)
+        self._client = None
+        self._pid = None
+        self._down_until = 0.0
+        self._last_error = ""
+        self._lock = threading.Lock()
+        self._counters: dict[str, tuple[int, float]] = {}
+        self._listener: threading.Thread | None = None
+
+    # -- the connection -------------------------------------------------------------
+
+    def _redis(self):
+        """The client for this process, or ``None`` (no Redis configured, or resting after a failure)."""
+        if not self.url or time.monotonic() < self._down_until:
+            return None
+        if self._client is None or self._pid != os.getpid():  # a forked worker opens its own sockets
+            import redis
+
+            self._client = redis.Redis.from_url(
+                self.url, socket_connect_timeout=0.25, socket_timeout=0.5, health_check_interval=30
+            )
+            self._pid = os.getpid()
+        return self._client
+
+    def _failed(self, exc: Exception) -> None:
+        if not self._last_error:
+            log.warning("Redis at %s unavailable (%s); serving without it", self.url, exc)
+        self._last_error = f"{type(exc).__name__}: {exc}"[:200]
+        self._down_until = time.monotonic() + RETRY_SECONDS
+
+    def _ok(self) -> None:
+        if self._last_error:
+            log.warning("Redis at %s is back", self.url)
+            self._last_error = ""
+
+    def _call(self, fn: Callable[[Any], Any], fallback: Any = None) -> Any:
+        client = self._redis()
+        if client is None:
+            return fallback
+        import redis
+
+        try:
+            value = fn(client)
+        except redis.RedisError as exc:
+            self._failed(exc)
+            return fallback
+        self._ok()
+        return value
+
+    def status(self) -> dict[str, str]:
+        """``{"state": "ok" | "off" | "degraded", "detail": …}`` from a live ``PING``."""
+        if not self.url:
+            return {"state": "off", "detail": "no REDIS_URL: lists are not cached, models are found by polling"}
+        self._down_until = 0.0  # the check itself always tries
+        if self._call(lambda r: r.ping(), False):
+            return {"state": "ok", "detail": "connected"}
+        return {"state": "degraded", "detail": self._last_error or "unavailable"}
+
+    # -- recommendation lists -------------------------------------------------------
+
+    def _list_key(self, site_id: int, visitor: str) -> str:
+        return f"{PREFIX}lists:{site_id}:{visitor}"
+
+    def get_list(self, site_id: int, visitor: str, variant: str) -> dict | None:
+        """A cached recommendation list of ``visitor`` for ``variant`` (slot, limit, product), or ``None``."""
+        if not self.url or self.list_seconds <= 0:
+            return None
+        raw = self._call(lambda r: r.hget(self._list_key(site_id, visitor), variant))
+        return json.loads(raw) if raw else None
+
+    def put_list(self, site_id: int, visitor: str, variant: str, value: dict) -> None:
+        if not self.url or self.list_seconds <= 0:
+            return
+        key = self._list_key(site_id, visitor)
+
+        def put(r):
+            pipe = r.pipeline(transaction=False)
+            pipe.hset(key, variant, json.dumps(value, separators=(",", ":")))
+            pipe.expire(key, max(1, int(self.list_seconds)))
+            pipe.execute()
+
+        self._call(put)
+
+    def forget_visitors(self, site_id: int, visitors: Iterable[str]) -> None:
+        """Drop the cached lists of these visitors (their history has changed)."""
+        keys = [self._list_key(site_id, v) for v in set(visitors) if v]
+        if keys and self.url:
+            self._call(lambda r: r.delete(*keys))
+
+    # -- model versions ---------------------------------------------------------------
+
+    def announce_model(self, site_id: int, version: int) -> None:
+        """Tell every listening process that ``site_id`` has a new model."""
+        self._call(lambda r: r.publish(MODELS_CHANNEL, json.dumps({"site_id": site_id, "version": version})))
+
+    def listen_for_models(self, on_new_model: Callable[[int], None]) -> None:
+        """Call ``on_new_model(site_id)`` from a background thread on every announcement.
+
+        Started once per process (after a fork too); survives Redis restarts.
+        """
+        if not self.url:
+            return
+        with self._lock:
+            if self._listener is not None and self._listener.is_alive() and self._pid == os.getpid():
+                return
+            self._redis()  # binds the client to this process
+            self._listener = threading.Thread(
+                target=self._listen, args=(on_new_model,), name="personalize-model-listener", daemon=True
+            )
+            self._listener.start()
+
+    def _listen(self, on_new_model: Callable[[int], None]) -> None:
+        import redis
+
+        while True:
+            try:
+                client = redis.Redis.from_url(self.url, socket_connect_timeout=1.0, health_check_interval=10)
+                pubsub = client.pubsub(ignore_subscribe_messages=True)
+                pubsub.subscribe(MODELS_CHANNEL)
+                while True:
+                    message = pubsub.get_message(timeout=5.0)
+                    if message and message.get("type") == "message":
+                        on_new_model(int(json.loads(message["data"])["site_id"]))
+            except (redis.RedisError, OSError, ValueError, KeyError) as exc:
+                log.debug("model announcements paused: %s", exc)
+                time.sleep(RETRY_SECONDS)
+
+    # -- counters -------------------------------------------------------------------------
+
+    def count(self, key: str, window_seconds: int = 60) -> int:
+        """Add one to the counter ``key`` for the current window and return its value."""
+        window = int(time.time() // window_seconds)
+        full = f"{PREFIX}count:{key}:{window}"
+
+        def incr(r):
+            pipe = r.pipeline(transaction=False)
+            pipe.incr(full)
+            pipe.expire(full, window_seconds + 1)
+            return pipe.execute()[0]
+
+        value = self._call(incr)
+        if value is not None:
+            return int(value)
+        with self._lock:
+            now = time.time()
+            if len(self._counters) > 10_000:
+                self._counters = {k: v for k, v in self._counters.items() if v[1] > now}
+            n, expires = self._counters.get(full, (0, now + window_seconds))
+            self._counters[full] = (n + 1, expires)
+            return n + 1
+
+
+def shared_cache(app: Flask | None = None) -> SharedCache:
+    app = app or current_app
+    return app.extensions["personalize.cache"]
+
+
+class CachePlugin:
+    """Keeps the cache honest: new events drop lists, a trained model is announced."""
+
+    @hookimpl
+    def event_received(self, site_id, event):
+        # one DELETE per request for all of its events, after the response is built
+        if has_request_context():
+            stale = g.setdefault("personalize_stale_visitors", set())
+            stale.add((site_id, event.visitor))
+        else:
+            shared_cache().forget_visitors(site_id, [event.visitor])
+
+    @hookimpl
+    def model_trained(self, site_id, summary):
+        shared_cache().announce_model(site_id, int(summary["version"]))
+
+
+def _forget_stale_visitors(response):
+    stale = g.pop("personalize_stale_visitors", None)
+    if stale:
+        cache = shared_cache()
+        by_site: dict[int, list[str]] = {}
+        for site_id, visitor in stale:
+            by_site.setdefault(site_id, []).append(visitor)
+        for site_id, visitors in by_site.items():
+            cache.forget_visitors(site_id, visitors)
+    return response
+
+
+def _rate_limit():
+    from flask import request
+
+    limit = current_app.config.get("RATE_LIMIT_PER_MINUTE") or 0
+    if limit <= 0 or not request.path.startswith("/api/"):
+        return None
+    who = request.remote_addr or "unknown"
+    if shared_cache().count(f"rate:{who}") > limit:
+        from .api.errors import ApiError
+
+        raise ApiError(429, "rate_limited", f"more than {limit} requests a minute from {who}; slow down", None, {"Retry-After": "60"})
+    return None
+
+
+def init_app(app: Flask, registry) -> None:
+    """Create the app's cache and register what keeps it in step with the data."""
+    cache = SharedCache(app.config.get("REDIS_URL") or None, float(app.config.get("RECOMMENDATION_CACHE_SECONDS") or 0))
+    app.extensions["personalize.cache"] = cache
+    registry.pm.register(CachePlugin(), name="personalize.cache")
+    registry.sources["personalize.cache"] = ("built-in", "")
+    models = app.extensions["personalize.models"]
+    cache.listen_for_models(models.expire)
+    app.after_request(_forget_stale_visitors)
+    app.before_request(_rate_limit)

@@ -1,0 +1,145 @@
+"""Jobs on Celery workers, when the ``BROKER_URL`` setting names a broker.
+
+The queue carries only a job's registered name and its JSON keyword arguments; a
+worker (``personalize worker``) looks the name up in :mod:`personalize.jobs` and
+calls the same function the in-process runner would, inside an application
+context. So there is one code path for jobs, and a job is written once.
+
+Delivery is at least once: a message is acknowledged only after its job returns
+(``acks_late``), and a worker that dies mid-job hands it back to the broker
+(``reject_on_worker_lost``) for another worker. A job may therefore run again after
+a crash, and every registered job is written so that a second run changes nothing
+the first completed: syncs resume from their checkpoint and upsert, pushes work
+from an outbox of undelivered changes, webhook processing marks inbox rows done,
+events and orders insert with ``ON CONFLICT DO NOTHING`` on their ids, training
+writes a new version of the same model.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from concurrent.futures import Future
+from typing import Any
+
+from flask import Flask
+
+log = logging.getLogger(__name__)
+
+TASK_NAME = "personalize.run_job"
+QUEUE = "personalize"
+
+
+def make_celery(broker_url: str):
+    """The Celery application: one task that runs any registered job by name."""
+    from celery import Celery
+
+    celery = Celery("personalize", broker=broker_url, set_as_current=False)
+    celery.conf.update(
+        task_acks_late=True,  # acknowledge after the job, not before
+        task_reject_on_worker_lost=True,  # a killed worker's job goes back to the queue
+        worker_prefetch_multiplier=1,  # long jobs: a worker holds one message at a time
+        task_default_queue=QUEUE,
+        task_serializer="json",
+        accept_content=["json"],
+        task_ignore_result=True,  # callers read a job's effects from the database, not a result store
+        broker_connection_retry_on_startup=True,
+        worker_hijack_root_logger=False,
+        worker_send_task_events=False,
+        broker_heartbeat=30,
+    )
+    return celery
+
+
+class CeleryRunner:
+    """What :func:`personalize.jobs.runner` returns when a broker is configured: submit sends."""
+
+    def __init__(self, app: Flask):
+        self.app = app
+        self.celery = make_celery(app.config["BROKER_URL"])
+
+    def submit(self, name: str, **kwargs: Any) -> Future:
+        """Send job ``name`` to the broker; the future holds the message id once the broker has it."""
+        from .jobs import job_function
+
+        job_function(name)  # an unknown name fails here, in the caller, not later on a worker
+        future: Future = Future()
+        try:
+            result = self.celery.send_task(TASK_NAME, args=[name], kwargs={"job_kwargs": kwargs}, queue=QUEUE)
+        except Exception as exc:
+            log.error("job %s could not be queued: %s", name, exc)
+            future.set_exception(exc)
+            raise
+        future.set_result(result.id)
+        return future
+
+    def wait(self, timeout: float | None = None) -> None:
+        """Jobs finish on the workers; there is nothing to wait for here."""
+
+    def shutdown(self) -> None:
+        self.celery.close()
+
+
+def worker_celery(app: Flask):
+    """The Celery application a worker runs, with the task bound to ``app``."""
+    from .jobs import run
+
+    celery = make_celery(app.config["BROKER_URL"])
+
+    @celery.task(name=TASK_NAME, bind=True)
+    def run_job(task, name: str, job_kwargs: dict[str, Any] | None = None):
+        started = time.perf_counter()
+        with app.app_context():
+            try:
+                run(name, **(job_kwargs or {}))
+            except Exception:
+                from .db import db
+
+                db.session.rollback()
+                log.exception("job %s failed (message %s)", name, task.request.id)
+                raise
+            finally:
+                from .db import db
+
+                db.session.remove()
+        log.info("job %s done in %.1f s", name, time.perf_counter() - started)
+
+    return celery
+
+
+def run_worker(app: Flask, concurrency: int, beat: bool, loglevel: str = "INFO") -> None:
+    """Run a Celery worker for ``app`` until stopped (``personalize worker``)."""
+    celery = worker_celery(app)
+    if beat:
+        from .jobs import start_scheduler
+
+        # the same scheduler `personalize serve` runs without a broker; its jobs go to the queue
+        start_scheduler(app)
+    argv = ["worker", f"--concurrency={max(1, concurrency)}", f"--loglevel={loglevel}", f"--queues={QUEUE}", "--without-gossip", "--without-mingle"]
+    if concurrency <= 1:
+        argv.append("--pool=solo")  # the job runs in the worker process itself
+    celery.worker_main(argv)
+
+
+_status_cache: dict[str, tuple[float, dict[str, str]]] = {}
+
+
+def broker_status(app: Flask, max_age: float = 5.0) -> dict[str, str]:
+    """``{"state", "detail"}`` of the broker: ``off`` without one, else a (briefly cached) connection check."""
+    url = app.config.get("BROKER_URL")
+    if not url:
+        return {"state": "off", "detail": "no BROKER_URL: jobs run in the web process"}
+    now = time.monotonic()
+    cached = _status_cache.get(url)
+    if cached and now - cached[0] < max_age:
+        return cached[1]
+    from kombu import Connection
+
+    try:
+        with Connection(url, connect_timeout=1.0) as connection:
+            connection.ensure_connection(max_retries=1, timeout=1.0)
+        status = {"state": "ok", "detail": "connected"}
+    except Exception as exc:  # the check reports; it must not fail itself
+        status = {"state": "degraded", "detail": f"unreachable, jobs cannot be queued: {type(exc).__name__}"}
+    _status_cache[url] = (now, status)
+    return status

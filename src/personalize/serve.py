@@ -1,0 +1,102 @@
+"""``personalize serve``: the app under gunicorn, ``WORKERS`` processes of ``THREADS`` threads.
+
+Every worker process builds its own app (its own database pool, model cache and
+Redis connection: nothing is shared across a fork), so a load balancer may spread
+requests over any number of them, on any number of machines. The master process
+builds the app once first, so a configuration error or a pending migration shows
+up before any worker starts.
+
+The in-process scheduler (connector syncs, webhooks) must run once per
+installation, not once per worker: the workers take turns at a file lock in the
+instance folder and the holder runs it. With a broker configured the Celery
+workers' scheduler does this instead (``personalize worker --beat``).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import threading
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+from gunicorn.app.base import BaseApplication
+
+log = logging.getLogger(__name__)
+
+LOCK_FILE = "scheduler.lock"
+
+
+def gunicorn_options(host: str, port: int, workers: int, threads: int) -> dict[str, Any]:
+    return {
+        "bind": f"{host}:{port}",
+        "workers": max(1, workers),
+        "threads": max(1, threads),
+        # gthread keeps connections alive (the widget reuses them); sync is enough for one thread
+        "worker_class": "gthread" if threads > 1 else "sync",
+        "timeout": 60,
+        "graceful_timeout": 20,
+        "keepalive": 5,
+        "accesslog": None,
+        "errorlog": "-",
+        "loglevel": "info",
+        "post_worker_init": _post_worker_init,
+    }
+
+
+class Server(BaseApplication):
+    """gunicorn with options from code and an app built per worker by ``create_app``."""
+
+    def __init__(self, options: dict[str, Any], app_factory=None):
+        self.options = options
+        self.app_factory = app_factory
+        super().__init__()
+
+    def load_config(self) -> None:
+        for key, value in self.options.items():
+            self.cfg.set(key, value)
+
+    def load(self) -> Flask:
+        if self.app_factory is not None:
+            return self.app_factory()
+        from .app import create_app
+
+        return create_app()
+
+
+def _post_worker_init(worker) -> None:
+    app = worker.wsgi
+    if not isinstance(app, Flask) or app.config.get("BROKER_URL"):
+        return
+    if app.config.get("SYNC_SCHEDULER", True):
+        threading.Thread(target=_scheduler_when_locked, args=(app,), name="personalize-scheduler-lock", daemon=True).start()
+
+
+def _scheduler_when_locked(app: Flask, retry_seconds: float = 30.0) -> None:
+    """Wait for the instance's scheduler lock, then run the scheduler in this process."""
+    import time
+
+    from .jobs import start_scheduler
+
+    path = Path(app.instance_path) / LOCK_FILE
+    handle = path.open("a")  # kept open for the process's life: closing it would release the lock
+    while True:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            time.sleep(retry_seconds)
+            continue
+        log.info("this worker runs the scheduler")
+        app.extensions["personalize.scheduler_lock"] = handle
+        start_scheduler(app)
+        return
+
+
+def serve(app: Flask, host: str, port: int, workers: int, threads: int) -> None:
+    """Run the server until interrupted; ``app`` (built in this, the master process) is only checked."""
+    from .db import db
+
+    with app.app_context():
+        db.engine.dispose()  # no connection of the master's may leak into a forked worker
+    Server(gunicorn_options(host, port, workers, threads)).run()
