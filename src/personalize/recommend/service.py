@@ -20,8 +20,10 @@ import numpy as np
 from flask import current_app
 from sqlalchemy import func, select
 
+from ..cache import shared_cache
 from ..catalog import products_by_ids
 from ..db import db
+from ..insights.holdout import HOLDOUT, holdout_items, in_holdout
 from ..models import Interaction, ModelVersion, Product, Site
 from ..plugins import hooks
 from ..profiles import profile_for_visitor, recent_interactions
@@ -174,6 +176,12 @@ class ModelCache:
             self._loaded[site_id] = loaded
             return loaded
 
+    def expire(self, site_id: int) -> None:
+        """Look for a newer model at the next request, not the next poll (a new one was announced)."""
+        current = self._loaded.get(site_id)
+        if current is not None:
+            current.checked = float("-inf")
+
 
 def model_cache() -> ModelCache:
     return current_app.extensions["personalize.models"]
@@ -200,8 +208,15 @@ def recommend_for(site: Site, visitor: str | None, slot: str = "home", limit: in
     Reads the visitor's newest interactions live, so their latest event already
     counts; drops out-of-stock and unknown products; lets plugins add and re-rank.
     """
+    if in_holdout(site, visitor):  # test and learn: this visitor sees best sellers (personalize.insights)
+        return RecommendationList(new_rec_id(), slot, HOLDOUT, holdout_items(site, limit, product))
     profile_id = profile_for_visitor(site.id, visitor) if visitor else None
     loaded = model_cache().get(site.id)
+    # the same visitor moments ago, with no event and no new model since (personalize.cache)
+    variant = f"{slot}|{limit}|{product or ''}|{loaded.version if loaded else 0}"
+    cached = shared_cache().get_list(site.id, visitor or "", variant)
+    if cached is not None:
+        return RecommendationList(new_rec_id(), slot, cached["strategy"], cached["items"])
     want = limit * 3 + 5
     candidates: list[Recommendation] = []
     strategy = "popular"
@@ -248,6 +263,7 @@ def recommend_for(site: Site, visitor: str | None, slot: str = "home", limit: in
             "id": p.external_id, "title": p.title, "url": p.url, "image": p.image, "price": p.price,
             "currency": p.currency, "reason": cand.reason,
         })
+    shared_cache().put_list(site.id, visitor or "", variant, {"strategy": out.strategy, "items": out.items})
     return out
 
 

@@ -1,0 +1,85 @@
+"""The lift of the personalized group over the holdout, with a 95 % confidence interval.
+
+Both groups are compared per exposed visitor (everyone who was shown at least one
+recommendation list in the window), counting all their orders after the first
+exposure, attributed or not: an intention-to-treat comparison, so a visitor who
+ignored the recommendations still counts in their group.
+
+* Conversion rate: the difference of two proportions with the unpooled normal
+  approximation, ``se = sqrt(p1(1-p1)/n1 + p0(1-p0)/n0)``.
+* Revenue per visitor: the difference of two means with Welch's standard error,
+  ``se = sqrt(s1²/n1 + s0²/n0)`` (normal approximation; with hundreds of visitors per
+  group the sample means are close to normal even though revenue is skewed).
+* Relative lift ``m1/m0 - 1``: its interval comes from the delta method on the log of
+  the ratio, ``se(log r) = sqrt(se1²/m1² + se0²/m0²)``, then ``exp(log r ± 1.96 se) - 1``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+Z95 = 1.959963984540054
+MIN_VISITORS = 30  # per group, before any interval is shown
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """One metric in both groups, their difference and the relative lift, each with a 95 % interval."""
+
+    metric: str
+    personalized: float
+    holdout: float
+    n_personalized: int
+    n_holdout: int
+    difference: float
+    difference_low: float
+    difference_high: float
+    lift: float | None  # relative: 0.12 is +12 %
+    lift_low: float | None
+    lift_high: float | None
+
+    @property
+    def significant(self) -> bool:
+        """The interval of the difference excludes zero."""
+        return self.difference_low > 0 or self.difference_high < 0
+
+
+def _mean_var(values: Sequence[float]) -> tuple[float, float]:
+    n = len(values)
+    mean = sum(values) / n
+    var = sum((v - mean) ** 2 for v in values) / (n - 1) if n > 1 else 0.0
+    return mean, var
+
+
+def _relative(m1: float, se1: float, m0: float, se0: float) -> tuple[float | None, float | None, float | None]:
+    if m0 <= 0 or m1 <= 0:
+        return (m1 / m0 - 1.0 if m0 > 0 else None), None, None
+    ratio = m1 / m0
+    se_log = math.sqrt((se1 / m1) ** 2 + (se0 / m0) ** 2)
+    return ratio - 1.0, math.exp(math.log(ratio) - Z95 * se_log) - 1.0, math.exp(math.log(ratio) + Z95 * se_log) - 1.0
+
+
+def compare_rates(metric: str, conv1: int, n1: int, conv0: int, n0: int) -> Comparison | None:
+    """Conversion rate of the personalized group (1) against the holdout (0); None with too few visitors."""
+    if n1 < MIN_VISITORS or n0 < MIN_VISITORS:
+        return None
+    p1, p0 = conv1 / n1, conv0 / n0
+    se1, se0 = math.sqrt(p1 * (1 - p1) / n1), math.sqrt(p0 * (1 - p0) / n0)
+    se = math.hypot(se1, se0)
+    lift, low, high = _relative(p1, se1, p0, se0)
+    return Comparison(metric, p1, p0, n1, n0, p1 - p0, p1 - p0 - Z95 * se, p1 - p0 + Z95 * se, lift, low, high)
+
+
+def compare_means(metric: str, values1: Sequence[float], values0: Sequence[float]) -> Comparison | None:
+    """Mean per visitor of the personalized group (1) against the holdout (0); None with too few visitors."""
+    n1, n0 = len(values1), len(values0)
+    if n1 < MIN_VISITORS or n0 < MIN_VISITORS:
+        return None
+    m1, v1 = _mean_var(values1)
+    m0, v0 = _mean_var(values0)
+    se1, se0 = math.sqrt(v1 / n1), math.sqrt(v0 / n0)
+    se = math.hypot(se1, se0)
+    lift, low, high = _relative(m1, se1, m0, se0)
+    return Comparison(metric, m1, m0, n1, n0, m1 - m0, m1 - m0 - Z95 * se, m1 - m0 + Z95 * se, lift, low, high)
