@@ -1,17 +1,20 @@
-"""The admin web pages (server-rendered): sign-in and site settings."""
+"""The admin web pages (server-rendered): sign-in, team, sites, recommendations, test and learn,
+connectors, segments, profiles and plugins."""
 
 from __future__ import annotations
 
 import hmac
 import secrets
-from functools import wraps
 
-from flask import Blueprint, Flask, abort, g, redirect, request, session, url_for
+from flask import Blueprint, Flask, abort, g, request, session
 
 from ..db import db
 from ..models import AdminUser
 
 bp = Blueprint("admin", __name__, url_prefix="/admin", template_folder="templates", static_folder="static")
+
+#: Extra tabs of a site's pages, added by the modules that build them: {"endpoint", "label"}.
+SITE_TABS: list[dict[str, str]] = []
 
 
 def csrf_token() -> str:
@@ -22,19 +25,9 @@ def csrf_token() -> str:
 
 
 def _check_csrf() -> None:
-    sent = request.form.get("csrf_token", "")
+    sent = request.form.get("csrf_token", "") or request.headers.get("X-CSRF-Token", "")
     if not sent or not hmac.compare_digest(sent, session.get("csrf", "")):
         abort(400, "The form expired or did not come from this site; reload the page and try again.")
-
-
-def login_required(view):
-    @wraps(view)
-    def wrapped(*args, **kwargs):
-        if g.get("admin") is None:
-            return redirect(url_for("admin.login", next=request.path))
-        return view(*args, **kwargs)
-
-    return wrapped
 
 
 @bp.before_request
@@ -54,8 +47,18 @@ def _no_framing(response):
 
 
 def init_app(app: Flask) -> None:
+    # the pages import the domain services; loading them here keeps ``personalize.admin.models``
+    # importable by the schema without pulling in the whole application
+    from . import (  # noqa: F401  (routes register on bp)
+        dashboard,
+        plugins,
+        recommendations,
+        team,
+        views,
+    )
+    from .formatting import register_filters
+
     app.register_blueprint(bp)
     app.jinja_env.globals["csrf_token"] = csrf_token
-
-
-from . import views  # noqa: E402,F401  (routes register on bp)
+    app.jinja_env.globals["admin_site_tabs"] = SITE_TABS
+    register_filters(app)

@@ -56,3 +56,39 @@ def count_admin_users() -> int:
 
 
 _DUMMY_HASH = generate_password_hash("not a real password")
+
+
+def list_admin_users() -> list[AdminUser]:
+    return list(db.session.scalars(select(AdminUser).order_by(AdminUser.email)))
+
+
+def count_owners() -> int:
+    return db.session.scalar(select(func.count()).select_from(AdminUser).where(AdminUser.role == "owner")) or 0
+
+
+def change_password(user: AdminUser, current: str, new: str) -> None:
+    """Set a new password after checking the current one."""
+    if not check_password_hash(user.password_hash, current or ""):
+        raise AdminUserError("current_password", "the current password is wrong")
+    if len(new or "") < MIN_PASSWORD:
+        raise AdminUserError("new_password", f"a password needs at least {MIN_PASSWORD} characters")
+    user.password_hash = generate_password_hash(new)
+    db.session.commit()
+
+
+def set_role(user: AdminUser, role: str) -> None:
+    """Change a user's role; the last owner keeps theirs."""
+    if role not in ROLES:
+        raise AdminUserError("role", f"role must be one of {', '.join(ROLES)}")
+    if user.role == "owner" and role != "owner" and count_owners() <= 1:
+        raise AdminUserError("role", "the last owner cannot stop being an owner; make someone else an owner first")
+    user.role = role
+    db.session.commit()
+
+
+def remove_admin_user(user: AdminUser) -> None:
+    """Delete an account; the last owner cannot be removed."""
+    if user.role == "owner" and count_owners() <= 1:
+        raise AdminUserError("user", "the last owner cannot be removed")
+    db.session.delete(user)
+    db.session.commit()

@@ -1,24 +1,22 @@
-"""Admin pages."""
+"""Sign-in, first-run set-up, the admin's own account, and the sites: create, rename, keys,
+allowed origins, the snippet and a live check that it is sending events."""
 
 from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from flask import current_app, flash, g, redirect, render_template, request, session, url_for
+from flask import current_app, flash, g, jsonify, redirect, render_template, request, session, url_for
+from sqlalchemy import select
 
 from ..catalog import count_products
+from ..db import db
+from ..insights.report import live_status
+from ..models import Site
 from ..recommend.service import latest_version
-from ..sites import (
-    SiteError,
-    create_site,
-    get_site,
-    list_sites,
-    rotate_secret_keys,
-    secret_key_prefixes,
-    set_allowed_origins,
-)
-from . import bp, login_required
-from .users import AdminUserError, authenticate, count_admin_users, create_admin_user
+from ..sites import SiteError, create_site, rotate_secret_keys, secret_key_prefixes, set_allowed_origins
+from . import bp
+from .access import can_edit, denied, grant, login_required, site_page, visible_sites
+from .users import AdminUserError, authenticate, change_password, count_admin_users, create_admin_user
 
 
 def snippet(site, base_url: str) -> str:
@@ -32,7 +30,7 @@ def snippet(site, base_url: str) -> str:
 
 
 def _safe_next(target: str | None) -> str:
-    if target and target.startswith("/admin") and not urlsplit(target).netloc:
+    if target and target.startswith("/admin") and not target.startswith("//") and not urlsplit(target).netloc:
         return target
     return url_for("admin.index")
 
@@ -77,11 +75,29 @@ def logout():
     return redirect(url_for("admin.login"))
 
 
+@bp.route("/account", methods=["GET", "POST"])
+@login_required
+def account():
+    error = None
+    if request.method == "POST":
+        new = request.form.get("new_password", "")
+        if new != request.form.get("repeat_password", ""):
+            error = "The two new passwords differ."
+        else:
+            try:
+                change_password(g.admin, request.form.get("current_password", ""), new)
+            except AdminUserError as exc:
+                error = str(exc).capitalize() + "."
+            else:
+                flash("Password changed.", "ok")
+                return redirect(url_for("admin.account"))
+    return render_template("admin/account.html", error=error), (400 if error else 200)
+
+
 @bp.get("/")
 @login_required
 def index():
-    sites = list_sites()
-    return render_template("admin/index.html", sites=sites)
+    return render_template("admin/index.html", sites=visible_sites(g.admin))
 
 
 def _base_url() -> str:
@@ -89,58 +105,73 @@ def _base_url() -> str:
 
 
 @bp.get("/sites/<int:site_id>")
-@login_required
-def site(site_id: int):
-    s = get_site(site_id)
-    if s is None:
-        return render_template("admin/message.html", message="No such site."), 404
+@site_page()
+def site(s: Site):
     return render_template(
         "admin/site.html", site=s, snippet=snippet(s, _base_url()), keys=secret_key_prefixes(s),
         products=count_products(s.id), model=latest_version(s.id), new_secret=session.pop("new_secret", None),
+        live=live_status(s.id),
     )
 
 
-def _can_edit() -> bool:
-    return g.admin.role in ("owner", "editor")
+@bp.get("/sites/<int:site_id>/live")
+@site_page()
+def live(s: Site):
+    """The live check the site page polls: is the snippet sending events?"""
+    status = live_status(s.id)
+    last = status["last_event_at"]
+    return jsonify(
+        last_event_at=last.isoformat() + "Z" if last else None, last_event_type=status["last_event_type"],
+        events_last_hour=status["events_last_hour"], seconds_ago=status["seconds_ago"],
+    )
 
 
 @bp.post("/sites")
 @login_required
 def create():
-    if not _can_edit():
-        return render_template("admin/message.html", message="Your role may not change settings."), 403
+    if not can_edit(g.admin):
+        return denied()
     try:
         s, secret = create_site(request.form.get("name", ""), request.form.get("allowed_origins", "").split())
     except SiteError as exc:
-        flash(str(exc), "error")
+        flash(str(exc).capitalize() + ".", "error")
         return redirect(url_for("admin.index"))
+    if g.admin.role != "owner":  # an editor keeps access to the site they created
+        grant(g.admin.id, s.id)
+        db.session.commit()
     session["new_secret"] = secret
     return redirect(url_for("admin.site", site_id=s.id))
 
 
+@bp.post("/sites/<int:site_id>/rename")
+@site_page(edit=True)
+def rename(s: Site):
+    name = request.form.get("name", "").strip()
+    if not name or len(name) > 200:
+        flash("A site needs a name of at most 200 characters.", "error")
+    elif db.session.scalar(select(Site.id).where(Site.name == name, Site.id != s.id)) is not None:
+        flash(f"A site named {name!r} exists already.", "error")
+    else:
+        s.name = name
+        db.session.commit()
+        flash("Site renamed.", "ok")
+    return redirect(url_for("admin.site", site_id=s.id))
+
+
 @bp.post("/sites/<int:site_id>/origins")
-@login_required
-def origins(site_id: int):
-    s = get_site(site_id)
-    if s is None:
-        return render_template("admin/message.html", message="No such site."), 404
-    if not _can_edit():
-        return render_template("admin/message.html", message="Your role may not change settings."), 403
+@site_page(edit=True)
+def origins(s: Site):
     try:
         set_allowed_origins(s, request.form.get("allowed_origins", "").split())
         flash("Allowed origins saved.", "ok")
     except SiteError as exc:
-        flash(str(exc), "error")
+        db.session.rollback()
+        flash(str(exc).capitalize() + ".", "error")
     return redirect(url_for("admin.site", site_id=s.id))
 
 
 @bp.post("/sites/<int:site_id>/rotate")
-@login_required
-def rotate(site_id: int):
-    s = get_site(site_id)
-    if s is None:
-        return render_template("admin/message.html", message="No such site."), 404
-    if g.admin.role != "owner":
-        return render_template("admin/message.html", message="Only an owner may rotate keys."), 403
+@site_page(owner=True)
+def rotate(s: Site):
     session["new_secret"] = rotate_secret_keys(s)
     return redirect(url_for("admin.site", site_id=s.id))

@@ -77,7 +77,9 @@ def test_form_without_csrf_token_is_refused(client, owner):
 
 
 def test_viewer_cannot_change_settings(client, ctx, site):
-    create_admin_user("viewer@shop.example", "viewer password 1", "viewer")
+    from personalize.admin.access import set_site_access
+
+    set_site_access(create_admin_user("viewer@shop.example", "viewer password 1", "viewer"), {site.id})
     sign_in(client, "viewer@shop.example", "viewer password 1")
     token = csrf(client, "/admin/")
     r = client.post(f"/admin/sites/{site.id}/origins", data={"allowed_origins": "https://evil.example", "csrf_token": token})

@@ -1,0 +1,89 @@
+/* personalize admin: small progressive enhancements. Every page works without this file. */
+(function () {
+  'use strict';
+
+  function csrf() {
+    var input = document.querySelector('input[name="csrf_token"]');
+    return input ? input.value : '';
+  }
+
+  // Copy buttons: <button data-copy="#element-id">
+  document.querySelectorAll('[data-copy]').forEach(function (button) {
+    button.addEventListener('click', function () {
+      var source = document.querySelector(button.getAttribute('data-copy'));
+      var status = button.parentNode.querySelector('.copy-status');
+      if (!source) return;
+      var text = source.textContent;
+      function done(ok) {
+        var label = button.getAttribute('data-label') || button.textContent;
+        button.setAttribute('data-label', label);
+        button.textContent = ok ? 'Copied' : 'Select and copy by hand';
+        if (status) status.textContent = ok ? 'Copied to the clipboard.' : '';
+        setTimeout(function () { button.textContent = label; }, 2000);
+      }
+      if (navigator.clipboard && navigator.clipboard.writeText) {
+        navigator.clipboard.writeText(text).then(function () { done(true); }, function () { done(fallback(source)); });
+      } else {
+        done(fallback(source));
+      }
+    });
+  });
+
+  function fallback(source) {
+    var range = document.createRange();
+    range.selectNodeContents(source);
+    var selection = window.getSelection();
+    selection.removeAllRanges();
+    selection.addRange(range);
+    try { return document.execCommand('copy'); } catch (e) { return false; }
+  }
+
+  // Live check on a site's page: poll the newest event.
+  var live = document.getElementById('live');
+  if (live) {
+    var summary = document.getElementById('live-summary');
+    var state = live.querySelector('.live-state');
+    var poll = function () {
+      fetch(live.getAttribute('data-live-url'), { credentials: 'same-origin', headers: { Accept: 'application/json' } })
+        .then(function (r) { return r.ok ? r.json() : null; })
+        .then(function (data) {
+          if (!data) return;
+          if (data.last_event_at) {
+            summary.textContent = 'Last event (' + data.last_event_type + ') ' + age(data.seconds_ago) + '; ' +
+              data.events_last_hour + ' in the last hour.';
+            state.className = 'live-state ' + (data.seconds_ago < 3600 ? 'ok' : 'waiting');
+          }
+        })
+        .catch(function () {});
+    };
+    setInterval(poll, 4000);
+  }
+
+  function age(seconds) {
+    if (seconds < 60) return Math.max(seconds, 0) + ' s ago';
+    if (seconds < 3600) return Math.floor(seconds / 60) + ' min ago';
+    if (seconds < 86400) return Math.floor(seconds / 3600) + ' h ago';
+    return Math.floor(seconds / 86400) + ' days ago';
+  }
+
+  // Live counts: <form data-count-url="…"> posts itself (debounced) and shows the answer in [data-count].
+  document.querySelectorAll('form[data-count-url]').forEach(function (form) {
+    var out = form.querySelector('[data-count]');
+    var timer = null;
+    var update = function () {
+      clearTimeout(timer);
+      timer = setTimeout(function () {
+        fetch(form.getAttribute('data-count-url'), {
+          method: 'POST', credentials: 'same-origin', body: new FormData(form),
+          headers: { 'X-CSRF-Token': csrf(), Accept: 'application/json' }
+        }).then(function (r) { return r.json(); }).then(function (data) {
+          out.textContent = data.error ? data.error : data.count + ' ' + (data.count === 1 ? 'profile matches' : 'profiles match');
+          out.className = data.error ? 'error' : 'count';
+        }).catch(function () {});
+      }, 300);
+    };
+    form.addEventListener('input', update);
+    form.addEventListener('change', update);
+    update();
+  });
+})();
