@@ -99,11 +99,17 @@ class JobRunner:
 
 
 def runner(app: Flask | None = None) -> JobRunner:
-    """The application's job runner, created on first use."""
+    """The application's job runner, created on first use: in-process, or Celery when ``BROKER_URL`` is set."""
     app = app or current_app._get_current_object()
     existing = app.extensions.get("personalize.jobs")
     if existing is None:
-        existing = app.extensions["personalize.jobs"] = JobRunner(app)
+        if app.config.get("BROKER_URL"):  # production: the same jobs, run by Celery workers
+            from .queue import CeleryRunner
+
+            existing = CeleryRunner(app)
+        else:
+            existing = JobRunner(app)
+        app.extensions["personalize.jobs"] = existing
     return existing
 
 
