@@ -1,0 +1,238 @@
+"""Mailchimp against a local server speaking the Marketing API 3.0 (members, campaigns, reports, tags)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from personalize.db import db
+from personalize.models import Profile
+from personalize.profiles.attributes import attributes_of
+from personalize.profiles.identity import lookup, profiles_for
+from personalize.records import SegmentChange
+from personalize.sync import engine
+from personalize.sync.connections import save_connection
+from personalize.sync.models import Engagement
+from personalize.sync.push import push_changes
+from personalize.sync.testing import ProviderServer
+from personalize_mailchimp import subscriber_hash
+
+KEY = "0123456789abcdef0123456789abcdef-us20"
+LIST = "a1b2c3d4e5"
+T0 = datetime(2026, 11, 1, 12, 0)
+
+
+def stamp(when: datetime) -> str:
+    return when.isoformat() + "+00:00"
+
+
+def parse(value: str) -> datetime:
+    return datetime.fromisoformat(value).replace(tzinfo=None)
+
+
+def problem(status, title, detail):
+    return status, {"type": "https://mailchimp.com/developer/marketing/docs/errors/", "title": title, "status": status,
+                    "detail": detail, "instance": "f00d"}
+
+
+class Mailchimp:
+    def __init__(self, members, campaigns, activity):
+        self.members = {m["id"]: m for m in members}
+        self.campaigns = campaigns
+        self.activity = activity
+        self.member_pages: list[dict] = []
+        self.on_member_page = None
+        s = self.server = ProviderServer(check=self.check)
+        s.on("GET", "/3.0/ping", lambda r, m: {"health_status": "Everything's Chimpy!"})
+        s.on("GET", f"/3.0/lists/(?P<list>[a-z0-9]+)", self.audience)
+        s.on("GET", f"/3.0/lists/{LIST}/members", self.list_members)
+        s.on("GET", "/3.0/campaigns", self.list_campaigns)
+        s.on("GET", "/3.0/reports/(?P<cid>[a-z0-9]+)/email-activity", self.email_activity)
+        s.on("POST", f"/3.0/lists/{LIST}/members/(?P<hash>[0-9a-f]{{32}})/tags", self.tags, required=False)
+
+    def check(self, request):
+        scheme, _, value = request.headers.get("Authorization", "").partition(" ")
+        assert scheme == "Basic"
+        assert ":" in base64.b64decode(value).decode()
+
+    def authorised(self, request):
+        return base64.b64decode(request.headers["Authorization"].split()[1]).decode().split(":", 1)[1] == KEY
+
+    def audience(self, request, match):
+        if not self.authorised(request):
+            return problem(401, "API Key Invalid", "Your API key may be invalid, or you've attempted to access the wrong datacenter.")
+        if match["list"] != LIST:
+            return problem(404, "Resource Not Found", "The requested resource could not be found.")
+        return {"id": LIST, "name": "Newsletter", "stats": {"member_count": len(self.members)}}
+
+    def list_members(self, request, match):
+        if not self.authorised(request):
+            return problem(401, "API Key Invalid", "Your API key may be invalid.")
+        args = request.args
+        assert args["sort_field"] == "last_changed" and args["sort_dir"] == "ASC" and "before_last_changed" in args
+        self.member_pages.append(dict(args))
+        if self.on_member_page:
+            self.on_member_page(len(self.member_pages))
+        before = parse(args["before_last_changed"])
+        since = parse(args["since_last_changed"]) if "since_last_changed" in args else None
+        rows = sorted((m for m in self.members.values() if parse(m["last_changed"]) < before and (since is None or parse(m["last_changed"]) >= since)),
+                      key=lambda m: (m["last_changed"], m["id"]))
+        offset, count = int(args.get("offset", 0)), int(args["count"])
+        return {"members": rows[offset : offset + count], "total_items": len(rows), "list_id": LIST}
+
+    def list_campaigns(self, request, match):
+        assert request.args["status"] == "sent" and request.args["list_id"] == LIST
+        return {"campaigns": self.campaigns, "total_items": len(self.campaigns)}
+
+    def email_activity(self, request, match):
+        since = parse(request.args["since"]) if "since" in request.args else None
+        emails = []
+        for entry in self.activity.get(match["cid"], []):
+            acts = [a for a in entry["activity"] if since is None or parse(a["timestamp"]) > since]
+            if acts:
+                emails.append({**entry, "activity": acts})
+        offset, count = int(request.args.get("offset", 0)), int(request.args["count"])
+        return {"emails": emails[offset : offset + count], "campaign_id": match["cid"], "total_items": len(emails)}
+
+    def tags(self, request, match):
+        member = self.members.get(match["hash"])
+        if member is None:
+            return problem(404, "Resource Not Found", "The requested resource could not be found.")
+        for tag in request.get_json()["tags"]:
+            assert tag["status"] in ("active", "inactive")
+            names = [t for t in member["tags"] if t["name"].lower() != tag["name"].lower()]
+            if tag["status"] == "active":
+                names.append({"id": 1, "name": tag["name"]})
+            member["tags"] = names
+        return 204, None
+
+
+def member(i, when, **extra):
+    email = f"reader{i}@example.com"
+    return {"id": subscriber_hash(email), "email_address": email, "status": "subscribed",
+            "merge_fields": {"FNAME": f"Reader{i}", "LNAME": "Lee"}, "tags": [{"id": 7, "name": "Customers"}] if i % 2 else [],
+            "last_changed": stamp(when), "member_rating": 3, "language": "en", "vip": False,
+            "stats": {"avg_open_rate": 0.5, "avg_click_rate": 0.1}, **extra}
+
+
+def members_only(chimp):
+    """This test reads members only: the activity endpoints are not expected."""
+    chimp.server.routes[3].required = chimp.server.routes[4].required = False
+
+
+@pytest.fixture
+def chimp(shop, monkeypatch):
+    import personalize_mailchimp
+
+    monkeypatch.setattr(personalize_mailchimp, "PAGE_SIZE", 5)
+    members = [member(i, T0 + timedelta(minutes=i // 2)) for i in range(12)]  # two members a minute: ties across pages
+    members.append({"id": "0" * 32, "email_address": "", "last_changed": stamp(T0 + timedelta(minutes=30)), "tags": []})
+    sent = (datetime.now(UTC).replace(tzinfo=None) - timedelta(days=2)).replace(microsecond=0)
+    campaigns = [{"id": "c1", "send_time": stamp(sent), "settings": {"subject_line": "November news"}}]
+    activity = {"c1": [
+        {"campaign_id": "c1", "list_id": LIST, "email_id": members[0]["id"], "email_address": members[0]["email_address"],
+         "activity": [{"action": "open", "timestamp": stamp(sent + timedelta(hours=1)), "ip": "1.2.3.4"},
+                      {"action": "click", "timestamp": stamp(sent + timedelta(hours=2)), "url": "https://shop.example/sale"}]},
+        {"campaign_id": "c1", "list_id": LIST, "email_id": members[1]["id"], "email_address": members[1]["email_address"],
+         "activity": [{"action": "open", "timestamp": stamp(sent + timedelta(hours=3))}, {"action": "teleport", "timestamp": stamp(sent)}]},
+    ]}
+    api = Mailchimp(members, campaigns, activity)
+    with api.server:
+        save_connection(shop.id, "mailchimp", {"api_key": KEY, "list_id": LIST, "api_url": api.server.url + "/3.0"})
+        yield api
+    api.server.verify()
+
+
+def test_members_tags_and_campaign_activity_into_profiles(chimp, shop, sleep):
+    summary = engine.run_sync(shop.id, "mailchimp", sleep=sleep)
+    assert summary["status"] == "succeeded", summary
+    assert summary["streams"]["members"]["stored"] == 12 and summary["streams"]["members"]["skipped"] == 1
+    assert summary["streams"]["activity"]["stored"] == 3 and summary["streams"]["activity"]["skipped"] == 1
+    pid = lookup(shop.id, "email", ["reader1@example.com"])["reader1@example.com"]
+    assert lookup(shop.id, "mailchimp_id", [subscriber_hash("reader1@example.com")]) == {subscriber_hash("reader1@example.com"): pid}
+    attrs = {k: v["value"] for k, v in attributes_of(pid).items()}
+    assert attrs["mailchimp_tags"] == ["Customers"] and attrs["first_name"] == "Reader1" and attrs["email_status"] == "subscribed"
+    assert attrs["email_open_rate"] == 0.5
+    reader0 = lookup(shop.id, "email", ["reader0@example.com"])["reader0@example.com"]
+    kinds = sorted(db.session.scalars(select(Engagement.type).where(Engagement.profile_id == reader0)))
+    assert kinds == ["email_click", "email_open"]
+
+
+def test_members_changing_while_we_page_cannot_hide_anyone(chimp, shop, sleep):
+    members_only(chimp)
+    def touch(page_number):
+        if page_number == 2:  # someone on page one changes: with plain offsets, everybody after would shift left by one
+            chimp.members[subscriber_hash("reader0@example.com")]["last_changed"] = stamp(datetime.now(UTC).replace(tzinfo=None) + timedelta(hours=1))
+
+    chimp.on_member_page = touch
+    summary = engine.run_sync(shop.id, "mailchimp", sleep=sleep, streams=["members"])
+    assert summary["streams"]["members"]["stored"] == 12
+    assert all(p.get("offset") == "0" for p in chimp.member_pages)
+
+
+def test_an_interrupted_sync_resumes_without_duplicates(chimp, shop, sleep):
+    members_only(chimp)
+    answer = chimp.list_members
+    pages = []
+
+    def down_on_page_two(request, match):
+        pages.append(1)
+        if len(pages) == 2:
+            return problem(503, "Service Unavailable", "Try again later.")
+        return answer(request, match)
+
+    chimp.server.routes[2].handler = down_on_page_two
+    failed = engine.run_sync(shop.id, "mailchimp", sleep=sleep, streams=["members"], http_options={"max_retries": 0})
+    assert failed["status"] == "failed" and failed["records_out"] == 5
+    resumed = engine.run_sync(shop.id, "mailchimp", sleep=sleep, streams=["members"])
+    assert resumed["status"] == "succeeded" and resumed["streams"]["members"]["stored"] == 7
+    assert db.session.scalar(select(func.count()).select_from(Profile)) == 12
+
+
+def test_activity_is_stored_once_however_often_it_is_read(chimp, shop, sleep):
+    chimp.server.routes[2].required = False
+    engine.run_sync(shop.id, "mailchimp", sleep=sleep, streams=["activity"])
+    engine.run_sync(shop.id, "mailchimp", sleep=sleep, streams=["activity"], full=True)
+    assert db.session.scalar(select(func.count()).select_from(Engagement)) == 3
+
+
+def test_an_invalid_key_fails_clearly(chimp, shop, sleep):
+    save_connection(shop.id, "mailchimp", {"api_key": "ffffffffffffffffffffffffffffffff-us20"})
+    for route in chimp.server.routes:
+        route.required = False
+    summary = engine.run_sync(shop.id, "mailchimp", sleep=sleep)
+    assert summary["status"] == "failed" and "credentials refused" in summary["message"] and "API Key Invalid" in summary["message"]
+    assert db.session.scalar(select(func.count()).select_from(Profile)) == 0
+
+
+def test_a_wrong_audience_or_a_key_without_data_centre_is_a_settings_problem(chimp, shop, sleep):
+    for route in chimp.server.routes:
+        route.required = False
+    save_connection(shop.id, "mailchimp", {"list_id": "nosuchlist"})
+    summary = engine.run_sync(shop.id, "mailchimp", sleep=sleep)
+    assert summary["message"].startswith("settings problem: no audience 'nosuchlist'")
+    save_connection(shop.id, "mailchimp", {"api_key": "0123456789abcdef", "api_url": None})
+    summary = engine.run_sync(shop.id, "mailchimp", sleep=sleep)
+    assert summary["status"] == "failed" and "data centre" in summary["message"]
+
+
+def test_push_segments_as_tags(chimp, shop, sleep):
+    members_only(chimp)
+    engine.run_sync(shop.id, "mailchimp", sleep=sleep, streams=["members"])
+    reader = lookup(shop.id, "email", ["reader2@example.com"])["reader2@example.com"]
+    outsider = profiles_for(shop.id, "email", ["outsider@example.com"])["outsider@example.com"]
+    nameless = profiles_for(shop.id, "visitor", ["v-1"])["v-1"]
+    db.session.commit()
+    result = push_changes(shop.id, "mailchimp", "tags", [SegmentChange("Loyal", reader, True), SegmentChange("Loyal", outsider, True),
+                                                         SegmentChange("Loyal", nameless, True)], sleep=sleep)
+    assert [(r.status, r.message) for r in result["results"]] == [("ok", ""), ("skipped", "not a member of the audience"), ("skipped", "no email address")]
+    tags = chimp.members[hashlib.md5(b"reader2@example.com").hexdigest()]["tags"]
+    assert [t["name"] for t in tags] == ["Loyal"]
+    push_changes(shop.id, "mailchimp", "tags", [SegmentChange("Loyal", reader, True)], sleep=sleep)
+    assert len(chimp.members[subscriber_hash("reader2@example.com")]["tags"]) == 1, "pushing twice changes nothing"
+    push_changes(shop.id, "mailchimp", "tags", [SegmentChange("Loyal", reader, False)], sleep=sleep)
+    assert chimp.members[subscriber_hash("reader2@example.com")]["tags"] == []
