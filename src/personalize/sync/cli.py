@@ -133,8 +133,10 @@ def register(cli: click.Group, make_app: Callable[[], Any], resolve_site: Callab
 
             try:
                 summary = engine.run_sync(s.id, connection, streams=streams or None, trigger="cli", full=full, progress=progress)
-            except (engine.SyncError, KeyError) as exc:
-                raise click.ClickException(str(exc).strip("'\"")) from None
+            except engine.SyncError as exc:
+                raise click.ClickException(str(exc)) from None
+            except KeyError as exc:  # an unknown stream: the message names the ones there are
+                raise click.ClickException(exc.args[0]) from None
             _print_summary(summary, as_json)
             if summary["status"] == "failed":
                 sys.exit(1)
