@@ -156,6 +156,10 @@ def build_demo(
         say("train", 1, 1)
         timings["train"] = time.perf_counter() - mark
 
+        mark = time.perf_counter()
+        traffic = simulate_demo_traffic(site_id, products, n_visitors, seed)
+        timings["traffic"] = time.perf_counter() - mark
+
         say("admin", 0, 1)
         password = ensure_demo_admin(app.instance_path)
         say("admin", 1, 1)
@@ -175,6 +179,50 @@ def build_demo(
         "admin_password": password,
         "events": len(events),
         "events_stored": stored,
+        "traffic": traffic,
         "products": len(products),
         "seconds": {k: round(v, 2) for k, v in timings.items()},
     }
+
+
+# Test and learn: two weeks of shoppers in front of the real recommendation lists, with a
+# holdout, so the admin dashboard has impressions, clicks, attributed orders and a lift.
+DEMO_HOLDOUT = 0.2
+TRAFFIC_SHARE = 3  # one in this many demo visitors comes back during the simulated fortnight
+TRAFFIC_VISITORS = 900
+TRAFFIC_DAYS = 14
+
+
+def simulate_demo_traffic(site_id: int, products, n_visitors: int, seed: int) -> dict | None:
+    """Simulate recommendation traffic once per demo build (None when it was done already).
+
+    The holdout is on while the shoppers are simulated and restored afterwards, so whoever
+    tries the demo shop always sees their own personal row.
+    """
+    from personalize.db import db
+    from personalize.demo.catalog import CURRENCY, category_slug
+    from personalize.demo.traffic import demo_personas, persona_affinities
+    from personalize.insights import holdout_share, set_holdout_share
+    from personalize.insights.simulate import simulate_traffic
+    from personalize.sites import get_site
+
+    site = get_site(site_id)
+    marker = {"visitors": n_visitors, "seed": seed}
+    if (site.settings or {}).get("demo_traffic") == marker:
+        return None
+    before = holdout_share(site)
+    set_holdout_share(site, DEMO_HOLDOUT)
+    personas = demo_personas(n_visitors, seed)
+    visitors = sorted(personas)[: min(TRAFFIC_VISITORS, max(1, n_visitors // TRAFFIC_SHARE))]
+    counts = simulate_traffic(
+        site,
+        {v: persona_affinities(personas[v]) for v in visitors},
+        {p.id: p.attributes.get("category_slug") or category_slug(p.category) or p.category for p in products},
+        {p.id: p.price for p in products},
+        days=TRAFFIC_DAYS, currency=CURRENCY, seed=seed,
+    )
+    site = get_site(site_id)
+    set_holdout_share(site, before)
+    site.settings = {**(site.settings or {}), "demo_traffic": marker}
+    db.session.commit()
+    return counts
