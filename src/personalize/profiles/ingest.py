@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 
 from ..db import db, insert_ignoring_conflicts
 from ..models import Event, Interaction, Order, Profile
@@ -158,14 +158,18 @@ def _derive(site_id: int, events: Iterable[IncomingEvent], profile_of: dict[str,
     return trusted
 
 
+# Built once: every recommendation request reads a history, and building the statement cost more than running it.
+_RECENT = (
+    select(Interaction.product_id, Interaction.kind, Interaction.occurred_at, Interaction.quantity)
+    .where(Interaction.site_id == bindparam("site_id"), Interaction.profile_id == bindparam("profile_id"))
+    .order_by(Interaction.occurred_at.desc(), Interaction.id.desc())
+    .limit(bindparam("limit"))
+)
+
+
 def recent_interactions(site_id: int, profile_id: int, limit: int = 200) -> list[tuple[str, int, float, float]]:
     """A profile's newest interactions, newest first: (product id, kind, unix seconds, quantity)."""
-    rows = db.session.execute(
-        select(Interaction.product_id, Interaction.kind, Interaction.occurred_at, Interaction.quantity)
-        .where(Interaction.site_id == site_id, Interaction.profile_id == profile_id)
-        .order_by(Interaction.occurred_at.desc(), Interaction.id.desc())
-        .limit(limit)
-    ).all()
+    rows = db.session.execute(_RECENT, {"site_id": site_id, "profile_id": profile_id, "limit": limit}).all()
     from calendar import timegm
 
     return [(p, k, timegm(t.timetuple()) + t.microsecond / 1e6, q) for p, k, t, q in rows]

@@ -21,7 +21,7 @@ from flask import current_app
 from sqlalchemy import func, select
 
 from ..cache import shared_cache
-from ..catalog import products_by_ids
+from ..catalog import product_cards
 from ..db import db
 from ..insights.holdout import HOLDOUT, holdout_items, in_holdout
 from ..models import Interaction, ModelVersion, Product, Site
@@ -249,7 +249,7 @@ def recommend_for(site: Site, visitor: str | None, slot: str = "home", limit: in
             continue
         if cand.product_id not in best or cand.score > best[cand.product_id].score:
             best[cand.product_id] = cand
-    products = products_by_ids(site.id, list(best))
+    products = product_cards(site.id, list(best))
     items = [c for c in best.values() if c.product_id in products and products[c.product_id].in_stock]
     items.sort(key=lambda c: -c.score)
     hooks().modify_recommendations(site_id=site.id, profile_id=profile_id, slot=slot, items=items)
