@@ -37,15 +37,15 @@ from . import hookimpl
 log = logging.getLogger(__name__)
 
 PREFIX = "personalize:"
-MODELS_CHANNEL = PREFIX + "models"
 RETRY_SECONDS = 5.0
 
 
 class SharedCache:
     """A tiny cache API over Redis (``url``) or, with ``url=None``, over process memory."""
 
-    def __init__(self, url: str | None = None, list_seconds: float = 30.0):
+    def __init__(self, url: str | None = None, list_seconds: float = 30.0, prefix: str = PREFIX):
         self.url = url
+        self.prefix = prefix
         self.list_seconds = float(list_seconds)
         self._client = None
         self._pid = None
@@ -54,6 +54,7 @@ class SharedCache:
         self._lock = threading.Lock()
         self._counters: dict[str, tuple[int, float]] = {}
         self._listener: threading.Thread | None = None
+        self._closed = threading.Event()
 
     # -- the connection -------------------------------------------------------------
 
@@ -107,7 +108,7 @@ class SharedCache:
     # -- recommendation lists -------------------------------------------------------
 
     def _list_key(self, site_id: int, visitor: str) -> str:
-        return f"{PREFIX}lists:{site_id}:{visitor}"
+        return f"{self.prefix}lists:{site_id}:{visitor}"
 
     def get_list(self, site_id: int, visitor: str, variant: str) -> dict | None:
         """A cached recommendation list of ``visitor`` for ``variant`` (slot, limit, product), or ``None``."""
@@ -139,7 +140,7 @@ class SharedCache:
 
     def announce_model(self, site_id: int, version: int) -> None:
         """Tell every listening process that ``site_id`` has a new model."""
-        self._call(lambda r: r.publish(MODELS_CHANNEL, json.dumps({"site_id": site_id, "version": version})))
+        self._call(lambda r: r.publish(self.prefix + "models", json.dumps({"site_id": site_id, "version": version})))
 
     def listen_for_models(self, on_new_model: Callable[[int], None]) -> None:
         """Call ``on_new_model(site_id)`` from a background thread on every announcement.
@@ -160,25 +161,35 @@ class SharedCache:
     def _listen(self, on_new_model: Callable[[int], None]) -> None:
         import redis
 
-        while True:
+        while not self._closed.is_set():
             try:
                 client = redis.Redis.from_url(self.url, socket_connect_timeout=1.0, health_check_interval=10)
                 pubsub = client.pubsub(ignore_subscribe_messages=True)
-                pubsub.subscribe(MODELS_CHANNEL)
-                while True:
-                    message = pubsub.get_message(timeout=5.0)
+                pubsub.subscribe(self.prefix + "models")
+                while not self._closed.is_set():
+                    message = pubsub.get_message(timeout=1.0)
                     if message and message.get("type") == "message":
                         on_new_model(int(json.loads(message["data"])["site_id"]))
+                pubsub.close()
+                client.close()
             except (redis.RedisError, OSError, ValueError, KeyError) as exc:
                 log.debug("model announcements paused: %s", exc)
-                time.sleep(RETRY_SECONDS)
+                self._closed.wait(RETRY_SECONDS)
+
+    def close(self) -> None:
+        """Stop listening and drop the connection (tests; a server process just exits)."""
+        self._closed.set()
+        if self._listener is not None:
+            self._listener.join(timeout=5)
+        if self._client is not None:
+            self._client.close()
 
     # -- counters -------------------------------------------------------------------------
 
     def count(self, key: str, window_seconds: int = 60) -> int:
         """Add one to the counter ``key`` for the current window and return its value."""
         window = int(time.time() // window_seconds)
-        full = f"{PREFIX}count:{key}:{window}"
+        full = f"{self.prefix}count:{key}:{window}"
 
         def incr(r):
             pipe = r.pipeline(transaction=False)

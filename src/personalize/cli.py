@@ -69,6 +69,19 @@ def serve(host: str, port: int, workers: int | None, threads: int | None):
 
 
 @cli.command()
+@click.option("--concurrency", type=int, default=1, show_default=True, help="Jobs this worker runs at once (1: in the worker process itself).")
+@click.option("--beat", is_flag=True, help="Also run the scheduler (due connector syncs, webhooks); on exactly one worker.")
+def worker(concurrency: int, beat: bool):
+    """Run jobs from the broker (the BROKER_URL setting) until stopped."""
+    app = _app()
+    if not app.config.get("BROKER_URL"):
+        raise click.ClickException("no broker configured: set PERSONALIZE_BROKER_URL (without one, jobs run inside `personalize serve`)")
+    from .queue import run_worker
+
+    run_worker(app, concurrency, beat)
+
+
+@cli.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
 @click.option("--port", default=5000, show_default=True, type=int, help="Port to listen on.")
 @click.option("--visitors", default=3000, show_default=True, type=int, help="How many simulated visitors' histories to create.")

@@ -38,6 +38,7 @@ SETTINGS: dict[str, tuple[Any, str]] = {
     "RECOMMENDATION_CACHE_SECONDS": (30.0, "How long a visitor's recommendation list is reused (with Redis only; a new event of the visitor drops it at once; 0 turns it off)."),
     "RATE_LIMIT_PER_MINUTE": (0, "Most API requests one client address may make a minute (0: no limit); shared across processes with Redis."),
     "BROKER_URL": (None, "Celery broker (e.g. amqp://guest:guest@127.0.0.1:5672//) that runs jobs on `personalize worker` processes; default: none (jobs run in the web process)."),
+    "QUEUE_NAME": ("personalize", "The broker queue jobs go to; installations sharing one broker each need their own."),
 }
 
 _BOOL_TRUE = {"1", "true", "yes", "on"}

@@ -27,10 +27,9 @@ from flask import Flask
 log = logging.getLogger(__name__)
 
 TASK_NAME = "personalize.run_job"
-QUEUE = "personalize"
 
 
-def make_celery(broker_url: str):
+def make_celery(broker_url: str, queue: str = "personalize"):
     """The Celery application: one task that runs any registered job by name."""
     from celery import Celery
 
@@ -39,7 +38,7 @@ def make_celery(broker_url: str):
         task_acks_late=True,  # acknowledge after the job, not before
         task_reject_on_worker_lost=True,  # a killed worker's job goes back to the queue
         worker_prefetch_multiplier=1,  # long jobs: a worker holds one message at a time
-        task_default_queue=QUEUE,
+        task_default_queue=queue,
         task_serializer="json",
         accept_content=["json"],
         task_ignore_result=True,  # callers read a job's effects from the database, not a result store
@@ -56,7 +55,8 @@ class CeleryRunner:
 
     def __init__(self, app: Flask):
         self.app = app
-        self.celery = make_celery(app.config["BROKER_URL"])
+        self.queue = app.config.get("QUEUE_NAME") or "personalize"
+        self.celery = make_celery(app.config["BROKER_URL"], self.queue)
 
     def submit(self, name: str, **kwargs: Any) -> Future:
         """Send job ``name`` to the broker; the future holds the message id once the broker has it."""
@@ -65,7 +65,7 @@ class CeleryRunner:
         job_function(name)  # an unknown name fails here, in the caller, not later on a worker
         future: Future = Future()
         try:
-            result = self.celery.send_task(TASK_NAME, args=[name], kwargs={"job_kwargs": kwargs}, queue=QUEUE)
+            result = self.celery.send_task(TASK_NAME, args=[name], kwargs={"job_kwargs": kwargs}, queue=self.queue)
         except Exception as exc:
             log.error("job %s could not be queued: %s", name, exc)
             future.set_exception(exc)
@@ -84,7 +84,7 @@ def worker_celery(app: Flask):
     """The Celery application a worker runs, with the task bound to ``app``."""
     from .jobs import run
 
-    celery = make_celery(app.config["BROKER_URL"])
+    celery = make_celery(app.config["BROKER_URL"], app.config.get("QUEUE_NAME") or "personalize")
 
     @celery.task(name=TASK_NAME, bind=True)
     def run_job(task, name: str, job_kwargs: dict[str, Any] | None = None):
@@ -115,7 +115,7 @@ def run_worker(app: Flask, concurrency: int, beat: bool, loglevel: str = "INFO")
 
         # the same scheduler `personalize serve` runs without a broker; its jobs go to the queue
         start_scheduler(app)
-    argv = ["worker", f"--concurrency={max(1, concurrency)}", f"--loglevel={loglevel}", f"--queues={QUEUE}", "--without-gossip", "--without-mingle"]
+    argv = ["worker", f"--concurrency={max(1, concurrency)}", f"--loglevel={loglevel}", f"--queues={app.config.get('QUEUE_NAME') or 'personalize'}", "--without-gossip", "--without-mingle"]
     if concurrency <= 1:
         argv.append("--pool=solo")  # the job runs in the worker process itself
     celery.worker_main(argv)

@@ -9,6 +9,8 @@ default), ``degraded`` (unreachable, but the server works around it) or
 
 from __future__ import annotations
 
+import os
+
 from flask import current_app
 from sqlalchemy import select, text
 
@@ -55,7 +57,8 @@ def _models() -> dict[str, str]:
     missing = [site_id for site_id in sites if cache.get(site_id) is None]
     if missing:
         return {"state": "degraded", "detail": f"no loadable model for site(s) {', '.join(map(str, missing))}: best sellers are served"}
-    return {"state": "ok", "detail": f"loaded for {len(sites)} site(s)"}
+    versions = ", ".join(f"site {site_id}: version {cache.get(site_id).version}" for site_id in sites)
+    return {"state": "ok", "detail": f"loaded ({versions})"}
 
 
 @bp.get("/ready")
@@ -69,4 +72,5 @@ def ready():
     parts["broker"] = broker_status(current_app)
     states = {p["state"] for p in parts.values()}
     status = "error" if "error" in states else "degraded" if "degraded" in states else "ok"
-    return {"status": status, "version": current_app.config["VERSION"], **parts}, 503 if status == "error" else 200
+    body = {"status": status, "version": current_app.config["VERSION"], "process": os.getpid(), **parts}
+    return body, 503 if status == "error" else 200
