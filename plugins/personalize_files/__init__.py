@@ -229,6 +229,8 @@ class FilesConnector(Connector):
     # -- pushing --
 
     def push(self, target: str, changes: list[SegmentChange]) -> list[PushResult]:
+        if not self.folder.is_dir():
+            raise ConfigError(f"{self.folder} is not a folder")
         path = self.folder / MEMBERS_FILE
         members: dict[tuple[str, str], dict[str, str]] = {}
         if path.exists():

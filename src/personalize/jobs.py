@@ -13,7 +13,8 @@ giving that queue this registry, nothing else.
 
 :class:`Scheduler` is the in-process clock that ``personalize serve`` starts: every
 ``tick`` seconds it submits the syncs that are due (each connection's
-``schedule_minutes``) and the processing of received webhooks.
+``schedule_minutes``), the processing of received webhooks, and the push of segment
+changes to connections that push them.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ def _builtin_jobs() -> None:
     register("sync", tasks.sync_connection)
     register("push", tasks.push_segment_changes)
     register("webhooks", tasks.process_webhooks)
+    register("push_segments", tasks.push_segment_outbox)
 
 
 def job_function(name: str) -> Callable[..., Any]:
@@ -137,12 +139,13 @@ class Scheduler(threading.Thread):
 
     def run_once(self) -> list[Future]:
         """Submit what is due now; return the futures (tests call this directly)."""
-        from .sync.tasks import due_connections
+        from .sync.tasks import due_connections, pushing_connections
 
         jobs = runner(self.app)
         submitted = []
         with self.app.app_context():
             due = due_connections()
+            pushers = pushing_connections()
         for site_id, name in due:
             key = (site_id, name)
             if key in self._inflight and not self._inflight[key].done():
@@ -150,6 +153,11 @@ class Scheduler(threading.Thread):
             self._inflight[key] = jobs.submit("sync", site_id=site_id, connection=name, trigger="schedule")
             submitted.append(self._inflight[key])
         submitted.append(jobs.submit("webhooks"))
+        for connection_id in pushers:  # catch up on segment changes a push missed
+            key = (-connection_id, "push")
+            if key not in self._inflight or self._inflight[key].done():
+                self._inflight[key] = jobs.submit("push_segments", connection_id=connection_id)
+                submitted.append(self._inflight[key])
         return submitted
 
     def stop(self) -> None:

@@ -60,8 +60,10 @@ def register(cli: click.Group, make_app: Callable[[], Any], resolve_site: Callab
     @click.option("--set", "pairs", multiple=True, metavar="KEY=VALUE", help="A setting; VALUE may be @env:VAR to read a secret from the environment.")
     @click.option("--map", "maps", multiple=True, metavar="REMOTE=ATTRIBUTE", help="Map a remote field to a profile attribute (empty ATTRIBUTE drops it).")
     @click.option("--schedule", type=click.IntRange(1, None), help="Sync every N minutes while `personalize serve` runs.")
+    @click.option("--push-target", help="Push segment changes to this target of the connector (e.g. tags); '' stops pushing.")
+    @click.option("--push-segment", "push_segments", multiple=True, help="Push only this segment (repeatable; default: all).")
     @click.option("--disable", is_flag=True, help="Keep the connection but stop syncing it.")
-    def connect_command(site, connector, name, pairs, maps, schedule, disable):
+    def connect_command(site, connector, name, pairs, maps, schedule, push_target, push_segments, disable):
         """Connect SITE to a CONNECTOR (or change the connection's settings).
 
         Secret settings not given with --set are asked for without echo.
@@ -81,7 +83,8 @@ def register(cli: click.Group, make_app: Callable[[], Any], resolve_site: Callab
                         if not sys.stdin.isatty():
                             raise ConnectionSettingsError(field.name, f"is required; pass --set {field.name}=@env:VARIABLE")
                         values[field.name] = click.prompt(field.label, hide_input=True)
-                conn = save_connection(s.id, connector, values, name=name, mapping=mapping, schedule_minutes=schedule, enabled=not disable)
+                conn = save_connection(s.id, connector, values, name=name, mapping=mapping, schedule_minutes=schedule, enabled=not disable,
+                                       push_target=push_target, push_segments=list(push_segments) if push_segments else None)
             except ConnectionSettingsError as exc:
                 raise click.ClickException(str(exc)) from None
             click.echo(f"{s.name}: connection {conn.name!r} ({conn.connector}) saved")
@@ -89,6 +92,9 @@ def register(cli: click.Group, make_app: Callable[[], Any], resolve_site: Callab
                 click.echo(f"    {key} = {value}")
             if conn.schedule_minutes:
                 click.echo(f"    syncs every {conn.schedule_minutes} min while `personalize serve` runs")
+            if conn.push_target:
+                which = ", ".join(conn.push_segments or []) or "every segment"
+                click.echo(f"    pushes {which} to {conn.push_target}")
 
     @cli.command("connections")
     @click.argument("site", required=False)

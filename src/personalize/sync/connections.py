@@ -106,6 +106,8 @@ def save_connection(
     mapping: dict[str, str | None] | None = None,
     schedule_minutes: int | None = None,
     enabled: bool = True,
+    push_target: str | None = None,
+    push_segments: list[str] | None = None,
 ) -> Connection:
     """Create a connection, or update the one with this name (secrets left out stay as they were)."""
     cls = connector_class(connector)
@@ -115,6 +117,9 @@ def save_connection(
     if schedule_minutes is not None and schedule_minutes < 1:
         raise ConnectionSettingsError("schedule", "must be at least one minute")
     conn = get_connection(site_id, name)
+    if push_target and push_target not in {t.name for t in cls.push_targets}:
+        offered = ", ".join(t.name for t in cls.push_targets) or "none"
+        raise ConnectionSettingsError("push_target", f"{cls.name} cannot push to {push_target!r} (it offers {offered})")
     if conn is not None and conn.connector != connector:
         raise ConnectionSettingsError("name", f"{name!r} is already a {conn.connector} connection")
     values = _coerce(cls, settings, partial=conn is not None)
@@ -144,6 +149,12 @@ def save_connection(
         conn.mapping = {}
     conn.schedule_minutes = schedule_minutes if schedule_minutes is not None else conn.schedule_minutes
     conn.enabled = enabled
+    if push_target is not None:
+        conn.push_target = push_target or None
+    if push_segments is not None:
+        conn.push_segments = list(push_segments)
+    elif conn.push_segments is None:
+        conn.push_segments = []
     conn.updated_at = utcnow()
     db.session.commit()
     return conn

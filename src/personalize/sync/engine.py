@@ -78,6 +78,7 @@ class RunContext:
     mapping: dict[str, str | None]
     notes: list[str] = field(default_factory=list)
     profiles: set[int] = field(default_factory=set)
+    checked: str = ""
 
     def note(self, message: str) -> None:
         if len(self.notes) < MAX_NOTES:
@@ -149,9 +150,7 @@ def run_sync(
     fatal = ""
     try:
         connector = build_connector(conn, run, make_http(sleep, **(http_options or {})), ctx.note)
-        result = connector.check()
-        if result.message:
-            ctx.note(f"check: {result.message}")
+        ctx.checked = connector.check().message
     except (AuthError, ConfigError, TransientError, SecretsUnreadable) as exc:
         fatal = _fatal_message(exc)
     if not fatal:
@@ -269,7 +268,8 @@ def _finish(ctx: RunContext, counts: dict[str, StreamCount], fatal: str) -> dict
     run.skipped = sum(c.skipped for c in counts.values())
     run.streams = {name: _count_json(c) for name, c in counts.items()}
     run.errors = errors + [n for n in ctx.notes if n not in errors][: MAX_NOTES]
-    run.message = fatal or (errors[0] if errors else f"{run.records_out} records stored")
+    stored = f"{run.records_out} records stored"
+    run.message = fatal or (errors[0] if errors else (f"{ctx.checked}: {stored}" if ctx.checked else stored))
     db.session.commit()
     store.refresh_segments(run.site_id, ctx.profiles)
     summary = run_summary(run)

@@ -25,6 +25,10 @@ class Connection(db.Model):
     secrets: Mapped[str] = mapped_column(Text, default="")
     mapping: Mapped[dict] = mapped_column(JSON, default=dict)
     schedule_minutes: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    #: where segment changes from the outbox go (a push target of the connector), if anywhere
+    push_target: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    #: segment keys to push; empty: every segment
+    push_segments: Mapped[list] = mapped_column(JSON, default=list)
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)

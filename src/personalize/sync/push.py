@@ -7,7 +7,7 @@ Pushes are idempotent on the connector side (setting a tag or property that is
 already set is a no-op), so a push may be repeated after a failure.
 
 When the segments service offers a contact policy
-(``personalize.segments.policy.may_contact(site_id, profile_id, channel)``),
+(``personalize.segments.policy.allow(site_id, profile_id, channel)``),
 additions to a segment are only pushed for profiles it allows on the connector's
 channel (its ``kind``); removals always go through, so nobody stays in an audience
 they have left.
@@ -36,7 +36,7 @@ def _policy() -> Callable[[int, int, str], bool] | None:
         module = importlib.import_module("personalize.segments.policy")
     except ImportError:
         return None
-    return getattr(module, "may_contact", None)
+    return getattr(module, "allow", None)
 
 
 def with_identities(site_id: int, changes: Iterable[SegmentChange]) -> list[SegmentChange]:
@@ -83,6 +83,7 @@ def push_changes(
         else:
             allowed.append(change)
     notes: list[str] = []
+    raised = False
     try:
         connector = build_connector(conn, run, make_http(sleep, **(http_options or {})), notes.append)
     except Exception as exc:
@@ -101,6 +102,7 @@ def push_changes(
             results.extend(PushResult(c.profile_id, c.segment, "failed", fatal[:300]) for c in batch)
             continue
         except Exception as exc:  # one bad batch must not stop the others
+            raised = True
             results.extend(PushResult(c.profile_id, c.segment, "failed", f"{type(exc).__name__}: {exc}"[:300]) for c in batch)
             continue
         answered = {(r.profile_id, r.segment) for r in got}
@@ -127,4 +129,7 @@ def push_changes(
     summary = run_summary(run)
     hooks().sync_finished(site_id=site_id, connection=conn.name, connector=conn.connector, summary=summary)
     summary["results"] = results
+    summary["fatal"] = fatal
+    #: some changes were not attempted: a caller working from a cursor should not move past them
+    summary["retry"] = bool(fatal) or raised
     return summary

@@ -44,6 +44,61 @@ def push_segment_changes(site_id: int, connection: str, target: str, changes: li
     return summary
 
 
+OUTBOX_STATE = "_segment_outbox"
+OUTBOX_BATCH = 500
+
+
+def push_segment_outbox(connection_id: int, max_batches: int = 20) -> dict[str, Any]:
+    """Push the segments service's outbox of membership changes to a connection (the ``push_segments`` job).
+
+    Reads ``segment_changes`` after the connection's own cursor, keeps the segments
+    it is set to push, pushes them to its ``push_target``, and moves the cursor only
+    past batches that were attempted (a refused token or an outage leaves it where
+    it was, so nothing is lost). Running it twice pushes nothing twice.
+    """
+    from .engine import load_state, save_state
+
+    conn = db.session.get(Connection, connection_id)
+    if conn is None or not conn.enabled or not conn.push_target:
+        return {"pushed": 0, "status": "skipped"}
+    try:
+        from ..segments.outbox import changes_after
+    except ImportError:
+        return {"pushed": 0, "status": "skipped", "message": "no segments service"}
+    after = int((load_state(conn.id, OUTBOX_STATE) or {}).get("after", 0))
+    wanted = set(conn.push_segments or [])
+    pushed = 0
+    status = "succeeded"
+    for _ in range(max_batches):
+        rows = changes_after(conn.site_id, after, limit=OUTBOX_BATCH)
+        if not rows:
+            break
+        changes = [
+            SegmentChange(segment=r["segment"], profile_id=int(r["profile_id"]), added=r["change"] == "entered",
+                          identities=dict(r.get("identities") or {}))
+            for r in rows if not wanted or r["segment"] in wanted
+        ]
+        if changes:
+            summary = push_changes(conn.site_id, conn.name, conn.push_target, changes, trigger="outbox")
+            if summary["retry"]:
+                message = summary["fatal"] or summary["message"]
+                return {"pushed": pushed, "status": "failed", "message": message}
+            pushed += summary["records_out"]
+            status = summary["status"] if summary["status"] != "succeeded" else status
+        after = rows[-1]["id"]
+        save_state(conn.id, OUTBOX_STATE, {"after": after})
+        db.session.commit()
+    return {"pushed": pushed, "status": status, "after": after}
+
+
+def pushing_connections(site_id: int | None = None) -> list[int]:
+    """Enabled connections that push segment changes."""
+    q = select(Connection.id).where(Connection.enabled.is_(True), Connection.push_target.is_not(None))
+    if site_id is not None:
+        q = q.where(Connection.site_id == site_id)
+    return list(db.session.scalars(q.order_by(Connection.id)))
+
+
 def process_webhooks(connection_id: int | None = None, limit: int = 500) -> dict[str, int]:
     """Store the records of received webhook deliveries not processed yet (the ``webhooks`` job)."""
     q = select(WebhookDelivery).where(WebhookDelivery.processed_at.is_(None))

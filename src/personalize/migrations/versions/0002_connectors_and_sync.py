@@ -26,6 +26,8 @@ def upgrade() -> None:
         sa.Column("secrets", sa.Text(), nullable=False),
         sa.Column("mapping", sa.JSON(), nullable=False),
         sa.Column("schedule_minutes", sa.Integer(), nullable=True),
+        sa.Column("push_target", sa.String(length=64), nullable=True),
+        sa.Column("push_segments", sa.JSON(), nullable=False),
         sa.Column("enabled", sa.Boolean(), nullable=False),
         sa.Column("created_at", sa.DateTime(), nullable=False),
         sa.Column("updated_at", sa.DateTime(), nullable=False),

@@ -1,0 +1,66 @@
+"""Segment changes flow from the segments service's outbox to connections that push them."""
+
+from __future__ import annotations
+
+import csv
+
+import pytest
+
+from personalize import jobs
+from personalize.sync import engine
+from personalize.sync.connections import ConnectionSettingsError, save_connection
+
+
+@pytest.fixture
+def exports(tmp_path, shop):
+    folder = tmp_path / "exports"
+    folder.mkdir()
+    with (folder / "contacts.csv").open("w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["id", "email", "plan"])
+        writer.writerows([["1", "gold1@example.com", "gold"], ["2", "gold2@example.com", "gold"], ["3", "free@example.com", "free"]])
+    return folder
+
+
+def members(folder):
+    path = folder / "segment_members.csv"
+    return sorted((r["segment"], r["email"]) for r in csv.DictReader(path.open())) if path.exists() else []
+
+
+def test_outbox_changes_are_pushed_once_to_the_connections_that_push(app, shop, exports):
+    from personalize.segments.bulk import rebuild_segment
+    from personalize.segments.store import create_segment
+
+    conn = save_connection(shop.id, "files", {"folder": str(exports)}, push_target="file", push_segments=["gold"])
+    assert engine.run_sync(shop.id, "files")["status"] == "succeeded"
+    for key, plan in (("gold", "gold"), ("free", "free")):
+        create_segment(shop.id, {"key": key, "rule": {"field": "attributes.plan", "op": "eq", "value": plan}})
+        rebuild_segment(shop.id, key)
+    jobs.runner(app).wait(30)  # the segment_membership_changed hook queued a push
+    assert members(exports) == [("gold", "gold1@example.com"), ("gold", "gold2@example.com")], "only the chosen segment"
+    again = jobs.run("push_segments", connection_id=conn.id)
+    assert again["pushed"] == 0, "the cursor moved past what was pushed"
+    log = engine.run_log(shop.id, "files")
+    assert log[0]["kind"] == "push" and log[0]["trigger"] == "outbox" and log[0]["records_out"] == 2
+
+
+def test_an_outage_leaves_the_outbox_cursor_where_it_was(app, shop, exports):
+    from personalize.segments.bulk import rebuild_segment
+    from personalize.segments.store import create_segment
+
+    conn = save_connection(shop.id, "files", {"folder": str(exports)}, push_target="file")
+    engine.run_sync(shop.id, "files")
+    save_connection(shop.id, "files", {"folder": str(exports / "gone")})
+    create_segment(shop.id, {"key": "gold", "rule": {"field": "attributes.plan", "op": "eq", "value": "gold"}})
+    rebuild_segment(shop.id, "gold")
+    jobs.runner(app).wait(30)
+    failed = jobs.run("push_segments", connection_id=conn.id)
+    assert failed["status"] == "failed"
+    save_connection(shop.id, "files", {"folder": str(exports)})
+    assert jobs.run("push_segments", connection_id=conn.id)["pushed"] == 2
+    assert members(exports) == [("gold", "gold1@example.com"), ("gold", "gold2@example.com")]
+
+
+def test_a_push_target_the_connector_does_not_offer_is_refused(shop, exports):
+    with pytest.raises(ConnectionSettingsError, match="cannot push to 'tags'"):
+        save_connection(shop.id, "files", {"folder": str(exports)}, push_target="tags")
