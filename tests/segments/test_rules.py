@@ -12,7 +12,7 @@ from personalize.db import db
 from personalize.models import Order, Profile
 from personalize.profiles import ingest_events, profile_for_visitor, set_attributes
 from personalize.profiles.merge import resolve_contact
-from personalize.segments.bulk import matching, preview_count, rebuild_segment
+from personalize.segments.bulk import matching, rebuild_segment
 from personalize.segments.live import evaluate_profile
 from personalize.segments.rules import validate_rule
 from personalize.segments.store import create_segment
@@ -82,11 +82,13 @@ def test_python_and_sql_agree_on_random_rules_and_data(site):
     ])
     from personalize.segments.live import RuleSet, load_facts
     from personalize.segments.rules import evaluate
+    from personalize.segments.store import CompiledSegment
 
     everyone = list(db.session.scalars(select(Profile.id).where(Profile.site_id == site.id)))
-    facts = {p: load_facts(site.id, p, NOW, RuleSet((), [], True, True, True)) for p in everyone}
-    for _ in range(150):
-        rule = validate_rule(random_rule(rng))
+    rules = [validate_rule(random_rule(rng)) for _ in range(150)]
+    every = RuleSet.of((), [CompiledSegment(i, f"r{i}", r) for i, r in enumerate(rules)])
+    facts = {p: load_facts(site.id, p, NOW, every) for p in everyone}
+    for rule in rules:
         in_sql = set(db.session.scalars(matching(site.id, rule, NOW)))
         in_python = {p for p in everyone if evaluate(rule, facts[p], NOW)}
         assert in_sql == in_python, rule

@@ -8,21 +8,25 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import and_, bindparam, delete, func, insert, literal, select, update
 
-from ..db import db, insert_ignoring_conflicts
-from ..models import Order, Profile, utcnow
+from ..db import db
+from ..models import Event, Interaction, Order, Product, Profile, utcnow
 from ..profiles.models import ProfileAttribute
+from ..recommend.data import PURCHASE
 from .models import ProfileScore, Segment, SegmentChange, SegmentMember
 from .outbox import announce
-from .rules import Facts, behaviour_count_query, evaluate
+from .rules import Facts, behaviour_count_query, behaviours, evaluate
 from .store import CompiledSegment, evaluation_order
 
 SCORE_COLUMNS = [c for c in ProfileScore.__table__.c if c.name not in ("profile_id", "site_id")]
+
+
+MAX_ROWS = 2000  # behaviour rows fetched per profile; beyond that, counts are asked of the database
 
 
 @dataclass
@@ -32,16 +36,31 @@ class RuleSet:
     needs_orders: bool
     needs_scores: bool
     needs_attributes: bool
+    event_types: frozenset[str] = frozenset()
+    needs_purchases: bool = False
+    window_days: float | None = None  # the longest behaviour window; None when one has none
+    statements: Any = None
+
+    @classmethod
+    def of(cls, stamp: tuple, segments: list[CompiledSegment]) -> RuleSet:
+        text = repr([s.rule for s in segments])
+        specs = [b for s in segments for b in behaviours(s.rule)]
+        windows = [b.get("within_days") for b in specs]
+        return cls(
+            stamp, segments, needs_orders="orders." in text, needs_scores="scores." in text, needs_attributes="attributes." in text,
+            event_types=frozenset(b["event"] for b in specs if b["event"] != "purchased"),
+            needs_purchases=any(b["event"] == "purchased" for b in specs),
+            window_days=None if any(w is None for w in windows) else max(windows, default=0.0),
+        )
 
 
 _lock = threading.Lock()
+STAMP = select(func.count(), func.max(Segment.updated_at)).where(Segment.site_id == bindparam("site"))
 
 
 def rule_set(site_id: int) -> RuleSet:
     """The site's segments in evaluation order, cached until one of them changes."""
-    stamp = tuple(db.session.execute(
-        select(func.count(), func.max(Segment.updated_at)).where(Segment.site_id == site_id)
-    ).one())
+    stamp = tuple(db.session.connection().execute(STAMP, {"site": site_id}).one())
     cache: dict[int, RuleSet] = current_app.extensions.setdefault("personalize.segments", {})
     cached = cache.get(site_id)
     if cached is not None and cached.stamp == stamp:
@@ -49,48 +68,108 @@ def rule_set(site_id: int) -> RuleSet:
     rows = db.session.execute(select(Segment.id, Segment.key, Segment.rule).where(Segment.site_id == site_id)).all()
     by_key = {key: CompiledSegment(sid, key, rule) for sid, key, rule in rows}
     order = evaluation_order({k: s.rule for k, s in by_key.items()})
-    text = repr([s.rule for s in by_key.values()])
-    result = RuleSet(
-        stamp, [by_key[k] for k in order],
-        needs_orders="orders." in text, needs_scores="scores." in text, needs_attributes="attributes." in text,
-    )
+    result = RuleSet.of(stamp, [by_key[k] for k in order])
     with _lock:
         cache[site_id] = result
     return result
 
 
+class _Statements:
+    """The few queries that load one profile's facts, built once per rule set with bound parameters
+    (building SQLAlchemy statements costs more than running these small indexed queries)."""
+
+    def __init__(self, rules: RuleSet):
+        pid, site = bindparam("pid"), bindparam("site")
+        cols: list[Any] = [Profile.email, Profile.customer_id, Profile.created_at, Profile.last_seen_at]
+        if rules.needs_orders:
+            mine = (Order.site_id == site, Order.profile_id == Profile.id)
+            cols += [
+                select(agg).where(*mine).scalar_subquery()
+                for agg in (func.count(), func.coalesce(func.sum(Order.total), 0.0), func.avg(Order.total), func.min(Order.occurred_at), func.max(Order.occurred_at))
+            ]
+        source: Any = Profile.__table__
+        if rules.needs_scores:
+            cols += SCORE_COLUMNS
+            source = source.outerjoin(ProfileScore.__table__, ProfileScore.profile_id == Profile.id)
+        self.main = select(*cols).select_from(source).where(Profile.id == pid, Profile.site_id == site)
+        self.attributes = select(ProfileAttribute.name, ProfileAttribute.value).where(ProfileAttribute.profile_id == pid)
+        self.members = select(Segment.key).join(SegmentMember, SegmentMember.segment_id == Segment.id).where(SegmentMember.profile_id == pid)
+        since = bindparam("since")
+        self.events = self.purchases = None
+        if rules.event_types:
+            q = (
+                select(Event.type, Event.product_id, Event.occurred_at, Product.category)
+                .outerjoin(Product, and_(Product.site_id == site, Product.external_id == Event.product_id))
+                .where(Event.profile_id == pid, Event.site_id == site, Event.type.in_(sorted(rules.event_types)))
+            )
+            self.events = (q.where(Event.occurred_at >= since) if rules.window_days is not None else q).limit(MAX_ROWS + 1)
+        if rules.needs_purchases:
+            q = (
+                select(literal("purchased"), Interaction.product_id, Interaction.occurred_at, Product.category)
+                .outerjoin(Product, and_(Product.site_id == site, Product.external_id == Interaction.product_id))
+                .where(Interaction.site_id == site, Interaction.profile_id == pid, Interaction.kind == PURCHASE)
+            )
+            self.purchases = (q.where(Interaction.occurred_at >= since) if rules.window_days is not None else q).limit(MAX_ROWS + 1)
+
+
 def load_facts(site_id: int, profile_id: int, now: datetime, rules: RuleSet) -> Facts | None:
     """Everything a rule may look at for one profile (``None`` when the profile is gone)."""
-    row = db.session.execute(
-        select(Profile.email, Profile.customer_id, Profile.created_at, Profile.last_seen_at).where(Profile.id == profile_id, Profile.site_id == site_id)
-    ).first()
+    if rules.statements is None:
+        rules.statements = _Statements(rules)
+    st = rules.statements
+    conn = db.session.connection()
+    params = {"pid": profile_id, "site": site_id}
+    row = conn.execute(st.main, params).first()
     if row is None:
         return None
     profile = {"email": row[0], "customer_id": row[1], "created_at": row[2], "last_seen_at": row[3]}
+    at = 4
     orders: dict[str, Any] = {}
     if rules.needs_orders:
-        count, total, avg, first, last = db.session.execute(
-            select(func.count(), func.coalesce(func.sum(Order.total), 0.0), func.avg(Order.total), func.min(Order.occurred_at), func.max(Order.occurred_at))
-            .where(Order.site_id == site_id, Order.profile_id == profile_id)
-        ).one()
-        orders = {"count": count, "total": total, "avg": avg, "first_at": first, "last_at": last}
+        orders = dict(zip(("count", "total", "avg", "first_at", "last_at"), row[at : at + 5], strict=True))
+        at += 5
     scores: dict[str, Any] = {}
-    if rules.needs_scores:
-        srow = db.session.execute(select(*SCORE_COLUMNS).where(ProfileScore.profile_id == profile_id)).first()
-        if srow is not None:
-            scores = dict(zip([c.name for c in SCORE_COLUMNS], srow, strict=True))
-    attributes: dict[str, Any] = {}
-    if rules.needs_attributes:
-        attributes = dict(db.session.execute(
-            select(ProfileAttribute.name, ProfileAttribute.value).where(ProfileAttribute.profile_id == profile_id)
-        ).all())
-    members = set(db.session.scalars(
-        select(Segment.key).join(SegmentMember, SegmentMember.segment_id == Segment.id).where(SegmentMember.profile_id == profile_id)
-    ))
+    if rules.needs_scores and row[at] is not None:  # orders is never NULL in a stored score
+        scores = dict(zip([c.name for c in SCORE_COLUMNS], row[at:], strict=True))
+    attributes = dict(conn.execute(st.attributes, params).all()) if rules.needs_attributes else {}
+    members = set(conn.execute(st.members, params).scalars())
     return Facts(
         profile=profile, orders=orders, scores=scores, attributes=attributes, members=members,
-        count=lambda b: db.session.scalar(behaviour_count_query(b, site_id, now, profile_id)) or 0,
+        count=_behaviour_counter(site_id, profile_id, now, rules),
     )
+
+
+def _behaviour_counter(site_id: int, profile_id: int, now: datetime, rules: RuleSet):
+    """Count behaviours from the profile's rows fetched once (two queries at most), not one query each."""
+
+    def ask_database(b: dict) -> int:
+        return db.session.scalar(behaviour_count_query(b, site_id, now, profile_id)) or 0
+
+    if not rules.event_types and not rules.needs_purchases:
+        return ask_database
+    st = rules.statements
+    conn = db.session.connection()
+    params: dict[str, Any] = {"pid": profile_id, "site": site_id}
+    if rules.window_days is not None:
+        params["since"] = now - timedelta(days=rules.window_days)
+    rows: dict[str, list] = {}
+    if st.events is not None:
+        rows["events"] = conn.execute(st.events, params).all()
+    if st.purchases is not None:
+        rows["purchased"] = conn.execute(st.purchases, params).all()
+
+    def count(b: dict) -> int:
+        found = rows.get("purchased" if b["event"] == "purchased" else "events", [])
+        if len(found) > MAX_ROWS:
+            return ask_database(b)
+        edge = now - timedelta(days=b["within_days"]) if "within_days" in b else None
+        return sum(
+            1 for etype, product, when, category in found
+            if etype == b["event"] and (edge is None or when >= edge)
+            and ("product_id" not in b or product == b["product_id"]) and ("category" not in b or category == b["category"])
+        )
+
+    return count
 
 
 def evaluate_profile(site_id: int, profile_id: int, now: datetime | None = None) -> set[str] | None:
@@ -148,18 +227,37 @@ def refresh_profiles(site_id: int, profile_ids: list[int], now: datetime | None 
 
 
 def _write(site_id: int, changes: list[tuple[int, int, bool]], now: datetime) -> None:
+    conn = db.session.connection()
     entered = [{"segment_id": s, "profile_id": p, "since": now} for s, p, e in changes if e]
-    insert_ignoring_conflicts(SegmentMember, entered, ["segment_id", "profile_id"])  # a concurrent refresh may have won
-    for s, p, e in changes:
-        if not e:
-            db.session.execute(delete(SegmentMember).where(SegmentMember.segment_id == s, SegmentMember.profile_id == p))
-    db.session.execute(insert(SegmentChange), [
+    if entered:
+        conn.execute(_join_statement(conn.dialect.name), entered)
+    left = [{"seg": s, "pid": p} for s, p, e in changes if not e]
+    if left:
+        conn.execute(LEAVE, left)
+    conn.execute(RECORD, [
         {"site_id": site_id, "segment_id": s, "profile_id": p, "change": "entered" if e else "left", "at": now}
         for s, p, e in changes
     ])
     delta: dict[int, int] = {}
     for s, _p, e in changes:
         delta[s] = delta.get(s, 0) + (1 if e else -1)
-    for s, d in delta.items():
-        if d:
-            db.session.execute(update(Segment).where(Segment.id == s).values(member_count=Segment.member_count + d))
+    counts = [{"seg": s, "d": d} for s, d in delta.items() if d]
+    if counts:
+        conn.execute(COUNT, counts)
+
+
+def _join_statement(dialect: str):
+    """``INSERT … ON CONFLICT DO NOTHING`` into the members: a concurrent refresh may have added the row."""
+    if dialect not in _JOIN:
+        if dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert as dialect_insert
+        else:
+            from sqlalchemy.dialects.sqlite import insert as dialect_insert
+        _JOIN[dialect] = dialect_insert(SegmentMember).on_conflict_do_nothing(index_elements=["segment_id", "profile_id"])
+    return _JOIN[dialect]
+
+
+_JOIN: dict[str, Any] = {}
+LEAVE = delete(SegmentMember).where(SegmentMember.segment_id == bindparam("seg"), SegmentMember.profile_id == bindparam("pid"))
+RECORD = insert(SegmentChange)
+COUNT = update(Segment).where(Segment.id == bindparam("seg")).values(member_count=Segment.member_count + bindparam("d"))
