@@ -6,7 +6,7 @@ from __future__ import annotations
 from flask import flash, redirect, render_template, request, url_for
 
 from ..insights import MAX_SHARE, holdout_share, set_holdout_share, site_report
-from ..insights.charts import bar_chart, hbar_chart, interval_chart, line_chart
+from ..insights.charts import bar_chart, compact, hbar_chart, interval_chart, line_chart
 from ..models import Site
 from . import bp
 from .access import site_page
@@ -23,10 +23,10 @@ def _charts(report) -> dict:
         return f"{v * 100:.1f} %"
 
     def money(v: float) -> str:
-        return f"{v:,.0f} {cur}".strip()
+        return f"{compact(v)} {cur}".strip()
 
     charts = {
-        "impressions": bar_chart("Recommendation lists shown per day", labels, [report.by_day[d].impressions for d in report.days]),
+        "impressions": bar_chart("Recommendation lists shown per day", labels, [report.by_day[d].impressions for d in report.days], fmt=compact),
         "ctr": line_chart("Click-through rate per day", labels, {
             "personalized": [personal[d].ctr for d in report.days],
             "holdout": [held[d].ctr for d in report.days],

@@ -40,3 +40,12 @@ def when(value: datetime | None) -> str:
 
 def register_filters(app: Flask) -> None:
     app.jinja_env.filters.update(money=money, percent=percent, ago=ago, when=when)
+
+
+def sentence(message: object) -> str:
+    """An error message as a sentence: first letter up, a full stop (the rest untouched)."""
+    text = str(message).strip()
+    if not text:
+        return text
+    text = text[0].upper() + text[1:]
+    return text if text.endswith((".", "!", "?")) else text + "."

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 
 from flask import flash, g, redirect, render_template, request, url_for
-from sqlalchemy import distinct, select
+from sqlalchemy import select
 
 from ..builtins.rules import STRATEGIES, merge_rules
 from ..catalog import products_by_ids
@@ -18,6 +18,7 @@ from ..recommend.data import KIND_NAMES
 from ..recommend.service import recommend_for
 from . import bp
 from .access import can_edit, site_page
+from .formatting import sentence
 from .lookup import find_profile
 
 SPLIT = re.compile(r"[\s,]+")
@@ -133,7 +134,7 @@ def form_values(rules: dict) -> dict:
 def known_slots(site: Site) -> list[str]:
     seen = set(((site.settings or {}).get("rules") or {}).get("slots") or {})
     seen.update(s for s in db.session.scalars(
-        select(distinct(Event.slot)).where(Event.site_id == site.id, Event.type == "rec_impression", Event.slot.is_not(None)).limit(50)
+        select(Event.slot).distinct().where(Event.site_id == site.id, Event.type == "rec_impression", Event.slot.is_not(None)).limit(50)
     ) if s)
     return sorted(seen | {"home", "product"})
 
@@ -177,7 +178,7 @@ def recommendations(s: Site):
             if unknown:
                 raise RulesError("unknown product id(s): " + ", ".join(unknown[:10]))
         except RulesError as exc:
-            error = str(exc).capitalize() + "."
+            error = sentence(exc)
         else:
             draft = with_slot_rules(s.settings, slot, rules)
             if action == "save":

@@ -9,7 +9,15 @@ from ..models import AdminUser
 from ..sites import list_sites
 from . import bp
 from .access import denied, login_required, set_site_access, site_ids_for
-from .users import ROLES, AdminUserError, create_admin_user, list_admin_users, remove_admin_user, set_role
+from .formatting import sentence
+from .users import (
+    ROLES,
+    AdminUserError,
+    create_admin_user,
+    list_admin_users,
+    remove_admin_user,
+    set_role,
+)
 
 
 def _owner_only():
@@ -39,7 +47,7 @@ def team_add():
     try:
         user = create_admin_user(request.form.get("email", ""), request.form.get("password", ""), request.form.get("role", "viewer"))
     except AdminUserError as exc:
-        flash(str(exc).capitalize() + ".", "error")
+        flash(sentence(exc), "error")
         return redirect(url_for("admin.team"))
     set_site_access(user, _site_choice())
     flash(f"{user.email} can now sign in as {user.role}. Give them their password in person or by a safe channel.", "ok")
@@ -58,7 +66,7 @@ def team_update(user_id: int):
         set_role(user, request.form.get("role", user.role))
     except AdminUserError as exc:
         db.session.rollback()
-        flash(str(exc).capitalize() + ".", "error")
+        flash(sentence(exc), "error")
         return redirect(url_for("admin.team"))
     set_site_access(user, _site_choice())
     flash(f"{user.email} saved.", "ok")
@@ -77,7 +85,7 @@ def team_remove(user_id: int):
         remove_admin_user(user)
     except AdminUserError as exc:
         db.session.rollback()
-        flash(str(exc).capitalize() + ".", "error")
+        flash(sentence(exc), "error")
     else:
         flash(f"{user.email} removed.", "ok")
         if user.id == g.admin.id:

@@ -5,7 +5,17 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from flask import current_app, flash, g, jsonify, redirect, render_template, request, session, url_for
+from flask import (
+    current_app,
+    flash,
+    g,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from sqlalchemy import select
 
 from ..catalog import count_products
@@ -13,10 +23,23 @@ from ..db import db
 from ..insights.report import live_status
 from ..models import Site
 from ..recommend.service import latest_version
-from ..sites import SiteError, create_site, rotate_secret_keys, secret_key_prefixes, set_allowed_origins
+from ..sites import (
+    SiteError,
+    create_site,
+    rotate_secret_keys,
+    secret_key_prefixes,
+    set_allowed_origins,
+)
 from . import bp
 from .access import can_edit, denied, grant, login_required, site_page, visible_sites
-from .users import AdminUserError, authenticate, change_password, count_admin_users, create_admin_user
+from .formatting import sentence
+from .users import (
+    AdminUserError,
+    authenticate,
+    change_password,
+    count_admin_users,
+    create_admin_user,
+)
 
 
 def snippet(site, base_url: str) -> str:
@@ -87,7 +110,7 @@ def account():
             try:
                 change_password(g.admin, request.form.get("current_password", ""), new)
             except AdminUserError as exc:
-                error = str(exc).capitalize() + "."
+                error = sentence(exc)
             else:
                 flash("Password changed.", "ok")
                 return redirect(url_for("admin.account"))
@@ -134,7 +157,7 @@ def create():
     try:
         s, secret = create_site(request.form.get("name", ""), request.form.get("allowed_origins", "").split())
     except SiteError as exc:
-        flash(str(exc).capitalize() + ".", "error")
+        flash(sentence(exc), "error")
         return redirect(url_for("admin.index"))
     if g.admin.role != "owner":  # an editor keeps access to the site they created
         grant(g.admin.id, s.id)
@@ -166,7 +189,7 @@ def origins(s: Site):
         flash("Allowed origins saved.", "ok")
     except SiteError as exc:
         db.session.rollback()
-        flash(str(exc).capitalize() + ".", "error")
+        flash(sentence(exc), "error")
     return redirect(url_for("admin.site", site_id=s.id))
 
 

@@ -12,13 +12,22 @@ from collections.abc import Callable, Sequence
 from markupsafe import Markup, escape
 
 WIDTH, HEIGHT = 640, 200
-LEFT, RIGHT, TOP, BOTTOM = 48, 12, 12, 28
+LEFT, RIGHT, TOP, BOTTOM = 64, 12, 22, 28
 
 Fmt = Callable[[float], str]
 
 
 def _num(v: float) -> str:
     return f"{v:,.0f}" if abs(v) >= 10 or v == int(v) else f"{v:,.2f}"
+
+
+def compact(v: float) -> str:
+    """Axis numbers: 1,200 → 1.2k."""
+    if abs(v) >= 1_000_000:
+        return f"{v / 1_000_000:.1f}M".replace(".0M", "M")
+    if abs(v) >= 1000:
+        return f"{v / 1000:.1f}k".replace(".0k", "k")
+    return _num(v)
 
 
 def _nice_max(v: float) -> float:
@@ -41,6 +50,7 @@ def _frame(label: str, body: list[str], width: int = WIDTH, height: int = HEIGHT
 
 
 def _axis(top: float, fmt: Fmt, width: int = WIDTH, height: int = HEIGHT) -> list[str]:
+    """Five grid lines with their values (``fmt`` sees the value; money axes pass compact numbers)."""
     out = []
     for i in range(5):
         v = top * i / 4
@@ -93,8 +103,8 @@ def line_chart(label: str, labels: Sequence[str], series: dict[str, Sequence[flo
                 f"<title>{escape(name)}, {escape(labels[i])}: {escape(fmt(v))}</title></circle>"
             )
         lx = LEFT + 10 + k * 150
-        body.append(f'<rect class="bar series-{k}" x="{lx}" y="{TOP}" width="10" height="10"/>')
-        body.append(f'<text class="legend" x="{lx + 14}" y="{TOP + 9}">{escape(name)}</text>')
+        body.append(f'<rect class="bar series-{k}" x="{lx}" y="2" width="10" height="10"/>')
+        body.append(f'<text class="legend" x="{lx + 14}" y="11">{escape(name)}</text>')
     body += _x_labels(labels, x_of)
     return _frame(label, body)
 

@@ -19,8 +19,8 @@ from ..models import Site
 from ..profiles import ingest_events
 
 BATCH = 500
-BASE_CLICK = 0.015  # a product of no interest to the shopper
-TASTE_CLICK = 0.30  # added for a product of the shopper's only interest
+BASE_CLICK = 0.01  # a product of no interest to the shopper
+TASTE_CLICK = 0.20  # added for a product of the shopper's only interest
 ADD_AFTER_CLICK = 0.35
 BUY_AFTER_ADD = 0.55
 ORGANIC_ORDER = 0.02  # orders a shopper makes without any recommendation, per visit
