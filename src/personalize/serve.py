@@ -42,6 +42,8 @@ def gunicorn_options(host: str, port: int, workers: int, threads: int) -> dict[s
         "errorlog": "-",
         "loglevel": "info",
         "post_worker_init": _post_worker_init,
+        # gunicorn 24+ opens a control socket in $HOME by default; several servers on one machine would share it
+        "control_socket_disable": True,
     }
 
 
@@ -55,7 +57,8 @@ class Server(BaseApplication):
 
     def load_config(self) -> None:
         for key, value in self.options.items():
-            self.cfg.set(key, value)
+            if key in self.cfg.settings:  # skip what an older gunicorn does not know
+                self.cfg.set(key, value)
 
     def load(self) -> Flask:
         if self.app_factory is not None:

@@ -1,0 +1,66 @@
+"""``personalize serve``: gunicorn with two worker processes serving, and both taking up a new model."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import urllib.request
+
+import pytest
+
+from .support import free_port, personalize_command, process_env, stop, wait_for
+
+
+def get(url: str):
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return response.status, json.loads(response.read())
+    except OSError:
+        return None, None
+
+
+@pytest.mark.parametrize("announce", ["poll", "redis"])
+def test_two_workers_serve_and_both_take_up_a_new_model(app, trained, tmp_path, announce, request):
+    settings = {"MODEL_CHECK_SECONDS": "0.5"}
+    if announce == "redis":
+        # a model check an hour apart: only the announcement can bring the new model in time
+        settings = {"MODEL_CHECK_SECONDS": "3600", "REDIS_URL": request.getfixturevalue("redis_url")}
+    port = free_port()
+    base = f"http://127.0.0.1:{port}/api/v1"
+    log = tmp_path / "serve.log"
+    proc = subprocess.Popen(
+        personalize_command("serve", "--port", str(port), "--workers", "2", "--threads", "2"),
+        env=process_env(app, **settings), stdout=log.open("w"), stderr=subprocess.STDOUT,
+    )
+    try:
+        wait_for(lambda: get(f"{base}/ready")[0] == 200, 60, "the server", proc, log)
+
+        def versions_by_process() -> dict[int, str]:
+            seen: dict[int, str] = {}
+            for _ in range(40):  # connections are new each time, so both workers answer
+                status, body = get(f"{base}/ready")
+                if status == 200:
+                    seen[body["process"]] = body["models"]["detail"]
+            return seen
+
+        before = wait_for(lambda: (v := versions_by_process()) and len(v) == 2 and v, 30, "two worker processes", proc, log)
+        status, body = get(f"{base}/recommendations?key={trained.public_key}&visitor=runner-0")
+        assert status == 200 and body["strategy"] == "personal" and body["items"]
+
+        from personalize.cache import SharedCache
+        from personalize.recommend.service import train_site
+
+        if announce == "redis":  # this process trains, as `personalize train` would, with the same REDIS_URL
+            app.extensions["personalize.cache"] = SharedCache(settings["REDIS_URL"])
+        with app.app_context():
+            version = train_site(trained.id)["version"]
+        wanted = f"site {trained.id}: version {version}"
+
+        def all_new():
+            seen = versions_by_process()
+            return len(seen) == 2 and all(wanted in detail for detail in seen.values()) and seen
+
+        after = wait_for(all_new, 30, f"both workers on model {version}", proc, log)
+        assert set(after) == set(before)  # the same processes, no restart
+    finally:
+        stop(proc)
