@@ -211,7 +211,7 @@ class FilesConnector(Connector):
         when = parse_time(first.get("occurred_at"))
         if not order_id or when is None:
             return None
-        raw_lines = first["lines"] if "lines" in first else group
+        raw_lines = first.get("lines", group)
         try:
             lines = tuple(
                 OrderLine(product_id=str(r["product_id"]).strip(), quantity=_number(r.get("quantity")) or 1.0,

@@ -125,10 +125,8 @@ class HubSpotConnector(Connector):
             results = page.get("results") or []
             for obj in results:
                 yield self.contact(obj)
-                try:
-                    last_id = max(last_id, int(obj.get("id")))
-                except (TypeError, ValueError):
-                    pass
+                if str(obj.get("id") or "").isdigit():
+                    last_id = max(last_id, int(obj["id"]))
             if not results or not (page.get("paging") or {}).get("next"):
                 break
             yield Checkpoint({"v": STATE_VERSION, "since": since, "until": until, "last_id": last_id})

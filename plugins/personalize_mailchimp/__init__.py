@@ -25,7 +25,14 @@ from typing import Any
 
 from personalize import hookimpl
 from personalize.connectors import CheckResult, ConfigError, Connector, PushTarget, Setting, Stream
-from personalize.records import Checkpoint, ContactRecord, EngagementRecord, PushResult, SegmentChange, SkippedRecord
+from personalize.records import (
+    Checkpoint,
+    ContactRecord,
+    EngagementRecord,
+    PushResult,
+    SegmentChange,
+    SkippedRecord,
+)
 from personalize.sync.http import HttpStatusError
 
 __version__ = "1.0.0"

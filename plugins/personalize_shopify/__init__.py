@@ -327,9 +327,10 @@ class ShopifyConnector(Connector):
     def _customer_by_email(self, email: str) -> str:
         if not email:
             return ""
+        quoted = email.replace("\\", "").replace("'", "\\'")
         data = self.graphql(
             "query Find($query: String!) { customers(first: 1, query: $query) { nodes { legacyResourceId } } }",
-            {"query": "email:'%s'" % email.replace("\\", "").replace("'", "\\'")},
+            {"query": f"email:'{quoted}'"},
         )
         nodes = data["customers"]["nodes"]
         return str(nodes[0]["legacyResourceId"]) if nodes else ""

@@ -35,10 +35,9 @@ def openapi_check():
     """A request checker validating against the published descriptions (skipped when they are not at hand)."""
     if not SPECS.is_dir():
         return None
+    import yaml
     from openapi_core import OpenAPI
     from openapi_core.contrib.werkzeug import WerkzeugOpenAPIRequest
-
-    import yaml
 
     specs = []
     for path in sorted(SPECS.glob("*.yaml")):

@@ -7,6 +7,7 @@ import hashlib
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from personalize_mailchimp import subscriber_hash
 from sqlalchemy import func, select
 
 from personalize.db import db
@@ -19,7 +20,6 @@ from personalize.sync.connections import save_connection
 from personalize.sync.models import Engagement
 from personalize.sync.push import push_changes
 from personalize.sync.testing import ProviderServer
-from personalize_mailchimp import subscriber_hash
 
 KEY = "0123456789abcdef0123456789abcdef-us20"
 LIST = "a1b2c3d4e5"
@@ -48,7 +48,7 @@ class Mailchimp:
         self.on_member_page = None
         s = self.server = ProviderServer(check=self.check)
         s.on("GET", "/3.0/ping", lambda r, m: {"health_status": "Everything's Chimpy!"})
-        s.on("GET", f"/3.0/lists/(?P<list>[a-z0-9]+)", self.audience)
+        s.on("GET", "/3.0/lists/(?P<list>[a-z0-9]+)", self.audience)
         s.on("GET", f"/3.0/lists/{LIST}/members", self.list_members)
         s.on("GET", "/3.0/campaigns", self.list_campaigns)
         s.on("GET", "/3.0/reports/(?P<cid>[a-z0-9]+)/email-activity", self.email_activity)

@@ -10,6 +10,7 @@ import re
 from datetime import datetime, timedelta
 
 import pytest
+from personalize_shopify import API_VERSION
 from sqlalchemy import func, select
 
 from personalize.db import db
@@ -21,7 +22,6 @@ from personalize.sync import engine
 from personalize.sync.connections import save_connection
 from personalize.sync.push import push_changes
 from personalize.sync.testing import ProviderServer
-from personalize_shopify import API_VERSION
 
 TOKEN = "shpat_test"
 WEBHOOK_SECRET = "whsec-test"

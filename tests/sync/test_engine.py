@@ -8,7 +8,15 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from personalize.connectors import AuthError, CheckResult, Connector, Setting, Stream, StreamError, TransientError
+from personalize.connectors import (
+    AuthError,
+    CheckResult,
+    Connector,
+    Setting,
+    Stream,
+    StreamError,
+    TransientError,
+)
 from personalize.db import db
 from personalize.models import Identity, Profile
 from personalize.profiles.attributes import attributes_of

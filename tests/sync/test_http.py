@@ -5,7 +5,14 @@ from __future__ import annotations
 import pytest
 
 from personalize.connectors import AuthError, TransientError
-from personalize.sync.http import HttpClient, HttpStatusError, RetryLater, paginate, paginate_offset, retry_after_seconds
+from personalize.sync.http import (
+    HttpClient,
+    HttpStatusError,
+    RetryLater,
+    paginate,
+    paginate_offset,
+    retry_after_seconds,
+)
 from personalize.sync.testing import ProviderServer, recording_sleep
 
 

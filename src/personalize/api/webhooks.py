@@ -11,10 +11,16 @@ from __future__ import annotations
 from flask import request
 
 from ..connectors import ConnectorContext, ConnectorError
-from ..db import insert_ignoring_conflicts
+from ..db import db, insert_ignoring_conflicts
+from ..jobs import submit
 from ..models import utcnow
 from ..sites import site_for_public_key
-from ..sync.connections import ConnectionSettingsError, connection_settings, connector_class, get_connection
+from ..sync.connections import (
+    ConnectionSettingsError,
+    connection_settings,
+    connector_class,
+    get_connection,
+)
 from ..sync.http import HttpClient
 from ..sync.models import WebhookDelivery
 from ..sync.secrets import SecretsUnreadable
@@ -44,15 +50,11 @@ def receive_webhook(key: str, connection: str):
         raise ApiError(401, "invalid_signature", "the webhook signature does not match", "signature")
     kept = {k: v for k, v in headers.items() if k.lower().startswith("x-") or k.lower() in KEPT_HEADERS}
     delivery_id = connector.webhook_delivery_id(headers, body)[:200]
-    from ..db import db
-
     inserted = insert_ignoring_conflicts(WebhookDelivery, [{
         "connection_id": conn.id, "delivery_id": delivery_id, "topic": kept.get("X-Shopify-Topic", "")[:100], "headers": kept,
         "body": body.decode("utf-8", "replace"), "received_at": utcnow(), "processed_at": None, "error": "",
     }], ["connection_id", "delivery_id"], returning=(WebhookDelivery.id,))
     db.session.commit()
     if inserted:
-        from ..jobs import submit
-
         submit("webhooks", connection_id=conn.id)
     return {"accepted": True, "duplicate": not inserted}, 200

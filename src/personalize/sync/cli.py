@@ -68,7 +68,13 @@ def register(cli: click.Group, make_app: Callable[[], Any], resolve_site: Callab
 
         Secret settings not given with --set are asked for without echo.
         """
-        from .connections import ConnectionSettingsError, connector_class, get_connection, public_settings, save_connection
+        from .connections import (
+            ConnectionSettingsError,
+            connector_class,
+            get_connection,
+            public_settings,
+            save_connection,
+        )
 
         app = make_app()
         with app.app_context():

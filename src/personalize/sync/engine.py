@@ -35,7 +35,14 @@ from ..connectors import AuthError, ConfigError, Connector, ConnectorContext, Tr
 from ..db import db
 from ..models import utcnow
 from ..plugins import hooks
-from ..records import Checkpoint, ContactRecord, EngagementRecord, OrderRecord, ProductRecord, SkippedRecord
+from ..records import (
+    Checkpoint,
+    ContactRecord,
+    EngagementRecord,
+    OrderRecord,
+    ProductRecord,
+    SkippedRecord,
+)
 from . import store
 from .connections import connection_settings, connector_class, effective_mapping, get_connection
 from .http import HttpClient

@@ -12,10 +12,10 @@ from typing import Any
 
 from sqlalchemy import func, select
 
+from ..connectors import ConnectorContext
 from ..db import db
 from ..models import utcnow
 from ..records import SegmentChange
-from ..connectors import ConnectorContext
 from .connections import connection_settings, connector_class
 from .engine import AlreadyRunning, apply_records, make_http, run_sync
 from .models import Connection, SyncRun, WebhookDelivery
