@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 
 from markupsafe import Markup, escape
 
-WIDTH, HEIGHT = 640, 200
+WIDTH, HEIGHT = 480, 220
 LEFT, RIGHT, TOP, BOTTOM = 64, 12, 22, 28
 
 Fmt = Callable[[float], str]
@@ -36,7 +36,7 @@ def _nice_max(v: float) -> float:
     import math
 
     mag = 10 ** math.floor(math.log10(v))
-    for step in (1, 2, 2.5, 5, 10):
+    for step in (1, 2, 4, 6, 8, 10):  # a quarter of each is a round number
         if v <= step * mag:
             return step * mag
     return 10 * mag
@@ -61,7 +61,7 @@ def _axis(top: float, fmt: Fmt, width: int = WIDTH, height: int = HEIGHT) -> lis
 
 
 def _x_labels(labels: Sequence[str], x_of: Callable[[int], float]) -> list[str]:
-    step = max(1, len(labels) // 8)
+    step = max(1, len(labels) // 6)
     return [
         f'<text class="tick" x="{x_of(i):.1f}" y="{HEIGHT - 8}" text-anchor="middle">{escape(lab)}</text>'
         for i, lab in enumerate(labels) if i % step == 0 or i == len(labels) - 1
@@ -102,7 +102,7 @@ def line_chart(label: str, labels: Sequence[str], series: dict[str, Sequence[flo
                 f'<circle class="dot series-{k}" cx="{x_of(i):.1f}" cy="{HEIGHT - BOTTOM - inner_h * v / top:.1f}" r="2.5">'
                 f"<title>{escape(name)}, {escape(labels[i])}: {escape(fmt(v))}</title></circle>"
             )
-        lx = LEFT + 10 + k * 150
+        lx = LEFT + 10 + k * 130
         body.append(f'<rect class="bar series-{k}" x="{lx}" y="2" width="10" height="10"/>')
         body.append(f'<text class="legend" x="{lx + 14}" y="11">{escape(name)}</text>')
     body += _x_labels(labels, x_of)
@@ -114,8 +114,8 @@ def hbar_chart(label: str, rows: Sequence[tuple[str, float]], fmt: Fmt = _num, s
     row_h = 26
     height = TOP + BOTTOM + row_h * max(1, len(rows))
     top = _nice_max(max((v for _, v in rows), default=0))
-    left = 120
-    inner_w = WIDTH - left - RIGHT - 60
+    left = 110
+    inner_w = WIDTH - left - RIGHT - 70
     body = []
     for i, (name, v) in enumerate(rows):
         y = TOP + i * row_h
@@ -129,16 +129,17 @@ def hbar_chart(label: str, rows: Sequence[tuple[str, float]], fmt: Fmt = _num, s
     return _frame(label, body, height=height)
 
 
-def interval_chart(label: str, rows: Sequence[tuple[str, float, float, float]], fmt: Fmt) -> Markup:
+def interval_chart(label: str, rows: Sequence[tuple[str, float, float, float]], fmt: Fmt, clip: float = 2.0) -> Markup:
     """Point estimates with 95 % intervals around a zero line (a forest plot): (name, low, point, high)."""
     row_h = 40
     height = TOP + BOTTOM + row_h * max(1, len(rows))
-    left = 170
+    left = 150
     inner_w = WIDTH - left - RIGHT - 20
     span = max((max(abs(lo), abs(hi)) for _, lo, _, hi in rows), default=0.0) or 1.0
-    span *= 1.15
+    span = min(span, clip) * 1.15  # a very wide interval runs off the edge instead of squashing the rest
 
     def x_of(v: float) -> float:
+        v = max(-span, min(span, v))
         return left + inner_w * (v + span) / (2 * span)
 
     zero = x_of(0.0)

@@ -36,6 +36,7 @@ def simulate_traffic(
     days: int = 14,
     visits: int = 2,
     slot: str = "home",
+    limit: int = 8,
     currency: str = "",
     seed: int = 7,
     now: float | None = None,
@@ -61,7 +62,7 @@ def simulate_traffic(
             at = now - rng.uniform(0, days) * DAY
             ms = int(at * 1000)
             key = f"sim{seed}-{visitor}-{visit}"
-            shown = recommend_for(site, visitor, slot=slot, limit=8)
+            shown = recommend_for(site, visitor, slot=slot, limit=limit)
             counts["visits"] += 1
             if not shown.items:
                 continue
