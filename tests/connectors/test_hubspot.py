@@ -274,3 +274,19 @@ def test_push_segment_membership_as_a_contact_property(hubspot, shop, sleep):
     assert again["status"] == "succeeded" and hubspot.contacts["101"]["properties"]["personalize_big_spenders"] == "false"
     assert hubspot.server.hits("POST", "/crm/v3/properties/contacts") == 1, "the property is created once"
     assert re.match(r"^[a-z0-9_]+$", next(iter(hubspot.properties)))
+
+
+def test_resume_states_conform(hubspot):
+    from personalize_hubspot import HubSpotConnector
+
+    from personalize.connectors import ConnectorContext
+    from personalize.sync.http import HttpClient
+    from personalize.sync.testing import check_resume, recording_sleep
+
+    hubspot.server.routes[0].required = False  # no check() here: pulls only
+
+    def make():
+        http = HttpClient(sleep=recording_sleep())
+        return HubSpotConnector(ConnectorContext(settings={"access_token": TOKEN, "api_url": hubspot.server.url}, http=http, started_at=datetime(2026, 11, 22)))
+
+    assert check_resume(make, "contacts") == []

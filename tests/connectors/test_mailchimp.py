@@ -236,3 +236,21 @@ def test_push_segments_as_tags(chimp, shop, sleep):
     assert len(chimp.members[subscriber_hash("reader2@example.com")]["tags"]) == 1, "pushing twice changes nothing"
     push_changes(shop.id, "mailchimp", "tags", [SegmentChange("Loyal", reader, False)], sleep=sleep)
     assert chimp.members[subscriber_hash("reader2@example.com")]["tags"] == []
+
+
+def test_resume_states_conform(chimp):
+    from personalize_mailchimp import MailchimpConnector
+
+    from personalize.connectors import ConnectorContext
+    from personalize.sync.http import HttpClient
+    from personalize.sync.testing import check_resume, recording_sleep
+
+    chimp.server.routes[0].required = chimp.server.routes[1].required = False  # no check() here: pulls only
+    settings = {"api_key": KEY, "list_id": LIST, "api_url": chimp.server.url + "/3.0", "activity_days": 30}
+
+    def make():
+        now = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
+        return MailchimpConnector(ConnectorContext(settings=settings, http=HttpClient(sleep=recording_sleep()), started_at=now))
+
+    assert check_resume(make, "members") == []
+    assert check_resume(make, "activity") == []

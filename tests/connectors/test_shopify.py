@@ -270,3 +270,20 @@ def test_push_segments_as_customer_tags(admin, shop, sleep):
     assert admin.tags["gid://shopify/Customer/1001"] == {"segment:VIP"}
     push_changes(shop.id, "shopify", "tags", [SegmentChange("VIP", one, False)], sleep=sleep)
     assert admin.tags["gid://shopify/Customer/1001"] == set()
+
+
+def test_resume_states_conform(admin):
+    from personalize_shopify import ShopifyConnector
+
+    from personalize.connectors import ConnectorContext
+    from personalize.sync.http import HttpClient
+    from personalize.sync.testing import check_resume, recording_sleep
+
+    admin.server.routes[0].required = True
+    settings = {"shop": "test-shop", "access_token": TOKEN, "api_url": admin.server.url}
+
+    def make():
+        return ShopifyConnector(ConnectorContext(settings=settings, http=HttpClient(sleep=recording_sleep()), started_at=datetime(2026, 11, 22)))
+
+    for stream in ("customers", "products", "orders"):
+        assert check_resume(make, stream) == []

@@ -201,3 +201,29 @@ def test_hook_sync_finished(flaky, app):
     app.extensions["personalize.plugins"].pm.register(Listener())
     engine.run_sync(flaky.id, "flaky", streams=["contacts"])
     assert seen == [(flaky.id, "flaky", "flaky", "succeeded", 50)]
+
+
+def test_the_conformance_check_catches_a_stream_that_loses_records_on_resume():
+    from datetime import datetime
+
+    from personalize.connectors import ConnectorContext
+    from personalize.sync.http import HttpClient
+    from personalize.sync.testing import check_resume
+
+    class Leaky(Connector):
+        name = "leaky"
+        streams = (Stream("contacts", "contact"),)
+
+        def pull(self, stream, state):
+            start = (state or {}).get("pos", 0)
+            for i in range(start, 6):
+                yield PEOPLE[i]
+                if i == 2:
+                    yield Checkpoint({"pos": i + 2})  # one too far: record 3 is never read again
+            yield Checkpoint({"pos": 6})
+
+    def make():
+        return Leaky(ConnectorContext(settings={}, http=HttpClient(), started_at=datetime(2026, 1, 1)))
+
+    assert check_resume(make, "contacts") == ["contacts: resuming after 3 records misses ['c3']"]
+    assert check_resume(lambda: Flaky(ConnectorContext(settings={}, http=HttpClient(), started_at=datetime(2026, 1, 1))), "contacts") == []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+from datetime import datetime
 
 import pytest
 from sqlalchemy import func, select
@@ -113,3 +114,20 @@ def test_push_segments_to_a_members_file_idempotently(folder, shop):
     rows = list(csv.DictReader((folder / "segment_members.csv").open()))
     assert rows == [{"segment": "vip", "profile_id": str(ann), "email": "ann@example.com", "customer_id": "42"}]
     assert engine.run_log(shop.id, "files")[0]["kind"] == "push"
+
+
+def test_resume_states_conform(folder, monkeypatch):
+    import personalize_files
+    from personalize_files import FilesConnector
+
+    from personalize.connectors import ConnectorContext
+    from personalize.sync.http import HttpClient
+    from personalize.sync.testing import check_resume
+
+    monkeypatch.setattr(personalize_files, "CHECKPOINT_EVERY", 1)
+
+    def make():
+        return FilesConnector(ConnectorContext(settings={"folder": str(folder)}, http=HttpClient(), started_at=datetime(2026, 11, 22)))
+
+    for stream in ("contacts", "products", "orders", "engagement"):
+        assert check_resume(make, stream) == []
