@@ -254,3 +254,11 @@ def test_resume_states_conform(chimp):
 
     assert check_resume(make, "members") == []
     assert check_resume(make, "activity") == []
+
+
+def test_a_slow_answer_times_out_and_is_retried(chimp, shop, sleep):
+    members_only(chimp)
+    chimp.server.fault("GET", f"/3.0/lists/{LIST}/members", delay=0.6)
+    summary = engine.run_sync(shop.id, "mailchimp", sleep=sleep, streams=["members"], http_options={"timeout": (2.0, 0.3)})
+    assert summary["status"] == "succeeded" and summary["streams"]["members"]["stored"] == 12
+    assert len(sleep.calls) == 1, "one retry after the timeout"
