@@ -34,6 +34,14 @@ from .rules import SqlContext, to_sql, uses_scores, validate_rule
 from .store import all_segments, evaluation_order, get_segment, segment_ids
 
 
+def _dialect_insert(table):
+    if db.session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as dialect_insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert as dialect_insert
+    return dialect_insert(table)
+
+
 def _context(site_id: int, now: datetime) -> SqlContext:
     return SqlContext(site_id=site_id, now=now, dialect=db.session.get_bind().dialect.name, segment_ids=segment_ids(site_id))
 
@@ -84,21 +92,21 @@ def rebuild_segment(site_id: int, key: str, now: datetime | None = None) -> dict
             .where(p.c.site_id == site_id, cond, not_(exists().where(m.c.segment_id == seg_id, m.c.profile_id == p.c.id)))
         )
         cols = ["site_id", "segment_id", "profile_id", "change", "at"]
-        entered = db.session.execute(insert(c).from_select(cols, entering)).rowcount
+        db.session.execute(insert(c).from_select(cols, entering))
         leaving = (
             select(*consts, m.c.profile_id, literal("left", String), literal(now, DateTime))
             .select_from(_source(rule, m.join(p, p.c.id == m.c.profile_id)))
             .where(m.c.segment_id == seg_id, not_(cond))
         )
-        left = db.session.execute(insert(c).from_select(cols, leaving)).rowcount
-        fresh = and_(c.c.id > before, c.c.segment_id == seg_id)
-        held = m.alias("held")  # not the INSERT's own table, which a subquery would correlate to
-        db.session.execute(insert(m).from_select(
+        db.session.execute(insert(c).from_select(cols, leaving))
+        fresh = and_(c.c.site_id == site_id, c.c.id > before, c.c.segment_id == seg_id)
+        entered = db.session.scalar(select(func.count()).select_from(c).where(fresh, c.c.change == "entered")) or 0
+        left = db.session.scalar(select(func.count()).select_from(c).where(fresh, c.c.change == "left")) or 0
+        # ON CONFLICT: a live update may have added some of them meanwhile
+        db.session.execute(_dialect_insert(m).from_select(
             ["segment_id", "profile_id", "since"],
-            select(c.c.segment_id, c.c.profile_id, c.c.at).where(
-                fresh, c.c.change == "entered", not_(exists().where(held.c.segment_id == seg_id, held.c.profile_id == c.c.profile_id))
-            ),
-        ))
+            select(c.c.segment_id, c.c.profile_id, c.c.at).where(fresh, c.c.change == "entered"),
+        ).on_conflict_do_nothing(index_elements=["segment_id", "profile_id"]))
         db.session.execute(delete(m).where(
             m.c.segment_id == seg_id,
             m.c.profile_id.in_(select(c.c.profile_id).where(fresh, c.c.change == "left")),
