@@ -227,3 +227,17 @@ def test_the_conformance_check_catches_a_stream_that_loses_records_on_resume():
 
     assert check_resume(make, "contacts") == ["contacts: resuming after 3 records misses ['c3']"]
     assert check_resume(lambda: Flaky(ConnectorContext(settings={}, http=HttpClient(), started_at=datetime(2026, 1, 1))), "contacts") == []
+
+
+def test_an_unexpected_answer_to_the_check_fails_the_run_instead_of_leaving_it_running(register, shop):
+    class Odd(Flaky):
+        name = "odd"
+
+        def check(self):
+            raise StreamError("GET /me: 404 not found")
+
+    register(Odd)
+    save_connection(shop.id, "odd", {"token": "good"})
+    summary = engine.run_sync(shop.id, "odd")
+    assert summary["status"] == "failed" and summary["message"] == "the connection check failed: StreamError: GET /me: 404 not found"
+    assert db.session.scalar(select(func.count()).select_from(SyncRun).where(SyncRun.status == "running")) == 0

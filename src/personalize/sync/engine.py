@@ -159,7 +159,10 @@ def run_sync(
         connector = build_connector(conn, run, make_http(sleep, **(http_options or {})), ctx.note)
         ctx.checked = connector.check().message
     except (AuthError, ConfigError, TransientError, SecretsUnreadable) as exc:
-        fatal = _fatal_message(exc)
+        fatal = fatal_message(exc)
+    except Exception as exc:  # an unexpected answer to the check: nothing can be trusted, stop here
+        log.warning("check of %s failed: %s", conn.name, traceback.format_exc(limit=3))
+        fatal = f"the connection check failed: {type(exc).__name__}: {exc}"[:1000]
     if not fatal:
         for name in wanted:
             count = counts[name]
@@ -168,7 +171,7 @@ def run_sync(
                 count.status = "succeeded"
             except (AuthError, ConfigError, TransientError) as exc:
                 db.session.rollback()
-                count.status, count.error = "failed", _fatal_message(exc)
+                count.status, count.error = "failed", fatal_message(exc)
                 fatal = count.error
                 break
             except Exception as exc:  # one stream's failure must not sink the others
@@ -246,7 +249,7 @@ def _count_json(count: StreamCount) -> dict[str, Any]:
     return {"in": count.records_in, "stored": count.stored, "skipped": count.skipped, "status": count.status, "error": count.error}
 
 
-def _fatal_message(exc: Exception) -> str:
+def fatal_message(exc: Exception) -> str:
     if isinstance(exc, AuthError):
         return f"credentials refused: {exc}. Check the connection's token or key, and its permissions."
     if isinstance(exc, ConfigError):
@@ -280,8 +283,16 @@ def _finish(ctx: RunContext, counts: dict[str, StreamCount], fatal: str) -> dict
     db.session.commit()
     store.refresh_segments(run.site_id, ctx.profiles)
     summary = run_summary(run)
-    hooks().sync_finished(site_id=run.site_id, connection=ctx.conn.name, connector=ctx.conn.connector, summary=summary)
+    notify_finished(run.site_id, ctx.conn, summary)
     return summary
+
+
+def notify_finished(site_id: int, conn: Connection, summary: dict[str, Any]) -> None:
+    """Call ``sync_finished``; a failing listener is logged, never turns a stored run into an error."""
+    try:
+        hooks().sync_finished(site_id=site_id, connection=conn.name, connector=conn.connector, summary=summary)
+    except Exception:
+        log.exception("a sync_finished hook failed for %s", conn.name)
 
 
 def run_summary(run: SyncRun) -> dict[str, Any]:

@@ -25,10 +25,17 @@ from sqlalchemy import select
 from ..connectors import AuthError, ConfigError, TransientError
 from ..db import db
 from ..models import Identity, utcnow
-from ..plugins import hooks
 from ..records import PushResult, SegmentChange
 from .connections import connector_class, get_connection
-from .engine import SyncError, _fatal_message, build_connector, make_http, run_summary, start_run
+from .engine import (
+    SyncError,
+    build_connector,
+    fatal_message,
+    make_http,
+    notify_finished,
+    run_summary,
+    start_run,
+)
 
 
 def _policy() -> Callable[[int, int, str], bool] | None:
@@ -87,7 +94,7 @@ def push_changes(
     try:
         connector = build_connector(conn, run, make_http(sleep, **(http_options or {})), notes.append)
     except Exception as exc:
-        fatal = _fatal_message(exc)
+        fatal = fatal_message(exc)
         connector = None
     size = max(1, cls.push_batch_size)
     for start in range(0, len(allowed), size):
@@ -98,7 +105,7 @@ def push_changes(
         try:
             got = list(connector.push(target, batch))
         except (AuthError, ConfigError, TransientError) as exc:
-            fatal = _fatal_message(exc)
+            fatal = fatal_message(exc)
             results.extend(PushResult(c.profile_id, c.segment, "failed", fatal[:300]) for c in batch)
             continue
         except Exception as exc:  # one bad batch must not stop the others
@@ -127,7 +134,7 @@ def push_changes(
     run.finished_at = utcnow()
     db.session.commit()
     summary = run_summary(run)
-    hooks().sync_finished(site_id=site_id, connection=conn.name, connector=conn.connector, summary=summary)
+    notify_finished(site_id, conn, summary)
     summary["results"] = results
     summary["fatal"] = fatal
     #: some changes were not attempted: a caller working from a cursor should not move past them
