@@ -14,7 +14,8 @@ multiplied, buried ones go to the end, excluded ones never show. ``weights``
 multiply the score of every item by the weight of the strategy that chose it
 (``personal``, ``item-item``, ``content``, ``popular``, ``segment``); a weight of 0
 drops that strategy's items. A slot's own rules add to the site-wide ones (lists and
-maps are merged, the slot's values win).
+maps are merged, the slot's values win), and so do the rules under ``"segments":
+{"<segment key>": {...}}`` for a visitor in that segment.
 """
 
 from __future__ import annotations
@@ -42,11 +43,26 @@ def merge_rules(rules: dict, slot: str | None) -> dict:
     return merged
 
 
-def _rules(site_id: int, slot: str | None = None) -> dict:
+def _rules(site_id: int, slot: str | None = None, profile_id: int | None = None) -> dict:
     from personalize.sites import get_site
 
     site = get_site(site_id)
-    return merge_rules((site.settings or {}).get("rules", {}), slot) if site is not None else {}
+    if site is None:
+        return {}
+    rules = (site.settings or {}).get("rules", {})
+    merged = merge_rules(rules, slot)
+    return _segment_rules(rules.get("segments") or {}, profile_id, {k: v for k, v in merged.items() if k != "segments"})
+
+
+def _segment_rules(by_segment: dict, profile_id: int | None, merged: dict) -> dict:
+    """Add the rules of each segment the visitor belongs to (``"segments": {"vip": {"pin": [...]}}``)."""
+    if not by_segment or profile_id is None:
+        return merged
+    from personalize.segments.store import segments_of_profile
+
+    for key in sorted({s["key"] for s in segments_of_profile(profile_id)} & set(by_segment)):
+        merged = merge_rules({**merged, "slots": {"": by_segment[key]}}, "")
+    return merged
 
 
 def _bought(site_id: int, profile_id: int | None, wanted: set[str]) -> list[str]:
@@ -65,7 +81,7 @@ def _bought(site_id: int, profile_id: int | None, wanted: set[str]) -> list[str]
 
 @hookimpl
 def recommendation_candidates(site_id, profile_id, slot, product_id, limit):
-    rules = _rules(site_id, slot)
+    rules = _rules(site_id, slot, profile_id)
     pins = rules.get("pin") or []
     out = [Recommendation(pid, PIN_SCORE - i, "Recommended by the shop", "pinned") for i, pid in enumerate(pins[:limit])]
     follow = rules.get("bought_show") or {}
@@ -86,7 +102,7 @@ def recommendation_candidates(site_id, profile_id, slot, product_id, limit):
 
 @hookimpl
 def modify_recommendations(site_id, profile_id, slot, items):
-    rules = _rules(site_id, slot)
+    rules = _rules(site_id, slot, profile_id)
     if not rules:
         return
     exclude = set(rules.get("exclude") or [])
