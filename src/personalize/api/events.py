@@ -6,7 +6,8 @@ import json
 
 from flask import current_app, request
 
-from ..profiles import ingest_events, validate_event
+from ..batching import store_batched
+from ..profiles import validate_event
 from ..validation import InvalidInput
 from . import bp
 from .auth import public_site
@@ -48,15 +49,14 @@ def post_events():
     valid, rejected, first_error = [], [], None
     for i, raw in enumerate(events):
         try:
-            validate_event(raw, i)
+            valid.append(validate_event(raw, i))
         except InvalidInput as exc:
             first_error = first_error or exc
             rejected.append({"index": i, "field": exc.field, "code": exc.code, "message": exc.message})
-        else:
-            valid.append(raw)
     if not valid:
         raise first_error
-    result = ingest_events(site, valid, max_events=max_events)
+    # concurrent requests share one transaction (personalize.batching); 202 only after the commit
+    result = store_batched(site.id, valid)
     body = {"accepted": result.accepted, "duplicates": result.duplicates}
     if rejected:
         body["rejected"] = rejected

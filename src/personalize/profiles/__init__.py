@@ -27,13 +27,19 @@ def ingest_events(site: Site, events: list[dict], max_events: int = 1000) -> Ing
     Raises :class:`personalize.validation.InvalidInput` before storing anything if
     an event is invalid. Calls the ``event_received`` hook for each newly stored event.
     """
-    result = store_events(site.id, validate_batch(events, max_events))
+    site_id = site.id  # read before the commit expires the object
+    result = store_events(site_id, validate_batch(events, max_events))
+    after_store(site_id, result)
+    return result
+
+
+def after_store(site_id: int, result: IngestResult) -> None:
+    """What follows newly stored events: ``event_received`` for each, device facts, segment membership."""
     if result.stored:
         hook = hooks().event_received
         for record in result.stored:
-            hook(site_id=site.id, event=record)
-        _after_events(site.id, result)
-    return result
+            hook(site_id=site_id, event=record)
+        _after_events(site_id, result)
 
 
 def _after_events(site_id: int, result: IngestResult) -> None:
@@ -56,7 +62,7 @@ def _after_events(site_id: int, result: IngestResult) -> None:
 
 
 __all__ = [
-    "IncomingEvent", "IngestResult", "attach_identities", "attributes_of", "erase_profile", "export_profile",
+    "IncomingEvent", "IngestResult", "after_store", "attach_identities", "attributes_of", "erase_profile", "export_profile",
     "import_orders", "link_identity", "merge_profiles", "resolve_contact", "resolve_profile_id", "set_attributes", "ingest_events", "profile_for_visitor", "profiles_for",
     "profiles_for_visitors", "recent_interactions", "store_events", "validate_batch", "validate_event",
 ]

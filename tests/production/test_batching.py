@@ -1,0 +1,64 @@
+"""Group commit: concurrent event requests share transactions, and each still gets its own answer."""
+
+from __future__ import annotations
+
+import json
+import threading
+import urllib.request
+
+from sqlalchemy import func, select
+
+from personalize.db import db
+from personalize.models import Event, Interaction
+from personalize.recommend.data import VIEW
+
+
+def post(url: str, key: str, events: list[dict]) -> dict:
+    request = urllib.request.Request(
+        f"{url}/api/v1/events", data=json.dumps({"key": key, "events": events}).encode(), headers={"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        assert response.status == 202
+        return json.loads(response.read())
+
+
+def test_concurrent_batches_are_stored_once_each_with_their_own_answers(app, site, live_server):
+    def batch(n: int) -> list[dict]:
+        return [
+            {"id": f"gc-{n}-{i}", "type": "product_viewed", "visitor": f"gc-visitor-{n % 5}", "product_id": "run-shoe"}
+            for i in range(5)
+        ]
+
+    def shoe_views() -> int:
+        with app.app_context():
+            db.session.remove()
+            return db.session.scalar(select(func.count()).select_from(Interaction).where(Interaction.product_id == "run-shoe", Interaction.kind == VIEW))
+
+    views_before = shoe_views()
+    answers: dict[tuple[int, int], dict] = {}
+
+    def client(n: int) -> None:
+        answers[(n, 0)] = post(live_server.url, site.public_key, batch(n))
+        answers[(n, 1)] = post(live_server.url, site.public_key, batch(n) + batch(n + 100))  # a retry plus new events
+
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(12)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+    for n in range(12):
+        assert answers[(n, 0)] == {"accepted": 5, "duplicates": 0}
+        assert answers[(n, 1)] == {"accepted": 5, "duplicates": 5}
+    with app.app_context():
+        db.session.remove()
+        stored = db.session.scalar(select(func.count()).select_from(Event).where(Event.event_id.like("gc-%")))
+    assert stored == 12 * 10
+    assert shoe_views() - views_before == 12 * 10  # each stored view became exactly one interaction
+
+
+def test_a_batch_repeating_an_id_counts_it_once(client, site):
+    event = {"id": "twice", "type": "product_viewed", "visitor": "v-twice", "product_id": "run-sock"}
+    response = client.post("/api/v1/events", json={"key": site.public_key, "events": [event, event]})
+    assert response.status_code == 202
+    assert response.json == {"accepted": 1, "duplicates": 1}
