@@ -13,7 +13,7 @@ from ..models import AdminUser
 
 bp = Blueprint("admin", __name__, url_prefix="/admin", template_folder="templates", static_folder="static")
 
-#: Extra tabs of a site's pages, added by the modules that build them: {"endpoint", "label"}.
+#: Extra tabs of a site's pages, added by the modules that build them: {"endpoint", "label", "order"}.
 SITE_TABS: list[dict[str, str]] = []
 
 
@@ -50,13 +50,18 @@ def init_app(app: Flask) -> None:
     # the pages import the domain services; loading them here keeps ``personalize.admin.models``
     # importable by the schema without pulling in the whole application
     from . import (  # noqa: F401  (routes register on bp)
+        connectors,
         dashboard,
         plugins,
+        profiles,
         recommendations,
+        segments,
         team,
         views,
     )
     from .formatting import register_filters
+
+    SITE_TABS.sort(key=lambda tab: tab.get("order", 99))
 
     app.register_blueprint(bp)
     app.jinja_env.globals["csrf_token"] = csrf_token

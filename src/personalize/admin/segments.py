@@ -1,0 +1,252 @@
+"""Segments of a site: a rule builder over the segment rule tree (with a live count of the
+profiles it matches), the members of each segment, and the computed segments with their sizes."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import threading
+from typing import Any
+
+from flask import current_app, flash, g, jsonify, redirect, render_template, request, url_for
+
+from ..db import db
+from ..insights.computed import attribute_names, computed_segments
+from ..models import Site
+from ..records import EVENT_TYPES
+from ..segments.bulk import members_page, preview_count, rebuild_segment
+from ..segments.rules import NO_VALUE, OPS, ORDER_FIELDS, PROFILE_FIELDS, SCORE_FIELDS, field_kind
+from ..segments.store import (
+    all_segments,
+    create_segment,
+    delete_segment,
+    get_segment,
+    update_segment,
+)
+from ..validation import InvalidInput
+from . import SITE_TABS, bp
+from .access import can_edit, denied, site_page
+
+SITE_TABS.append({"endpoint": "admin.segments", "label": "Segments", "order": 2})
+log = logging.getLogger(__name__)
+
+CONDITION_ROWS = 6
+BEHAVIOUR_ROWS = 2
+LIST_OPS = {"in", "not_in", "has_any", "has_all", "has_none"}
+OP_LABELS = {
+    "eq": "is", "neq": "is not", "gt": ">", "gte": "≥", "lt": "<", "lte": "≤", "between": "between (a, b)",
+    "in": "is one of (a, b, …)", "not_in": "is none of", "contains": "contains", "starts_with": "starts with",
+    "exists": "is set", "missing": "is not set", "has_any": "has any of", "has_all": "has all of", "has_none": "has none of",
+    "within_days": "within the last … days", "older_than_days": "more than … days ago",
+}
+BEHAVIOUR_EVENTS = (*EVENT_TYPES, "purchased")
+
+
+def field_names(site_id: int) -> list[str]:
+    return [*PROFILE_FIELDS, *ORDER_FIELDS, *(f"scores.{n}" for n in SCORE_FIELDS), *(f"attributes.{n}" for n in attribute_names(site_id))]
+
+
+def _scalar(text: str, kind: str | None) -> Any:
+    text = text.strip()
+    if kind in ("text", "date"):
+        return text
+    try:
+        number = float(text)
+    except ValueError:
+        return {"true": True, "false": False}.get(text, text) if kind is None else text
+    return int(number) if number.is_integer() else number
+
+
+def rule_from_form(form) -> dict:
+    """The rule tree the builder's rows describe, or the JSON typed in the advanced box."""
+    if form.get("mode") == "json":
+        try:
+            return json.loads(form.get("rule_json") or "")
+        except json.JSONDecodeError as exc:
+            raise InvalidInput("rule", f"is not valid JSON ({exc.msg}, line {exc.lineno})") from None
+    children: list[dict] = []
+    for i in range(CONDITION_ROWS):
+        name = (form.get(f"c{i}_field") or "").strip()
+        if not name:
+            continue
+        op = form.get(f"c{i}_op") or "eq"
+        raw = form.get(f"c{i}_value") or ""
+        kind = field_kind(name)
+        node: dict[str, Any] = {"field": name, "op": op}
+        if op in LIST_OPS or op == "between":
+            node["value"] = [_scalar(v, kind) for v in raw.split(",") if v.strip()]
+        elif op in ("within_days", "older_than_days"):
+            node["value"] = _scalar(raw, None)
+        elif op not in NO_VALUE:
+            node["value"] = _scalar(raw, kind) if raw.strip() else None
+        children.append(node)
+    for i in range(BEHAVIOUR_ROWS):
+        event = form.get(f"b{i}_event") or ""
+        if not event:
+            continue
+        b: dict[str, Any] = {"event": event}
+        for key, cast in (("min", _scalar), ("within_days", _scalar)):
+            raw = (form.get(f"b{i}_{key}") or "").strip()
+            if raw:
+                b[key] = cast(raw, None)
+        for key in ("category", "product_id"):
+            raw = (form.get(f"b{i}_{key}") or "").strip()
+            if raw:
+                b[key] = raw
+        children.append({"behaviour": b})
+    if not children:
+        raise InvalidInput("rule", "add at least one condition")
+    return {form.get("combine", "and") if form.get("combine") in ("and", "or") else "and": children}
+
+
+def builder_rows(rule: dict | None) -> tuple[dict[str, str], bool]:
+    """Form values for a rule the builder can show, and whether it can (else: the JSON box)."""
+    values: dict[str, str] = {"combine": "and"}
+    if not rule:
+        return values, True
+    kind = "and" if "and" in rule else ("or" if "or" in rule else None)
+    children = rule.get(kind) if kind else [rule]
+    conditions = [c for c in children if "field" in c]
+    behaviours = [c["behaviour"] for c in children if "behaviour" in c]
+    if len(conditions) + len(behaviours) != len(children) or len(conditions) > CONDITION_ROWS or len(behaviours) > BEHAVIOUR_ROWS:
+        return values, False
+    values["combine"] = kind or "and"
+    for i, c in enumerate(conditions):
+        value = c.get("value")
+        values.update({f"c{i}_field": c["field"], f"c{i}_op": c["op"],
+                       f"c{i}_value": ", ".join(map(str, value)) if isinstance(value, list) else ("" if value is None else str(value))})
+    for i, b in enumerate(behaviours):
+        values.update({f"b{i}_{k}": str(v) for k, v in b.items()})
+    return values, True
+
+
+def explain(exc: InvalidInput, form) -> str:
+    """A validation error, naming the builder's row ("condition 2") rather than the tree path."""
+    message = str(exc)
+    if form.get("mode") != "json":
+        message = re.sub(r"^rule\.(?:and|or)\[(\d+)\]", lambda m: f"condition {int(m.group(1)) + 1}", message)
+    return message
+
+
+def schedule(fn, **kwargs) -> None:
+    """Slow segment work runs beside the request (at once when SEGMENT_REBUILD_INLINE is set, as in tests)."""
+    if current_app.config.get("SEGMENT_REBUILD_INLINE"):
+        fn(**kwargs)
+        return
+    app = current_app._get_current_object()
+
+    def run() -> None:
+        with app.app_context():
+            try:
+                fn(**kwargs)
+            except Exception:
+                log.exception("background segment work %s failed", getattr(fn, "__name__", fn))
+
+    threading.Thread(target=run, name="admin-segments", daemon=True).start()
+
+
+@bp.get("/sites/<int:site_id>/segments")
+@site_page()
+def segments(s: Site):
+    return render_template("admin/segments.html", site=s, segments=all_segments(s.id), computed=computed_segments(s.id))
+
+
+@bp.post("/sites/<int:site_id>/segments/count")
+@site_page()
+def segment_count(s: Site):
+    """The live preview: how many profiles the rule on screen matches now."""
+    try:
+        return jsonify(count=preview_count(s.id, rule_from_form(request.form)))
+    except InvalidInput as exc:
+        return jsonify(error=explain(exc, request.form)), 400
+
+
+@bp.route("/sites/<int:site_id>/segments/new", methods=["GET", "POST"])
+@bp.route("/sites/<int:site_id>/segments/<key>/edit", methods=["GET", "POST"])
+@site_page()
+def segment_edit(s: Site, key: str | None = None):
+    seg = get_segment(s.id, key) if key else None
+    if key and seg is None:
+        return render_template("admin/message.html", message="No such segment."), 404
+    error = None
+    values, fits = builder_rows(seg.rule if seg else None)
+    mode = "builder" if fits else "json"
+    rule_json = json.dumps(seg.rule, indent=2) if seg else ""
+    if request.method == "POST":
+        if not can_edit(g.admin):
+            return denied()
+        values = dict(request.form)
+        mode = request.form.get("mode", "builder")
+        rule_json = request.form.get("rule_json", "")
+        try:
+            rule = rule_from_form(request.form)
+            body = {"name": request.form.get("name", "").strip(), "description": request.form.get("description", ""), "rule": rule}
+            if seg is None:
+                # create_segment takes the description only through an update (it sets its own default)
+                description = body.pop("description")
+                seg = create_segment(s.id, {"key": request.form.get("key", "").strip(), **body})
+                if description:
+                    update_segment(seg, {"description": description})
+                changed = True
+            else:
+                changed = update_segment(seg, body)
+        except InvalidInput as exc:
+            db.session.rollback()
+            error = explain(exc, request.form)
+        else:
+            if changed:
+                schedule(rebuild_segment, site_id=s.id, key=seg.key)
+            flash(f"Segment {seg.key} saved" + ("; its members are being worked out." if changed else "."), "ok")
+            return redirect(url_for("admin.segment", site_id=s.id, key=seg.key))
+    return render_template(
+        "admin/segment_edit.html", site=s, seg=seg, values=values, mode=mode, rule_json=rule_json, error=error,
+        fields=field_names(s.id), ops=[(op, OP_LABELS[op]) for op in sorted(OPS, key=list(OP_LABELS).index)],
+        events=BEHAVIOUR_EVENTS, condition_rows=CONDITION_ROWS, behaviour_rows=BEHAVIOUR_ROWS,
+    ), (400 if error else 200)
+
+
+@bp.get("/sites/<int:site_id>/segments/<key>")
+@site_page()
+def segment(s: Site, key: str):
+    seg = get_segment(s.id, key)
+    if seg is None:
+        return render_template("admin/message.html", message="No such segment."), 404
+    after = request.args.get("after", type=int) or 0
+    members = members_page(s.id, key, after=after, limit=50)
+    return render_template("admin/segment.html", site=s, seg=seg, members=members, after=after, rule_json=json.dumps(seg.rule, indent=2))
+
+
+@bp.post("/sites/<int:site_id>/segments/<key>/rebuild")
+@site_page(edit=True)
+def segment_rebuild(s: Site, key: str):
+    if get_segment(s.id, key) is None:
+        return render_template("admin/message.html", message="No such segment."), 404
+    schedule(rebuild_segment, site_id=s.id, key=key)
+    flash("Members are being worked out again; reload in a moment.", "ok")
+    return redirect(url_for("admin.segment", site_id=s.id, key=key))
+
+
+@bp.post("/sites/<int:site_id>/segments/<key>/delete")
+@site_page(edit=True)
+def segment_delete(s: Site, key: str):
+    seg = get_segment(s.id, key)
+    if seg is None:
+        return render_template("admin/message.html", message="No such segment."), 404
+    try:
+        delete_segment(seg)
+    except InvalidInput as exc:
+        flash(str(exc), "error")
+        return redirect(url_for("admin.segment", site_id=s.id, key=key))
+    flash(f"Segment {key} deleted.", "ok")
+    return redirect(url_for("admin.segments", site_id=s.id))
+
+
+@bp.post("/sites/<int:site_id>/scores")
+@site_page(edit=True)
+def scores_recompute(s: Site):
+    from ..segments.scores import compute_scores
+
+    schedule(compute_scores, site_id=s.id)
+    flash("Scores are being recomputed in the background (RFM, value, attrition, potential, clusters); reload in a minute.", "ok")
+    return redirect(url_for("admin.segments", site_id=s.id))
