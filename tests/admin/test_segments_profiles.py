@@ -46,7 +46,7 @@ def test_build_a_segment_and_see_its_members(as_owner, site):
     seg = get_segment(site.id, "big-baskets")
     assert seg.rule == {"and": [{"field": "orders.total", "op": "gt", "value": 25}]} and seg.member_count == 12
     page = as_owner.get(f"/admin/sites/{site.id}/segments/big-baskets").get_data(as_text=True)
-    assert page.count('href="/admin/sites/%d/profiles/' % site.id) == 12
+    assert page.count(f'href="/admin/sites/{site.id}/profiles/') == 12
     edit = as_owner.get(f"/admin/sites/{site.id}/segments/big-baskets/edit").get_data(as_text=True)
     assert 'value="orders.total"' in edit and 'value="25"' in edit, "the builder shows the saved rule"
     listing = as_owner.get(f"/admin/sites/{site.id}/segments").get_data(as_text=True)
