@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -49,6 +50,7 @@ def main() -> None:
     sizes = np.array([len(h) for h in histories])
     print(f"{args.calls} calls, history length median {np.median(sizes):.0f} / max {sizes.max()}, k={args.k}")
     print(f"recommend latency: p50 {np.percentile(ms, 50):.2f} ms   p99 {np.percentile(ms, 99):.2f} ms   max {ms.max():.2f} ms")
+    print("load average (1 / 5 / 15 min): {:.1f} / {:.1f} / {:.1f}".format(*os.getloadavg()))
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import sys
 import time
@@ -33,7 +34,8 @@ def main() -> None:
     peak_gib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 ** 2
     print(f"item model: {model.item_model}, neighbour entries: {model.neighbours.nnz:,}, content entries: {model.content.nnz:,}")
     print(f"fit wall time: {wall:.1f} s   peak RSS: {peak_gib:.2f} GiB   model file: {args.model_out.stat().st_size / 1e6:.0f} MB")
-    print(f"tuned: {dict((k, model.params[k]) for k in ('item_weight', 'popular_weight', 'content_weight', 'personal_half_life_days', 'tuned_recall_all', 'tuned_recall_new'))}")
+    print("load average (1 / 5 / 15 min): {:.1f} / {:.1f} / {:.1f}".format(*os.getloadavg()))
+    print(f"tuned: {dict((k, model.params[k]) for k in ('item_weight', 'popular_weight', 'content_weight', 'personal_half_life_days', 'context_half_life_days', 'tuned_recall_all', 'tuned_recall_new'))}")
 
 
 if __name__ == "__main__":

@@ -179,7 +179,7 @@ def test_similar_falls_back_to_best_sellers_for_unknown_items(model):
 
 
 def test_large_catalogue_uses_sparse_neighbours(shop):
-    model = Recommender.fit(shop.log, shop.items, params={**FAST, "ease_max_items": 100, "neighbours": 20})
+    model = Recommender.fit(shop.log, shop.items, params={**FAST, "ease_max_items": 100, "cosine_neighbours": 20})
     assert model.item_model == "cosine"
     assert model.neighbours.getnnz(axis=1).max() <= 20
     assert len(model.recommend(history_of(shop, 0), 10)) == 10
@@ -200,3 +200,23 @@ def test_log_from_orders_keys_customers_and_guests():
     assert log.qty.tolist() == [2, 1, 1, 1, 1]
     assert set(log.kind.tolist()) == {PURCHASE}
     assert (log.n_users, log.n_items) == (2, 3)
+
+
+def test_tuning_chooses_the_blend_from_data_before_now_only(shop):
+    now = float(shop.log.ts.min()) + 250 * 86400
+    past = shop.log.select(shop.log.ts <= now)
+    tuned = Recommender.fit(past, shop.items, now=now)
+    assert tuned.params["tuned_recall_all"] is not None and tuned.params["tuned_recall_new"] is not None
+    # the rows after ``now`` (an offline test window) change nothing
+    with_future = Recommender.fit(shop.log, shop.items, now=now)
+    assert with_future.params == tuned.params
+    hist = [h for h in history_of(shop, 3) if h.ts <= now]
+    assert with_future.recommend(hist, 20, now=now) == tuned.recommend(hist, 20, now=now)
+
+
+def test_ease_neighbours_can_keep_negative_weights(shop):
+    plain = Recommender.fit(shop.log, shop.items, params={**FAST, "neighbours": 50})
+    signed = Recommender.fit(shop.log, shop.items, params={**FAST, "neighbours": 50, "negative_neighbours": True})
+    assert plain.neighbours.data.min() > 0
+    assert signed.neighbours.data.min() < 0
+    assert signed.neighbours.getnnz(axis=1).max() <= 50

@@ -15,6 +15,7 @@ from personalize.recommend.cli import make_evaluate_command
 from personalize.recommend.data import PURCHASE, VIEW, InteractionLog
 from personalize.recommend.evaluate import (
     Split,
+    _baseline_scores,
     hit_at,
     ndcg_at,
     recall_at,
@@ -87,16 +88,59 @@ def test_result_shape(synthetic_result):
             assert all(0.0 <= v <= 1.0 for v in m[view].values())
 
 
-def test_engine_on_synthetic_data(synthetic_result):
+def test_engine_leads_both_views_on_synthetic_data(synthetic_result):
     models = synthetic_result["models"]
     ours = models["personalize"]
-    best_all = max(m["all"]["recall@20"] for name, m in models.items() if name != "personalize")
-    assert ours["all"]["recall@20"] > best_all
-    # on this generator the pure item-item baselines still edge us out for new items
-    # (a known gap, see docs/evaluation.md); we stay close to them and far above popularity
-    best_new = max(models[name]["new"]["recall@20"] for name in ("item-knn", "ease"))
-    assert ours["new"]["recall@20"] > 0.9 * best_new
-    assert ours["new"]["recall@20"] > models["popularity"]["new"]["recall@20"]
+    for view in ("all", "new"):
+        best = max(m[view]["recall@20"] for name, m in models.items() if name != "personalize")
+        assert ours[view]["recall@20"] > best, view
+
+
+def _known_log(rows, n_users, n_items):
+    u, i, k, ts = (np.array(c) for c in zip(*rows, strict=True))
+    return InteractionLog(u.astype(np.int32), i.astype(np.int32), k.astype(np.int8), ts.astype(float), np.ones(len(u), np.float32), n_users, n_items)
+
+
+def test_popularity_counts_distinct_known_buyers():
+    t0 = datetime(2011, 6, 1).timestamp()
+    rows = [
+        (0, 0, PURCHASE, t0 - 9 * DAY), (0, 0, PURCHASE, t0 - 8 * DAY), (0, 0, PURCHASE, t0 - 7 * DAY),  # one buyer, three orders
+        (1, 1, PURCHASE, t0 - 5 * DAY), (2, 1, PURCHASE, t0 - 5 * DAY),  # two buyers
+        (3, 2, PURCHASE, t0 - 5 * DAY), (4, 2, PURCHASE, t0 - 5 * DAY), (5, 2, PURCHASE, t0 - 5 * DAY),  # three guests
+        (0, 3, PURCHASE, t0 + DAY),
+    ]
+    split = Split(_known_log(rows, 6, 4), t0, 30)
+    guests = np.array([False, False, False, True, True, True])
+    score = _baseline_scores("popularity", split, 4, ~guests)(np.array([0]))[0]
+    assert score.tolist() == [1.0, 2.0, 0.0, 0.0]
+    with_guests = _baseline_scores("popularity", split, 4)(np.array([0]))[0]
+    assert with_guests.tolist() == [1.0, 2.0, 3.0, 0.0]
+
+
+def test_item_knn_votes_through_the_neighbourhood_of_the_target():
+    # item 0 co-occurs with 1 and 2; with one neighbour per target, item 2's only
+    # neighbour is 0, item 1's is 0 as well, and item 0's is whichever of 1 and 2 is closer
+    t0 = datetime(2011, 6, 1).timestamp()
+    rows = []
+    for u in range(6):  # 0 and 1 always together
+        rows += [(u, 0, PURCHASE, t0 - 5 * DAY), (u, 1, PURCHASE, t0 - 5 * DAY)]
+    rows += [(6, 0, PURCHASE, t0 - 5 * DAY), (6, 2, PURCHASE, t0 - 5 * DAY), (7, 3, PURCHASE, t0 - 5 * DAY)]
+    log = _known_log(rows, 8, 4)
+    split = Split(log, t0, 30)
+    from personalize.recommend import evaluate as ev
+
+    old = ev.KNN_NEIGHBOURS
+    ev.KNN_NEIGHBOURS = 1
+    try:
+        score = _baseline_scores("item-knn", split, 4)(np.array([6]))[0]
+    finally:
+        ev.KNN_NEIGHBOURS = old
+    # user 6 holds items 0 and 2: item 1 gets cos(0, 1) from its neighbour 0, item 2
+    # gets cos(0, 2), item 0 gets only cos(0, 1) (its one neighbour is 1, not 2); no self-votes
+    cos01, cos02 = 6 / np.sqrt(7 * 6), 1 / np.sqrt(7 * 1)
+    assert score[1] == pytest.approx(cos01, abs=2e-3)
+    assert score[2] == pytest.approx(cos02, abs=2e-3)
+    assert score[0] == pytest.approx(0.0, abs=2e-3)
 
 
 def test_evaluate_command_on_an_orders_file(tmp_path):
@@ -141,13 +185,23 @@ def test_evaluate_command_uses_the_site_loader():
 
 @pytest.mark.slow
 @pytest.mark.skipif(not ONLINE_RETAIL.exists(), reason="the shared Online Retail file is not here")
-def test_engine_beats_the_targets_on_online_retail():
+def test_engine_beats_faithful_baselines_on_online_retail():
+    """The agreed split: the baselines reproduce the dataset's reference table, and we lead both views by 5 %."""
     from personalize.importers import read_uci_orders
-    from personalize.recommend.orders import log_from_orders
+    from personalize.recommend.orders import GUEST_PREFIX, log_from_orders
 
-    log, items, _ = log_from_orders(read_uci_orders(ONLINE_RETAIL))
-    result = run_evaluation(log, items, datetime(2011, 11, 9), 30, ["personalize", "buy-again"])
-    ours = result["models"]["personalize"]
-    assert ours["all"]["recall@20"] >= 0.365
-    assert ours["new"]["recall@20"] >= 0.131
-    assert ours["all"]["recall@20"] > result["models"]["buy-again"]["all"]["recall@20"]
+    log, items, users = log_from_orders(read_uci_orders(ONLINE_RETAIL))
+    guests = np.array([u.startswith(GUEST_PREFIX) for u in users])
+    result = run_evaluation(log, items, datetime(2011, 11, 9), 30, guests=guests)
+    models = result["models"]
+    # the reference table's Recall@20 (all / new) for the baselines
+    reference = {"popularity": (0.094, 0.048), "buy-again": (0.346, None), "item-knn": (0.209, 0.104), "ease": (0.278, 0.125)}
+    for name, (ref_all, ref_new) in reference.items():
+        assert models[name]["all"]["recall@20"] == pytest.approx(ref_all, abs=0.004), name
+        if ref_new is not None:
+            assert models[name]["new"]["recall@20"] == pytest.approx(ref_new, abs=0.004), name
+    ours = models["personalize"]
+    for view, floor in (("all", 0.365), ("new", 0.131)):
+        best = max(m[view]["recall@20"] for name, m in models.items() if name != "personalize")
+        assert ours[view]["recall@20"] >= floor, view
+        assert ours[view]["recall@20"] >= 1.05 * best, view

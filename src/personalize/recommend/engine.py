@@ -56,10 +56,15 @@ DEFAULT_PARAMS: dict = {
     "personal_half_life_days": 60.0,
     # personal part: a line's weight grows as quantity ** this (0 = quantity ignored)
     "quantity_exponent": 0.0,
+    # personal part: extra factor for items the visitor viewed or carted but never bought
+    # (1 = the kind weights alone; lower lets the group parts rank them)
+    "browse_factor": 1.0,
     # how strongly an item's repeat-purchase rate lifts it in the personal part (0 = not at all)
     "repeat_exponent": 0.0,
     # how strongly an item's recent rise in buyers (season, trend) lifts it in the personal part
     "trend_exponent": 0.0,
+    # how strongly an item's recent rise lifts the votes it gets from neighbours (item-item, content)
+    "group_trend_exponent": 0.0,
     # half life of history entries when they vote for neighbours (item-item, content)
     "context_half_life_days": 60.0,
     # blend weights (the personal part weighs 1)
@@ -70,7 +75,9 @@ DEFAULT_PARAMS: dict = {
     # item-item model
     "ease_max_items": 8000,  # EASE (dense while fitting) up to this many items, sparse cosine above
     "ease_lambda": 250.0,
-    "neighbours": 100,
+    "neighbours": 200,  # kept per item from EASE
+    "cosine_neighbours": 100,  # kept per item from sparse cosine (large catalogues)
+    "negative_neighbours": False,  # EASE: keep the strongest weights by magnitude, negative ones too
     "content_neighbours": 30,
     "item_half_life_days": 60.0,  # fade old co-purchases when learning neighbours (0 = no fading)
     "popular_half_life_days": 30.0,
@@ -173,6 +180,7 @@ class Recommender:
         self.trend = np.ones(len(items), dtype=np.float32) if trend is None else trend
         # the personal part's per-item lift, combined once so serving stays cheap
         self._lift = self.repeat_rate.astype(np.float64) ** params["repeat_exponent"] * self.trend.astype(np.float64) ** params["trend_exponent"]
+        self._group_lift = self.trend.astype(np.float64) ** params["group_trend_exponent"] if params["group_trend_exponent"] else None
         self._kind_weight = np.zeros(4, dtype=np.float64)
         for kind, w in _kind_table(params).items():
             self._kind_weight[kind] = w
@@ -203,14 +211,26 @@ class Recommender:
         if now is None:
             now = float(log.ts.max()) if len(log) else time.time()
         log = log.select(log.ts <= now) if len(log) and log.ts.max() > now else log
+        content = None
         if p["tune"]:
             from .tuning import tune_blend
 
-            p = tune_blend(log, items, now, p)
-        return cls._fit_parts(log, items, now, p, user_segments)
+            # the content table depends on the catalogue only: build it once for both fits
+            content = content_neighbours(items, int(p["content_neighbours"])) if len(items) else None
+            p = tune_blend(log, items, now, p, content=content)
+        return cls._fit_parts(log, items, now, p, user_segments, content=content)
 
     @classmethod
-    def _fit_parts(cls, log: InteractionLog, items: ItemTable, now: float, p: dict, user_segments: Sequence[str] | None) -> Recommender:
+    def _fit_parts(
+        cls,
+        log: InteractionLog,
+        items: ItemTable,
+        now: float,
+        p: dict,
+        user_segments: Sequence[str] | None,
+        *,
+        content: sp.csr_matrix | None = None,
+    ) -> Recommender:
         weights = kind_weights(log, _kind_table(p)) * decay(now - log.ts, p["item_half_life_days"])
         x = user_item_matrix(log, weights)
         x.data = np.minimum(x.data, 1.0)
@@ -220,15 +240,15 @@ class Recommender:
             neighbours = sp.csr_matrix((0, 0), dtype=np.float32)
             model = "none"
         elif n <= p["ease_max_items"]:
-            neighbours = ease_neighbours(x, p["ease_lambda"], int(p["neighbours"]))
+            neighbours = ease_neighbours(x, p["ease_lambda"], int(p["neighbours"]), signed=bool(p["negative_neighbours"]))
             model = "ease"
         else:
-            neighbours = cosine_neighbours(x, int(p["neighbours"]))
+            neighbours = cosine_neighbours(x, int(p["cosine_neighbours"]))
             model = "cosine"
-        if p["content_weight"] > 0 and n:
-            content = content_neighbours(items, int(p["content_neighbours"]))
-        else:
+        if p["content_weight"] <= 0 or not n:
             content = sp.csr_matrix((n, n), dtype=np.float32)
+        elif content is None:
+            content = content_neighbours(items, int(p["content_neighbours"]))
         pop = popularity(log, now, p["popular_half_life_days"])
         segments: dict[str, np.ndarray] = {}
         if user_segments is not None and len(log):
@@ -268,6 +288,8 @@ class Recommender:
         context = np.bincount(inv, weights=c, minlength=len(uniq))
         strongest = np.zeros(len(uniq), dtype=np.int64)
         np.maximum.at(strongest, inv, kinds)
+        if self.params["browse_factor"] != 1.0:
+            weight[strongest < PURCHASE] *= self.params["browse_factor"]
         return uniq, weight, context, strongest
 
     def _blend(self, uniq: np.ndarray, weight: np.ndarray, context: np.ndarray, segment: str | None):
@@ -287,6 +309,8 @@ class Recommender:
             if w > 0 and len(uniq):
                 _, cols, vals = _gather_rows(table, uniq, norm_w)
                 vec = np.bincount(cols, weights=vals, minlength=n)
+                if self._group_lift is not None:
+                    vec *= self._group_lift
                 m = vec.max() if len(vec) else 0.0
                 if m > 0:
                     vec /= m

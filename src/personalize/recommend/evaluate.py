@@ -30,7 +30,7 @@ import scipy.sparse as sp
 
 from .data import PURCHASE, HistoryEntry, InteractionLog, ItemTable
 from .engine import Recommender
-from .models import DAY, cosine_neighbours, user_item_matrix
+from .models import DAY, cosine_neighbours, spd_inverse, user_item_matrix
 
 ENGINE = "personalize"
 BASELINES = ("popularity", "buy-again", "item-knn", "ease")
@@ -159,9 +159,9 @@ def _baseline_scores(name: str, split: Split, n_items: int, known: np.ndarray | 
     if name == "ease":
         if n_items > EASE_MAX_ITEMS:
             raise ValueError(f"EASE is dense in items squared; skipped above {EASE_MAX_ITEMS} items")
-        gram = (binary.T @ binary).toarray()
+        gram = np.asfortranarray((binary.T @ binary).toarray())
         gram[np.diag_indices(n_items)] += EASE_LAMBDA
-        p = np.linalg.inv(gram)
+        p = spd_inverse(gram)  # float64, as the textbook closed form
         b = p / (-np.diag(p))[None, :]
         b[np.diag_indices(n_items)] = 0.0
         return lambda users: binary[users] @ b + pop_small
