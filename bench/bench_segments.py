@@ -161,7 +161,7 @@ def bench_scores(args) -> None:
             import_orders(site.id, read_uci_orders(RETAIL))
             print(f"import: {time.perf_counter() - started:.1f} s")
             started = time.perf_counter()
-            summary = compute_scores(site.id, datetime(2011, 12, 10))
+            summary = compute_scores(site.id, datetime(2011, 12, 10), progress=lambda stage: print(f"  {time.perf_counter() - started:6.2f} s  {stage}"))
             took = time.perf_counter() - started
             print(f"{db.engine.dialect.name}: scores for {summary['customers']:,} customers in {took:.1f} s")
             print(f"  BG/NBD {summary['bgnbd']}")

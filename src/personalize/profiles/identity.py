@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, delete, insert, select
 
 from ..db import db, insert_ignoring_conflicts
 from ..models import Identity, Profile, utcnow
@@ -42,20 +42,22 @@ def profiles_for(site_id: int, kind: str, values: Iterable[str], attrs: dict[str
     if missing:
         now = utcnow()
         created: dict[str, int] = {}
+        # one INSERT … RETURNING per shape of extra attributes (usually one), ids in row order:
+        # new visitors arrive with nearly every event batch, and a flush of ORM objects cost several times more
+        shapes: dict[tuple[str, ...], list[str]] = {}
         for value in missing:
-            extra = (attrs or {}).get(value, {})
-            profile = Profile(site_id=site_id, created_at=now, last_seen_at=now, attributes={}, **extra)
-            db.session.add(profile)
-            created[value] = profile
-        db.session.flush()
-        rows = [{"site_id": site_id, "kind": kind, "value": v, "profile_id": created[v].id, "created_at": now} for v in missing]
+            shapes.setdefault(tuple(sorted((attrs or {}).get(value, {}))), []).append(value)
+        for group in shapes.values():
+            rows = [{"site_id": site_id, "created_at": now, "last_seen_at": now, "attributes": {}, **(attrs or {}).get(v, {})} for v in group]
+            ids = db.session.scalars(insert(Profile).returning(Profile.id, sort_by_parameter_order=True), rows).all()
+            created.update(zip(group, ids, strict=True))
+        rows = [{"site_id": site_id, "kind": kind, "value": v, "profile_id": created[v], "created_at": now} for v in missing]
         won = {value for _id, value in insert_ignoring_conflicts(Identity, rows, ["site_id", "kind", "value"], returning=(Identity.id, Identity.value))}
         lost = [v for v in missing if v not in won]
         for v in won:
-            found[v] = created[v].id
+            found[v] = created[v]
         if lost:
-            for v in lost:
-                db.session.delete(created[v])
+            db.session.execute(delete(Profile).where(Profile.id.in_([created[v] for v in lost])))
             found.update(lookup(site_id, kind, lost))
     return found
 
