@@ -70,10 +70,35 @@ def link_identity(site_id: int, profile_id: int, kind: str, value: str) -> int:
     return lookup(site_id, kind, [value])[value]
 
 
-def resolve_contact(site_id: int, kind: str, external_id: str, email: str, result: StoreResult) -> int:
+@dataclass
+class KnownIds:
+    """Identities already looked up for a batch (``kind -> value -> profile``), kept current as it goes."""
+
+    by_kind: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    def prefetch(self, site_id: int, kind: str, values: Iterable[str]) -> None:
+        values = [v for v in values if v]
+        if kind and values:
+            self.by_kind.setdefault(kind, {}).update(lookup(site_id, kind, values))
+
+    def get(self, site_id: int, kind: str, value: str) -> int | None:
+        known = self.by_kind.setdefault(kind, {})
+        if value not in known:
+            found = lookup(site_id, kind, [value]).get(value)
+            if found is None:
+                return None
+            known[value] = found
+        return known[value]
+
+    def remember(self, kind: str, value: str, profile_id: int) -> None:
+        self.by_kind.setdefault(kind, {})[value] = profile_id
+
+
+def resolve_contact(site_id: int, kind: str, external_id: str, email: str, result: StoreResult, known: KnownIds | None = None) -> int:
     """The profile of a remote contact, creating or linking identities as described above."""
-    by_id = lookup(site_id, kind, [external_id]).get(external_id) if external_id and kind else None
-    by_email = lookup(site_id, EMAIL, [email]).get(email) if email else None
+    known = known or KnownIds()
+    by_id = known.get(site_id, kind, external_id) if external_id and kind else None
+    by_email = known.get(site_id, EMAIL, email) if email else None
     if by_id is not None:
         pid = by_id
     elif by_email is not None:
@@ -81,13 +106,19 @@ def resolve_contact(site_id: int, kind: str, external_id: str, email: str, resul
     elif email:
         pid = profiles_for(site_id, EMAIL, [email], attrs={email: {"email": email}})[email]
         by_email = pid
+        known.remember(EMAIL, email, pid)
     else:
         pid = profiles_for(site_id, kind, [external_id])[external_id]
         by_id = pid
-    if external_id and kind and by_id is None and link_identity(site_id, pid, kind, external_id) != pid:
-        result.conflicts += 1
+        known.remember(kind, external_id, pid)
+    if external_id and kind and by_id is None:
+        holder = link_identity(site_id, pid, kind, external_id)
+        known.remember(kind, external_id, holder)
+        if holder != pid:
+            result.conflicts += 1
     if email and by_email is None:
         holder = link_identity(site_id, pid, EMAIL, email)
+        known.remember(EMAIL, email, holder)
         if holder != pid:
             result.conflicts += 1
         else:
@@ -102,6 +133,10 @@ def resolve_contact(site_id: int, kind: str, external_id: str, email: str, resul
 def store_contacts(site_id: int, source: str, kind: str, mapping: dict[str, str | None], records: Iterable[ContactRecord]) -> StoreResult:
     """Resolve each contact to a profile and merge its mapped attributes (no commit)."""
     result = StoreResult()
+    records = list(records)
+    known = KnownIds()  # two queries for the batch instead of two per contact
+    known.prefetch(site_id, kind, [str(r.external_id or "").strip() for r in records])
+    known.prefetch(site_id, EMAIL, [normalise_email(r.email) for r in records])
     for rec in records:
         email = normalise_email(rec.email)
         external_id = str(rec.external_id or "").strip()
@@ -113,7 +148,7 @@ def store_contacts(site_id: int, source: str, kind: str, mapping: dict[str, str 
         except InvalidInput as exc:  # checked before anything is written for this contact
             result.skipped.append(f"contact {external_id or email}: {exc}")
             continue
-        pid = resolve_contact(site_id, kind, external_id, email, result)
+        pid = resolve_contact(site_id, kind, external_id, email, result, known)
         set_attributes(site_id, pid, attrs, source, rec.updated_at or utcnow(), commit=False)
         result.profiles.add(pid)
         result.stored += 1
@@ -152,12 +187,15 @@ def store_orders(site_id: int, records: list[OrderRecord]) -> StoreResult:
 def store_engagement(site_id: int, source: str, kind: str, records: list[EngagementRecord]) -> StoreResult:
     result = StoreResult()
     rows = []
+    known = KnownIds()
+    known.prefetch(site_id, kind, [str(r.external_id or "") for r in records])
+    known.prefetch(site_id, EMAIL, [normalise_email(r.email) for r in records])
     for rec in records:
         email = normalise_email(rec.email)
         if not rec.id or not rec.type or (not email and not rec.external_id):
             result.skipped.append(f"engagement without id, type or contact{_key(rec.id)}")
             continue
-        pid = resolve_contact(site_id, kind, str(rec.external_id or ""), email, result)
+        pid = resolve_contact(site_id, kind, str(rec.external_id or ""), email, result, known)
         rows.append({
             "site_id": site_id, "profile_id": pid, "source": source, "external_id": str(rec.id)[:200],
             "type": rec.type[:32], "occurred_at": rec.occurred_at, "properties": dict(rec.properties),
