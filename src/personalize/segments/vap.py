@@ -33,13 +33,18 @@ class BgNbd:
     def p_alive(self, x: np.ndarray, tx: np.ndarray, T: np.ndarray) -> np.ndarray:
         """P(still a customer | x repeat purchases, the last at t_x, observed for T)."""
         x, tx, T = (np.asarray(v, dtype=np.float64) for v in (x, tx, T))
-        ratio = np.exp((self.r + x) * (np.log(self.alpha + T) - np.log(self.alpha + tx)))
-        odds = np.where(x > 0, self.a / (self.b + np.maximum(x, 1) - 1) * ratio, 0.0)
-        return 1.0 / (1.0 + odds)
+        with np.errstate(over="ignore"):  # a huge ratio means "surely gone": 1 / (1 + inf) = 0
+            ratio = np.exp((self.r + x) * (np.log(self.alpha + T) - np.log(self.alpha + tx)))
+            odds = np.where(x > 0, self.a / (self.b + np.maximum(x, 1) - 1) * ratio, 0.0)
+            return 1.0 / (1.0 + odds)
 
     def expected_purchases(self, t: float, x: np.ndarray, tx: np.ndarray, T: np.ndarray) -> np.ndarray:
         """E[purchases in the next ``t`` | x, t_x, T] (same time unit as the fit)."""
         x, tx, T = (np.asarray(v, dtype=np.float64) for v in (x, tx, T))
+        with np.errstate(all="ignore"):  # non-finite results are cleaned below
+            return self._expected(t, x, tx, T)
+
+    def _expected(self, t: float, x: np.ndarray, tx: np.ndarray, T: np.ndarray) -> np.ndarray:
         r, alpha, a, b = self.r, self.alpha, self.a, self.b
         z = t / (alpha + T + t)
         head = (a + b + x - 1) / (a - 1)
@@ -65,7 +70,8 @@ def fit_bgnbd(x: np.ndarray, tx: np.ndarray, T: np.ndarray) -> BgNbd:
     x, tx, T = (np.asarray(v, dtype=np.float64) for v in (x, tx, T))
 
     def loss(logp: np.ndarray) -> float:
-        value = -bgnbd_log_likelihood(np.exp(logp), x, tx, T).mean()
+        with np.errstate(all="ignore"):  # the search may step where the likelihood is undefined
+            value = -bgnbd_log_likelihood(np.exp(logp), x, tx, T).mean()
         return float(value) if np.isfinite(value) else 1e12
 
     start = np.log([1.0, max(float(T.mean()), 1.0), 1.0, 1.0])
@@ -107,7 +113,8 @@ def fit_gamma_gamma(n: np.ndarray, mean_value: np.ndarray) -> GammaGamma:
         return np.array([np.exp(v[0]), 1.0 + np.exp(v[1]), np.exp(v[2])])
 
     def loss(v: np.ndarray) -> float:
-        value = -gamma_gamma_log_likelihood(unpack(v), n, m).mean()
+        with np.errstate(all="ignore"):
+            value = -gamma_gamma_log_likelihood(unpack(v), n, m).mean()
         return float(value) if np.isfinite(value) else 1e12
 
     start = np.array([0.0, np.log(2.0), np.log(max(float(np.median(m)), 1.0))])

@@ -1,0 +1,54 @@
+"""``personalize scores`` and ``personalize segments`` on a small slice of Online Retail."""
+
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from personalize.cli import cli
+
+DATA = Path("/work/shared/datasets/online-retail/online_retail_2010_2011.csv.gz")
+
+
+@pytest.fixture
+def runner(tmp_path, monkeypatch):
+    from personalize.testing import TEST_DATABASE_ENV, fresh_database
+
+    with fresh_database(tmp_path) as url:
+        monkeypatch.setenv("PERSONALIZE_INSTANCE_PATH", str(tmp_path / "instance"))
+        monkeypatch.setenv("PERSONALIZE_DATABASE_URL", url)
+        monkeypatch.setenv("PERSONALIZE_AUTO_MIGRATE", "true")
+        monkeypatch.delenv(TEST_DATABASE_ENV, raising=False)
+        yield CliRunner()
+
+
+@pytest.mark.skipif(not DATA.exists(), reason="the Online Retail file is not here")
+def test_scores_then_segments(runner, tmp_path):
+    sample = tmp_path / "orders.csv"
+    with gzip.open(DATA, "rt", encoding="utf-8") as src, open(sample, "w", encoding="utf-8") as dst:
+        for i, line in enumerate(src):
+            if i > 6000:
+                break
+            dst.write(line)
+    assert runner.invoke(cli, ["import-orders", str(sample)]).exit_code == 0
+    result = runner.invoke(cli, ["scores", "--as-of", "2011-02-01"])
+    assert result.exit_code == 0, result.output
+    assert "customers scored" in result.output and "cluster " in result.output
+    from personalize.app import create_app
+    from personalize.segments.store import create_segment
+
+    app = create_app()
+    with app.app_context():
+        create_segment(1, {"key": "champions", "rule": {"field": "scores.rfm_segment", "op": "eq", "value": "Champions"}})
+        from personalize.db import db
+
+        db.session.remove()
+        db.engine.dispose()
+    result = runner.invoke(cli, ["segments", "rebuild", "--as-of", "2011-02-01"])
+    assert result.exit_code == 0 and result.output.startswith("champions: ")
+    listed = runner.invoke(cli, ["segments", "list"]).output
+    assert listed.startswith("champions\t") and "\tready\t" in listed
+    assert runner.invoke(cli, ["segments", "rebuild", "nope"]).exit_code != 0
