@@ -56,7 +56,7 @@
         })
         .catch(function () {});
     };
-    setInterval(poll, 4000);
+    setInterval(poll, 2500);
   }
 
   function age(seconds) {
