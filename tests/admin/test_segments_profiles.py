@@ -109,3 +109,14 @@ def test_viewer_reads_profiles_but_cannot_export_or_erase(client, site):
     assert client.get(f"/admin/sites/{site.id}/profiles/{profile_id}/export").status_code == 403
     assert post(client, f"/admin/sites/{site.id}/profiles/{profile_id}/erase", {"confirm": "erase"}).status_code == 403
     assert post(client, f"/admin/sites/{site.id}/segments/new", {"key": "x", **builder(c0_field="orders.count", c0_op="gte", c0_value="1")}).status_code == 403
+
+
+def test_contact_policy_per_channel(as_owner, site):
+    from personalize.segments.policy import get_policies
+
+    post(as_owner, f"/admin/sites/{site.id}/contact-policy", {"new_channel": "email", "new_per_day": "1", "new_per_week": "3"})
+    assert get_policies(site.id) == {"email": {"per_day": 1, "per_week": 3}}
+    post(as_owner, f"/admin/sites/{site.id}/contact-policy", {"per_day_email": "", "per_week_email": "2"})
+    assert get_policies(site.id) == {"email": {"per_day": None, "per_week": 2}}
+    r = post(as_owner, f"/admin/sites/{site.id}/contact-policy", {"per_week_email": "lots"}, follow_redirects=True)
+    assert b"email.per_week: must be a whole number" in r.data

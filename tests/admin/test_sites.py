@@ -106,3 +106,29 @@ def test_login_redirect_only_goes_to_admin_pages(client, owner):
     token = csrf(client, "/admin/login")
     r = client.post("/admin/login?next=https://evil.example/", data={"email": owner[0], "password": owner[1], "csrf_token": token})
     assert r.headers["Location"] == "/admin/"
+
+
+def test_signing_secret_for_owners_only(client, owner, site):
+    from personalize.admin.access import set_site_access
+    from personalize.profiles.trust import signing_secret
+
+    sign_in(client, *owner)
+    token = csrf(client, f"/admin/sites/{site.id}")
+    page = client.post(f"/admin/sites/{site.id}/signing-secret", data={"csrf_token": token}, follow_redirects=True).get_data(as_text=True)
+    first = re.search(r'id="signing-secret">(ss_[^<]+)<', page).group(1)
+    assert first == signing_secret(site.id)
+    client.post(f"/admin/sites/{site.id}/signing-secret", data={"csrf_token": token, "rotate": "1"})
+    assert signing_secret(site.id) != first
+    client.post("/admin/logout", data={"csrf_token": token})
+    set_site_access(create_admin_user("ed@shop.example", "editor password", "editor"), {site.id})
+    sign_in(client, "ed@shop.example", "editor password")
+    r = client.post(f"/admin/sites/{site.id}/signing-secret", data={"csrf_token": csrf(client, "/admin/")})
+    assert r.status_code == 403
+
+
+def test_server_settings_are_shown_without_keys(client, owner, app):
+    app.config["BROKER_URL"] = "amqp://guest:hunter2@127.0.0.1:5672//"
+    sign_in(client, *owner)
+    page = client.get("/admin/settings").get_data(as_text=True)
+    assert "database_url" in page and "hunter2" not in page and ":•••@" in page
+    assert app.config["SECRET_KEY"] not in page

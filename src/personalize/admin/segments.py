@@ -16,6 +16,7 @@ from ..insights.computed import attribute_names, computed_segments
 from ..models import Site
 from ..records import EVENT_TYPES
 from ..segments.bulk import members_page, preview_count, rebuild_segment
+from ..segments.policy import get_policies, set_policy
 from ..segments.rules import NO_VALUE, OPS, ORDER_FIELDS, PROFILE_FIELDS, SCORE_FIELDS, field_kind
 from ..segments.store import (
     all_segments,
@@ -149,7 +150,8 @@ def schedule(fn, **kwargs) -> None:
 @bp.get("/sites/<int:site_id>/segments")
 @site_page()
 def segments(s: Site):
-    return render_template("admin/segments.html", site=s, segments=all_segments(s.id), computed=computed_segments(s.id))
+    return render_template("admin/segments.html", site=s, segments=all_segments(s.id), computed=computed_segments(s.id),
+                           policies=get_policies(s.id))
 
 
 @bp.post("/sites/<int:site_id>/segments/count")
@@ -250,3 +252,28 @@ def scores_recompute(s: Site):
     schedule(compute_scores, site_id=s.id)
     flash("Scores are being recomputed in the background (RFM, value, attrition, potential, clusters); reload in a minute.", "ok")
     return redirect(url_for("admin.segments", site_id=s.id))
+
+
+@bp.post("/sites/<int:site_id>/contact-policy")
+@site_page(edit=True)
+def contact_policy(s: Site):
+    """How often one person may be contacted per channel (connectors pushing campaigns ask first)."""
+    channels = set(get_policies(s.id))
+    new = request.form.get("new_channel", "").strip().lower()
+    if new:
+        channels.add(new)
+    try:
+        for channel in sorted(channels):
+            limits = {}
+            for key in ("per_day", "per_week"):
+                raw = request.form.get(f"{key}_{channel}" if channel != new else f"new_{key}", "").strip()
+                if raw and not raw.isdigit():
+                    raise InvalidInput(f"{channel}.{key}", "must be a whole number, or empty for no limit")
+                limits[key] = int(raw) if raw else None
+            set_policy(s.id, channel, limits)
+    except InvalidInput as exc:
+        db.session.rollback()
+        flash(str(exc), "error")
+    else:
+        flash("Contact policy saved.", "ok")
+    return redirect(url_for("admin.segments", site_id=s.id) + "#contact-policy")

@@ -133,7 +133,7 @@ def site(s: Site):
     return render_template(
         "admin/site.html", site=s, snippet=snippet(s, _base_url()), keys=secret_key_prefixes(s),
         products=count_products(s.id), model=latest_version(s.id), new_secret=session.pop("new_secret", None),
-        live=live_status(s.id),
+        live=live_status(s.id), signing=session.pop("signing_secret", None),
     )
 
 
@@ -198,3 +198,42 @@ def origins(s: Site):
 def rotate(s: Site):
     session["new_secret"] = rotate_secret_keys(s)
     return redirect(url_for("admin.site", site_id=s.id))
+
+
+@bp.post("/sites/<int:site_id>/signing-secret")
+@site_page(owner=True)
+def signing(s: Site):
+    """Show (or, with ``rotate``, replace) the secret a shop's server signs identify calls with."""
+    from ..profiles.trust import rotate_signing_secret, signing_secret
+
+    rotate = request.form.get("rotate") == "1"
+    session["signing_secret"] = rotate_signing_secret(s.id) if rotate else signing_secret(s.id)
+    if rotate:
+        flash("New signing secret: identify calls signed with the old one are now treated as unproven claims.", "ok")
+    return redirect(url_for("admin.site", site_id=s.id) + "#signing")
+
+
+@bp.get("/settings")
+@login_required
+def server_settings():
+    """The server's own settings (read-only: they come from personalize.toml and the environment)."""
+    if g.admin.role != "owner":
+        return denied("Only an owner may see the server settings.")
+    from ..config import SETTINGS
+
+    rows = [(name, _shown(name, current_app.config.get(name)), default, help_) for name, (default, help_) in SETTINGS.items()]
+    return render_template("admin/settings.html", rows=rows)
+
+
+def _shown(name: str, value) -> str:
+    """A setting's value as safe to show: keys hidden, passwords in URLs masked."""
+    if value is None:
+        return "(default)"
+    if name in ("SECRET_KEY", "ENCRYPTION_KEY"):
+        return "(set)"
+    text = str(value)
+    if "://" in text:
+        parts = urlsplit(text)
+        if parts.password:
+            text = text.replace(f":{parts.password}@", ":•••@")
+    return text
