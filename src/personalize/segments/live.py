@@ -7,6 +7,7 @@ set is cached per process and re-read when any segment's ``updated_at`` moves.
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -40,6 +41,7 @@ class RuleSet:
     needs_purchases: bool = False
     window_days: float | None = None  # the longest behaviour window; None when one has none
     statements: Any = None
+    checked: float = 0.0
 
     @classmethod
     def of(cls, stamp: tuple, segments: list[CompiledSegment]) -> RuleSet:
@@ -55,20 +57,30 @@ class RuleSet:
 
 
 _lock = threading.Lock()
+RECHECK_SECONDS = 1.0
 STAMP = select(func.count(), func.max(Segment.updated_at)).where(Segment.site_id == bindparam("site"))
 
 
 def rule_set(site_id: int) -> RuleSet:
-    """The site's segments in evaluation order, cached until one of them changes."""
-    stamp = tuple(db.session.connection().execute(STAMP, {"site": site_id}).one())
+    """The site's segments in evaluation order, cached until one of them changes.
+
+    A change in this process drops the cache at once (``store``); one made by another
+    process is seen within :data:`RECHECK_SECONDS`.
+    """
     cache: dict[int, RuleSet] = current_app.extensions.setdefault("personalize.segments", {})
     cached = cache.get(site_id)
+    now = time.monotonic()
+    if cached is not None and now - cached.checked < RECHECK_SECONDS:
+        return cached
+    stamp = tuple(db.session.connection().execute(STAMP, {"site": site_id}).one())
     if cached is not None and cached.stamp == stamp:
+        cached.checked = now
         return cached
     rows = db.session.execute(select(Segment.id, Segment.key, Segment.rule).where(Segment.site_id == site_id)).all()
     by_key = {key: CompiledSegment(sid, key, rule) for sid, key, rule in rows}
     order = evaluation_order({k: s.rule for k, s in by_key.items()})
     result = RuleSet.of(stamp, [by_key[k] for k in order])
+    result.checked = now
     with _lock:
         cache[site_id] = result
     return result
@@ -93,7 +105,8 @@ class _Statements:
             source = source.outerjoin(ProfileScore.__table__, ProfileScore.profile_id == Profile.id)
         self.main = select(*cols).select_from(source).where(Profile.id == pid, Profile.site_id == site)
         self.attributes = select(ProfileAttribute.name, ProfileAttribute.value).where(ProfileAttribute.profile_id == pid)
-        self.members = select(Segment.key).join(SegmentMember, SegmentMember.segment_id == Segment.id).where(SegmentMember.profile_id == pid)
+        self.members = select(SegmentMember.segment_id).where(SegmentMember.profile_id == pid)
+        self.key_of = {seg.id: seg.key for seg in rules.segments}
         since = bindparam("since")
         self.events = self.purchases = None
         if rules.event_types:
@@ -132,7 +145,7 @@ def load_facts(site_id: int, profile_id: int, now: datetime, rules: RuleSet) -> 
     if rules.needs_scores and row[at] is not None:  # orders is never NULL in a stored score
         scores = dict(zip([c.name for c in SCORE_COLUMNS], row[at:], strict=True))
     attributes = dict(conn.execute(st.attributes, params).all()) if rules.needs_attributes else {}
-    members = set(conn.execute(st.members, params).scalars())
+    members = {st.key_of[i] for i in conn.execute(st.members, params).scalars() if i in st.key_of}
     return Facts(
         profile=profile, orders=orders, scores=scores, attributes=attributes, members=members,
         count=_behaviour_counter(site_id, profile_id, now, rules),

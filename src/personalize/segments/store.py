@@ -96,6 +96,14 @@ def evaluation_order(rules: dict[str, dict]) -> list[str]:
     return order
 
 
+def forget_rules(site_id: int) -> None:
+    """Drop this process's cached rule set of a site (after a segment changed)."""
+    from flask import current_app, has_app_context
+
+    if has_app_context():
+        current_app.extensions.get("personalize.segments", {}).pop(site_id, None)
+
+
 def create_segment(site_id: int, body: dict) -> Segment:
     values = check_definition(site_id, body)
     if get_segment(site_id, values["key"]) is not None:
@@ -106,6 +114,7 @@ def create_segment(site_id: int, body: dict) -> Segment:
     seg = Segment(site_id=site_id, description="", status="building", member_count=0, created_at=now, updated_at=now, **values)
     db.session.add(seg)
     db.session.commit()
+    forget_rules(site_id)
     return seg
 
 
@@ -119,6 +128,7 @@ def update_segment(seg: Segment, body: dict) -> bool:
     if rule_changed:
         seg.status = "building"
     db.session.commit()
+    forget_rules(seg.site_id)
     return rule_changed
 
 
@@ -131,8 +141,10 @@ def delete_segment(seg: Segment) -> None:
     users = [s.key for s in all_segments(seg.site_id) if seg.key in referenced_segments(s.rule)]
     if users:
         raise InvalidInput("key", f"segments {', '.join(users)} refer to this one; change them first", "conflict")
+    site_id = seg.site_id
     db.session.delete(seg)
     db.session.commit()
+    forget_rules(site_id)
 
 
 def get_segment(site_id: int, key: str) -> Segment | None:
