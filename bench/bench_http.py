@@ -1,0 +1,256 @@
+"""Throughput of a running ``personalize serve`` (gunicorn) over loopback: events in, recommendations out.
+
+Prepare an instance once (the Online Retail data, a trained model)::
+
+    export PERSONALIZE_INSTANCE_PATH=/tmp/bench-sqlite          # and PERSONALIZE_DATABASE_URL for PostgreSQL
+    personalize import-orders /work/shared/datasets/online-retail/online_retail_2010_2011.csv.gz
+    personalize train
+
+then::
+
+    python bench/bench_http.py [--redis-url redis://127.0.0.1:6379/15] [--duration 15]
+
+It starts ``personalize serve`` on a free port with the same environment, then
+
+1. **events**: ``--clients`` keep-alive connections post widget-sized batches of
+   ``--batch`` events for ``--visitors`` visitors for ``--duration`` seconds; one
+   request in ten re-sends that client's previous batch (what a beacon retry
+   does). Afterwards every acknowledged event id is looked up in the database:
+   *lost* counts acknowledged ids that are missing, *duplicated* ids stored more
+   than once;
+2. **recommendations**: ``wrk`` (``apt-get install wrk``) asks for the lists of
+   those visitors (who now have histories), chosen at random, for ``--duration``
+   seconds over ``--connections`` connections, and reports requests/s and latency
+   percentiles.
+
+Everything stays on 127.0.0.1 and every phase is bounded in time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import random
+import re
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+
+from sqlalchemy import func, select
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(port: int, workers: int, threads: int, env: dict[str, str]) -> subprocess.Popen:
+    cmd = ["personalize", "serve", "--port", str(port), "--workers", str(workers), "--threads", str(threads)]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"the server stopped: {proc.stderr.read()[-2000:]}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/ready", timeout=2) as r:
+                ready = json.loads(r.read())
+            if ready["models"]["state"] == "ok":
+                return proc
+        except OSError:
+            pass
+        time.sleep(0.3)
+    proc.terminate()
+    raise SystemExit("the server did not become ready within 60 s")
+
+
+def site_and_products(app) -> tuple[str, list[str]]:
+    from personalize.db import db
+    from personalize.models import Product
+    from personalize.sites import list_sites
+
+    with app.app_context():
+        site = list_sites()[0]
+        ids = [pid for (pid,) in db.session.execute(
+            select(Product.external_id).where(Product.site_id == site.id, Product.in_stock.is_(True)).order_by(Product.id).limit(2000)
+        )]
+        return site.public_key, ids
+
+
+class EventClient(threading.Thread):
+    """One keep-alive connection posting batches until ``stop_at``; remembers what was acknowledged."""
+
+    def __init__(self, n: int, port: int, key: str, run: str, products: list[str], visitors: list[str], batch: int, stop_at: float):
+        super().__init__(daemon=True)
+        self.n, self.port, self.key, self.run_id = n, port, key, run
+        self.products, self.visitors, self.batch, self.stop_at = products, visitors, batch, stop_at
+        self.acked: list[str] = []
+        self.requests = self.retries = self.errors = 0
+        self.latencies: list[float] = []
+        self.rng = random.Random(n)
+
+    def batch_body(self, seq: int) -> tuple[list[str], bytes]:
+        visitor = self.rng.choice(self.visitors)
+        now = int(time.time() * 1000)
+        events, ids = [], []
+        for i in range(self.batch):
+            eid = f"{self.run_id}-{self.n}-{seq}-{i}"
+            kind = "product_added" if i % 5 == 4 else "product_viewed"
+            events.append({"id": eid, "type": kind, "visitor": visitor, "product_id": self.rng.choice(self.products), "ts": now + i})
+            ids.append(eid)
+        return ids, json.dumps({"key": self.key, "events": events}).encode()
+
+    def run(self) -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        previous = None
+        seq = 0
+        while time.monotonic() < self.stop_at:
+            if previous is not None and self.rng.random() < 0.1:
+                ids, body = previous  # a beacon retry: the same events again
+                retry = True
+            else:
+                ids, body = self.batch_body(seq)
+                seq += 1
+                retry = False
+            started = time.perf_counter()
+            try:
+                conn.request("POST", "/api/v1/events", body, {"Content-Type": "text/plain"})
+                response = conn.getresponse()
+                answer = response.read()
+            except (OSError, http.client.HTTPException):
+                self.errors += 1
+                conn.close()
+                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+                continue
+            self.latencies.append(time.perf_counter() - started)
+            self.requests += 1
+            if response.status != 202:
+                self.errors += 1
+                continue
+            if retry:
+                self.retries += 1
+            else:
+                self.acked.extend(ids)
+                previous = (ids, body)
+                if json.loads(answer).get("accepted") != len(ids):
+                    self.errors += 1
+        conn.close()
+
+
+def percentile(values: list[float], p: float) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, int(len(values) * p / 100))] if values else float("nan")
+
+
+def bench_events(app, port: int, key: str, products: list[str], args) -> list[str]:
+    from personalize.db import db
+    from personalize.models import Event
+
+    run = "b" + secrets.token_hex(3)
+    visitors = [f"{run}-visitor-{i}" for i in range(args.visitors)]
+    stop_at = time.monotonic() + args.duration
+    clients = [EventClient(n, port, key, run, products, visitors, args.batch, stop_at) for n in range(args.clients)]
+    started = time.perf_counter()
+    for c in clients:
+        c.start()
+    for c in clients:
+        c.join()
+    elapsed = time.perf_counter() - started
+    acked = [eid for c in clients for eid in c.acked]
+    with app.app_context():
+        stored = [eid for (eid,) in db.session.execute(select(Event.event_id).where(Event.event_id.like(f"{run}-%")))]
+        rows = db.session.scalar(select(func.count()).select_from(Event).where(Event.event_id.like(f"{run}-%")))
+    stored_set = set(stored)
+    lost = sum(1 for eid in acked if eid not in stored_set)
+    duplicated = rows - len(stored_set)
+    requests = sum(c.requests for c in clients)
+    latencies = [x for c in clients for x in c.latencies]
+    print(f"events: {len(acked):,} new events acknowledged in {elapsed:.1f} s = {len(acked) / elapsed:,.0f} events/s "
+          f"({requests:,} requests of {args.batch}, {sum(c.retries for c in clients):,} of them re-sent batches; "
+          f"p50 {percentile(latencies, 50) * 1000:.1f} ms, p99 {percentile(latencies, 99) * 1000:.1f} ms per batch)")
+    print(f"        rows stored {rows:,}; lost {lost}; duplicated {duplicated}; errors {sum(c.errors for c in clients)}")
+    return visitors
+
+
+WRK_SCRIPT = """
+local visitors = {%s}
+math.randomseed(%d)
+request = function()
+  local v = visitors[math.random(#visitors)]
+  return wrk.format("GET", "/api/v1/recommendations?key=%s&limit=8&visitor=" .. v)
+end
+"""
+
+
+def bench_recommendations(port: int, key: str, visitors: list[str], args) -> None:
+    if not shutil.which("wrk"):
+        print("recommendations: skipped, wrk is not installed (apt-get install wrk)")
+        return
+    sample = random.Random(1).sample(visitors, min(len(visitors), 2000))
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
+        f.write(WRK_SCRIPT % (",".join(f'"{v}"' for v in sample), 42, key))
+        script = f.name
+    try:
+        cmd = ["wrk", "-t", "2", "-c", str(args.connections), "-d", f"{args.duration}s", "--latency", "-s", script, f"http://127.0.0.1:{port}"]
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=args.duration + 30).stdout
+    finally:
+        os.unlink(script)
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    pct = dict(re.findall(r"^\s+(50|90|99)%\s+([\d.]+\w+)", out, re.M))
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    sock = re.search(r"Socket errors: (.*)", out)
+    print(f"recommendations: {float(rps.group(1)):,.0f} requests/s, p50 {pct.get('50')}, p90 {pct.get('90')}, p99 {pct.get('99')}"
+          f"; non-2xx {errors.group(1) if errors else 0}{'; socket errors ' + sock.group(1) if sock else ''}")
+    print(f"        ({' '.join(cmd[:-3])} …, {len(sample):,} visitors with histories, chosen at random)")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=4)
+    ap.add_argument("--duration", type=int, default=15, help="seconds per phase")
+    ap.add_argument("--clients", type=int, default=16, help="concurrent event senders")
+    ap.add_argument("--batch", type=int, default=10, help="events per request")
+    ap.add_argument("--visitors", type=int, default=3000)
+    ap.add_argument("--connections", type=int, default=16, help="wrk connections for recommendations")
+    ap.add_argument("--redis-url", default=os.environ.get("PERSONALIZE_REDIS_URL", ""), help="shared cache (default: none)")
+    ap.add_argument("--only", choices=["events", "recommendations"], help="run one phase (recommendations still sends a few events first)")
+    args = ap.parse_args()
+
+    env = dict(os.environ, PERSONALIZE_SYNC_SCHEDULER="false", PERSONALIZE_REDIS_URL=args.redis_url)
+    os.environ.update(env)
+    from personalize.app import create_app
+
+    app = create_app()
+    key, products = site_and_products(app)
+    database = app.config["DATABASE_URL"].split(":", 1)[0]
+    print(f"database {database}; redis {args.redis_url or 'none'}; gunicorn {args.workers} workers × {args.threads} threads; "
+          f"{os.cpu_count()} CPUs; {len(products):,} products")
+    port = free_port()
+    server = start_server(port, args.workers, args.threads, env)
+    try:
+        if args.only == "recommendations":
+            args_small = argparse.Namespace(**{**vars(args), "duration": 3})
+            visitors = bench_events(app, port, key, products, args_small)
+        else:
+            visitors = bench_events(app, port, key, products, args)
+        if args.only != "events":
+            bench_recommendations(port, key, visitors, args)
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
