@@ -210,13 +210,13 @@ def recommend_for(site: Site, visitor: str | None, slot: str = "home", limit: in
     """
     if in_holdout(site, visitor):  # test and learn: this visitor sees best sellers (personalize.insights)
         return RecommendationList(new_rec_id(), slot, HOLDOUT, holdout_items(site, limit, product))
-    profile_id = profile_for_visitor(site.id, visitor) if visitor else None
     loaded = model_cache().get(site.id)
     # the same visitor moments ago, with no event and no new model since (personalize.cache)
     variant = f"{slot}|{limit}|{product or ''}|{loaded.version if loaded else 0}"
     cached = shared_cache().get_list(site.id, visitor or "", variant)
     if cached is not None:
         return RecommendationList(new_rec_id(), slot, cached["strategy"], cached["items"])
+    profile_id = profile_for_visitor(site.id, visitor) if visitor else None
     want = limit * 3 + 5
     candidates: list[Recommendation] = []
     strategy = "popular"
