@@ -23,7 +23,7 @@ DOCS_SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 @pytest.fixture
 def admin_page(browser):
     """A page in a fresh browser context (no session), allowed to use the clipboard."""
-    context = browser.new_context(viewport={"width": 1040, "height": 760}, permissions=["clipboard-read", "clipboard-write"])
+    context = browser.new_context(viewport={"width": 960, "height": 720}, permissions=["clipboard-read", "clipboard-write"])
     page = context.new_page()
     page.set_default_timeout(8000)
     errors: list[str] = []
@@ -39,13 +39,14 @@ def shoot(tmp_path):
     """``shoot(page, name, selector=None)``: a screenshot of the page (or one element) for the guide."""
     folder = DOCS_SCREENSHOTS if os.environ.get("PERSONALIZE_SCREENSHOTS") == "1" else tmp_path
 
-    def take(page, name: str, selector: str | None = None, full_page: bool = False):
+    def take(page, name: str, selector: str = "main", max_height: int = 1100):
+        """The element, from its top, at most ``max_height`` pixels tall (small files for the guide)."""
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"{name}.png"
-        if selector:
-            page.locator(selector).screenshot(path=str(path))
-        else:
-            page.screenshot(path=str(path), full_page=full_page)
+        box = page.locator(selector).bounding_box()
+        scroll = page.evaluate("[window.scrollX, window.scrollY]")
+        clip = {"x": box["x"] + scroll[0], "y": box["y"] + scroll[1], "width": box["width"], "height": min(box["height"], max_height)}
+        page.screenshot(path=str(path), clip=clip, full_page=True)
         return path
 
     return take

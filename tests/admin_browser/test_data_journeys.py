@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import pytest
 
+from personalize.profiles import ingest_events
+from personalize.sites import get_site
 from personalize.sync.connections import get_connection
 from personalize.sync.testing import ProviderServer
 
@@ -57,12 +59,15 @@ def test_configure_and_test_a_connector(admin_page, live_server, owner, site, hu
         page.wait_for_timeout(250)
     assert page.locator(".runs .status-succeeded").count() == 1, "the queued sync ran and is in the run log"
     assert get_connection(site.id, "hubspot").schedule_minutes == 30
-    shoot(page, "connector", "main", full_page=True)
+    shoot(page, "connector", "main")
     assert not page.errors, page.errors
 
 
-def test_build_a_segment_and_see_its_count(admin_page, live_server, owner, site, app, shoot):
+def test_build_a_segment_and_see_its_count(admin_page, live_server, owner, trained, app, shoot):
+    site = trained
     app.config["SEGMENT_REBUILD_INLINE"] = True
+    ingest_events(get_site(site.id), [{"id": "who-1", "type": "identify", "visitor": "runner-1", "email": "ann@shop.example",
+                                       "traits": {"first_name": "Ann", "plan": "gold"}}])
     page, base = admin_page, live_server.url
     sign_in(page, base, *owner)
     page.goto(f"{base}/admin/sites/{site.id}/segments")
@@ -89,6 +94,7 @@ def test_build_a_segment_and_see_its_count(admin_page, live_server, owner, site,
 
     page.locator("#members a").first.click()
     wait_for_text(page, "#identities", "visitor")
+    assert "ann@shop.example" in page.inner_text("#identities") and "gold" in page.inner_text("#attributes")
     assert page.locator("#recommendations-now li").count() > 0 and "Big baskets" in page.inner_text("#segments-of-profile")
     shoot(page, "profile", "main")
     assert not page.errors, page.errors

@@ -70,7 +70,7 @@ def test_sign_in_preview_recommendations_and_save_rules(admin_page, live_server,
     assert page.locator("#preview li").nth(1).get_attribute("data-product") == "tea-cup"
     assert "Goes well with Trail running shoe" in page.inner_text("#preview")
     assert not (get_site(trained.id).settings or {}).get("rules"), "nothing saved by a preview"
-    shoot(page, "recommendations", "main", full_page=True)
+    shoot(page, "recommendations", "main")
 
     page.click("#save-rules")
     wait_for_text(page, ".flash", "saved")
@@ -100,9 +100,9 @@ def test_dashboard_updates_after_events(admin_page, live_server, owner, trained,
     clicks = int(page.inner_text("#kpi-clicks").replace(",", ""))
     assert before > 0 and page.locator("#chart-ctr svg polyline").count() == 2
     assert page.locator("#lift svg circle").count() == 2, "the lift chart, once both groups are large enough"
-    shoot(page, "dashboard", "main")
+    shoot(page, "dashboard", "main", max_height=1400)
     page.locator("#lift").scroll_into_view_if_needed()
-    shoot(page, "dashboard-lift", "#lift")
+    shoot(page, "dashboard-lift", "#lift", max_height=700)
 
     now = int(time.time() * 1000)
     send_events(base, s.public_key, [
