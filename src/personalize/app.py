@@ -49,7 +49,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         # wait for a writer rather than failing at once
         app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {"connect_args": {"timeout": 15}})
     else:
-        app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {"pool_pre_ping": True})
+        # a connection for every thread of a web process (THREADS), so none waits for the pool
+        pool_size = max(5, int(settings.get("THREADS") or 0) + 2)
+        app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {"pool_pre_ping": True, "pool_size": pool_size})
     app.config["SECRET_KEY"] = settings.get("SECRET_KEY") or _secret_key(instance)
     app.config["VERSION"] = __version__
 

@@ -33,7 +33,7 @@ SETTINGS: dict[str, tuple[Any, str]] = {
     "SYNC_SCHEDULER": (True, "Run scheduled connector syncs inside `personalize serve`."),
     # production mode (docs/deployment.md): each of these is optional; unset, the embedded default runs
     "WORKERS": (2, "Web server processes `personalize serve` starts (gunicorn workers)."),
-    "THREADS": (4, "Threads per web server process."),
+    "THREADS": (8, "Threads per web server process (more threads let concurrent event batches share a transaction)."),
     "REDIS_URL": (None, "Redis for shared recommendation lists, new-model announcements and rate-limit counters, e.g. redis://127.0.0.1:6379/0; default: none (process memory)."),
     "RECOMMENDATION_CACHE_SECONDS": (30.0, "How long a visitor's recommendation list is reused (with Redis only; a new event of the visitor drops it at once; 0 turns it off)."),
     "RATE_LIMIT_PER_MINUTE": (0, "Most API requests one client address may make a minute (0: no limit); shared across processes with Redis."),
