@@ -241,3 +241,20 @@ def test_an_unexpected_answer_to_the_check_fails_the_run_instead_of_leaving_it_r
     summary = engine.run_sync(shop.id, "odd")
     assert summary["status"] == "failed" and summary["message"] == "the connection check failed: StreamError: GET /me: 404 not found"
     assert db.session.scalar(select(func.count()).select_from(SyncRun).where(SyncRun.status == "running")) == 0
+
+
+def test_a_contact_whose_id_and_email_are_on_two_profiles_merges_them(flaky):
+    from personalize.profiles.identity import lookup, profiles_for
+
+    by_id = profiles_for(flaky.id, "flaky_id", ["c0"])["c0"]
+    by_email = profiles_for(flaky.id, "email", ["person0@example.com"])["person0@example.com"]
+    db.session.commit()
+    assert by_id != by_email
+    summary = engine.run_sync(flaky.id, "flaky", streams=["contacts"])
+    assert summary["status"] == "succeeded"
+    assert any("1 contact(s) whose email and flaky_id were on two profiles: merged" in e for e in summary["errors"])
+    one = lookup(flaky.id, "flaky_id", ["c0"])["c0"]
+    assert lookup(flaky.id, "email", ["person0@example.com"])["person0@example.com"] == one
+    assert count(Profile) == 50
+    assert attributes_of(one)["plan"]["value"] == "free"
+

@@ -229,8 +229,10 @@ def _flush(ctx: RunContext, entity: str, records: list[Any], count: StreamCount 
         result = store.store_orders(site_id, records)
     else:
         result = store.store_engagement(site_id, source, ctx.connector.identity_kind, records)
+    if result.merged:
+        ctx.note(f"{result.merged} contact(s) whose email and {ctx.connector.identity_kind or 'id'} were on two profiles: merged")
     if result.conflicts:
-        ctx.note(f"{result.conflicts} contact(s) whose email and {ctx.connector.identity_kind or 'id'} belong to different profiles were left unmerged")
+        ctx.note(f"{result.conflicts} contact(s) whose email and {ctx.connector.identity_kind or 'id'} belong to different profiles were left apart")
     for reason in result.skipped:
         ctx.note(reason)
     if count is not None:

@@ -3,8 +3,9 @@
 Contacts are resolved to profiles by their remote id (stored as an identity of the
 connector's own kind, such as ``hubspot_id``) and by email: a known remote id wins,
 else a known email, else a new profile. The missing identity is then linked to that
-profile when no other profile holds it; when the two point to different profiles
-they are left apart (merging is the profiles service's decision) and counted.
+profile. When the id and the email point to two profiles, a connector is a trusted
+source that they are one person: :func:`personalize.profiles.merge.resolve_contact`
+merges them (with its bounds). All of it takes a few statements per batch.
 
 Attributes go through :func:`personalize.profiles.attributes.set_attributes` (the
 newest value wins, with the connector as source), products through
@@ -18,6 +19,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
+
+from sqlalchemy import update
 
 from ..catalog import upsert_products
 from ..db import db, insert_ignoring_conflicts
@@ -35,6 +38,7 @@ class StoreResult:
     stored: int = 0
     skipped: list[str] = field(default_factory=list)
     conflicts: int = 0
+    merged: int = 0
     profiles: set[int] = field(default_factory=set)
 
 
@@ -61,82 +65,65 @@ def apply_mapping(raw: dict[str, Any], mapping: dict[str, str | None]) -> dict[s
     return out
 
 
-def link_identity(site_id: int, profile_id: int, kind: str, value: str) -> int:
-    """Give ``profile_id`` the identity ``kind:value`` unless another profile holds it; return its holder."""
-    insert_ignoring_conflicts(
-        Identity, [{"site_id": site_id, "kind": kind, "value": value, "profile_id": profile_id, "created_at": utcnow()}],
-        ["site_id", "kind", "value"],
-    )
-    return lookup(site_id, kind, [value])[value]
+def resolve_contacts(site_id: int, kind: str, pairs: list[tuple[str, str]], result: StoreResult) -> list[int]:
+    """Profiles for remote contacts given as ``(remote id, email)`` pairs, in a handful of statements.
 
+    A known remote id wins, then a known email; contacts known by neither get new
+    profiles (by email when they have one). When the id and the email are held by two
+    profiles, the profiles service merges them first. Then each missing identity is
+    linked to its contact's profile unless another profile holds it (a conflict,
+    counted: it can only happen when a merge was refused or raced).
+    """
+    kinds = [(kind, [ext for ext, _ in pairs if ext and kind]), (EMAIL, [email for _, email in pairs if email])]
+    known = {k: lookup(site_id, k, values) if values else {} for k, values in kinds}
+    by_id, by_email = known[kind] if kind else {}, known[EMAIL]
+    split = [(ext, e) for ext, e in pairs if ext and kind and e and ext in by_id and e in by_email and by_id[ext] != by_email[e]]
+    if split:
+        # a trusted source says the two profiles are one person: the profiles service merges them (bounded)
+        from ..profiles.merge import resolve_contact as merge_contact
 
-@dataclass
-class KnownIds:
-    """Identities already looked up for a batch (``kind -> value -> profile``), kept current as it goes."""
-
-    by_kind: dict[str, dict[str, int]] = field(default_factory=dict)
-
-    def prefetch(self, site_id: int, kind: str, values: Iterable[str]) -> None:
-        values = [v for v in values if v]
-        if kind and values:
-            self.by_kind.setdefault(kind, {}).update(lookup(site_id, kind, values))
-
-    def get(self, site_id: int, kind: str, value: str) -> int | None:
-        known = self.by_kind.setdefault(kind, {})
-        if value not in known:
-            found = lookup(site_id, kind, [value]).get(value)
-            if found is None:
-                return None
-            known[value] = found
-        return known[value]
-
-    def remember(self, kind: str, value: str, profile_id: int) -> None:
-        self.by_kind.setdefault(kind, {})[value] = profile_id
-
-
-def resolve_contact(site_id: int, kind: str, external_id: str, email: str, result: StoreResult, known: KnownIds | None = None) -> int:
-    """The profile of a remote contact, creating or linking identities as described above."""
-    known = known or KnownIds()
-    by_id = known.get(site_id, kind, external_id) if external_id and kind else None
-    by_email = known.get(site_id, EMAIL, email) if email else None
-    if by_id is not None:
-        pid = by_id
-    elif by_email is not None:
-        pid = by_email
-    elif email:
-        pid = profiles_for(site_id, EMAIL, [email], attrs={email: {"email": email}})[email]
-        by_email = pid
-        known.remember(EMAIL, email, pid)
-    else:
-        pid = profiles_for(site_id, kind, [external_id])[external_id]
-        by_id = pid
-        known.remember(kind, external_id, pid)
-    if external_id and kind and by_id is None:
-        holder = link_identity(site_id, pid, kind, external_id)
-        known.remember(kind, external_id, holder)
-        if holder != pid:
-            result.conflicts += 1
-    if email and by_email is None:
-        holder = link_identity(site_id, pid, EMAIL, email)
-        known.remember(EMAIL, email, holder)
-        if holder != pid:
-            result.conflicts += 1
-        else:
-            profile = db.session.get(Profile, pid)
-            if profile is not None and not profile.email:
-                profile.email = email
-    elif email and by_email != pid:
-        result.conflicts += 1
-    return pid
+        for ext, email in dict.fromkeys(split):
+            merge_contact(site_id, email=email, ids={kind: ext}, source="connector")
+            result.merged += 1
+        known = {k: lookup(site_id, k, values) if values else {} for k, values in kinds}
+        by_id, by_email = known[kind] if kind else {}, known[EMAIL]
+    fresh_emails = [e for ext, e in pairs if e and e not in by_email and not (ext and kind and ext in by_id)]
+    if fresh_emails:
+        by_email.update(profiles_for(site_id, EMAIL, fresh_emails, attrs={e: {"email": e} for e in fresh_emails}))
+    fresh_ids = [ext for ext, e in pairs if ext and kind and not e and ext not in by_id]
+    if fresh_ids:
+        by_id.update(profiles_for(site_id, kind, fresh_ids))
+    pids: list[int] = []
+    links: dict[tuple[str, str], int] = {}
+    for ext, email in pairs:
+        pid = by_id.get(ext) if ext and kind and ext in by_id else by_email[email]
+        pids.append(pid)
+        if ext and kind and ext not in by_id:
+            links.setdefault((kind, ext), pid)
+        if email and email not in by_email:
+            links.setdefault((EMAIL, email), pid)
+        elif email and by_email[email] != pid:
+            result.conflicts += 1  # the email belongs to another profile: left apart, not merged
+    if links:
+        now = utcnow()
+        rows = [{"site_id": site_id, "kind": k, "value": v, "profile_id": pid, "created_at": now} for (k, v), pid in links.items()]
+        insert_ignoring_conflicts(Identity, rows, ["site_id", "kind", "value"])
+        for k in {k for k, _ in links}:
+            holders = lookup(site_id, k, [v for kk, v in links if kk == k])
+            for v, holder in holders.items():
+                if holder != links[(k, v)]:
+                    result.conflicts += 1
+                elif k == EMAIL:
+                    db.session.execute(
+                        update(Profile).where(Profile.id == holder, Profile.email.is_(None)).values(email=v)
+                    )
+    return pids
 
 
 def store_contacts(site_id: int, source: str, kind: str, mapping: dict[str, str | None], records: Iterable[ContactRecord]) -> StoreResult:
-    """Resolve each contact to a profile and merge its mapped attributes (no commit)."""
+    """Resolve the contacts to profiles and merge their mapped attributes (no commit)."""
     result = StoreResult()
-    records = list(records)
-    known = KnownIds()  # two queries for the batch instead of two per contact
-    known.prefetch(site_id, kind, [str(r.external_id or "").strip() for r in records])
-    known.prefetch(site_id, EMAIL, [normalise_email(r.email) for r in records])
+    usable: list[tuple[ContactRecord, dict[str, Any], tuple[str, str]]] = []
     for rec in records:
         email = normalise_email(rec.email)
         external_id = str(rec.external_id or "").strip()
@@ -148,7 +135,9 @@ def store_contacts(site_id: int, source: str, kind: str, mapping: dict[str, str 
         except InvalidInput as exc:  # checked before anything is written for this contact
             result.skipped.append(f"contact {external_id or email}: {exc}")
             continue
-        pid = resolve_contact(site_id, kind, external_id, email, result, known)
+        usable.append((rec, attrs, (external_id, email)))
+    pids = resolve_contacts(site_id, kind, [pair for _, _, pair in usable], result)
+    for (rec, attrs, _pair), pid in zip(usable, pids, strict=True):
         set_attributes(site_id, pid, attrs, source, rec.updated_at or utcnow(), commit=False)
         result.profiles.add(pid)
         result.stored += 1
@@ -186,23 +175,24 @@ def store_orders(site_id: int, records: list[OrderRecord]) -> StoreResult:
 
 def store_engagement(site_id: int, source: str, kind: str, records: list[EngagementRecord]) -> StoreResult:
     result = StoreResult()
-    rows = []
-    known = KnownIds()
-    known.prefetch(site_id, kind, [str(r.external_id or "") for r in records])
-    known.prefetch(site_id, EMAIL, [normalise_email(r.email) for r in records])
+    usable: list[tuple[EngagementRecord, tuple[str, str]]] = []
     for rec in records:
         email = normalise_email(rec.email)
         if not rec.id or not rec.type or (not email and not rec.external_id):
             result.skipped.append(f"engagement without id, type or contact{_key(rec.id)}")
             continue
-        pid = resolve_contact(site_id, kind, str(rec.external_id or ""), email, result, known)
-        rows.append({
+        usable.append((rec, (str(rec.external_id or "").strip(), email)))
+    pids = resolve_contacts(site_id, kind, [pair for _, pair in usable], result)
+    rows = [
+        {
             "site_id": site_id, "profile_id": pid, "source": source, "external_id": str(rec.id)[:200],
             "type": rec.type[:32], "occurred_at": rec.occurred_at, "properties": dict(rec.properties),
-        })
-        result.profiles.add(pid)
+        }
+        for (rec, _pair), pid in zip(usable, pids, strict=True)
+    ]
     if rows:
         insert_ignoring_conflicts(Engagement, rows, ["site_id", "source", "external_id"])
+    result.profiles.update(pids)
     result.stored = len(rows)
     return result
 
