@@ -43,6 +43,7 @@ import tempfile
 import threading
 import time
 import urllib.request
+from pathlib import Path
 
 from sqlalchemy import func, select
 
@@ -55,7 +56,7 @@ def free_port() -> int:
 
 def start_server(port: int, workers: int, threads: int, env: dict[str, str]) -> subprocess.Popen:
     cmd = ["personalize", "serve", "--port", str(port), "--workers", str(workers), "--threads", str(threads)]
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -70,6 +71,19 @@ def start_server(port: int, workers: int, threads: int, env: dict[str, str]) -> 
         time.sleep(0.3)
     proc.terminate()
     raise SystemExit("the server did not become ready within 60 s")
+
+
+def server_cpu_seconds(pgid: int) -> float:
+    """CPU time (user + system) used so far by the server's processes (its process group), from /proc."""
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid:  # pgrp
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def site_and_products(app) -> tuple[str, list[str]]:
@@ -158,12 +172,14 @@ def bench_events(app, port: int, key: str, products: list[str], args) -> list[st
     visitors = [f"{run}-visitor-{i}" for i in range(args.visitors)]
     stop_at = time.monotonic() + args.duration
     clients = [EventClient(n, port, key, run, products, visitors, args.batch, stop_at) for n in range(args.clients)]
+    cpu_before = server_cpu_seconds(args.server_pgid)
     started = time.perf_counter()
     for c in clients:
         c.start()
     for c in clients:
         c.join()
     elapsed = time.perf_counter() - started
+    cpu = server_cpu_seconds(args.server_pgid) - cpu_before
     acked = [eid for c in clients for eid in c.acked]
     with app.app_context():
         stored = [eid for (eid,) in db.session.execute(select(Event.event_id).where(Event.event_id.like(f"{run}-%")))]
@@ -176,7 +192,9 @@ def bench_events(app, port: int, key: str, products: list[str], args) -> list[st
     print(f"events: {len(acked):,} new events acknowledged in {elapsed:.1f} s = {len(acked) / elapsed:,.0f} events/s "
           f"({requests:,} requests of {args.batch}, {sum(c.retries for c in clients):,} of them re-sent batches; "
           f"p50 {percentile(latencies, 50) * 1000:.1f} ms, p99 {percentile(latencies, 99) * 1000:.1f} ms per batch)")
-    print(f"        rows stored {rows:,}; lost {lost}; duplicated {duplicated}; errors {sum(c.errors for c in clients)}")
+    print(f"        rows stored {rows:,}; lost {lost}; duplicated {duplicated}; errors {sum(c.errors for c in clients)}; "
+          f"server CPU {cpu / max(1, len(acked) + sum(c.retries for c in clients) * args.batch) * 1e6:.0f} µs per event "
+          f"(so {os.cpu_count()} idle cores would store ~{os.cpu_count() * (len(acked) / max(cpu, 1e-9)):,.0f} events/s)")
     return visitors
 
 
@@ -194,22 +212,27 @@ def bench_recommendations(port: int, key: str, visitors: list[str], args) -> Non
     if not shutil.which("wrk"):
         print("recommendations: skipped, wrk is not installed (apt-get install wrk)")
         return
-    sample = random.Random(1).sample(visitors, min(len(visitors), 2000))
+    sample = random.Random(1).sample(visitors, min(len(visitors), args.rec_visitors))
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
         f.write(WRK_SCRIPT % (",".join(f'"{v}"' for v in sample), 42, key))
         script = f.name
+    cpu_before = server_cpu_seconds(args.server_pgid)
     try:
         cmd = ["wrk", "-t", "2", "-c", str(args.connections), "-d", f"{args.duration}s", "--latency", "-s", script, f"http://127.0.0.1:{port}"]
         out = subprocess.run(cmd, capture_output=True, text=True, timeout=args.duration + 30).stdout
     finally:
         os.unlink(script)
+    cpu = server_cpu_seconds(args.server_pgid) - cpu_before
     rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    done = re.search(r"(\d+) requests in", out)
     pct = dict(re.findall(r"^\s+(50|90|99)%\s+([\d.]+\w+)", out, re.M))
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     sock = re.search(r"Socket errors: (.*)", out)
     print(f"recommendations: {float(rps.group(1)):,.0f} requests/s, p50 {pct.get('50')}, p90 {pct.get('90')}, p99 {pct.get('99')}"
           f"; non-2xx {errors.group(1) if errors else 0}{'; socket errors ' + sock.group(1) if sock else ''}")
-    print(f"        ({' '.join(cmd[:-3])} …, {len(sample):,} visitors with histories, chosen at random)")
+    per = cpu / max(1, int(done.group(1))) if done else float("nan")
+    print(f"        server CPU {per * 1e3:.2f} ms per request (so {os.cpu_count()} idle cores would serve ~{os.cpu_count() / per:,.0f} requests/s); "
+          f"{' '.join(cmd[:-3])} …, {len(sample):,} visitors with histories, chosen at random")
 
 
 def main() -> None:
@@ -221,6 +244,7 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=10, help="events per request")
     ap.add_argument("--visitors", type=int, default=3000)
     ap.add_argument("--connections", type=int, default=16, help="wrk connections for recommendations")
+    ap.add_argument("--rec-visitors", type=int, default=2000, help="how many distinct visitors wrk asks for (fewer: more repeat visits)")
     ap.add_argument("--redis-url", default=os.environ.get("PERSONALIZE_REDIS_URL", ""), help="shared cache (default: none)")
     ap.add_argument("--only", choices=["events", "recommendations"], help="run one phase (recommendations still sends a few events first)")
     args = ap.parse_args()
@@ -236,6 +260,7 @@ def main() -> None:
           f"{os.cpu_count()} CPUs; {len(products):,} products")
     port = free_port()
     server = start_server(port, args.workers, args.threads, env)
+    args.server_pgid = server.pid
     try:
         if args.only == "recommendations":
             args_small = argparse.Namespace(**{**vars(args), "duration": 3})
