@@ -26,6 +26,16 @@ def post(client, path, data=None, **kwargs):
     return client.post(path, data={**(data or {}), "csrf_token": csrf(client)}, **kwargs)
 
 
+@pytest.fixture(autouse=True)
+def quick_password_hashing(monkeypatch):
+    """The same scrypt, at a low cost: production's cost takes 0.3 s a hash, and these tests hash often."""
+    from functools import partial
+
+    from werkzeug.security import generate_password_hash
+
+    monkeypatch.setattr("personalize.admin.users.generate_password_hash", partial(generate_password_hash, method="scrypt:1024:8:1"))
+
+
 @pytest.fixture
 def owner(ctx):
     create_admin_user("owner@shop.example", PASSWORD, "owner")

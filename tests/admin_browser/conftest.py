@@ -52,6 +52,16 @@ def shoot(tmp_path):
     return take
 
 
+@pytest.fixture(autouse=True)
+def quick_password_hashing(monkeypatch):
+    """The same scrypt, at a low cost: production's cost takes 0.3 s a hash, and these tests hash often."""
+    from functools import partial
+
+    from werkzeug.security import generate_password_hash
+
+    monkeypatch.setattr("personalize.admin.users.generate_password_hash", partial(generate_password_hash, method="scrypt:1024:8:1"))
+
+
 @pytest.fixture
 def owner(ctx):
     create_admin_user("owner@shop.example", PASSWORD, "owner")
