@@ -46,6 +46,9 @@ def make_celery(broker_url: str, queue: str = "personalize"):
         worker_hijack_root_logger=False,
         worker_send_task_events=False,
         broker_heartbeat=30,
+        broker_connection_timeout=2,
+        # a web request that queues a job must not hang on a dead broker: fail fast, the readiness check says why
+        task_publish_retry_policy={"max_retries": 2, "interval_start": 0, "interval_step": 0.5, "interval_max": 1},
     )
     return celery
 
@@ -82,9 +85,18 @@ class CeleryRunner:
 
 def worker_celery(app: Flask):
     """The Celery application a worker runs, with the task bound to ``app``."""
+    from celery.signals import worker_process_init
+
+    from .db import db
     from .jobs import run
 
     celery = make_celery(app.config["BROKER_URL"], app.config.get("QUEUE_NAME") or "personalize")
+
+    @worker_process_init.connect(weak=False)
+    def _own_connections(**_kwargs):
+        # a forked pool process must not share the parent's database connections
+        with app.app_context():
+            db.engine.dispose(close=False)
 
     @celery.task(name=TASK_NAME, bind=True)
     def run_job(task, name: str, job_kwargs: dict[str, Any] | None = None):
@@ -93,14 +105,10 @@ def worker_celery(app: Flask):
             try:
                 run(name, **(job_kwargs or {}))
             except Exception:
-                from .db import db
-
                 db.session.rollback()
                 log.exception("job %s failed (message %s)", name, task.request.id)
                 raise
             finally:
-                from .db import db
-
                 db.session.remove()
         log.info("job %s done in %.1f s", name, time.perf_counter() - started)
 

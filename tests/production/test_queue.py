@@ -68,10 +68,10 @@ def worker_setup(app, site, broker_url, tmp_path, mark_job):
     app.config.update(BROKER_URL=broker_url, QUEUE_NAME=queue)
     started: list[subprocess.Popen] = []
 
-    def start_worker(name: str) -> subprocess.Popen:
+    def start_worker(name: str, concurrency: int = 1) -> subprocess.Popen:
         log = tmp_path / f"{name}.log"
         proc = subprocess.Popen(
-            personalize_command("worker", "--concurrency", "1"), env=env,
+            personalize_command("worker", "--concurrency", str(concurrency)), env=env,
             stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True,
         )
         started.append(proc)
@@ -120,6 +120,20 @@ def test_a_worker_killed_mid_job_the_job_is_retried_and_its_effect_happens_once(
     wait_for(lambda: len(attempts(tmp_path, "job-2")) == 2, 60, "the retried job")
     assert attempts(tmp_path, "job-2") == [str(first.pid), str(second.pid)]
     assert effect_rows(app, "job-2") == 1
+
+
+def test_a_pool_process_killed_mid_job_the_job_goes_back_to_the_queue(app, site, worker_setup, tmp_path):
+    worker_setup("w1", concurrency=2)  # prefork: the job runs in a child of the worker
+    with app.app_context():
+        jobs.submit("test_mark", site_id=site.id, marker="job-4", folder=str(tmp_path), hold=True)
+    holding = tmp_path / "job-4.holding"
+    wait_for(holding.exists, 30, "the job to start")
+    child = int(holding.read_text())
+    os.kill(child, signal.SIGKILL)  # the pool process dies; the worker itself lives on
+    wait_for(lambda: len(attempts(tmp_path, "job-4")) == 2, 60, "the retried job")
+    first, second = attempts(tmp_path, "job-4")
+    assert first == str(child) and second != str(child)
+    assert effect_rows(app, "job-4") == 1
 
 
 def test_without_a_broker_the_same_job_runs_in_process(app, site, tmp_path, mark_job):
