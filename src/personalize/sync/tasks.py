@@ -79,7 +79,10 @@ def push_segment_outbox(connection_id: int, max_batches: int = 20) -> dict[str, 
             for r in rows if not wanted or r["segment"] in wanted
         ]
         if changes:
-            summary = push_changes(conn.site_id, conn.name, conn.push_target, changes, trigger="outbox")
+            try:
+                summary = push_changes(conn.site_id, conn.name, conn.push_target, changes, trigger="outbox")
+            except AlreadyRunning:  # another push of this connection is on it; it reads the same outbox
+                return {"pushed": pushed, "status": "skipped", "after": after}
             if summary["retry"]:
                 message = summary["fatal"] or summary["message"]
                 return {"pushed": pushed, "status": "failed", "message": message}
