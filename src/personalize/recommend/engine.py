@@ -8,8 +8,10 @@ in on every call, so their newest click counts at once.
 The score of item ``j`` for a visitor is a blend of
 
 * ``personal``: the visitor's own recency- and kind-weighted interactions with ``j``
-  (view < cart < purchase; repeat buyers see their staples again),
-* ``item-item``: votes for ``j`` from the neighbours of the items in the history,
+  (view < cart < purchase; repeat buyers see their staples again; items only looked at
+  can be weighed down further by ``browse_factor``),
+* ``item-item``: votes for ``j`` from the neighbours of the items in the history
+  (optionally lifted by ``j``'s recent rise in buyers),
 * ``content``: the same with TF-IDF title/description neighbours (new items, thin histories),
 * ``popular``: recency-decayed best sellers, per segment when one is given.
 
