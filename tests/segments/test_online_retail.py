@@ -4,6 +4,7 @@ segment returns exactly the customers a direct computation from the CSV gives.""
 from __future__ import annotations
 
 import csv
+import functools
 import gzip
 from collections import defaultdict
 from datetime import datetime, timedelta
@@ -44,6 +45,7 @@ def retail(tmp_path_factory):
             db.engine.dispose()
 
 
+@functools.cache
 def from_csv() -> tuple[dict[str, float], dict[str, datetime]]:
     invoices: dict[str, float] = defaultdict(float)
     owner: dict[str, tuple[str, datetime]] = {}
