@@ -64,3 +64,37 @@ def test_two_workers_serve_and_both_take_up_a_new_model(app, trained, tmp_path, 
         assert set(after) == set(before)  # the same processes, no restart
     finally:
         stop(proc)
+
+
+def test_one_web_process_per_instance_runs_the_scheduler(app, tmp_path):
+    import threading
+
+    from personalize.app import create_app
+    from personalize.serve import _scheduler_when_locked
+    from personalize.testing import app_config
+
+    other = create_app(app_config(app.instance_path, app.config["DATABASE_URL"], AUTO_MIGRATE=False))
+    first = threading.Thread(target=_scheduler_when_locked, args=(app, 0.05), daemon=True)
+    first.start()
+    first.join(timeout=10)
+    assert "personalize.scheduler" in app.extensions  # it took the lock and started the scheduler
+    second = threading.Thread(target=_scheduler_when_locked, args=(other, 0.05), daemon=True)
+    second.start()
+    second.join(timeout=0.5)
+    assert second.is_alive() and "personalize.scheduler" not in other.extensions  # waiting its turn
+    app.extensions["personalize.scheduler"].stop()
+    app.extensions.pop("personalize.scheduler_lock").close()  # the first process ends: its lock goes
+    second.join(timeout=10)
+    assert "personalize.scheduler" in other.extensions
+    other.extensions["personalize.scheduler"].stop()
+    other.extensions.pop("personalize.scheduler_lock").close()
+    for application in (app, other):
+        runner = application.extensions.pop("personalize.jobs", None)
+        if runner is not None:
+            runner.wait(timeout=10)
+            runner.shutdown()
+    from personalize.db import db
+
+    with other.app_context():
+        db.session.remove()
+        db.engine.dispose()
