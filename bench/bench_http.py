@@ -23,6 +23,12 @@ It starts ``personalize serve`` on a free port with the same environment, then
    seconds over ``--connections`` connections, and reports requests/s and latency
    percentiles.
 
+Both phases also print the CPU time the server's processes used per event and per
+request, read from /proc: on a machine shared with other work (or with the load
+generator) requests/s says more about the neighbours than about personalize, while
+CPU per request gives the capacity of idle cores. The CPU of PostgreSQL's own
+processes is not included.
+
 Everything stays on 127.0.0.1 and every phase is bounded in time.
 """
 
