@@ -183,6 +183,7 @@ class Recommender:
         # the personal part's per-item lift, combined once so serving stays cheap
         self._lift = self.repeat_rate.astype(np.float64) ** params["repeat_exponent"] * self.trend.astype(np.float64) ** params["trend_exponent"]
         self._group_lift = self.trend.astype(np.float64) ** params["group_trend_exponent"] if params["group_trend_exponent"] else None
+        self._pop64: dict[str | None, np.ndarray] = {}
         self._kind_weight = np.zeros(4, dtype=np.float64)
         for kind, w in _kind_table(params).items():
             self._kind_weight[kind] = w
@@ -304,10 +305,10 @@ class Recommender:
             personal[uniq] = weight / top
         top_c = context.max() if len(context) else 0.0
         norm_w = context / top_c if top_c > 0 else context
-        parts = {"personal": personal}
+        parts: dict[str, np.ndarray | None] = {"personal": personal}
         score = p["personal_weight"] * personal
         for name, table, w in (("item-item", self.neighbours, p["item_weight"]), ("content", self.content, p["content_weight"])):
-            vec = np.zeros(n)
+            vec = None  # a part with no weight or no votes is left out (read as zeros)
             if w > 0 and len(uniq):
                 _, cols, vals = _gather_rows(table, uniq, norm_w)
                 vec = np.bincount(cols, weights=vals, minlength=n)
@@ -316,17 +317,23 @@ class Recommender:
                 m = vec.max() if len(vec) else 0.0
                 if m > 0:
                     vec /= m
-                score = score + w * vec
+                score += w * vec
             parts[name] = vec
         pop, pop_source = self._popularity(segment)
         parts[pop_source] = pop
-        score = score + p["popular_weight"] * pop
+        score += p["popular_weight"] * pop
         return score, parts, pop_source
 
     def _popularity(self, segment: str | None) -> tuple[np.ndarray, str]:
-        if segment is not None and segment in self.segment_popular:
-            return self.segment_popular[segment].astype(np.float64), "segment"
-        return self.popular_scores.astype(np.float64), "popular"
+        """The popularity vector to blend (float64, read-only: shared between calls) and its source."""
+        key = segment if segment is not None and segment in self.segment_popular else None
+        cached = self._pop64.get(key)
+        if cached is None:
+            source = self.popular_scores if key is None else self.segment_popular[key]
+            cached = source.astype(np.float64)
+            cached.flags.writeable = False
+            self._pop64[key] = cached
+        return cached, ("popular" if key is None else "segment")
 
     def _allowed(self, exclude: Collection[int], rules: Rules | None) -> np.ndarray:
         allowed = np.asarray(self.items.in_stock, dtype=bool).copy()
@@ -429,14 +436,13 @@ class Recommender:
     # ----------------------------------------------------------------- explanations and rules
     def _explain(self, chosen, score, parts, pop_source, uniq, weight, strongest) -> list[Scored]:
         p = self.params
+        weights = {"personal": p["personal_weight"], "item-item": p["item_weight"], "content": p["content_weight"], pop_source: p["popular_weight"]}
         contrib = {
-            "personal": p["personal_weight"] * parts["personal"],
-            "item-item": p["item_weight"] * parts["item-item"],
-            "content": p["content_weight"] * parts["content"],
-            pop_source: p["popular_weight"] * parts[pop_source],
+            name: (w * parts[name][chosen] if parts[name] is not None else np.zeros(len(chosen)))
+            for name, w in weights.items()
         }
         names = list(contrib)
-        stacked = np.stack([contrib[name][chosen] for name in names]) if len(chosen) else np.zeros((len(names), 0))
+        stacked = np.stack([contrib[name] for name in names]) if len(chosen) else np.zeros((len(names), 0))
         winner = stacked.argmax(axis=0) if len(chosen) else np.zeros(0, dtype=np.int64)
         cause = {"item-item": self._causes(self.neighbours, chosen, uniq, weight), "content": self._causes(self.content, chosen, uniq, weight)}
         kind_of = dict(zip(uniq.tolist(), strongest.tolist(), strict=True))
