@@ -132,4 +132,7 @@ def test_dashboard_shows_numbers_charts_and_the_holdout(as_owner, site):
 
 def test_live_check_reports_the_newest_event(as_owner, site):
     data = as_owner.get(f"/admin/sites/{site.id}/live").json
-    assert data["last_event_at"] and data["events_last_hour"] > 0
+    assert data["last_event_type"] == "order_completed" and data["events_last_hour"] == 0, "the fixture's events happened in 2023"
+    ingest_events(get_site(site.id), [{"id": "now", "type": "page_viewed", "visitor": "v9", "url": "https://shop.example/"}])
+    data = as_owner.get(f"/admin/sites/{site.id}/live").json
+    assert data["last_event_type"] == "page_viewed" and data["events_last_hour"] == 1 and data["seconds_ago"] < 60

@@ -13,7 +13,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import and_, case, func, literal, select
 
 from ..db import db
 from ..models import Event, Order, utcnow
@@ -21,7 +21,6 @@ from .holdout import HOLDOUT
 from .stats import Comparison, compare_means, compare_rates
 
 UNKNOWN = "unknown"
-LOOKUP_CHUNK = 500
 
 
 @dataclass
@@ -72,17 +71,27 @@ class Report:
     currency: str = ""
 
 
-def _group_of(strategy: str) -> str:
+def _group_of(strategy: str | None) -> str:
     return "holdout" if strategy == HOLDOUT else "personalized"
 
 
-def _strategy(properties) -> str:
-    value = (properties or {}).get("strategy") if isinstance(properties, dict) else None
-    return str(value) if value else UNKNOWN
+def _day(column):
+    """A timestamp's UTC day as 'YYYY-MM-DD', computed by the database."""
+    if db.session.get_bind().dialect.name == "postgresql":
+        return func.to_char(column, "YYYY-MM-DD")
+    return func.strftime("%Y-%m-%d", column)
+
+
+def _strategy(table=Event):
+    return table.properties["strategy"].as_string()
 
 
 def site_report(site_id: int, days: int = 30, today: date | None = None) -> Report:
-    """Everything the dashboard shows for the ``days`` days up to and including ``today`` (UTC)."""
+    """Everything the dashboard shows for the ``days`` days up to and including ``today`` (UTC).
+
+    The counting happens in the database (grouped by day, slot and strategy), so the cost
+    grows with the number of groups, not with the number of events.
+    """
     today = today or utcnow().date()
     start = today - timedelta(days=days - 1)
     since = datetime.combine(start, datetime.min.time())
@@ -93,110 +102,123 @@ def site_report(site_id: int, days: int = 30, today: date | None = None) -> Repo
     by_slot: dict[str, Tally] = defaultdict(Tally)
     by_strategy: dict[str, Tally] = defaultdict(Tally)
     total = Tally()
-    meta: dict[str, tuple[str, str]] = {}  # rec_id -> (slot, strategy)
-    first_seen: dict[int, tuple[datetime, str]] = {}  # profile -> (first exposure, group)
+
+    def add(name: str, day: str, slot: str | None, strategy: str | None, n: int, revenue: float = 0.0) -> None:
+        when = date.fromisoformat(day)
+        if when not in by_day:
+            return
+        tallies = (by_day[when], by_day_group[_group_of(strategy)][when], by_slot[slot or UNKNOWN], by_strategy[strategy or UNKNOWN], total)
+        for tally in tallies:
+            setattr(tally, name, getattr(tally, name) + int(n))
+            tally.revenue += revenue
 
     in_window = (Event.site_id == site_id, Event.occurred_at >= since, Event.occurred_at < until)
+    day = _day(Event.occurred_at)
+    for kind, name in (("rec_impression", "impressions"), ("rec_clicked", "clicks")):
+        rows = _grouped(select(day.label("day"), Event.slot.label("slot"), _strategy().label("strategy"))
+                        .where(*in_window, Event.type == kind))
+        for d, slot, strategy, n, _revenue in rows:
+            add(name, d, slot, strategy, n)
 
-    def count(tally_name: str, rec_id: str | None, when: datetime, amount: float = 0.0) -> None:
-        slot, strategy = meta.get(rec_id or "", (UNKNOWN, UNKNOWN))
-        group = _group_of(strategy)
-        for tally in (by_day[when.date()], by_day_group[group][when.date()], by_slot[slot], by_strategy[strategy], total):
-            setattr(tally, tally_name, getattr(tally, tally_name) + 1)
-            if tally_name == "orders":
-                tally.revenue += amount
+    # add-to-carts and orders carry only the rec_id: the list's slot and strategy come from its impression or click
+    carted = select(Event.rec_id).where(*in_window, Event.type == "product_added", Event.rec_id.is_not(None))
+    ordered = select(Order.rec_id).where(Order.site_id == site_id, Order.occurred_at >= since, Order.occurred_at < until, Order.rec_id.is_not(None))
+    lists = (
+        select(Event.rec_id.label("rec_id"), func.max(Event.slot).label("slot"), func.max(_strategy()).label("strategy"))
+        .where(Event.site_id == site_id, Event.type.in_(("rec_impression", "rec_clicked")), Event.rec_id.in_(carted.union(ordered)))
+        .group_by(Event.rec_id)
+    ).subquery()
+    rows = _grouped(
+        select(day.label("day"), lists.c.slot.label("slot"), lists.c.strategy.label("strategy"))
+        .select_from(Event).outerjoin(lists, lists.c.rec_id == Event.rec_id)
+        .where(*in_window, Event.type == "product_added", Event.rec_id.is_not(None))
+    )
+    for d, slot, strategy, n, _revenue in rows:
+        add("carts", d, slot, strategy, n)
+    rows = _grouped(
+        select(_day(Order.occurred_at).label("day"), lists.c.slot.label("slot"), lists.c.strategy.label("strategy"),
+               Order.total.label("amount"))
+        .select_from(Order).outerjoin(lists, lists.c.rec_id == Order.rec_id)
+        .where(Order.site_id == site_id, Order.occurred_at >= since, Order.occurred_at < until, Order.rec_id.is_not(None))
+    )
+    for d, slot, strategy, n, revenue in rows:
+        add("orders", d, slot, strategy, n, revenue)
 
-    impressions = db.session.execute(
-        select(Event.rec_id, Event.slot, Event.properties, Event.profile_id, Event.occurred_at)
-        .where(*in_window, Event.type == "rec_impression").order_by(Event.occurred_at)
-    ).all()
-    for rec_id, slot, props, profile_id, when in impressions:
-        strategy = _strategy(props)
-        meta.setdefault(rec_id or "", (slot or UNKNOWN, strategy))
-        if profile_id is not None and profile_id not in first_seen:
-            first_seen[profile_id] = (when, _group_of(strategy))
-    clicks = db.session.execute(
-        select(Event.rec_id, Event.slot, Event.properties, Event.occurred_at)
-        .where(*in_window, Event.type == "rec_clicked")
-    ).all()
-    for rec_id, slot, props, _when in clicks:
-        meta.setdefault(rec_id or "", (slot or UNKNOWN, _strategy(props)))
-    carts = db.session.execute(
-        select(Event.rec_id, Event.occurred_at).where(*in_window, Event.type == "product_added", Event.rec_id.is_not(None))
-    ).all()
-    orders = db.session.execute(
-        select(Order.rec_id, Order.total, Order.profile_id, Order.occurred_at, Order.currency)
-        .where(Order.site_id == site_id, Order.occurred_at >= since, Order.occurred_at < until)
-    ).all()
-    # lists shown before the window whose clicks, carts or orders fall inside it
-    _lookup_older(site_id, {r for r, *_ in carts} | {o[0] for o in orders if o[0]}, meta)
-
-    for rec_id, *_rest, when in impressions:
-        count("impressions", rec_id, when)
-    for rec_id, _slot, _props, when in clicks:
-        count("clicks", rec_id, when)
-    for rec_id, when in carts:
-        count("carts", rec_id, when)
-    currencies: dict[str, int] = defaultdict(int)
-    groups = {"personalized": Group(), "holdout": Group()}
-    outcome: dict[int, float] = {}
-    for rec_id, amount, profile_id, when, currency in orders:
-        if rec_id:
-            count("orders", rec_id, when, amount or 0.0)
-        if currency:
-            currencies[currency] += 1
-        seen = first_seen.get(profile_id) if profile_id is not None else None
-        if seen is not None and when >= seen[0]:
-            outcome[profile_id] = outcome.get(profile_id, 0.0) + (amount or 0.0)
-
-    values: dict[str, list[float]] = {"personalized": [], "holdout": []}
-    converted = {"personalized": 0, "holdout": 0}
-    for profile_id, (_when, group) in first_seen.items():
-        spent = outcome.get(profile_id)
-        values[group].append(spent or 0.0)
-        if spent is not None:
-            converted[group] += 1
-    for name, group in groups.items():
-        group.visitors = len(values[name])
-        group.converted = converted[name]
-        group.revenue = sum(values[name])
-
+    groups, values = _exposed_groups(site_id, since, until)
+    currency = db.session.execute(
+        select(Order.currency, func.count()).where(Order.site_id == site_id, Order.occurred_at >= since, Order.occurred_at < until, Order.currency != "")
+        .group_by(Order.currency).order_by(func.count().desc(), Order.currency).limit(1)
+    ).first()
     return Report(
         start=start, end=today, days=day_list, by_day=by_day, by_day_group=by_day_group,
-        by_slot=dict(sorted(by_slot.items())), by_strategy=dict(sorted(by_strategy.items())), total=total,
-        groups=groups,
-        conversion=compare_rates("conversion", converted["personalized"], len(values["personalized"]), converted["holdout"], len(values["holdout"])),
+        by_slot=dict(sorted(by_slot.items())), by_strategy=dict(sorted(by_strategy.items())), total=total, groups=groups,
+        conversion=compare_rates("conversion", groups["personalized"].converted, groups["personalized"].visitors,
+                                 groups["holdout"].converted, groups["holdout"].visitors),
         revenue_per_visitor=compare_means("revenue_per_visitor", values["personalized"], values["holdout"]),
-        currency=max(currencies, key=currencies.get) if currencies else "",
+        currency=currency[0] if currency else "",
     )
 
 
-def _lookup_older(site_id: int, rec_ids: set[str], meta: dict[str, tuple[str, str]]) -> None:
-    missing = sorted(r for r in rec_ids if r and r not in meta)
-    for start in range(0, len(missing), LOOKUP_CHUNK):
-        chunk = missing[start : start + LOOKUP_CHUNK]
-        rows = db.session.execute(
-            select(Event.rec_id, Event.slot, Event.properties).where(
-                Event.site_id == site_id, Event.rec_id.in_(chunk), Event.type.in_(("rec_impression", "rec_clicked"))
-            )
-        ).all()
-        for rec_id, slot, props in rows:
-            meta.setdefault(rec_id, (slot or UNKNOWN, _strategy(props)))
+def _grouped(rows_query) -> list[tuple[str, str | None, str | None, int, float]]:
+    """(day, slot, strategy, count, summed amount) over the rows of ``rows_query``.
+
+    Grouping happens on a subquery's columns: PostgreSQL does not see two copies of an
+    expression with bound parameters (the day format, the JSON key) as the same.
+    """
+    inner = rows_query.subquery()
+    amount = func.coalesce(func.sum(inner.c.amount), 0.0) if "amount" in inner.c else literal(0.0)
+    return [
+        (d, slot, strategy, int(n), float(total or 0.0))
+        for d, slot, strategy, n, total in db.session.execute(
+            select(inner.c.day, inner.c.slot, inner.c.strategy, func.count(), amount).group_by(inner.c.day, inner.c.slot, inner.c.strategy)
+        )
+    ]
+
+
+def _exposed_groups(site_id: int, since: datetime, until: datetime) -> tuple[dict[str, Group], dict[str, list[float]]]:
+    """Everyone shown a recommendation list in the window, in their group, with what they spent
+    from their first list on (all orders, attributed or not)."""
+    exposed = (
+        select(
+            Event.profile_id.label("profile_id"), func.min(Event.occurred_at).label("first_at"),
+            func.max(case((_strategy() == HOLDOUT, 1), else_=0)).label("held"),
+        )
+        .where(Event.site_id == site_id, Event.occurred_at >= since, Event.occurred_at < until,
+               Event.type == "rec_impression", Event.profile_id.is_not(None))
+        .group_by(Event.profile_id)
+    ).subquery()
+    spent = and_(Order.profile_id == exposed.c.profile_id, Order.site_id == site_id,
+                 Order.occurred_at >= exposed.c.first_at, Order.occurred_at < until)
+    rows = db.session.execute(
+        select(exposed.c.held, func.count(Order.id), func.coalesce(func.sum(Order.total), 0.0))
+        .select_from(exposed).outerjoin(Order, spent).group_by(exposed.c.profile_id, exposed.c.held)
+    ).all()
+    groups = {"personalized": Group(), "holdout": Group()}
+    values: dict[str, list[float]] = {"personalized": [], "holdout": []}
+    for held, orders, revenue in rows:
+        name = "holdout" if held else "personalized"
+        group = groups[name]
+        group.visitors += 1
+        group.converted += 1 if orders else 0
+        group.revenue += float(revenue or 0.0)
+        values[name].append(float(revenue or 0.0))
+    return groups, values
 
 
 def live_status(site_id: int, now: datetime | None = None) -> dict:
-    """Is the snippet sending events? The newest event and the count of the last hour."""
-    from sqlalchemy import func
+    """Is the snippet sending events? The newest event received, and how many arrived in the last hour.
 
+    The hour's count reads the (site, time) index: events that happened and arrived in the last hour.
+    """
     now = now or utcnow()
-    last = db.session.scalar(select(func.max(Event.received_at)).where(Event.site_id == site_id))
+    newest = db.session.execute(
+        select(Event.received_at, Event.type).where(Event.site_id == site_id).order_by(Event.id.desc()).limit(1)
+    ).first()
+    hour_ago = now - timedelta(hours=1)
     hour = db.session.scalar(
-        select(func.count()).select_from(Event).where(Event.site_id == site_id, Event.received_at >= now - timedelta(hours=1))
+        select(func.count()).select_from(Event)
+        .where(Event.site_id == site_id, Event.occurred_at >= hour_ago, Event.received_at >= hour_ago)
     ) or 0
-    last_type = None
-    if last is not None:
-        last_type = db.session.scalar(
-            select(Event.type).where(Event.site_id == site_id, Event.received_at == last).limit(1)
-        )
+    last, last_type = newest if newest else (None, None)
     return {"last_event_at": last, "last_event_type": last_type, "events_last_hour": int(hour),
             "seconds_ago": int((now - last).total_seconds()) if last else None}

@@ -1,9 +1,10 @@
 """The lift of the personalized group over the holdout, with a 95 % confidence interval.
 
 Both groups are compared per exposed visitor (everyone who was shown at least one
-recommendation list in the window), counting all their orders after the first
-exposure, attributed or not: an intention-to-treat comparison, so a visitor who
-ignored the recommendations still counts in their group.
+recommendation list in the window; in the holdout when one of those lists was a holdout
+list), counting all their orders from the first exposure on, attributed or not: an
+intention-to-treat comparison, so a visitor who ignored the recommendations still
+counts in their group.
 
 * Conversion rate: the difference of two proportions with the unpooled normal
   approximation, ``se = sqrt(p1(1-p1)/n1 + p0(1-p0)/n0)``.
