@@ -173,7 +173,8 @@ def tune_blend(log: InteractionLog, items: ItemTable, now: float, params: dict, 
     # When every item of the customers' own histories was bought (an orders-only shop),
     # the "new" view hides the whole personal part, and the group weight only scales
     # what is left: that view's ranking then depends on the group settings alone.
-    personal_hidden = not (user_item_matrix(mine, np.ones(len(mine)))[users].toarray() > 0)[~hide].any()
+    touched = user_item_matrix(mine, np.ones(len(mine)))[users]
+    personal_hidden = (touched - touched.multiply(bought)).count_nonzero() == 0
     grid_used = {**GRID, "browse_factor": (1.0,)} if personal_hidden else GRID
     group_keys = ("context_half_life_days", "group_trend_exponent", "popular_ratio", "popular_half_life_days", "content_ratio")
     new_cache: dict[tuple, float] = {}
