@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from personalize.insights import set_holdout_share
+from personalize.insights import set_holdout_share, site_report
 from personalize.insights.simulate import simulate_traffic
 from personalize.profiles import ingest_events
 from personalize.sites import get_site, get_site_by_name
@@ -93,6 +93,10 @@ def test_dashboard_updates_after_events(admin_page, live_server, owner, trained,
     ingest_events(s, [{"id": f"seen-{v}", "type": "product_viewed", "visitor": v, "product_id": p} for v, p in fans.items()])
     tastes = {v: {categories[p]: 1.0} for v, p in fans.items()}
     simulate_traffic(s, tastes, categories, prices, days=10, visits=2, limit=3, currency="EUR", seed=3)
+    report = site_report(s.id)
+    personal, held = report.by_strategy["personal"], report.by_strategy["holdout"]
+    assert personal.ctr > held.ctr and personal.orders / personal.impressions > held.orders / held.impressions, \
+        "lists that fit the shopper's taste are clicked and bought from more than best sellers"
 
     sign_in(page, base, *owner)
     page.goto(f"{base}/admin/sites/{trained.id}/dashboard")

@@ -2,8 +2,8 @@
 
 Each simulated visit asks :func:`personalize.recommend.service.recommend_for` for a real
 list (so the holdout decides who gets best sellers), and the shopper reacts to what they
-are shown: the more a product matches their taste, the likelier a click, and a click may
-lead to an add-to-cart and an order. Events carry the ``rec_id`` exactly as the widget
+are shown: the more a product matches their taste, the likelier a click, and the likelier
+that the click leads to an add-to-cart and an order. Events carry the ``rec_id`` exactly as the widget
 sends them and go in through the real ingestion. Nothing favours either group by
 construction: personalized lists earn more only because they show shoppers more of what
 they like.
@@ -20,9 +20,10 @@ from ..profiles import ingest_events
 
 BATCH = 500
 BASE_CLICK = 0.01  # a product of no interest to the shopper
-TASTE_CLICK = 0.20  # added for a product of the shopper's only interest
-ADD_AFTER_CLICK = 0.35
-BUY_AFTER_ADD = 0.55
+TASTE_CLICK = 0.25  # added for a product of the shopper's only interest
+BASE_ADD = 0.10  # a click turns into an add-to-cart this often, plus TASTE_ADD × interest
+TASTE_ADD = 0.45
+BUY_AFTER_ADD = 0.6
 ORGANIC_ORDER = 0.02  # orders a shopper makes without any recommendation, per visit
 DAY = 86_400.0
 
@@ -83,7 +84,7 @@ def simulate_traffic(
                 events.append({"id": f"{key}-v{position}", "type": "product_viewed", "ts": t + 500, "product_id": pid,
                                "position": position, **base})
                 counts["clicks"] += 1
-                if rng.random() >= ADD_AFTER_CLICK:
+                if rng.random() >= BASE_ADD + TASTE_ADD * taste.get(category_of.get(pid, ""), 0.0):
                     continue
                 price = float(price_of.get(pid) or 0.0)
                 events.append({"id": f"{key}-a{position}", "type": "product_added", "ts": t + 30_000, "product_id": pid,
