@@ -15,10 +15,10 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import select
 
 from ..db import db
-from ..models import Profile, utcnow
+from ..models import utcnow
 from ..validation import InvalidInput
 from .models import ProfileAttribute
 
@@ -166,11 +166,3 @@ def attribute_values(profile_ids: Iterable[int]) -> dict[int, dict[str, Any]]:
         ):
             out.setdefault(pid, {})[name] = value
     return out
-
-
-def remove_attributes(profile_id: int, names: Iterable[str]) -> None:
-    db.session.execute(delete(ProfileAttribute).where(ProfileAttribute.profile_id == profile_id, ProfileAttribute.name.in_(list(names))))
-
-
-def profile_exists(site_id: int, profile_id: int) -> bool:
-    return db.session.scalar(select(Profile.id).where(Profile.id == profile_id, Profile.site_id == site_id)) is not None

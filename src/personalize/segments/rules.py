@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, case, exists, false, func, not_, or_, select, true
+from sqlalchemy import and_, exists, false, func, not_, or_, select, true
 from sqlalchemy.sql import ColumnElement
 
 from ..models import Event, Interaction, Order, Product, Profile
@@ -570,8 +570,3 @@ def behaviour_count_query(b: dict, site_id: int, now: datetime, profile_id):
         q = q.join(pr, and_(pr.c.site_id == site_id, pr.c.external_id == t.c.product_id))
         conds.append(pr.c.category == b["category"])
     return q.where(*conds)
-
-
-def member_of(flag) -> Any:
-    """1/0 of a boolean clause, for databases that cannot select a boolean directly."""
-    return case((flag, 1), else_=0)
