@@ -38,6 +38,16 @@ def _load_admin():
         _check_csrf()
 
 
+@bp.errorhandler(400)
+@bp.errorhandler(401)
+def _refused(exc):
+    """Refused forms get an admin page, not a bare error (the status stays)."""
+    from flask import render_template
+
+    message = {401: "Your session has ended: sign in again."}.get(exc.code, exc.description)
+    return render_template("admin/message.html", message=message), exc.code
+
+
 @bp.after_request
 def _no_framing(response):
     response.headers["X-Frame-Options"] = "DENY"
