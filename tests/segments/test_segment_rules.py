@@ -141,6 +141,8 @@ def test_segments_api_crud_preview_and_members(app, site):
     assert client.post("/api/v1/segments/preview", json={"rule": rule}, headers=auth).json == {"count": 24}
     r = client.post("/api/v1/segments", json={"key": "buyers", "name": "Buyers", "rule": rule}, headers=auth)
     assert r.status_code == 201 and r.json["member_count"] == 24 and r.json["status"] == "ready"
+    again = client.post("/api/v1/segments", json={"key": "buyers", "rule": rule}, headers=auth)
+    assert again.status_code == 409 and again.json["error"]["field"] == "key"
     bad = client.post("/api/v1/segments", json={"key": "x", "rule": {"field": "nope", "op": "eq", "value": 1}}, headers=auth)
     assert bad.status_code == 400 and bad.json["error"]["field"] == "rule.field"
     assert client.post("/api/v1/segments", json={"key": "y", "rule": rule}, headers={"Authorization": f"Bearer {site.public_key}"}).status_code == 403

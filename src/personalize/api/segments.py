@@ -27,6 +27,16 @@ from .events import json_body
 log = logging.getLogger(__name__)
 
 
+def _conflicts_as_409(fn, *args):
+    """Run a store function; a conflict (a key taken, a segment still referred to) is a 409."""
+    try:
+        return fn(*args)
+    except InvalidInput as exc:
+        if exc.code == "conflict":
+            raise ApiError(409, "conflict", exc.message, exc.field) from None
+        raise
+
+
 def _segment(site_id: int, key: str):
     seg = get_segment(site_id, key)
     if seg is None:
@@ -70,7 +80,7 @@ def list_segments():
 @bp.post("/segments")
 def new_segment():
     site = secret_site()
-    seg = create_segment(site.id, json_body())
+    seg = _conflicts_as_409(create_segment, site.id, json_body())
     schedule_rebuild(site.id, seg.key)
     return segment_json(get_segment(site.id, seg.key)), 201
 
@@ -113,7 +123,7 @@ def change_segment(key: str):
 @bp.delete("/segments/<key>")
 def remove_segment(key: str):
     site = secret_site()
-    delete_segment(_segment(site.id, key))
+    _conflicts_as_409(delete_segment, _segment(site.id, key))
     return {"deleted": key}
 
 
