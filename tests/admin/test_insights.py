@@ -136,3 +136,17 @@ def test_live_check_reports_the_newest_event(as_owner, site):
     ingest_events(get_site(site.id), [{"id": "now", "type": "page_viewed", "visitor": "v9", "url": "https://shop.example/"}])
     data = as_owner.get(f"/admin/sites/{site.id}/live").json
     assert data["last_event_type"] == "page_viewed" and data["events_last_hour"] == 1 and data["seconds_ago"] < 60
+
+
+def test_holdout_and_lift_commands(app, site):
+    from click.testing import CliRunner
+
+    from personalize.cli import cli
+
+    runner = CliRunner()
+    env = {"PERSONALIZE_INSTANCE_PATH": app.instance_path, "PERSONALIZE_DATABASE_URL": app.config["DATABASE_URL"]}
+    result = runner.invoke(cli, ["holdout", "--share", "12.5"], env=env)
+    assert result.exit_code == 0 and "holdout 12.5 % of visitors" in result.output
+    assert runner.invoke(cli, ["holdout", "--share", "80"], env=env).exit_code != 0
+    result = runner.invoke(cli, ["lift", "--days", "7"], env=env)
+    assert result.exit_code == 0 and "not enough visitors yet" in result.output
