@@ -338,6 +338,10 @@ def _register_sync_commands() -> None:
 
 _register_sync_commands()
 
+from .insights.cli import register as _register_insight_commands  # noqa: E402
+
+_register_insight_commands(cli, _app, _site_or_default)
+
 
 def main() -> None:
     # plugins may add commands; loading them needs no database
