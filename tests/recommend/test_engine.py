@@ -220,3 +220,17 @@ def test_ease_neighbours_can_keep_negative_weights(shop):
     assert plain.neighbours.data.min() > 0
     assert signed.neighbours.data.min() < 0
     assert signed.neighbours.getnnz(axis=1).max() <= 50
+
+
+def test_history_whose_items_have_no_neighbours_with_lifted_votes(shop):
+    model = Recommender.fit(shop.log, shop.items, params={**FAST, "group_trend_exponent": 1.0})
+    # item 0 loses all its neighbours, as an item nobody bought with anything would have
+    for name in ("neighbours", "content"):
+        table = getattr(model, name).tolil()
+        table[0, :] = 0
+        table = table.tocsr()
+        table.eliminate_zeros()
+        setattr(model, name, table)
+    recs = model.recommend([HistoryEntry(0, VIEW, 1_320_000_000.0)], 5)
+    assert len(recs) == 5
+    assert recs[0].item == 0 and recs[0].source == "personal"

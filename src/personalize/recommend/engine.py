@@ -311,7 +311,8 @@ class Recommender:
             vec = None  # a part with no weight or no votes is left out (read as zeros)
             if w > 0 and len(uniq):
                 _, cols, vals = _gather_rows(table, uniq, norm_w)
-                vec = np.bincount(cols, weights=vals, minlength=n)
+                # (no votes at all: bincount gives integers, which the lift could not scale in place)
+                vec = np.bincount(cols, weights=vals, minlength=n).astype(np.float64, copy=False)
                 if self._group_lift is not None:
                     vec *= self._group_lift
                 m = vec.max() if len(vec) else 0.0

@@ -18,8 +18,9 @@ Metrics (averaged over test customers; ``T`` = the customer's truth set):
 * ``hr@10``     = 1 if any of the top 10 was bought
 * ``coverage@20`` = distinct items in all top-20 lists / catalogue size
 
-Baselines (trained on known customers only when guest baskets are marked, as the
-reference protocol of the Online Retail table does; ties broken by popularity):
+Every model learns from the known customers' rows only when guest baskets are
+marked, as the reference protocol of the Online Retail table does. Baselines
+(ties broken by popularity):
 
 * ``popularity``: distinct buyers of the item;
 * ``buy-again``: the customer's orders containing the item, then popularity;
@@ -211,9 +212,10 @@ def run_evaluation(
     Returns ``{"models": {name: {"all": metrics, "new": metrics, "fit_seconds": s}}, "engine": name}``
     with the metrics described in this module's docstring. ``params`` go to our
     engine's fit. ``guests[u]`` is True when user ``u`` is a guest basket (no
-    customer id): the baselines leave those out, as the reference protocol does,
-    while our engine may learn item-to-item patterns from them. A model that cannot run on this data (EASE on a huge catalogue)
-    is left out of ``models`` and its reason is under ``"skipped"``.
+    customer id): every model then learns from the known customers' rows only,
+    as the reference protocol of the Online Retail table does. A model that
+    cannot run on this data (EASE on a huge catalogue) is left out of
+    ``models`` and its reason is under ``"skipped"``.
     """
     say = progress or (lambda message: None)
     names = list(models) if models else list(MODELS)
@@ -230,7 +232,8 @@ def run_evaluation(
         say(f"fitting {name}")
         started = time.perf_counter()
         if name == ENGINE:
-            model = Recommender.fit(split.train, items, now=split.cutoff, params=params)
+            train = split.train if known is None else split.train.select(known[split.train.user])
+            model = Recommender.fit(train, items, now=split.cutoff, params=params)
             fit_seconds = time.perf_counter() - started
             say(f"ranking with {name}")
             lists_all, lists_new = _engine_lists(model, split, K_LIST)
