@@ -4,6 +4,7 @@ show B"), and a preview of one profile's list with the settings on screen, befor
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 
 from flask import flash, g, redirect, render_template, request, url_for
 from sqlalchemy import select
@@ -12,7 +13,7 @@ from ..builtins.rules import STRATEGIES, merge_rules
 from ..catalog import products_by_ids
 from ..db import db
 from ..insights import in_holdout
-from ..models import Event, Site
+from ..models import Event, Site, utcnow
 from ..profiles import recent_interactions
 from ..recommend.data import KIND_NAMES
 from ..recommend.service import recommend_for
@@ -134,7 +135,10 @@ def form_values(rules: dict) -> dict:
 def known_slots(site: Site) -> list[str]:
     seen = set(((site.settings or {}).get("rules") or {}).get("slots") or {})
     seen.update(s for s in db.session.scalars(
-        select(Event.slot).distinct().where(Event.site_id == site.id, Event.type == "rec_impression", Event.slot.is_not(None)).limit(50)
+        select(Event.slot).distinct().where(
+            Event.site_id == site.id, Event.occurred_at >= utcnow() - timedelta(days=30),  # the (site, time) index
+            Event.type == "rec_impression", Event.slot.is_not(None),
+        ).limit(50)
     ) if s)
     return sorted(seen | {"home", "product"})
 
