@@ -6,6 +6,7 @@ set is cached per process and re-read when any segment's ``updated_at`` moves.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from dataclasses import dataclass
@@ -13,7 +14,19 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import and_, bindparam, delete, func, insert, literal, select, update
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    and_,
+    bindparam,
+    delete,
+    func,
+    insert,
+    literal,
+    literal_column,
+    select,
+    update,
+)
 
 from ..db import db
 from ..models import Event, Interaction, Order, Product, Profile, utcnow
@@ -86,11 +99,56 @@ def rule_set(site_id: int) -> RuleSet:
     return result
 
 
+class _Raw:
+    """A SELECT compiled once for the database's driver and run on its cursor.
+
+    For a one-profile lookup, SQLAlchemy's per-execution work costs more than the
+    small indexed query itself; this keeps its compiler and types but skips that work.
+    """
+
+    def __init__(self, stmt, dialect):
+        compiled = stmt.compile(dialect=dialect)
+        self.sql = str(compiled)
+        self.defaults = dict(compiled.params)
+        self.order = list(compiled.positiontup) if compiled.positional else None
+        parse = dialect.name == "sqlite"  # the SQLite driver returns these as text
+        self.convert = [
+            (i, datetime.fromisoformat) if parse and isinstance(col.type, DateTime)
+            else (i, json.loads) if parse and isinstance(col.type, JSON) else None
+            for i, col in enumerate(stmt.selected_columns)
+        ]
+        self.convert = [c for c in self.convert if c is not None]
+        self.sqlite = parse
+
+    def rows(self, cursor, params: dict[str, Any]) -> list[tuple]:
+        values = {**self.defaults, **params}
+        if self.sqlite:
+            values = {k: (v.isoformat(sep=" ", timespec="microseconds") if isinstance(v, datetime) else v) for k, v in values.items()}
+        cursor.execute(self.sql, [values[k] for k in self.order] if self.order is not None else values)
+        rows = cursor.fetchall()
+        if not self.convert:
+            return rows
+        out = []
+        for row in rows:
+            row = list(row)
+            for i, fn in self.convert:
+                if isinstance(row[i], str):
+                    row[i] = fn(row[i])
+            out.append(tuple(row))
+        return out
+
+
+def _literals(names: frozenset[str]) -> list:
+    # inlined, not an expanding parameter, so the SQL can be compiled once; the names are
+    # validated event types (letters and _ only)
+    return [literal_column(f"'{n}'") for n in sorted(names) if n.replace("_", "").isalpha()]
+
+
 class _Statements:
     """The few queries that load one profile's facts, built once per rule set with bound parameters
     (building SQLAlchemy statements costs more than running these small indexed queries)."""
 
-    def __init__(self, rules: RuleSet):
+    def __init__(self, rules: RuleSet, dialect):
         pid, site = bindparam("pid"), bindparam("site")
         cols: list[Any] = [Profile.email, Profile.customer_id, Profile.created_at, Profile.last_seen_at]
         if rules.needs_orders:
@@ -113,7 +171,7 @@ class _Statements:
             q = (
                 select(Event.type, Event.product_id, Event.occurred_at, Product.category)
                 .outerjoin(Product, and_(Product.site_id == site, Product.external_id == Event.product_id))
-                .where(Event.profile_id == pid, Event.site_id == site, Event.type.in_(sorted(rules.event_types)))
+                .where(Event.profile_id == pid, Event.site_id == site, Event.type.in_(_literals(rules.event_types)))
             )
             self.events = (q.where(Event.occurred_at >= since) if rules.window_days is not None else q).limit(MAX_ROWS + 1)
         if rules.needs_purchases:
@@ -123,18 +181,24 @@ class _Statements:
                 .where(Interaction.site_id == site, Interaction.profile_id == pid, Interaction.kind == PURCHASE)
             )
             self.purchases = (q.where(Interaction.occurred_at >= since) if rules.window_days is not None else q).limit(MAX_ROWS + 1)
+        for name in ("main", "attributes", "members", "events", "purchases"):
+            stmt = getattr(self, name)
+            if stmt is not None:
+                setattr(self, name, _Raw(stmt, dialect))
 
 
 def load_facts(site_id: int, profile_id: int, now: datetime, rules: RuleSet) -> Facts | None:
     """Everything a rule may look at for one profile (``None`` when the profile is gone)."""
-    if rules.statements is None:
-        rules.statements = _Statements(rules)
-    st = rules.statements
     conn = db.session.connection()
+    if rules.statements is None:
+        rules.statements = _Statements(rules, conn.dialect)
+    st = rules.statements
+    cursor = conn.connection.cursor()
     params = {"pid": profile_id, "site": site_id}
-    row = conn.execute(st.main, params).first()
-    if row is None:
+    found = st.main.rows(cursor, params)
+    if not found:
         return None
+    row = found[0]
     profile = {"email": row[0], "customer_id": row[1], "created_at": row[2], "last_seen_at": row[3]}
     at = 4
     orders: dict[str, Any] = {}
@@ -144,8 +208,8 @@ def load_facts(site_id: int, profile_id: int, now: datetime, rules: RuleSet) -> 
     scores: dict[str, Any] = {}
     if rules.needs_scores and row[at] is not None:  # orders is never NULL in a stored score
         scores = dict(zip([c.name for c in SCORE_COLUMNS], row[at:], strict=True))
-    attributes = dict(conn.execute(st.attributes, params).all()) if rules.needs_attributes else {}
-    members = {st.key_of[i] for i in conn.execute(st.members, params).scalars() if i in st.key_of}
+    attributes = dict(st.attributes.rows(cursor, params)) if rules.needs_attributes else {}
+    members = {st.key_of[i] for (i,) in st.members.rows(cursor, params) if i in st.key_of}
     return Facts(
         profile=profile, orders=orders, scores=scores, attributes=attributes, members=members,
         count=_behaviour_counter(site_id, profile_id, now, rules),
@@ -161,15 +225,15 @@ def _behaviour_counter(site_id: int, profile_id: int, now: datetime, rules: Rule
     if not rules.event_types and not rules.needs_purchases:
         return ask_database
     st = rules.statements
-    conn = db.session.connection()
+    cursor = db.session.connection().connection.cursor()
     params: dict[str, Any] = {"pid": profile_id, "site": site_id}
     if rules.window_days is not None:
         params["since"] = now - timedelta(days=rules.window_days)
     rows: dict[str, list] = {}
     if st.events is not None:
-        rows["events"] = conn.execute(st.events, params).all()
+        rows["events"] = st.events.rows(cursor, params)
     if st.purchases is not None:
-        rows["purchased"] = conn.execute(st.purchases, params).all()
+        rows["purchased"] = st.purchases.rows(cursor, params)
 
     def count(b: dict) -> int:
         found = rows.get("purchased" if b["event"] == "purchased" else "events", [])
