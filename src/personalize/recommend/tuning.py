@@ -11,11 +11,14 @@ rho * popular)``, every part scaled to a maximum of 1 per customer. A
 coordinate search moves one setting at a time through its grid and keeps a
 move when it raises the objective, the sum of the two views' Recall@20 each
 divided by its value at the starting point, so a gain in one view cannot
-buy a larger loss in the other. Two passes over the settings are made.
+buy a larger loss in the other. A first pass visits every setting; a second
+revisits the blend weights (beta, delta, rho).
 
 The parts are scored once per setting that changes them (a personal matrix per
-half life and lift, a group matrix per history half life), so one trial is a
-weighted sum and two top-20 selections.
+half life, lift and browse factor, a group matrix per history half life and
+seasonal lift), so one trial is a weighted sum and two top-20 selections. When
+the "new" view cannot change (every history item was bought: it is all
+hidden), its result is reused instead of recomputed.
 
 The test window of an offline evaluation is never seen: the engine is fitted
 on the training log only and tunes inside it.
