@@ -107,9 +107,13 @@ def test_team_and_plugins_pages(admin_page, live_server, owner, site, shoot):
     page.fill("#new-email", "editor@shop.example")
     page.fill("#new-password", "a long first password")
     page.select_option("#new-role", "editor")
-    page.check(f"input[name=sites][value='{site.id}']")
+    page.check(f"#add-user input[name=sites][value='{site.id}']")
     page.click("text=Add to the team")
     wait_for_text(page, ".flash", "editor@shop.example can now sign in as editor")
+    from personalize.admin.access import site_ids_for
+    from personalize.admin.users import get_admin_user
+
+    assert site_ids_for(get_admin_user("editor@shop.example")) == {site.id}
     shoot(page, "team", "main")
     page.goto(f"{base}/admin/plugins")
     assert "personalize.builtins.rules" in page.inner_text("main") and "hubspot" in page.inner_text("main")

@@ -8,7 +8,7 @@ from ..db import db
 from ..models import AdminUser
 from ..sites import list_sites
 from . import bp
-from .access import denied, login_required, set_site_access, site_ids_for
+from .access import denied, granted_site_ids, login_required, set_site_access
 from .formatting import sentence
 from .users import (
     ROLES,
@@ -35,7 +35,7 @@ def team():
     if (refused := _owner_only()) is not None:
         return refused
     users = list_admin_users()
-    access = {u.id: site_ids_for(u) for u in users}
+    access = {u.id: granted_site_ids(u) for u in users}
     return render_template("admin/team.html", users=users, access=access, sites=list_sites(), roles=ROLES)
 
 
