@@ -117,6 +117,7 @@ def demo(host: str, port: int, visitors: int, no_serve: bool):
     click.echo("")
     click.echo(f"  Demo shop:   {base}/")
     click.echo(f"  Admin:       {base}/admin   (email {info['admin_email']}, password {info['admin_password']})")
+    click.echo(f"  Dashboard:   {base}/admin/sites/{info['site_id']}/dashboard   (two weeks of simulated traffic, 20 % holdout)")
     click.echo(f"  Public key:  {info['public_key']}")
     if info.get("secret_key"):
         click.echo(f"  Secret key:  {info['secret_key']}  (shown once)")
