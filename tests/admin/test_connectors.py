@@ -93,3 +93,14 @@ def test_viewer_sees_but_cannot_change_connections(client, site, hubspot):
     assert client.get(f"/admin/sites/{site.id}/connectors").status_code == 200
     assert post(client, f"/admin/sites/{site.id}/connectors/new/hubspot", setup_form(hubspot.url)).status_code == 403
     assert get_connection(site.id, "hubspot") is None
+
+
+def test_every_installed_connector_gets_a_settings_form(as_owner, site):
+    from personalize.sync.connections import connector_catalog
+
+    for name, cls in connector_catalog().classes.items():
+        page = as_owner.get(f"/admin/sites/{site.id}/connectors/new/{name}").get_data(as_text=True)
+        for setting in cls.settings:
+            assert f'name="setting_{setting.name}"' in page, (name, setting.name)
+            if setting.secret:
+                assert f'name="setting_{setting.name}" type="password"' in page
