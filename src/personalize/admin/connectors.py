@@ -88,10 +88,11 @@ def _form_mapping(cls, current: dict) -> dict:
 def connectors(s: Site):
     catalog = connector_catalog()
     conns = list_connections(s.id)
-    last = {}
-    for entry in run_log(s.id, limit=50):
+    runs = run_log(s.id, limit=50)
+    last: dict[str, dict] = {}
+    for entry in runs:
         last.setdefault(entry["connection"], entry)
-    return render_template("admin/connectors.html", site=s, catalog=catalog, connections=conns, last=last, runs=run_log(s.id, limit=20))
+    return render_template("admin/connectors.html", site=s, catalog=catalog, connections=conns, last=last, runs=runs[:20])
 
 
 @bp.route("/sites/<int:site_id>/connectors/new/<connector>", methods=["GET", "POST"])
