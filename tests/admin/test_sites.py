@@ -132,3 +132,13 @@ def test_server_settings_are_shown_without_keys(client, owner, app):
     page = client.get("/admin/settings").get_data(as_text=True)
     assert "database_url" in page and "hunter2" not in page and ":•••@" in page
     assert app.config["SECRET_KEY"] not in page
+
+
+def test_plugins_page_lists_plugins_hooks_and_errors(client, owner, app):
+    from personalize.plugins import PluginError
+
+    app.extensions["personalize.plugins"].errors.append(PluginError("broken_thing", "file /plugins/broken_thing.py", "SyntaxError: invalid syntax"))
+    sign_in(client, *owner)
+    page = client.get("/admin/plugins").get_data(as_text=True)
+    assert "personalize.builtins.rules" in page and "modify_recommendations" in page
+    assert "broken_thing" in page and "SyntaxError: invalid syntax" in page and "were skipped" in page
