@@ -171,7 +171,7 @@ class _Statements:
             q = (
                 select(Event.type, Event.product_id, Event.occurred_at, Product.category)
                 .outerjoin(Product, and_(Product.site_id == site, Product.external_id == Event.product_id))
-                .where(Event.profile_id == pid, Event.site_id == site, Event.type.in_(_literals(rules.event_types)))
+                .where(Event.profile_id == pid, Event.type.in_(_literals(rules.event_types)))  # by the profile index, not the site's
             )
             self.events = (q.where(Event.occurred_at >= since) if rules.window_days is not None else q).limit(MAX_ROWS + 1)
         if rules.needs_purchases:
@@ -299,7 +299,7 @@ def refresh_profiles(site_id: int, profile_ids: list[int], now: datetime | None 
     except Exception:
         db.session.rollback()
         raise
-    announce(site_id, [(seg_id, pid, entered, now) for seg_id, pid, entered in changes])
+    announce(site_id, [(seg_id, pid, entered, now) for seg_id, pid, entered in changes], {s.id: s.key for s in rules.segments})
     return changes
 
 

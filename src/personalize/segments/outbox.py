@@ -48,11 +48,15 @@ def wants_changes() -> bool:
     return bool(hooks().segment_membership_changed.get_hookimpls())
 
 
-def announce(site_id: int, rows: list[tuple[int, int, bool, datetime]]) -> None:
-    """Call ``segment_membership_changed`` with committed changes ``(segment id, profile id, entered, at)``."""
+def announce(site_id: int, rows: list[tuple[int, int, bool, datetime]], keys: dict[int, str] | None = None) -> None:
+    """Call ``segment_membership_changed`` with committed changes ``(segment id, profile id, entered, at)``.
+
+    ``keys`` (segment id → key) saves a query when the caller knows them.
+    """
     if not rows or not wants_changes():
         return
-    keys = dict(db.session.execute(select(Segment.id, Segment.key).where(Segment.site_id == site_id)).all())
+    if keys is None:
+        keys = dict(db.session.execute(select(Segment.id, Segment.key).where(Segment.site_id == site_id)).all())
     for start in range(0, len(rows), HOOK_BATCH):
         hooks().segment_membership_changed(site_id=site_id, changes=_records(rows[start : start + HOOK_BATCH], keys))
 
