@@ -102,3 +102,9 @@ def test_pages_send_a_strict_content_security_policy(as_owner, site):
     csp = r.headers["Content-Security-Policy"]
     assert "default-src 'self'" in csp and "unsafe-inline" not in csp and "frame-ancestors 'none'" in csp
     assert "<script>" not in r.get_data(as_text=True), "no inline script"
+
+
+def test_the_session_cookie_stays_on_this_site(client, owner):
+    r = sign_in(client, *owner)
+    cookie = r.headers["Set-Cookie"]
+    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie

@@ -73,6 +73,11 @@ def init_app(app: Flask) -> None:
 
     SITE_TABS.sort(key=lambda tab: tab.get("order", 99))
 
+    # the admin session cookie: never sent on cross-site requests, and only over HTTPS when the server is
+    if app.config.get("SESSION_COOKIE_SAMESITE") is None:
+        app.config["SESSION_COOKIE_SAMESITE"] = "Lax"
+    if str(app.config.get("PUBLIC_URL") or "").startswith("https://"):
+        app.config["SESSION_COOKIE_SECURE"] = True
     app.register_blueprint(bp)
     app.jinja_env.globals["csrf_token"] = csrf_token
     app.jinja_env.globals["admin_site_tabs"] = SITE_TABS
