@@ -102,4 +102,5 @@ def serve(app: Flask, host: str, port: int, workers: int, threads: int) -> None:
 
     with app.app_context():
         db.engine.dispose()  # no connection of the master's may leak into a forked worker
+    app.extensions["personalize.cache"].close()  # nor its Redis connection; workers open their own
     Server(gunicorn_options(host, port, workers, threads)).run()
