@@ -37,17 +37,26 @@ def register(name: str, fn: Callable[..., Any]) -> None:
     REGISTRY[name] = fn
 
 
+_builtins_loaded = False
+
+
 def _builtin_jobs() -> None:
+    """Register the core jobs once; a job registered earlier under the same name keeps its place."""
+    global _builtins_loaded
     from .sync import tasks
 
-    register("sync", tasks.sync_connection)
-    register("push", tasks.push_segment_changes)
-    register("webhooks", tasks.process_webhooks)
-    register("push_segments", tasks.push_segment_outbox)
+    for name, fn in (
+        ("sync", tasks.sync_connection),
+        ("push", tasks.push_segment_changes),
+        ("webhooks", tasks.process_webhooks),
+        ("push_segments", tasks.push_segment_outbox),
+    ):
+        REGISTRY.setdefault(name, fn)
+    _builtins_loaded = True
 
 
 def job_function(name: str) -> Callable[..., Any]:
-    if not REGISTRY:
+    if not _builtins_loaded:
         _builtin_jobs()
     if name not in REGISTRY:
         raise KeyError(f"no job {name!r}; known: {', '.join(sorted(REGISTRY))}")

@@ -100,6 +100,17 @@ def test_jobs_run_in_the_background_and_in_the_foreground_through_one_registry(a
         jobs.submit("nope")
 
 
+def test_a_job_registered_first_does_not_hide_the_core_jobs(monkeypatch):
+    from personalize import jobs
+
+    monkeypatch.setattr(jobs, "REGISTRY", {})
+    monkeypatch.setattr(jobs, "_builtins_loaded", False)
+    jobs.register("sync", lambda **kw: "mine")
+    jobs.register("extra", lambda **kw: "extra")
+    assert jobs.job_function("push") is not None, "core jobs still load after a plugin registered one"
+    assert jobs.job_function("sync")() == "mine", "an earlier registration keeps its place"
+
+
 def test_the_scheduler_submits_due_syncs_only(app, ctx, tmp_path):
     from datetime import timedelta
 
