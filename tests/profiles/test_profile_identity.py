@@ -7,7 +7,13 @@ from sqlalchemy import func, select
 from personalize.db import db
 from personalize.models import Event, Identity, Interaction, Profile
 from personalize.profiles import ingest_events, profile_for_visitor
-from personalize.profiles.merge import MAX_MERGES, MergeRefused, merge_profiles, resolve_contact, resolve_profile_id
+from personalize.profiles.merge import (
+    MAX_MERGES,
+    MergeRefused,
+    merge_profiles,
+    resolve_contact,
+    resolve_profile_id,
+)
 from personalize.profiles.trust import make_token, sign_identity, signing_secret
 from personalize.sites import get_site
 
