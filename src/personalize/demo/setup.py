@@ -90,7 +90,7 @@ def build_demo(
     """Create (or refresh) the demo site in ``app``'s database and train its model.
 
     ``progress(stage, done, total)`` is called as the work goes on; stages are
-    ``site``, ``products``, ``events``, ``train`` and ``admin``. ``origin`` (the
+    ``site``, ``products``, ``events``, ``train``, ``traffic`` and ``admin``. ``origin`` (the
     address the demo is served on) and ``origins`` join the site's allowed origins.
     Sets ``DEMO_SITE_ID``, ``DEMO_PUBLIC_KEY`` and ``DEMO_BEST_SELLERS`` in ``app.config``.
     """
@@ -157,7 +157,9 @@ def build_demo(
         timings["train"] = time.perf_counter() - mark
 
         mark = time.perf_counter()
+        say("traffic", 0, 1)
         traffic = simulate_demo_traffic(site_id, products, n_visitors, seed)
+        say("traffic", 1, 1)
         timings["traffic"] = time.perf_counter() - mark
 
         say("admin", 0, 1)
