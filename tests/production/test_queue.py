@@ -81,6 +81,12 @@ def worker_setup(app, site, broker_url, tmp_path, mark_job):
     yield start_worker
     for proc in started:
         stop(proc)
+    from kombu import Connection
+
+    with Connection(broker_url) as connection:  # leave the shared broker as we found it
+        channel = connection.default_channel
+        channel.queue_delete(queue)
+        channel.exchange_delete(queue)
     runner = app.extensions.pop("personalize.jobs", None)
     if runner is not None:
         runner.shutdown()
