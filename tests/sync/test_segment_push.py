@@ -64,3 +64,35 @@ def test_an_outage_leaves_the_outbox_cursor_where_it_was(app, shop, exports):
 def test_a_push_target_the_connector_does_not_offer_is_refused(shop, exports):
     with pytest.raises(ConnectionSettingsError, match="cannot push to 'tags'"):
         save_connection(shop.id, "files", {"folder": str(exports)}, push_target="tags")
+
+
+def test_pushed_additions_count_against_the_contact_policy(app, shop, exports):
+    """At most N messages per day: each addition pushed counts once; a failed push is not counted."""
+    from sqlalchemy import func, select
+
+    from personalize.db import db
+    from personalize.records import SegmentChange
+    from personalize.segments.models import ContactLog
+    from personalize.segments.policy import set_policy
+    from personalize.sync.push import push_changes
+
+    save_connection(shop.id, "files", {"folder": str(exports)}, push_target="file")
+    assert engine.run_sync(shop.id, "files")["status"] == "succeeded"
+    from personalize.models import Identity
+
+    pid = db.session.scalar(select(Identity.profile_id).where(Identity.site_id == shop.id, Identity.value == "gold1@example.com"))
+    set_policy(shop.id, "any", {"per_day": 1})
+    changes = [SegmentChange("gold", pid, True), SegmentChange("vip", pid, True)]
+    result = push_changes(shop.id, "files", "file", changes)
+    assert [r.status for r in result["results"]] == ["ok", "skipped"]
+    sent = db.session.scalar(select(func.count()).select_from(ContactLog).where(ContactLog.profile_id == pid))
+    assert sent == 1
+    again = push_changes(shop.id, "files", "file", [SegmentChange("late", pid, True)])
+    assert [r.status for r in again["results"]] == ["skipped"], "the day's one message is used up"
+    assert [r.status for r in push_changes(shop.id, "files", "file", [SegmentChange("gold", pid, False)])["results"]] == ["ok"], "leaving is never held back"
+
+    set_policy(shop.id, "any", {"per_day": 5})
+    save_connection(shop.id, "files", {"folder": str(exports / "gone")})
+    failed = push_changes(shop.id, "files", "file", [SegmentChange("vip", pid, True)])
+    assert [r.status for r in failed["results"]] == ["failed"]
+    assert db.session.scalar(select(func.count()).select_from(ContactLog).where(ContactLog.profile_id == pid)) == 1, "a failed push is not counted"

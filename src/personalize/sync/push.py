@@ -38,12 +38,13 @@ from .engine import (
 )
 
 
-def _policy() -> Callable[[int, int, str], bool] | None:
+def _policy():
+    """The segments service's contact policy module, when it offers one."""
     try:
         module = importlib.import_module("personalize.segments.policy")
     except ImportError:
         return None
-    return getattr(module, "allow", None)
+    return module if hasattr(module, "allow") and hasattr(module, "record") else None
 
 
 def with_identities(site_id: int, changes: Iterable[SegmentChange]) -> list[SegmentChange]:
@@ -84,11 +85,16 @@ def push_changes(
     fatal = ""
     policy = _policy()
     allowed: list[SegmentChange] = []
+    counted_at = utcnow()
     for change in changes:
-        if change.added and policy is not None and not policy(site_id, change.profile_id, cls.kind):
-            results.append(PushResult(change.profile_id, change.segment, "skipped", f"contact policy for {cls.kind}"))
-        else:
-            allowed.append(change)
+        if change.added and policy is not None:
+            if not policy.allow(site_id, change.profile_id, cls.kind, counted_at):
+                results.append(PushResult(change.profile_id, change.segment, "skipped", f"contact policy for {cls.kind}"))
+                continue
+            # counted now, so a second addition for the same person in this run sees it;
+            # taken back below if the push of this change fails
+            policy.record(site_id, change.profile_id, cls.kind, counted_at, commit=False)
+        allowed.append(change)
     notes: list[str] = []
     raised = False
     try:
@@ -120,6 +126,8 @@ def push_changes(
         )
         run.heartbeat_at = utcnow()
         db.session.commit()
+    if policy is not None:
+        _uncount_failed(site_id, cls.kind, counted_at, allowed, results)
     position = {(c.profile_id, c.segment): i for i, c in enumerate(changes)}
     results.sort(key=lambda r: position.get((r.profile_id, r.segment), len(position)))  # in the order given
     ok = sum(r.status == "ok" for r in results)
@@ -140,3 +148,19 @@ def push_changes(
     #: some changes were not attempted: a caller working from a cursor should not move past them
     summary["retry"] = bool(fatal) or raised
     return summary
+
+
+def _uncount_failed(site_id: int, channel: str, at, pushed: list[SegmentChange], results: list[PushResult]) -> None:
+    """Take back the contact-policy count of additions that did not reach the connected system."""
+    from ..segments.models import ContactLog
+
+    failed = {(r.profile_id, r.segment) for r in results if r.status != "ok"}
+    for change in pushed:
+        if change.added and (change.profile_id, change.segment) in failed:
+            row = db.session.scalar(select(ContactLog).where(
+                ContactLog.site_id == site_id, ContactLog.profile_id == change.profile_id,
+                ContactLog.channel == channel, ContactLog.sent_at == at,
+            ).limit(1))
+            if row is not None:
+                db.session.delete(row)
+    db.session.commit()
