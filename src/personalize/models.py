@@ -78,6 +78,8 @@ class Profile(db.Model):
     """One person (anonymous or known) of one site: the single customer view's root."""
 
     __tablename__ = "profiles"
+    # never hand an erased person's id to somebody new (SQLite would reuse the highest id)
+    __table_args__ = {"sqlite_autoincrement": True}
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     site_id: Mapped[int] = mapped_column(ForeignKey("sites.id", ondelete="CASCADE"), index=True)
     email: Mapped[str | None] = mapped_column(String(320), nullable=True)

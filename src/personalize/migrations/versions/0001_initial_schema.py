@@ -112,6 +112,7 @@ def upgrade() -> None:
             ["site_id"], ["sites.id"], name=op.f("fk_profiles_site_id_sites"), ondelete="CASCADE"
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_profiles")),
+        sqlite_autoincrement=True,
     )
     with op.batch_alter_table("profiles", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_profiles_site_id"), ["site_id"], unique=False)
