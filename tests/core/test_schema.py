@@ -5,8 +5,8 @@ from __future__ import annotations
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
-from personalize.app import create_app
 from personalize import schema  # noqa: F401  (every table)
+from personalize.app import create_app
 from personalize.db import current_revision, db
 
 

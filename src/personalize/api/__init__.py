@@ -4,5 +4,14 @@ from flask import Blueprint
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
-from . import errors, events, products, profiles, recommendations, segments, site  # noqa: E402,F401  (routes register on bp)  # noqa: E402,F401  (single customer view and segments)
-from . import webhooks  # noqa: E402,F401  (connector webhooks)
+# the modules register their routes on bp
+from . import (  # noqa: E402,F401
+    errors,
+    events,
+    products,
+    profiles,
+    recommendations,
+    segments,
+    site,
+    webhooks,
+)

@@ -7,7 +7,6 @@ the models themselves work on the arrays of :mod:`personalize.recommend.data`.
 from __future__ import annotations
 
 import logging
-import os
 import secrets
 import threading
 import time
@@ -118,10 +117,7 @@ def _prune_old_models(site_id: int, keep: int, retain: int = 3) -> None:
         select(ModelVersion).where(ModelVersion.site_id == site_id, ModelVersion.id != keep).order_by(ModelVersion.id.desc())
     ).all()
     for version in old[retain - 1 :]:
-        try:
-            os.remove(version.path)
-        except FileNotFoundError:
-            pass
+        Path(version.path).unlink(missing_ok=True)
         db.session.delete(version)
     db.session.commit()
 
