@@ -35,12 +35,19 @@ import json
 import os
 import tempfile
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from personalize import hookimpl
-from personalize.connectors import CheckResult, ConfigError, Connector, PushTarget, Setting, Stream
+from personalize.connectors import (
+    CheckResult,
+    ConfigError,
+    Connector,
+    PushTarget,
+    Setting,
+    Stream,
+    parse_time,
+)
 from personalize.records import (
     Checkpoint,
     ContactRecord,
@@ -59,19 +66,6 @@ EXTENSIONS = (".csv", ".jsonl", ".json")
 CHECKPOINT_EVERY = 200
 STATE_VERSION = 1
 MEMBERS_FILE = "segment_members.csv"
-
-
-def parse_time(value: Any) -> datetime | None:
-    """ISO-8601 text or epoch seconds as naive UTC; None when empty or unreadable."""
-    if value in (None, ""):
-        return None
-    if isinstance(value, int | float):
-        return datetime.fromtimestamp(float(value), UTC).replace(tzinfo=None)
-    try:
-        when = datetime.fromisoformat(str(value).strip().replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return when.astimezone(UTC).replace(tzinfo=None) if when.tzinfo else when
 
 
 def _number(value: Any) -> float | None:

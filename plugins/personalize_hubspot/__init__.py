@@ -24,7 +24,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from personalize import hookimpl
-from personalize.connectors import CheckResult, Connector, PushTarget, Setting, Stream
+from personalize.connectors import CheckResult, Connector, PushTarget, Setting, Stream, parse_time
 from personalize.records import Checkpoint, ContactRecord, PushResult, SegmentChange, SkippedRecord
 from personalize.sync.http import HttpStatusError
 
@@ -44,15 +44,6 @@ PROPERTY_GROUP = "contactinformation"
 def epoch_ms(when: datetime) -> int:
     return int(when.replace(tzinfo=UTC).timestamp() * 1000)
 
-
-def parse_time(value: Any) -> datetime | None:
-    if not value:
-        return None
-    try:
-        when = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return when.astimezone(UTC).replace(tzinfo=None) if when.tzinfo else when
 
 
 def property_name(prefix: str, segment: str) -> str:

@@ -20,11 +20,19 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from personalize import hookimpl
-from personalize.connectors import CheckResult, ConfigError, Connector, PushTarget, Setting, Stream
+from personalize.connectors import (
+    CheckResult,
+    ConfigError,
+    Connector,
+    PushTarget,
+    Setting,
+    Stream,
+    parse_time,
+)
 from personalize.records import (
     Checkpoint,
     ContactRecord,
@@ -54,15 +62,6 @@ def subscriber_hash(email: str) -> str:
 def _iso(when: datetime) -> str:
     return when.replace(microsecond=0).isoformat() + "+00:00"
 
-
-def parse_time(value: Any) -> datetime | None:
-    if not value:
-        return None
-    try:
-        when = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return when.astimezone(UTC).replace(tzinfo=None) if when.tzinfo else when
 
 
 class MailchimpConnector(Connector):

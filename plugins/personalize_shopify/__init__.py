@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from personalize import hookimpl
@@ -26,6 +26,7 @@ from personalize.connectors import (
     Stream,
     StreamError,
     hmac_sha256_matches,
+    parse_time,
 )
 from personalize.records import (
     Checkpoint,
@@ -80,15 +81,6 @@ def gid(kind: str, legacy_id: str) -> str:
 def _iso(when: datetime) -> str:
     return when.replace(microsecond=0).isoformat() + "Z"
 
-
-def parse_time(value: Any) -> datetime | None:
-    if not value:
-        return None
-    try:
-        when = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return when.astimezone(UTC).replace(tzinfo=None) if when.tzinfo else when
 
 
 def _amount(money: Any) -> float | None:

@@ -23,7 +23,7 @@ import hashlib
 import hmac
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from .records import PushResult, SegmentChange
@@ -258,3 +258,19 @@ def hmac_sha256_matches(secret: str | bytes, body: bytes, signature: str, encodi
     digest = hmac.new(key, body, hashlib.sha256).digest()
     expected = base64.b64encode(digest).decode() if encoding == "base64" else digest.hex()
     return hmac.compare_digest(expected.encode(), signature.strip().encode())
+
+
+def parse_time(value: Any) -> datetime | None:
+    """A provider's timestamp (ISO-8601 text, ``Z`` or offset, or epoch seconds) as naive UTC.
+
+    ``None`` when the value is empty or unreadable, so a connector can skip or count the record.
+    """
+    if value in (None, ""):
+        return None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return datetime.fromtimestamp(float(value), UTC).replace(tzinfo=None)
+    try:
+        when = datetime.fromisoformat(str(value).strip().replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return when.astimezone(UTC).replace(tzinfo=None) if when.tzinfo else when
