@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from flask import current_app
 
 from .profiles import IncomingEvent, IngestResult, after_store, store_events
+from .profiles.events import unique_by_id
 
 
 @dataclass
@@ -88,12 +89,7 @@ def store_batched(site_id: int, events: list[IncomingEvent]) -> IngestResult:
     batcher = current_app.extensions.get("personalize.event_batcher")
     if batcher is None:
         batcher = current_app.extensions.setdefault("personalize.event_batcher", EventBatcher())
-    seen: set[str] = set()
-    unique = []
-    for ev in events:  # a batch repeating an id counts it once
-        if ev.id not in seen:
-            seen.add(ev.id)
-            unique.append(ev)
+    unique = unique_by_id(events)
     result = batcher.store(site_id, unique)
     result.duplicates += len(events) - len(unique)
     after_store(site_id, result)

@@ -162,10 +162,14 @@ def validate_batch(events: Any, max_events: int) -> list[IncomingEvent]:
     if len(events) > max_events:
         raise InvalidInput("events", f"has {len(events)} events; at most {max_events} per request", "too_many")
     now_ms = time.time() * 1000
-    out = [validate_event(raw, i, now_ms) for i, raw in enumerate(events)]
+    return unique_by_id([validate_event(raw, i, now_ms) for i, raw in enumerate(events)])
+
+
+def unique_by_id(events: list[IncomingEvent]) -> list[IncomingEvent]:
+    """The events with each id once (the first wins): a batch repeating an id counts it once."""
     seen: set[str] = set()
     unique = []
-    for ev in out:  # a batch repeating an id counts it once
+    for ev in events:
         if ev.id not in seen:
             seen.add(ev.id)
             unique.append(ev)
