@@ -4,7 +4,6 @@ PERSONALIZE_TEST_DATABASE_URL is set), a test client, a CLI runner and a trained
 from __future__ import annotations
 
 import shutil
-import threading
 from dataclasses import dataclass
 
 import pytest
@@ -13,7 +12,7 @@ from personalize import schema  # noqa: F401  (every table, for truncation)
 from personalize.app import create_app
 from personalize.db import db
 from personalize.records import ProductRecord
-from personalize.testing import app_config, fresh_database
+from personalize.testing import app_config, fresh_database, serve_in_thread
 
 
 @pytest.fixture(scope="session")
@@ -119,15 +118,8 @@ def trained(site) -> SiteInfo:
 @pytest.fixture
 def live_server(app):
     """The app over real HTTP from a thread; ``live_server.url`` is its base URL."""
-    from werkzeug.serving import make_server
-
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    server.url = f"http://127.0.0.1:{server.server_port}"
-    yield server
-    server.shutdown()
-    server.server_close()
+    with serve_in_thread(app) as server:
+        yield server
 
 
 CHROMIUM = "/usr/bin/chromium"

@@ -42,3 +42,21 @@ def fresh_database(folder: str | Path, base_url: str | None = None) -> Iterator[
 def app_config(folder: str | Path, url: str, **extra) -> dict:
     """The ``create_app`` settings for a test app on ``url`` with its instance in ``folder``."""
     return {"TESTING": True, "DATABASE_URL": url, "INSTANCE_PATH": str(folder), "AUTO_MIGRATE": True, "MODEL_CHECK_SECONDS": 0.0, **extra}
+
+
+@contextmanager
+def serve_in_thread(app) -> Iterator:
+    """Serve ``app`` over real HTTP on a free loopback port from a thread; the server's ``.url`` is its base URL."""
+    import threading
+
+    from werkzeug.serving import make_server
+
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    server.url = f"http://127.0.0.1:{server.server_port}"
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-import threading
 from dataclasses import dataclass, field
 
 import pytest
+
+from personalize.testing import serve_in_thread
 
 from .support import Shop, catalog, histories, make_site, wait_for
 
@@ -125,15 +126,8 @@ def reco_app():
 @pytest.fixture(scope="session")
 def reco(reco_app):
     """The app served over real HTTP from a thread; ``reco.url`` is its base URL."""
-    from werkzeug.serving import make_server
-
-    server = make_server("127.0.0.1", 0, reco_app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    server.url = f"http://127.0.0.1:{server.server_port}"
-    yield server
-    server.shutdown()
-    server.server_close()
+    with serve_in_thread(reco_app) as server:
+        yield server
 
 
 @pytest.fixture(scope="session")

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import threading
 from contextlib import ExitStack
 
 import pytest
 
 from personalize.app import create_app
-from personalize.testing import app_config, fresh_database
+from personalize.testing import app_config, fresh_database, serve_in_thread
 
 # Enough visitors for the model to learn each persona, few enough to build in a couple of seconds.
 SMALL_DEMO = 400
@@ -74,16 +73,8 @@ def built(fresh_app):
 @pytest.fixture(scope="module")
 def demo_server(built):
     """The built demo app over real HTTP from a thread; ``.url`` is its base URL."""
-    from werkzeug.serving import make_server
-
-    app = built[0]
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    server.url = f"http://127.0.0.1:{server.server_port}"
-    yield server
-    server.shutdown()
-    server.server_close()
+    with serve_in_thread(built[0]) as server:
+        yield server
 
 
 @pytest.fixture
