@@ -3,7 +3,7 @@
 Prepare an instance once (the Online Retail data, a trained model)::
 
     export PERSONALIZE_INSTANCE_PATH=/tmp/bench-sqlite          # and PERSONALIZE_DATABASE_URL for PostgreSQL
-    personalize import-orders /work/shared/datasets/online-retail/online_retail_2010_2011.csv.gz
+    personalize import-orders ../shared/datasets/online-retail/online_retail_2010_2011.csv.gz
     personalize train
 
 then::

@@ -24,7 +24,7 @@ from personalize.app import create_app
 from personalize.db import db
 from personalize.testing import app_config, fresh_database
 
-RETAIL = Path("/work/shared/datasets/online-retail/online_retail_2010_2011.csv.gz")
+RETAIL = Path(__file__).resolve().parents[2] / "shared/datasets/online-retail/online_retail_2010_2011.csv.gz"
 NOW = datetime(2024, 6, 1)
 
 

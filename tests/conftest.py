@@ -145,3 +145,18 @@ def browser():
         chromium = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield chromium
         chromium.close()
+
+
+@pytest.fixture
+def runner(tmp_path, monkeypatch):
+    """A click runner whose commands use a fresh database and instance folder of their own."""
+    from click.testing import CliRunner
+
+    from personalize.testing import TEST_DATABASE_ENV
+
+    with fresh_database(tmp_path) as url:
+        monkeypatch.setenv("PERSONALIZE_INSTANCE_PATH", str(tmp_path / "instance"))
+        monkeypatch.setenv("PERSONALIZE_DATABASE_URL", url)
+        monkeypatch.setenv("PERSONALIZE_AUTO_MIGRATE", "true")
+        monkeypatch.delenv(TEST_DATABASE_ENV, raising=False)
+        yield CliRunner()

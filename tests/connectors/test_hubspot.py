@@ -21,7 +21,7 @@ from personalize.sync.connections import save_connection
 from personalize.sync.push import push_changes
 from personalize.sync.testing import ProviderServer
 
-SPECS = Path("/work/shared/api-specs/hubspot")
+SPECS = Path(__file__).resolve().parents[3] / "shared/api-specs/hubspot"  # ../shared beside the checkout
 TOKEN = "pat-eu1-test"
 T0 = datetime(2026, 11, 1, 12, 0)
 

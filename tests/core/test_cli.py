@@ -15,18 +15,6 @@ from personalize.cli import cli
 DATASET = os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "datasets", "online-retail", "online_retail_2010_2011.csv.gz")
 
 
-@pytest.fixture
-def runner(tmp_path, monkeypatch):
-    from personalize.testing import TEST_DATABASE_ENV, fresh_database
-
-    with fresh_database(tmp_path) as url:
-        monkeypatch.setenv("PERSONALIZE_INSTANCE_PATH", str(tmp_path / "instance"))
-        monkeypatch.setenv("PERSONALIZE_DATABASE_URL", url)
-        monkeypatch.setenv("PERSONALIZE_AUTO_MIGRATE", "true")
-        monkeypatch.delenv(TEST_DATABASE_ENV, raising=False)
-        yield CliRunner()
-
-
 def uci_sample(path, lines: int = 3000) -> str:
     with gzip.open(DATASET, "rt", encoding="utf-8") as src, open(path, "w", encoding="utf-8") as dst:
         for i, line in enumerate(src):

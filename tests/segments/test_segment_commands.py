@@ -6,23 +6,11 @@ import gzip
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
 from personalize.cli import cli
 
-DATA = Path("/work/shared/datasets/online-retail/online_retail_2010_2011.csv.gz")
-
-
-@pytest.fixture
-def runner(tmp_path, monkeypatch):
-    from personalize.testing import TEST_DATABASE_ENV, fresh_database
-
-    with fresh_database(tmp_path) as url:
-        monkeypatch.setenv("PERSONALIZE_INSTANCE_PATH", str(tmp_path / "instance"))
-        monkeypatch.setenv("PERSONALIZE_DATABASE_URL", url)
-        monkeypatch.setenv("PERSONALIZE_AUTO_MIGRATE", "true")
-        monkeypatch.delenv(TEST_DATABASE_ENV, raising=False)
-        yield CliRunner()
+# ../shared beside the checkout, wherever the checkout is (as CI lays it out)
+DATA = Path(__file__).resolve().parents[3] / "shared/datasets/online-retail/online_retail_2010_2011.csv.gz"
 
 
 @pytest.mark.skipif(not DATA.exists(), reason="the Online Retail file is not here")

@@ -7,21 +7,8 @@ import subprocess
 import sys
 
 import pytest
-from click.testing import CliRunner
 
 from personalize.cli import cli
-
-
-@pytest.fixture
-def runner(tmp_path, monkeypatch):
-    from personalize.testing import TEST_DATABASE_ENV, fresh_database
-
-    with fresh_database(tmp_path) as url:
-        monkeypatch.setenv("PERSONALIZE_INSTANCE_PATH", str(tmp_path / "instance"))
-        monkeypatch.setenv("PERSONALIZE_DATABASE_URL", url)
-        monkeypatch.setenv("PERSONALIZE_AUTO_MIGRATE", "true")
-        monkeypatch.delenv(TEST_DATABASE_ENV, raising=False)
-        yield CliRunner()
 
 
 def contacts_folder(tmp_path, n=3):
