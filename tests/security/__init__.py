@@ -1,0 +1,1 @@
+"""Trust: fuzzing, faults, abuse limits, isolation and privacy."""
