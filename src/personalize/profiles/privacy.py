@@ -1,16 +1,49 @@
-"""The person's rights: everything stored about them (export), and forgetting them (erase)."""
+"""The person's rights: everything stored about them (export), and forgetting them (erase).
+
+Both are driven by one declared list, :data:`PERSONAL_TABLES`: every table whose rows
+are about one person, with the column naming the profile. A test walks the schema and
+fails when a table points at ``profiles`` (or has a visitor, email or IP column) without
+being declared here or in :data:`MENTIONING_TABLES`, so a new table cannot be forgotten.
+"""
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import String, Text, cast, delete, func, or_, select, update
 
 from ..db import db
 from ..models import Event, Identity, Interaction, Order, Profile
 from .attributes import attributes_of
-from .models import ProfileMerge
+from .identity import VISITOR
+
+#: table -> the column holding the profile id. Rows are exported and erased by it, in this
+#: order (rows that point at other rows of the person go first).
+PERSONAL_TABLES: dict[str, str] = {
+    "interactions": "profile_id",
+    "events": "profile_id",
+    "orders": "profile_id",
+    "identities": "profile_id",
+    "profile_attributes": "profile_id",
+    "profile_scores": "profile_id",
+    "segment_members": "profile_id",
+    "segment_changes": "profile_id",
+    "contact_log": "profile_id",
+    "engagements": "profile_id",
+    "profile_merges": "kept_profile_id",
+}
+
+#: tables that may mention a person in free text without pointing at the profile: erase
+#: deletes or redacts the mentions (see :func:`_forget_mentions`); export leaves them out
+#: (they are copies of what the person's own rows hold, or run logs).
+MENTIONING_TABLES: dict[str, tuple[str, ...]] = {
+    "webhook_deliveries": ("body",),  # a connector's raw payload, deleted when it names the person
+    "sync_runs": ("message", "errors"),  # the run log, where a value of theirs is replaced by "[erased]"
+}
+
+REDACTED = "[erased]"
 
 
 def identities_by_kind(profile_id: int) -> dict[str, list[str]]:
@@ -20,71 +53,149 @@ def identities_by_kind(profile_id: int) -> dict[str, list[str]]:
     return out
 
 
+def _table(name: str):
+    return db.metadata.tables[name]
+
+
+def profile_tables() -> dict[str, str]:
+    """:data:`PERSONAL_TABLES`, then any other table with a foreign key to ``profiles.id``
+    (a plugin's), by that column."""
+    out = dict(PERSONAL_TABLES)
+    for table in db.metadata.sorted_tables:
+        for fk in table.foreign_keys:
+            if fk.column.table.name == "profiles" and fk.column.name == "id" and table.name not in out:
+                out[table.name] = fk.parent.name
+    return out
+
+
+def _known_values(profile: Profile, identities: dict[str, list[str]]) -> list[str]:
+    """Every id of the person that free text could contain: identities, email, customer id."""
+    values = {v for vs in identities.values() for v in vs}
+    values.update(v for v in (profile.email, profile.customer_id) if v)
+    return sorted(v for v in values if v and len(v) >= 2)
+
+
 def erase_profile(site_id: int, profile_id: int) -> dict[str, list[str]] | None:
-    """Delete a profile and every row about it (events, orders, interactions, identities,
-    attributes, scores, memberships, contact log, connector rows — all cascade), commit,
+    """Delete a profile and every row about it, in one transaction, then forget it in the cache
     and call ``profile_erased``. Returns the identities it had, or ``None`` if unknown.
+
+    Deleted: the rows of every table in :data:`PERSONAL_TABLES` (and, by the visitor ids, events
+    that were stored under them), the interactions of the person's orders, connector payloads
+    naming them (:data:`MENTIONING_TABLES`) — run logs keep their line with the value redacted —
+    and the cached recommendation lists of their visitor ids. Segment member counts drop by one.
     """
     profile = db.session.scalar(select(Profile).where(Profile.id == profile_id, Profile.site_id == site_id))
     if profile is None:
         return None
     identities = identities_by_kind(profile_id)
+    visitors = identities.get(VISITOR, [])
+    values = _known_values(profile, identities)
+    from ..segments.models import Segment, SegmentMember
+
     try:
-        db.session.delete(profile)
+        segment_ids = list(db.session.scalars(select(SegmentMember.segment_id).where(SegmentMember.profile_id == profile_id)))
+        if segment_ids:
+            db.session.execute(
+                update(Segment).where(Segment.id.in_(segment_ids), Segment.member_count > 0)
+                .values(member_count=Segment.member_count - 1)
+            )
+        order_ids = select(Order.id).where(Order.site_id == site_id, Order.profile_id == profile_id).scalar_subquery()
+        db.session.execute(delete(Interaction).where(Interaction.order_id.in_(order_ids)))
+        for name, column in profile_tables().items():
+            table = _table(name)
+            db.session.execute(delete(table).where(table.c[column] == profile_id))
+        if visitors:  # events stored under the person's visitor ids, whichever profile they reached
+            db.session.execute(delete(Event).where(Event.site_id == site_id, Event.visitor.in_(visitors)))
+        _forget_mentions(site_id, values)
+        db.session.execute(delete(Profile).where(Profile.id == profile_id))
         db.session.commit()
     except Exception:
         db.session.rollback()
         raise
+    from ..cache import shared_cache
     from ..plugins import hooks
 
+    if visitors:
+        shared_cache().forget_visitors(site_id, visitors)
     hooks().profile_erased(site_id=site_id, profile_id=profile_id, identities=identities)
     return identities
+
+
+def _json_patterns(value: str) -> list[str]:
+    """How ``value`` appears in a JSON payload: as a string, or as a bare number."""
+    quoted = '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    out = [quoted]
+    if re.fullmatch(r"-?\d+", value):
+        out += [f"{sep}{value}{end}" for sep in (":", ": ", "[", ",", ", ") for end in (",", "}", "]")]
+    return out
+
+
+def _forget_mentions(site_id: int, values: list[str]) -> None:
+    """Delete connector payloads naming the person; redact their ids in the site's run logs."""
+    if not values:
+        return
+    from ..sync.models import Connection, SyncRun, WebhookDelivery
+
+    connections = select(Connection.id).where(Connection.site_id == site_id).scalar_subquery()
+    patterns = [p for v in values for p in _json_patterns(v)]
+    for start in range(0, len(patterns), 50):
+        chunk = patterns[start:start + 50]
+        db.session.execute(
+            delete(WebhookDelivery).where(
+                WebhookDelivery.connection_id.in_(connections), or_(*[WebhookDelivery.body.contains(p, autoescape=True) for p in chunk])
+            )
+        )
+    words = [re.compile(r"(?<![\w.@+-])" + re.escape(v) + r"(?![\w@-]|\.\w)") for v in values]
+    errors_text = cast(SyncRun.errors, Text if db.engine.dialect.name == "postgresql" else String)
+    mentions = or_(*[c.contains(v, autoescape=True) for v in values for c in (SyncRun.message, errors_text)])
+    for run in db.session.scalars(select(SyncRun).where(SyncRun.site_id == site_id, mentions)):
+        def scrub(text: str) -> str:
+            for word in words:
+                text = word.sub(REDACTED, text)
+            return text
+
+        run.message = scrub(run.message or "")
+        run.errors = [scrub(e) if isinstance(e, str) else e for e in (run.errors or [])]
 
 
 def _iso(v: Any) -> Any:
     return v.isoformat() + "Z" if isinstance(v, datetime) else v
 
 
-def _rows(model, where, order_by) -> list[dict[str, Any]]:
-    cols = [c for c in model.__table__.c if c.name not in ("site_id",)]
+def _rows(table, where, order_by) -> list[dict[str, Any]]:
+    cols = [c for c in table.c if c.name not in ("site_id",)]
     return [
         {c.name: _iso(v) for c, v in zip(cols, row, strict=True)}
-        for row in db.session.execute(select(*cols).where(where).order_by(order_by))
+        for row in db.session.execute(select(*cols).where(where).order_by(*order_by))
     ]
 
 
+#: the export's key for each personal table (the table name where not listed)
+EXPORT_KEYS = {"profile_scores": "scores", "segment_members": "segments", "profile_merges": "merged_profiles",
+               "profile_attributes": "attributes"}
+
+
 def export_profile(site_id: int, profile_id: int) -> dict[str, Any] | None:
-    """Everything stored about a person, as JSON-able data (``None`` if unknown)."""
+    """Everything stored about a person, as JSON-able data (``None`` if unknown): the profile,
+    then the rows of every table in :data:`PERSONAL_TABLES` (attributes keyed by name, with
+    source and time), and under ``other`` the rows of plugins' tables that point at the profile."""
     profile = db.session.scalar(select(Profile).where(Profile.id == profile_id, Profile.site_id == site_id))
     if profile is None:
         return None
-    from ..segments.models import ContactLog, ProfileScore, SegmentChange, SegmentMember
-
     out: dict[str, Any] = {
         "profile": {"id": profile.id, "email": profile.email, "customer_id": profile.customer_id,
                     "created_at": _iso(profile.created_at), "last_seen_at": _iso(profile.last_seen_at)},
-        "identities": _rows(Identity, Identity.profile_id == profile_id, Identity.id),
-        "attributes": {k: {**v, "updated_at": _iso(v["updated_at"])} for k, v in attributes_of(profile_id).items()},
-        "events": _rows(Event, Event.profile_id == profile_id, Event.occurred_at),
-        "orders": _rows(Order, Order.profile_id == profile_id, Order.occurred_at),
-        "interactions": _rows(Interaction, Interaction.profile_id == profile_id, Interaction.occurred_at),
-        "scores": (_rows(ProfileScore, ProfileScore.profile_id == profile_id, ProfileScore.profile_id) or [None])[0],
-        "segments": _rows(SegmentMember, SegmentMember.profile_id == profile_id, SegmentMember.segment_id),
-        "segment_changes": _rows(SegmentChange, SegmentChange.profile_id == profile_id, SegmentChange.id),
-        "contact_log": _rows(ContactLog, ContactLog.profile_id == profile_id, ContactLog.id),
-        "merged_profiles": _rows(ProfileMerge, ProfileMerge.kept_profile_id == profile_id, ProfileMerge.id),
     }
-    # tables other packages add (connectors' engagement…) are included as they are
-    known = {"identities", "profile_attributes", "events", "orders", "interactions", "profile_scores", "segment_members",
-             "segment_changes", "contact_log", "profile_merges"}
-    for table in db.metadata.sorted_tables:
-        if table.name in known:
-            continue
-        for fk in table.foreign_keys:
-            if fk.column.table.name == "profiles" and fk.column.name == "id":
-                rows = db.session.execute(select(table).where(fk.parent == profile_id).limit(10_000)).mappings().all()
-                if rows:
-                    out.setdefault("other", {})[table.name] = [{k: _iso(v) for k, v in r.items()} for r in rows]
+    for name, column in profile_tables().items():
+        table = _table(name)
+        order = [table.c[c] for c in ("occurred_at", "id") if c in table.c] or list(table.primary_key.columns)
+        rows = _rows(table, table.c[column] == profile_id, order)
+        if name in PERSONAL_TABLES:
+            out[EXPORT_KEYS.get(name, name)] = rows
+        elif rows:  # a plugin's table, as it is
+            out.setdefault("other", {})[name] = rows
+    out["attributes"] = {k: {**v, "updated_at": _iso(v["updated_at"])} for k, v in attributes_of(profile_id).items()}
+    out["scores"] = (out["scores"] or [None])[0]
     return out
 
 

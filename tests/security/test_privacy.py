@@ -1,0 +1,319 @@
+"""Privacy: export returns everything stored about a person, erase leaves no trace of them.
+
+One person is built with every kind of data personalize keeps (two devices, an identify,
+events of every type, an order, connector attributes and engagement, scores, a segment,
+contact log, a merge, run logs and a webhook payload naming them, cached recommendation
+lists in a real Redis). After the erase, every text and JSON column of every table and
+every Redis key of the test's database is searched for any of their ids; a second person
+must come out of it exactly as they went in.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select
+
+from personalize.app import create_app
+from personalize.db import db
+from personalize.records import ContactRecord, EngagementRecord
+from personalize.testing import app_config, fresh_database
+
+REDIS_URL = os.environ.get("PERSONALIZE_TEST_PRIVACY_REDIS_URL", "redis://127.0.0.1:6379/12")
+
+PRODUCTS = ["run-shoe", "run-sock", "run-gel", "tea-pot", "tea-cup"]
+
+
+def _redis_or_skip():
+    try:
+        with socket.create_connection(("127.0.0.1", 6379), timeout=1.0):
+            pass
+    except OSError:
+        reason = "Redis is not reachable at 127.0.0.1:6379"
+        if os.environ.get("PERSONALIZE_REQUIRE_SERVICES") == "1":
+            pytest.fail(reason + "; PERSONALIZE_REQUIRE_SERVICES=1 makes this an error")
+        pytest.skip(reason)
+    import redis
+
+    return redis.Redis.from_url(REDIS_URL)
+
+
+@pytest.fixture
+def redis_client():
+    client = _redis_or_skip()
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def privacy_app(tmp_path, redis_client):
+    """An app of its own with Redis on (so recommendation lists are cached) and a short list lifetime."""
+    with fresh_database(tmp_path) as url:
+        application = create_app(app_config(tmp_path, url, REDIS_URL=REDIS_URL, RECOMMENDATION_CACHE_SECONDS=300.0))
+        with application.app_context():
+            yield application
+            db.session.remove()
+            from personalize.cache import shared_cache
+
+            shared_cache().close()
+            db.engine.dispose()
+
+
+@dataclass
+class Person:
+    """The ids of one person, and every string that would betray them if found after the erase."""
+
+    tag: str
+    ip: str
+    email: str = ""
+    customer_id: str = ""
+    crm_id: str = ""
+    visitors: list[str] = field(default_factory=list)
+    event_ids: list[str] = field(default_factory=list)
+    order_id: str = ""
+    rec_ids: list[str] = field(default_factory=list)
+    user_agent: str = ""
+    profile_ids: list[int] = field(default_factory=list)
+
+    def needles(self) -> list[str]:
+        return [self.email, self.customer_id, self.crm_id, self.order_id, self.user_agent, self.ip,
+                *self.visitors, *self.event_ids, *self.rec_ids]
+
+
+def _post_events(client, key: str, person: Person, events: list[dict], visitor: str) -> None:
+    for ev in events:
+        ev.setdefault("visitor", visitor)
+        ev.setdefault("ts", 1_760_000_000_000 + len(person.event_ids) * 1000)
+        person.event_ids.append(ev["id"])
+    r = client.post("/api/v1/events", json={"key": key, "events": events},
+                    headers={"User-Agent": person.user_agent}, environ_base={"REMOTE_ADDR": person.ip})
+    assert r.status_code == 202, r.get_json()
+    assert r.get_json()["accepted"] == len(events)
+
+
+def build_person(client, site, secret: str, tag: str, ip: str) -> Person:
+    """Everything personalize can hold about one person, through the ways it arrives."""
+    from personalize.models import utcnow
+    from personalize.profiles.identity import EMAIL, lookup
+    from personalize.profiles.trust import sign_identity, signing_secret
+    from personalize.segments import policy
+    from personalize.sync.connections import save_connection
+    from personalize.sync.models import Connection, SyncRun, WebhookDelivery
+    from personalize.sync.store import store_contacts, store_engagement
+
+    p = Person(tag=tag, ip=ip, email=f"ann.{tag}@example.org", customer_id=f"cust-{tag}", crm_id=f"crm-{tag}",
+               order_id=f"order-{tag}", user_agent=f"Mozilla/5.0 (Windows NT 10.0) ProbeBrowser/{tag}")
+    phone, laptop = f"phone-{tag}", f"laptop-{tag}"
+    p.visitors = [phone, laptop]
+    p.rec_ids = [f"rec-{tag}-1"]
+    # recommendation lists asked for on both devices: cached in Redis under the visitor ids
+    for visitor in p.visitors:
+        r = client.get(f"/api/v1/recommendations?key={site.public_key}&visitor={visitor}&slot=home&limit=3",
+                       environ_base={"REMOTE_ADDR": ip})
+        assert r.status_code == 200, r.get_json()
+    # the anonymous phone: every behavioural event type
+    _post_events(client, site.public_key, p, [
+        {"id": f"ev-{tag}-page", "type": "page_viewed", "url": f"https://shop.example/?ref={tag}", "referrer": f"https://mail.example/{tag}"},
+        {"id": f"ev-{tag}-imp", "type": "rec_impression", "rec_id": p.rec_ids[0], "slot": "home", "items": PRODUCTS[:3]},
+        {"id": f"ev-{tag}-click", "type": "rec_clicked", "rec_id": p.rec_ids[0], "slot": "home", "product_id": "run-shoe", "position": 0},
+        {"id": f"ev-{tag}-view", "type": "product_viewed", "product_id": "run-shoe", "rec_id": p.rec_ids[0], "slot": "home"},
+        {"id": f"ev-{tag}-cart", "type": "product_added", "product_id": "run-shoe", "quantity": 1, "price": 120.0},
+    ], phone)
+    # the laptop: a signed identify (a merge of the phone's profile into the known person follows below)
+    secret_for_signing = signing_secret(site.id)
+    _post_events(client, site.public_key, p, [
+        {"id": f"ev-{tag}-lview", "type": "product_viewed", "product_id": "run-sock"},
+        {"id": f"ev-{tag}-id1", "type": "identify", "email": p.email, "customer_id": p.customer_id, "traits": {"first_name": f"Ann{tag}"},
+         "signature": sign_identity(secret_for_signing, p.email, p.customer_id)},
+        {"id": f"ev-{tag}-order", "type": "order_completed", "order_id": p.order_id, "email": p.email, "revenue": 132.0, "currency": "EUR",
+         "rec_id": p.rec_ids[0], "items": [{"product_id": "run-shoe", "quantity": 1, "price": 120.0}, {"product_id": "run-sock", "price": 12.0}]},
+    ], laptop)
+    _post_events(client, site.public_key, p, [
+        {"id": f"ev-{tag}-id2", "type": "identify", "email": p.email, "customer_id": p.customer_id,
+         "signature": sign_identity(secret_for_signing, p.email, p.customer_id)},
+    ], phone)
+    pid = lookup(site.id, EMAIL, [p.email])[p.email]
+    p.profile_ids.append(pid)
+    # a connector: the CRM's contact (attributes and its own id), its engagement, a run log and a webhook naming them
+    conn = db.session.scalar(select(Connection).where(Connection.site_id == site.id, Connection.name == "crm"))
+    conn_id = (conn or save_connection(site.id, "files", {"folder": "/tmp"}, name="crm")).id
+    now = utcnow()
+    store_contacts(site.id, "crm", "crm_id", {"*": "*"}, [ContactRecord(external_id=p.crm_id, email=p.email,
+                                                                      attributes={"tier": "gold", "city": f"Town-{tag}"}, updated_at=now)])
+    store_engagement(site.id, "crm", "crm_id", [EngagementRecord(id=f"open-{tag}", type="email_opened", occurred_at=now,
+                                                                 email=p.email, external_id=p.crm_id, properties={"campaign": f"spring-{tag}"})])
+    db.session.add(SyncRun(site_id=site.id, connection_id=conn_id, kind="pull", status="partial", started_at=now, finished_at=now,
+                           records_in=2, message=f"contact {p.email}: rejected by the mapping",
+                           errors=[f"contact {p.crm_id}: city too long", "page 2: timed out"]))
+    db.session.add(WebhookDelivery(connection_id=conn_id, delivery_id=f"wh-{tag}", topic="customers/update", headers={},
+                                   body=f'{{"id": "{p.crm_id}", "email": "{p.email}", "first_name": "Ann{tag}"}}', processed_at=now))
+    db.session.commit()
+    # the contact policy counted a message
+    policy.record(site.id, pid, "email", now - timedelta(hours=1))
+    return p
+
+
+def _segment_and_scores(site_id: int) -> None:
+    from personalize.segments.bulk import rebuild_segment
+    from personalize.segments.scores import compute_scores
+    from personalize.segments.store import create_segment
+
+    compute_scores(site_id)
+    create_segment(site_id, {"key": "buyers", "rule": {"field": "orders.count", "op": "gte", "value": 1}})
+    rebuild_segment(site_id, "buyers")
+
+
+def _text_of(value) -> str:
+    import json
+
+    if value is None:
+        return ""
+    if isinstance(value, dict | list):
+        return json.dumps(value)
+    return str(value)
+
+
+def traces_in_database(person: Person) -> list[str]:
+    """Every place in the database still holding one of the person's ids: ``table.column: needle``."""
+    needles = [n for n in person.needles() if n]
+    found = []
+    for table in db.metadata.sorted_tables:
+        rows = db.session.execute(select(table)).mappings().all()
+        for row in rows:
+            for column, value in row.items():
+                if column.endswith("profile_id") and value in person.profile_ids:
+                    found.append(f"{table.name}.{column}: profile {value}")
+                text = _text_of(value) if not isinstance(value, int | float) else ""
+                for needle in needles:
+                    if needle in text:
+                        found.append(f"{table.name}.{column}: {needle}")
+    return sorted(set(found))
+
+
+def traces_in_redis(client, person: Person) -> list[str]:
+    needles = [n.encode() for n in person.needles() if n]
+    found = []
+    for key in client.scan_iter(count=1000):
+        blob = key
+        kind = client.type(key)
+        if kind == b"string":
+            blob += b" " + (client.get(key) or b"")
+        elif kind == b"hash":
+            blob += b" " + b" ".join(k + b"=" + v for k, v in client.hgetall(key).items())
+        found += [f"{key!r}: {n.decode()}" for n in needles if n in blob]
+    return found
+
+
+def test_export_is_complete_and_erase_leaves_no_trace(privacy_app, redis_client):
+    from personalize.catalog import upsert_products
+    from personalize.records import ProductRecord
+    from personalize.sites import create_site
+
+    app = privacy_app
+    client = app.test_client()
+    site_row, secret = create_site("Privacy shop", ["https://shop.example"])
+    upsert_products(site_row.id, [ProductRecord(pid, pid.replace("-", " ").title(), f"/p/{pid}", "", 10.0, "EUR", pid[:3]) for pid in PRODUCTS])
+    auth = {"Authorization": f"Bearer {secret}"}
+
+    ann = build_person(client, site_row, secret, secrets.token_hex(5), "203.0.113.77")
+    bob = build_person(client, site_row, secret, secrets.token_hex(5), "198.51.100.9")
+    _segment_and_scores(site_row.id)
+    # the lists were cached when asked for; ask again now that both have history, so Redis holds them
+    for visitor in ann.visitors + bob.visitors:
+        assert client.get(f"/api/v1/recommendations?key={site_row.public_key}&visitor={visitor}&limit=3").status_code == 200
+    assert traces_in_redis(redis_client, ann), "the test must see Ann's cached lists before the erase"
+
+    from personalize.profiles.merge import resolve_profile_id
+    from personalize.profiles.models import ProfileMerge
+
+    ann_id = ann.profile_ids[0]
+    merged = list(db.session.scalars(select(ProfileMerge.merged_profile_id).where(ProfileMerge.kept_profile_id == ann_id)))
+    assert merged, "the signed identify on the second device merged a profile into Ann's"
+    ann.profile_ids += merged
+    assert all(resolve_profile_id(site_row.id, m) == ann_id for m in merged)
+
+    # -- export: every kind of data about Ann is in it -------------------------------------
+    r = client.get(f"/api/v1/profiles/{ann_id}/export", headers=auth)
+    assert r.status_code == 200
+    data = r.get_json()
+    assert data["profile"]["email"] == ann.email and data["profile"]["customer_id"] == ann.customer_id
+    kinds = {(i["kind"], i["value"]) for i in data["identities"]}
+    assert {("email", ann.email), ("customer_id", ann.customer_id), ("crm_id", ann.crm_id),
+            ("visitor", ann.visitors[0]), ("visitor", ann.visitors[1])} <= kinds
+    assert {e["event_id"] for e in data["events"]} == set(ann.event_ids)
+    assert {e["type"] for e in data["events"]} == {"page_viewed", "rec_impression", "rec_clicked", "product_viewed",
+                                                   "product_added", "identify", "order_completed"}
+    assert {e["rec_id"] for e in data["events"] if e["rec_id"]} == set(ann.rec_ids)
+    assert [o["external_id"] for o in data["orders"]] == [ann.order_id]
+    assert {i["product_id"] for i in data["interactions"]} == {"run-shoe", "run-sock"}
+    assert data["attributes"]["tier"]["value"] == "gold" and data["attributes"]["tier"]["source"] == "crm"
+    assert data["attributes"]["first_name"]["value"] == f"Ann{ann.tag}"
+    assert data["attributes"]["device"]["value"] == "desktop" and data["attributes"]["os"]["source"] == "events"
+    assert data["scores"] is not None and data["scores"]["orders"] == 1
+    assert len(data["segments"]) == 1 and [c["change"] for c in data["segment_changes"]] == ["entered"]
+    assert len(data["contact_log"]) == 1 and data["contact_log"][0]["channel"] == "email"
+    assert [e["external_id"] for e in data["engagements"]] == [f"open-{ann.tag}"]
+    assert [m["merged_profile_id"] for m in data["merged_profiles"]] == merged
+    for key in ("events", "orders", "identities", "engagements"):  # nothing of Bob's in Ann's export
+        assert bob.email not in str(data[key]) and bob.visitors[0] not in str(data[key])
+    assert bob.tag not in str(data)
+
+    bob_id = bob.profile_ids[0]
+    bob_before = client.get(f"/api/v1/profiles/{bob_id}/export", headers=auth).get_json()
+    from personalize.segments.models import Segment
+
+    members_before = db.session.scalar(select(Segment.member_count).where(Segment.site_id == site_row.id))
+
+    # -- erase --------------------------------------------------------------------------------
+    r = client.delete(f"/api/v1/profiles/{ann_id}", headers=auth)
+    assert r.status_code == 200 and r.get_json()["erased"] == ann_id
+    db.session.expire_all()
+    assert traces_in_database(ann) == []
+    assert traces_in_redis(redis_client, ann) == []
+    assert client.get(f"/api/v1/profiles/{ann_id}/export", headers=auth).status_code == 404
+    for old in ann.profile_ids:
+        assert client.get(f"/api/v1/profiles/{old}", headers=auth).status_code == 404
+
+    # Bob is untouched, and the test did look for him where Ann was found
+    assert traces_in_database(bob) != [] and traces_in_redis(redis_client, bob) != []
+    assert client.get(f"/api/v1/profiles/{bob_id}/export", headers=auth).get_json() == bob_before
+    assert db.session.scalar(select(Segment.member_count).where(Segment.site_id == site_row.id)) == members_before - 1
+
+    # the aggregates still work: popularity counts Bob's purchase, training and the dashboard run
+    from personalize.insights.report import site_report
+    from personalize.recommend.service import train_site
+
+    summary = train_site(site_row.id)
+    assert summary["n_users"] >= 1
+    report = site_report(site_row.id, days=30)
+    assert report is not None
+    recs = client.get(f"/api/v1/recommendations?key={site_row.public_key}&visitor=someone-new&limit=3").get_json()
+    assert "run-shoe" in [i["id"] for i in recs["items"]]
+
+
+def test_every_table_about_a_person_is_declared():
+    """A table pointing at profiles, or with a visitor, email or address column, must be handled by erase."""
+    from personalize import schema  # noqa: F401
+    from personalize.profiles.privacy import MENTIONING_TABLES, PERSONAL_TABLES
+
+    suspicious = {"visitor", "email", "ip", "ip_address", "user_agent", "customer_id"}
+    exempt = {"profiles", "admin_users"}  # the profile itself; admin accounts are staff, not shoppers
+    missing = []
+    for table in db.metadata.sorted_tables:
+        if table.name in exempt:
+            continue
+        refs = [fk.parent.name for fk in table.foreign_keys if fk.column.table.name == "profiles"]
+        for column in refs:
+            if PERSONAL_TABLES.get(table.name) != column:
+                missing.append(f"{table.name}.{column}")
+        named = suspicious & set(table.c.keys())
+        if named and table.name not in PERSONAL_TABLES and table.name not in MENTIONING_TABLES:
+            missing.append(f"{table.name}: {sorted(named)}")
+    assert missing == [], "add these to PERSONAL_TABLES (or MENTIONING_TABLES) in personalize/profiles/privacy.py"
+    for name, column in PERSONAL_TABLES.items():
+        assert column in db.metadata.tables[name].c, f"{name}.{column} is declared but does not exist"
