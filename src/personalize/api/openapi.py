@@ -1,0 +1,435 @@
+"""``GET /api/v1/openapi.json``: the API described in OpenAPI 3.0, built here as plain Python data.
+
+The description lives in code rather than in a YAML file so the server needs no
+YAML parser at run time and the wheel carries it like any other module. A test
+(``tests/security/test_openapi.py``) checks that every ``/api/v1`` route is
+described with the same methods, and that every described path exists; another
+(``tests/security/test_fuzz.py``) sends generated requests to every operation
+and checks the answers against it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import current_app
+
+from . import bp
+
+JSON = "application/json"
+ID_PATTERN = r"^[A-Za-z0-9_.:\-]+$"
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _resp(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/responses/{name}"}
+
+
+def _nullable(schema: dict[str, Any]) -> dict[str, Any]:
+    return {**schema, "nullable": True}
+
+
+def _obj(properties: dict[str, Any], required: list[str] | None = None, additional: Any = True) -> dict[str, Any]:
+    schema: dict[str, Any] = {"type": "object", "properties": properties}
+    if required:
+        schema["required"] = required
+    if additional is not True:
+        schema["additionalProperties"] = additional
+    return schema
+
+
+def _ok(description: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {"description": description, "content": {JSON: {"schema": schema}}}
+
+
+def _body(schema: dict[str, Any], *, plain_text: bool = False, required: bool = True) -> dict[str, Any]:
+    content: dict[str, Any] = {JSON: {"schema": schema}}
+    if plain_text:
+        content["text/plain"] = {"schema": {"type": "string", "description": "the same JSON object, sent as text (navigator.sendBeacon)"}}
+    return {"required": required, "content": content}
+
+
+STR = {"type": "string"}
+INT = {"type": "integer"}
+NUM = {"type": "number"}
+TIME = {"type": "string", "description": "UTC, ISO 8601 with a trailing Z"}
+
+# what every error answer looks like (api/errors.py)
+ERROR = _obj({
+    "error": _obj({
+        "code": {"type": "string", "description": "a stable, machine-readable code such as invalid, missing_key, not_found"},
+        "message": {"type": "string", "description": "what went wrong, for a developer"},
+        "field": {"type": "string", "description": "the field, parameter or header at fault, with its path (events[3].type)"},
+    }, ["code", "message"], additional=False),
+}, ["error"], additional=False)
+
+RETRY_AFTER = {"Retry-After": {"description": "seconds to wait before trying again", "schema": {"type": "string"}}}
+
+ERROR_RESPONSES = {
+    "BadRequest": "invalid input (`field` says where), or a body that is not JSON",
+    "Unauthorized": "no key, or an unknown or revoked key",
+    "Forbidden": "a public key on a secret-key endpoint, or a page origin the site does not allow",
+    "NotFound": "no such object (or endpoint)",
+    "Conflict": "the change conflicts with what is stored",
+    "PayloadTooLarge": "too many items in one request, or a body over MAX_CONTENT_LENGTH",
+    "UnsupportedMediaType": "a body that is neither application/json nor text/plain",
+    "TooManyRequests": "over a rate limit; retry after Retry-After seconds",
+    "Unavailable": "the database (or the connection's settings) cannot serve this now; retry after Retry-After seconds",
+}
+STATUS_OF = {
+    "BadRequest": "400", "Unauthorized": "401", "Forbidden": "403", "NotFound": "404", "Conflict": "409",
+    "PayloadTooLarge": "413", "UnsupportedMediaType": "415", "TooManyRequests": "429", "Unavailable": "503",
+}
+# every operation may answer these
+COMMON_ERRORS = ("BadRequest", "NotFound", "TooManyRequests", "Unavailable")
+WITH_BODY_ERRORS = ("PayloadTooLarge", "UnsupportedMediaType")
+
+PUBLIC = [{"publicKeyQuery": []}, {"publicKeyHeader": []}]
+SECRET = [{"secretKey": []}]
+
+LIMITS = _obj({
+    "per_day": _nullable({"type": "integer", "minimum": 0, "maximum": 10000}),
+    "per_week": _nullable({"type": "integer", "minimum": 0, "maximum": 10000}),
+}, additional=False)
+
+
+def _schemas(max_events: int, max_limit: int) -> dict[str, Any]:
+    text = {"type": "string", "maxLength": 2000}
+    ident = {"type": "string", "pattern": ID_PATTERN, "minLength": 1, "maxLength": 64}
+    common = {
+        "id": {**ident, "description": "unique per event: the idempotency key"},
+        "visitor": {"type": "string", "pattern": ID_PATTERN, "minLength": 1, "maxLength": 128},
+        "ts": {"type": "number", "minimum": 946684800000, "description": "epoch milliseconds"},
+        "url": text, "title": text, "referrer": text,
+        "properties": {"type": "object", "maxProperties": 50, "additionalProperties": {"nullable": True, "oneOf": [STR, NUM, {"type": "boolean"}]}},
+    }
+    product_id = {"type": "string", "minLength": 1, "maxLength": 200}
+    price = {"type": "number", "minimum": 0, "maximum": 1e9}
+    position = {"type": "integer", "minimum": 0, "maximum": 1000}
+    email = {"type": "string", "format": "email", "maxLength": 320}
+
+    def event(etype: str, extra: dict[str, Any], required: tuple[str, ...] = ()) -> dict[str, Any]:
+        return _obj({"type": {"type": "string", "enum": [etype]}, **common, **extra},
+                    ["id", "type", "visitor", *required], additional=False)
+
+    order_item = _obj({"product_id": product_id, "quantity": {"type": "number", "exclusiveMinimum": True, "minimum": 0},
+                       "price": price, "title": text}, ["product_id"], additional=False)
+    events = {
+        "page_viewed": event("page_viewed", {}),
+        "product_viewed": event("product_viewed", {"product_id": product_id, "price": price, "rec_id": ident, "slot": ident, "position": position}, ("product_id",)),
+        "product_added": event("product_added", {
+            "product_id": product_id, "quantity": {"type": "number", "exclusiveMinimum": True, "minimum": 0, "maximum": 1e6},
+            "price": price, "currency": {"type": "string", "maxLength": 8}, "rec_id": ident, "slot": ident, "position": position,
+        }, ("product_id",)),
+        "order_completed": event("order_completed", {
+            "items": {"type": "array", "minItems": 1, "maxItems": 500, "items": order_item},
+            "order_id": {"type": "string", "maxLength": 200}, "revenue": {"type": "number", "minimum": 0, "maximum": 1e12},
+            "currency": {"type": "string", "maxLength": 8}, "rec_id": ident, "email": email, "customer_id": {"type": "string", "maxLength": 200},
+        }, ("items",)),
+        "rec_impression": event("rec_impression", {
+            "rec_id": ident, "slot": ident, "items": {"type": "array", "maxItems": 100, "items": {"type": "string", "maxLength": 200}},
+            "strategy": {"type": "string", "maxLength": 32},
+        }, ("rec_id",)),
+        "rec_clicked": event("rec_clicked", {"rec_id": ident, "product_id": product_id, "slot": ident, "position": position,
+                                             "strategy": {"type": "string", "maxLength": 32}}, ("rec_id", "product_id")),
+        "identify": event("identify", {
+            "email": email, "customer_id": {"type": "string", "maxLength": 200},
+            "traits": {"type": "object", "maxProperties": 50, "additionalProperties": {"nullable": True, "oneOf": [STR, NUM, {"type": "boolean"}]}},
+            "signature": {"type": "string", "maxLength": 128, "description": "hex HMAC-SHA256 of the identity with the site's signing secret"},
+            "token": {"type": "string", "maxLength": 1000, "description": "a click-through token from POST /profiles/tokens"},
+        }, ("email",)),
+    }
+    product = _obj({
+        "id": {"type": "string", "minLength": 1, "maxLength": 200}, "title": {"type": "string", "minLength": 1, "maxLength": 500},
+        "url": {"type": "string", "maxLength": 2000, "description": "an http(s) URL or a path starting with /"},
+        "image": {"type": "string", "maxLength": 2000, "description": "an http(s) URL or a path starting with /"},
+        "price": price, "currency": {"type": "string", "maxLength": 8}, "category": {"type": "string", "maxLength": 200},
+        "description": {"type": "string", "maxLength": 20000}, "in_stock": {"type": "boolean"},
+        "attributes": {"type": "object", "maxProperties": 50, "additionalProperties": {"nullable": True, "oneOf": [{"type": "string", "maxLength": 2000}, NUM, {"type": "boolean"}]}},
+    }, ["id", "title"], additional=False)
+    rule = {
+        "type": "object",
+        "description": "a rule tree: {\"and\"|\"or\": [rules]}, {\"not\": rule}, {\"field\", \"op\", \"value\"}, {\"segment\": key} or {\"behaviour\": {…}} (docs/segments.md)",
+    }
+    segment_key = {"type": "string", "pattern": r"^[a-z0-9][a-z0-9_\-]{0,63}$"}
+    identities = {"type": "object", "additionalProperties": {"type": "array", "items": STR}}
+    membership = _obj({"key": STR, "name": STR, "since": TIME}, ["key", "since"])
+    return {
+        "Error": ERROR,
+        "Event": {"oneOf": list(events.values())},
+        "EventBatch": _obj({
+            "key": {"type": "string", "description": "the public key, when not sent as ?key= or X-Personalize-Key"},
+            "events": {"type": "array", "minItems": 1, "maxItems": max_events, "items": _ref("Event")},
+            "sent_at": {"type": "number", "description": "when the widget sent the batch (epoch milliseconds); informational"},
+        }, ["events"], additional=False),
+        "EventsAccepted": _obj({
+            "accepted": INT, "duplicates": INT,
+            "rejected": {"type": "array", "items": _obj({"index": INT, "field": STR, "code": STR, "message": STR}, ["index", "code", "message"])},
+        }, ["accepted", "duplicates"]),
+        "Recommendations": _obj({
+            "rec_id": STR, "slot": STR, "strategy": {"type": "string", "description": "personal, popular or holdout"},
+            "items": {"type": "array", "maxItems": max_limit, "items": _obj({
+                "id": STR, "title": STR, "url": STR, "image": STR, "price": _nullable(NUM), "currency": STR, "reason": _nullable(STR),
+            }, ["id", "title"])},
+        }, ["rec_id", "slot", "strategy", "items"]),
+        "ProductInput": product,
+        "Product": _obj({
+            "id": STR, "title": STR, "url": STR, "image": STR, "price": _nullable(NUM), "currency": STR, "category": STR,
+            "description": STR, "in_stock": {"type": "boolean"}, "attributes": {"type": "object"}, "updated_at": TIME,
+        }, ["id", "title", "in_stock", "updated_at"]),
+        "Profile": _obj({
+            "id": INT, "email": _nullable(STR), "customer_id": _nullable(STR), "created_at": TIME, "last_seen_at": _nullable(TIME),
+            "identities": identities,
+            "attributes": {"type": "object", "additionalProperties": _obj({"value": {"nullable": True}, "source": STR, "updated_at": _nullable(TIME)})},
+            "timeline": _obj({"events": {"type": "object"}, "orders": _obj({"count": INT, "total": NUM})}, ["events", "orders"]),
+            "scores": _nullable({"type": "object"}),
+            "segments": {"type": "array", "items": membership},
+            "merged_from": {"type": "integer", "description": "the id asked for, when it was merged into this profile"},
+        }, ["id", "email", "customer_id", "identities", "attributes", "timeline", "scores", "segments"]),
+        "SegmentInput": _obj({
+            "key": {**segment_key, "description": "1-64 lowercase letters, digits, _ or -; fixed once created"},
+            "name": {"type": "string", "maxLength": 200}, "description": {"type": "string", "maxLength": 2000}, "rule": rule,
+        }, additional=False),
+        "Segment": _obj({
+            "key": STR, "name": STR, "description": STR, "rule": {"type": "object"},
+            "status": {"type": "string", "description": "building or ready"}, "member_count": INT,
+            "created_at": TIME, "updated_at": TIME, "rebuilt_at": _nullable(TIME),
+        }, ["key", "name", "rule", "status", "member_count"]),
+        "ContactPolicy": _obj({"channels": {"type": "object", "additionalProperties": LIMITS}}, ["channels"]),
+        "Health": _obj({"status": {"type": "string", "enum": ["ok", "degraded"]}, "database": STR}, ["status", "database"]),
+        "Part": _obj({"state": {"type": "string", "enum": ["ok", "off", "degraded", "error"]}, "detail": STR}, ["state"]),
+    }
+
+
+def _path_param(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"name": name, "in": "path", "required": True, "schema": schema, "description": description}
+
+
+def _query(name: str, schema: dict[str, Any], description: str, required: bool = False) -> dict[str, Any]:
+    return {"name": name, "in": "query", "required": required, "schema": schema, "description": description}
+
+
+def _whole(low: int, high: int, default: int) -> dict[str, Any]:
+    # sent as digits only: no sign, no spaces
+    return {"type": "integer", "minimum": low, "maximum": high, "default": default}
+
+
+PROFILE_ID = _path_param("profile_id", {"type": "integer", "minimum": 1, "maximum": 2**31 - 1}, "a profile id; a merged profile's old id still works")
+SEGMENT_KEY = _path_param("key", {"type": "string", "minLength": 1, "maxLength": 64}, "the segment's key")
+
+
+def _op(summary: str, responses: dict[str, Any], *, security: list | None = None, errors: tuple[str, ...] = (),
+        body: dict[str, Any] | None = None, parameters: list | None = None, description: str | None = None,
+        tag: str) -> dict[str, Any]:
+    op: dict[str, Any] = {"summary": summary, "tags": [tag], "responses": dict(responses)}
+    if description:
+        op["description"] = description
+    if security is not None:
+        op["security"] = security
+    if parameters:
+        op["parameters"] = parameters
+    if body is not None:
+        op["requestBody"] = body
+        errors = (*errors, *WITH_BODY_ERRORS)
+    for name in (*COMMON_ERRORS, *errors):
+        op["responses"].setdefault(STATUS_OF[name], _resp(name))
+    return op
+
+
+def _secret(summary: str, responses: dict[str, Any], **kw: Any) -> dict[str, Any]:
+    return _op(summary, responses, security=SECRET, errors=("Unauthorized", "Forbidden", *kw.pop("errors", ())), **kw)
+
+
+def _paths() -> dict[str, Any]:
+    profile_ref = _ref("Profile")
+    segment_ref = _ref("Segment")
+    preflight = _op("CORS preflight of a browser", {"204": {"description": "the allowed methods and headers, for the site's origins"}},
+                    security=[], tag="public")
+    return {
+        "/events": {
+            "post": _op(
+                "Send a batch of widget events", {"202": _ok("stored (only now answered); invalid events listed in rejected", _ref("EventsAccepted"))},
+                security=[*PUBLIC, {}], errors=("Unauthorized", "Forbidden"), tag="public",
+                description="The public key may also be sent in the body as `key`. An event id stored before counts as a duplicate "
+                            "and is not stored again. When no event of the batch is valid the answer is a 400 naming the first problem.",
+                body=_body(_ref("EventBatch"), plain_text=True),
+            ),
+            "options": preflight,
+        },
+        "/recommendations": {
+            "get": _op(
+                "A visitor's recommendations for a page slot", {"200": _ok("the list, best first", _ref("Recommendations"))},
+                security=PUBLIC, errors=("Unauthorized", "Forbidden"), tag="public",
+                parameters=[
+                    _query("visitor", {"type": "string", "pattern": ID_PATTERN, "maxLength": 128}, "the widget's visitor id; omit on a first visit"),
+                    _query("slot", {"type": "string", "pattern": ID_PATTERN, "maxLength": 64, "default": "home"}, "the page slot"),
+                    _query("limit", _whole(1, current_app.config["RECOMMENDATION_LIMIT_MAX"], 8), "how many items"),
+                    _query("product", {"type": "string", "maxLength": 200}, "the product of the current page: left out of the list"),
+                ],
+            ),
+            "options": preflight,
+        },
+        "/products": {
+            "post": _secret("Insert or update up to 1000 products", {"200": _ok("counts", _obj({"inserted": INT, "updated": INT, "unchanged": INT}, ["inserted", "updated", "unchanged"]))},
+                            body=_body(_obj({"products": {"type": "array", "minItems": 1, "maxItems": 1000, "items": _ref("ProductInput")}}, ["products"], additional=False)),
+                            tag="catalogue"),
+            "get": _secret("A page of the catalogue", {"200": _ok("products by id", _obj({"products": {"type": "array", "items": _ref("Product")}, "total": INT, "limit": INT, "offset": INT}, ["products", "total", "limit", "offset"]))},
+                           parameters=[_query("limit", _whole(1, 1000, 100), "page size"), _query("offset", _whole(0, 10**9, 0), "products to skip")],
+                           tag="catalogue"),
+        },
+        "/products/{product_id}": {
+            "get": _secret("One product", {"200": _ok("the product", _ref("Product"))},
+                           parameters=[_path_param("product_id", {"type": "string", "minLength": 1, "maxLength": 200}, "your product id")], tag="catalogue"),
+        },
+        "/site": {
+            "get": _secret("The key's site", {"200": _ok("the site", _obj({"id": INT, "name": STR, "public_key": STR, "allowed_origins": {"type": "array", "items": STR}}, ["id", "name", "public_key", "allowed_origins"]))}, tag="site"),
+        },
+        "/health": {
+            "get": _op("Liveness: is this process up and its database answering", {
+                "200": _ok("alive", _ref("Health")), "503": _ok("the database does not answer", _ref("Health")),
+            }, security=[], tag="operations"),
+        },
+        "/ready": {
+            "get": _op("Readiness: the state of every part the server uses", {
+                "200": _ok("ok or degraded", _obj({"status": STR, "version": STR, "process": INT, "database": _ref("Part"), "models": _ref("Part"), "redis": _ref("Part"), "broker": _ref("Part")}, ["status", "version", "database", "models", "redis", "broker"])),
+                "503": _ok("a part is in error", _obj({"status": STR}, ["status"])),
+            }, security=[], tag="operations"),
+        },
+        "/openapi.json": {
+            "get": _op("This description", {"200": _ok("an OpenAPI 3.0 document", {"type": "object", "required": ["openapi", "paths"]})}, security=[], tag="operations"),
+        },
+        "/webhooks/{key}/{connection}": {
+            "post": _op(
+                "A delivery from a connected system (e.g. Shopify)", {"200": _ok("stored; a delivery sent twice is stored once", _obj({"accepted": {"type": "boolean"}, "duplicate": {"type": "boolean"}}, ["accepted", "duplicate"]))},
+                security=[], errors=("Unauthorized",), tag="webhooks",
+                description="The site's public key and the connection's name are in the address; the connector checks the delivery's "
+                            "signature (for Shopify, X-Shopify-Hmac-Sha256). A wrong signature is a 401; an unknown key or connection a 404.",
+                parameters=[_path_param("key", {"type": "string", "minLength": 1, "maxLength": 200}, "the site's public key"),
+                            _path_param("connection", {"type": "string", "minLength": 1, "maxLength": 100}, "the connection's name")],
+                body=_body({"type": "object", "description": "the system's own payload, passed to its connector as it came"}),
+            ),
+        },
+        "/profiles": {
+            "get": _secret("Find the profile holding an email, customer id or visitor id", {"200": _ok("the profile", profile_ref)},
+                           description="Give one of the three parameters (the first given of email, customer_id, visitor counts).",
+                           parameters=[_query("email", {"type": "string", "maxLength": 320}, "an email address"),
+                                       _query("customer_id", {"type": "string", "maxLength": 200}, "your customer id"),
+                                       _query("visitor", {"type": "string", "maxLength": 128}, "a widget visitor id")],
+                           tag="profiles"),
+        },
+        "/profiles/{profile_id}": {
+            "parameters": [PROFILE_ID],
+            "get": _secret("One profile: identities, attributes, timeline, scores, segments", {"200": _ok("the profile", profile_ref)}, tag="profiles"),
+            "patch": _secret("Set attributes (the newest value wins)", {"200": _ok("the names changed, and the profile", _obj({"changed": {"type": "array", "items": STR}, "profile": profile_ref}, ["changed", "profile"]))},
+                             body=_body(_obj({
+                                 "attributes": {"type": "object", "additionalProperties": {"nullable": True}},
+                                 "source": {"type": "string", "minLength": 1, "maxLength": 64, "default": "api"},
+                                 "at": {"type": "string", "format": "date-time", "description": "when the values were true at the source"},
+                             }, additional=False)), tag="profiles"),
+            "delete": _secret("Erase a profile and every row about it", {"200": _ok("erased", _obj({"erased": INT, "identities": {"type": "object"}}, ["erased", "identities"]))}, tag="profiles"),
+        },
+        "/profiles/{profile_id}/export": {
+            "parameters": [PROFILE_ID],
+            "get": _secret("Everything stored about a person", {"200": _ok("the export", _obj({"profile": {"type": "object"}, "identities": {"type": "array"}, "events": {"type": "array"}, "orders": {"type": "array"}}, ["profile", "identities", "events", "orders"]))}, tag="profiles"),
+        },
+        "/profiles/{profile_id}/merge": {
+            "parameters": [PROFILE_ID],
+            "post": _secret("Fold another profile into this one", {"200": _ok("the merged profile, and the rows moved per table", _obj({"profile": profile_ref, "moved": {"type": "object", "additionalProperties": INT}}, ["profile", "moved"]))},
+                            errors=("Conflict",), body=_body(_obj({"profile_id": {"type": "integer", "minimum": 1, "maximum": 2**31 - 1}}, ["profile_id"])), tag="profiles"),
+        },
+        "/profiles/{profile_id}/segments": {
+            "parameters": [PROFILE_ID],
+            "get": _secret("The segments a profile belongs to", {"200": _ok("memberships", _obj({"segments": {"type": "array", "items": _obj({"key": STR, "name": STR, "since": TIME}, ["key", "since"])}}, ["segments"]))}, tag="profiles"),
+        },
+        "/profiles/tokens": {
+            "post": _secret("A signed click-through token naming a person (for email links)", {"200": _ok("the token", _obj({"token": STR}, ["token"]))},
+                            body=_body(_obj({"email": {"type": "string", "maxLength": 320}, "customer_id": {"type": "string", "maxLength": 200},
+                                             "ttl_days": {"type": "number", "exclusiveMinimum": True, "minimum": 0, "maximum": 365, "default": 30}})), tag="profiles"),
+        },
+        "/profiles/signing-secret": {
+            "get": _secret("The secret the shop signs identities with", {"200": _ok("the secret", _obj({"signing_secret": STR}, ["signing_secret"]))}, tag="profiles"),
+            "post": _secret("Rotate the signing secret", {"200": _ok("the new secret", _obj({"signing_secret": STR}, ["signing_secret"]))}, tag="profiles"),
+        },
+        "/segments": {
+            "get": _secret("Every segment of the site", {"200": _ok("segments by key", _obj({"segments": {"type": "array", "items": segment_ref}}, ["segments"]))}, tag="segments"),
+            "post": _secret("Create a segment (its members are built in the background)", {"201": _ok("the segment", segment_ref)},
+                            errors=("Conflict",), body=_body({**_ref("SegmentInput")}), tag="segments"),
+        },
+        "/segments/preview": {
+            "post": _secret("How many profiles a rule matches now", {"200": _ok("the count", _obj({"count": INT}, ["count"]))},
+                            body=_body(_obj({"rule": {"type": "object"}}, ["rule"])), tag="segments"),
+        },
+        "/segments/changes": {
+            "get": _secret("The membership change feed", {"200": _ok("changes, oldest first; pass next as after", _obj({
+                "changes": {"type": "array", "items": _obj({"id": INT, "segment": STR, "profile_id": INT, "change": STR, "at": TIME, "identities": {"type": "object"}}, ["id", "segment", "profile_id", "change", "at"])},
+                "next": INT}, ["changes", "next"]))},
+                parameters=[_query("after", _whole(0, 2**62, 0), "the last change id seen"), _query("limit", _whole(1, 5000, 500), "page size"),
+                            _query("segment", {"type": "string", "maxLength": 64}, "only this segment's changes")], tag="segments"),
+        },
+        "/segments/{key}": {
+            "parameters": [SEGMENT_KEY],
+            "get": _secret("One segment", {"200": _ok("the segment", segment_ref)}, tag="segments"),
+            "put": _secret("Change a segment (a new rule rebuilds its members)", {"200": _ok("the segment", segment_ref)}, body=_body(_ref("SegmentInput")), tag="segments"),
+            "patch": _secret("Change a segment (a new rule rebuilds its members)", {"200": _ok("the segment", segment_ref)}, body=_body(_ref("SegmentInput")), tag="segments"),
+            "delete": _secret("Delete a segment no other segment refers to", {"200": _ok("deleted", _obj({"deleted": STR}, ["deleted"]))}, errors=("Conflict",), tag="segments"),
+        },
+        "/segments/{key}/rebuild": {
+            "parameters": [SEGMENT_KEY],
+            "post": _secret("Rebuild a segment's members in the background", {"202": _ok("the segment, building", segment_ref)}, tag="segments"),
+        },
+        "/segments/{key}/members": {
+            "parameters": [SEGMENT_KEY],
+            "get": _secret("A page of a segment's members by profile id", {"200": _ok("members", _obj({
+                "segment": STR, "member_count": INT, "next": _nullable(INT),
+                "members": {"type": "array", "items": _obj({"profile_id": INT, "since": TIME, "email": _nullable(STR), "customer_id": _nullable(STR)}, ["profile_id", "since"])},
+            }, ["segment", "member_count", "members", "next"]))},
+                parameters=[_query("after", _whole(0, 2**62, 0), "the last profile id of the previous page"), _query("limit", _whole(1, 1000, 100), "page size")],
+                tag="segments"),
+        },
+        "/contact-policy": {
+            "get": _secret("How often each channel may contact one person", {"200": _ok("the policy", _ref("ContactPolicy"))}, tag="segments"),
+            "put": _secret("Set channel limits", {"200": _ok("the policy", _ref("ContactPolicy"))},
+                           body=_body(_obj({"channels": {"type": "object", "maxProperties": 20, "additionalProperties": LIMITS}}, ["channels"])), tag="segments"),
+        },
+    }
+
+
+def openapi_document() -> dict[str, Any]:
+    """The OpenAPI 3.0 description of ``/api/v1`` under the current app's settings."""
+    config = current_app.config
+    return {
+        "openapi": "3.0.3",
+        "info": {
+            "title": "personalize API",
+            "version": str(config.get("VERSION", "1")),
+            "description": "Events and recommendations for the widget (public key); catalogue, profiles and segments for "
+                           "your servers (secret key). Every error is JSON of one shape: `{\"error\": {\"code\", \"message\", \"field\"}}`. "
+                           "See docs/api.md.",
+        },
+        "servers": [{"url": "/api/v1"}],
+        "tags": [{"name": n} for n in ("public", "catalogue", "site", "profiles", "segments", "webhooks", "operations")],
+        "paths": _paths(),
+        "components": {
+            "securitySchemes": {
+                "publicKeyQuery": {"type": "apiKey", "in": "query", "name": "key", "description": "the site's public key pk_… (a secret key works too)"},
+                "publicKeyHeader": {"type": "apiKey", "in": "header", "name": "X-Personalize-Key", "description": "the site's public key pk_…"},
+                "secretKey": {"type": "http", "scheme": "bearer", "description": "a secret key: Authorization: Bearer sk_…"},
+            },
+            "schemas": _schemas(config["MAX_EVENTS_PER_BATCH"], config["RECOMMENDATION_LIMIT_MAX"]),
+            "responses": {
+                name: {"description": description, "content": {JSON: {"schema": _ref("Error")}},
+                       **({"headers": RETRY_AFTER} if name in ("TooManyRequests", "Unavailable") else {})}
+                for name, description in ERROR_RESPONSES.items()
+            },
+        },
+    }
+
+
+@bp.get("/openapi.json")
+def openapi_json():
+    response = current_app.json.response(openapi_document())
+    response.headers["Cache-Control"] = "public, max-age=300"
+    return response
