@@ -155,6 +155,9 @@ def new_token():
     site = secret_site()
     body = json_body()
     email, customer_id = body.get("email"), body.get("customer_id")
+    for name, value, longest in (("email", email, 320), ("customer_id", customer_id, 200)):
+        if value is not None and (not isinstance(value, str) or len(value) > longest):
+            raise InvalidInput(name, f"must be a string of at most {longest} characters")
     if not (isinstance(email, str) and email) and not (isinstance(customer_id, str) and customer_id):
         raise InvalidInput("email", "give an email or a customer_id", "missing")
     ttl = body.get("ttl_days", 30)
