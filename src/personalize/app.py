@@ -46,12 +46,15 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.config["DATABASE_URL"] = url
     app.config["SQLALCHEMY_DATABASE_URI"] = url
     if url.startswith("sqlite"):
-        # wait for a writer rather than failing at once
-        app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {"connect_args": {"timeout": 15}})
+        # wait for a writer rather than failing at once, but not for ever
+        app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {"connect_args": {"timeout": float(settings["DATABASE_LOCK_TIMEOUT"])}})
     else:
         # a connection for every thread of a web process (THREADS), so none waits for the pool
         pool_size = max(5, int(settings.get("THREADS") or 0) + 2)
-        app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {"pool_pre_ping": True, "pool_size": pool_size})
+        app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {
+            "pool_pre_ping": True, "pool_size": pool_size,
+            "connect_args": {"connect_timeout": max(1, int(settings["DATABASE_CONNECT_TIMEOUT"]))},
+        })
     app.config["SECRET_KEY"] = settings.get("SECRET_KEY") or _secret_key(instance)
     app.config["VERSION"] = __version__
 
@@ -69,6 +72,18 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
                 cursor.execute("PRAGMA synchronous=NORMAL")
                 cursor.execute("PRAGMA foreign_keys=ON")
                 cursor.close()
+    elif float(settings["DATABASE_STATEMENT_TIMEOUT"] or 0) > 0:
+        from sqlalchemy import event
+
+        statement_ms = int(float(settings["DATABASE_STATEMENT_TIMEOUT"]) * 1000)
+        with app.app_context():
+            @event.listens_for(db.engine, "connect")
+            def _statement_timeout(dbapi_connection, _record):
+                # a runaway query is cancelled instead of holding a connection (and a web thread) for ever
+                cursor = dbapi_connection.cursor()
+                cursor.execute(f"SET statement_timeout = {statement_ms}")
+                cursor.close()
+                dbapi_connection.commit()  # SET is transactional in PostgreSQL
 
     auto_migrate = settings.get("AUTO_MIGRATE")
     if auto_migrate is None:
@@ -86,6 +101,10 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from . import cache
 
     cache.init_app(app, registry)  # Redis when REDIS_URL is set, process memory otherwise
+
+    from . import limits
+
+    limits.init_app(app)  # rate limits per address and per key; ProxyFix when TRUSTED_PROXIES is set
 
     from . import admin, api, widget
     from .api import cors, errors

@@ -1,6 +1,6 @@
 """The shared cache: Redis when ``REDIS_URL`` is set, this process's memory otherwise.
 
-Three things use it, each through one or two calls of :class:`SharedCache`:
+Two things use it, each through one or two calls of :class:`SharedCache`:
 
 - **recommendation lists** of visitors who come back within seconds (page reloads,
   the next page of a visit): :meth:`get_list` / :meth:`put_list`, kept for
@@ -10,12 +10,12 @@ Three things use it, each through one or two calls of :class:`SharedCache`:
   without Redis every list is computed afresh;
 - **new models**: after training, :meth:`announce_model` tells every web process
   (Redis pub/sub) to look for the new model at once instead of at its next
-  ``MODEL_CHECK_SECONDS`` poll; without Redis the poll alone does it;
-- **rate-limit counters** (:meth:`count`), shared by all processes with Redis,
-  per process without it.
+  ``MODEL_CHECK_SECONDS`` poll; without Redis the poll alone does it.
+
+(Rate-limit counters use the same Redis through :mod:`personalize.limits`.)
 
 Redis is an accelerator, never a dependency: when it cannot be reached, every call
-falls back (no list, the poll, a local counter) and the server keeps serving; the
+falls back (no list, the poll) and the server keeps serving; the
 readiness check reports the cache as degraded. After a failure Redis is left alone
 for ``RETRY_SECONDS``, so an outage costs one timeout per process, not one per request.
 """
@@ -52,7 +52,6 @@ class SharedCache:
         self._down_until = 0.0
         self._last_error = ""
         self._lock = threading.Lock()
-        self._counters: dict[str, tuple[int, float]] = {}
         self._listener: threading.Thread | None = None
         self._closed = threading.Event()
 
@@ -184,30 +183,6 @@ class SharedCache:
         if self._client is not None:
             self._client.close()
 
-    # -- counters -------------------------------------------------------------------------
-
-    def count(self, key: str, window_seconds: int = 60) -> int:
-        """Add one to the counter ``key`` for the current window and return its value."""
-        window = int(time.time() // window_seconds)
-        full = f"{self.prefix}count:{key}:{window}"
-
-        def incr(r):
-            pipe = r.pipeline(transaction=False)
-            pipe.incr(full)
-            pipe.expire(full, window_seconds + 1)
-            return pipe.execute()[0]
-
-        value = self._call(incr)
-        if value is not None:
-            return int(value)
-        with self._lock:
-            now = time.time()
-            if len(self._counters) > 10_000:
-                self._counters = {k: v for k, v in self._counters.items() if v[1] > now}
-            n, expires = self._counters.get(full, (0, now + window_seconds))
-            self._counters[full] = (n + 1, expires)
-            return n + 1
-
 
 def shared_cache(app: Flask | None = None) -> SharedCache:
     app = app or current_app
@@ -243,20 +218,6 @@ def _forget_stale_visitors(response):
     return response
 
 
-def _rate_limit():
-    from flask import request
-
-    limit = current_app.config.get("RATE_LIMIT_PER_MINUTE") or 0
-    if limit <= 0 or not request.path.startswith("/api/"):
-        return None
-    who = request.remote_addr or "unknown"
-    if shared_cache().count(f"rate:{who}") > limit:
-        from .api.errors import ApiError
-
-        raise ApiError(429, "rate_limited", f"more than {limit} requests a minute from {who}; slow down", None, {"Retry-After": "60"})
-    return None
-
-
 def init_app(app: Flask, registry) -> None:
     """Create the app's cache and register what keeps it in step with the data."""
     cache = SharedCache(app.config.get("REDIS_URL") or None, float(app.config.get("RECOMMENDATION_CACHE_SECONDS") or 0))
@@ -266,4 +227,3 @@ def init_app(app: Flask, registry) -> None:
     models = app.extensions["personalize.models"]
     cache.listen_for_models(models.expire)
     app.after_request(_forget_stale_visitors)
-    app.before_request(_rate_limit)

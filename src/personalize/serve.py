@@ -28,14 +28,14 @@ log = logging.getLogger(__name__)
 LOCK_FILE = "scheduler.lock"
 
 
-def gunicorn_options(host: str, port: int, workers: int, threads: int) -> dict[str, Any]:
+def gunicorn_options(host: str, port: int, workers: int, threads: int, timeout: int = 60) -> dict[str, Any]:
     return {
         "bind": f"{host}:{port}",
         "workers": max(1, workers),
         "threads": max(1, threads),
         # gthread keeps connections alive (the widget reuses them); sync is enough for one thread
         "worker_class": "gthread" if threads > 1 else "sync",
-        "timeout": 60,
+        "timeout": max(1, int(timeout)),  # WORKER_TIMEOUT: a silent worker is restarted
         "graceful_timeout": 20,
         "keepalive": 5,
         "accesslog": None,
@@ -103,4 +103,4 @@ def serve(app: Flask, host: str, port: int, workers: int, threads: int) -> None:
     with app.app_context():
         db.engine.dispose()  # no connection of the master's may leak into a forked worker
     app.extensions["personalize.cache"].close()  # nor its Redis connection; workers open their own
-    Server(gunicorn_options(host, port, workers, threads)).run()
+    Server(gunicorn_options(host, port, workers, threads, int(app.config.get("WORKER_TIMEOUT") or 60))).run()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import g, request
 
+from ..limits import check_site
 from ..models import Site
 from ..sites import site_for_public_key, site_for_secret_key
 from .errors import ApiError
@@ -39,6 +40,7 @@ def secret_site() -> Site:
     if site is None:
         raise ApiError(401, "invalid_key", "unknown or revoked secret key", "Authorization")
     g.site = site
+    check_site(site.id, secret=True)
     return site
 
 
@@ -52,6 +54,8 @@ def origin_allowed(site: Site, origin: str | None) -> bool:
 
 
 def check_origin(site: Site) -> None:
+    """The gate of the widget endpoints, once the key has named the site: its origins, then its rate limit."""
     origin = request.headers.get("Origin")
     if not origin_allowed(site, origin):
         raise ApiError(403, "origin_not_allowed", f"{origin} is not an allowed origin of this site; add it in the admin", "Origin")
+    check_site(site.id, secret=False)

@@ -24,6 +24,8 @@ def json_body() -> dict:
         body = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ApiError(400, "invalid_json", f"the body is not valid JSON ({exc})"[:200]) from None
+    except RecursionError:  # thousands of nested brackets: no endpoint takes anything that deep
+        raise ApiError(400, "invalid_json", "the body nests arrays or objects too deeply", "body") from None
     if not isinstance(body, dict):
         raise ApiError(400, "invalid_json", "the body must be a JSON object")
     return body
@@ -42,7 +44,7 @@ def post_events():
     max_events = current_app.config["MAX_EVENTS_PER_BATCH"]
     events = body.get("events")
     if isinstance(events, list) and len(events) > max_events:
-        raise ApiError(413, "too_many_events", f"at most {max_events} events per request; send smaller batches", "events")
+        raise ApiError(413, "too_many_events", f"at most {max_events} events per request (MAX_EVENTS_PER_BATCH); send smaller batches", "events")
     if not isinstance(events, list) or not events:
         raise InvalidInput("events", "must be a non-empty list of events", "missing")
     # A beacon never sees its answer: one bad event must not cost the good ones beside it.

@@ -1,0 +1,227 @@
+"""Rate limits: per client address and per key, in fixed one-minute windows.
+
+Three limits, each a setting (0 turns it off):
+
+- ``RATE_LIMIT_PER_IP``: requests to ``/api/`` from one client address, counted
+  before anything else is looked at (an unknown key is counted too);
+- ``RATE_LIMIT_PER_SITE``: requests that a site's public key opens (the widget:
+  events and recommendations), whatever address they come from;
+- ``RATE_LIMIT_PER_SECRET_KEY``: requests that a site's secret key opens (the
+  shop's own servers: catalogue, profiles, segments).
+
+A request over a limit is answered 429 in the API's error shape, with the name of
+the setting in the message and ``Retry-After`` set to the seconds left in the
+current window (the window then starts afresh).
+
+Counters live in Redis when ``REDIS_URL`` is set, so every process and machine
+counts together: one Lua call adds one and sets the expiry atomically, one round
+trip per limit. Without Redis, or while it cannot be reached, each process counts
+in its own memory (the limit then holds per process: fail open, never a 500).
+
+The client address is ``remote_addr``. Behind reverse proxies set
+``TRUSTED_PROXIES`` to how many of them add to ``X-Forwarded-For``; only then is
+that header believed (werkzeug's ProxyFix), since any client can send one.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import threading
+import time
+
+from flask import Flask, current_app, request
+
+log = logging.getLogger(__name__)
+
+WINDOW_SECONDS = 60
+RETRY_SECONDS = 5.0  # after a Redis failure, count in memory this long before trying again
+PREFIX = "personalize:rate:"
+
+# one round trip, atomic: the first hit of a window sets its expiry
+_HIT = """
+local n = redis.call('INCR', KEYS[1])
+if n == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
+return n
+"""
+
+
+class RateLimited(Exception):
+    """A limit is spent; ``retry_after`` is whole seconds until the window frees."""
+
+    def __init__(self, setting: str, limit: int, retry_after: int):
+        super().__init__(setting)
+        self.setting, self.limit, self.retry_after = setting, limit, retry_after
+
+
+class Limiter:
+    """Counts hits per bucket and window, in Redis (``url``) or in process memory."""
+
+    def __init__(self, url: str | None = None, prefix: str = PREFIX, window: int = WINDOW_SECONDS):
+        self.url = url or None
+        self.prefix = prefix
+        self.window = int(window)
+        self._client = None
+        self._script = None
+        self._pid = None
+        self._down_until = 0.0
+        self._lock = threading.Lock()
+        self._memory: dict[str, tuple[int, int]] = {}  # bucket -> (window number, hits)
+
+    def _redis(self):
+        if not self.url or time.monotonic() < self._down_until:
+            return None
+        if self._client is None or self._pid != os.getpid():  # a forked worker opens its own sockets
+            import redis
+
+            self._client = redis.Redis.from_url(self.url, socket_connect_timeout=0.25, socket_timeout=0.25)
+            self._script = self._client.register_script(_HIT)
+            self._pid = os.getpid()
+        return self._client
+
+    def hit(self, bucket: str, limit: int, now: float | None = None) -> int | None:
+        """Count one request in ``bucket``; ``None`` if within ``limit``, else seconds until the window frees."""
+        now = time.time() if now is None else now
+        number = int(now // self.window)
+        retry_after = max(1, math.ceil((number + 1) * self.window - now))
+        hits = self._hit_redis(bucket, number)
+        if hits is None:
+            hits = self._hit_memory(bucket, number)
+        return retry_after if hits > limit else None
+
+    def _hit_redis(self, bucket: str, number: int) -> int | None:
+        if self._redis() is None:
+            return None
+        import redis
+
+        try:
+            return int(self._script(keys=[f"{self.prefix}{bucket}:{number}"], args=[self.window + 1]))
+        except (redis.RedisError, OSError) as exc:
+            if self._down_until == 0.0 or time.monotonic() > self._down_until + RETRY_SECONDS:
+                log.warning("rate limits: Redis at %s unavailable (%s); counting in this process", self.url, exc)
+            self._down_until = time.monotonic() + RETRY_SECONDS
+            return None
+
+    def _hit_memory(self, bucket: str, number: int) -> int:
+        with self._lock:
+            seen, hits = self._memory.get(bucket, (number, 0))
+            hits = hits + 1 if seen == number else 1
+            if len(self._memory) >= 100_000:  # forget finished windows (an address flood makes many buckets)
+                self._memory = {k: v for k, v in self._memory.items() if v[0] == number}
+            self._memory[bucket] = (number, hits)
+            return hits
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+
+def limiter(app: Flask | None = None) -> Limiter:
+    app = app or current_app
+    found: Limiter = app.extensions["personalize.limits"]
+    url = app.config.get("REDIS_URL") or None
+    if found.url != url:  # REDIS_URL changed after the app was built (tests do this)
+        found.close()
+        found.url, found._down_until = url, 0.0
+    return found
+
+
+def _check(setting: str, bucket: str, field: str | None, who: str) -> None:
+    limit = int(current_app.config.get(setting) or 0)
+    if limit <= 0:
+        return
+    retry_after = limiter().hit(bucket, limit)
+    if retry_after is not None:
+        from .api.errors import ApiError
+
+        raise ApiError(
+            429, "rate_limited",
+            f"more than {limit} requests a minute {who} ({setting}); retry in {retry_after} s",
+            field, {"Retry-After": str(retry_after)},
+        )
+
+
+def client_address() -> str:
+    """The client's address: ``remote_addr``, which ProxyFix has set from trusted proxies' headers."""
+    return request.remote_addr or "unknown"
+
+
+def check_address() -> None:
+    """Before every API request: the per-address limit."""
+    if request.path.startswith("/api/"):
+        who = client_address()
+        _check("RATE_LIMIT_PER_IP", f"ip:{who}", None, f"from {who}")
+
+
+def check_site(site_id: int, secret: bool) -> None:
+    """Once a key has opened a site: the per-site (public key) or per-secret-key limit."""
+    if secret:
+        _check("RATE_LIMIT_PER_SECRET_KEY", f"sk:{site_id}", "Authorization", "with this secret key")
+    else:
+        _check("RATE_LIMIT_PER_SITE", f"pk:{site_id}", "key", "for this site")
+
+
+class ChunkedBodyLimit:
+    """WSGI middleware: a body sent without ``Content-Length`` (chunked) is read up to ``MAX_CONTENT_LENGTH`` + 1 bytes.
+
+    werkzeug alone would hand the app such a body cut off at the limit, without an
+    error (a truncated JSON document, answered 400). Here the body is buffered and
+    given a length, or, when longer than the limit, marked so the request gets 413.
+    Requests with a ``Content-Length`` pass untouched (werkzeug checks those).
+    """
+
+    def __init__(self, wsgi_app, app: Flask):
+        self.wsgi_app, self.app = wsgi_app, app
+
+    def __call__(self, environ, start_response):
+        most = self.app.config.get("MAX_CONTENT_LENGTH")
+        if most and not environ.get("CONTENT_LENGTH") and "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower():
+            import io
+
+            stream, parts, size = environ["wsgi.input"], [], 0
+            while size <= most:
+                piece = stream.read(most + 1 - size)
+                if not piece:
+                    break
+                parts.append(piece)
+                size += len(piece)
+            if size > most:
+                environ["personalize.body_too_large"] = True
+                parts = []
+            data = b"".join(parts)
+            environ["wsgi.input"] = io.BytesIO(data)
+            environ["CONTENT_LENGTH"] = str(len(data))
+        return self.wsgi_app(environ, start_response)
+
+
+def _refuse_oversized_chunked_body() -> None:
+    if request.environ.get("personalize.body_too_large"):
+        from werkzeug.exceptions import RequestEntityTooLarge
+
+        raise RequestEntityTooLarge()
+
+
+def init_app(app: Flask) -> None:
+    app.extensions["personalize.limits"] = Limiter(app.config.get("REDIS_URL") or None)
+    app.wsgi_app = ChunkedBodyLimit(app.wsgi_app, app)
+    proxies = int(app.config.get("TRUSTED_PROXIES") or 0)
+    if proxies > 0:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies)
+    app.before_request(_refuse_oversized_chunked_body)
+    app.before_request(check_address)
+
+    from werkzeug.exceptions import RequestEntityTooLarge
+
+    @app.errorhandler(RequestEntityTooLarge)
+    def _too_large(exc):
+        # with or without Content-Length: werkzeug stops reading at MAX_CONTENT_LENGTH (chunked bodies too)
+        if not request.path.startswith("/api/"):
+            return "The request is too large.", 413
+        from .api.errors import error_response
+
+        most = int(current_app.config.get("MAX_CONTENT_LENGTH") or 0)
+        return error_response(413, "too_large", f"the request body is larger than {most} bytes (MAX_CONTENT_LENGTH)", "body")

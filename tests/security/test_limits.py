@@ -1,0 +1,249 @@
+"""Abuse limits, one by one: body size (413), batch size (413), rate limits per address and per key (429 with
+Retry-After), the proxy header only when trusted, counters shared through Redis, and bounded query parameters."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import math
+import os
+import secrets
+import socket
+import time
+
+import pytest
+
+from personalize.app import create_app
+from personalize.db import db
+from personalize.limits import Limiter
+from personalize.testing import app_config
+
+REDIS_URL = os.environ.get("PERSONALIZE_TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def require_redis() -> None:
+    """Skip without Redis on 127.0.0.1:6379, unless PERSONALIZE_REQUIRE_SERVICES=1 (CI), which fails instead."""
+    try:
+        socket.create_connection(("127.0.0.1", 6379), timeout=1.0).close()
+    except OSError:
+        reason = "Redis is not reachable at 127.0.0.1:6379"
+        if os.environ.get("PERSONALIZE_REQUIRE_SERVICES") == "1":
+            pytest.fail(reason + "; PERSONALIZE_REQUIRE_SERVICES=1 makes this an error")
+        pytest.skip(reason)
+
+
+def recs(client, key, **headers):
+    return client.get("/api/v1/recommendations", query_string={"key": key, "visitor": "v1"}, headers=headers)
+
+
+def assert_error(response, status: int, code: str, field: str | None = None) -> dict:
+    assert response.status_code == status, (response.status_code, response.get_data(as_text=True)[:300])
+    assert response.mimetype == "application/json"
+    error = response.get_json()["error"]
+    assert error["code"] == code and isinstance(error["message"], str) and error["message"]
+    if field is not None:
+        assert error.get("field") == field, error
+    return error
+
+
+def limits(app, **values):
+    """Set the rate limits for this test (every one off unless given), early enough in a window to finish in it."""
+    app.config.update({"RATE_LIMIT_PER_IP": 0, "RATE_LIMIT_PER_SITE": 0, "RATE_LIMIT_PER_SECRET_KEY": 0, **values})
+    if time.time() % 60 > 45:  # counters start afresh each minute: do not straddle two windows
+        time.sleep(60.5 - time.time() % 60)
+
+
+# -- 413: bodies and batches -------------------------------------------------------------------------------------
+
+
+def test_a_body_over_max_content_length_is_413_naming_the_limit(app, client, site):
+    app.config["MAX_CONTENT_LENGTH"] = 4096
+    event = {"id": "big", "type": "page_viewed", "visitor": "v", "url": "/" + "x" * 1900}
+    body = json.dumps({"key": site.public_key, "events": [dict(event, id=f"big-{i}") for i in range(3)]})
+    assert len(body) > 4096
+    error = assert_error(client.post("/api/v1/events", data=body, content_type="application/json"), 413, "too_large", "body")
+    assert "MAX_CONTENT_LENGTH" in error["message"] and "4096" in error["message"]
+    # just under the limit is accepted
+    small = json.dumps({"key": site.public_key, "events": [dict(event, id="small")]})
+    assert client.post("/api/v1/events", data=small, content_type="application/json").status_code == 202
+
+
+def test_a_chunked_body_without_content_length_is_cut_off_at_the_limit(app, site):
+    """No Content-Length to check up front: the server must stop reading at the limit and answer 413, not store."""
+    from personalize.testing import serve_in_thread
+
+    app.config["MAX_CONTENT_LENGTH"] = 4096
+    events = [{"id": f"chunk-{i}", "type": "page_viewed", "visitor": "v", "url": "/" + "y" * 500} for i in range(20)]
+    payload = json.dumps({"key": site.public_key, "events": events}).encode()
+    with serve_in_thread(app) as server:
+        conn = http.client.HTTPConnection("127.0.0.1", server.server_port, timeout=10)
+        conn.putrequest("POST", "/api/v1/events")
+        conn.putheader("Content-Type", "application/json")
+        conn.putheader("Transfer-Encoding", "chunked")
+        conn.endheaders()
+        for start in range(0, len(payload), 1000):
+            piece = payload[start : start + 1000]
+            conn.send(f"{len(piece):x}\r\n".encode() + piece + b"\r\n")
+        conn.send(b"0\r\n\r\n")
+        response = conn.getresponse()
+        body = json.loads(response.read())
+        conn.close()
+    assert response.status == 413, body
+    assert body["error"]["code"] == "too_large" and "MAX_CONTENT_LENGTH" in body["error"]["message"]
+    with app.app_context():
+        from sqlalchemy import func, select
+
+        from personalize.models import Event
+
+        assert db.session.scalar(select(func.count()).select_from(Event).where(Event.event_id.like("chunk-%"))) == 0
+
+
+def test_a_batch_over_max_events_per_batch_is_413_naming_the_limit(app, client, site):
+    app.config["MAX_EVENTS_PER_BATCH"] = 5
+    events = [{"id": f"b{i}", "type": "page_viewed", "visitor": "v"} for i in range(6)]
+    error = assert_error(client.post("/api/v1/events", json={"key": site.public_key, "events": events}), 413, "too_many_events", "events")
+    assert "MAX_EVENTS_PER_BATCH" in error["message"] and "5" in error["message"]
+    assert client.post("/api/v1/events", json={"key": site.public_key, "events": events[:5]}).status_code == 202
+
+
+def test_deeply_nested_json_is_400_not_a_crash(client, site):
+    deep = "[" * 50_000 + "]" * 50_000
+    body = '{"key": "' + site.public_key + '", "events": ' + deep + "}"
+    assert_error(client.post("/api/v1/events", data=body, content_type="application/json"), 400, "invalid_json", "body")
+    rule = '{"rule": ' + '{"not": ' * 40 + '{"field": "email", "op": "exists"}' + "}" * 40 + "}"
+    response = client.post("/api/v1/segments/preview", data=rule, content_type="application/json", headers={"Authorization": f"Bearer {site.secret_key}"})
+    assert response.status_code == 400 and response.get_json()["error"]["field"].startswith("rule")
+
+
+# -- 429: the windows ----------------------------------------------------------------------------------------------
+
+
+def test_retry_after_is_the_seconds_left_in_the_window():
+    limiter = Limiter(None, window=60)
+    start = 1_700_000_040.0  # 0 s into a window (1_700_000_040 is a multiple of 60)
+    assert [limiter.hit("b", 2, now=start + 44.2) for _ in range(2)] == [None, None]
+    assert limiter.hit("b", 2, now=start + 44.2) == 16  # 15.8 s left, rounded up
+    assert limiter.hit("b", 2, now=start + 59.9) == 1
+    assert limiter.hit("b", 2, now=start + 60.0) is None  # a new window starts from zero
+    assert limiter.hit("other", 2, now=start + 59.9) is None  # buckets are separate
+
+
+def test_per_address_limit_answers_429_with_retry_after(app, client, site):
+    limits(app, RATE_LIMIT_PER_IP=3)
+    codes = [recs(client, site.public_key).status_code for _ in range(3)]
+    before = time.time()
+    limited = client.get("/api/v1/health")
+    after = time.time()
+    assert codes == [200, 200, 200]
+    error = assert_error(limited, 429, "rate_limited")
+    assert "RATE_LIMIT_PER_IP" in error["message"] and "127.0.0.1" in error["message"]
+    retry = int(limited.headers["Retry-After"])
+    assert math.ceil(60 - after % 60) <= retry <= math.ceil(60 - before % 60) + 1
+    assert str(retry) in error["message"]
+    # pages outside the API are not counted by this limit
+    assert client.get("/static/widget.js").status_code == 200
+
+
+def test_per_site_limit_holds_one_site_and_not_another(app, client, site):
+    from personalize.sites import create_site
+
+    with app.app_context():
+        other, _secret = create_site("Other shop", [])
+        other_key = other.public_key
+    limits(app, RATE_LIMIT_PER_SITE=3)
+    assert [recs(client, site.public_key).status_code for _ in range(3)] == [200, 200, 200]
+    limited = recs(client, site.public_key)
+    error = assert_error(limited, 429, "rate_limited", "key")
+    assert "RATE_LIMIT_PER_SITE" in error["message"] and 1 <= int(limited.headers["Retry-After"]) <= 60
+    # events of the same site count against the same limit; the key travels in the body here
+    event = {"id": "limited", "type": "page_viewed", "visitor": "v"}
+    assert_error(client.post("/api/v1/events", json={"key": site.public_key, "events": [event]}), 429, "rate_limited", "key")
+    assert [recs(client, other_key).status_code for _ in range(3)] == [200, 200, 200]
+    # an unknown key is not counted against anyone (it is refused before)
+    assert recs(client, "pk_" + "x" * 30).status_code == 401
+
+
+def test_per_secret_key_limit(app, client, site):
+    limits(app, RATE_LIMIT_PER_SECRET_KEY=2)
+    auth = {"Authorization": f"Bearer {site.secret_key}"}
+    assert [client.get("/api/v1/site", headers=auth).status_code for _ in range(2)] == [200, 200]
+    limited = client.get("/api/v1/products", headers=auth)
+    error = assert_error(limited, 429, "rate_limited", "Authorization")
+    assert "RATE_LIMIT_PER_SECRET_KEY" in error["message"] and limited.headers["Retry-After"].isdigit()
+    # the widget's public key has its own budget
+    assert recs(client, site.public_key).status_code == 200
+
+
+def test_forwarded_for_is_ignored_unless_proxies_are_trusted(app, client, site):
+    limits(app, RATE_LIMIT_PER_IP=2)
+    spoofed = [client.get("/api/v1/health", headers={"X-Forwarded-For": f"203.0.113.{i}"}) for i in range(3)]
+    assert [r.status_code for r in spoofed] == [200, 200, 429]
+    assert "127.0.0.1" in spoofed[-1].get_json()["error"]["message"]
+
+
+def test_forwarded_for_names_the_client_behind_a_trusted_proxy(tmp_path, app, site):
+    trusting = create_app(app_config(tmp_path / "proxied", app.config["DATABASE_URL"], AUTO_MIGRATE=False, TRUSTED_PROXIES=1))
+    limits(trusting, RATE_LIMIT_PER_IP=2)
+    client = trusting.test_client()
+    try:
+        one = [client.get("/api/v1/health", headers={"X-Forwarded-For": "198.51.100.7"}).status_code for _ in range(3)]
+        assert one == [200, 200, 429]
+        # another client behind the same proxy has a budget of its own; the proxy appends the real address last
+        two = client.get("/api/v1/health", headers={"X-Forwarded-For": "6.6.6.6, 198.51.100.8"})
+        assert two.status_code == 200
+        again = client.get("/api/v1/health", headers={"X-Forwarded-For": "198.51.100.7"})
+        assert "198.51.100.7" in again.get_json()["error"]["message"]
+    finally:
+        with trusting.app_context():
+            db.engine.dispose()
+
+
+@pytest.fixture
+def redis_prefix():
+    require_redis()
+    prefix = f"ltest-{secrets.token_hex(4)}:"
+    yield prefix
+    import redis
+
+    r = redis.Redis.from_url(REDIS_URL)
+    keys = list(r.scan_iter(prefix + "*"))
+    if keys:
+        r.delete(*keys)
+    r.close()
+
+
+def test_two_processes_share_the_limit_through_redis(tmp_path, app, site, redis_prefix):
+    """Two app instances (two web processes) on one Redis: together they allow the limit, not twice it."""
+    apps = [app, create_app(app_config(tmp_path / "second", app.config["DATABASE_URL"], AUTO_MIGRATE=False))]
+    for a in apps:
+        a.config["REDIS_URL"] = REDIS_URL
+        limits(a, RATE_LIMIT_PER_SITE=4)
+        a.extensions["personalize.limits"].prefix = redis_prefix
+    clients = [a.test_client() for a in apps]
+    try:
+        codes = [recs(clients[i % 2], site.public_key).status_code for i in range(6)]
+        assert codes == [200, 200, 200, 200, 429, 429]
+        import redis
+
+        r = redis.Redis.from_url(REDIS_URL)
+        (key,) = list(r.scan_iter(redis_prefix + "*"))
+        assert int(r.get(key)) == 6 and 0 < r.ttl(key) <= 61  # one counter with an expiry, never a leak
+        r.close()
+    finally:
+        with apps[1].app_context():
+            db.engine.dispose()
+        for a in apps:
+            a.extensions["personalize.limits"].close()
+
+
+def test_redis_down_the_limits_fall_back_to_this_process(app, client, site):
+    app.config["REDIS_URL"] = f"redis://127.0.0.1:{free_port()}/0"
+    limits(app, RATE_LIMIT_PER_IP=3)
+    codes = [recs(client, site.public_key).status_code for _ in range(4)]
+    assert codes == [200, 200, 200, 429]  # never a 500, and still a limit
