@@ -5,12 +5,16 @@ from __future__ import annotations
 import logging
 
 from flask import Flask, jsonify, request
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException
 
 from ..validation import InvalidInput
 
 log = logging.getLogger(__name__)
+
+#: seconds a client is asked to wait before retrying while the database is unavailable
+RETRY_AFTER = "5"
 
 
 class ApiError(Exception):
@@ -55,9 +59,20 @@ def init_app(app: Flask) -> None:
         }.get(exc.code, exc.description or exc.name)
         return error_response(exc.code or 500, code, message, headers=dict(exc.get_headers()) if exc.code == 405 else None)
 
-    @app.errorhandler(OperationalError)
-    def _database_unavailable(exc: OperationalError):
-        log.error("database unavailable: %s", exc.orig if hasattr(exc, "orig") else exc)
+    def _database_unavailable(exc: Exception):
+        # "try again shortly", never a 2xx: whatever this request was storing was rolled back
+        log.error("database unavailable: %s", getattr(exc, "orig", None) or exc)
         if not _is_api():
-            return "The database is not answering; try again in a few seconds.", 503, {"Retry-After": "5"}
-        return error_response(503, "unavailable", "the database is not answering; retry later", headers={"Retry-After": "5"})
+            return "The database is not answering; try again in a few seconds.", 503, {"Retry-After": RETRY_AFTER}
+        return error_response(503, "unavailable", "the database is not answering; retry later", headers={"Retry-After": RETRY_AFTER})
+
+    # OperationalError: connection refused or cut, a server restarting, SQLite's "database is locked";
+    # PoolTimeout: every pooled connection busy for longer than the pool waits
+    app.register_error_handler(OperationalError, _database_unavailable)
+    app.register_error_handler(PoolTimeout, _database_unavailable)
+
+    @app.errorhandler(DBAPIError)
+    def _database_error(exc: DBAPIError):
+        if exc.connection_invalidated:  # a dropped connection the driver reports as another error class
+            return _database_unavailable(exc)
+        raise exc  # anything else is a bug, reported as one

@@ -4,7 +4,8 @@
 its database? ``/ready`` is for a load balancer and for people: every part the
 server uses, each with a state of ``ok``, ``off`` (not configured: the embedded
 default), ``degraded`` (unreachable, but the server works around it) or
-``error`` (requests will fail). It answers 503 only on an ``error``.
+``error`` (requests will fail). It answers 503 only on an ``error``; a database that
+cannot be reached, or an SQLite file another program holds locked for writing, is one.
 """
 
 from __future__ import annotations
@@ -25,13 +26,34 @@ def site_info():
     return {"id": site.id, "name": site.name, "public_key": site.public_key, "allowed_origins": site.allowed_origins or []}
 
 
-def _database() -> dict[str, str]:
+#: how long the readiness check waits for SQLite's write lock before calling the database not ready
+SQLITE_WRITE_PROBE_MS = 1000
+
+
+def _database(writable: bool = False) -> dict[str, str]:
     try:
         db.session.execute(text("SELECT 1"))
+        if writable and db.engine.dialect.name == "sqlite":
+            _sqlite_writable()
     except Exception as exc:  # the check reports; it must not fail itself
         db.session.rollback()
         return {"state": "error", "detail": f"{type(exc).__name__}"}
     return {"state": "ok", "detail": db.engine.dialect.name}
+
+
+def _sqlite_writable() -> None:
+    """Raise if SQLite's write lock cannot be had soon: a file locked by another program takes events no more,
+    though reads (write-ahead log) still work."""
+    with db.engine.connect() as connection:
+        raw = connection.connection.dbapi_connection
+        waited = raw.execute("PRAGMA busy_timeout").fetchone()[0]
+        raw.execute(f"PRAGMA busy_timeout = {min(waited, SQLITE_WRITE_PROBE_MS)}")
+        try:
+            if not raw.in_transaction:
+                raw.execute("BEGIN IMMEDIATE")
+                raw.execute("ROLLBACK")
+        finally:
+            raw.execute(f"PRAGMA busy_timeout = {waited}")
 
 
 @bp.get("/health")
@@ -66,7 +88,7 @@ def ready():
     from ..cache import shared_cache
     from ..queue import broker_status
 
-    parts = {"database": _database()}
+    parts = {"database": _database(writable=True)}  # events need writes, not only reads
     parts["models"] = _models() if parts["database"]["state"] == "ok" else {"state": "error", "detail": "database unreachable"}
     parts["redis"] = shared_cache().status()
     parts["broker"] = broker_status(current_app)
