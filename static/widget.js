@@ -176,11 +176,16 @@
       return /^https?:$/.test(x.protocol) ? x.href : '';
     } catch (e) { return ''; }
   }
+  // Text from the API is shown as text, and never more than a tile can hold (a 1 MB title is cut).
+  function cut(t) {
+    t = String(t);
+    return t.length > 200 ? t.slice(0, 199) + '\u2026' : t;
+  }
   function el(tag, cls, text) {
     var n = d.createElement(tag);
     n.className = 'pz-' + cls;
     n.setAttribute('part', cls);
-    if (text != null && text !== '') n.textContent = String(text);
+    if (text != null && text !== '') n.textContent = cut(text);
     return n;
   }
   function money(p, cur) {
@@ -223,10 +228,12 @@
     } catch (e) {}
   }
   function draw(slot, name, data) {
-    var rec = String(data.rec_id || ''), strategy = data.strategy, light = slot.dataset.render === 'light', title = slot.dataset.title;
-    var items = (Array.isArray(data.items) ? data.items : []).filter(function (it) {
-      return it && it.id != null && it.title && safeUrl(it.url);
-    });
+    var rec = typeof data.rec_id === 'string' ? data.rec_id : '', strategy = typeof data.strategy === 'string' ? data.strategy.slice(0, 32) : '', light = slot.dataset.render === 'light', title = slot.dataset.title;
+    // Only well-formed items (string title and link, an id that fits the catalogue), at most the slot's limit.
+    var items = (data && Array.isArray(data.items) ? data.items : []).filter(function (it) {
+      return it && /^(string|number)$/.test(typeof it.id) && String(it.id).length <= 200 &&
+        typeof it.title === 'string' && it.title && typeof it.url === 'string' && safeUrl(it.url);
+    }).slice(0, parseInt(slot.dataset.limit, 10) || 8);
     if (!rec || !items.length) return;
     var box = d.createDocumentFragment(), list = el('div', 'list');
     if (title) box.appendChild(el('h2', 'heading', title));
