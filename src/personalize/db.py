@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from flask import Flask
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import MetaData
+from sqlalchemy.exc import DBAPIError
+
+log = logging.getLogger(__name__)
 
 # Stable constraint names, so migrations are the same on SQLite and PostgreSQL.
 NAMING = {
@@ -17,7 +21,22 @@ NAMING = {
     "pk": "pk_%(table_name)s",
 }
 
-db = SQLAlchemy(metadata=MetaData(naming_convention=NAMING))
+
+
+class _Database(SQLAlchemy):
+    def _teardown_session(self, exc: BaseException | None) -> None:
+        """End the request's session; one whose connection died (the database restarted or was cut off)
+        has nothing left to roll back, and must not turn the answer already made into a 500."""
+        try:
+            self.session.remove()
+        except DBAPIError as error:
+            if not error.connection_invalidated:
+                raise
+            log.warning("dropped a database connection that had gone away: %s", error.orig)
+            self.session.registry.clear()  # the connection is invalidated already; the pool opens a new one
+
+
+db = _Database(metadata=MetaData(naming_convention=NAMING))
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
