@@ -24,7 +24,15 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from personalize import hookimpl
-from personalize.connectors import CheckResult, Connector, PushTarget, Setting, Stream, parse_time
+from personalize.connectors import (
+    CheckResult,
+    Connector,
+    PushTarget,
+    Setting,
+    Stream,
+    StreamError,
+    parse_time,
+)
 from personalize.records import Checkpoint, ContactRecord, PushResult, SegmentChange, SkippedRecord
 from personalize.sync.http import HttpStatusError
 
@@ -90,7 +98,7 @@ class HubSpotConnector(Connector):
         return list(dict.fromkeys([*DEFAULT_PROPERTIES, *extra]))
 
     def check(self) -> CheckResult:
-        self.api.get_json("/crm/v3/objects/contacts", params={"limit": 1, "archived": "false"})
+        _results(self.api.get_json("/crm/v3/objects/contacts", params={"limit": 1, "archived": "false"}), "contacts")
         return CheckResult(True, "HubSpot contacts readable", API_VERSION)
 
     def pull(self, stream: str, state: dict[str, Any] | None) -> Iterator[Any]:
@@ -113,7 +121,7 @@ class HubSpotConnector(Connector):
                 "limit": PAGE_SIZE, "after": 0,
             }
             page = self.search_api.post_json("/crm/v3/objects/contacts/search", body)
-            results = page.get("results") or []
+            results = _results(page, "search")
             for obj in results:
                 yield self.contact(obj)
                 if str(obj.get("id") or "").isdigit():
@@ -197,6 +205,16 @@ class HubSpotConnector(Connector):
                 if email:
                     found[email] = str(obj["id"])
         return found
+
+
+def _results(page: Any, what: str) -> list[Any]:
+    """The ``results`` list of a page. A 200 without one carries an error (or is not HubSpot's answer):
+    taking it for an empty page would end the window and move the cursor past unread contacts."""
+    results = page.get("results") if isinstance(page, dict) else None
+    if not isinstance(results, list):
+        said = page.get("message") if isinstance(page, dict) else None
+        raise StreamError(f"HubSpot's {what} answer has no list of results" + (f": {str(said)[:200]}" if said else ""))
+    return results
 
 
 def _failed_ids(body: dict[str, Any]) -> dict[str, str]:

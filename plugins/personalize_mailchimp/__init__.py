@@ -31,6 +31,7 @@ from personalize.connectors import (
     PushTarget,
     Setting,
     Stream,
+    StreamError,
     parse_time,
 )
 from personalize.records import (
@@ -111,6 +112,8 @@ class MailchimpConnector(Connector):
             if exc.status == 404:
                 raise ConfigError(f"no audience {self.list_id!r} in this Mailchimp account") from None
             raise
+        if not isinstance(audience, dict) or audience.get("id") is None:
+            raise StreamError("Mailchimp's audience answer has no id")
         return CheckResult(True, f"audience {audience.get('name')!r}", API_VERSION)
 
     # -- members --
@@ -132,7 +135,7 @@ class MailchimpConnector(Connector):
             if cursor:  # a second early, whether Mailchimp's bound is inclusive or not; re-read members are skipped
                 params["since_last_changed"] = _iso(parse_time(cursor) - timedelta(seconds=1))
             page = self.api.get_json(f"/lists/{self.list_id}/members", params=params)
-            members = page.get("members") or []
+            members = _items(page, "members")
             progressed = False
             for member in members:
                 changed = member.get("last_changed") or ""
@@ -189,7 +192,7 @@ class MailchimpConnector(Connector):
                 "sort_field": "send_time", "sort_dir": "ASC", "count": PAGE_SIZE, "offset": offset,
                 "fields": "campaigns.id,campaigns.send_time,campaigns.settings.subject_line,total_items",
             })
-            batch = page.get("campaigns") or []
+            batch = _items(page, "campaigns")
             campaigns.extend(batch)
             offset += len(batch)
             if len(batch) < PAGE_SIZE or offset >= int(page.get("total_items") or 0):
@@ -205,7 +208,7 @@ class MailchimpConnector(Connector):
                 if since:
                     params["since"] = since
                 page = self.api.get_json(f"/reports/{cid}/email-activity", params=params)
-                emails = page.get("emails") or []
+                emails = _items(page, "emails")
                 for entry in emails:
                     yield from self.activity(cid, subject, entry, until)
                 offset += len(emails)
@@ -253,6 +256,16 @@ class MailchimpConnector(Connector):
             else:
                 results.append(PushResult(change.profile_id, change.segment, "ok"))
         return results
+
+
+def _items(page: Any, key: str) -> list[Any]:
+    """The list ``key`` of a page. A 200 without it carries an error (or is not Mailchimp's answer):
+    read as an empty page, it would end the window and move the cursor past unread records."""
+    items = page.get(key) if isinstance(page, dict) else None
+    if not isinstance(items, list):
+        said = page.get("detail") or page.get("title") if isinstance(page, dict) else None
+        raise StreamError(f"Mailchimp's answer has no list of {key}" + (f": {str(said)[:200]}" if said else ""))
+    return items
 
 
 @hookimpl

@@ -16,12 +16,13 @@ from ..sync.connections import (
     delete_connection,
     effective_mapping,
     get_connection,
+    hidden_values,
     list_connections,
     public_settings,
     save_connection,
 )
 from ..sync.engine import make_http, run_log
-from ..sync.secrets import SecretsUnreadable
+from ..sync.secrets import SecretsUnreadable, redact
 from . import SITE_TABS, bp
 from .access import can_edit, denied, site_page
 from .formatting import sentence
@@ -54,8 +55,9 @@ def check_connection(conn) -> tuple[bool, str]:
         connector = cls(ConnectorContext(settings=connection_settings(conn), http=make_http(**CHECK_HTTP), started_at=utcnow()))
         result = connector.check()
     except Exception as exc:  # every failure is reported to the admin, never a 500
-        return False, plain_check_error(exc)
-    return result.ok, result.message + (f" (API {result.api_version})" if result.api_version else "")
+        return False, redact(plain_check_error(exc), hidden_values(conn))
+    message = result.message + (f" (API {result.api_version})" if result.api_version else "")
+    return result.ok, redact(message, hidden_values(conn))
 
 
 def _form_settings(cls) -> dict:

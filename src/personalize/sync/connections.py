@@ -180,6 +180,11 @@ def connection_settings(conn: Connection) -> dict[str, Any]:
     return values
 
 
+def hidden_values(conn: Connection) -> list[str]:
+    """The connection's secret values, to keep out of every message, log line and page."""
+    return secrets.secret_values(current_app.config, conn.secrets)
+
+
 def public_settings(conn: Connection) -> dict[str, Any]:
     """Settings safe to show: plain values, and for each secret only whether it is set."""
     cls = connector_class(conn.connector)

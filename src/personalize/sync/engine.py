@@ -44,10 +44,16 @@ from ..records import (
     SkippedRecord,
 )
 from . import store
-from .connections import connection_settings, connector_class, effective_mapping, get_connection
+from .connections import (
+    connection_settings,
+    connector_class,
+    effective_mapping,
+    get_connection,
+    hidden_values,
+)
 from .http import HttpClient
 from .models import Connection, StreamState, SyncRun
-from .secrets import SecretsUnreadable
+from .secrets import SecretsUnreadable, redact
 
 log = logging.getLogger(__name__)
 
@@ -86,10 +92,15 @@ class RunContext:
     notes: list[str] = field(default_factory=list)
     profiles: set[int] = field(default_factory=set)
     checked: str = ""
+    #: the connection's secret values: never written to the run log or the logs
+    hide: list[str] = field(default_factory=list)
 
     def note(self, message: str) -> None:
         if len(self.notes) < MAX_NOTES:
-            self.notes.append(message[:500])
+            self.notes.append(self.clean(message)[:500])
+
+    def clean(self, text: str) -> str:
+        return redact(text, self.hide)
 
 
 def make_http(sleep: Callable[[float], None] | None = None, **options: Any) -> HttpClient:
@@ -152,7 +163,7 @@ def run_sync(
     for name in wanted:
         cls.stream(name)  # raises KeyError naming the streams there are
     run = start_run(conn, "pull", trigger)
-    ctx = RunContext(run=run, conn=conn, connector=cls, mapping=effective_mapping(conn))
+    ctx = RunContext(run=run, conn=conn, connector=cls, mapping=effective_mapping(conn), hide=hidden_values(conn))
     counts: dict[str, StreamCount] = {name: StreamCount() for name in wanted}
     fatal = ""
     try:
@@ -161,7 +172,7 @@ def run_sync(
     except (AuthError, ConfigError, TransientError, SecretsUnreadable) as exc:
         fatal = fatal_message(exc)
     except Exception as exc:  # an unexpected answer to the check: nothing can be trusted, stop here
-        log.warning("check of %s failed: %s", conn.name, traceback.format_exc(limit=3))
+        log.warning("check of %s failed: %s", conn.name, ctx.clean(traceback.format_exc(limit=3)))
         fatal = f"the connection check failed: {type(exc).__name__}: {exc}"[:1000]
     if not fatal:
         for name in wanted:
@@ -176,7 +187,7 @@ def run_sync(
                 break
             except Exception as exc:  # one stream's failure must not sink the others
                 db.session.rollback()
-                log.warning("stream %s of %s failed: %s", name, conn.name, traceback.format_exc(limit=3))
+                log.warning("stream %s of %s failed: %s", name, conn.name, ctx.clean(traceback.format_exc(limit=3)))
                 count.status, count.error = "failed", f"{type(exc).__name__}: {exc}"[:1000]
     return _finish(ctx, counts, fatal)
 
@@ -263,6 +274,9 @@ def fatal_message(exc: Exception) -> str:
 
 def _finish(ctx: RunContext, counts: dict[str, StreamCount], fatal: str) -> dict[str, Any]:
     run = ctx.run
+    fatal = ctx.clean(fatal)
+    for c in counts.values():
+        c.error = ctx.clean(c.error)
     errors = [f"{name}: {c.error}" for name, c in counts.items() if c.error]
     if fatal and not any(fatal in e for e in errors):
         errors.insert(0, fatal)

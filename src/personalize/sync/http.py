@@ -16,8 +16,11 @@ Sleeping and the clock are injectable, so tests run the retry logic without wait
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import email.utils
 import random
+import re
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -25,6 +28,7 @@ from typing import Any
 import requests
 
 from ..connectors import AuthError, StreamError, TransientError
+from .secrets import HIDDEN, redact
 
 RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
 USER_AGENT = "personalize-sync"
@@ -62,9 +66,40 @@ def retry_after_seconds(value: str | None, now: float | None = None) -> float | 
     return max(0.0, when.timestamp() - (time.time() if now is None else now))
 
 
+#: request headers that carry no credential; every other header's value is kept out of messages
+PLAIN_HEADERS = frozenset({
+    "user-agent", "accept", "accept-encoding", "accept-language", "connection", "content-type", "content-length", "host",
+})
+#: query parameters whose values are credentials (``?api_key=…``, ``&access_token=…``)
+_SECRET_PARAM = re.compile(r"(?i)([?&;][\w.-]*(?:key|token|secret|password|passwd|signature|auth|sig)[\w.-]*=)[^&#\s\"']*")
+
+
+def credentials_sent(request: Any) -> list[str]:
+    """The credential values one request carried: header values (and the user and password
+    inside a Basic header), so an error built from the answer can leave them out."""
+    values: list[str] = []
+    for name, value in (getattr(request, "headers", None) or {}).items():
+        if name.lower() in PLAIN_HEADERS or not isinstance(value, str):
+            continue
+        values.append(value)
+        scheme, _, rest = value.partition(" ")
+        if rest:
+            values.append(rest.strip())
+            if scheme.lower() == "basic":
+                with contextlib.suppress(ValueError):
+                    values.extend(base64.b64decode(rest.strip()).decode("utf-8", "replace").split(":", 1))
+    return values
+
+
+def hide_credentials(text: str, request: Any = None) -> str:
+    """``text`` without the credentials ``request`` carried and without secret query parameters."""
+    text = redact(text, credentials_sent(request)) if request is not None else text
+    return _SECRET_PARAM.sub(lambda m: m.group(1) + HIDDEN, text)
+
+
 def _snippet(response: requests.Response, limit: int = 300) -> str:
     text = (response.text or "").strip().replace("\n", " ")
-    return text[:limit]
+    return hide_credentials(text, response.request)[:limit]
 
 
 class HttpClient:
@@ -137,6 +172,7 @@ class HttpClient:
     ) -> requests.Response:
         """Send one request with retries; return the 2xx (or ``allow``-ed) response."""
         url = self.url(path)
+        path = hide_credentials(path)  # as it appears in messages
         waited = 0.0
         attempt = 0
         while True:
@@ -196,7 +232,8 @@ def _json(response: requests.Response) -> Any:
     try:
         return response.json()
     except ValueError:
-        raise StreamError(f"{response.request.method} {response.url}: the answer is not JSON: {_snippet(response, 120)}") from None
+        url = hide_credentials(response.url, response.request)
+        raise StreamError(f"{response.request.method} {url}: the answer is not JSON: {_snippet(response, 120)}") from None
 
 
 def paginate(fetch: Callable[[Any], tuple[list[Any], Any]], start: Any = None) -> Iterator[tuple[list[Any], Any]]:

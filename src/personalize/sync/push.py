@@ -26,7 +26,7 @@ from ..connectors import AuthError, ConfigError, TransientError
 from ..db import db
 from ..models import Identity, utcnow
 from ..records import PushResult, SegmentChange
-from .connections import connector_class, get_connection
+from .connections import connector_class, get_connection, hidden_values
 from .engine import (
     SyncError,
     build_connector,
@@ -36,6 +36,7 @@ from .engine import (
     run_summary,
     start_run,
 )
+from .secrets import redact
 
 
 def _policy():
@@ -136,7 +137,11 @@ def push_changes(
     run.records_out = ok
     run.skipped = sum(r.status == "skipped" for r in results)
     run.streams = {target: {"in": len(changes), "stored": ok, "skipped": run.skipped, "failed": len(failed)}}
-    run.errors = ([fatal] if fatal else []) + [f"profile {r.profile_id} ({r.segment}): {r.message}" for r in failed if r.message != fatal][:50] + notes[:20]
+    hide = hidden_values(conn)
+    fatal = redact(fatal, hide)
+    results = [replace(r, message=redact(r.message, hide)) if r.message else r for r in results]
+    failed = [r for r in results if r.status == "failed"]
+    run.errors = ([fatal] if fatal else []) + [f"profile {r.profile_id} ({r.segment}): {r.message}" for r in failed if r.message != fatal][:50] + [redact(n, hide) for n in notes[:20]]
     run.status = "succeeded" if not failed else ("failed" if not ok else "partial")
     run.message = fatal or f"{ok} pushed, {run.skipped} skipped, {len(failed)} failed"
     run.finished_at = utcnow()

@@ -10,7 +10,9 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+from collections.abc import Iterable
 from typing import Any
+from urllib.parse import quote, quote_plus
 
 from cryptography.fernet import Fernet, InvalidToken
 
@@ -57,3 +59,33 @@ def decrypt(config: dict[str, Any], token: str) -> dict[str, Any]:
         raise SecretsUnreadable(
             "the stored secrets cannot be decrypted (ENCRYPTION_KEY or SECRET_KEY changed?); enter them again"
         ) from None
+
+
+#: what a hidden value becomes in messages, logs and pages
+HIDDEN = "[hidden]"
+#: shorter values are not hidden: they would blank ordinary words ("expired"), and no real credential is that short
+MIN_HIDDEN_LENGTH = 8
+
+
+def secret_values(config: dict[str, Any], token: str) -> list[str]:
+    """The plain values of a connection's stored secrets (none when they cannot be read)."""
+    try:
+        values = decrypt(config, token)
+    except SecretsUnreadable:
+        return []
+    return [str(v) for v in values.values() if v not in (None, "")]
+
+
+def redact(text: str, values: Iterable[str]) -> str:
+    """``text`` with every one of ``values`` (and its URL-encoded form) replaced by ``[hidden]``.
+
+    Providers sometimes quote the credential they refused in an error body, and
+    errors carry those bodies; nothing that reaches a log, the run log or a page
+    may repeat a secret.
+    """
+    if not text:
+        return text
+    for value in sorted({v for v in values if v and len(v) >= MIN_HIDDEN_LENGTH}, key=len, reverse=True):
+        for form in {value, quote(value, safe=""), quote_plus(value)}:
+            text = text.replace(form, HIDDEN)
+    return text
