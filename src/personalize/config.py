@@ -46,6 +46,11 @@ SETTINGS: dict[str, tuple[Any, str]] = {
     "WORKER_TIMEOUT": (60, "Seconds gunicorn lets a web process go silent before restarting it (`personalize serve`)."),
     "BROKER_URL": (None, "Celery broker (e.g. amqp://guest:guest@127.0.0.1:5672//) that runs jobs on `personalize worker` processes; default: none (jobs run in the web process)."),
     "QUEUE_NAME": ("personalize", "The broker queue jobs go to; installations sharing one broker each need their own."),
+    # privacy (docs/profiles.md, "Rights of the person" and "Retention")
+    "EVENT_RETENTION_DAYS": (0, "Raw events older than this many days are deleted hourly (0: kept until the person is erased); interactions, orders and models keep the history."),
+    "SYNC_LOG_RETENTION_DAYS": (90, "Finished sync runs and processed webhook payloads older than this many days are deleted hourly (0: kept)."),
+    "STORE_IP_ADDRESSES": (False, "Keep the address of the client that sends events as the profile attribute `ip`; off, no client address is stored."),
+    "IP_ADDRESS_TRUNCATE": (True, "With STORE_IP_ADDRESSES: keep only the network part of the address (IPv4 /24, IPv6 /48)."),
 }
 
 _BOOL_TRUE = {"1", "true", "yes", "on"}

@@ -13,14 +13,16 @@ giving that queue this registry, nothing else.
 
 :class:`Scheduler` is the in-process clock that ``personalize serve`` starts: every
 ``tick`` seconds it submits the syncs that are due (each connection's
-``schedule_minutes``), the processing of received webhooks, and the push of segment
-changes to connections that push them.
+``schedule_minutes``), the processing of received webhooks, the push of segment
+changes to connections that push them, and once an hour the ``retention`` job
+(:mod:`personalize.retention`) when a retention setting is on.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
@@ -43,9 +45,11 @@ _builtins_loaded = False
 def _builtin_jobs() -> None:
     """Register the core jobs once; a job registered earlier under the same name keeps its place."""
     global _builtins_loaded
+    from . import retention
     from .sync import tasks
 
     for name, fn in (
+        ("retention", retention.prune),
         ("sync", tasks.sync_connection),
         ("push", tasks.push_segment_changes),
         ("webhooks", tasks.process_webhooks),
@@ -137,6 +141,7 @@ class Scheduler(threading.Thread):
         self.app, self.tick = app, tick
         self._stop_event = threading.Event()
         self._inflight: dict[tuple[int, str], Future] = {}
+        self._retention_due = 0.0  # monotonic time of the next retention run
 
     def run(self) -> None:
         while not self._stop_event.is_set():
@@ -146,8 +151,9 @@ class Scheduler(threading.Thread):
                 log.exception("scheduler tick failed")
             self._stop_event.wait(self.tick)
 
-    def run_once(self) -> list[Future]:
-        """Submit what is due now; return the futures (tests call this directly)."""
+    def run_once(self, clock: Callable[[], float] = time.monotonic) -> list[Future]:
+        """Submit what is due now; return the futures (tests call this directly, with their own ``clock``)."""
+        from . import retention
         from .sync.tasks import due_connections, pushing_connections
 
         jobs = runner(self.app)
@@ -167,6 +173,9 @@ class Scheduler(threading.Thread):
             if key not in self._inflight or self._inflight[key].done():
                 self._inflight[key] = jobs.submit("push_segments", connection_id=connection_id)
                 submitted.append(self._inflight[key])
+        if retention.enabled(self.app.config) and clock() >= self._retention_due:
+            self._retention_due = clock() + retention.EVERY_SECONDS
+            submitted.append(jobs.submit("retention"))
         return submitted
 
     def stop(self) -> None:

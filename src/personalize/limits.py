@@ -14,9 +14,11 @@ the setting in the message and ``Retry-After`` set to the seconds left in the
 current window (the window then starts afresh).
 
 Counters live in Redis when ``REDIS_URL`` is set, so every process and machine
-counts together: one Lua call adds one and sets the expiry atomically, one round
-trip per limit. Without Redis, or while it cannot be reached, each process counts
-in its own memory (the limit then holds per process: fail open, never a 500).
+counts together, without Redis on the request path: each process counts in memory
+and a background thread adds its new hits to the shared counters every 0.2 s (one
+pipelined round trip, an atomic Lua ``INCRBY`` + ``EXPIRE`` per counter) and reads
+back the totals; see :class:`Limiter`. Without Redis, or while it cannot be reached,
+each process counts alone (the limit then holds per process: fail open, never a 500).
 
 The client address is ``remote_addr``. Behind reverse proxies set
 ``TRUSTED_PROXIES`` to how many of them add to ``X-Forwarded-For``; only then is
@@ -39,35 +41,62 @@ WINDOW_SECONDS = 60
 RETRY_SECONDS = 5.0  # after a Redis failure, count in memory this long before trying again
 PREFIX = "personalize:rate:"
 
-# one round trip, atomic: the first hit of a window sets its expiry
-_HIT = """
-local n = redis.call('INCR', KEYS[1])
-if n == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
+# atomic: add a process's new hits to a window's counter, set its expiry on creation, return the total
+_ADD = """
+local n = redis.call('INCRBY', KEYS[1], ARGV[1])
+if n == tonumber(ARGV[1]) then redis.call('EXPIRE', KEYS[1], ARGV[2]) end
 return n
 """
 
 
-class RateLimited(Exception):
-    """A limit is spent; ``retry_after`` is whole seconds until the window frees."""
-
-    def __init__(self, setting: str, limit: int, retry_after: int):
-        super().__init__(setting)
-        self.setting, self.limit, self.retry_after = setting, limit, retry_after
-
-
 class Limiter:
-    """Counts hits per bucket and window, in Redis (``url``) or in process memory."""
+    """Counts hits per bucket and window in this process; with ``url``, also in Redis, shared by every process.
 
-    def __init__(self, url: str | None = None, prefix: str = PREFIX, window: int = WINDOW_SECONDS):
+    A request never waits for Redis: :meth:`hit` counts in memory and decides on this
+    process's new hits plus the last total Redis reported. A background thread
+    (:meth:`flush`, every ``sync_seconds``) adds this process's new hits to the
+    shared counters in one pipelined round trip and reads back the totals. Buckets
+    at half their limit or more also have their totals re-read when this process has
+    nothing new for them, so another process's flood is seen within two ``sync_seconds``.
+    A process may thus admit what arrives in that interval beyond a limit: the price
+    of keeping Redis off the request path. If Redis fails, the counts simply stay
+    local until it answers again.
+    """
+
+    def __init__(self, url: str | None = None, prefix: str = PREFIX, window: int = WINDOW_SECONDS, sync_seconds: float = 0.2):
         self.url = url or None
         self.prefix = prefix
         self.window = int(window)
+        self.sync_seconds = float(sync_seconds)
         self._client = None
         self._script = None
         self._pid = None
         self._down_until = 0.0
         self._lock = threading.Lock()
-        self._memory: dict[str, tuple[int, int]] = {}  # bucket -> (window number, hits)
+        self._flush_lock = threading.Lock()
+        # (bucket, window number) -> [hits not yet in Redis, total Redis last reported, limit]
+        self._counts: dict[tuple[str, int], list[int]] = {}
+        self._flusher: threading.Thread | None = None
+        self._stopped = threading.Event()
+
+    def hit(self, bucket: str, limit: int, now: float | None = None) -> int | None:
+        """Count one request in ``bucket``; ``None`` if within ``limit``, else seconds until the window frees."""
+        now = time.time() if now is None else now
+        number = int(now // self.window)
+        with self._lock:
+            entry = self._counts.get((bucket, number))
+            if entry is None:
+                if len(self._counts) >= 100_000:  # forget finished windows (an address flood makes many buckets)
+                    self._counts = {k: v for k, v in self._counts.items() if k[1] >= number}
+                entry = self._counts[(bucket, number)] = [0, 0, limit]
+            entry[0] += 1
+            entry[2] = limit
+            hits = entry[0] + entry[1]
+        if self.url and (self._flusher is None or self._pid != os.getpid()):
+            self._start_flusher()
+        return max(1, math.ceil((number + 1) * self.window - now)) if hits > limit else None
+
+    # -- sharing through Redis -------------------------------------------------------------------
 
     def _redis(self):
         if not self.url or time.monotonic() < self._down_until:
@@ -75,44 +104,68 @@ class Limiter:
         if self._client is None or self._pid != os.getpid():  # a forked worker opens its own sockets
             import redis
 
-            self._client = redis.Redis.from_url(self.url, socket_connect_timeout=0.25, socket_timeout=0.25)
-            self._script = self._client.register_script(_HIT)
+            self._client = redis.Redis.from_url(self.url, socket_connect_timeout=0.25, socket_timeout=0.5)
+            self._script = self._client.register_script(_ADD)
             self._pid = os.getpid()
         return self._client
 
-    def hit(self, bucket: str, limit: int, now: float | None = None) -> int | None:
-        """Count one request in ``bucket``; ``None`` if within ``limit``, else seconds until the window frees."""
-        now = time.time() if now is None else now
-        number = int(now // self.window)
-        retry_after = max(1, math.ceil((number + 1) * self.window - now))
-        hits = self._hit_redis(bucket, number)
-        if hits is None:
-            hits = self._hit_memory(bucket, number)
-        return retry_after if hits > limit else None
+    def _start_flusher(self) -> None:
+        with self._flush_lock:
+            if self._flusher is not None and self._flusher.is_alive() and self._pid == os.getpid():
+                return
+            self._redis()  # binds the client to this process
+            self._stopped.clear()
+            self._flusher = threading.Thread(target=self._flush_forever, name="personalize-rate-limits", daemon=True)
+            self._flusher.start()
 
-    def _hit_redis(self, bucket: str, number: int) -> int | None:
-        if self._redis() is None:
-            return None
+    def _flush_forever(self) -> None:
+        while not self._stopped.wait(self.sync_seconds):
+            self.flush()
+
+    def flush(self) -> bool:
+        """Share this process's new hits and learn the totals (one round trip); ``False`` if Redis did not answer."""
+        client = self._redis()
+        if client is None:
+            return False
+        number = int(time.time() // self.window)
+        with self._lock:
+            self._counts = {k: v for k, v in self._counts.items() if k[1] >= number - 1}
+            sent = [(k, v[0]) for k, v in self._counts.items() if v[0] > 0]
+            watched = [k for k, v in self._counts.items() if v[0] == 0 and k[1] == number and 2 * v[1] >= v[2]]
+            for k, _n in sent:
+                self._counts[k][0] = 0
+        if not sent and not watched:
+            return True
         import redis
 
         try:
-            return int(self._script(keys=[f"{self.prefix}{bucket}:{number}"], args=[self.window + 1]))
+            pipe = client.pipeline(transaction=False)
+            for (bucket, n), delta in sent:
+                self._script(keys=[f"{self.prefix}{bucket}:{n}"], args=[delta, self.window + 1], client=pipe)
+            for bucket, n in watched:
+                pipe.get(f"{self.prefix}{bucket}:{n}")
+            totals = pipe.execute()
         except (redis.RedisError, OSError) as exc:
-            if self._down_until == 0.0 or time.monotonic() > self._down_until + RETRY_SECONDS:
+            if time.monotonic() > self._down_until + RETRY_SECONDS:
                 log.warning("rate limits: Redis at %s unavailable (%s); counting in this process", self.url, exc)
             self._down_until = time.monotonic() + RETRY_SECONDS
-            return None
-
-    def _hit_memory(self, bucket: str, number: int) -> int:
+            with self._lock:  # keep the hits: they still count here
+                for k, delta in sent:
+                    if k in self._counts:
+                        self._counts[k][0] += delta
+            return False
         with self._lock:
-            seen, hits = self._memory.get(bucket, (number, 0))
-            hits = hits + 1 if seen == number else 1
-            if len(self._memory) >= 100_000:  # forget finished windows (an address flood makes many buckets)
-                self._memory = {k: v for k, v in self._memory.items() if v[0] == number}
-            self._memory[bucket] = (number, hits)
-            return hits
+            for k, total in zip([k for k, _d in sent] + watched, totals, strict=True):
+                if k in self._counts and total is not None:
+                    entry = self._counts[k]
+                    entry[1] = max(entry[1], int(total))  # the hits just sent are inside the shared total
+        return True
 
     def close(self) -> None:
+        self._stopped.set()
+        if self._flusher is not None and self._flusher is not threading.current_thread():
+            self._flusher.join(timeout=2)
+        self._flusher = None
         if self._client is not None:
             self._client.close()
             self._client = None
@@ -148,11 +201,21 @@ def client_address() -> str:
     return request.remote_addr or "unknown"
 
 
+def address_bucket(address: str) -> str:
+    """The counter name of a client address: a keyed hash, so Redis never holds the address itself
+    (and its keys cannot be turned back into addresses without ``SECRET_KEY``)."""
+    import hashlib
+    import hmac
+
+    secret = str(current_app.config.get("SECRET_KEY") or "").encode()
+    return "ip:" + hmac.new(secret, address.encode(), hashlib.sha256).hexdigest()[:20]
+
+
 def check_address() -> None:
     """Before every API request: the per-address limit."""
     if request.path.startswith("/api/"):
         who = client_address()
-        _check("RATE_LIMIT_PER_IP", f"ip:{who}", None, f"from {who}")
+        _check("RATE_LIMIT_PER_IP", address_bucket(who), None, f"from {who}")
 
 
 def check_site(site_id: int, secret: bool) -> None:

@@ -28,6 +28,8 @@ from . import bp
 from .errors import ApiError
 
 KEPT_HEADERS = ("content-type", "user-agent")
+#: headers naming a client address (a proxy's or the sender's): never stored (docs/profiles.md, "IP addresses")
+ADDRESS_HEADERS = ("x-forwarded-for", "x-real-ip", "x-client-ip", "x-cluster-client-ip", "x-original-forwarded-for", "x-forwarded")
 
 
 @bp.post("/webhooks/<key>/<connection>")
@@ -48,7 +50,8 @@ def receive_webhook(key: str, connection: str):
         raise ApiError(503, "unavailable", "the connection cannot accept webhooks until its settings are fixed") from None
     if not connector.verify_webhook(headers, body):
         raise ApiError(401, "invalid_signature", "the webhook signature does not match", "signature")
-    kept = {k: v for k, v in headers.items() if k.lower().startswith("x-") or k.lower() in KEPT_HEADERS}
+    kept = {k: v for k, v in headers.items()
+            if (k.lower().startswith("x-") or k.lower() in KEPT_HEADERS) and k.lower() not in ADDRESS_HEADERS}
     delivery_id = connector.webhook_delivery_id(headers, body)[:200]
     inserted = insert_ignoring_conflicts(WebhookDelivery, [{
         "connection_id": conn.id, "delivery_id": delivery_id, "topic": kept.get("X-Shopify-Topic", "")[:100], "headers": kept,

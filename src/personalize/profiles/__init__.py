@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import has_request_context, request
+from flask import current_app, has_request_context, request
 
 from ..db import db
 from ..models import Site
@@ -16,7 +16,7 @@ from .identity import attach_identities, profile_for_visitor, profiles_for, prof
 from .ingest import IngestResult, recent_interactions, store_events
 from .merge import link_identity, merge_profiles, resolve_contact, resolve_profile_id
 from .orders import import_orders
-from .privacy import erase_profile, export_profile
+from .privacy import address_facts, erase_profile, export_profile
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +53,7 @@ def _after_events(site_id: int, result: IngestResult) -> None:
     try:
         if has_request_context():
             facts = device_facts(request.headers.get("User-Agent"), request.headers.get("Accept-Language"))
+            facts.update(address_facts(current_app.config, request.remote_addr))  # only when the admin opted in
             if record_device_facts(site_id, result.profiles, facts, utcnow()):
                 db.session.commit()
         refresh_profiles(site_id, result.profiles)

@@ -46,6 +46,32 @@ MENTIONING_TABLES: dict[str, tuple[str, ...]] = {
 REDACTED = "[erased]"
 
 
+def stored_address(address: str | None, truncate: bool = True) -> str | None:
+    """The form of a client address personalize keeps when ``STORE_IP_ADDRESSES`` is on:
+    the network only (IPv4 /24, IPv6 /48) when ``truncate``, else the whole address;
+    ``None`` for anything that is not an IP address."""
+    import ipaddress
+
+    try:
+        ip = ipaddress.ip_address((address or "").strip())
+    except ValueError:
+        return None
+    if getattr(ip, "ipv4_mapped", None):
+        ip = ip.ipv4_mapped
+    if not truncate:
+        return str(ip)
+    prefix = 24 if ip.version == 4 else 48
+    return str(ipaddress.ip_network(f"{ip}/{prefix}", strict=False).network_address)
+
+
+def address_facts(config, address: str | None) -> dict[str, str]:
+    """``{"ip": …}`` to store with a profile's device facts, or nothing (the default: addresses are not kept)."""
+    if not config.get("STORE_IP_ADDRESSES"):
+        return {}
+    kept = stored_address(address, bool(config.get("IP_ADDRESS_TRUNCATE", True)))
+    return {"ip": kept} if kept else {}
+
+
 def identities_by_kind(profile_id: int) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
     for kind, value in db.session.execute(select(Identity.kind, Identity.value).where(Identity.profile_id == profile_id).order_by(Identity.id)):
