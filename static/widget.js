@@ -28,7 +28,7 @@
   };
   var NUMBERS = ['position', 'quantity', 'price', 'revenue'];
   var consent = ds.consent !== 'required';
-  var queue = [], timer = 0, memVid = '', tmpVid = '', lastPage = '', lastView = '';
+  var queue = [], flying = {}, backoff = 0, timer = 0, memVid = '', tmpVid = '', lastPage = '', lastView = '';
   var referrer = d.referrer, route = location.pathname + location.search;
   var seen = {}, gen = new WeakMap(), shown = new WeakMap(), sheet = null;
 
@@ -115,29 +115,35 @@
     queue.push(e);
     if (!timer) timer = setTimeout(flush, 1000);
   }
-  // Send everything queued plus what an earlier page could not deliver.
+  // Events wait in the outbox (localStorage, so a later page has them too) until the server answers
+  // that it has them; a refusal (5xx, 429, no answer) is tried again later. Ids make a re-send harmless.
   function flush() {
     clearTimeout(timer);
     timer = 0;
     if (blocked()) return (queue = []);
-    var all = list(OUT).concat(queue);
+    var all = list(OUT).concat(queue).slice(-300), todo = [];
     queue = [];
-    store(OUT, null);
-    for (var i = 0; i < all.length; i += 100) send(all.slice(i, i + 100));
+    store(OUT, all.length ? JSON.stringify(all) : null);
+    all.forEach(function (e) { if (!flying[e.id]) todo.push(flying[e.id] = e); });
+    for (var i = 0; i < todo.length; i += 100) send(todo.slice(i, i + 100));
   }
   function send(batch) {
     var url = API + '/api/v1/events', body = JSON.stringify({ key: KEY, events: batch });
-    try {
-      if (navigator.sendBeacon && navigator.sendBeacon(url, body)) return;
-    } catch (e) {}
+    function done(ok) {
+      var sent = {};
+      batch.forEach(function (e) { delete flying[e.id]; sent[e.id] = 1; });
+      if (!ok) return timer || (timer = setTimeout(flush, backoff = Math.min(60000, backoff * 2 || 2000)));
+      backoff = 0;
+      var rest = list(OUT).filter(function (e) { return !sent[e.id]; });
+      store(OUT, rest.length ? JSON.stringify(rest) : null);
+    }
     try {
       fetch(url, { method: 'POST', body: body, keepalive: body.length < 60000, credentials: 'omit', headers: { 'Content-Type': 'text/plain' } })
-        .then(function (r) { if (r.status >= 500 || r.status === 429) park(batch); }, function () { park(batch); });
-    } catch (e) { park(batch); }
-  }
-  // Keep undelivered events (capped) for a later page; event ids make re-sends harmless.
-  function park(batch) {
-    if (!blocked()) store(OUT, JSON.stringify(list(OUT).concat(batch).slice(-100)));
+        .then(function (r) { done(r.status < 500 && r.status !== 429); }, function () { done(false); });
+    } catch (e) {
+      try { if (navigator.sendBeacon(url, body)) return done(true); } catch (x) {}
+      done(false);
+    }
   }
 
   function page(ctx) {
