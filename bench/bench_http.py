@@ -113,11 +113,12 @@ class EventClient(threading.Thread):
         self.n, self.port, self.key, self.run_id = n, port, key, run
         self.products, self.visitors, self.batch, self.stop_at = products, visitors, batch, stop_at
         self.acked: list[str] = []
+        self.acked_visitors: set[str] = set()
         self.requests = self.retries = self.errors = 0
         self.latencies: list[float] = []
         self.rng = random.Random(n)
 
-    def batch_body(self, seq: int) -> tuple[list[str], bytes]:
+    def batch_body(self, seq: int) -> tuple[list[str], bytes, str]:
         visitor = self.rng.choice(self.visitors)
         now = int(time.time() * 1000)
         events, ids = [], []
@@ -126,7 +127,7 @@ class EventClient(threading.Thread):
             kind = "product_added" if i % 5 == 4 else "product_viewed"
             events.append({"id": eid, "type": kind, "visitor": visitor, "product_id": self.rng.choice(self.products), "ts": now + i})
             ids.append(eid)
-        return ids, json.dumps({"key": self.key, "events": events}).encode()
+        return ids, json.dumps({"key": self.key, "events": events}).encode(), visitor
 
     def run(self) -> None:
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
@@ -134,10 +135,10 @@ class EventClient(threading.Thread):
         seq = 0
         while time.monotonic() < self.stop_at:
             if previous is not None and self.rng.random() < 0.1:
-                ids, body = previous  # a beacon retry: the same events again
+                ids, body, visitor = previous  # a beacon retry: the same events again
                 retry = True
             else:
-                ids, body = self.batch_body(seq)
+                ids, body, visitor = self.batch_body(seq)
                 seq += 1
                 retry = False
             started = time.perf_counter()
@@ -159,7 +160,8 @@ class EventClient(threading.Thread):
                 self.retries += 1
             else:
                 self.acked.extend(ids)
-                previous = (ids, body)
+                self.acked_visitors.add(visitor)
+                previous = (ids, body, visitor)
                 if json.loads(answer).get("accepted") != len(ids):
                     self.errors += 1
         conn.close()
@@ -201,7 +203,7 @@ def bench_events(app, port: int, key: str, products: list[str], args) -> list[st
     print(f"        rows stored {rows:,}; lost {lost}; duplicated {duplicated}; errors {sum(c.errors for c in clients)}; "
           f"server CPU {cpu / max(1, len(acked) + sum(c.retries for c in clients) * args.batch) * 1e6:.0f} µs per event "
           f"(so {os.cpu_count()} idle cores would store ~{os.cpu_count() * (len(acked) / max(cpu, 1e-9)):,.0f} events/s)")
-    return visitors
+    return sorted({v for c in clients for v in c.acked_visitors})  # the visitors who now have histories
 
 
 WRK_SCRIPT = """
@@ -214,11 +216,28 @@ end
 """
 
 
-def bench_recommendations(port: int, key: str, visitors: list[str], args) -> None:
+def visitors_with_history(app, fresh: list[str], n: int) -> list[str]:
+    """``n`` visitors who have interactions: this run's first, then earlier runs' from the database."""
+    from personalize.db import db
+    from personalize.models import Identity, Interaction
+
+    chosen = random.Random(1).sample(fresh, min(len(fresh), n))
+    if len(chosen) < n:
+        with app.app_context():
+            have = select(Interaction.profile_id).where(Interaction.profile_id == Identity.profile_id).exists()
+            older = db.session.scalars(
+                select(Identity.value).where(Identity.kind == "visitor", have).order_by(Identity.id.desc()).limit(n * 2)
+            ).all()
+        seen = set(chosen)
+        chosen += [v for v in older if v not in seen][: n - len(chosen)]
+    return chosen
+
+
+def bench_recommendations(app, port: int, key: str, visitors: list[str], args) -> None:
     if not shutil.which("wrk"):
         print("recommendations: skipped, wrk is not installed (apt-get install wrk)")
         return
-    sample = random.Random(1).sample(visitors, min(len(visitors), args.rec_visitors))
+    sample = visitors_with_history(app, visitors, args.rec_visitors)
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
         f.write(WRK_SCRIPT % (",".join(f'"{v}"' for v in sample), 42, key))
         script = f.name
@@ -255,7 +274,9 @@ def main() -> None:
     ap.add_argument("--only", choices=["events", "recommendations"], help="run one phase (recommendations still sends a few events first)")
     args = ap.parse_args()
 
-    env = dict(os.environ, PERSONALIZE_SYNC_SCHEDULER="false", PERSONALIZE_REDIS_URL=args.redis_url)
+    # all the load comes from one address and one key: the rate limits would measure themselves
+    env = dict(os.environ, PERSONALIZE_SYNC_SCHEDULER="false", PERSONALIZE_REDIS_URL=args.redis_url,
+               PERSONALIZE_RATE_LIMIT_PER_IP="0", PERSONALIZE_RATE_LIMIT_PER_SITE="0")
     os.environ.update(env)
     from personalize.app import create_app
 
@@ -274,7 +295,7 @@ def main() -> None:
         else:
             visitors = bench_events(app, port, key, products, args)
         if args.only != "events":
-            bench_recommendations(port, key, visitors, args)
+            bench_recommendations(app, port, key, visitors, args)
     finally:
         server.terminate()
         try:

@@ -1,16 +1,15 @@
 """The shared cache: Redis when ``REDIS_URL`` is set, this process's memory otherwise.
 
-Two things use it, each through one or two calls of :class:`SharedCache`:
+What it does: **new models**: after training, :meth:`announce_model` tells every
+web process (Redis pub/sub) to look for the new model at once instead of at its
+next ``MODEL_CHECK_SECONDS`` poll; without Redis the poll alone does it.
 
-- **recommendation lists** of visitors who come back within seconds (page reloads,
-  the next page of a visit): :meth:`get_list` / :meth:`put_list`, kept for
-  ``RECOMMENDATION_CACHE_SECONDS`` and dropped as soon as that visitor's next event
-  is stored (:meth:`forget_visitors`). Only with Redis: a list cached in one web
-  process could not be dropped by an event that another process stores, so
-  without Redis every list is computed afresh;
-- **new models**: after training, :meth:`announce_model` tells every web process
-  (Redis pub/sub) to look for the new model at once instead of at its next
-  ``MODEL_CHECK_SECONDS`` poll; without Redis the poll alone does it.
+Recommendation lists are not kept here any more: each web process reuses the
+rankings it computed (:class:`personalize.recommend.service.RankingCache`), keyed
+by everything they were computed from and checked against the database on every
+request, so nothing has to be announced for them. Lists that earlier versions
+stored in Redis expire on their own; :meth:`forget_visitors` still drops them when
+a profile is erased.
 
 (Rate-limit counters use the same Redis through :mod:`personalize.limits`.)
 
@@ -30,7 +29,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from flask import Flask, current_app, g, has_request_context
+from flask import Flask, current_app
 
 from . import hookimpl
 
@@ -98,39 +97,19 @@ class SharedCache:
     def status(self) -> dict[str, str]:
         """``{"state": "ok" | "off" | "degraded", "detail": …}`` from a live ``PING``."""
         if not self.url:
-            return {"state": "off", "detail": "no REDIS_URL: lists are not cached, models are found by polling"}
+            return {"state": "off", "detail": "no REDIS_URL: new models are found by polling"}
         self._down_until = 0.0  # the check itself always tries
         if self._call(lambda r: r.ping(), False):
             return {"state": "ok", "detail": "connected"}
         return {"state": "degraded", "detail": self._last_error or "unavailable"}
 
-    # -- recommendation lists -------------------------------------------------------
+    # -- recommendation lists of earlier versions ----------------------------------------
 
     def _list_key(self, site_id: int, visitor: str) -> str:
         return f"{self.prefix}lists:{site_id}:{visitor}"
 
-    def get_list(self, site_id: int, visitor: str, variant: str) -> dict | None:
-        """A cached recommendation list of ``visitor`` for ``variant`` (slot, limit, product), or ``None``."""
-        if not self.url or self.list_seconds <= 0:
-            return None
-        raw = self._call(lambda r: r.hget(self._list_key(site_id, visitor), variant))
-        return json.loads(raw) if raw else None
-
-    def put_list(self, site_id: int, visitor: str, variant: str, value: dict) -> None:
-        if not self.url or self.list_seconds <= 0:
-            return
-        key = self._list_key(site_id, visitor)
-
-        def put(r):
-            pipe = r.pipeline(transaction=False)
-            pipe.hset(key, variant, json.dumps(value, separators=(",", ":")))
-            pipe.expire(key, max(1, int(self.list_seconds)))
-            pipe.execute()
-
-        self._call(put)
-
     def forget_visitors(self, site_id: int, visitors: Iterable[str]) -> None:
-        """Drop the cached lists of these visitors (their history has changed)."""
+        """Drop lists an earlier version cached in Redis for these visitors (a profile was erased)."""
         keys = [self._list_key(site_id, v) for v in set(visitors) if v]
         if keys and self.url:
             self._call(lambda r: r.delete(*keys))
@@ -190,32 +169,17 @@ def shared_cache(app: Flask | None = None) -> SharedCache:
 
 
 class CachePlugin:
-    """Keeps the cache honest: new events drop lists, a trained model is announced."""
-
-    @hookimpl
-    def event_received(self, site_id, event):
-        # one DELETE per request for all of its events, after the response is built
-        if has_request_context():
-            stale = g.setdefault("personalize_stale_visitors", set())
-            stale.add((site_id, event.visitor))
-        else:
-            shared_cache().forget_visitors(site_id, [event.visitor])
+    """Announces a trained model to every web process; forgets an erased person's rankings."""
 
     @hookimpl
     def model_trained(self, site_id, summary):
         shared_cache().announce_model(site_id, int(summary["version"]))
 
-
-def _forget_stale_visitors(response):
-    stale = g.pop("personalize_stale_visitors", None)
-    if stale:
-        cache = shared_cache()
-        by_site: dict[int, list[str]] = {}
-        for site_id, visitor in stale:
-            by_site.setdefault(site_id, []).append(visitor)
-        for site_id, visitors in by_site.items():
-            cache.forget_visitors(site_id, visitors)
-    return response
+    @hookimpl
+    def profile_erased(self, site_id, profile_id, identities):
+        rankings = current_app.extensions.get("personalize.rankings")
+        if rankings is not None:
+            rankings.forget_profile(profile_id)
 
 
 def init_app(app: Flask, registry) -> None:
@@ -226,4 +190,3 @@ def init_app(app: Flask, registry) -> None:
     registry.sources["personalize.cache"] = ("built-in", "")
     models = app.extensions["personalize.models"]
     cache.listen_for_models(models.expire)
-    app.after_request(_forget_stale_visitors)

@@ -18,24 +18,6 @@ def recs(client, site, visitor="runner-0", **params):
     return response.json
 
 
-def test_a_visitors_list_is_reused_until_their_next_event(redis_app, client, trained):
-    cache = redis_app.extensions["personalize.cache"]
-    first = recs(client, trained)
-    with redis_app.app_context():
-        key = cache._list_key(trained.id, "runner-0")
-        raw = cache._redis()
-        assert raw.hlen(key) == 1
-    again = recs(client, trained)
-    assert again["items"] == first["items"] and again["strategy"] == first["strategy"]
-    assert again["rec_id"] != first["rec_id"]  # each showing is its own, for attribution
-
-    event = {"id": "runner-0-new", "type": "product_viewed", "visitor": "runner-0", "product_id": "tea-pot"}
-    assert client.post("/api/v1/events", json={"key": trained.public_key, "events": [event]}).status_code == 202
-    assert raw.exists(key) == 0  # the new view must count at once
-    recs(client, trained)
-    assert raw.hlen(key) == 1
-
-
 def test_a_retrained_model_is_announced_to_every_process(redis_app, trained):
     from personalize.recommend.service import model_cache, train_site
 
@@ -92,9 +74,9 @@ def test_redis_restarted_the_server_notices(app, client, trained, tmp_path):
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_for(lambda: ready_state() == "ok", 10, "Redis back")
-        recs(client, trained)
+        assert recs(client, trained)["items"]
         with app.app_context():
-            assert cache._redis().hlen(cache._list_key(trained.id, "runner-0")) == 1
+            assert cache._redis().ping()  # the process uses Redis again (its client reconnected)
     finally:
         proc.terminate()
         proc.wait(timeout=10)

@@ -6,28 +6,30 @@ the models themselves work on the arrays of :mod:`personalize.recommend.data`.
 
 from __future__ import annotations
 
+import json
 import logging
 import secrets
 import threading
 import time
 from calendar import timegm
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from flask import current_app
-from sqlalchemy import func, select
+from flask import current_app, g, has_app_context
+from sqlalchemy import and_, bindparam, func, select
+from sqlalchemy.exc import DBAPIError
 
-from ..cache import shared_cache
-from ..catalog import product_cards
 from ..db import db
 from ..insights.holdout import HOLDOUT, holdout_items, in_holdout
-from ..models import Interaction, ModelVersion, Product, Site
+from ..models import Identity, Interaction, ModelVersion, Product, Site
 from ..plugins import hooks
-from ..profiles import profile_for_visitor, recent_interactions
+from ..profiles.identity import VISITOR
 from ..records import Recommendation
-from ..segments.store import cluster_name_of, cluster_names_of
+from ..segments.models import ProfileScore
+from ..segments.store import cluster_names_of
 from .data import VIEW, HistoryEntry, InteractionLog, ItemTable
 from .engine import Recommender
 
@@ -198,69 +200,288 @@ def new_rec_id() -> str:
     return "r_" + secrets.token_hex(8)
 
 
+class _Query:
+    """A SELECT compiled once per database dialect and run on the driver's own cursor.
+
+    A recommendation request runs a few small indexed queries; for those, building
+    and executing through SQLAlchemy's ORM layer costs more than the database does.
+    Values come back as the driver gives them (SQLite: text for dates and JSON).
+    """
+
+    def __init__(self, stmt):
+        self.stmt = stmt
+        self._compiled: dict[str, tuple[str, dict[str, Any], list[str] | None]] = {}
+
+    def rows(self, params: dict[str, Any]) -> list[tuple]:
+        dialect, raw = _driver_connection()
+        compiled = self._compiled.get(dialect.name)
+        if compiled is None:
+            c = self.stmt.compile(dialect=dialect)
+            compiled = (str(c), dict(c.params), list(c.positiontup) if c.positional else None)
+            self._compiled[dialect.name] = compiled
+        sql, defaults, order = compiled
+        values = {**defaults, **params}
+        args = [values[k] for k in order] if order is not None else values
+        cursor = raw.cursor()
+        try:
+            cursor.execute(sql, args)
+            return cursor.fetchall()
+        except dialect.loaded_dbapi.Error as exc:  # as SQLAlchemy would raise it (a database down is a 503)
+            raise DBAPIError.instance(sql, args, exc, dialect.loaded_dbapi.Error, dialect=dialect) from exc
+        finally:
+            cursor.close()
+
+
+def _driver_connection():
+    """``(dialect, driver connection)`` of the session's current transaction, looked up once per
+    transaction of a request (asking the session each time costs more than a small query)."""
+    session = db.session()
+    memo = g.get("personalize_driver_connection") if has_app_context() else None
+    if memo is not None and memo[0] is session.get_transaction() and memo[0].is_active:
+        return memo[1], memo[2]
+    conn = session.connection()
+    memo = (session.get_transaction(), conn.dialect, conn.connection)
+    if has_app_context():
+        g.personalize_driver_connection = memo
+    return memo[1], memo[2]
+
+
+def _visitor_statement():
+    ident, inter, scores = Identity.__table__, Interaction.__table__, ProfileScore.__table__
+    source = ident.outerjoin(
+        inter, and_(inter.c.site_id == ident.c.site_id, inter.c.profile_id == ident.c.profile_id)
+    ).outerjoin(scores, scores.c.profile_id == ident.c.profile_id)
+    return (
+        select(ident.c.profile_id, scores.c.cluster_name, inter.c.product_id, inter.c.kind, inter.c.occurred_at, inter.c.quantity)
+        .select_from(source)
+        .where(ident.c.site_id == bindparam("site_id"), ident.c.kind == bindparam("kind"), ident.c.value == bindparam("value"))
+        .order_by(inter.c.occurred_at.desc(), inter.c.id.desc())
+        .limit(bindparam("limit"))
+    )
+
+
+# one round trip per request: the visitor's profile, its cluster ("customers like you") and newest interactions
+_VISITOR = _Query(_visitor_statement())
+_CARD_COLUMNS = (Product.external_id, Product.title, Product.url, Product.image, Product.price, Product.currency, Product.in_stock)
+_CARDS: dict[int, _Query] = {}  # by the number of ids asked for
+
+
+def visitor_history(site_id: int, visitor: str, limit: int) -> tuple[int | None, str | None, list[tuple]]:
+    """``(profile id, cluster name, rows)`` of a visitor, rows newest first as
+    ``(product id, kind, occurred_at, quantity)`` in the driver's own types; ``(None, None, [])``
+    for a visitor we have never seen."""
+    rows = _VISITOR.rows({"site_id": site_id, "kind": VISITOR, "value": visitor, "limit": limit})
+    if not rows:
+        return None, None, []
+    return rows[0][0], rows[0][1], [r[2:] for r in rows if r[2] is not None]
+
+
+def _epoch(value) -> float:
+    if isinstance(value, str):  # SQLite keeps DateTime as ISO text
+        value = datetime.fromisoformat(value)
+    return timegm(value.timetuple()) + value.microsecond / 1e6
+
+
+def cards_of(site_id: int, product_ids: list[str]) -> dict[str, tuple]:
+    """What a list shows of each product, keyed by id:
+    ``(id, title, url, image, price, currency, in_stock)``; unknown ids are absent."""
+    out: dict[str, tuple] = {}
+    for start in range(0, len(product_ids), 100):
+        chunk = product_ids[start : start + 100]
+        query = _CARDS.get(len(chunk))
+        if query is None:
+            names = [bindparam(f"p{i}") for i in range(len(chunk))]
+            query = _CARDS.setdefault(len(chunk), _Query(
+                select(*_CARD_COLUMNS).where(Product.site_id == bindparam("site_id"), Product.external_id.in_(names))
+            ))
+        params: dict[str, Any] = {f"p{i}": pid for i, pid in enumerate(chunk)}
+        params["site_id"] = site_id
+        for row in query.rows(params):
+            out[row[0]] = row
+    return out
+
+
+def _item(card: tuple, reason: str) -> dict[str, Any]:
+    return {"id": card[0], "title": card[1], "url": card[2], "image": card[3], "price": card[4], "currency": card[5], "reason": reason}
+
+
+class RankingCache:
+    """Ranked lists computed moments ago, in this process's memory, bounded in size and age.
+
+    An entry's key holds everything the ranking was computed from: the site, the
+    served model's version, slot, limit and product, the site's business rules, the
+    visitor's profile, cluster and every history row read for them. Each request
+    reads those afresh from the database (one query), so a new event, another
+    model, a changed rule or cluster is a different key, whichever process
+    stored it; nothing has to be told to forget anything. What is cached is the
+    order of products and their reasons, never the products themselves: each
+    answer reads the cards it shows, so a price or stock change shows at once and
+    an out-of-stock product is never shown.
+    """
+
+    def __init__(self, seconds: float = 30.0, max_entries: int = 20_000):
+        self.seconds = float(seconds)
+        self.max_entries = max_entries
+        self._entries: dict[tuple, tuple[float, str, list[tuple[str, str]]]] = {}
+        self._lock = threading.Lock()
+        self.hits = self.misses = 0
+
+    def get(self, key: tuple) -> tuple[str, list[tuple[str, str]]] | None:
+        entry = self._entries.get(key)
+        if entry is None or entry[0] < time.monotonic():
+            self.misses += 1
+            return None
+        self.hits += 1
+        return entry[1], entry[2]
+
+    def put(self, key: tuple, strategy: str, ranked: list[tuple[str, str]]) -> None:
+        if self.seconds <= 0:
+            return
+        with self._lock:
+            while len(self._entries) >= self.max_entries:
+                self._entries.pop(next(iter(self._entries)))  # the oldest first (dicts keep insertion order)
+            self._entries[key] = (time.monotonic() + self.seconds, strategy, ranked)
+
+    def forget_profile(self, profile_id: int) -> None:
+        """Drop the rankings of an erased profile now (they could no longer be reached anyway)."""
+        with self._lock:
+            for key in [k for k in self._entries if len(k) > 6 and k[6] == profile_id]:
+                del self._entries[key]
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+
+def ranking_cache() -> RankingCache:
+    cache = current_app.extensions.get("personalize.rankings")
+    if cache is None:
+        seconds = current_app.config.get("RECOMMENDATION_CACHE_SECONDS")
+        cache = current_app.extensions.setdefault("personalize.rankings", RankingCache(30.0 if seconds is None else float(seconds)))
+    return cache
+
+
+_BUILTIN_RANKING_PLUGINS = {"personalize.builtins.rules"}
+
+
+def _only_builtin_rules(name: str) -> bool:
+    pm = current_app.extensions["personalize.plugins"].pm
+    return all(impl.plugin_name in _BUILTIN_RANKING_PLUGINS for impl in getattr(pm.hook, name).get_hookimpls())
+
+
+def _rankings_reproducible(site_settings: dict) -> bool:
+    """Whether a ranking depends only on what the cache key holds: no plugin but the built-in
+    rules takes part (a plugin may look at anything), and no rule depends on segment membership."""
+    if not (_only_builtin_rules("recommendation_candidates") and _only_builtin_rules("modify_recommendations")):
+        return False
+    rules = site_settings.get("rules") or {}
+    return not rules.get("segments")
+
+
 def recommend_for(site: Site, visitor: str | None, slot: str = "home", limit: int = 8, product: str | None = None) -> RecommendationList:
     """The visitor's list for a page slot, best first, each item with a human reason.
 
     Reads the visitor's newest interactions live, so their latest event already
     counts; drops out-of-stock and unknown products; lets plugins add and re-rank.
+    ``site`` needs only ``id`` and ``settings``.
     """
     if in_holdout(site, visitor):  # test and learn: this visitor sees best sellers (personalize.insights)
         return RecommendationList(new_rec_id(), slot, HOLDOUT, holdout_items(site, limit, product))
     loaded = model_cache().get(site.id)
-    # the same visitor moments ago, with no event and no new model since (personalize.cache)
-    variant = f"{slot}|{limit}|{product or ''}|{loaded.version if loaded else 0}"
-    cached = shared_cache().get_list(site.id, visitor or "", variant)
-    if cached is not None:
-        return RecommendationList(new_rec_id(), slot, cached["strategy"], cached["items"])
-    profile_id = profile_for_visitor(site.id, visitor) if visitor else None
+    history_length = current_app.config.get("HISTORY_LENGTH", 200)
+    profile_id, segment, rows = visitor_history(site.id, visitor, history_length) if visitor else (None, None, [])
+    settings = site.settings or {}
+    key = None
+    if loaded is not None and _rankings_reproducible(settings):
+        rules = settings.get("rules")
+        key = (
+            site.id, loaded.version, slot, limit, product, json.dumps(rules, sort_keys=True) if rules else "",
+            profile_id, segment, len(rows), rows[0] if rows else None, hash(tuple(rows)),
+        )
+        cached = ranking_cache().get(key)
+        if cached is not None:
+            out = _serve_ranking(site.id, slot, limit, *cached)
+            if out is not None:
+                return out
+    # the built-in rules are the only plugin and the site has none: asking them would change nothing
+    hooks_apply = bool(settings.get("rules")) or not (
+        _only_builtin_rules("recommendation_candidates") and _only_builtin_rules("modify_recommendations")
+    )
+    strategy, ranked, cards = _rank(site.id, loaded, profile_id, segment, rows, slot, limit, product, hooks_apply)
+    if key is not None:
+        ranking_cache().put(key, strategy, ranked)
+    out = RecommendationList(new_rec_id(), slot, strategy)
+    for pid, reason in ranked[:limit]:
+        out.items.append(_item(cards[pid], reason))
+    return out
+
+
+def _serve_ranking(site_id: int, slot: str, limit: int, strategy: str, ranked: list[tuple[str, str]]) -> RecommendationList | None:
+    """A cached ranking with today's cards; ``None`` when too many of its products left the shelf."""
+    out = RecommendationList(new_rec_id(), slot, strategy)
+    start, step = 0, limit + 4
+    while len(out.items) < limit and start < len(ranked):
+        chunk = ranked[start : start + step]
+        cards = cards_of(site_id, [pid for pid, _ in chunk])
+        for pid, reason in chunk:
+            card = cards.get(pid)
+            if card is not None and card[6]:
+                out.items.append(_item(card, reason))
+                if len(out.items) == limit:
+                    break
+        start += step
+    if len(out.items) < min(limit, len(ranked)):
+        return None  # fewer left than asked for: rank again, others may take their places
+    return out
+
+
+def _rank(site_id: int, loaded: _Loaded | None, profile_id: int | None, segment: str | None, rows: list[tuple],
+          slot: str, limit: int, product: str | None, hooks_apply: bool = True) -> tuple[str, list[tuple[str, str]], dict[str, tuple]]:
+    """Score, add plugins' candidates, keep known in-stock products, let plugins re-rank:
+    ``(strategy, [(product id, reason)] best first, the cards read)``."""
     want = limit * 3 + 5
     candidates: list[Recommendation] = []
     strategy = "popular"
     exclude_ids = {product} if product else set()
     if loaded is not None:
         history: list[HistoryEntry] = []
-        if profile_id is not None:
-            for pid, kind, ts, qty in recent_interactions(site.id, profile_id, current_app.config.get("HISTORY_LENGTH", 200)):
-                idx = loaded.index.get(pid)
-                if idx is not None:
-                    history.append(HistoryEntry(idx, kind, ts, qty))
+        for pid, kind, when, qty in rows:
+            idx = loaded.index.get(pid)
+            if idx is not None:
+                history.append(HistoryEntry(idx, kind, _epoch(when), qty))
         exclude = set()
         if product and product in loaded.index:
             idx = loaded.index[product]
             exclude.add(idx)
             history.insert(0, HistoryEntry(idx, VIEW, time.time(), 1.0))
-        segment = cluster_name_of(profile_id) if profile_id is not None else None
         scored = loaded.model.recommend(history, k=want, now=time.time(), exclude=exclude, segment=segment) if history else loaded.model.popular(want, exclude=exclude, segment=segment)
         if history:
             strategy = "personal"
         ids = loaded.model.items.ids
         candidates = [Recommendation(ids[s.item], float(s.score), s.reason, s.source) for s in scored]
     else:
-        candidates = _popular_from_database(site.id, want)
-    for extra in hooks().recommendation_candidates(site_id=site.id, profile_id=profile_id, slot=slot, product_id=product, limit=limit):
-        candidates.extend(extra or [])
+        candidates = _popular_from_database(site_id, want)
+    if hooks_apply:
+        for extra in hooks().recommendation_candidates(site_id=site_id, profile_id=profile_id, slot=slot, product_id=product, limit=limit):
+            candidates.extend(extra or [])
     best: dict[str, Recommendation] = {}
     for cand in candidates:
         if cand.product_id in exclude_ids:
             continue
         if cand.product_id not in best or cand.score > best[cand.product_id].score:
             best[cand.product_id] = cand
-    products = product_cards(site.id, list(best))
-    items = [c for c in best.values() if c.product_id in products and products[c.product_id].in_stock]
+    cards = cards_of(site_id, list(best))
+    items = [c for c in best.values() if c.product_id in cards and cards[c.product_id][6]]
     items.sort(key=lambda c: -c.score)
-    hooks().modify_recommendations(site_id=site.id, profile_id=profile_id, slot=slot, items=items)
-    items.sort(key=lambda c: -c.score)
-    out = RecommendationList(new_rec_id(), slot, strategy)
-    for cand in items[:limit]:
-        p = products.get(cand.product_id)
-        if p is None or not p.in_stock:
-            continue
-        out.items.append({
-            "id": p.external_id, "title": p.title, "url": p.url, "image": p.image, "price": p.price,
-            "currency": p.currency, "reason": cand.reason,
-        })
-    shared_cache().put_list(site.id, visitor or "", variant, {"strategy": out.strategy, "items": out.items})
-    return out
+    if hooks_apply:
+        hooks().modify_recommendations(site_id=site_id, profile_id=profile_id, slot=slot, items=items)
+        items.sort(key=lambda c: -c.score)
+    ranked = []
+    for cand in items:
+        card = cards.get(cand.product_id)
+        if card is not None and card[6]:  # a plugin may have added one of its own
+            ranked.append((cand.product_id, cand.reason))
+    return strategy, ranked, cards
 
 
 def _popular_from_database(site_id: int, k: int) -> list[Recommendation]:
