@@ -485,3 +485,29 @@ def test_postgresql_cut_off_answers_503_then_recovers_without_restart(tmp_path):
                   f"{tally.sent} batches sent ({tally.resent} re-sends), {figures['stored']} events reconciled exactly once, no restart")
     finally:
         proxy.close()
+
+
+# ---------------------------------------------------------------- 4. every pooled connection taken
+
+
+def test_pool_exhausted_answers_503_not_500(tmp_path):
+    base = os.environ.get("PERSONALIZE_TEST_DATABASE_URL") or ""
+    base = base if base.startswith("postgresql") else POSTGRES
+    with fresh_database(tmp_path, base_url=base) as url:
+        options = {"pool_size": 1, "max_overflow": 0, "pool_timeout": 0.2, "pool_pre_ping": True}
+        app = create_app(app_config(tmp_path, url, SQLALCHEMY_ENGINE_OPTIONS=options))
+        site_id, key = new_site(app)
+        batch = make_batches("pool", 1, 5)[0]
+        client_ = app.test_client()
+        with app.app_context():
+            held = db.engine.connect()  # the pool's only connection, busy elsewhere
+            try:
+                response = client_.post("/api/v1/events", json={"key": key, "events": batch})
+            finally:
+                held.close()
+        assert_error_shape(response.status_code, dict(response.headers), response.get_json())
+        response = client_.post("/api/v1/events", json={"key": key, "events": batch})
+        assert response.status_code == 202 and response.get_json()["accepted"] == 5
+        with app.app_context():
+            db.engine.dispose()
+        reconcile(url, site_id, [batch], {e["id"] for e in batch}, complete=True)
