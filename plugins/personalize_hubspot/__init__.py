@@ -178,7 +178,9 @@ class HubSpotConnector(Connector):
                 "POST", "/crm/v3/objects/contacts/batch/update",
                 json={"inputs": [{"id": cid, "properties": props} for cid, props in merged.items()]}, allow=(207,),
             )
-            failed = _failed_ids(response.json()) if response.status_code == 207 else {}
+            answer = response.json()
+            _results(answer, "batch update")  # a 200 without results is an error, not a success
+            failed = _failed_ids(answer) if response.status_code == 207 else {}
             for change, contact, _prop in batch:
                 if contact in failed:
                     results.append(PushResult(change.profile_id, change.segment, "failed", failed[contact]))
@@ -200,7 +202,7 @@ class HubSpotConnector(Connector):
                 if exc.status == 404:
                     continue
                 raise
-            for obj in response.json().get("results") or []:
+            for obj in _results(response.json(), "batch read"):
                 email = ((obj.get("properties") or {}).get("email") or "").lower()
                 if email:
                     found[email] = str(obj["id"])

@@ -253,6 +253,9 @@ class MailchimpConnector(Connector):
             response = self.api.request("POST", f"/lists/{self.list_id}/members/{subscriber_hash(change.email)}/tags", json=body, allow=(404,))
             if response.status_code == 404:
                 results.append(PushResult(change.profile_id, change.segment, "skipped", "not a member of the audience"))
+            elif response.content:  # Mailchimp answers a tag change with 204 and no body; anything else is not it
+                results.append(PushResult(change.profile_id, change.segment, "failed",
+                                          f"unexpected answer to the tag change ({response.status_code} with a body)"))
             else:
                 results.append(PushResult(change.profile_id, change.segment, "ok"))
         return results

@@ -158,6 +158,40 @@ def failed_conn_id(site_id: int) -> int:
     return get_connection(site_id, "hubspot").id
 
 
+# ---------------------------------------------------------------- a fault on page 2, then a resume
+
+SEARCH = "/crm/v3/objects/contacts/search"
+PAGE_FAULTS = {
+    # name: (fault() arguments, does the run recover by itself?)
+    "error-in-200": ({"status": 200, "body": {"status": "error", "message": "internal error", "category": "INTERNAL"}}, False),
+    "not-json": ({"status": 200, "body": "<html><body>Maintenance</body></html>"}, False),
+    "5xx-past-retries": ({"status": 502, "body": {"message": "Bad gateway"}, "times": 5}, False),
+    "timeout": ({"status": 200, "delay": 1.5, "times": 3}, False),
+    "connection-dropped": ({"drop": True, "times": 3}, False),
+    "429-then-fine": ({"status": 429, "body": {"message": "You have reached your secondly limit."}, "headers": {"Retry-After": "2"}}, True),
+}
+
+
+@pytest.mark.parametrize("fault", list(PAGE_FAULTS))
+def test_a_fault_on_a_later_page_keeps_the_cursor_and_the_next_run_fills_the_rest(app, site, small_pages, fault):
+    options, recovers = PAGE_FAULTS[fault]
+    api = Revocable([contact(i, T0 + timedelta(minutes=i)) for i in range(35)])
+    api.before_page = lambda page, request: page == 1 and api.server.fault("POST", SEARCH, **options)
+    sleep = recording_sleep()
+    with api.server:
+        save_connection(site.id, "hubspot", {"access_token": TOKEN, "api_url": api.server.url})
+        first = engine.run_sync(site.id, "hubspot", sleep=sleep, http_options={"max_retries": 2, "timeout": (2.0, 0.5)})
+        if recovers:
+            assert first["status"] == "succeeded" and 2.0 in sleep.calls
+        else:
+            assert first["status"] == "failed", first
+            assert first["records_out"] == 10 and len(hubspot_ids(site.id)) == 10
+            assert engine.load_state(failed_conn_id(site.id), "contacts")["last_id"] == 109, "the cursor stays after page 1"
+            resumed = engine.run_sync(site.id, "hubspot", sleep=sleep)
+            assert resumed["status"] == "succeeded" and resumed["records_in"] == 25
+        assert reconcile(site.id, api) == 35
+
+
 # ---------------------------------------------------------------- records changing while we page
 
 
@@ -381,8 +415,7 @@ def test_no_secret_reaches_logs_run_log_cli_pages_exports_or_api_answers(app, si
                 assert summary["status"] == "failed", (mode, name, summary)
                 pushed = push_changes(site.id, name, target, [SegmentChange("Canaries", person, True)],
                                       sleep=recording_sleep(), http_options=options)
-                if mode not in ("not-json", "error-in-200"):  # a tag call's body is not read: a 200 is taken as done
-                    assert pushed["status"] == "failed", (mode, name, pushed)
+                assert pushed["status"] == "failed", (mode, name, pushed)
                 seen += [json.dumps(summary, default=str), json.dumps(pushed, default=str)]
                 faults += 2
             if mode in ("401", "500", "not-json"):  # "Test connection" on the admin page: its flash message
