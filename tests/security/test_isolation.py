@@ -658,7 +658,9 @@ def test_matrix(app, world, principal):
     problems = []
     db.session.remove()
     seen = Seen(hidden={x: snapshot_site(world.site[x]) for x in "ab" if not _visible(principal, x)})
-    for endpoint, method, spec, site, obj in cases():
+    # refused requests first within each phase: one database snapshot then serves as "after" of one and "before" of the next
+    ordered = sorted(cases(), key=lambda c: (c[2].order, expected(c[2], c[1], principal, c[3], c[4])[0] == "allow"))
+    for endpoint, method, spec, site, obj in ordered:
         problems += run_case(app, world, principal, client, headers, endpoint, method, spec, site, obj, sent, seen)
     db.session.remove()
     problems += hidden_changes(world, seen, f"{principal.name}, over the whole run (reads included)")
@@ -874,3 +876,30 @@ def matrix_size() -> dict[str, int]:
         "requests": len(per_caller) * len(PRINCIPALS), "allowed": allowed, "refused": len(per_caller) * len(PRINCIPALS) - allowed,
         "writes": sum(m != "GET" for _e, m, *_ in per_caller) * len(PRINCIPALS),
     }
+
+
+def test_proofs_of_identity_count_only_on_the_site_that_made_them(app, client, world):
+    """A click-through token or identity signature of site B must not let a visitor of site A take over an A profile."""
+    from personalize.profiles.identity import EMAIL, VISITOR, lookup
+    from personalize.profiles.trust import sign_identity, signing_secret
+
+    w = world
+    email = w.email["a"]
+    holder = lookup(w.site["a"], EMAIL, [email])[email]
+    tokens = {}
+    for x in "ab":
+        r = client.post("/api/v1/profiles/tokens", json={"email": email}, headers={"Authorization": f"Bearer {w.secret[x]}"})
+        assert r.status_code == 200
+        tokens[x] = r.get_json()["token"]
+    b_signature = sign_identity(signing_secret(w.site["b"]), email, None)
+
+    def identify(visitor, **proof):
+        ev = {"id": w.fresh("id"), "type": "identify", "visitor": visitor, "ts": int(time.time() * 1000), **proof}
+        r = client.post("/api/v1/events", json={"events": [ev]}, headers={"X-Personalize-Key": w.public["a"]})
+        assert r.status_code == 202, r.get_data(as_text=True)
+        db.session.remove()
+        return lookup(w.site["a"], VISITOR, [visitor])[visitor]
+
+    assert identify("stranger-token", token=tokens["b"]) != holder, "site B's token merged a visitor into site A's customer"
+    assert identify("stranger-signed", email=email, signature=b_signature) != holder, "site B's signature was trusted by site A"
+    assert identify("friend-token", token=tokens["a"]) == holder, "site A's own token should link the visitor"
