@@ -210,6 +210,19 @@ def traces_in_redis(client, person: Person) -> list[str]:
     return found
 
 
+def traces_in_files(folder, person: Person) -> list[str]:
+    """Files under ``folder`` (the instance: model files, and the SQLite database with its journal) holding an id of the person."""
+    from pathlib import Path
+
+    needles = [n.encode() for n in person.needles() if n]
+    found = []
+    for path in sorted(Path(folder).rglob("*")):
+        if path.is_file():
+            blob = path.read_bytes()
+            found += [f"{path.name}: {n.decode()}" for n in needles if n in blob]
+    return found
+
+
 def test_export_is_complete_and_erase_leaves_no_trace(privacy_app, redis_client):
     from personalize.catalog import upsert_products
     from personalize.records import ProductRecord
@@ -296,6 +309,7 @@ def test_export_is_complete_and_erase_leaves_no_trace(privacy_app, redis_client)
     db.session.expire_all()
     assert traces_in_database(ann) == []
     assert traces_in_redis(redis_client, ann) == []
+    assert traces_in_files(app.instance_path, ann) == [], "model files, and on SQLite the database file and its journal"
     # nothing remembers her: her device ids now get what any newcomer gets
     assert items(ann.visitors[0]) == items(ann.visitors[1]) == items(f"newcomer-{ann.tag}")
     assert client.get(f"/api/v1/profiles/{ann_id}/export", headers=auth).status_code == 404
