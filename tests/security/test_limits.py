@@ -220,14 +220,18 @@ def redis_prefix():
 
 def test_two_processes_share_the_limit_through_redis(tmp_path, app, site, redis_prefix):
     """Two app instances (two web processes) on one Redis: together they allow the limit, not twice it."""
-    apps = [app, create_app(app_config(tmp_path / "second", app.config["DATABASE_URL"], AUTO_MIGRATE=False))]
+    apps = [create_app(app_config(tmp_path / name, app.config["DATABASE_URL"], AUTO_MIGRATE=False, REDIS_URL=REDIS_URL)) for name in ("one", "two")]
     for a in apps:
-        a.config["REDIS_URL"] = REDIS_URL
         limits(a, RATE_LIMIT_PER_SITE=4)
         a.extensions["personalize.limits"].prefix = redis_prefix
     clients = [a.test_client() for a in apps]
     try:
-        codes = [recs(clients[i % 2], site.public_key).status_code for i in range(6)]
+        codes = []
+        for i in range(6):
+            codes.append(recs(clients[i % 2], site.public_key).status_code)
+            for _ in range(2):  # what the processes' background threads do every 0.2 s: share, then learn
+                for a in apps:
+                    assert a.extensions["personalize.limits"].flush()
         assert codes == [200, 200, 200, 200, 429, 429]
         import redis
 
@@ -236,10 +240,11 @@ def test_two_processes_share_the_limit_through_redis(tmp_path, app, site, redis_
         assert int(r.get(key)) == 6 and 0 < r.ttl(key) <= 61  # one counter with an expiry, never a leak
         r.close()
     finally:
-        with apps[1].app_context():
-            db.engine.dispose()
         for a in apps:
             a.extensions["personalize.limits"].close()
+            a.extensions["personalize.cache"].close()
+            with a.app_context():
+                db.engine.dispose()
 
 
 def test_redis_down_the_limits_fall_back_to_this_process(app, client, site):
@@ -247,3 +252,25 @@ def test_redis_down_the_limits_fall_back_to_this_process(app, client, site):
     limits(app, RATE_LIMIT_PER_IP=3)
     codes = [recs(client, site.public_key).status_code for _ in range(4)]
     assert codes == [200, 200, 200, 429]  # never a 500, and still a limit
+
+
+def test_the_background_thread_shares_the_counts_without_being_asked(tmp_path, app, site, redis_prefix):
+    served = create_app(app_config(tmp_path / "one", app.config["DATABASE_URL"], AUTO_MIGRATE=False, REDIS_URL=REDIS_URL))
+    limits(served, RATE_LIMIT_PER_SITE=100)
+    served.extensions["personalize.limits"].prefix = redis_prefix
+    client = served.test_client()
+    import redis
+
+    r = redis.Redis.from_url(REDIS_URL)
+    try:
+        assert [recs(client, site.public_key).status_code for _ in range(3)] == [200, 200, 200]
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and [int(r.get(k)) for k in r.scan_iter(redis_prefix + "*")] != [3]:
+            time.sleep(0.05)
+        assert [int(r.get(k)) for k in r.scan_iter(redis_prefix + "*")] == [3]
+    finally:
+        r.close()
+        served.extensions["personalize.limits"].close()
+        served.extensions["personalize.cache"].close()
+        with served.app_context():
+            db.engine.dispose()

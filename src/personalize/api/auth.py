@@ -24,6 +24,7 @@ def public_site(body_key: str | None = None) -> Site:
         raise ApiError(401, "invalid_key", "unknown or revoked key", "key")
     check_origin(site)
     g.site = site
+    check_site(site.id, secret=False)  # the widget endpoints' budget, whichever key opened them
     return site
 
 
@@ -54,8 +55,6 @@ def origin_allowed(site: Site, origin: str | None) -> bool:
 
 
 def check_origin(site: Site) -> None:
-    """The gate of the widget endpoints, once the key has named the site: its origins, then its rate limit."""
     origin = request.headers.get("Origin")
     if not origin_allowed(site, origin):
         raise ApiError(403, "origin_not_allowed", f"{origin} is not an allowed origin of this site; add it in the admin", "Origin")
-    check_site(site.id, secret=False)
