@@ -152,6 +152,8 @@ def build_person(client, site, secret: str, tag: str, ip: str) -> Person:
                            errors=[f"contact {p.crm_id}: city too long", "page 2: timed out"]))
     db.session.add(WebhookDelivery(connection_id=conn_id, delivery_id=f"wh-{tag}", topic="customers/update", headers={},
                                    body=f'{{"id": "{p.crm_id}", "email": "{p.email}", "first_name": "Ann{tag}"}}', processed_at=now))
+    db.session.add(WebhookDelivery(connection_id=conn_id, delivery_id=f"wh-{tag}-late", topic="customers/update", headers={},
+                                   body=f'{{"email": "{p.email.title()}", "note": "not processed yet"}}'))
     db.session.commit()
     # the contact policy counted a message
     policy.record(site.id, pid, "email", now - timedelta(hours=1))
@@ -318,6 +320,13 @@ def test_export_is_complete_and_erase_leaves_no_trace(privacy_app, redis_client)
 
     # Bob is untouched, and the test did look for him where Ann was found
     assert traces_in_database(bob) != []
+    from personalize.sync.models import SyncRun, WebhookDelivery
+
+    deliveries = set(db.session.scalars(select(WebhookDelivery.delivery_id)))
+    assert deliveries == {f"wh-{bob.tag}", f"wh-{bob.tag}-late"}, "Ann's payloads (one not processed, her email capitalised) are gone"
+    logs = sorted(db.session.scalars(select(SyncRun.message)))
+    assert logs == ["contact [erased]: rejected by the mapping", f"contact {bob.email}: rejected by the mapping"]
+    assert ["contact [erased]: city too long", "page 2: timed out"] in [r.errors for r in db.session.scalars(select(SyncRun))]
     assert client.get(f"/api/v1/profiles/{bob_id}/export", headers=auth).get_json() == bob_before
     assert db.session.scalar(select(Segment.member_count).where(Segment.site_id == site_row.id)) == members_before - 1
 

@@ -179,23 +179,28 @@ def _json_patterns(value: str) -> list[str]:
 
 
 def _forget_mentions(site_id: int, values: list[str]) -> None:
-    """Delete connector payloads naming the person; redact their ids in the site's run logs."""
+    """Delete connector payloads naming the person; redact their ids in the site's run logs.
+
+    Matching ignores case (a shop may send ``Ann@Example.org`` for the stored ``ann@example.org``).
+    """
     if not values:
         return
     from ..sync.models import Connection, SyncRun, WebhookDelivery
 
     connections = select(Connection.id).where(Connection.site_id == site_id).scalar_subquery()
-    patterns = [p for v in values for p in _json_patterns(v)]
+    patterns = [p.lower() for v in values for p in _json_patterns(v)]
+    body = func.lower(WebhookDelivery.body)
     for start in range(0, len(patterns), 50):
         chunk = patterns[start:start + 50]
         db.session.execute(
             delete(WebhookDelivery).where(
-                WebhookDelivery.connection_id.in_(connections), or_(*[WebhookDelivery.body.contains(p, autoescape=True) for p in chunk])
+                WebhookDelivery.connection_id.in_(connections), or_(*[body.contains(p, autoescape=True) for p in chunk])
             )
         )
-    words = [re.compile(r"(?<![\w.@+-])" + re.escape(v) + r"(?![\w@-]|\.\w)") for v in values]
-    errors_text = cast(SyncRun.errors, Text if db.engine.dialect.name == "postgresql" else String)
-    mentions = or_(*[c.contains(v, autoescape=True) for v in values for c in (SyncRun.message, errors_text)])
+    words = [re.compile(r"(?<![\w.@+-])" + re.escape(v) + r"(?![\w@-]|\.\w)", re.IGNORECASE) for v in values]
+    errors_text = func.lower(cast(SyncRun.errors, Text if db.engine.dialect.name == "postgresql" else String))
+    columns = (func.lower(SyncRun.message), errors_text)
+    mentions = or_(*[c.contains(v.lower(), autoescape=True) for v in values for c in columns])
     for run in db.session.scalars(select(SyncRun).where(SyncRun.site_id == site_id, mentions)):
         def scrub(line: str) -> str:
             for word in words:
