@@ -264,6 +264,16 @@ def _counts_nothing_of_another_site(w, principal, site, obj, r):
     return None
 
 
+def _found_in_its_own_site(w, principal, site, obj, r):
+    """The profile search finds a person of the page's site only: another site's email or id finds nobody."""
+    location = r.headers.get("Location", "")
+    if obj != site and r.status_code != 200:
+        return f"searching for site {obj.upper()}'s person answered {r.status_code} {location}"
+    if obj == site and f"/profiles/{w.profile[obj]}" not in location:
+        return f"the site's own person was not found ({r.status_code} {location})"
+    return None
+
+
 def _no_foreign_changes(w, principal, site, obj, r):
     if r.status_code == 200 and _foreign(principal, site, obj) and r.get_json()["changes"]:
         return "the change feed filtered by another site's segment is not empty"
@@ -360,8 +370,12 @@ SPECS: dict[tuple[str, str], list[Spec]] = {
     ("admin.dashboard", "GET"): [Spec("site_view", _admin("/admin/sites/{s}/dashboard"), objects="path")],
     ("admin.connectors", "GET"): [Spec("site_view", _admin("/admin/sites/{s}/connectors"), objects="path")],
     ("admin.segments", "GET"): [Spec("site_view", _admin("/admin/sites/{s}/segments"), objects="path")],
-    ("admin.profiles", "GET"): [Spec("site_view", lambda w, p, q: Req(f"/admin/sites/{w.site[p]}/profiles", query={"q": w.email[q]}),
-                                     objects="both", foreign_ok=True)],
+    ("admin.profiles", "GET"): [
+        Spec("site_view", lambda w, p, q: Req(f"/admin/sites/{w.site[p]}/profiles", query={"q": w.email[q]}), objects="both",
+             foreign_ok=True, check=_found_in_its_own_site, label="by email"),
+        Spec("site_view", lambda w, p, q: Req(f"/admin/sites/{w.site[p]}/profiles", query={"q": str(w.profile[q])}), objects="both",
+             foreign_ok=True, check=_found_in_its_own_site, label="by id"),
+    ],
     ("admin.profile", "GET"): [Spec("site_view", lambda w, p, q: Req(f"/admin/sites/{w.site[p]}/profiles/{w.profile[q]}"), objects="both")],
     ("admin.profile_export", "GET"): [Spec("site_edit", lambda w, p, q: Req(f"/admin/sites/{w.site[p]}/profiles/{w.profile[q]}/export"),
                                            objects="both")],
