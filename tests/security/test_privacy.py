@@ -180,11 +180,18 @@ def _text_of(value) -> str:
     return str(value)
 
 
+SEARCHED: dict[str, int] = {}  # what the last searches looked at, for the figures printed at the end
+
+
 def database_mentions(needles: list[str], profile_ids: tuple[int, ...] = ()) -> list[str]:
     """Every place in the database holding one of ``needles`` (or pointing at ``profile_ids``): ``table.column: needle``."""
     found = []
+    SEARCHED.update(tables=0, rows=0, values=0)
     for table in db.metadata.sorted_tables:
+        SEARCHED["tables"] += 1
         for row in db.session.execute(select(table)).mappings().all():
+            SEARCHED["rows"] += 1
+            SEARCHED["values"] += len(row)
             for column, value in row.items():
                 if column.endswith("profile_id") and value in profile_ids:
                     found.append(f"{table.name}.{column}: profile {value}")
@@ -201,7 +208,9 @@ def traces_in_database(person: Person) -> list[str]:
 def traces_in_redis(client, person: Person) -> list[str]:
     needles = [n.encode() for n in person.needles() if n]
     found = []
+    SEARCHED["redis_keys"] = 0
     for key in client.scan_iter(count=1000):
+        SEARCHED["redis_keys"] += 1
         blob = key
         kind = client.type(key)
         if kind == b"string":
@@ -218,8 +227,10 @@ def traces_in_files(folder, person: Person) -> list[str]:
 
     needles = [n.encode() for n in person.needles() if n]
     found = []
+    SEARCHED["files"] = 0
     for path in sorted(Path(folder).rglob("*")):
         if path.is_file():
+            SEARCHED["files"] += 1
             blob = path.read_bytes()
             found += [f"{path.name}: {n.decode()}" for n in needles if n in blob]
     return found
@@ -312,6 +323,7 @@ def test_export_is_complete_and_erase_leaves_no_trace(privacy_app, redis_client)
     assert traces_in_database(ann) == []
     assert traces_in_redis(redis_client, ann) == []
     assert traces_in_files(app.instance_path, ann) == [], "model files, and on SQLite the database file and its journal"
+    looked_at = dict(SEARCHED)
     # nothing remembers her: her device ids now get what any newcomer gets
     assert items(ann.visitors[0]) == items(ann.visitors[1]) == items(f"newcomer-{ann.tag}")
     assert client.get(f"/api/v1/profiles/{ann_id}/export", headers=auth).status_code == 404
@@ -338,6 +350,9 @@ def test_export_is_complete_and_erase_leaves_no_trace(privacy_app, redis_client)
     report = site_report(site_row.id, days=30)
     assert report is not None
     assert "run-shoe" in [pid for pid, _reason in items("someone-new")[1]]
+    print(f"\nprivacy: {len(ann.needles())} ids of the erased person looked for in {looked_at['values']} values "
+          f"({looked_at['rows']} rows, {looked_at['tables']} tables), {looked_at['redis_keys']} Redis keys and "
+          f"{looked_at['files']} files: none found; {len(ann.event_ids)} events, 1 order, {len(ann.profile_ids)} profiles erased")
 
 
 def test_every_table_about_a_person_is_declared():
