@@ -173,7 +173,7 @@ def run_sync(
         fatal = fatal_message(exc)
     except Exception as exc:  # an unexpected answer to the check: nothing can be trusted, stop here
         log.warning("check of %s failed: %s", conn.name, ctx.clean(traceback.format_exc(limit=3)))
-        fatal = f"the connection check failed: {type(exc).__name__}: {exc}"[:1000]
+        fatal = ctx.clean(f"the connection check failed: {type(exc).__name__}: {exc}")[:1000]
     if not fatal:
         for name in wanted:
             count = counts[name]
@@ -188,7 +188,7 @@ def run_sync(
             except Exception as exc:  # one stream's failure must not sink the others
                 db.session.rollback()
                 log.warning("stream %s of %s failed: %s", name, conn.name, ctx.clean(traceback.format_exc(limit=3)))
-                count.status, count.error = "failed", f"{type(exc).__name__}: {exc}"[:1000]
+                count.status, count.error = "failed", ctx.clean(f"{type(exc).__name__}: {exc}")[:1000]
     return _finish(ctx, counts, fatal)
 
 

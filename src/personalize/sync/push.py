@@ -98,10 +98,11 @@ def push_changes(
         allowed.append(change)
     notes: list[str] = []
     raised = False
+    hide = hidden_values(conn)  # secret values: hidden before any message is cut short
     try:
         connector = build_connector(conn, run, make_http(sleep, **(http_options or {})), notes.append)
     except Exception as exc:
-        fatal = fatal_message(exc)
+        fatal = redact(fatal_message(exc), hide)
         connector = None
     size = max(1, cls.push_batch_size)
     for start in range(0, len(allowed), size):
@@ -112,12 +113,12 @@ def push_changes(
         try:
             got = list(connector.push(target, batch))
         except (AuthError, ConfigError, TransientError) as exc:
-            fatal = fatal_message(exc)
+            fatal = redact(fatal_message(exc), hide)
             results.extend(PushResult(c.profile_id, c.segment, "failed", fatal[:300]) for c in batch)
             continue
         except Exception as exc:  # one bad batch must not stop the others
             raised = True
-            results.extend(PushResult(c.profile_id, c.segment, "failed", f"{type(exc).__name__}: {exc}"[:300]) for c in batch)
+            results.extend(PushResult(c.profile_id, c.segment, "failed", redact(f"{type(exc).__name__}: {exc}", hide)[:300]) for c in batch)
             continue
         answered = {(r.profile_id, r.segment) for r in got}
         results.extend(got)
@@ -137,7 +138,6 @@ def push_changes(
     run.records_out = ok
     run.skipped = sum(r.status == "skipped" for r in results)
     run.streams = {target: {"in": len(changes), "stored": ok, "skipped": run.skipped, "failed": len(failed)}}
-    hide = hidden_values(conn)
     fatal = redact(fatal, hide)
     results = [replace(r, message=redact(r.message, hide)) if r.message else r for r in results]
     failed = [r for r in results if r.status == "failed"]
