@@ -32,6 +32,8 @@ def text(obj: dict, key: str, path: str, *, required: bool = False, max_len: int
     if isinstance(value, bool) or not isinstance(value, str | int):
         raise InvalidInput(f"{path}{key}", f"must be a string, got {type(value).__name__}")
     value = str(value)
+    if "\x00" in value:  # no database text column can hold it (PostgreSQL refuses it outright)
+        raise InvalidInput(f"{path}{key}", "must not contain NUL (\\u0000) characters")
     if len(value) > max_len:
         raise InvalidInput(f"{path}{key}", f"is longer than {max_len} characters")
     if pattern is not None and not pattern.match(value):

@@ -35,7 +35,8 @@ def _iso(v: datetime | None) -> str | None:
 
 
 def _profile_id(site_id: int, profile_id: int) -> int:
-    live = resolve_profile_id(site_id, profile_id)
+    # ids are 32-bit in every database; a larger one cannot name a profile (and PostgreSQL would refuse the query)
+    live = resolve_profile_id(site_id, profile_id) if 0 < profile_id < 2**31 else None
     if live is None:
         raise ApiError(404, "not_found", f"no profile {profile_id} in this site", "profile_id")
     return live
