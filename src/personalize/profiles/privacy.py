@@ -47,6 +47,7 @@ MENTIONING_TABLES: dict[str, tuple[str, ...]] = {
 }
 
 REDACTED = "[erased]"
+CHECKPOINT_WAIT_MS = 250
 
 
 def stored_address(address: str | None, truncate: bool = True) -> str | None:
@@ -157,13 +158,23 @@ def erase_profile(site_id: int, profile_id: int) -> dict[str, list[str]] | None:
 
 def _checkpoint_sqlite() -> None:
     """Copy SQLite's write-ahead log into the database and empty it, so the erased rows' old page
-    images do not linger in the ``-wal`` file. Best effort: a reader still open elsewhere keeps
-    the log until a later checkpoint overwrites it."""
+    images do not linger in the ``-wal`` file.
+
+    Best effort, and brief: a checkpoint that must wait for readers holds new writers back, so
+    it waits at most ``CHECKPOINT_WAIT_MS``; if a reader (a training, say) is still on an older
+    snapshot, the log is emptied by a later checkpoint instead.
+    """
     try:
-        busy = db.session.execute(text("PRAGMA wal_checkpoint(TRUNCATE)")).first()
+        conn = db.session.connection()
+        before = conn.exec_driver_sql("PRAGMA busy_timeout").scalar()
+        conn.exec_driver_sql(f"PRAGMA busy_timeout = {CHECKPOINT_WAIT_MS}")
+        try:
+            busy = conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)").first()
+        finally:
+            conn.exec_driver_sql(f"PRAGMA busy_timeout = {int(before or 0)}")
         db.session.commit()
         if busy and busy[0]:
-            log.info("erase: the SQLite log is in use; it is emptied at a later checkpoint")
+            log.info("erase: the SQLite log is in use; a later checkpoint empties it")
     except Exception:  # the erase itself is committed; this is hygiene
         db.session.rollback()
         log.warning("erase: SQLite checkpoint failed", exc_info=True)
