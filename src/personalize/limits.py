@@ -218,6 +218,29 @@ def check_address() -> None:
         _check("RATE_LIMIT_PER_IP", address_bucket(who), None, f"from {who}")
 
 
+#: the longest value each query parameter of the API may have (the same as docs/api.md and /api/v1/openapi.json);
+#: any other parameter: QUERY_VALUE_MAX. Numbers (limit, offset, after) are range-checked by their endpoints.
+QUERY_MAX = {"key": 128, "visitor": 128, "slot": 64, "product": 200, "email": 320, "customer_id": 200, "segment": 64,
+             "limit": 20, "offset": 20, "after": 20}
+QUERY_VALUE_MAX = 512
+QUERY_PARAMS_MAX = 20
+
+
+def check_query() -> None:
+    """Before every API request: no more than QUERY_PARAMS_MAX parameters, none longer than its maximum (400 naming it)."""
+    if not request.path.startswith("/api/") or not request.query_string:
+        return
+    from .api.errors import ApiError
+
+    args = request.args
+    if len(args) > QUERY_PARAMS_MAX:
+        raise ApiError(400, "invalid", f"at most {QUERY_PARAMS_MAX} query parameters", "query")
+    for name, value in args.items(multi=True):
+        most = QUERY_MAX.get(name, QUERY_VALUE_MAX)
+        if len(value) > most:
+            raise ApiError(400, "too_long", f"is longer than {most} characters", name[:100])
+
+
 def check_site(site_id: int, secret: bool) -> None:
     """Once a key has opened a site: the per-site (public key) or per-secret-key limit."""
     if secret:
@@ -276,6 +299,7 @@ def init_app(app: Flask) -> None:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies)
     app.before_request(_refuse_oversized_chunked_body)
     app.before_request(check_address)
+    app.before_request(check_query)
 
     from werkzeug.exceptions import RequestEntityTooLarge
 

@@ -116,9 +116,11 @@ def test_deeply_nested_json_is_400_not_a_crash(client, site):
     deep = "[" * 50_000 + "]" * 50_000
     body = '{"key": "' + site.public_key + '", "events": ' + deep + "}"
     assert_error(client.post("/api/v1/events", data=body, content_type="application/json"), 400, "invalid_json", "body")
-    rule = '{"rule": ' + '{"not": ' * 40 + '{"field": "email", "op": "exists"}' + "}" * 40 + "}"
+    # where nesting is allowed (segment rules), its depth is bounded too
+    rule = '{"rule": ' + '{"not": ' * 40 + '{"field": "orders.total", "op": "gt", "value": 500}' + "}" * 40 + "}"
     response = client.post("/api/v1/segments/preview", data=rule, content_type="application/json", headers={"Authorization": f"Bearer {site.secret_key}"})
-    assert response.status_code == 400 and response.get_json()["error"]["field"].startswith("rule")
+    error = assert_error(response, 400, "invalid")
+    assert error["field"].startswith("rule") and "nests at most" in error["message"]
 
 
 # -- 429: the windows ----------------------------------------------------------------------------------------------
@@ -274,3 +276,106 @@ def test_the_background_thread_shares_the_counts_without_being_asked(tmp_path, a
         served.extensions["personalize.cache"].close()
         with served.app_context():
             db.engine.dispose()
+
+
+# -- bounded input: every endpoint ----------------------------------------------------------------------------------
+
+
+def api_requests(app):
+    """(method, path) for every API route and method, with sample values in the path."""
+    from werkzeug.routing import IntegerConverter
+
+    adapter = app.url_map.bind("localhost")
+    out = []
+    for rule in app.url_map.iter_rules():
+        if not rule.rule.startswith("/api/"):
+            continue
+        values = {name: "1" if isinstance(rule._converters[name], IntegerConverter) else "x" for name in rule.arguments}
+        path = adapter.build(rule.endpoint, values)
+        out.extend((method, path) for method in sorted(rule.methods - {"HEAD", "OPTIONS"}))
+    return out
+
+
+def test_every_endpoint_refuses_overlong_and_too_many_query_parameters(app, client, site):
+    from personalize.limits import QUERY_PARAMS_MAX, QUERY_VALUE_MAX
+
+    auth = {"Authorization": f"Bearer {site.secret_key}"}
+    routes = api_requests(app)
+    assert len(routes) >= 25  # every endpoint of docs/api.md, public and secret
+    for method, path in routes:
+        response = client.open(path, method=method, query_string={"zz": "a" * (QUERY_VALUE_MAX + 1)}, headers=auth)
+        assert_error(response, 400, "too_long", "zz")
+        many = {f"p{i}": "1" for i in range(QUERY_PARAMS_MAX + 1)}
+        assert_error(client.open(path, method=method, query_string=many, headers=auth), 400, "invalid", "query")
+        # just within the bound, the endpoint itself decides (never a 500)
+        fine = client.open(path, method=method, query_string={"zz": "a" * QUERY_VALUE_MAX}, headers=auth)
+        assert fine.status_code < 500, (method, path, fine.status_code)
+
+
+def test_each_known_query_parameter_has_its_own_bound(client, site):
+    from personalize.limits import QUERY_MAX
+
+    auth = {"Authorization": f"Bearer {site.secret_key}"}
+    where = {"key": "/api/v1/recommendations", "visitor": "/api/v1/recommendations", "slot": "/api/v1/recommendations",
+             "product": "/api/v1/recommendations", "email": "/api/v1/profiles", "customer_id": "/api/v1/profiles",
+             "segment": "/api/v1/segments/changes", "limit": "/api/v1/products", "offset": "/api/v1/products", "after": "/api/v1/segments/changes"}
+    assert set(where) == set(QUERY_MAX)
+    for name, path in where.items():
+        too_long = {"key": site.public_key, name: "1" * (QUERY_MAX[name] + 1)}
+        error = assert_error(client.get(path, query_string=too_long, headers=auth), 400, "too_long", name)
+        assert str(QUERY_MAX[name]) in error["message"]
+
+
+def test_every_query_parameter_the_api_reads_is_bounded():
+    """Kept in step with the code: a new ``request.args`` name in the API needs its entry in QUERY_MAX."""
+    import re
+    from pathlib import Path
+
+    import personalize.api
+    from personalize.limits import QUERY_MAX
+
+    read = set()
+    for source in Path(personalize.api.__file__).parent.glob("*.py"):
+        text = source.read_text()
+        read |= set(re.findall(r"request\.args\.get\(\s*\"(\w+)\"", text))
+        read |= set(re.findall(r"\b_(?:param|int_arg)\(\s*\"(\w+)\"", text))
+        read |= set(re.findall(r"\(\s*\w+\s*,\s*\"(\w+)\"\s*\)", text)) & {"email", "customer_id", "visitor"}
+    assert read, "the API reads query parameters"
+    assert read <= set(QUERY_MAX), sorted(read - set(QUERY_MAX))
+
+
+@pytest.mark.parametrize("path,param,bad", [
+    ("/api/v1/products", "limit", "1001"), ("/api/v1/products", "limit", "0"), ("/api/v1/products", "limit", "-1"),
+    ("/api/v1/products", "offset", "99999999999"), ("/api/v1/products", "offset", "x"),
+    ("/api/v1/segments/changes", "limit", "5001"), ("/api/v1/segments/changes", "after", "-3"),
+    ("/api/v1/segments/changes", "after", "9" * 19), ("/api/v1/segments/big/members", "limit", "1001"),
+    ("/api/v1/segments/big/members", "after", "1e9"), ("/api/v1/recommendations", "limit", "51"),
+    ("/api/v1/recommendations", "limit", "2.5"),
+])
+def test_page_sizes_and_offsets_are_bounded(app, client, site, path, param, bad):
+    app.config["SEGMENT_REBUILD_INLINE"] = True
+    auth = {"Authorization": f"Bearer {site.secret_key}"}
+    if "/segments/big/" in path:
+        rule = {"key": "big", "name": "Big", "rule": {"field": "orders.total", "op": "gt", "value": 500}}
+        assert client.post("/api/v1/segments", json=rule, headers=auth).status_code == 201
+    assert_error(client.get(path, query_string={"key": site.public_key, param: bad}, headers=auth), 400, "invalid", param)
+
+
+def test_a_site_has_a_bounded_number_of_contact_channels(client, site):
+    auth = {"Authorization": f"Bearer {site.secret_key}"}
+    channels = {f"c{i}": {"per_day": 1} for i in range(15)}
+    assert client.put("/api/v1/contact-policy", json={"channels": channels}, headers=auth).status_code == 200
+    more = {f"d{i}": {"per_day": 1} for i in range(6)}
+    assert_error(client.put("/api/v1/contact-policy", json={"channels": more}, headers=auth), 400, "invalid", "channels")
+    assert len(client.get("/api/v1/contact-policy", headers=auth).get_json()["channels"]) == 15
+
+
+def test_event_properties_are_bounded_in_keys_and_size(client, site):
+    def post(props):
+        event = {"id": "props", "type": "page_viewed", "visitor": "v", "properties": props}
+        return client.post("/api/v1/events", json={"key": site.public_key, "events": [event]})
+
+    assert_error(post({f"k{i}": 1 for i in range(51)}), 400, "invalid", "events[0].properties")
+    assert_error(post({"note": "x" * 2001}), 400, "invalid", "events[0].properties.note")
+    assert_error(post({"nested": {"a": 1}}), 400, "invalid", "events[0].properties.nested")
+    assert post({f"k{i}": "x" * 2000 for i in range(50)}).status_code == 202

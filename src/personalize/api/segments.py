@@ -26,6 +26,8 @@ from .events import json_body
 
 log = logging.getLogger(__name__)
 
+MAX_CHANNELS = 20  # email, sms, push, … : a site has a handful
+
 
 def _conflicts_as_409(fn, *args):
     """Run a store function; a conflict (a key taken, a segment still referred to) is a 409."""
@@ -160,6 +162,8 @@ def put_policy():
     channels = body.get("channels")
     if not isinstance(channels, dict):
         raise InvalidInput("channels", "must be an object of channel → {per_day, per_week}")
+    if len(set(channels) | set(policy.get_policies(site.id))) > MAX_CHANNELS:
+        raise InvalidInput("channels", f"a site has at most {MAX_CHANNELS} channels")
     for channel, limits in channels.items():
         policy.set_policy(site.id, channel, limits)
     return {"channels": policy.get_policies(site.id)}
