@@ -60,8 +60,12 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(port: int, workers: int, threads: int, env: dict[str, str]) -> subprocess.Popen:
-    cmd = ["personalize", "serve", "--port", str(port), "--workers", str(workers), "--threads", str(threads)]
+def start_server(port: int, workers: int | None, threads: int | None, env: dict[str, str]) -> subprocess.Popen:
+    cmd = ["personalize", "serve", "--port", str(port)]
+    if workers:
+        cmd += ["--workers", str(workers)]
+    if threads:
+        cmd += ["--threads", str(threads)]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -262,8 +266,8 @@ def bench_recommendations(app, port: int, key: str, visitors: list[str], args) -
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--threads", type=int, default=4)
+    ap.add_argument("--workers", type=int, help="gunicorn workers (default: the WORKERS setting)")
+    ap.add_argument("--threads", type=int, help="threads per worker (default: the THREADS setting)")
     ap.add_argument("--duration", type=int, default=15, help="seconds per phase")
     ap.add_argument("--clients", type=int, default=16, help="concurrent event senders")
     ap.add_argument("--batch", type=int, default=10, help="events per request")
@@ -283,6 +287,7 @@ def main() -> None:
     app = create_app()
     key, products = site_and_products(app)
     database = app.config["DATABASE_URL"].split(":", 1)[0]
+    args.workers, args.threads = args.workers or app.config["WORKERS"], args.threads or app.config["THREADS"]
     print(f"database {database}; redis {args.redis_url or 'none'}; gunicorn {args.workers} workers × {args.threads} threads; "
           f"{os.cpu_count()} CPUs; {len(products):,} products")
     port = free_port()

@@ -10,8 +10,8 @@ from ..batching import store_batched
 from ..profiles import validate_event
 from ..validation import InvalidInput
 from . import bp
-from .auth import public_site
 from .errors import ApiError
+from .widget_keys import widget_site
 
 
 def json_body() -> dict:
@@ -37,7 +37,7 @@ def post_events():
         return "", 204
     body = json_body()
     key = body.get("key") if isinstance(body.get("key"), str) else None
-    site = public_site(key)
+    site = widget_site(key)
     unknown = sorted(set(body) - {"key", "events", "sent_at"})
     if unknown:
         raise ApiError(400, "unknown_field", "is not a known field (known: key, events, sent_at)", unknown[0])

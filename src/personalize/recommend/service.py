@@ -200,7 +200,7 @@ def new_rec_id() -> str:
     return "r_" + secrets.token_hex(8)
 
 
-class _Query:
+class DriverQuery:
     """A SELECT compiled once per database dialect and run on the driver's own cursor.
 
     A recommendation request runs a few small indexed queries; for those, building
@@ -261,9 +261,9 @@ def _visitor_statement():
 
 
 # one round trip per request: the visitor's profile, its cluster ("customers like you") and newest interactions
-_VISITOR = _Query(_visitor_statement())
+_VISITOR = DriverQuery(_visitor_statement())
 _CARD_COLUMNS = (Product.external_id, Product.title, Product.url, Product.image, Product.price, Product.currency, Product.in_stock)
-_CARDS: dict[int, _Query] = {}  # by the number of ids asked for
+_CARDS: dict[int, DriverQuery] = {}  # by the number of ids asked for
 
 
 def visitor_history(site_id: int, visitor: str, limit: int) -> tuple[int | None, str | None, list[tuple]]:
@@ -291,7 +291,7 @@ def cards_of(site_id: int, product_ids: list[str]) -> dict[str, tuple]:
         query = _CARDS.get(len(chunk))
         if query is None:
             names = [bindparam(f"p{i}") for i in range(len(chunk))]
-            query = _CARDS.setdefault(len(chunk), _Query(
+            query = _CARDS.setdefault(len(chunk), DriverQuery(
                 select(*_CARD_COLUMNS).where(Product.site_id == bindparam("site_id"), Product.external_id.in_(names))
             ))
         params: dict[str, Any] = {f"p{i}": pid for i, pid in enumerate(chunk)}
