@@ -379,3 +379,55 @@ def test_event_properties_are_bounded_in_keys_and_size(client, site):
     assert_error(post({"note": "x" * 2001}), 400, "invalid", "events[0].properties.note")
     assert_error(post({"nested": {"a": 1}}), 400, "invalid", "events[0].properties.nested")
     assert post({f"k{i}": "x" * 2000 for i in range(50)}).status_code == 202
+
+
+# -- timeouts on what waits ----------------------------------------------------------------------------------------
+
+
+def test_the_database_waits_are_bounded(tmp_path, app, site):
+    """SQLite: a writer waits DATABASE_LOCK_TIMEOUT for another's lock, then the API answers 503 + Retry-After and
+    recovers once the lock is gone. PostgreSQL: a statement longer than DATABASE_STATEMENT_TIMEOUT is cancelled."""
+    from sqlalchemy import text
+
+    url = app.config["DATABASE_URL"]
+    served = create_app(app_config(tmp_path / "timeouts", url, AUTO_MIGRATE=False, DATABASE_LOCK_TIMEOUT=0.3, DATABASE_STATEMENT_TIMEOUT=1))
+    limits(served)
+    client = served.test_client()
+    event = {"id": "while-locked", "type": "page_viewed", "visitor": "v"}
+    try:
+        if url.startswith("sqlite"):
+            import sqlite3
+
+            with served.app_context():
+                assert db.session.execute(text("PRAGMA busy_timeout")).scalar() == 300
+            holder = sqlite3.connect(url.removeprefix("sqlite:///"), isolation_level=None)
+            holder.execute("BEGIN IMMEDIATE")  # another writer holds the lock
+            try:
+                locked = client.post("/api/v1/events", json={"key": site.public_key, "events": [event]})
+                assert_error(locked, 503, "unavailable")
+                assert locked.headers["Retry-After"].isdigit()
+            finally:
+                holder.execute("ROLLBACK")
+                holder.close()
+            again = client.post("/api/v1/events", json={"key": site.public_key, "events": [event]})
+            assert again.status_code == 202 and again.get_json()["accepted"] == 1  # the retry is stored, once
+        else:
+            from sqlalchemy.exc import OperationalError
+
+            with served.app_context():
+                assert db.session.execute(text("SHOW statement_timeout")).scalar() == "1s"
+                with pytest.raises(OperationalError, match="statement timeout"):
+                    db.session.execute(text("SELECT pg_sleep(3)"))
+                db.session.rollback()
+                assert db.session.execute(text("SELECT 1")).scalar() == 1
+            assert client.post("/api/v1/events", json={"key": site.public_key, "events": [event]}).status_code == 202
+    finally:
+        with served.app_context():
+            db.session.remove()
+            db.engine.dispose()
+
+
+def test_worker_timeout_reaches_gunicorn():
+    from personalize.serve import gunicorn_options
+
+    assert gunicorn_options("127.0.0.1", 8000, 2, 4, timeout=17)["timeout"] == 17
