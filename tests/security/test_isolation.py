@@ -26,6 +26,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import html
 import itertools
 import json
 import re
@@ -40,7 +41,7 @@ from personalize.db import db
 
 PASSWORD = "isolation password 1"
 NEW_PASSWORD = "isolation password 2"
-MARK = {"a": "amark", "b": "bmark"}
+MARK = {"a": "amark", "b": "bmark", "z": "zmark"}  # z: a site and objects that do not exist
 OTHER = {"a": "b", "b": "a"}
 
 
@@ -137,6 +138,47 @@ def _seed_site(w: World, x: str) -> None:
     w.secrets |= {secret, f"shpat_{m}_token_value", w.hook_secret[x]}
 
 
+def _missing_site(w: World) -> None:
+    """Ids of the same shapes as A's and B's that name nothing: what another site's ids must look like."""
+    n = 10**6
+    w.site["z"], w.name["z"], w.public["z"], w.secret["z"] = n, "zmark-shop", "pk_zmarkmissing", "sk_zmarkmissing"
+    w.product["z"], w.visitor["z"], w.email["z"] = "zmark-prod-0", "zmark-visitor-0", "zmark-person-0@z.example"
+    w.profile["z"], w.merged["z"], w.erasable["z"] = n + 1, n + 2, n + 3
+    w.segment["z"], w.spare_segment["z"], w.connection["z"], w.hook_secret["z"] = "zmark_seg", "zmark_spare", "zmarkconn", "zmark-hook"
+
+
+def identifiers(w: World, x: str) -> list[str]:
+    return [str(v) for v in (w.site[x], w.profile[x], w.merged[x], w.erasable[x], w.product[x], w.visitor[x], w.email[x],
+                             w.segment[x], w.spare_segment[x], w.connection[x])]
+
+
+def normalised(body: str, ids: list[str]) -> str:
+    for value in sorted(ids, key=len, reverse=True):
+        body = re.sub(rf"(?<![\w-]){re.escape(value)}(?![\w-])", "<id>", body)
+    return body
+
+
+def sent_values(req: Req) -> list[str]:
+    """The form and query values of a request: what a re-shown form may repeat."""
+    values = [*(req.query or {}).values(), *(req.form or {}).values()]
+    return [html.escape(v) for v in values if isinstance(v, str) and len(v) > 2]
+
+
+def same_refusal(body: str, missing: str, w: World, foreign: set[str], asked: list[str], asked_missing: list[str]) -> bool:
+    """Whether a refusal reads like the one for an id that names nothing (it may repeat what was sent)."""
+    if body == missing:
+        return True
+    words = lambda x: [i for i in identifiers(w, x) if not i.isdigit()]  # noqa: E731
+    if normalised(body, asked + [i for x in foreign for i in words(x)]) == normalised(missing, asked_missing + words("z")):
+        return True
+    try:
+        one, two = json.loads(body)["error"], json.loads(missing)["error"]
+    except (ValueError, KeyError, TypeError):
+        return False
+    asked = [i for x in foreign for i in identifiers(w, x)]
+    return {**one, "message": normalised(one["message"], asked)} == {**two, "message": normalised(two["message"], identifiers(w, "z"))}
+
+
 @pytest.fixture
 def world(ctx) -> World:
     from personalize.admin.access import grant
@@ -158,6 +200,7 @@ def world(ctx) -> World:
         w.users[name] = user.id
     db.session.commit()
     w.victim = w.users["victim"]
+    _missing_site(w)
     return w
 
 
@@ -588,6 +631,7 @@ class Seen:
 
     everything: dict | None = None
     hidden: dict = field(default_factory=dict)  # the rows of sites the caller may not see: they never change
+    oracles: int = 0  # refusals compared with the answer for an id that names nothing
 
 
 def run_case(app, w: World, p: Principal, client, headers, endpoint, method, spec: Spec, site, obj, sent: list[str], seen: Seen) -> list[str]:
@@ -599,6 +643,9 @@ def run_case(app, w: World, p: Principal, client, headers, endpoint, method, spe
         form["csrf_token"] = set_csrf(client)
     sent.append(json.dumps([req.path, req.query, req.json, req.form], default=str).lower())
     outcome, statuses = expected(spec, method, p, site, obj)
+    if p.kind == "session":
+        with client.session_transaction() as s:
+            s.pop("_flashes", None)  # an earlier request's notice is not this answer's
     db.session.remove()
     before_all = None
     if method != "GET":
@@ -641,6 +688,21 @@ def run_case(app, w: World, p: Principal, client, headers, endpoint, method, spe
     secret_found = [s[:12] + "…" for s in w.secrets if s in body]
     if secret_found:
         problems.append(f"{what}: the answer holds a secret: {secret_found}")
+    # no oracle: another site's id is answered exactly like an id that names nothing
+    if outcome == "deny" and status in (400, 404) and p.kind in ("secret", "session"):
+        own = p.home or site
+        fp = "z" if (p.kind == "secret" and site != own) or (p.kind == "session" and not _visible(p, site)) else site
+        fq = "z" if obj != (p.home if p.kind == "secret" else site) else obj
+        if fp == "z":
+            fq = "z" if obj == site else fq
+        if (fp, fq) != (site, obj):
+            z = spec.build(w, fp, fq)
+            zr = client.open(z.path, method=method, query_string=z.query, json=z.json, data={**(z.form or {}), **(
+                {"csrf_token": form["csrf_token"]} if "csrf_token" in form else {})} or None, headers=headers)
+            if zr.status_code != status or not same_refusal(body, zr.get_data(as_text=True), w, {x for x in (site, obj) if x not in (fp, fq)},
+                                                            sent_values(req), sent_values(z)):
+                problems.append(f"{what}: answered unlike a missing id ({zr.status_code}): {body[:150]!r} vs {zr.get_data(as_text=True)[:150]!r}")
+            seen.oracles += 1
     if method != "GET":
         db.session.remove()
         from personalize import jobs
