@@ -478,3 +478,39 @@ def test_stored_address_forms():
     assert stored_address("::ffff:10.1.2.3") == "10.1.2.0", "an IPv4 address seen through IPv6 is truncated as IPv4"
     assert stored_address("2001:db8:aaaa:bbbb::1", truncate=False) == "2001:db8:aaaa:bbbb::1"
     assert stored_address("unknown") is None and stored_address(None) is None
+
+
+def test_erase_with_a_long_reader_open_still_erases_and_intake_goes_on(app, client, ctx, site, caplog):
+    """A reader on an older snapshot (a training, an export) cannot hold the erase or event intake;
+    on SQLite the log is emptied by the next erase's checkpoint once the reader is gone."""
+    from personalize.profiles import erase_profile, profile_for_visitor
+
+    tag = secrets.token_hex(5)
+    first, second = Person(tag=tag, ip="", email=f"first.{tag}@example.org"), Person(tag=tag + "b", ip="")
+    first.visitors, second.visitors = [f"first-{tag}"], [f"second-{tag}"]
+    _post_events(client, site.public_key, first, [{"id": f"first-{tag}-id", "type": "identify", "email": first.email}], first.visitors[0])
+    _post_events(client, site.public_key, second, [{"id": f"second-{tag}-pv", "type": "page_viewed"}], second.visitors[0])
+    for person in (first, second):
+        person.profile_ids.append(profile_for_visitor(site.id, person.visitors[0]))
+    url = app.config["DATABASE_URL"]
+    if url.startswith("sqlite"):
+        import sqlite3
+
+        reader = sqlite3.connect(url.removeprefix("sqlite:///"), isolation_level=None)
+        reader.execute("BEGIN")
+        reader.execute("SELECT count(*) FROM events").fetchone()  # holds its snapshot
+    else:
+        reader = db.engine.raw_connection()
+        reader.cursor().execute("BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT count(*) FROM events")
+    try:
+        with caplog.at_level("INFO", logger="personalize.profiles.privacy"):
+            assert erase_profile(site.id, first.profile_ids[0]) == {"email": [first.email], "visitor": first.visitors}
+        if url.startswith("sqlite"):
+            assert "log is in use" in caplog.text, "the checkpoint gave way to the reader instead of waiting for it"
+        _post_events(client, site.public_key, Person(tag="x", ip=""), [{"id": f"after-{tag}", "type": "page_viewed"}], f"later-{tag}")
+        assert database_mentions(first.needles(), tuple(first.profile_ids)) == []
+    finally:
+        reader.rollback() if not url.startswith("sqlite") else reader.execute("ROLLBACK")
+        reader.close()
+    erase_profile(site.id, second.profile_ids[0])  # its checkpoint finds no reader in the way
+    assert traces_in_files(app.instance_path, first) == [], "the instance folder holds the SQLite database and its log"
