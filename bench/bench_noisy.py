@@ -15,12 +15,14 @@ per-check figure is the one to quote).
 
 ``noisy``: starts ``personalize serve`` (gunicorn) on a temporary SQLite instance
 with two sites behind ``TRUSTED_PROXIES=1``, then measures the latency of the quiet
-site's recommendation requests (one client, one address, sequential) three times
-for ``--duration`` seconds each: alone; while ``--flooders`` processes flood the
-other site as fast as they can, with the default limits; and with the same flood
-and every limit off. It prints p50 / p99 of the quiet site and how many of the
-flood's requests were answered 2xx and 429. Run it on a quiet machine: the flood
-and the server share its cores.
+site's recommendation requests (``--quiet-rate`` a second, its shoppers spread over
+250 addresses) three times for ``--duration`` seconds each: alone; while
+``--flooders`` processes (one address each) flood the other site as fast as they
+can, with the default limits, measured once every flooding address is refused
+(within a minute: the per-address budget); and with the same flood and every
+limit off. It prints p50 / p99 of the quiet site and how many of the flood's
+requests were answered 2xx and 429. Run it on a quiet machine: the flood and the
+server share its cores.
 
 Other benchmarks and rate limits: ``personalize serve`` applies the limits by
 default (RATE_LIMIT_PER_IP 1200 a minute per address would hold a load generator
@@ -169,14 +171,14 @@ def start_server(port: int, args, env: dict[str, str]) -> subprocess.Popen:
     raise SystemExit("the server did not become ready within 60 s")
 
 
-def flooder(n: int, port: int, key: str, stop_at: float, counts) -> None:
+def flooder(n: int, port: int, key: str, stop_at: float, stop, counts, refused) -> None:
     """One process, one keep-alive connection, as many requests as it can: recommendations and event batches."""
     import http.client
 
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     headers = {"X-Forwarded-For": f"203.0.113.{n + 1}", "Content-Type": "application/json"}
     ok = limited = other = i = 0
-    while time.monotonic() < stop_at:
+    while time.monotonic() < stop_at and not stop.is_set():
         i += 1
         try:
             if i % 2:
@@ -195,20 +197,28 @@ def flooder(n: int, port: int, key: str, stop_at: float, counts) -> None:
             ok += 1
         elif response.status == 429:
             limited += 1
+            if limited == 1:
+                with refused.get_lock():
+                    refused.value += 1
         else:
             other += 1
     counts.put((ok, limited, other))
 
 
-def quiet_latencies(port: int, key: str, duration: float) -> tuple[list[float], int]:
+def quiet_latencies(port: int, key: str, duration: float, rate: float) -> tuple[list[float], int]:
+    """The quiet shop: ``rate`` recommendation requests a second, its shoppers spread over 250 addresses."""
     import http.client
 
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-    headers = {"X-Forwarded-For": "198.51.100.20"}
     latencies, failures, i = [], 0, 0
-    stop_at = time.monotonic() + duration
+    begin = time.monotonic()
+    stop_at = begin + duration
     while time.monotonic() < stop_at:
         i += 1
+        pause = begin + i / rate - time.monotonic()
+        if pause > 0:
+            time.sleep(pause)
+        headers = {"X-Forwarded-For": f"198.51.100.{i % 250}"}
         start = time.perf_counter()
         conn.request("GET", f"/api/v1/recommendations?key={key}&visitor=q{i % 300}", headers=headers)
         response = conn.getresponse()
@@ -228,23 +238,28 @@ def measure_noisy(args) -> None:
         if args.redis_url:
             base_env["PERSONALIZE_REDIS_URL"] = args.redis_url
         phases = [("quiet site alone", {}, 0), ("with the flood, default limits", {}, args.flooders), ("with the flood, limits off", NO_LIMITS, args.flooders)]
+        print("(with limits, the quiet site is measured once every flooding address is refused: up to a minute)")
         print(f"{args.workers} workers x {args.threads} threads, SQLite, Redis: {args.redis_url or 'none'}; {args.duration} s per phase; load {os.getloadavg()[0]:.1f}")
         for name, extra_env, flooders in phases:
             port = free_port()
             server = start_server(port, args, {**base_env, **extra_env})
             try:
-                quiet_latencies(port, quiet_key, 1.0)  # warm up
-                counts = multiprocessing.Queue()
-                stop_at = time.monotonic() + args.duration + 1.0
-                procs = [multiprocessing.Process(target=flooder, args=(n, port, noisy_key, stop_at, counts), daemon=True) for n in range(flooders)]
+                quiet_latencies(port, quiet_key, 1.0, args.quiet_rate)  # warm up
+                counts, refused, stop = multiprocessing.Queue(), multiprocessing.Value("i", 0), multiprocessing.Event()
+                stop_at = time.monotonic() + args.duration + 90.0
+                procs = [multiprocessing.Process(target=flooder, args=(n, port, noisy_key, stop_at, stop, counts, refused), daemon=True) for n in range(flooders)]
                 for p in procs:
                     p.start()
                 if procs:
-                    time.sleep(0.5)
-                latencies, failures = quiet_latencies(port, quiet_key, args.duration)
+                    # with limits, measure once every flooder is being refused (up to 60 s: a minute's budget spent)
+                    wait_until = time.monotonic() + (60.0 if not extra_env else 2.0)
+                    while time.monotonic() < wait_until and refused.value < flooders:
+                        time.sleep(0.2)
+                latencies, failures = quiet_latencies(port, quiet_key, args.duration, args.quiet_rate)
+                stop.set()
+                totals = [counts.get(timeout=60) for _ in procs]
                 for p in procs:
-                    p.join(timeout=60)
-                totals = [counts.get(timeout=10) for _ in procs]
+                    p.join(timeout=10)
             finally:
                 os.killpg(server.pid, 15)
                 server.wait(timeout=30)
@@ -262,7 +277,8 @@ def main() -> None:
     ap.add_argument("--redis-url", default="", help="count in this Redis too (default: process memory only)")
     ap.add_argument("-n", type=int, default=20000, help="limiter calls for cost (whole requests: a tenth of it)")
     ap.add_argument("--duration", type=float, default=10.0, help="seconds per noisy phase")
-    ap.add_argument("--flooders", type=int, default=4, help="flooding processes")
+    ap.add_argument("--flooders", type=int, default=4, help="flooding processes, one client address each")
+    ap.add_argument("--quiet-rate", type=float, default=50.0, help="the quiet site's recommendation requests a second")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--threads", type=int, default=4)
     args = ap.parse_args()
