@@ -1,33 +1,54 @@
-"""Throughput of a running ``personalize serve`` (gunicorn) over loopback: events in, recommendations out.
+"""Throughput of ``personalize serve`` (gunicorn) over loopback: events in, recommendations out.
 
-Prepare an instance once (the Online Retail data, a trained model)::
+The figures of issue 7 (2 cores, the Online Retail data loaded and trained) come from
+these commands, run from the repository root. ``--setup`` prepares the instance the
+first time (creates the schema, imports ../shared/datasets/online-retail/
+online_retail_2010_2011.csv.gz in place, trains) and does nothing once it has a site;
+``wrk`` must be installed (``apt-get install wrk``).
 
-    export PERSONALIZE_INSTANCE_PATH=/tmp/bench-sqlite          # and PERSONALIZE_DATABASE_URL for PostgreSQL
-    personalize import-orders ../shared/datasets/online-retail/online_retail_2010_2011.csv.gz
-    personalize train
+SQLite::
 
-then::
+    export PERSONALIZE_INSTANCE_PATH=/tmp/bench-sqlite
+    python bench/bench_http.py --setup --only events --duration 15 --clients 32
+    python bench/bench_http.py --only recommendations --duration 15 --rec-visitors 2000
+    python bench/bench_http.py --only recommendations --duration 15 --rec-visitors 2000 --no-reuse
 
-    python bench/bench_http.py [--redis-url redis://127.0.0.1:6379/15] [--duration 15]
+PostgreSQL (an empty database of its own; the instance folder keeps the model files)::
 
-It starts ``personalize serve`` on a free port with the same environment, then
+    psql -h 127.0.0.1 -U postgres -c 'CREATE DATABASE bench' test
+    export PERSONALIZE_INSTANCE_PATH=/tmp/bench-pg
+    export PERSONALIZE_DATABASE_URL=postgresql+psycopg://postgres@127.0.0.1:5432/bench
+    python bench/bench_http.py --setup --only events --duration 15 --clients 32
+    python bench/bench_http.py --only recommendations --duration 15 --rec-visitors 2000
+    python bench/bench_http.py --only recommendations --duration 15 --rec-visitors 2000 --no-reuse
+
+Add ``--redis-url redis://127.0.0.1:6379/15`` to run with Redis (model announcements
+and rate-limit counters; the rate limits themselves are off here, see below).
+
+It starts ``personalize serve`` on a free port with the same environment (the
+``WORKERS`` and ``THREADS`` settings unless ``--workers``/``--threads``), then
 
 1. **events**: ``--clients`` keep-alive connections post widget-sized batches of
    ``--batch`` events for ``--visitors`` visitors for ``--duration`` seconds; one
    request in ten re-sends that client's previous batch (what a beacon retry
-   does). Afterwards every acknowledged event id is looked up in the database:
-   *lost* counts acknowledged ids that are missing, *duplicated* ids stored more
-   than once;
-2. **recommendations**: ``wrk`` (``apt-get install wrk``) asks for the lists of
-   those visitors (who now have histories), chosen at random, for ``--duration``
-   seconds over ``--connections`` connections, and reports requests/s and latency
-   percentiles.
+   does). Afterwards the rows are counted in the database: *lost* counts
+   acknowledged event ids that are missing, *duplicated* the rows beyond one per id;
+2. **recommendations**: ``wrk`` asks for the lists of ``--rec-visitors`` visitors
+   who have histories (this run's, then earlier runs'; with ``--only
+   recommendations`` any shortfall is made up first by one batch of events each),
+   chosen at random, for ``--duration`` seconds over ``--connections`` connections,
+   and reports requests/s and latency percentiles. Each web process reuses a ranking
+   while the visitor's history, the model, the rules and the catalogue entry are
+   unchanged (``RECOMMENDATION_CACHE_SECONDS``), so the figure depends on how often
+   a visitor comes back: the run prints requests per visitor. ``--no-reuse`` turns
+   the reuse off: every list is computed.
 
 Both phases also print the CPU time the server's processes used per event and per
 request, read from /proc: on a machine shared with other work (or with the load
 generator) requests/s says more about the neighbours than about personalize, while
 CPU per request gives the capacity of idle cores. The CPU of PostgreSQL's own
-processes is not included.
+processes is not included. All the load comes from one address with one key, so
+the server runs with ``RATE_LIMIT_PER_IP`` and ``RATE_LIMIT_PER_SITE`` off.
 
 Everything stays on 127.0.0.1 and every phase is bounded in time.
 """
@@ -52,6 +73,26 @@ import urllib.request
 from pathlib import Path
 
 from sqlalchemy import func, select
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "online-retail" / "online_retail_2010_2011.csv.gz"
+
+
+def setup(data: str) -> None:
+    """Schema, Online Retail orders and a trained model, unless the instance has a site already."""
+    from personalize.app import create_app
+    from personalize.sites import list_sites
+
+    url = os.environ.get("PERSONALIZE_DATABASE_URL", "")
+    if url and not url.startswith("sqlite"):
+        subprocess.run(["personalize", "db", "upgrade"], check=True)
+    with create_app().app_context():
+        if list_sites():
+            print("setup: the instance has a site already; nothing to do")
+            return
+    started = time.perf_counter()
+    subprocess.run(["personalize", "import-orders", data], check=True)
+    subprocess.run(["personalize", "train"], check=True)
+    print(f"setup: imported and trained in {time.perf_counter() - started:.0f} s")
 
 
 def free_port() -> int:
@@ -237,11 +278,42 @@ def visitors_with_history(app, fresh: list[str], n: int) -> list[str]:
     return chosen
 
 
+def seed_histories(port: int, key: str, products: list[str], n: int, batch: int) -> list[str]:
+    """Give ``n`` new visitors a history: one acknowledged batch of events each, from 8 connections."""
+    run = "s" + secrets.token_hex(3)
+    visitors = [f"{run}-visitor-{i}" for i in range(n)]
+    failed: list[str] = []
+
+    def send(part: list[str]) -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        rng = random.Random(part[0] if part else 0)
+        for v in part:
+            events = [{"id": f"{v}-{i}", "type": "product_viewed", "visitor": v, "product_id": rng.choice(products)} for i in range(batch)]
+            conn.request("POST", "/api/v1/events", json.dumps({"key": key, "events": events}), {"Content-Type": "text/plain"})
+            response = conn.getresponse()
+            response.read()
+            if response.status != 202:
+                failed.append(v)
+        conn.close()
+
+    threads = [threading.Thread(target=send, args=(visitors[i::8],)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return [v for v in visitors if v not in set(failed)]
+
+
 def bench_recommendations(app, port: int, key: str, visitors: list[str], args) -> None:
     if not shutil.which("wrk"):
         print("recommendations: skipped, wrk is not installed (apt-get install wrk)")
         return
     sample = visitors_with_history(app, visitors, args.rec_visitors)
+    if len(sample) < args.rec_visitors:
+        started = time.perf_counter()
+        sample += seed_histories(port, key, args.products, args.rec_visitors - len(sample), args.batch)
+        print(f"        ({args.rec_visitors:,} visitors needed histories; the missing ones got a batch of events each "
+              f"in {time.perf_counter() - started:.0f} s)")
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
         f.write(WRK_SCRIPT % (",".join(f'"{v}"' for v in sample), 42, key))
         script = f.name
@@ -260,12 +332,14 @@ def bench_recommendations(app, port: int, key: str, visitors: list[str], args) -
     print(f"recommendations: {float(rps.group(1)):,.0f} requests/s, p50 {pct.get('50')}, p90 {pct.get('90')}, p99 {pct.get('99')}"
           f"; non-2xx {errors.group(1) if errors else 0}{'; socket errors ' + sock.group(1) if sock else ''}")
     per = cpu / max(1, int(done.group(1))) if done else float("nan")
+    total = int(done.group(1)) if done else 0
+    reuse = "rankings not reused (--no-reuse)" if args.no_reuse else f"each asked for ~{total / max(1, len(sample)):.1f} times on average"
     print(f"        server CPU {per * 1e3:.2f} ms per request (so {os.cpu_count()} idle cores would serve ~{os.cpu_count() / per:,.0f} requests/s); "
-          f"{' '.join(cmd[:-3])} …, {len(sample):,} visitors with histories, chosen at random")
+          f"{' '.join(cmd[:-3])} …, {len(sample):,} visitors with histories, chosen at random, {reuse}")
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--workers", type=int, help="gunicorn workers (default: the WORKERS setting)")
     ap.add_argument("--threads", type=int, help="threads per worker (default: the THREADS setting)")
     ap.add_argument("--duration", type=int, default=15, help="seconds per phase")
@@ -275,17 +349,25 @@ def main() -> None:
     ap.add_argument("--connections", type=int, default=16, help="wrk connections for recommendations")
     ap.add_argument("--rec-visitors", type=int, default=2000, help="how many distinct visitors wrk asks for (fewer: more repeat visits)")
     ap.add_argument("--redis-url", default=os.environ.get("PERSONALIZE_REDIS_URL", ""), help="shared cache (default: none)")
-    ap.add_argument("--only", choices=["events", "recommendations"], help="run one phase (recommendations still sends a few events first)")
+    ap.add_argument("--only", choices=["events", "recommendations"], help="run one phase")
+    ap.add_argument("--no-reuse", action="store_true", help="compute every list (RECOMMENDATION_CACHE_SECONDS=0)")
+    ap.add_argument("--setup", action="store_true", help="import the Online Retail data and train first, if the instance has no site yet")
+    ap.add_argument("--data", default=str(DATA), help="the Online Retail file for --setup (read in place)")
     args = ap.parse_args()
 
     # all the load comes from one address and one key: the rate limits would measure themselves
     env = dict(os.environ, PERSONALIZE_SYNC_SCHEDULER="false", PERSONALIZE_REDIS_URL=args.redis_url,
                PERSONALIZE_RATE_LIMIT_PER_IP="0", PERSONALIZE_RATE_LIMIT_PER_SITE="0")
+    if args.no_reuse:
+        env["PERSONALIZE_RECOMMENDATION_CACHE_SECONDS"] = "0"
     os.environ.update(env)
+    if args.setup:
+        setup(args.data)
     from personalize.app import create_app
 
     app = create_app()
     key, products = site_and_products(app)
+    args.products = products
     database = app.config["DATABASE_URL"].split(":", 1)[0]
     args.workers, args.threads = args.workers or app.config["WORKERS"], args.threads or app.config["THREADS"]
     print(f"database {database}; redis {args.redis_url or 'none'}; gunicorn {args.workers} workers × {args.threads} threads; "
@@ -294,11 +376,7 @@ def main() -> None:
     server = start_server(port, args.workers, args.threads, env)
     args.server_pgid = server.pid
     try:
-        if args.only == "recommendations":
-            args_small = argparse.Namespace(**{**vars(args), "duration": 3})
-            visitors = bench_events(app, port, key, products, args_small)
-        else:
-            visitors = bench_events(app, port, key, products, args)
+        visitors = [] if args.only == "recommendations" else bench_events(app, port, key, products, args)
         if args.only != "events":
             bench_recommendations(app, port, key, visitors, args)
     finally:

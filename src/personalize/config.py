@@ -35,7 +35,7 @@ SETTINGS: dict[str, tuple[Any, str]] = {
     "WORKERS": (2, "Web server processes `personalize serve` starts (gunicorn workers)."),
     "THREADS": (8, "Threads per web server process (more threads let concurrent event batches share a transaction)."),
     "REDIS_URL": (None, "Redis for shared recommendation lists, new-model announcements and rate-limit counters, e.g. redis://127.0.0.1:6379/0; default: none (process memory)."),
-    "RECOMMENDATION_CACHE_SECONDS": (30.0, "How long a visitor's recommendation list is reused (with Redis only; a new event of the visitor drops it at once; 0 turns it off)."),
+    "RECOMMENDATION_CACHE_SECONDS": (30.0, "How long a web process reuses a ranking it computed while nothing it was computed from changed (the visitor's history, model, rules, cluster); each answer still reads stock and prices afresh; 0 turns reuse off."),
     "RATE_LIMIT_PER_IP": (1200, "Most API requests one client address may make a minute (0: no limit); 429 beyond. Shared across processes with Redis."),
     "RATE_LIMIT_PER_SITE": (60000, "Most API requests a site's public key (the widget) may open a minute, from all addresses together (0: no limit)."),
     "RATE_LIMIT_PER_SECRET_KEY": (6000, "Most API requests a site's secret key (the shop's servers) may open a minute (0: no limit)."),

@@ -276,10 +276,14 @@ def visitor_history(site_id: int, visitor: str, limit: int) -> tuple[int | None,
     return rows[0][0], rows[0][1], [r[2:] for r in rows if r[2] is not None]
 
 
+_EPOCH = datetime(1970, 1, 1)
+
+
 def _epoch(value) -> float:
+    """Unix seconds of a stored (naive UTC) time."""
     if isinstance(value, str):  # SQLite keeps DateTime as ISO text
         value = datetime.fromisoformat(value)
-    return timegm(value.timetuple()) + value.microsecond / 1e6
+    return (value - _EPOCH).total_seconds()
 
 
 def cards_of(site_id: int, product_ids: list[str]) -> dict[str, tuple]:
