@@ -289,7 +289,22 @@ def _refuse_oversized_chunked_body() -> None:
         raise RequestEntityTooLarge()
 
 
+def _bounded_int_converter():
+    from werkzeug.routing import IntegerConverter
+
+    class BoundedInt(IntegerConverter):
+        """``<int:…>`` in every route: at most 2**31 - 1 (the ids of every table), so a 30-digit id is a 404,
+        not a number the database cannot take (OverflowError on SQLite, out of range on PostgreSQL: a 500)."""
+
+        def __init__(self, url_map, fixed_digits=0, min=None, max=2**31 - 1, signed=False):  # noqa: A002
+            super().__init__(url_map, fixed_digits=fixed_digits, min=min, max=max, signed=signed)
+
+    return BoundedInt
+
+
 def init_app(app: Flask) -> None:
+    """Call before any blueprint is registered (the bounded ``int`` converter applies to routes added later)."""
+    app.url_map.converters["int"] = _bounded_int_converter()
     app.extensions["personalize.limits"] = Limiter(app.config.get("REDIS_URL") or None)
     app.wsgi_app = ChunkedBodyLimit(app.wsgi_app, app)
     proxies = int(app.config.get("TRUSTED_PROXIES") or 0)

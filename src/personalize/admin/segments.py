@@ -215,6 +215,8 @@ def segment(s: Site, key: str):
     if seg is None:
         return render_template("admin/message.html", message="No such segment."), 404
     after = request.args.get("after", type=int) or 0
+    if not 0 <= after < 2**31:  # a profile id; anything else starts from the first page
+        after = 0
     members = members_page(s.id, key, after=after, limit=50)
     return render_template("admin/segment.html", site=s, seg=seg, members=members, after=after, rule_json=json.dumps(seg.rule, indent=2))
 
