@@ -129,6 +129,9 @@ def _seed_site(w: World, x: str) -> None:
                                          "api_url": "http://127.0.0.1:9/"}, name=w.connection[x], enabled=True)
     signing = signing_secret(site.id)
     db.session.commit()
+    from personalize.recommend.service import train_site
+
+    train_site(site.id)  # recommendations come from the site's own model, not only from best sellers
     w.markers[x] = {
         site.name, site.public_key, signing, w.segment[x], f"{m}-segment-name", w.spare_segment[x], f"{m}-spare-name", w.connection[x], f"{m}-store", f"{m}-category",
         f"https://{m}.example", *(p.id for p in products), *(p.title for p in products),
