@@ -982,3 +982,19 @@ def test_proofs_of_identity_count_only_on_the_site_that_made_them(app, client, w
     assert identify("stranger-token", token=tokens["b"]) != holder, "site B's token merged a visitor into site A's customer"
     assert identify("stranger-signed", email=email, signature=b_signature) != holder, "site B's signature was trusted by site A"
     assert identify("friend-token", token=tokens["a"]) == holder, "site A's own token should link the visitor"
+
+
+def test_signing_in_never_sends_the_browser_off_the_admin(app, world):
+    """``?next=`` after sign-in stays inside /admin: a link to the sign-in page cannot bounce an admin elsewhere."""
+    for target, lands in (("/admin/sites/1", "/admin/sites/1"), ("//evil.example/admin", "/admin/"),
+                          ("https://evil.example/admin", "/admin/"), ("/admin@evil.example", "/admin@evil.example"),
+                          ("javascript:alert(1)", "/admin/"), ("/api/v1/site", "/admin/")):
+        client = app.test_client()
+        token = set_csrf(client)
+        r = client.post("/admin/login", query_string={"next": target},
+                        data={"email": "viewer_a@team.example", "password": PASSWORD, "csrf_token": token})
+        assert r.status_code == 302
+        location = r.headers["Location"]
+        assert location == lands, (target, location)
+        parts = re.match(r"^(?:https?:)?//([^/]+)", location)
+        assert parts is None or parts.group(1) == "localhost", (target, location)
