@@ -954,6 +954,9 @@ def matrix_size() -> dict[str, int]:
         "route_methods": len(SPECS), "variants": sum(len(v) for v in SPECS.values()), "callers": len(PRINCIPALS),
         "requests": len(per_caller) * len(PRINCIPALS), "allowed": allowed, "refused": len(per_caller) * len(PRINCIPALS) - allowed,
         "writes": sum(m != "GET" for _e, m, *_ in per_caller) * len(PRINCIPALS),
+        "refused_writes": sum(m != "GET" and expected(spec, m, p, site, obj)[0] == "deny"
+                              for p in PRINCIPALS for _e, m, spec, site, obj in per_caller),
+        "cells": len(SPECS) * len(PRINCIPALS), "forged_forms": 3 * len(admin_posts()),
     }
 
 
