@@ -1001,3 +1001,21 @@ def test_signing_in_never_sends_the_browser_off_the_admin(app, world):
         assert location == lands, (target, location)
         parts = re.match(r"^(?:https?:)?//([^/]+)", location)
         assert parts is None or parts.group(1) == "localhost", (target, location)
+
+
+def test_the_server_settings_page_shows_no_key_or_password(app, world):
+    """The owner's settings page lists every setting, but never a key, nor a password inside a URL."""
+    hidden = {"SECRET_KEY": "session-signing-value-1", "ENCRYPTION_KEY": "encryption-value-2",
+              "REDIS_URL": "redis://:redis-password-3@127.0.0.1:6379/0", "BROKER_URL": "amqp://guest:broker-password-4@127.0.0.1:5672//"}
+    before = {name: app.config.get(name) for name in hidden}
+    app.config.update(hidden)
+    try:
+        owner = app.test_client()
+        token = set_csrf(owner)
+        owner.post("/admin/login", data={"email": "owner@team.example", "password": PASSWORD, "csrf_token": token})
+        page = owner.get("/admin/settings").get_data(as_text=True)
+    finally:
+        app.config.update(before)
+    assert "<code>redis_url</code>" in page and "<code>broker_url</code>" in page and "127.0.0.1:6379" in page
+    for value in ("session-signing-value-1", "encryption-value-2", "redis-password-3", "broker-password-4"):
+        assert value not in page, value
