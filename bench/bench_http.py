@@ -269,7 +269,9 @@ def visitors_with_history(app, fresh: list[str], n: int) -> list[str]:
     chosen = random.Random(1).sample(fresh, min(len(fresh), n))
     if len(chosen) < n:
         with app.app_context():
-            have = select(Interaction.profile_id).where(Interaction.profile_id == Identity.profile_id).exists()
+            have = select(Interaction.id).where(  # by the (site, profile) index
+                Interaction.site_id == Identity.site_id, Interaction.profile_id == Identity.profile_id
+            ).exists()
             older = db.session.scalars(
                 select(Identity.value).where(Identity.kind == "visitor", have).order_by(Identity.id.desc()).limit(n * 2)
             ).all()
