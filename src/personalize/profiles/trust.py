@@ -62,7 +62,7 @@ def sign_identity(secret: str, email: str | None, customer_id: str | None) -> st
 
 
 def signature_valid(site_id: int, email: str | None, customer_id: str | None, signature: str | None) -> bool:
-    if not signature or not (email or customer_id):
+    if not signature or not (email or customer_id) or not signature.isascii():  # hex, so ASCII; compare_digest refuses other text
         return False
     expected = sign_identity(signing_secret(site_id), email, customer_id)
     return hmac.compare_digest(expected, signature.strip().lower())
@@ -94,7 +94,7 @@ def make_token(site_id: int, email: str | None = None, customer_id: str | None =
 
 def read_token(site_id: int, token: str | None, now: float | None = None) -> TokenIdentity | None:
     """The person a valid, unexpired token of this site names; ``None`` otherwise."""
-    if not token or token.count(".") != 1 or len(token) > 1000:
+    if not token or token.count(".") != 1 or len(token) > 1000 or not token.isascii():  # base64url, so ASCII
         return None
     body, mac = token.split(".")
     expected = hmac.new(signing_secret(site_id).encode(), b"token:" + body.encode(), hashlib.sha256).digest()
