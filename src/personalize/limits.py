@@ -296,6 +296,11 @@ def _bounded_int_converter():
         """``<int:…>`` in every route: at most 2**31 - 1 (the ids of every table), so a 30-digit id is a 404,
         not a number the database cannot take (OverflowError on SQLite, out of range on PostgreSQL: a 500)."""
 
+        # 0 … 2147483647 in the pattern itself: a larger number then matches no route, so every method gets
+        # the 404 (rejected only in to_python, a DELETE or PATCH would get a 405 naming the route's other methods)
+        regex = (r"(?:\d{1,9}|1\d{9}|20\d{8}|21[0-3]\d{7}|214[0-6]\d{6}|2147[0-3]\d{5}|21474[0-7]\d{4}"
+                 r"|214748[0-2]\d{3}|2147483[0-5]\d{2}|21474836[0-3]\d|214748364[0-7])")
+
         def __init__(self, url_map, fixed_digits=0, min=None, max=2**31 - 1, signed=False):  # noqa: A002
             super().__init__(url_map, fixed_digits=fixed_digits, min=min, max=max, signed=signed)
 
