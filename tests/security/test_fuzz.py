@@ -17,6 +17,7 @@ examples per operation and mode; the last test prints how many cases were sent.
 from __future__ import annotations
 
 import json
+import os
 import traceback
 from collections import Counter
 
@@ -38,9 +39,12 @@ from personalize.db import db
 from personalize.records import ProductRecord
 from personalize.testing import app_config, fresh_database
 
-EXAMPLES = 25  # per operation and mode: ~35 operations x 2 modes
+# per operation and mode (33 operations x 2 modes); PERSONALIZE_FUZZ_EXAMPLES=500 for a deeper run by hand
+EXAMPLES = int(os.environ.get("PERSONALIZE_FUZZ_EXAMPLES", "25"))
+# the widget's two endpoints take input from every page view: fuzzed deeper
+DEEPER = {"POST /events": 4, "GET /recommendations": 2}
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
-KEY_MODES = ("valid", "valid", "none", "unknown", "other_site", "wrong_kind")
+KEY_MODES = ("valid",) * 4 + ("none", "unknown", "other_site", "wrong_kind")
 RUN = {"cases": Counter(), "statuses": Counter(), "server_errors": 0, "operations": set(), "crashes": []}
 
 
@@ -150,6 +154,16 @@ def check_error_shape(case, response) -> None:
     assert all(isinstance(v, str) and v for v in error.values()), body
 
 
+def check_no_success_without_a_key(case, keys: str, response) -> None:
+    """No key, an unknown one, or a public key where a secret one belongs: never a success."""
+    security = case.operation.definition.raw.get("security")
+    refused = {"none", "unknown", "wrong_kind"} if security == [{"secretKey": []}] else {"none", "unknown"} if security else set()
+    if keys in refused:
+        assert response.status_code >= 400, f"{case.operation.label} answered {response.status_code} with key mode {keys}"
+        if response.status_code in (401, 403):
+            assert json.loads(response.content)["error"]["field"] in ("Authorization", "key", "Origin")
+
+
 def fuzz(target: Target, mode: GenerationMode) -> None:
     real = target.real_values()
     failures = []
@@ -157,7 +171,7 @@ def fuzz(target: Target, mode: GenerationMode) -> None:
         operation = result.ok()
         label = operation.label
 
-        @settings(max_examples=EXAMPLES, derandomize=True, database=None, deadline=None,
+        @settings(max_examples=EXAMPLES * DEEPER.get(label, 1), derandomize=True, database=None, deadline=None,
                   suppress_health_check=list(HealthCheck), print_blob=False)
         @given(case=operation.as_strategy(generation_mode=mode), keys=st.sampled_from(KEY_MODES), data=st.data())
         def run(case, keys, data):
@@ -177,12 +191,13 @@ def fuzz(target: Target, mode: GenerationMode) -> None:
                 RUN["crashes"].append(f"{case.operation.label} {case.query} {case.body!r}"[:1500] + f"\n-> {response.status_code} {response.text[:500]}")
             case.validate_response(response, checks=CHECKS)
             check_error_shape(case, response)
+            check_no_success_without_a_key(case, keys, response)
 
         try:
             run()
         except Unsatisfiable:
             assert mode == GenerationMode.NEGATIVE  # nothing to break in a request without parameters or body
-        except Exception as exc:  # keep going: one report of every operation that fails
+        except (Exception, ExceptionGroup) as exc:  # keep going: one report of every operation that fails
             failures.append(f"{label}: {exc}"[:3000])
     assert not failures, "\n\n".join(failures + RUN["crashes"][:3])
 
@@ -229,4 +244,12 @@ def test_a_token_for_a_non_string_email_is_a_400_and_an_out_of_range_profile_id_
     r = client.post("/api/v1/profiles/tokens", json={"email": True, "customer_id": "c1"}, headers=secret)
     assert r.status_code == 400 and r.json["error"]["field"] == "email"
     r = client.get(f"/api/v1/profiles/{2**63}", headers=secret)
-    assert r.status_code == 404 and r.json["error"]["field"] == "profile_id"
+    assert r.status_code == 404 and r.json["error"]["code"] == "not_found"
+
+
+def test_an_identify_with_a_non_ascii_signature_or_token_is_only_a_claim(client, site):
+    r = client.post("/api/v1/events", json={"key": site.public_key, "events": [
+        {"id": "sig-1", "type": "identify", "visitor": "v-sig", "email": "a@example.com", "signature": "\u00c8"},
+        {"id": "tok-1", "type": "identify", "visitor": "v-tok", "token": "\u00e9.\u00e9"},
+    ]})
+    assert r.status_code == 202 and r.json["accepted"] == 2
