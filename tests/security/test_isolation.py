@@ -253,7 +253,9 @@ def caller(app, w: World, p: Principal):
     """A test client and the headers it sends with every request."""
     client = app.test_client()
     key = {"public": w.public.get(p.home), "secret": w.secret.get(p.home), "revoked": w.revoked}.get(p.kind)
-    headers = {"Authorization": f"Bearer {key}", "X-Personalize-Key": key} if key else {}
+    headers = {"Authorization": f"Bearer {key}"} if key else {}  # a secret key goes only there
+    if p.kind == "public":
+        headers["X-Personalize-Key"] = key
     if p.kind == "session":
         sign_in(client, f"{p.name}@team.example")
     return client, headers
@@ -923,7 +925,7 @@ def test_rotation_revokes_the_old_key_at_once_in_every_process(app, world, tmp_p
     auth = {"Authorization": f"Bearer {old}"}
     for c in (one, two):  # both have used the key (and filled any cache they keep)
         assert c.get("/api/v1/site", headers=auth).status_code == 200
-        assert c.get("/api/v1/recommendations", query_string={"key": old}).status_code == 200
+        assert c.get("/api/v1/recommendations", headers=auth).status_code == 200
     owner = app.test_client()
     sign_in(owner, "owner@team.example")
     r = owner.post(f"/admin/sites/{w.site['b']}/rotate", data={"csrf_token": set_csrf(owner)})
@@ -935,7 +937,7 @@ def test_rotation_revokes_the_old_key_at_once_in_every_process(app, world, tmp_p
     deadline = time.monotonic() + bound
     while True:
         answers = [c.get("/api/v1/site", headers=auth).status_code for c in (one, two)]
-        answers += [c.get("/api/v1/recommendations", query_string={"key": old}).status_code for c in (one, two)]
+        answers += [c.get("/api/v1/recommendations", headers=auth).status_code for c in (one, two)]
         if set(answers) == {401} or time.monotonic() >= deadline:
             break
         time.sleep(0.1)
@@ -1023,3 +1025,27 @@ def test_the_server_settings_page_shows_no_key_or_password(app, world):
     assert "<code>redis_url</code>" in page and "<code>broker_url</code>" in page and "127.0.0.1:6379" in page
     for value in ("session-signing-value-1", "encryption-value-2", "redis-password-3", "broker-password-4"):
         assert value not in page, value
+
+
+def test_a_secret_key_is_refused_where_it_would_be_logged_or_published(app, client, world):
+    """A secret key in ``?key=``, an event body or the widget's header is refused (and stores nothing); as a bearer it works."""
+    from personalize.models import Event
+
+    w = world
+    ev = {"id": "exposed-1", "type": "page_viewed", "visitor": "v-exposed", "ts": int(time.time() * 1000)}
+    tries = [
+        client.get("/api/v1/recommendations", query_string={"key": w.secret["a"]}),
+        client.get("/api/v1/recommendations", headers={"X-Personalize-Key": w.secret["a"]}),
+        client.post("/api/v1/events", json={"key": w.secret["a"], "events": [ev]}),
+        client.post("/api/v1/events", query_string={"key": w.secret["a"]}, json={"events": [ev]}),
+        client.post("/api/v1/events", json={"events": [ev]}, headers={"X-Personalize-Key": w.secret["a"]}),
+    ]
+    for r in tries:
+        assert r.status_code == 401, r.get_data(as_text=True)
+        check_api_error(r, "secret key in the open")
+        assert r.get_json()["error"]["code"] == "secret_key_exposed" and w.secret["a"] not in r.get_data(as_text=True)
+    db.session.remove()
+    assert db.session.scalar(select(Event.id).where(Event.event_id == "exposed-1")) is None
+    bearer = {"Authorization": f"Bearer {w.secret['a']}"}
+    assert client.get("/api/v1/recommendations", headers=bearer).status_code == 200
+    assert client.post("/api/v1/events", json={"events": [ev]}, headers=bearer).status_code == 202

@@ -13,10 +13,19 @@ from .errors import ApiError
 def public_site(body_key: str | None = None) -> Site:
     """The site of the public key in ``?key=``, the body, or ``X-Personalize-Key``; 401 otherwise.
 
-    A secret key works too (a server may read recommendations), but a public key
-    never opens a secret-key endpoint.
+    A secret key works too (a server may read recommendations), but only as
+    ``Authorization: Bearer sk_…``: in a URL, a body or the widget's header it would end
+    up in access logs and pages, so it is refused there. A public key never opens a
+    secret-key endpoint.
     """
     key = request.args.get("key") or body_key or request.headers.get("X-Personalize-Key") or ""
+    if key.startswith("sk_"):
+        raise ApiError(401, "secret_key_exposed", "a secret key goes only in Authorization: Bearer sk_…, never in a URL, "
+                       "a body or a page; rotate it if it was published, and use the public key (pk_…) here", "key")
+    if not key:
+        scheme, _, bearer = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() == "bearer" and bearer.strip().startswith("sk_"):
+            key = bearer.strip()
     if not key:
         raise ApiError(401, "missing_key", "send the site's public key as ?key=pk_…", "key")
     site = site_for_public_key(key) if key.startswith("pk_") else site_for_secret_key(key)
