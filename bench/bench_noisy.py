@@ -7,7 +7,7 @@ Two measurements::
 
 ``cost``: the limiter alone (one ``Limiter.hit`` in process memory and, with
 ``--redis-url``, shared through Redis: microseconds per call); the two checks a
-widget request makes (its address, its site) as the app runs them, in CPU
+widget request makes (its address, its query parameters, its site) as the app runs them, in CPU
 microseconds per request including the background thread that talks to Redis;
 then whole recommendation requests through the app in this process with the
 limits on and off (on a busy machine that difference drowns in noise; the
@@ -100,16 +100,18 @@ def measure_cost(args) -> None:
                  ("limits on, process memory", {"REDIS_URL": None, "RATE_LIMIT_PER_IP": 10**9, "RATE_LIMIT_PER_SITE": 10**9})]
         if args.redis_url:
             modes.append(("limits on, Redis", {"REDIS_URL": args.redis_url, "RATE_LIMIT_PER_IP": 10**9, "RATE_LIMIT_PER_SITE": 10**9}))
-        # the limiter's work in one request: the address check and the site check, as the app runs them
+        # the limits' work in one request: the address, query and site checks, as the app runs them
         from personalize import limits
 
         for name, config in modes:
             app.config.update(config)
-            with app.test_request_context("/api/v1/recommendations", environ_base={"REMOTE_ADDR": "10.1.2.3"}):
+            url = f"/api/v1/recommendations?key={key}&visitor=v123&slot=home&limit=8"
+            with app.test_request_context(url, environ_base={"REMOTE_ADDR": "10.1.2.3"}):
                 limits.check_address()
                 cpu, wall = time.process_time(), time.perf_counter()
                 for i in range(n):
                     limits.check_address()
+                    limits.check_query()
                     limits.check_site(1 + i % 3, secret=False)
                 cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
             print(f"rate-limit checks per request, {name}: {cpu / n * 1e6:.1f} µs CPU (all threads), {wall / n * 1e6:.1f} µs wall")
