@@ -31,7 +31,8 @@ It starts ``personalize serve`` on a free port with the same environment (the
 1. **events**: ``--clients`` keep-alive connections post widget-sized batches of
    ``--batch`` events for ``--visitors`` visitors for ``--duration`` seconds; one
    request in ten re-sends that client's previous batch (what a beacon retry
-   does). Afterwards the rows are counted in the database: *lost* counts
+   does), with a browser's User-Agent and Accept-Language, as a beacon has (the
+   server records device facts from them). Afterwards the rows are counted in the database: *lost* counts
    acknowledged event ids that are missing, *duplicated* the rows beyond one per id;
 2. **recommendations**: ``wrk`` asks for the lists of ``--rec-visitors`` visitors
    who have histories (this run's, then earlier runs'; with ``--only
@@ -74,6 +75,12 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
+# what a browser's beacon carries: the server derives device facts from these for every batch
+BEACON_HEADERS = {
+    "Content-Type": "text/plain",
+    "User-Agent": "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36",
+    "Accept-Language": "en-GB,en;q=0.9",
+}
 DATA = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "online-retail" / "online_retail_2010_2011.csv.gz"
 
 
@@ -188,7 +195,7 @@ class EventClient(threading.Thread):
                 retry = False
             started = time.perf_counter()
             try:
-                conn.request("POST", "/api/v1/events", body, {"Content-Type": "text/plain"})
+                conn.request("POST", "/api/v1/events", body, BEACON_HEADERS)
                 response = conn.getresponse()
                 answer = response.read()
             except (OSError, http.client.HTTPException):
@@ -291,7 +298,7 @@ def seed_histories(port: int, key: str, products: list[str], n: int, batch: int)
         rng = random.Random(part[0] if part else 0)
         for v in part:
             events = [{"id": f"{v}-{i}", "type": "product_viewed", "visitor": v, "product_id": rng.choice(products)} for i in range(batch)]
-            conn.request("POST", "/api/v1/events", json.dumps({"key": key, "events": events}), {"Content-Type": "text/plain"})
+            conn.request("POST", "/api/v1/events", json.dumps({"key": key, "events": events}), BEACON_HEADERS)
             response = conn.getresponse()
             response.read()
             if response.status != 202:
@@ -353,6 +360,7 @@ def main() -> None:
     ap.add_argument("--redis-url", default=os.environ.get("PERSONALIZE_REDIS_URL", ""), help="shared cache (default: none)")
     ap.add_argument("--only", choices=["events", "recommendations"], help="run one phase")
     ap.add_argument("--no-reuse", action="store_true", help="compute every list (RECOMMENDATION_CACHE_SECONDS=0)")
+    ap.add_argument("--no-browser-headers", action="store_true", help="post events without User-Agent and Accept-Language (no device facts)")
     ap.add_argument("--setup", action="store_true", help="import the Online Retail data and train first, if the instance has no site yet")
     ap.add_argument("--data", default=str(DATA), help="the Online Retail file for --setup (read in place)")
     args = ap.parse_args()
@@ -363,6 +371,9 @@ def main() -> None:
     if args.no_reuse:
         env["PERSONALIZE_RECOMMENDATION_CACHE_SECONDS"] = "0"
     os.environ.update(env)
+    if args.no_browser_headers:
+        for name in ("User-Agent", "Accept-Language"):
+            BEACON_HEADERS.pop(name)
     if args.setup:
         setup(args.data)
     from personalize.app import create_app

@@ -11,24 +11,36 @@ load a request finds the queue empty and writes its own events at once: nothing
 waits for a timer. Every request still answers only after its events are
 committed, so a 2xx keeps meaning "durably stored".
 
-What follows the commit (the ``event_received`` hook, device facts from the
-request's own headers, segment membership) runs in each request's own thread.
+Device facts (browser, device, language: from each request's own headers) are
+written by the writer too, for the whole group in one more transaction right after
+the events' commit, instead of one transaction per request: with real browsers
+every batch carries them, and a commit per request made the writers queue for the
+database. A failure there is logged; the events are stored already. What follows
+(the ``event_received`` hook, segment membership) runs in each request's own thread.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 from dataclasses import dataclass, field
 
-from flask import current_app
+from flask import current_app, has_request_context, request
 
-from .profiles import IncomingEvent, IngestResult, after_store, store_events
+from .db import db
+from .plugins import hooks
+from .profiles import IncomingEvent, IngestResult, store_events
 from .profiles.events import unique_by_id
+from .profiles.facts import device_facts, record_device_facts
+from .profiles.privacy import address_facts
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
 class _Waiting:
     events: list[IncomingEvent]
+    facts: dict[str, str] = field(default_factory=dict)  # device facts from the request's headers
     done: bool = False
     result: IngestResult | None = None
     error: BaseException | None = None
@@ -42,9 +54,10 @@ class EventBatcher:
     _writer: dict[int, threading.Lock] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def store(self, site_id: int, events: list[IncomingEvent]) -> IngestResult:
-        """Store ``events`` (validated) with whatever else is queued for the site; return this request's share."""
-        mine = _Waiting(events)
+    def store(self, site_id: int, events: list[IncomingEvent], facts: dict[str, str] | None = None) -> IngestResult:
+        """Store ``events`` (validated) with whatever else is queued for the site, and record
+        ``facts`` for their profiles; return this request's share."""
+        mine = _Waiting(events, dict(facts or {}))
         with self._lock:
             self._queued.setdefault(site_id, []).append(mine)
             writer = self._writer.setdefault(site_id, threading.Lock())
@@ -81,7 +94,27 @@ def _write(site_id: int, group: list[_Waiting]) -> None:
         share.accepted = len(share.stored)
         share.duplicates = len(waiting.events) - share.accepted
         share.profiles = list(dict.fromkeys(record.profile_id for record in share.stored))
-        waiting.result, waiting.done = share, True
+    try:
+        _record_facts(site_id, group, shares)
+    finally:  # the events are committed: every request gets its answer whatever happened to the facts
+        for waiting, share in zip(group, shares, strict=True):
+            waiting.result, waiting.done = share, True
+
+
+def _record_facts(site_id: int, group: list[_Waiting], shares: list[IngestResult]) -> None:
+    """The group's device facts in one transaction (each request's facts for its own profiles)."""
+    from .models import utcnow
+
+    try:
+        now, changed = utcnow(), False
+        for waiting, share in zip(group, shares, strict=True):
+            if waiting.facts and share.profiles and record_device_facts(site_id, share.profiles, waiting.facts, now):
+                changed = True
+        if changed:
+            db.session.commit()
+    except Exception:
+        db.session.rollback()
+        log.exception("device facts after events failed for site %s", site_id)
 
 
 def store_batched(site_id: int, events: list[IncomingEvent]) -> IngestResult:
@@ -90,7 +123,27 @@ def store_batched(site_id: int, events: list[IncomingEvent]) -> IngestResult:
     if batcher is None:
         batcher = current_app.extensions.setdefault("personalize.event_batcher", EventBatcher())
     unique = unique_by_id(events)
-    result = batcher.store(site_id, unique)
+    facts: dict[str, str] = {}
+    if has_request_context():
+        facts = device_facts(request.headers.get("User-Agent"), request.headers.get("Accept-Language"))
+        facts.update(address_facts(current_app.config, request.remote_addr))  # only when the admin opted in
+    result = batcher.store(site_id, unique, facts)
     result.duplicates += len(events) - len(unique)
-    after_store(site_id, result)
+    _after_group_commit(site_id, result)
     return result
+
+
+def _after_group_commit(site_id: int, result: IngestResult) -> None:
+    """What :func:`personalize.profiles.after_store` does, but the device facts (recorded with the group)."""
+    if not result.stored:
+        return
+    hook = hooks().event_received
+    for record in result.stored:
+        hook(site_id=site_id, event=record)
+    from .segments.live import refresh_profiles
+
+    try:
+        refresh_profiles(site_id, result.profiles)
+    except Exception:
+        db.session.rollback()
+        log.exception("segment update after events failed for site %s", site_id)

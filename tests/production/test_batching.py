@@ -62,3 +62,40 @@ def test_a_batch_repeating_an_id_counts_it_once(client, site):
     response = client.post("/api/v1/events", json={"key": site.public_key, "events": [event, event]})
     assert response.status_code == 202
     assert response.json == {"accepted": 1, "duplicates": 1}
+
+
+def test_a_group_records_each_requests_own_device_facts(app, site, live_server):
+    """Requests held until they form one group: each visitor's profile gets the facts of its own request."""
+    import time
+
+    from personalize.profiles import attributes_of, profile_for_visitor
+
+    phone = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 Version/17.0 Mobile/15E148 Safari/604.1"
+    desktop = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36"
+
+    def send(n: int) -> None:
+        body = {"key": site.public_key, "events": [{"id": f"df-{n}", "type": "page_viewed", "visitor": f"df-{n}"}]}
+        headers = {"Content-Type": "application/json", "User-Agent": phone if n % 2 else desktop, "Accept-Language": "de-DE" if n % 2 else "en-GB"}
+        request = urllib.request.Request(f"{live_server.url}/api/v1/events", data=json.dumps(body).encode(), headers=headers)
+        with urllib.request.urlopen(request, timeout=30) as response:
+            assert response.status == 202
+
+    send(100)  # the process's batcher exists now
+    batcher = app.extensions["personalize.event_batcher"]
+    writer = batcher._writer[site.id]
+    with writer:  # a write in progress: the next requests queue behind it
+        threads = [threading.Thread(target=send, args=(n,)) for n in range(6)]
+        for t in threads:
+            t.start()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and sum(len(w.events) for w in batcher._queued.get(site.id, [])) < 6:
+            time.sleep(0.01)
+        assert sum(len(w.events) for w in batcher._queued.get(site.id, [])) == 6  # one group of six requests
+    for t in threads:
+        t.join()
+    with app.app_context():
+        db.session.remove()
+        for n in range(6):
+            attrs = {k: v["value"] for k, v in attributes_of(profile_for_visitor(site.id, f"df-{n}")).items()}
+            expected = ("mobile", "ios", "de") if n % 2 else ("desktop", "windows", "en")
+            assert (attrs.get("device"), attrs.get("os"), attrs.get("language")) == expected, (n, attrs)
