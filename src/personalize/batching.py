@@ -31,7 +31,7 @@ from .db import db
 from .plugins import hooks
 from .profiles import IncomingEvent, IngestResult, store_events
 from .profiles.events import unique_by_id
-from .profiles.facts import device_facts, record_device_facts
+from .profiles.facts import device_facts, record_facts_of_group, remember_facts
 from .profiles.privacy import address_facts
 
 log = logging.getLogger(__name__)
@@ -94,6 +94,7 @@ def _write(site_id: int, group: list[_Waiting]) -> None:
         share.accepted = len(share.stored)
         share.duplicates = len(waiting.events) - share.accepted
         share.profiles = list(dict.fromkeys(record.profile_id for record in share.stored))
+        share.created = {pid for pid in share.profiles if pid in stored.created}
     try:
         _record_facts(site_id, group, shares)
     finally:  # the events are committed: every request gets its answer whatever happened to the facts
@@ -102,16 +103,18 @@ def _write(site_id: int, group: list[_Waiting]) -> None:
 
 
 def _record_facts(site_id: int, group: list[_Waiting], shares: list[IngestResult]) -> None:
-    """The group's device facts in one transaction (each request's facts for its own profiles)."""
+    """The group's device facts in one transaction (each request's facts for its own profiles);
+    profiles known to hold them already cost no statement."""
     from .models import utcnow
 
+    wanted = [(share.profiles, waiting.facts) for waiting, share in zip(group, shares, strict=True) if waiting.facts and share.profiles]
+    if not wanted:
+        return
+    created = set().union(*(share.created for share in shares))
     try:
-        now, changed = utcnow(), False
-        for waiting, share in zip(group, shares, strict=True):
-            if waiting.facts and share.profiles and record_device_facts(site_id, share.profiles, waiting.facts, now):
-                changed = True
-        if changed:
+        if record_facts_of_group(site_id, wanted, created, utcnow()):
             db.session.commit()
+        remember_facts(wanted)
     except Exception:
         db.session.rollback()
         log.exception("device facts after events failed for site %s", site_id)

@@ -69,24 +69,41 @@ def current_revision(app: Flask) -> str | None:
         return MigrationContext.configure(connection).get_current_revision()
 
 
+_IGNORING: dict[tuple, object] = {}  # built statements by (dialect, table, conflict columns, returning)
+
+
 def insert_ignoring_conflicts(model, rows: list[dict], conflict_columns: list[str], returning=()):
-    """``INSERT … ON CONFLICT DO NOTHING`` on SQLite and PostgreSQL; returns the inserted rows' ``returning`` columns."""
+    """``INSERT … ON CONFLICT DO NOTHING`` on SQLite and PostgreSQL; returns the inserted rows' ``returning`` columns.
+
+    Runs on the session's connection (in its transaction) as a plain table insert: the
+    statement is built once per shape, and the rows skip the ORM's bulk machinery.
+    """
     if not rows:
         return []
-    dialect = db.session.get_bind().dialect.name
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    elif dialect == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert
-    else:  # pragma: no cover - other databases are not supported yet
-        raise RuntimeError(f"database {dialect!r} is not supported; use SQLite or PostgreSQL")
-    stmt = insert(model).on_conflict_do_nothing(index_elements=conflict_columns)
+    if db.session.autoflush:  # as an ORM statement would: pending objects (a new profile…) reach the database first
+        db.session.flush()
+    connection = db.session.connection()
+    dialect = connection.dialect.name
+    table = getattr(model, "__table__", model)
+    returning = tuple(getattr(col, "key", col) for col in returning)
+    shape = (dialect, table, tuple(conflict_columns), returning)
+    stmt = _IGNORING.get(shape)
+    if stmt is None:
+        if dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert
+        elif dialect == "sqlite":
+            from sqlalchemy.dialects.sqlite import insert
+        else:  # pragma: no cover - other databases are not supported yet
+            raise RuntimeError(f"database {dialect!r} is not supported; use SQLite or PostgreSQL")
+        stmt = insert(table).on_conflict_do_nothing(index_elements=conflict_columns)
+        if returning:
+            stmt = stmt.returning(*(table.c[name] for name in returning))
+        _IGNORING[shape] = stmt
     if returning:
-        stmt = stmt.returning(*returning)
         out = []
         # rows skipped by a conflict return nothing, so callers match results by key, not position
         for start in range(0, len(rows), 500):
-            out.extend(db.session.execute(stmt, rows[start : start + 500]).all())
+            out.extend(connection.execute(stmt, rows[start : start + 500]).all())
         return out
-    db.session.execute(stmt, rows)
+    connection.execute(stmt, rows)
     return []

@@ -11,13 +11,17 @@ as ``attributes.device`` and a connector's fresher value wins over them.
 from __future__ import annotations
 
 import re
+import threading
+import time
+from collections import OrderedDict
 from datetime import datetime
+from functools import lru_cache
 
 from sqlalchemy import bindparam, func, insert, select, update
 
-from ..db import db
+from ..db import db, insert_ignoring_conflicts
 from ..models import Order
-from .attributes import attribute_values, set_attributes
+from .attributes import attribute_values, set_attributes, typed
 from .models import ProfileAttribute
 
 _OS = (("Android", "android"), ("iPhone", "ios"), ("iPad", "ios"), ("Windows", "windows"), ("Mac OS X", "macos"), ("CrOS", "chromeos"), ("Linux", "linux"))
@@ -27,6 +31,15 @@ _LANG = re.compile(r"^\s*([A-Za-z]{2,3})(?:-([A-Za-z]{2}))?")
 
 def device_facts(user_agent: str | None, accept_language: str | None = None) -> dict[str, str]:
     """What a User-Agent and Accept-Language say about the device (only what they say clearly)."""
+    return dict(_parsed(user_agent or "", accept_language or ""))
+
+
+@lru_cache(maxsize=512)  # a shop's visitors send a few hundred distinct header pairs, every batch one of them
+def _parsed(user_agent: str, accept_language: str) -> tuple[tuple[str, str], ...]:
+    return tuple(_parse(user_agent, accept_language).items())
+
+
+def _parse(user_agent: str, accept_language: str) -> dict[str, str]:
     out: dict[str, str] = {}
     ua = user_agent or ""
     if ua:
@@ -65,6 +78,99 @@ def record_device_facts(site_id: int, profile_ids: list[int], facts: dict[str, s
         if fresh and set_attributes(site_id, pid, fresh, "events", at, commit=False):
             changed.append(pid)
     return changed
+
+
+class KnownFacts:
+    """Per process: the device facts last seen stored for a profile, for a short while.
+
+    Nearly every event batch carries the same headers as the profile's previous one;
+    remembering what was stored spares the group's writer a query to find that out.
+    Bounded in size and age, so a value changed elsewhere (another process, the API,
+    a connector) is noticed within ``max_age`` seconds.
+    """
+
+    def __init__(self, size: int = 20_000, max_age: float = 60.0):
+        self.size, self.max_age = size, max_age
+        self._facts: OrderedDict[int, tuple[float, tuple]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def same(self, profile_id: int, facts: tuple) -> bool:
+        with self._lock:
+            entry = self._facts.get(profile_id)
+        return entry is not None and entry[1] == facts and entry[0] > time.monotonic()
+
+    def remember(self, profile_ids, facts: tuple) -> None:
+        until = time.monotonic() + self.max_age
+        with self._lock:
+            for pid in profile_ids:
+                self._facts[pid] = (until, facts)
+                self._facts.move_to_end(pid)
+            while len(self._facts) > self.size:
+                self._facts.popitem(last=False)
+
+    def forget(self, profile_ids) -> None:
+        with self._lock:
+            for pid in profile_ids:
+                self._facts.pop(pid, None)
+
+
+known_facts = KnownFacts()
+
+_STORED = select(ProfileAttribute.profile_id, ProfileAttribute.name, ProfileAttribute.value).where(
+    ProfileAttribute.profile_id.in_(bindparam("ids", expanding=True)), ProfileAttribute.name.in_(bindparam("names", expanding=True))
+)
+
+
+def record_facts_of_group(site_id: int, wanted: list[tuple[list[int], dict[str, str]]], created: set[int], at: datetime) -> bool:
+    """Store device facts for a group of requests (each: its profiles and its headers' facts).
+
+    Profiles whose facts this process saw stored moments ago cost nothing; profiles the
+    group created get their facts in one insert; the rest are compared with what is
+    stored (one query) and only differing values go through :func:`set_attributes`.
+    Does not commit; returns whether anything was written. Call :func:`remember_facts`
+    with the same arguments after the commit.
+    """
+    fresh_rows: list[dict] = []
+    unknown: dict[int, dict[str, str]] = {}
+    for profile_ids, facts in wanted:
+        if not facts:
+            continue
+        key = tuple(sorted(facts.items()))
+        for pid in profile_ids:
+            if known_facts.same(pid, key):
+                continue
+            if pid in created and pid not in unknown:
+                fresh_rows.extend(
+                    {"site_id": site_id, "profile_id": pid, "name": name, "value": value, "vtype": vtype,
+                     "value_text": text, "value_num": num, "source": "events", "updated_at": at}
+                    for name, value in facts.items()
+                    for vtype, text, num in (typed(value),)
+                )
+                created = created - {pid}  # a second request for it in the group is compared like any other
+            else:
+                unknown.setdefault(pid, {}).update(facts)
+    written = False
+    if fresh_rows:
+        insert_ignoring_conflicts(ProfileAttribute, fresh_rows, ["profile_id", "name"])
+        written = True
+    if unknown:
+        names = sorted({name for facts in unknown.values() for name in facts})
+        stored: dict[int, dict[str, object]] = {}
+        for pid, name, value in db.session.connection().execute(_STORED, {"ids": list(unknown), "names": names}):
+            stored.setdefault(pid, {})[name] = value
+        for pid, facts in unknown.items():
+            have = stored.get(pid, {})
+            differ = {k: v for k, v in facts.items() if have.get(k) != v}
+            if differ and set_attributes(site_id, pid, differ, "events", at, commit=False):
+                written = True
+    return written
+
+
+def remember_facts(wanted: list[tuple[list[int], dict[str, str]]]) -> None:
+    """After the commit of :func:`record_facts_of_group`: these profiles hold these facts now."""
+    for profile_ids, facts in wanted:
+        if facts:
+            known_facts.remember(profile_ids, tuple(sorted(facts.items())))
 
 
 def country_facts(site_id: int, at: datetime) -> int:

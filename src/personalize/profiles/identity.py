@@ -14,19 +14,24 @@ VISITOR, EMAIL, CUSTOMER = "visitor", "email", "customer_id"
 MAX_TRAITS = 50
 
 
+_LOOKUP = select(Identity.value, Identity.profile_id).where(
+    Identity.site_id == bindparam("site_id"), Identity.kind == bindparam("kind"),
+    Identity.value.in_(bindparam("values", expanding=True)),
+)  # built once: every event batch resolves its visitors
+_NEW_PROFILES = insert(Profile.__table__).returning(Profile.__table__.c.id, sort_by_parameter_order=True)
+
+
 def lookup(site_id: int, kind: str, values: Iterable[str]) -> dict[str, int]:
     """Existing profiles for identity values of one kind (absent values have none)."""
     values = list(dict.fromkeys(values))
     out: dict[str, int] = {}
+    if not values:
+        return out
+    if db.session.autoflush:
+        db.session.flush()
+    connection = db.session.connection()
     for start in range(0, len(values), 500):
-        chunk = values[start : start + 500]
-        out.update(
-            db.session.execute(
-                select(Identity.value, Identity.profile_id).where(
-                    Identity.site_id == site_id, Identity.kind == kind, Identity.value.in_(chunk)
-                )
-            ).all()
-        )
+        out.update(connection.execute(_LOOKUP, {"site_id": site_id, "kind": kind, "values": values[start : start + 500]}).all())
     return out
 
 
@@ -36,9 +41,17 @@ def profiles_for(site_id: int, kind: str, values: Iterable[str], attrs: dict[str
     Safe under concurrency: when two requests create the same identity at once, the
     loser's fresh profile is dropped and both end up on the winner's.
     """
+    return profiles_and_created(site_id, kind, values, attrs)[0]
+
+
+def profiles_and_created(
+    site_id: int, kind: str, values: Iterable[str], attrs: dict[str, dict[str, Any]] | None = None
+) -> tuple[dict[str, int], set[int]]:
+    """:func:`profiles_for`, plus the ids of the profiles this call created (they have no attributes yet)."""
     values = list(dict.fromkeys(values))
     found = lookup(site_id, kind, values)
     missing = [v for v in values if v not in found]
+    fresh: set[int] = set()
     if missing:
         now = utcnow()
         created: dict[str, int] = {}
@@ -47,19 +60,21 @@ def profiles_for(site_id: int, kind: str, values: Iterable[str], attrs: dict[str
         shapes: dict[tuple[str, ...], list[str]] = {}
         for value in missing:
             shapes.setdefault(tuple(sorted((attrs or {}).get(value, {}))), []).append(value)
+        connection = db.session.connection()
         for group in shapes.values():
             rows = [{"site_id": site_id, "created_at": now, "last_seen_at": now, "attributes": {}, **(attrs or {}).get(v, {})} for v in group]
-            ids = db.session.scalars(insert(Profile).returning(Profile.id, sort_by_parameter_order=True), rows).all()
+            ids = connection.execute(_NEW_PROFILES, rows).scalars().all()
             created.update(zip(group, ids, strict=True))
         rows = [{"site_id": site_id, "kind": kind, "value": v, "profile_id": created[v], "created_at": now} for v in missing]
         won = {value for _id, value in insert_ignoring_conflicts(Identity, rows, ["site_id", "kind", "value"], returning=(Identity.id, Identity.value))}
         lost = [v for v in missing if v not in won]
         for v in won:
             found[v] = created[v]
+            fresh.add(created[v])
         if lost:
             db.session.execute(delete(Profile).where(Profile.id.in_([created[v] for v in lost])))
             found.update(lookup(site_id, kind, lost))
-    return found
+    return found, fresh
 
 
 def profiles_for_visitors(site_id: int, visitors: Iterable[str]) -> dict[str, int]:

@@ -5,14 +5,14 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, insert, select, update
 
 from ..db import db, insert_ignoring_conflicts
 from ..models import Event, Interaction, Order, Profile
 from ..recommend.data import CART, PURCHASE, VIEW
 from ..records import Event as EventRecord
 from .events import IncomingEvent
-from .identity import attach_identities, profiles_for_visitors
+from .identity import VISITOR, attach_identities, profiles_and_created
 
 KIND_OF = {"product_viewed": VIEW, "product_added": CART}
 
@@ -22,6 +22,7 @@ _TOUCH = (
     .where(Profile.__table__.c.id == bindparam("pid"), Profile.__table__.c.last_seen_at < bindparam("when"))
     .values(last_seen_at=bindparam("when"))
 )
+_INTERACTIONS = insert(Interaction.__table__)  # built once, run on the session's connection
 
 
 @dataclass
@@ -30,6 +31,7 @@ class IngestResult:
     duplicates: int = 0
     stored: list[EventRecord] = field(default_factory=list)
     profiles: list[int] = field(default_factory=list)  # the profiles these events now belong to
+    created: set[int] = field(default_factory=set)  # profiles created for these events (no attributes yet)
 
 
 def store_events(site_id: int, events: list[IncomingEvent]) -> IngestResult:
@@ -41,7 +43,7 @@ def store_events(site_id: int, events: list[IncomingEvent]) -> IngestResult:
     if not events:
         return result
     try:
-        profile_of = profiles_for_visitors(site_id, [ev.visitor for ev in events])
+        profile_of, created = profiles_and_created(site_id, VISITOR, [ev.visitor for ev in events])
         rows = [
             {
                 "site_id": site_id, "event_id": ev.id, "type": ev.type, "visitor": ev.visitor,
@@ -73,6 +75,7 @@ def store_events(site_id: int, events: list[IncomingEvent]) -> IngestResult:
     result.accepted = len(new)
     result.duplicates = len(events) - len(new)
     result.profiles = list(dict.fromkeys(profile_of[ev.visitor] for ev in new))
+    result.created = {pid for pid in result.profiles if pid in created}
     result.stored = [
         EventRecord(
             site_id=site_id, event_id=ev.id, type=ev.type, visitor=ev.visitor, profile_id=profile_of[ev.visitor],
@@ -159,7 +162,7 @@ def _derive(site_id: int, events: Iterable[IncomingEvent], profile_of: dict[str,
                 email, customer_id = ev.email, ev.customer_id
             attach_identities(site_id, pid, email=email, customer_id=customer_id, traits=ev.traits, at=ev.occurred_at)
     if interactions:
-        db.session.execute(Interaction.__table__.insert(), interactions)
+        db.session.connection().execute(_INTERACTIONS, interactions)
     return trusted
 
 
