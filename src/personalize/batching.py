@@ -12,10 +12,13 @@ waits for a timer. Every request still answers only after its events are
 committed, so a 2xx keeps meaning "durably stored".
 
 Device facts (browser, device, language: from each request's own headers) are
-written by the writer too, for the whole group in one more transaction right after
-the events' commit, instead of one transaction per request: with real browsers
-every batch carries them, and a commit per request made the writers queue for the
-database. A failure there is logged; the events are stored already. What follows
+written by the writer too. A profile created for this group's events gets them in
+the events' own transaction (one more insert, no commit of its own). For the other
+profiles, those this process saw holding the same facts within the last minute cost
+nothing; the rest are compared with what is stored and written, for the whole group,
+in one more transaction right after the events' commit (a failure there is logged;
+the events are stored already). With real browsers every batch carries the headers,
+and a commit per request made the writers queue for the database. What follows
 (the ``event_received`` hook, segment membership) runs in each request's own thread.
 """
 
@@ -28,10 +31,17 @@ from dataclasses import dataclass, field
 from flask import current_app, has_request_context, request
 
 from .db import db
+from .models import utcnow
 from .plugins import hooks
 from .profiles import IncomingEvent, IngestResult, store_events
 from .profiles.events import unique_by_id
-from .profiles.facts import device_facts, record_facts_of_group, remember_facts
+from .profiles.facts import (
+    device_facts,
+    fact_rows,
+    insert_new_profiles_facts,
+    record_facts_of_group,
+    remember_facts,
+)
 from .profiles.privacy import address_facts
 
 log = logging.getLogger(__name__)
@@ -80,8 +90,23 @@ def _write(site_id: int, group: list[_Waiting]) -> None:
             if ev.id not in owner:  # the same id twice (a retry racing the original) is stored once
                 owner[ev.id] = n
                 combined.append(ev)
+    done: dict[int, tuple] = {}  # new profiles whose device facts went in with the events: which facts
+
+    def new_profiles_facts(profile_of: dict[str, int], created: set[int]) -> None:
+        if not created:
+            return
+        now, rows = utcnow(), []
+        for waiting in group:
+            if waiting.facts:
+                for ev in waiting.events:
+                    pid = profile_of[ev.visitor]
+                    if pid in created and pid not in done:
+                        done[pid] = tuple(sorted(waiting.facts.items()))
+                        rows.extend(fact_rows(site_id, pid, waiting.facts, now))
+        insert_new_profiles_facts(rows)
+
     try:
-        stored = store_events(site_id, combined)
+        stored = store_events(site_id, combined, before_commit=new_profiles_facts)
     except BaseException as exc:  # every request of the group answers with the error; nothing was stored
         shared = exc if isinstance(exc, Exception) else RuntimeError("the request storing these events was stopped")
         for waiting in group:
@@ -94,25 +119,21 @@ def _write(site_id: int, group: list[_Waiting]) -> None:
         share.accepted = len(share.stored)
         share.duplicates = len(waiting.events) - share.accepted
         share.profiles = list(dict.fromkeys(record.profile_id for record in share.stored))
-        share.created = {pid for pid in share.profiles if pid in stored.created}
     try:
-        _record_facts(site_id, group, shares)
+        _record_facts(site_id, group, shares, done)
     finally:  # the events are committed: every request gets its answer whatever happened to the facts
         for waiting, share in zip(group, shares, strict=True):
             waiting.result, waiting.done = share, True
 
 
-def _record_facts(site_id: int, group: list[_Waiting], shares: list[IngestResult]) -> None:
+def _record_facts(site_id: int, group: list[_Waiting], shares: list[IngestResult], done: dict[int, tuple]) -> None:
     """The group's device facts in one transaction (each request's facts for its own profiles);
-    profiles known to hold them already cost no statement."""
-    from .models import utcnow
-
+    profiles known to hold them already, and new ones (``done``: written with the events), cost no statement."""
     wanted = [(share.profiles, waiting.facts) for waiting, share in zip(group, shares, strict=True) if waiting.facts and share.profiles]
     if not wanted:
         return
-    created = set().union(*(share.created for share in shares))
     try:
-        if record_facts_of_group(site_id, wanted, created, utcnow()):
+        if record_facts_of_group(site_id, wanted, done, utcnow()):
             db.session.commit()
         remember_facts(wanted)
     except Exception:

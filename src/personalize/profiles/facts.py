@@ -121,38 +121,41 @@ _STORED = select(ProfileAttribute.profile_id, ProfileAttribute.name, ProfileAttr
 )
 
 
-def record_facts_of_group(site_id: int, wanted: list[tuple[list[int], dict[str, str]]], created: set[int], at: datetime) -> bool:
+def fact_rows(site_id: int, profile_id: int, facts: dict[str, str], at: datetime) -> list[dict]:
+    """``profile_attributes`` rows for device facts of a profile that has none yet (source ``events``)."""
+    return [
+        {"site_id": site_id, "profile_id": profile_id, "name": name, "value": value, "vtype": vtype,
+         "value_text": text, "value_num": num, "source": "events", "updated_at": at}
+        for name, value in facts.items()
+        for vtype, text, num in (typed(value),)
+    ]
+
+
+def insert_new_profiles_facts(rows: list[dict]) -> None:
+    """Insert :func:`fact_rows` of new profiles (a row another process wrote first is kept); no commit."""
+    if rows:
+        insert_ignoring_conflicts(ProfileAttribute, rows, ["profile_id", "name"])
+
+
+def record_facts_of_group(site_id: int, wanted: list[tuple[list[int], dict[str, str]]], done: dict[int, tuple], at: datetime) -> bool:
     """Store device facts for a group of requests (each: its profiles and its headers' facts).
 
-    Profiles whose facts this process saw stored moments ago cost nothing; profiles the
-    group created get their facts in one insert; the rest are compared with what is
-    stored (one query) and only differing values go through :func:`set_attributes`.
+    Profiles in ``done`` (new ones whose facts went in with the events, by the facts written) and those whose
+    facts this process saw stored moments ago cost nothing; the rest are compared with
+    what is stored (one query) and only differing values go through :func:`set_attributes`.
     Does not commit; returns whether anything was written. Call :func:`remember_facts`
-    with the same arguments after the commit.
+    with the same ``wanted`` after the commit.
     """
-    fresh_rows: list[dict] = []
     unknown: dict[int, dict[str, str]] = {}
     for profile_ids, facts in wanted:
         if not facts:
             continue
         key = tuple(sorted(facts.items()))
         for pid in profile_ids:
-            if known_facts.same(pid, key):
+            if (done.get(pid) == key and pid not in unknown) or known_facts.same(pid, key):
                 continue
-            if pid in created and pid not in unknown:
-                fresh_rows.extend(
-                    {"site_id": site_id, "profile_id": pid, "name": name, "value": value, "vtype": vtype,
-                     "value_text": text, "value_num": num, "source": "events", "updated_at": at}
-                    for name, value in facts.items()
-                    for vtype, text, num in (typed(value),)
-                )
-                created = created - {pid}  # a second request for it in the group is compared like any other
-            else:
-                unknown.setdefault(pid, {}).update(facts)
+            unknown.setdefault(pid, {}).update(facts)
     written = False
-    if fresh_rows:
-        insert_ignoring_conflicts(ProfileAttribute, fresh_rows, ["profile_id", "name"])
-        written = True
     if unknown:
         names = sorted({name for facts in unknown.values() for name in facts})
         stored: dict[int, dict[str, object]] = {}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from sqlalchemy import bindparam, insert, select, update
@@ -31,12 +31,16 @@ class IngestResult:
     duplicates: int = 0
     stored: list[EventRecord] = field(default_factory=list)
     profiles: list[int] = field(default_factory=list)  # the profiles these events now belong to
-    created: set[int] = field(default_factory=set)  # profiles created for these events (no attributes yet)
 
 
-def store_events(site_id: int, events: list[IncomingEvent]) -> IngestResult:
+def store_events(
+    site_id: int, events: list[IncomingEvent], before_commit: Callable[[dict[str, int], set[int]], None] | None = None
+) -> IngestResult:
     """Store validated events in one transaction and commit; duplicates (known ids) are skipped.
 
+    ``before_commit(profile_of, created)``, if given, runs inside the transaction just
+    before the commit, with each visitor's profile and the profiles created for these
+    events (the group commit writes new profiles' device facts there: no commit of their own).
     Returns only after the commit, so a caller may acknowledge the events.
     """
     result = IngestResult()
@@ -66,6 +70,8 @@ def store_events(site_id: int, events: list[IncomingEvent]) -> IngestResult:
             latest[pid] = max(latest.get(pid, ev.occurred_at), ev.occurred_at)
         if latest:  # one statement for all of them: building one per profile cost more than the inserts
             db.session.connection().execute(_TOUCH, [{"pid": pid, "when": when} for pid, when in latest.items()])
+        if before_commit is not None:
+            before_commit(profile_of, created)
         db.session.commit()
     except Exception:
         db.session.rollback()
@@ -75,7 +81,6 @@ def store_events(site_id: int, events: list[IncomingEvent]) -> IngestResult:
     result.accepted = len(new)
     result.duplicates = len(events) - len(new)
     result.profiles = list(dict.fromkeys(profile_of[ev.visitor] for ev in new))
-    result.created = {pid for pid in result.profiles if pid in created}
     result.stored = [
         EventRecord(
             site_id=site_id, event_id=ev.id, type=ev.type, visitor=ev.visitor, profile_id=profile_of[ev.visitor],
