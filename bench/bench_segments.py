@@ -12,8 +12,11 @@ from __future__ import annotations
 
 import argparse
 import random
+import selectors
+import socket
 import statistics
 import tempfile
+import threading
 import time
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -42,6 +45,76 @@ def fifty_rules() -> list[dict]:
     return rules
 
 
+class RoundTrips:
+    """A TCP relay in front of PostgreSQL that counts round trips, read from the wire protocol: a burst
+    of the client's messages (until the server speaks) that ends in a wait for an answer (Sync, a
+    simple Query, Flush) is one, so pipelined statements share one. Used only by ``--round-trips``
+    (it adds latency)."""
+
+    WAITS = {ord("S"), ord("Q"), ord("H")}
+
+    def __init__(self, host: str, port: int):
+        self.target = (host, port)
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.count = 0
+        self._lock = threading.Lock()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def settled(self) -> int:
+        """The count once the relay has had time to read what is in flight (outside the timed part)."""
+        time.sleep(0.02)
+        return self.count
+
+    def _accept(self) -> None:
+        while True:
+            client, _ = self.listener.accept()
+            server = socket.create_connection(self.target)
+            threading.Thread(target=self._relay, args=(client, server), daemon=True).start()
+
+    def _relay(self, client: socket.socket, server: socket.socket) -> None:
+        sel = selectors.DefaultSelector()
+        sel.register(client, selectors.EVENT_READ, server)
+        sel.register(server, selectors.EVENT_READ, client)
+        pending, typed = b"", False  # the client's unparsed bytes; startup messages carry no type byte
+        counted = False  # this burst of the client's is counted already
+        while True:
+            for key, _ in sel.select():
+                data = key.fileobj.recv(65536)
+                if not data:
+                    client.close()
+                    server.close()
+                    return
+                if key.fileobj is not client:
+                    counted = False
+                    key.data.sendall(data)
+                    continue
+                pending += data
+                while True:
+                    head = 5 if typed else 4
+                    if len(pending) < head:
+                        break
+                    size = int.from_bytes(pending[head - 4 : head], "big")
+                    if len(pending) < head - 4 + size:
+                        break
+                    if typed and pending[0] in self.WAITS and not counted:
+                        counted = True
+                        with self._lock:
+                            self.count += 1
+                    elif not typed and int.from_bytes(pending[4:8], "big") >> 16 == 3:  # the startup message
+                        typed = True
+                    pending = pending[head - 4 + size :]
+                server.sendall(data)  # after counting, so a count is in before its answer reaches the client
+
+
+def through_counter(url: str) -> tuple[str, RoundTrips]:
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    relay = RoundTrips(parsed.host or "127.0.0.1", parsed.port or 5432)
+    return parsed.set(host="127.0.0.1", port=relay.port).render_as_string(hide_password=False), relay
+
+
 def bench_incremental(args) -> None:
     from personalize.catalog import upsert_products
     from personalize.profiles import ingest_events, set_attributes, store_events, validate_batch
@@ -50,7 +123,12 @@ def bench_incremental(args) -> None:
     from personalize.segments.store import create_segment
     from personalize.sites import create_site, get_site
 
+    relay = None
     with tempfile.TemporaryDirectory() as folder, fresh_database(folder, args.database) as url:
+        if args.round_trips:
+            if not url.startswith("postgresql"):
+                raise SystemExit("--round-trips needs a PostgreSQL --database (SQLite has no network round trips)")
+            url, relay = through_counter(url)
         app = create_app(app_config(folder, url))
         with app.app_context():
             site, _ = create_site("Bench")
@@ -71,16 +149,29 @@ def bench_incremental(args) -> None:
                 set_attributes(site.id, profile_for_visitor(site.id, v), {"tier": rng.choice(["gold", "silver"]), "age": rng.randint(18, 70),
                                "country": rng.choice(["FR", "UK"]), "tags": ["sale"]}, "bench", commit=False)
             db.session.commit()
+            # a plain id: reading ``site.id`` after a commit reloads the object (a query inside the timed part)
+            site_id = site.id
             refresh_times, cpu_times, changed = [], [], 0
+            trips: dict[bool, list[int]] = {True: [], False: []}  # by whether membership changed
             for i in range(args.n):
                 v = rng.choice(visitors)
                 ev = {"id": f"x{i}", "type": "product_viewed", "visitor": v, "product_id": f"p{rng.randrange(200)}"}
-                result = store_events(site.id, validate_batch([ev], 1))  # stored and committed, segments not yet updated
+                result = store_events(site_id, validate_batch([ev], 1))  # stored and committed, segments not yet updated
+                before = relay.settled() if relay else 0
                 started, cpu = time.perf_counter(), time.process_time()
-                changed += len(refresh_profiles(site.id, result.profiles))
+                n = len(refresh_profiles(site_id, result.profiles))
                 refresh_times.append(time.perf_counter() - started)
                 cpu_times.append(time.process_time() - cpu)
+                changed += n
+                if relay:
+                    trips[n > 0].append(relay.settled() - before)
             print(f"database: {db.engine.dialect.name}; 50 rule segments; {args.visitors:,} profiles; {args.n} events, {changed} membership changes")
+            if relay:
+                for moved, label in ((False, "no membership change"), (True, "membership changed")):
+                    if trips[moved]:
+                        spread = ", ".join(f"{k}: {trips[moved].count(k)}" for k in sorted(set(trips[moved])))
+                        print(f"round trips per update, {label} ({len(trips[moved])} updates): mean {statistics.mean(trips[moved]):.2f} ({spread})")
+                print("(timings below include the counting relay's latency)")
             report("segment update of one profile (wall)", refresh_times)
             report("segment update of one profile (CPU of this process)", cpu_times)
         with app.app_context():
@@ -181,6 +272,7 @@ def main() -> None:
     parser.add_argument("--profiles", type=int, default=1_000_000)
     parser.add_argument("--visitors", type=int, default=2000)
     parser.add_argument("-n", type=int, default=1000, help="events for the incremental benchmark")
+    parser.add_argument("--round-trips", action="store_true", help="incremental on PostgreSQL: count round trips per update through a relay")
     args = parser.parse_args()
     {"incremental": bench_incremental, "bulk": bench_bulk, "scores": bench_scores}[args.what](args)
 

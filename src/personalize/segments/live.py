@@ -120,11 +120,13 @@ class _Raw:
         self.convert = [c for c in self.convert if c is not None]
         self.sqlite = parse
 
-    def rows(self, cursor, params: dict[str, Any]) -> list[tuple]:
+    def send(self, cursor, params: dict[str, Any]) -> None:
         values = {**self.defaults, **params}
         if self.sqlite:
             values = {k: (v.isoformat(sep=" ", timespec="microseconds") if isinstance(v, datetime) else v) for k, v in values.items()}
         cursor.execute(self.sql, [values[k] for k in self.order] if self.order is not None else values)
+
+    def fetch(self, cursor) -> list[tuple]:
         rows = cursor.fetchall()
         if not self.convert:
             return rows
@@ -187,18 +189,42 @@ class _Statements:
                 setattr(self, name, _Raw(stmt, dialect))
 
 
+QUERIES = ("main", "attributes", "members", "events", "purchases")
+
+
+def _fetch_all(conn, st: _Statements, rules: RuleSet, params: dict[str, Any]) -> dict[str, list[tuple]]:
+    """Run the profile's queries; on PostgreSQL all of them travel in one pipeline (one round trip, BEGIN included)."""
+    wanted = [name for name in QUERIES if getattr(st, name) is not None and (name != "attributes" or rules.needs_attributes)]
+    raw = conn.connection
+    if conn.dialect.name == "postgresql":
+        pg = raw.dbapi_connection
+        cursors = {name: pg.cursor() for name in wanted}
+        with pg.pipeline():  # leaving the block syncs once and collects every result
+            for name in wanted:
+                getattr(st, name).send(cursors[name], params)
+        return {name: getattr(st, name).fetch(cursors[name]) for name in wanted}
+    cursor = raw.cursor()
+    out = {}
+    for name in wanted:
+        q = getattr(st, name)
+        q.send(cursor, params)
+        out[name] = q.fetch(cursor)
+    return out
+
+
 def load_facts(site_id: int, profile_id: int, now: datetime, rules: RuleSet) -> Facts | None:
     """Everything a rule may look at for one profile (``None`` when the profile is gone)."""
     conn = db.session.connection()
     if rules.statements is None:
         rules.statements = _Statements(rules, conn.dialect)
     st = rules.statements
-    cursor = conn.connection.cursor()
-    params = {"pid": profile_id, "site": site_id}
-    found = st.main.rows(cursor, params)
-    if not found:
+    params: dict[str, Any] = {"pid": profile_id, "site": site_id}
+    if rules.window_days is not None:
+        params["since"] = now - timedelta(days=rules.window_days)
+    found = _fetch_all(conn, st, rules, params)
+    if not found["main"]:
         return None
-    row = found[0]
+    row = found["main"][0]
     profile = {"email": row[0], "customer_id": row[1], "created_at": row[2], "last_seen_at": row[3]}
     at = 4
     orders: dict[str, Any] = {}
@@ -208,35 +234,27 @@ def load_facts(site_id: int, profile_id: int, now: datetime, rules: RuleSet) -> 
     scores: dict[str, Any] = {}
     if rules.needs_scores and row[at] is not None:  # orders is never NULL in a stored score
         scores = dict(zip([c.name for c in SCORE_COLUMNS], row[at:], strict=True))
-    attributes = dict(st.attributes.rows(cursor, params)) if rules.needs_attributes else {}
-    members = {st.key_of[i] for (i,) in st.members.rows(cursor, params) if i in st.key_of}
+    attributes = dict(found["attributes"]) if rules.needs_attributes else {}
+    members = {st.key_of[i] for (i,) in found["members"] if i in st.key_of}
     return Facts(
         profile=profile, orders=orders, scores=scores, attributes=attributes, members=members,
-        count=_behaviour_counter(site_id, profile_id, now, rules),
+        count=_behaviour_counter(site_id, profile_id, now, found),
     )
 
 
-def _behaviour_counter(site_id: int, profile_id: int, now: datetime, rules: RuleSet):
-    """Count behaviours from the profile's rows fetched once (two queries at most), not one query each."""
+def _behaviour_counter(site_id: int, profile_id: int, now: datetime, found: dict[str, list[tuple]]):
+    """Count behaviours in Python from the profile's rows, fetched with its other facts; ask the
+    database only past :data:`MAX_ROWS` rows (or when no behaviour rows were wanted)."""
 
     def ask_database(b: dict) -> int:
         return db.session.scalar(behaviour_count_query(b, site_id, now, profile_id)) or 0
 
-    if not rules.event_types and not rules.needs_purchases:
+    if "events" not in found and "purchases" not in found:
         return ask_database
-    st = rules.statements
-    cursor = db.session.connection().connection.cursor()
-    params: dict[str, Any] = {"pid": profile_id, "site": site_id}
-    if rules.window_days is not None:
-        params["since"] = now - timedelta(days=rules.window_days)
-    rows: dict[str, list] = {}
-    if st.events is not None:
-        rows["events"] = st.events.rows(cursor, params)
-    if st.purchases is not None:
-        rows["purchased"] = st.purchases.rows(cursor, params)
+    rows = {"events": found.get("events", []), "purchased": found.get("purchases", [])}
 
     def count(b: dict) -> int:
-        found = rows.get("purchased" if b["event"] == "purchased" else "events", [])
+        found = rows["purchased" if b["event"] == "purchased" else "events"]
         if len(found) > MAX_ROWS:
             return ask_database(b)
         edge = now - timedelta(days=b["within_days"]) if "within_days" in b else None
@@ -293,34 +311,103 @@ def refresh_profiles(site_id: int, profile_ids: list[int], now: datetime | None 
                 changes.append((ids[key], profile_id, False))
     if not changes:
         return []
+    identities = None
     try:
-        _write(site_id, changes, now)
+        if db.session.connection().dialect.name == "postgresql":
+            changes, identities = _write_and_commit_pg(site_id, changes, now)
+        else:
+            changes = _write(site_id, changes, now)
         db.session.commit()
     except Exception:
         db.session.rollback()
         raise
-    announce(site_id, [(seg_id, pid, entered, now) for seg_id, pid, entered in changes], {s.id: s.key for s in rules.segments})
+    announce(site_id, [(seg_id, pid, entered, now) for seg_id, pid, entered in changes], {s.id: s.key for s in rules.segments}, identities)
     return changes
 
 
-def _write(site_id: int, changes: list[tuple[int, int, bool]], now: datetime) -> None:
+def _write_and_commit_pg(site_id: int, changes: list[tuple[int, int, bool]], now: datetime):
+    """PostgreSQL: every write of the refresh in one statement, pipelined with its COMMIT (one round trip).
+
+    Returns the changes that took effect and the changed profiles' identities (for the hook,
+    read in the same statement). The session's own commit that follows finds nothing left to do.
+    """
+    db.session.flush()  # anything the caller left pending belongs to this transaction too
+    pg = db.session.connection().connection.dbapi_connection
+    cursor = pg.cursor()
+    with pg.pipeline():
+        cursor.execute(WRITE_PG, {
+            "segs": [s for s, _p, _e in changes], "pids": [p for _s, p, _e in changes], "entered": [e for _s, _p, e in changes],
+            "site": site_id, "now": now,
+        })
+        pg.commit()
+    done, identities = [], {}
+    for seg, pid, entered, kinds, values in cursor.fetchall():
+        done.append((seg, pid, bool(entered)))
+        mine = identities.setdefault(pid, {})
+        for kind, value in zip(kinds, values, strict=True):
+            mine.setdefault(kind, value)
+    return done, identities
+
+
+def _write(site_id: int, changes: list[tuple[int, int, bool]], now: datetime) -> list[tuple[int, int, bool]]:
+    """Apply membership changes, record them in the outbox and move the member counts (SQLite).
+
+    Only the changes that took effect are recorded and returned: when two processes
+    refresh the same profile at once, the second finds the row added (or gone) already,
+    and neither the feed nor the count sees the change twice.
+    """
     conn = db.session.connection()
-    entered = [{"segment_id": s, "profile_id": p, "since": now} for s, p, e in changes if e]
-    if entered:
-        conn.execute(_join_statement(conn.dialect.name), entered)
-    left = [{"seg": s, "pid": p} for s, p, e in changes if not e]
-    if left:
-        conn.execute(LEAVE, left)
+    done = []
+    for s, p, e in changes:  # SQLite: in-process statements, one per change, each telling whether it did anything
+        stmt = _join_statement(conn.dialect.name) if e else LEAVE
+        args = {"segment_id": s, "profile_id": p, "since": now} if e else {"seg": s, "pid": p}
+        if conn.execute(stmt, args).rowcount:
+            done.append((s, p, e))
+    if not done:
+        return []
     conn.execute(RECORD, [
         {"site_id": site_id, "segment_id": s, "profile_id": p, "change": "entered" if e else "left", "at": now}
-        for s, p, e in changes
+        for s, p, e in done
     ])
     delta: dict[int, int] = {}
-    for s, _p, e in changes:
+    for s, _p, e in done:
         delta[s] = delta.get(s, 0) + (1 if e else -1)
     counts = [{"seg": s, "d": d} for s, d in delta.items() if d]
     if counts:
         conn.execute(COUNT, counts)
+    return done
+
+
+# PostgreSQL: every write of one refresh in one statement, whatever the number of changes; like
+# ``_write``, only what took effect is recorded and counted.
+WRITE_PG = """
+WITH wanted AS (
+    SELECT * FROM unnest(%(segs)s::integer[], %(pids)s::integer[], %(entered)s::boolean[]) AS w(segment_id, profile_id, entered)
+), joined AS (
+    INSERT INTO segment_members (segment_id, profile_id, since)
+    SELECT segment_id, profile_id, %(now)s FROM wanted WHERE entered
+    ON CONFLICT (segment_id, profile_id) DO NOTHING
+    RETURNING segment_id, profile_id
+), gone AS (
+    DELETE FROM segment_members AS m USING wanted AS w
+    WHERE NOT w.entered AND m.segment_id = w.segment_id AND m.profile_id = w.profile_id
+    RETURNING m.segment_id, m.profile_id
+), done AS (
+    SELECT segment_id, profile_id, true AS entered FROM joined
+    UNION ALL SELECT segment_id, profile_id, false FROM gone
+), recorded AS (
+    INSERT INTO segment_changes (site_id, segment_id, profile_id, change, at)
+    SELECT %(site)s, segment_id, profile_id, CASE WHEN entered THEN 'entered' ELSE 'left' END, %(now)s FROM done
+), counted AS (
+    UPDATE segments AS s SET member_count = s.member_count + d.n
+    FROM (SELECT segment_id, sum(CASE WHEN entered THEN 1 ELSE -1 END) AS n FROM done GROUP BY segment_id) AS d
+    WHERE s.id = d.segment_id AND d.n <> 0
+)
+SELECT d.segment_id, d.profile_id, d.entered,
+    ARRAY(SELECT i.kind FROM identities AS i WHERE i.profile_id = d.profile_id AND i.kind <> 'visitor' ORDER BY i.id),
+    ARRAY(SELECT i.value FROM identities AS i WHERE i.profile_id = d.profile_id AND i.kind <> 'visitor' ORDER BY i.id)
+FROM done AS d
+"""
 
 
 def _join_statement(dialect: str):

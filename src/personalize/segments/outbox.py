@@ -35,8 +35,9 @@ def identities_of(profile_ids: Iterable[int]) -> dict[int, dict[str, str]]:
     return out
 
 
-def _records(rows: list[tuple[int, int, bool, datetime]], keys: dict[int, str]) -> list[SegmentChangeRecord]:
-    idents = identities_of({pid for _s, pid, _e, _t in rows})
+def _records(rows: list[tuple[int, int, bool, datetime]], keys: dict[int, str], idents: dict[int, dict[str, str]] | None = None) -> list[SegmentChangeRecord]:
+    if idents is None:
+        idents = identities_of({pid for _s, pid, _e, _t in rows})
     return [
         SegmentChangeRecord(segment=keys.get(s, ""), profile_id=pid, added=entered, identities=idents.get(pid, {}), segment_id=s, occurred_at=at)
         for s, pid, entered, at in rows
@@ -48,17 +49,21 @@ def wants_changes() -> bool:
     return bool(hooks().segment_membership_changed.get_hookimpls())
 
 
-def announce(site_id: int, rows: list[tuple[int, int, bool, datetime]], keys: dict[int, str] | None = None) -> None:
+def announce(
+    site_id: int, rows: list[tuple[int, int, bool, datetime]], keys: dict[int, str] | None = None,
+    identities: dict[int, dict[str, str]] | None = None,
+) -> None:
     """Call ``segment_membership_changed`` with committed changes ``(segment id, profile id, entered, at)``.
 
-    ``keys`` (segment id → key) saves a query when the caller knows them.
+    ``keys`` (segment id → key) and ``identities`` (as :func:`identities_of` gives them) save
+    queries when the caller knows them.
     """
     if not rows or not wants_changes():
         return
     if keys is None:
         keys = dict(db.session.execute(select(Segment.id, Segment.key).where(Segment.site_id == site_id)).all())
     for start in range(0, len(rows), HOOK_BATCH):
-        hooks().segment_membership_changed(site_id=site_id, changes=_records(rows[start : start + HOOK_BATCH], keys))
+        hooks().segment_membership_changed(site_id=site_id, changes=_records(rows[start : start + HOOK_BATCH], keys, identities))
 
 
 def announce_since(site_id: int, segment_id: int, after_id: int) -> None:
