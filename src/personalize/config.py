@@ -31,6 +31,7 @@ SETTINGS: dict[str, tuple[Any, str]] = {
     "PUBLIC_URL": (None, "The server's public base URL, used in the snippet shown to admins."),
     "ENCRYPTION_KEY": (None, "Encrypts connector secrets at rest; default: derived from SECRET_KEY."),
     "SYNC_SCHEDULER": (True, "Run scheduled connector syncs inside `personalize serve`."),
+    "SEGMENT_RELATIVE_MINUTES": (60, "How often the scheduler rebuilds the segments whose rules use relative dates (within / older than N days, behaviour windows), so members leave a window without any new event; 0 turns it off."),
     # production mode (docs/deployment.md): each of these is optional; unset, the embedded default runs
     "WORKERS": (2, "Web server processes `personalize serve` starts (gunicorn workers)."),
     "THREADS": (8, "Threads per web server process (more threads let concurrent event batches share a transaction)."),

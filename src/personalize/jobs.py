@@ -14,8 +14,9 @@ giving that queue this registry, nothing else.
 :class:`Scheduler` is the in-process clock that ``personalize serve`` starts: every
 ``tick`` seconds it submits the syncs that are due (each connection's
 ``schedule_minutes``), the processing of received webhooks, the push of segment
-changes to connections that push them, and once an hour the ``retention`` job
-(:mod:`personalize.retention`) when a retention setting is on.
+changes to connections that push them, once an hour the ``retention`` job
+(:mod:`personalize.retention`) when a retention setting is on, and every
+``SEGMENT_RELATIVE_MINUTES`` the rebuild of segments whose rules use relative dates.
 """
 
 from __future__ import annotations
@@ -46,10 +47,13 @@ def _builtin_jobs() -> None:
     """Register the core jobs once; a job registered earlier under the same name keeps its place."""
     global _builtins_loaded
     from . import retention
+    from .segments import bulk
     from .sync import tasks
 
     for name, fn in (
         ("retention", retention.prune),
+        ("segment_rebuild", bulk.rebuild_job),
+        ("segments_relative", bulk.rebuild_drifting),
         ("sync", tasks.sync_connection),
         ("push", tasks.push_segment_changes),
         ("webhooks", tasks.process_webhooks),
@@ -142,6 +146,7 @@ class Scheduler(threading.Thread):
         self._stop_event = threading.Event()
         self._inflight: dict[tuple[int, str], Future] = {}
         self._retention_due = 0.0  # monotonic time of the next retention run
+        self._relative_due = 0.0  # monotonic time of the next rebuild of segments with relative dates
 
     def run(self) -> None:
         while not self._stop_event.is_set():
@@ -176,6 +181,13 @@ class Scheduler(threading.Thread):
         if retention.enabled(self.app.config) and clock() >= self._retention_due:
             self._retention_due = clock() + retention.EVERY_SECONDS
             submitted.append(jobs.submit("retention"))
+        minutes = float(self.app.config.get("SEGMENT_RELATIVE_MINUTES") or 0)
+        if minutes > 0 and clock() >= self._relative_due:  # members of "within N days" drift out without events
+            key = (0, "segments_relative")
+            if key not in self._inflight or self._inflight[key].done():
+                self._relative_due = clock() + minutes * 60
+                self._inflight[key] = jobs.submit("segments_relative")
+                submitted.append(self._inflight[key])
         return submitted
 
     def stop(self) -> None:

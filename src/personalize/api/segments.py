@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import logging
-import threading
 
 from flask import current_app, request
 
+from .. import jobs
 from ..segments import policy
 from ..segments.bulk import members_page, preview_count, rebuild_segment
 from ..segments.outbox import changes_after
@@ -54,23 +54,18 @@ def _int_arg(name: str, default: int, low: int, high: int) -> int:
 
 
 def schedule_rebuild(site_id: int, key: str) -> None:
-    """Rebuild a segment's members outside the request (slow work never runs in a request).
+    """Rebuild a segment's members outside the request (slow work never runs in a request): the
+    ``segment_rebuild`` job, on the Celery workers with a broker, else on the in-process job runner.
 
     ``SEGMENT_REBUILD_INLINE`` (tests) runs it at once instead.
     """
     if current_app.config.get("SEGMENT_REBUILD_INLINE"):
         rebuild_segment(site_id, key)
         return
-    app = current_app._get_current_object()
-
-    def run() -> None:
-        with app.app_context():
-            try:
-                rebuild_segment(site_id, key)
-            except Exception:
-                log.exception("rebuilding segment %s of site %s failed", key, site_id)
-
-    threading.Thread(target=run, name=f"segment-{site_id}-{key}", daemon=True).start()
+    try:
+        jobs.submit("segment_rebuild", site_id=site_id, key=key)
+    except Exception as exc:  # the broker is down: what was saved stays saved, the status stays "building"
+        log.error("rebuilding segment %s of site %s could not be queued (POST .../rebuild retries): %s", key, site_id, exc)
 
 
 @bp.get("/segments")

@@ -30,7 +30,14 @@ from ..db import db
 from ..models import Profile, utcnow
 from .models import ProfileScore, Segment, SegmentChange, SegmentMember
 from .outbox import announce_since
-from .rules import SqlContext, to_sql, uses_scores, validate_rule
+from .rules import (
+    SqlContext,
+    referenced_segments,
+    to_sql,
+    uses_relative_dates,
+    uses_scores,
+    validate_rule,
+)
 from .store import all_segments, evaluation_order, get_segment, segment_ids
 
 
@@ -130,6 +137,47 @@ def rebuild_all(site_id: int, now: datetime | None = None, progress=None) -> dic
         out[key] = rebuild_segment(site_id, key, now)
         if progress:
             progress(key, out[key])
+    return out
+
+
+def rebuild_job(site_id: int, key: str) -> dict[str, Any] | None:
+    """The ``segment_rebuild`` job (what the API and the admin start): rebuild one segment; a segment
+    deleted before the job ran is nothing to do. Running it twice changes nothing the first did."""
+    if get_segment(site_id, key) is None:
+        return None
+    return rebuild_segment(site_id, key)
+
+
+def drifting(rules: dict[str, dict]) -> list[str]:
+    """Keys of the segments whose membership moves with the clock alone, in evaluation order: rules
+    with a relative date ("within / older than N days", a behaviour window), and the segments that
+    name one of those, directly or through others."""
+    moving = {k for k, rule in rules.items() if uses_relative_dates(rule)}
+    grew = True
+    while grew:
+        more = {k for k, rule in rules.items() if k not in moving and referenced_segments(rule) & moving}
+        moving |= more
+        grew = bool(more)
+    return [k for k in evaluation_order(rules) if k in moving]
+
+
+def rebuild_drifting(site_id: int | None = None, now: str | None = None) -> dict[str, dict[str, Any]]:
+    """The ``segments_relative`` job: rebuild, on one site or every site, only the segments whose
+    members change as time passes (see :func:`drifting`), so members drop out of a window
+    without any new event. ``now`` (ISO 8601, UTC) is for tests; the default is the clock.
+
+    Returns ``{"<site id>/<key>": rebuild summary}``.
+    """
+    from ..models import Site
+
+    moment = datetime.fromisoformat(now.removesuffix("Z")).replace(tzinfo=None) if now else utcnow()
+    sites = [site_id] if site_id is not None else list(db.session.scalars(select(Segment.site_id).distinct().order_by(Segment.site_id)))
+    out: dict[str, dict[str, Any]] = {}
+    for sid in sites:
+        if db.session.get(Site, sid) is None:
+            continue
+        for key in drifting({s.key: s.rule for s in all_segments(sid)}):
+            out[f"{sid}/{key}"] = rebuild_segment(sid, key, moment)
     return out
 
 

@@ -229,6 +229,14 @@ def behaviours(rule: dict) -> list[dict]:
     return found
 
 
+def uses_relative_dates(rule: dict) -> bool:
+    """Whether a rule measures time from now (``within_days`` / ``older_than_days``, or a behaviour
+    window), so its members change as the clock moves, without any event."""
+    found = []
+    _walk(rule, lambda n: found.append(1) if n.get("op") in ("within_days", "older_than_days") else None)
+    return bool(found) or any("within_days" in b for b in behaviours(rule))
+
+
 def uses_scores(rule: dict) -> bool:
     found = []
     _walk(rule, lambda n: found.append(1) if str(n.get("field", "")).startswith("scores.") else None)
