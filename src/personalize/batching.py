@@ -36,6 +36,7 @@ from .plugins import hooks
 from .profiles import IncomingEvent, IngestResult, store_events
 from .profiles.events import unique_by_id
 from .profiles.facts import (
+    KnownFacts,
     device_facts,
     fact_rows,
     insert_new_profiles_facts,
@@ -63,6 +64,7 @@ class EventBatcher:
     _queued: dict[int, list[_Waiting]] = field(default_factory=dict)
     _writer: dict[int, threading.Lock] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    known_facts: KnownFacts = field(default_factory=KnownFacts)  # the app's database's profiles, so one per app
 
     def store(self, site_id: int, events: list[IncomingEvent], facts: dict[str, str] | None = None) -> IngestResult:
         """Store ``events`` (validated) with whatever else is queued for the site, and record
@@ -75,14 +77,14 @@ class EventBatcher:
             if not mine.done:  # nobody took them while we waited: we write, for everyone queued
                 with self._lock:
                     group = self._queued.pop(site_id, [])
-                _write(site_id, group)
+                _write(site_id, group, self.known_facts)
         if mine.error is not None:
             raise mine.error
         assert mine.result is not None
         return mine.result
 
 
-def _write(site_id: int, group: list[_Waiting]) -> None:
+def _write(site_id: int, group: list[_Waiting], known: KnownFacts) -> None:
     owner: dict[str, int] = {}
     combined: list[IncomingEvent] = []
     for n, waiting in enumerate(group):
@@ -120,22 +122,22 @@ def _write(site_id: int, group: list[_Waiting]) -> None:
         share.duplicates = len(waiting.events) - share.accepted
         share.profiles = list(dict.fromkeys(record.profile_id for record in share.stored))
     try:
-        _record_facts(site_id, group, shares, done)
+        _record_facts(site_id, group, shares, done, known)
     finally:  # the events are committed: every request gets its answer whatever happened to the facts
         for waiting, share in zip(group, shares, strict=True):
             waiting.result, waiting.done = share, True
 
 
-def _record_facts(site_id: int, group: list[_Waiting], shares: list[IngestResult], done: dict[int, tuple]) -> None:
+def _record_facts(site_id: int, group: list[_Waiting], shares: list[IngestResult], done: dict[int, tuple], known: KnownFacts) -> None:
     """The group's device facts in one transaction (each request's facts for its own profiles);
     profiles known to hold them already, and new ones (``done``: written with the events), cost no statement."""
     wanted = [(share.profiles, waiting.facts) for waiting, share in zip(group, shares, strict=True) if waiting.facts and share.profiles]
     if not wanted:
         return
     try:
-        if record_facts_of_group(site_id, wanted, done, utcnow()):
+        if record_facts_of_group(site_id, wanted, done, known, utcnow()):
             db.session.commit()
-        remember_facts(wanted)
+        remember_facts(wanted, known)
     except Exception:
         db.session.rollback()
         log.exception("device facts after events failed for site %s", site_id)

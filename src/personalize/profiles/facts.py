@@ -114,8 +114,6 @@ class KnownFacts:
                 self._facts.pop(pid, None)
 
 
-known_facts = KnownFacts()
-
 _STORED = select(ProfileAttribute.profile_id, ProfileAttribute.name, ProfileAttribute.value).where(
     ProfileAttribute.profile_id.in_(bindparam("ids", expanding=True)), ProfileAttribute.name.in_(bindparam("names", expanding=True))
 )
@@ -137,11 +135,13 @@ def insert_new_profiles_facts(rows: list[dict]) -> None:
         insert_ignoring_conflicts(ProfileAttribute, rows, ["profile_id", "name"])
 
 
-def record_facts_of_group(site_id: int, wanted: list[tuple[list[int], dict[str, str]]], done: dict[int, tuple], at: datetime) -> bool:
+def record_facts_of_group(
+    site_id: int, wanted: list[tuple[list[int], dict[str, str]]], done: dict[int, tuple], known: KnownFacts, at: datetime
+) -> bool:
     """Store device facts for a group of requests (each: its profiles and its headers' facts).
 
-    Profiles in ``done`` (new ones whose facts went in with the events, by the facts written) and those whose
-    facts this process saw stored moments ago cost nothing; the rest are compared with
+    Profiles in ``done`` (new ones whose facts went in with the events, by the facts written) and those
+    ``known`` to hold them (seen stored moments ago by this process) cost nothing; the rest are compared with
     what is stored (one query) and only differing values go through :func:`set_attributes`.
     Does not commit; returns whether anything was written. Call :func:`remember_facts`
     with the same ``wanted`` after the commit.
@@ -152,7 +152,7 @@ def record_facts_of_group(site_id: int, wanted: list[tuple[list[int], dict[str, 
             continue
         key = tuple(sorted(facts.items()))
         for pid in profile_ids:
-            if (done.get(pid) == key and pid not in unknown) or known_facts.same(pid, key):
+            if (done.get(pid) == key and pid not in unknown) or known.same(pid, key):
                 continue
             unknown.setdefault(pid, {}).update(facts)
     written = False
@@ -169,11 +169,11 @@ def record_facts_of_group(site_id: int, wanted: list[tuple[list[int], dict[str, 
     return written
 
 
-def remember_facts(wanted: list[tuple[list[int], dict[str, str]]]) -> None:
+def remember_facts(wanted: list[tuple[list[int], dict[str, str]]], known: KnownFacts) -> None:
     """After the commit of :func:`record_facts_of_group`: these profiles hold these facts now."""
     for profile_ids, facts in wanted:
         if facts:
-            known_facts.remember(profile_ids, tuple(sorted(facts.items())))
+            known.remember(profile_ids, tuple(sorted(facts.items())))
 
 
 def country_facts(site_id: int, at: datetime) -> int:

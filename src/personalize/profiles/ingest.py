@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import bindparam, insert, select, text, update
 
 from ..db import db, insert_ignoring_conflicts
-from ..models import Event, Interaction, Order, Profile
+from ..models import Event, Interaction, Order, Profile, utcnow
 from ..recommend.data import CART, PURCHASE, VIEW
 from ..records import Event as EventRecord
 from .events import IncomingEvent
@@ -23,6 +24,31 @@ _TOUCH = (
     .values(last_seen_at=bindparam("when"))
 )
 _INTERACTIONS = insert(Interaction.__table__)  # built once, run on the session's connection
+
+_EVENT_COLUMNS = ("site_id", "event_id", "type", "visitor", "profile_id", "product_id", "rec_id", "slot", "position", "url",
+                  "properties", "occurred_at", "received_at")
+_EVENT_ARRAYS = ("INTEGER[]", "VARCHAR[]", "VARCHAR[]", "VARCHAR[]", "BIGINT[]", "VARCHAR[]", "VARCHAR[]", "VARCHAR[]",
+                 "INTEGER[]", "VARCHAR[]", "JSON[]", "TIMESTAMP[]", "TIMESTAMP[]")
+# PostgreSQL: a batch's events as one array per column, so the statement's text is the same
+# for any number of rows (a multi-row VALUES list is new text for the driver to parse every time)
+_EVENTS_PG = text(
+    f"INSERT INTO events ({', '.join(_EVENT_COLUMNS)}) "
+    f"SELECT * FROM unnest({', '.join(f'CAST(:{c} AS {t})' for c, t in zip(_EVENT_COLUMNS, _EVENT_ARRAYS, strict=True))}) "
+    "ON CONFLICT (site_id, event_id) DO NOTHING RETURNING event_id"
+)
+
+
+def _insert_events(rows: list[dict]) -> set[str]:
+    """Insert event rows, skipping known (site, event id) pairs; the event ids inserted."""
+    connection = db.session.connection()
+    if connection.dialect.name != "postgresql":
+        return {event_id for _id, event_id in insert_ignoring_conflicts(Event, rows, ["site_id", "event_id"], returning=(Event.id, Event.event_id))}
+    now = utcnow()
+    columns = {c: [row[c] for row in rows] for c in _EVENT_COLUMNS[:-3]}
+    columns["properties"] = [json.dumps(row["properties"]) for row in rows]
+    columns["occurred_at"] = [row["occurred_at"] for row in rows]
+    columns["received_at"] = [now] * len(rows)
+    return set(connection.execute(_EVENTS_PG, columns).scalars())
 
 
 @dataclass
@@ -57,11 +83,7 @@ def store_events(
             }
             for ev in events
         ]
-        inserted = {
-            event_id for _id, event_id in insert_ignoring_conflicts(
-                Event, rows, ["site_id", "event_id"], returning=(Event.id, Event.event_id)
-            )
-        }
+        inserted = _insert_events(rows)
         new = [ev for ev in events if ev.id in inserted]
         trusted = _derive(site_id, new, profile_of)
         latest: dict[int, object] = {}
