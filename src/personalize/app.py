@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask
+from flask.sessions import SecureCookieSessionInterface
 
 from . import __version__
 from .config import instance_path as default_instance_path
@@ -28,6 +29,18 @@ def _secret_key(instance: Path) -> str:
     return key
 
 
+class _AdminCookieSessions(SecureCookieSessionInterface):
+    """The admin's signed session cookie, not even read on ``/api/``: no API endpoint looks at
+    it (API calls carry keys), and reading it (a signer built and the cookie checked) costs
+    a widget call as much as some of its own work. There the session is an empty, read-only
+    stand-in (flask's null session: writing to it fails loudly) and no cookie is written."""
+
+    def open_session(self, app: Flask, request: Any):
+        if request.environ.get("PATH_INFO", "").startswith("/api/"):
+            return self.make_null_session(app)
+        return super().open_session(app, request)
+
+
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     """Create the server.
 
@@ -37,6 +50,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     test_config = dict(test_config or {})
     instance = Path(test_config.pop("INSTANCE_PATH", None) or default_instance_path()).resolve()
     app = Flask(__name__, static_folder=None, instance_path=str(instance), instance_relative_config=True)
+    app.session_interface = _AdminCookieSessions()
     instance.mkdir(parents=True, exist_ok=True)
 
     settings = load_settings(instance)

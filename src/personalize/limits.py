@@ -293,6 +293,20 @@ def _refuse_oversized_chunked_body() -> None:
         raise RequestEntityTooLarge()
 
 
+def _before_request() -> None:
+    """Every request's checks in one hook (one call instead of three on the widget's hot path):
+    an oversized chunked body, then, on ``/api/``, the per-address limit and the query's size."""
+    environ = request.environ
+    if environ.get("personalize.body_too_large"):
+        _refuse_oversized_chunked_body()
+    if not environ.get("PATH_INFO", "").startswith("/api/"):
+        return
+    if current_app.config.get("RATE_LIMIT_PER_IP"):
+        check_address()
+    if environ.get("QUERY_STRING"):
+        check_query()
+
+
 def _bounded_int_converter():
     from werkzeug.routing import IntegerConverter
 
@@ -321,9 +335,7 @@ def init_app(app: Flask) -> None:
         from werkzeug.middleware.proxy_fix import ProxyFix
 
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies)
-    app.before_request(_refuse_oversized_chunked_body)
-    app.before_request(check_address)
-    app.before_request(check_query)
+    app.before_request(_before_request)
 
     from werkzeug.exceptions import RequestEntityTooLarge
 
