@@ -7,7 +7,7 @@ import re
 
 from flask import Response, current_app, request
 
-from ..recommend.service import recommend_for
+from ..recommend.service import recommend_for, release_read_connection, use_read_connection
 from . import bp
 from .errors import ApiError
 from .widget_keys import widget_site
@@ -24,10 +24,16 @@ def _param(name: str, default: str | None = None, max_len: int = 128, pattern=_T
     return value
 
 
+@bp.teardown_request
+def _release_read_connection(_exc):
+    release_read_connection()
+
+
 @bp.route("/recommendations", methods=["GET", "OPTIONS"])
 def get_recommendations():
     if request.method == "OPTIONS":
         return "", 204
+    use_read_connection()  # this endpoint writes nothing
     site = widget_site()
     max_limit = current_app.config["RECOMMENDATION_LIMIT_MAX"]
     limit_text = request.args.get("limit", "8")

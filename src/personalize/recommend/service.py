@@ -232,9 +232,43 @@ class DriverQuery:
             cursor.close()
 
 
+def use_read_connection() -> None:
+    """For the rest of this request, :class:`DriverQuery` reads on a connection of its own taken
+    straight from the pool, not through the session (beginning and ending a session transaction
+    costs a recommendation about as much as one of its queries). Only for requests that write
+    nothing: their reads then need no transaction of the session's. The connection goes back
+    to the pool (rolled back) in :func:`release_read_connection`, at the end of the request."""
+    g.personalize_read_connection = None
+
+
+def release_read_connection() -> None:
+    raw = g.pop("personalize_read_connection", None)
+    if raw is not None:
+        try:
+            if raw[0].name == "postgresql":
+                raw[1].driver_connection.autocommit = False  # as the pool's other users expect it
+        except Exception as error:  # noqa: BLE001  (a broken connection: never hand it back as it is)
+            log.warning("dropped a database connection that had gone away: %s", error)
+            raw[1].invalidate()
+        try:
+            raw[1].close()  # back to the pool, which rolls it back (or drops it if it broke)
+        except DBAPIError as error:
+            log.warning("dropped a database connection that had gone away: %s", error.orig)
+
+
 def _driver_connection():
     """``(dialect, driver connection)`` of the session's current transaction, looked up once per
-    transaction of a request (asking the session each time costs more than a small query)."""
+    transaction of a request (asking the session each time costs more than a small query); or
+    the request's own read connection (see :func:`use_read_connection`)."""
+    if has_app_context() and "personalize_read_connection" in g:
+        raw = g.personalize_read_connection
+        if raw is None:
+            engine = db.engine
+            raw = g.personalize_read_connection = (engine.dialect, engine.raw_connection())
+            if engine.dialect.name == "postgresql":
+                # plain reads need no transaction: no BEGIN before them, no ROLLBACK after (two round trips)
+                raw[1].driver_connection.autocommit = True
+        return raw[0], raw[1].driver_connection
     session = db.session()
     memo = g.get("personalize_driver_connection") if has_app_context() else None
     if memo is not None and memo[0] is session.get_transaction() and memo[0].is_active:
