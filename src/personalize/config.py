@@ -22,6 +22,7 @@ SETTINGS: dict[str, tuple[Any, str]] = {
     "AUTO_MIGRATE": (None, "Create/upgrade the schema on start; default: on for the embedded SQLite, off otherwise."),
     "MODEL_DIR": (None, "Where trained model files are kept; default: models/ in the instance folder."),
     "MODEL_CHECK_SECONDS": (5.0, "How often a server process looks for a newly trained model."),
+    "SITE_CACHE_SECONDS": (2.0, "How long a web process reuses a site it read by public key (origins, rules); a change made through another process counts within this time; 0 reads it on every widget call."),
     "PLUGINS_DIR": (None, "A folder of .py files loaded as plugins."),
     "LOAD_PLUGINS": (None, "Comma-separated allow-list of plugin names to load; default: all installed."),
     "MAX_EVENTS_PER_BATCH": (100, "Most events one POST /api/v1/events may carry."),
