@@ -31,6 +31,7 @@ SETTINGS: dict[str, tuple[Any, str]] = {
     "HISTORY_LENGTH": (200, "How many of a visitor's newest interactions the recommender reads."),
     "PUBLIC_URL": (None, "The server's public base URL, used in the snippet shown to admins."),
     "ENCRYPTION_KEY": (None, "Encrypts connector secrets at rest; default: derived from SECRET_KEY."),
+    "MODEL_REFRESH_HOURS": (24, "Retrain a site's model, and recompute its scores, once its model is this many hours old and new behaviour has arrived since (also trains a site that has behaviour but no model yet); run by the scheduler of `personalize serve` or the Celery beat; 0 turns it off."),
     "SYNC_SCHEDULER": (True, "Run scheduled connector syncs inside `personalize serve`."),
     "SEGMENT_RELATIVE_MINUTES": (60, "How often the scheduler rebuilds the segments whose rules use relative dates (within / older than N days, behaviour windows), so members leave a window without any new event; 0 turns it off."),
     # production mode (docs/deployment.md): each of these is optional; unset, the embedded default runs

@@ -14,7 +14,8 @@ giving that queue this registry, nothing else.
 :class:`Scheduler` is the in-process clock that ``personalize serve`` starts: every
 ``tick`` seconds it submits the syncs that are due (each connection's
 ``schedule_minutes``), the processing of received webhooks, the push of segment
-changes to connections that push them, once an hour the ``retention`` job
+changes to connections that push them, the ``train`` and ``scores`` jobs of every site whose
+model is older than ``MODEL_REFRESH_HOURS`` and has seen new behaviour since, once an hour the ``retention`` job
 (:mod:`personalize.retention`) when a retention setting is on, and every
 ``SEGMENT_RELATIVE_MINUTES`` the rebuild of segments whose rules use relative dates.
 """
@@ -58,9 +59,54 @@ def _builtin_jobs() -> None:
         ("push", tasks.push_segment_changes),
         ("webhooks", tasks.process_webhooks),
         ("push_segments", tasks.push_segment_outbox),
+        ("train", train_job),
+        ("scores", scores_job),
     ):
         REGISTRY.setdefault(name, fn)
     _builtins_loaded = True
+
+
+def train_job(site_id: int) -> dict[str, Any]:
+    """The ``train`` job: fit a new model for one site and make it the one served."""
+    from .recommend.service import train_site
+
+    return train_site(site_id)
+
+
+def scores_job(site_id: int) -> dict[str, Any]:
+    """The ``scores`` job: recompute RFM, value/attrition/potential and clusters of one site,
+    then rebuild the segments that use them."""
+    from .segments.scores import compute_scores
+
+    return compute_scores(site_id)
+
+
+def stale_models(max_age_hours: float, now=None) -> list[int]:
+    """Sites to train again: their newest model is older than ``max_age_hours`` and they have
+    interactions newer than it, or they have no model yet and have interactions at all."""
+    from sqlalchemy import exists, func, select
+
+    from .db import db
+    from .models import Interaction, ModelVersion, Site, utcnow
+
+    now = now or utcnow()
+    newest = (
+        select(ModelVersion.site_id, func.max(ModelVersion.created_at).label("at"))
+        .where(ModelVersion.active.is_(True))
+        .group_by(ModelVersion.site_id)
+        .subquery()
+    )
+    rows = db.session.execute(select(Site.id, newest.c.at).outerjoin(newest, newest.c.site_id == Site.id).order_by(Site.id)).all()
+    due = []
+    for site_id, at in rows:
+        if at is not None and (now - at).total_seconds() < max_age_hours * 3600:
+            continue
+        newer = exists().where(Interaction.site_id == site_id)
+        if at is not None:
+            newer = newer.where(Interaction.occurred_at > at)
+        if db.session.scalar(select(newer)):
+            due.append(site_id)
+    return due
 
 
 def job_function(name: str) -> Callable[..., Any]:
@@ -147,6 +193,7 @@ class Scheduler(threading.Thread):
         self._inflight: dict[tuple[int, str], Future] = {}
         self._retention_due = 0.0  # monotonic time of the next retention run
         self._relative_due = 0.0  # monotonic time of the next rebuild of segments with relative dates
+        self._models_due = 0.0  # monotonic time of the next look for stale models
 
     def run(self) -> None:
         while not self._stop_event.is_set():
@@ -188,6 +235,20 @@ class Scheduler(threading.Thread):
                 self._relative_due = clock() + minutes * 60
                 self._inflight[key] = jobs.submit("segments_relative")
                 submitted.append(self._inflight[key])
+        hours = float(self.app.config.get("MODEL_REFRESH_HOURS") or 0)
+        if hours > 0 and clock() >= self._models_due:  # new behaviour reaches the models, then the scores
+            self._models_due = clock() + min(hours * 3600, 600)
+            with self.app.app_context():
+                stale = stale_models(hours)
+            for site_id in stale:
+                key = (site_id, "train")
+                if key not in self._inflight or self._inflight[key].done():
+                    self._inflight[key] = jobs.submit("train", site_id=site_id)
+                    submitted.append(self._inflight[key])
+                    scores = (site_id, "scores")
+                    if scores not in self._inflight or self._inflight[scores].done():
+                        self._inflight[scores] = jobs.submit("scores", site_id=site_id)
+                        submitted.append(self._inflight[scores])
         return submitted
 
     def stop(self) -> None:
