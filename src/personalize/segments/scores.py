@@ -104,11 +104,14 @@ def choose_clusters(features: np.ndarray, seed: int = 0) -> tuple[np.ndarray, in
     z = StandardScaler().fit_transform(features)
     rng = np.random.default_rng(seed)
     sample = z[rng.choice(n, SAMPLE, replace=False)] if n > SAMPLE else z
+    distinct = len(np.unique(sample, axis=0))  # k-means cannot find more clusters than distinct customers
+    if distinct < 3:
+        return np.zeros(n, dtype=np.int64), 1, {}
     scores: dict[int, float] = {}
     models = {}
     # one thread: on small data OpenMP's threads only fight each other (24 s against 1 s, measured)
     with threadpool_limits(1):
-        for k in range(2, min(MAX_K, len(sample) - 1) + 1):
+        for k in range(2, min(MAX_K, len(sample) - 1, distinct - 1) + 1):
             km = KMeans(n_clusters=k, n_init=3, random_state=seed).fit(sample)
             scores[k] = float(silhouette_score(sample, km.labels_, sample_size=min(len(sample), 2000), random_state=seed))
             models[k] = km
