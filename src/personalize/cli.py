@@ -210,6 +210,10 @@ def import_products(file: Path, site_ref: str | None):
         if result is None:
             click.echo("The file has no products.")
             return
+        from .db import refresh_statistics
+        from .models import Product
+
+        refresh_statistics(Product)
         click.echo(f"{site.name}: {result.inserted} new, {result.updated} updated, {result.unchanged} unchanged products.")
 
 

@@ -6,8 +6,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from ..catalog import products_by_ids, upsert_products
-from ..db import db, insert_ignoring_conflicts
-from ..models import Interaction, Order
+from ..db import db, insert_ignoring_conflicts, refresh_statistics
+from ..models import Identity, Interaction, Order, Product, Profile
 from ..recommend.data import PURCHASE
 from ..records import OrderRecord, ProductRecord
 from .identity import CUSTOMER, profiles_for
@@ -45,6 +45,8 @@ def import_orders(site_id: int, orders: Iterable[OrderRecord], progress: Callabl
         if progress:
             progress(len(chunk))
     result.customers = len(customers)
+    if result.orders:
+        refresh_statistics(Order, Interaction, Product, Profile, Identity)
     return result
 
 
