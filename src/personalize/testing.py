@@ -45,6 +45,28 @@ def app_config(folder: str | Path, url: str, **extra) -> dict:
 
 
 @contextmanager
+def throwaway_app(prefix: str = "pz-", **extra) -> Iterator:
+    """An app on a fresh, migrated database in a new temporary folder; both are removed afterwards."""
+    import shutil
+    import tempfile
+
+    from .app import create_app
+    from .db import db
+
+    folder = tempfile.mkdtemp(prefix=prefix)
+    try:
+        with fresh_database(folder) as url:
+            app = create_app(app_config(folder, url, **extra))
+            try:
+                yield app
+            finally:
+                with app.app_context():
+                    db.engine.dispose()
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@contextmanager
 def serve_in_thread(app) -> Iterator:
     """Serve ``app`` over real HTTP on a free loopback port from a thread; the server's ``.url`` is its base URL."""
     import threading

@@ -7,8 +7,6 @@ production. One Chromium per session, a fresh browser context (so a fresh visito
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 
 import pytest
@@ -110,17 +108,10 @@ def reco_app():
     Session-wide rather than the per-test ``app``: training a site takes seconds, and every test
     here uses fresh visitors (a new browser context) on the same trained site.
     """
-    from personalize.app import create_app
-    from personalize.db import db
-    from personalize.testing import app_config, fresh_database
+    from personalize.testing import throwaway_app
 
-    tmp = tempfile.mkdtemp(prefix="pz-browser-")
-    with fresh_database(tmp) as url:
-        app = create_app(app_config(tmp, url))
+    with throwaway_app("pz-browser-") as app:
         yield app
-        with app.app_context():
-            db.engine.dispose()
-    shutil.rmtree(tmp, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

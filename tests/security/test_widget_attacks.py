@@ -11,8 +11,6 @@ event request leaves the page.
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 import time
 import uuid
 
@@ -142,17 +140,10 @@ def open_page(browser):
 
 @pytest.fixture(scope="module")
 def reco_app():
-    from personalize.app import create_app
-    from personalize.db import db
-    from personalize.testing import app_config, fresh_database
+    from personalize.testing import throwaway_app
 
-    tmp = tempfile.mkdtemp(prefix="pz-attack-")
-    with fresh_database(tmp) as url:
-        app = create_app(app_config(tmp, url))
+    with throwaway_app("pz-attack-") as app:
         yield app
-        with app.app_context():
-            db.engine.dispose()
-    shutil.rmtree(tmp, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
