@@ -108,7 +108,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(port: int, workers: int | None, threads: int | None, env: dict[str, str]) -> subprocess.Popen:
+def start_server(port: int, workers: int | None, threads: int | None, env: dict[str, str], need_model: bool = True) -> subprocess.Popen:
+    """Start ``personalize serve`` in a process group of its own; return once it is ready (and,
+    with ``need_model``, serving a trained model)."""
     cmd = ["personalize", "serve", "--port", str(port)]
     if workers:
         cmd += ["--workers", str(workers)]
@@ -122,7 +124,7 @@ def start_server(port: int, workers: int | None, threads: int | None, env: dict[
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/ready", timeout=2) as r:
                 ready = json.loads(r.read())
-            if ready["models"]["state"] == "ok":
+            if not need_model or ready["models"]["state"] == "ok":
                 return proc
         except OSError:
             pass

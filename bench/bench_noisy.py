@@ -40,12 +40,12 @@ import multiprocessing
 import os
 import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
+
+from bench_http import start_server  # the same start-up and readiness wait as the throughput bench
 
 NO_LIMITS = {"PERSONALIZE_RATE_LIMIT_PER_IP": "0", "PERSONALIZE_RATE_LIMIT_PER_SITE": "0", "PERSONALIZE_RATE_LIMIT_PER_SECRET_KEY": "0"}
 
@@ -157,22 +157,6 @@ def prepare_instance(folder: str) -> tuple[str, str]:
     return keys[0], keys[1]
 
 
-def start_server(port: int, args, env: dict[str, str]) -> subprocess.Popen:
-    cmd = ["personalize", "serve", "--port", str(port), "--workers", str(args.workers), "--threads", str(args.threads)]
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"the server stopped: {proc.stderr.read()[-2000:]}")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/health", timeout=2):
-                return proc
-        except OSError:
-            time.sleep(0.3)
-    proc.terminate()
-    raise SystemExit("the server did not become ready within 60 s")
-
-
 def flooder(n: int, port: int, key: str, stop_at: float, stop, counts, refused) -> None:
     """One process, one keep-alive connection, as many requests as it can: recommendations and event batches."""
     import http.client
@@ -244,7 +228,7 @@ def measure_noisy(args) -> None:
         print(f"{args.workers} workers x {args.threads} threads, SQLite, Redis: {args.redis_url or 'none'}; {args.duration} s per phase; load {os.getloadavg()[0]:.1f}")
         for name, extra_env, flooders in phases:
             port = free_port()
-            server = start_server(port, args, {**base_env, **extra_env})
+            server = start_server(port, args.workers, args.threads, {**base_env, **extra_env}, need_model=False)
             try:
                 quiet_latencies(port, quiet_key, 1.0, args.quiet_rate)  # warm up
                 counts, refused, stop = multiprocessing.Queue(), multiprocessing.Value("i", 0), multiprocessing.Event()
