@@ -66,7 +66,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         # a connection for every thread of a web process (THREADS), so none waits for the pool
         pool_size = max(5, int(settings.get("THREADS") or 0) + 2)
         app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {
-            "pool_pre_ping": True, "pool_size": pool_size,
+            "pool_size": pool_size,  # no pool_pre_ping: see db.ping_idle_connections
             "connect_args": {"connect_timeout": max(1, int(settings["DATABASE_CONNECT_TIMEOUT"]))},
         })
     app.config["SECRET_KEY"] = settings.get("SECRET_KEY") or _secret_key(instance)
@@ -86,7 +86,12 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
                 cursor.execute("PRAGMA synchronous=NORMAL")
                 cursor.execute("PRAGMA foreign_keys=ON")
                 cursor.close()
-    elif float(settings["DATABASE_STATEMENT_TIMEOUT"] or 0) > 0:
+    else:
+        from .db import ping_idle_connections
+
+        with app.app_context():
+            ping_idle_connections(db.engine, float(settings["DATABASE_PING_IDLE_SECONDS"]))
+    if not url.startswith("sqlite") and float(settings["DATABASE_STATEMENT_TIMEOUT"] or 0) > 0:
         from sqlalchemy import event
 
         statement_ms = int(float(settings["DATABASE_STATEMENT_TIMEOUT"]) * 1000)

@@ -45,6 +45,7 @@ SETTINGS: dict[str, tuple[Any, str]] = {
     "TRUSTED_PROXIES": (0, "How many reverse proxies in front of the server add to X-Forwarded-For; 0 ignores the header (the client address is the connection's)."),
     "DATABASE_CONNECT_TIMEOUT": (5, "Seconds to wait for a new PostgreSQL connection before giving up (503)."),
     "DATABASE_STATEMENT_TIMEOUT": (300, "Seconds one PostgreSQL statement may run before the server cancels it (0: no limit)."),
+    "DATABASE_PING_IDLE_SECONDS": (5, "A pooled PostgreSQL connection idle this many seconds is pinged before use and replaced if the database dropped it."),
     "DATABASE_LOCK_TIMEOUT": (15, "Seconds a SQLite writer waits for another writer's lock before giving up (503)."),
     "WORKER_TIMEOUT": (60, "Seconds gunicorn lets a web process go silent before restarting it (`personalize serve`)."),
     "BROKER_URL": (None, "Celery broker (e.g. amqp://guest:guest@127.0.0.1:5672//) that runs jobs on `personalize worker` processes; default: none (jobs run in the web process)."),

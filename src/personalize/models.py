@@ -41,6 +41,8 @@ class Site(db.Model):
     allowed_origins: Mapped[list] = mapped_column(JSON, default=list)
     settings: Mapped[dict] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    # raised by every product write (personalize.catalog): web processes' card caches compare it
+    catalog_version: Mapped[int] = mapped_column(Integer, nullable=False, default=0, server_default="0")
 
 
 class ApiKey(db.Model):

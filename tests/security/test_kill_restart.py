@@ -511,3 +511,84 @@ def test_pool_exhausted_answers_503_not_500(tmp_path):
         with app.app_context():
             db.engine.dispose()
         reconcile(url, site_id, [batch], {e["id"] for e in batch}, complete=True)
+
+
+# ---------------------------------------------------------------- 5. connections the database dropped
+
+
+def _terminate_backends(base: str, application_name: str) -> int:
+    """What a PostgreSQL restart does to one app's pooled connections: every one is closed
+    by the server. Returns how many were."""
+    engine = sa.create_engine(base, poolclass=sa.pool.NullPool)
+    try:
+        with engine.begin() as conn:
+            return len(conn.execute(sa.text(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = :name"
+            ), {"name": application_name}).all())
+    finally:
+        engine.dispose()
+
+
+def _all_at_once(calls) -> list:
+    """Run the calls on threads at the same moment (so the pool holds a connection for each)."""
+    results: list = [None] * len(calls)
+    start = threading.Barrier(len(calls))
+
+    def run(i, call):
+        start.wait()
+        results[i] = call()
+
+    threads = [threading.Thread(target=run, args=(i, c)) for i, c in enumerate(calls)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    return results
+
+
+def test_postgresql_dropping_pooled_connections_costs_no_recommendation_and_no_event(tmp_path):
+    """The pool does not ping a connection at every checkout (a round trip per request): this
+    proves what replaces it. After the server closed every pooled connection, a burst of
+    recommendations all answer 200 (each read retries on a fresh connection), and once the
+    connections sat idle for DATABASE_PING_IDLE_SECONDS the next burst of event batches all
+    answer 202 (idle connections are pinged and replaced); before the pause, a batch may
+    answer 503, never 500, and its re-send is stored."""
+    base = os.environ.get("PERSONALIZE_TEST_DATABASE_URL") or ""
+    base = base if base.startswith("postgresql") else POSTGRES
+    name = "pz-drop-" + os.urandom(4).hex()
+    with fresh_database(tmp_path, base_url=base) as direct:
+        url = f"{direct}&application_name={name}"
+        app = create_app(app_config(tmp_path, url, THREADS=4, DATABASE_PING_IDLE_SECONDS=0.5))
+        site_id, key = new_site(app)
+        burst = 6
+        with serve_in_thread(app) as server:
+            rec_url = f"{server.url}/api/v1/recommendations?key={key}&limit=3&visitor="
+            events = f"{server.url}/api/v1/events"
+            warm = make_batches("warm", burst, 3)
+            assert {s for s, _h, _b in _all_at_once([lambda b=b: post(events, {"key": key, "events": b}) for b in warm])} == {202}
+            assert {get_status(rec_url + "v")[0] for _ in range(3)} == {200}
+
+            dropped = _terminate_backends(base, name)
+            assert dropped >= 2, "the burst left several connections in the pool"
+            statuses = _all_at_once([lambda i=i: get_status(f"{rec_url}w{i}")[0] for i in range(burst)])
+            assert statuses == [200] * burst, statuses
+
+            # a batch right after the drop may meet a dead connection: 503 (never 500), and the re-send is stored
+            assert _terminate_backends(base, name) >= 1
+            first = make_batches("after", 1, 3)[0]
+            status, headers, body = post(events, {"key": key, "events": first})
+            if status != 202:
+                assert_error_shape(status, headers, body)
+                assert status == 503
+                status, _h, _b = post(events, {"key": key, "events": first})
+            assert status == 202
+
+            _all_at_once([lambda i=i: get_status(f"{rec_url}x{i}")[0] for i in range(burst)])  # connections back in the pool
+            assert _terminate_backends(base, name) >= 2
+            time.sleep(0.8)  # idle longer than DATABASE_PING_IDLE_SECONDS
+            later = make_batches("idle", burst, 3)
+            statuses = [s for s, _h, _b in _all_at_once([lambda b=b: post(events, {"key": key, "events": b}) for b in later])]
+            assert statuses == [202] * burst, statuses
+        with app.app_context():
+            db.engine.dispose()
+        reconcile(direct, site_id, warm + [first] + later, {e["id"] for b in warm + [first] + later for e in b}, complete=True)

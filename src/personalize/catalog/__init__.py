@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, event, select, update
+from sqlalchemy.orm import Session
 
 from ..db import db
-from ..models import Product, utcnow
+from ..models import Product, Site, utcnow
 from ..records import ProductRecord
 
 CHUNK = 500
@@ -68,6 +69,29 @@ def _upsert_chunk(site_id: int, batch: dict[str, ProductRecord], result: UpsertR
         else:
             result.unchanged += 1
     db.session.flush()
+
+
+@event.listens_for(Session, "before_flush")
+def _raise_catalog_version(session: Session, _context, _instances) -> None:
+    """Every flush that inserts, changes or deletes products raises their site's ``catalog_version``.
+
+    Web processes keep product cards in memory tagged with the version they were read at
+    and compare it on every recommendation (:class:`personalize.recommend.service.CardCache`),
+    so a price or stock change shows at once. The raise is part of the writer's
+    transaction, so a process sees the new version exactly when it can see the new cards.
+    It is written before the products: every catalogue writer locks the site's row before
+    any product row, so two concurrent writes to one catalogue queue instead of deadlocking.
+    Writes to ``products`` must go through the ORM (as :func:`upsert_products` does) to be seen.
+    """
+    sites = {o.site_id for o in session.new if isinstance(o, Product)}
+    sites.update(o.site_id for o in session.deleted if isinstance(o, Product))
+    sites.update(o.site_id for o in session.dirty if isinstance(o, Product) and session.is_modified(o))
+    sites.discard(None)  # a product of a site inserted in this same flush: it starts at version 0
+    if not sites:
+        return
+    connection = session.connection()
+    for site_id in sorted(sites):
+        connection.execute(update(Site.__table__).where(Site.__table__.c.id == site_id).values(catalog_version=Site.__table__.c.catalog_version + 1))
 
 
 def get_product(site_id: int, external_id: str) -> Product | None:

@@ -62,8 +62,7 @@ def holdout_items(site: Site, limit: int, product: str | None = None) -> list[di
     Uses the served model's popularity when there is one, else counts interactions.
     Products the shop excluded in its rules never show, as for everyone else.
     """
-    from ..catalog import products_by_ids
-    from ..recommend.service import model_cache
+    from ..recommend.service import cards_of, model_cache
 
     rules = (site.settings or {}).get("rules") or {}
     skip = set(rules.get("exclude") or [])
@@ -80,15 +79,15 @@ def holdout_items(site: Site, limit: int, product: str | None = None) -> list[di
             .group_by(Interaction.product_id).order_by(func.sum(Interaction.kind).desc(), Interaction.product_id).limit(want)
         ))
     ranked = [pid for pid in ranked if pid not in skip]
-    products = products_by_ids(site.id, ranked)
+    cards = cards_of(site.id, ranked)
     out = []
     for pid in ranked:
-        p = products.get(pid)
-        if p is None or not p.in_stock:
+        card = cards.get(pid)
+        if card is None or not card[6]:  # unknown, or out of stock
             continue
         out.append({
-            "id": p.external_id, "title": p.title, "url": p.url, "image": p.image, "price": p.price,
-            "currency": p.currency, "reason": HOLDOUT_REASON,
+            "id": card[0], "title": card[1], "url": card[2], "image": card[3], "price": card[4],
+            "currency": card[5], "reason": HOLDOUT_REASON,
         })
         if len(out) == limit:
             break

@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
-from .data import CART, PURCHASE, VIEW, HistoryEntry, InteractionLog, ItemTable
+from .data import CART, PURCHASE, VIEW, HistoryArrays, HistoryEntry, InteractionLog, ItemTable
 from .models import (
     DAY,
     content_neighbours,
@@ -267,14 +267,11 @@ class Recommender:
         return cls(items, p, neighbours, content, pop, segments, now, model, repeat_rate(log), trend(log, now))
 
     # ----------------------------------------------------------------- scoring
-    def _history_arrays(self, history: Sequence[HistoryEntry], now: float | None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    def _history_arrays(self, history: HistoryArrays, now: float | None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Aggregate a history into (unique items, personal weight, context weight, strongest kind) per item."""
         n = len(self.items)
-        hist = list(history)[-int(self.params["max_history"]):]
-        items = np.fromiter((h.item for h in hist), dtype=np.int64, count=len(hist))
-        kinds = np.fromiter((h.kind for h in hist), dtype=np.int64, count=len(hist))
-        ts = np.fromiter((h.ts for h in hist), dtype=np.float64, count=len(hist))
-        qty = np.fromiter((h.qty for h in hist), dtype=np.float64, count=len(hist))
+        newest = int(self.params["max_history"])
+        items, kinds, ts, qty = (np.asarray(a)[-newest:] for a in history)
         ok = (items >= 0) & (items < n) & (kinds >= VIEW) & (kinds <= PURCHASE)
         items, kinds, ts, qty = items[ok], kinds[ok], ts[ok], np.maximum(qty[ok], 1.0)
         if len(items) == 0:
@@ -296,7 +293,8 @@ class Recommender:
         return uniq, weight, context, strongest
 
     def _blend(self, uniq: np.ndarray, weight: np.ndarray, context: np.ndarray, segment: str | None):
-        """Return the blended score vector and its parts (each scaled to max 1, before weighting)."""
+        """Return the blended score vector, its parts (each scaled to max 1, before weighting), the
+        popularity's source, and the neighbour and content table rows read for the history."""
         n = len(self.items)
         p = self.params
         personal = np.zeros(n)
@@ -307,10 +305,13 @@ class Recommender:
         norm_w = context / top_c if top_c > 0 else context
         parts: dict[str, np.ndarray | None] = {"personal": personal}
         score = p["personal_weight"] * personal
+        gathered: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
         for name, table, w in (("item-item", self.neighbours, p["item_weight"]), ("content", self.content, p["content_weight"])):
             vec = None  # a part with no weight or no votes is left out (read as zeros)
             if w > 0 and len(uniq):
-                _, cols, vals = _gather_rows(table, uniq, norm_w)
+                # the table's rows of the history items, kept for _causes (which weighs them otherwise)
+                pos, cols, raw = gathered[name] = _gather_rows(table, uniq, np.ones(len(uniq)))
+                vals = raw * norm_w[pos]
                 # (no votes at all: bincount gives integers, which the lift could not scale in place)
                 vec = np.bincount(cols, weights=vals, minlength=n).astype(np.float64, copy=False)
                 if self._group_lift is not None:
@@ -323,7 +324,7 @@ class Recommender:
         pop, pop_source = self._popularity(segment)
         parts[pop_source] = pop
         score += p["popular_weight"] * pop
-        return score, parts, pop_source
+        return score, parts, pop_source, gathered
 
     def _popularity(self, segment: str | None) -> tuple[np.ndarray, str]:
         """The popularity vector to blend (float64, read-only: shared between calls) and its source."""
@@ -364,7 +365,7 @@ class Recommender:
     # ----------------------------------------------------------------- public API
     def recommend(
         self,
-        history: Sequence[HistoryEntry],
+        history: Sequence[HistoryEntry] | HistoryArrays,
         k: int,
         now: float | None = None,
         exclude: Collection[int] = frozenset(),
@@ -372,20 +373,23 @@ class Recommender:
         *,
         rules: Rules | None = None,
     ) -> list[Scored]:
-        """Return up to ``k`` items for a visitor with this ``history`` (item indexes), best first.
+        """Return up to ``k`` items for a visitor with this ``history`` (item indexes, oldest first; as
+        :class:`HistoryEntry` steps or, cheaper for a server, as :class:`HistoryArrays`), best first.
 
         Never returns out-of-stock items, items in ``exclude`` or in ``rules.exclude``.
         With no usable history this is :meth:`popular`. ``now`` (unix seconds) only
         sets the age of history entries and defaults to the newest of them. The
         result depends only on the arguments and the fitted model.
         """
+        if not isinstance(history, HistoryArrays):
+            history = HistoryArrays.of(history)
         uniq, weight, context, strongest = self._history_arrays(history, now)
         allowed = self._allowed(exclude, rules)
-        score, parts, pop_source = self._blend(uniq, weight, context, segment)
+        score, parts, pop_source, gathered = self._blend(uniq, weight, context, segment)
         if rules is not None:
             score = self._apply_rules(score, rules, uniq)
         chosen = self._top(score, allowed, k)
-        out = self._explain(chosen, score, parts, pop_source, uniq, context, strongest)
+        out = self._explain(chosen, score, parts, pop_source, uniq, context, strongest, gathered)
         if rules is not None:
             out = self._place_rules(out, rules, uniq, allowed, k)
         return out
@@ -435,7 +439,7 @@ class Recommender:
         return out[:k]
 
     # ----------------------------------------------------------------- explanations and rules
-    def _explain(self, chosen, score, parts, pop_source, uniq, weight, strongest) -> list[Scored]:
+    def _explain(self, chosen, score, parts, pop_source, uniq, weight, strongest, gathered) -> list[Scored]:
         p = self.params
         weights = {"personal": p["personal_weight"], "item-item": p["item_weight"], "content": p["content_weight"], pop_source: p["popular_weight"]}
         contrib = {
@@ -445,7 +449,10 @@ class Recommender:
         names = list(contrib)
         stacked = np.stack([contrib[name] for name in names]) if len(chosen) else np.zeros((len(names), 0))
         winner = stacked.argmax(axis=0) if len(chosen) else np.zeros(0, dtype=np.int64)
-        cause = {"item-item": self._causes(self.neighbours, chosen, uniq, weight), "content": self._causes(self.content, chosen, uniq, weight)}
+        cause = {
+            "item-item": self._causes(self.neighbours, chosen, uniq, weight, gathered.get("item-item")),
+            "content": self._causes(self.content, chosen, uniq, weight, gathered.get("content")),
+        }
         kind_of = dict(zip(uniq.tolist(), strongest.tolist(), strict=True))
         out = []
         for j, w in zip(chosen.tolist(), winner.tolist(), strict=True):
@@ -466,13 +473,18 @@ class Recommender:
         return out
 
     @staticmethod
-    def _causes(table: sp.csr_matrix, chosen: np.ndarray, uniq: np.ndarray, weight: np.ndarray) -> dict[int, int]:
-        """For each chosen item, the history item that voted for it most strongly."""
+    def _causes(table: sp.csr_matrix, chosen: np.ndarray, uniq: np.ndarray, weight: np.ndarray,
+                gathered: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None) -> dict[int, int]:
+        """For each chosen item, the history item that voted for it most strongly
+        (``gathered``: the table's rows of ``uniq`` with unit weights, if already read)."""
         if len(uniq) == 0 or len(chosen) == 0:
             return {}
-        pos, cols, vals = _gather_rows(table, uniq, weight)
-        hit = np.isin(cols, chosen)
-        pos, cols, vals = pos[hit], cols[hit], vals[hit]
+        pos, cols, raw = gathered if gathered is not None else _gather_rows(table, uniq, np.ones(len(uniq)))
+        wanted = np.zeros(table.shape[1], dtype=bool)
+        wanted[chosen] = True
+        hit = wanted[cols]
+        pos, cols = pos[hit], cols[hit]
+        vals = raw[hit] * weight[pos]
         order = np.lexsort((uniq[pos], -vals, cols))
         first = np.ones(len(order), dtype=bool)
         first[1:] = cols[order][1:] != cols[order][:-1]

@@ -6,6 +6,7 @@ the models themselves work on the arrays of :mod:`personalize.recommend.data`.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import secrets
@@ -13,7 +14,6 @@ import threading
 import time
 from calendar import timegm
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +30,7 @@ from ..profiles.identity import VISITOR
 from ..records import Recommendation
 from ..segments.models import ProfileScore
 from ..segments.store import cluster_names_of
-from .data import VIEW, HistoryEntry, InteractionLog, ItemTable
+from .data import VIEW, HistoryArrays, InteractionLog, ItemTable
 from .engine import Recommender
 
 log = logging.getLogger(__name__)
@@ -155,22 +155,23 @@ class ModelCache:
         current = self._loaded.get(site_id)
         if current is not None and now - current.checked < self.check_seconds:
             return current
-        version = latest_version(site_id)
-        if version is None:
+        found = _LATEST.rows({"site_id": site_id})  # on the driver's cursor: a request may read on its own connection
+        if not found:
             return None
-        if current is not None and current.version == version.id:
+        version_id, path = found[0]
+        if current is not None and current.version == version_id:
             current.checked = now
             return current
         with self._lock:
             current = self._loaded.get(site_id)
-            if current is not None and current.version == version.id:
+            if current is not None and current.version == version_id:
                 return current
             try:
-                model = Recommender.load(version.path)
+                model = Recommender.load(path)
             except (OSError, ValueError) as exc:
-                log.error("model %s for site %s cannot be loaded: %s", version.path, site_id, exc)
+                log.error("model %s for site %s cannot be loaded: %s", path, site_id, exc)
                 return current
-            loaded = _Loaded(version.id, model, model.items.index(), now)
+            loaded = _Loaded(version_id, model, model.items.index(), now)
             self._loaded[site_id] = loaded
             return loaded
 
@@ -213,23 +214,54 @@ class DriverQuery:
         self._compiled: dict[str, tuple[str, dict[str, Any], list[str] | None]] = {}
 
     def rows(self, params: dict[str, Any]) -> list[tuple]:
-        dialect, raw = _driver_connection()
-        compiled = self._compiled.get(dialect.name)
-        if compiled is None:
-            c = self.stmt.compile(dialect=dialect)
-            compiled = (str(c), dict(c.params), list(c.positiontup) if c.positional else None)
-            self._compiled[dialect.name] = compiled
-        sql, defaults, order = compiled
-        values = {**defaults, **params}
-        args = [values[k] for k in order] if order is not None else values
-        cursor = raw.cursor()
-        try:
-            cursor.execute(sql, args)
-            return cursor.fetchall()
-        except dialect.loaded_dbapi.Error as exc:  # as SQLAlchemy would raise it (a database down is a 503)
-            raise DBAPIError.instance(sql, args, exc, dialect.loaded_dbapi.Error, dialect=dialect) from exc
-        finally:
-            cursor.close()
+        for attempt in range(_READ_ATTEMPTS):
+            dialect, raw = _driver_connection()
+            compiled = self._compiled.get(dialect.name)
+            if compiled is None:
+                c = self.stmt.compile(dialect=dialect)
+                compiled = (str(c), dict(c.params), list(c.positiontup) if c.positional else None)
+                self._compiled[dialect.name] = compiled
+            sql, defaults, order = compiled
+            values = {**defaults, **params}
+            args = [values[k] for k in order] if order is not None else values
+            cursor = raw.cursor()
+            try:
+                cursor.execute(sql, args)
+                return cursor.fetchall()
+            except dialect.loaded_dbapi.Error as exc:
+                gone = dialect.is_disconnect(exc, raw, cursor)
+                # a pooled connection the database dropped (it restarted): the request's own read
+                # connection is replaced and the read tried again, on each dead one in turn
+                if gone and attempt + 1 < _READ_ATTEMPTS and _renew_read_connection(exc):
+                    continue
+                # as SQLAlchemy would raise it (a database down is a 503)
+                raise DBAPIError.instance(sql, args, exc, dialect.loaded_dbapi.Error, dialect=dialect,
+                                          connection_invalidated=gone) from exc
+            finally:
+                with contextlib.suppress(dialect.loaded_dbapi.Error):  # a cursor of a connection that died
+                    cursor.close()
+        raise AssertionError("unreachable")
+
+
+_READ_ATTEMPTS = 12  # more than a web process's pool holds, so a restart costs no request an error
+
+
+def _renew_read_connection(error: Exception) -> bool:
+    """Drop the request's read connection (see :func:`use_read_connection`) after the database
+    closed it, so the next read checks out another; ``False`` when reads go through the session."""
+    if not has_app_context() or g.get("personalize_read_connection") is None:
+        return False
+    raw = g.personalize_read_connection
+    g.personalize_read_connection = None
+    log.warning("dropped a database connection that had gone away: %s", error)
+    raw[1].invalidate(error)
+    return True
+
+
+_LATEST = DriverQuery(
+    select(ModelVersion.id, ModelVersion.path).where(ModelVersion.site_id == bindparam("site_id"), ModelVersion.active.is_(True))
+    .order_by(ModelVersion.id.desc()).limit(1)
+)
 
 
 def use_read_connection() -> None:
@@ -281,48 +313,141 @@ def _driver_connection():
 
 
 def _visitor_statement():
-    ident, inter, scores = Identity.__table__, Interaction.__table__, ProfileScore.__table__
-    source = ident.outerjoin(
+    site, ident, inter, scores = Site.__table__, Identity.__table__, Interaction.__table__, ProfileScore.__table__
+    source = site.outerjoin(
+        ident, and_(ident.c.site_id == site.c.id, ident.c.kind == bindparam("kind"), ident.c.value == bindparam("value"))
+    ).outerjoin(
         inter, and_(inter.c.site_id == ident.c.site_id, inter.c.profile_id == ident.c.profile_id)
     ).outerjoin(scores, scores.c.profile_id == ident.c.profile_id)
     return (
-        select(ident.c.profile_id, scores.c.cluster_name, inter.c.product_id, inter.c.kind, inter.c.occurred_at, inter.c.quantity)
+        select(site.c.catalog_version, site.c.created_at, ident.c.profile_id, scores.c.cluster_name,
+               inter.c.product_id, inter.c.kind, inter.c.occurred_at, inter.c.quantity)
         .select_from(source)
-        .where(ident.c.site_id == bindparam("site_id"), ident.c.kind == bindparam("kind"), ident.c.value == bindparam("value"))
+        .where(site.c.id == bindparam("site_id"))
         .order_by(inter.c.occurred_at.desc(), inter.c.id.desc())
         .limit(bindparam("limit"))
     )
 
 
-# one round trip per request: the visitor's profile, its cluster ("customers like you") and newest interactions
+# one round trip per request: the catalogue's version (see CardCache), the visitor's profile, its
+# cluster ("customers like you") and newest interactions
 _VISITOR = DriverQuery(_visitor_statement())
 _CARD_COLUMNS = (Product.external_id, Product.title, Product.url, Product.image, Product.price, Product.currency, Product.in_stock)
 _CARDS: dict[int, DriverQuery] = {}  # by the number of ids asked for
 
 
-def visitor_history(site_id: int, visitor: str, limit: int) -> tuple[int | None, str | None, list[tuple]]:
-    """``(profile id, cluster name, rows)`` of a visitor, rows newest first as
-    ``(product id, kind, occurred_at, quantity)`` in the driver's own types; ``(None, None, [])``
-    for a visitor we have never seen."""
-    rows = _VISITOR.rows({"site_id": site_id, "kind": VISITOR, "value": visitor, "limit": limit})
+@dataclass(frozen=True)
+class VisitorFacts:
+    """What one query tells about a visitor and their site: ``catalog`` is the tag of the site's
+    product cards (``None`` if the site is gone), ``rows`` the newest interactions first as
+    ``(product id, kind, occurred_at, quantity)`` in the driver's own types."""
+
+    catalog: tuple | None
+    profile_id: int | None
+    segment: str | None
+    rows: list[tuple]
+
+
+def visitor_history(site_id: int, visitor: str | None, limit: int) -> VisitorFacts:
+    """The visitor's profile, cluster name and newest interactions (none for a visitor we have
+    never seen, or no visitor), with the site's catalogue version, in one round trip."""
+    rows = _VISITOR.rows({"site_id": site_id, "kind": VISITOR, "value": visitor or "", "limit": limit})
     if not rows:
-        return None, None, []
-    return rows[0][0], rows[0][1], [r[2:] for r in rows if r[2] is not None]
+        return VisitorFacts(None, None, None, [])
+    first = rows[0]
+    return VisitorFacts((first[0], str(first[1])), first[2], first[3], [r[4:] for r in rows if r[4] is not None])
 
 
-_EPOCH = datetime(1970, 1, 1)
+def _history_of(rows: list[tuple], index: dict[str, int]) -> HistoryArrays:
+    """A visitor's rows from :func:`visitor_history` (newest first, times in the driver's own type:
+    ISO text on SQLite, naive UTC datetimes on PostgreSQL) as the model's arrays, oldest first;
+    products the model does not know get index -1, which it ignores."""
+    if not rows:
+        return HistoryArrays(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0), np.zeros(0))
+    pids, kinds, whens, qty = zip(*reversed(rows), strict=True)
+    seconds = np.array(whens, dtype="datetime64[us]").astype(np.int64) / 1e6
+    return HistoryArrays(
+        np.array([index.get(p, -1) for p in pids], dtype=np.int64), np.array(kinds, dtype=np.int64),
+        seconds, np.array(qty, dtype=np.float64),
+    )
 
 
-def _epoch(value) -> float:
-    """Unix seconds of a stored (naive UTC) time."""
-    if isinstance(value, str):  # SQLite keeps DateTime as ISO text
-        value = datetime.fromisoformat(value)
-    return (value - _EPOCH).total_seconds()
+class CardCache:
+    """Product cards (what a list shows of a product) in this process's memory, per site, valid
+    for one catalogue version.
+
+    Every product write raises its site's ``catalog_version`` in the same transaction
+    (:mod:`personalize.catalog`), and every recommendation reads the version in the query
+    that reads the visitor's history. Cards are kept under the version that was read
+    *before* them, so they are never older than their tag: when the version moves on, the
+    site's cards are dropped and read again. A price or stock change made by any process
+    therefore shows at the next request, and an out-of-stock product is never shown.
+    The tag also holds the site's creation time, so a new site that reuses a deleted
+    site's id (SQLite may) never sees the old cards.
+    """
+
+    def __init__(self, max_cards: int = 50_000):
+        self.max_cards = max_cards
+        self._sites: dict[int, tuple[tuple, dict[str, tuple]]] = {}
+        self._lock = threading.Lock()
+        self.hits = self.misses = 0
+
+    def cards(self, site_id: int, tag: tuple | None, product_ids: list[str]) -> dict[str, tuple]:
+        """The cards of ``product_ids`` known to the site, keyed by id; read from the database
+        for those not kept under ``tag`` (everything when ``tag`` is ``None``)."""
+        entry = self._sites.get(site_id)
+        if tag is not None and (entry is None or entry[0] != tag):
+            with self._lock:
+                entry = self._sites.get(site_id)
+                # a request that read an older version than the one kept reads for itself
+                if entry is None or (entry[0] != tag and not (entry[0][1] == tag[1] and entry[0][0] > tag[0])):
+                    entry = self._sites[site_id] = (tag, {})
+        kept = entry[1] if entry is not None and entry[0] == tag else None
+        if kept is None:
+            return _read_cards(site_id, product_ids)
+        out, missing = {}, []
+        for pid in product_ids:
+            card = kept.get(pid, _ABSENT)
+            if card is _ABSENT:
+                missing.append(pid)
+            elif card is not None:
+                out[pid] = card
+        self.hits += len(product_ids) - len(missing)
+        if missing:
+            self.misses += len(missing)
+            found = _read_cards(site_id, missing)
+            if sum(len(e[1]) for e in self._sites.values()) + len(missing) > self.max_cards:
+                kept.clear()  # bounded: start this site afresh (the busiest products come back first)
+            for pid in missing:
+                kept[pid] = found.get(pid)  # None: no such product (asked for by a plugin, say)
+            out.update(found)
+        return out
+
+    def clear(self) -> None:
+        with self._lock:
+            self._sites.clear()
 
 
-def cards_of(site_id: int, product_ids: list[str]) -> dict[str, tuple]:
+_ABSENT = object()
+
+
+def card_cache() -> CardCache:
+    cache = current_app.extensions.get("personalize.cards")
+    if cache is None:
+        cache = current_app.extensions.setdefault("personalize.cards", CardCache())
+    return cache
+
+
+def cards_of(site_id: int, product_ids: list[str], catalog: tuple | None = None) -> dict[str, tuple]:
     """What a list shows of each product, keyed by id:
-    ``(id, title, url, image, price, currency, in_stock)``; unknown ids are absent."""
+    ``(id, title, url, image, price, currency, in_stock)``; unknown ids are absent.
+    With the ``catalog`` tag of :func:`visitor_history`, from this process's :class:`CardCache`."""
+    if catalog is None:
+        return _read_cards(site_id, product_ids)
+    return card_cache().cards(site_id, catalog, product_ids)
+
+
+def _read_cards(site_id: int, product_ids: list[str]) -> dict[str, tuple]:
     out: dict[str, tuple] = {}
     for start in range(0, len(product_ids), 100):
         chunk = product_ids[start : start + 100]
@@ -335,7 +460,7 @@ def cards_of(site_id: int, product_ids: list[str]) -> dict[str, tuple]:
         params: dict[str, Any] = {f"p{i}": pid for i, pid in enumerate(chunk)}
         params["site_id"] = site_id
         for row in query.rows(params):
-            out[row[0]] = row
+            out[row[0]] = tuple(row)
     return out
 
 
@@ -427,7 +552,8 @@ def recommend_for(site: Site, visitor: str | None, slot: str = "home", limit: in
         return RecommendationList(new_rec_id(), slot, HOLDOUT, holdout_items(site, limit, product))
     loaded = model_cache().get(site.id)
     history_length = current_app.config.get("HISTORY_LENGTH", 200)
-    profile_id, segment, rows = visitor_history(site.id, visitor, history_length) if visitor else (None, None, [])
+    facts = visitor_history(site.id, visitor, history_length)
+    profile_id, segment, rows = facts.profile_id, facts.segment, facts.rows
     settings = site.settings or {}
     key = None
     if loaded is not None and _rankings_reproducible(settings):
@@ -438,14 +564,14 @@ def recommend_for(site: Site, visitor: str | None, slot: str = "home", limit: in
         )
         cached = ranking_cache().get(key)
         if cached is not None:
-            out = _serve_ranking(site.id, slot, limit, *cached)
+            out = _serve_ranking(site.id, facts.catalog, slot, limit, *cached)
             if out is not None:
                 return out
     # the built-in rules are the only plugin and the site has none: asking them would change nothing
     hooks_apply = bool(settings.get("rules")) or not (
         _only_builtin_rules("recommendation_candidates") and _only_builtin_rules("modify_recommendations")
     )
-    strategy, ranked, cards = _rank(site.id, loaded, profile_id, segment, rows, slot, limit, product, hooks_apply)
+    strategy, ranked, cards = _rank(site.id, facts.catalog, loaded, profile_id, segment, rows, slot, limit, product, hooks_apply)
     if key is not None:
         ranking_cache().put(key, strategy, ranked)
     out = RecommendationList(new_rec_id(), slot, strategy)
@@ -454,13 +580,13 @@ def recommend_for(site: Site, visitor: str | None, slot: str = "home", limit: in
     return out
 
 
-def _serve_ranking(site_id: int, slot: str, limit: int, strategy: str, ranked: list[tuple[str, str]]) -> RecommendationList | None:
+def _serve_ranking(site_id: int, catalog: tuple | None, slot: str, limit: int, strategy: str, ranked: list[tuple[str, str]]) -> RecommendationList | None:
     """A cached ranking with today's cards; ``None`` when too many of its products left the shelf."""
     out = RecommendationList(new_rec_id(), slot, strategy)
     start, step = 0, limit + 4
     while len(out.items) < limit and start < len(ranked):
         chunk = ranked[start : start + step]
-        cards = cards_of(site_id, [pid for pid, _ in chunk])
+        cards = cards_of(site_id, [pid for pid, _ in chunk], catalog)
         for pid, reason in chunk:
             card = cards.get(pid)
             if card is not None and card[6]:
@@ -473,7 +599,7 @@ def _serve_ranking(site_id: int, slot: str, limit: int, strategy: str, ranked: l
     return out
 
 
-def _rank(site_id: int, loaded: _Loaded | None, profile_id: int | None, segment: str | None, rows: list[tuple],
+def _rank(site_id: int, catalog: tuple | None, loaded: _Loaded | None, profile_id: int | None, segment: str | None, rows: list[tuple],
           slot: str, limit: int, product: str | None, hooks_apply: bool = True) -> tuple[str, list[tuple[str, str]], dict[str, tuple]]:
     """Score, add plugins' candidates, keep known in-stock products, let plugins re-rank:
     ``(strategy, [(product id, reason)] best first, the cards read)``."""
@@ -482,18 +608,16 @@ def _rank(site_id: int, loaded: _Loaded | None, profile_id: int | None, segment:
     strategy = "popular"
     exclude_ids = {product} if product else set()
     if loaded is not None:
-        history: list[HistoryEntry] = []
-        for pid, kind, when, qty in rows:
-            idx = loaded.index.get(pid)
-            if idx is not None:
-                history.append(HistoryEntry(idx, kind, _epoch(when), qty))
+        history = _history_of(rows, loaded.index)
         exclude = set()
         if product and product in loaded.index:
             idx = loaded.index[product]
             exclude.add(idx)
-            history.insert(0, HistoryEntry(idx, VIEW, time.time(), 1.0))
-        scored = loaded.model.recommend(history, k=want, now=time.time(), exclude=exclude, segment=segment) if history else loaded.model.popular(want, exclude=exclude, segment=segment)
-        if history:
+            # the product on screen counts as the newest view
+            history = HistoryArrays(*(np.append(a, v) for a, v in zip(history, (idx, VIEW, time.time(), 1.0), strict=True)))
+        known = bool((history.items >= 0).any())
+        scored = loaded.model.recommend(history, k=want, now=time.time(), exclude=exclude, segment=segment) if known else loaded.model.popular(want, exclude=exclude, segment=segment)
+        if known:
             strategy = "personal"
         ids = loaded.model.items.ids
         candidates = [Recommendation(ids[s.item], float(s.score), s.reason, s.source) for s in scored]
@@ -508,7 +632,7 @@ def _rank(site_id: int, loaded: _Loaded | None, profile_id: int | None, segment:
             continue
         if cand.product_id not in best or cand.score > best[cand.product_id].score:
             best[cand.product_id] = cand
-    cards = cards_of(site_id, list(best))
+    cards = cards_of(site_id, list(best), catalog)
     items = [c for c in best.values() if c.product_id in cards and cards[c.product_id][6]]
     items.sort(key=lambda c: -c.score)
     if hooks_apply:
