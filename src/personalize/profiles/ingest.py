@@ -91,7 +91,8 @@ def store_events(
             pid = profile_of[ev.visitor]
             latest[pid] = max(latest.get(pid, ev.occurred_at), ev.occurred_at)
         if latest:  # one statement for all of them: building one per profile cost more than the inserts
-            db.session.connection().execute(_TOUCH, [{"pid": pid, "when": when} for pid, when in latest.items()])
+            # in id order: concurrent batches that share profiles lock them in the same order
+            db.session.connection().execute(_TOUCH, [{"pid": pid, "when": when} for pid, when in sorted(latest.items())])
         if before_commit is not None:
             before_commit(profile_of, created)
         db.session.commit()
