@@ -527,18 +527,20 @@ def ranking_cache() -> RankingCache:
 _BUILTIN_RANKING_PLUGINS = {"personalize.builtins.rules"}
 
 
-def _only_builtin_rules(name: str) -> bool:
-    pm = current_app.extensions["personalize.plugins"].pm
-    return all(impl.plugin_name in _BUILTIN_RANKING_PLUGINS for impl in getattr(pm.hook, name).get_hookimpls())
+def _only_builtin_rules() -> bool:
+    """Whether the built-in rules are the only plugin that adds or re-ranks candidates."""
+    hook = current_app.extensions["personalize.plugins"].pm.hook
+    return all(
+        impl.plugin_name in _BUILTIN_RANKING_PLUGINS
+        for name in ("recommendation_candidates", "modify_recommendations")
+        for impl in getattr(hook, name).get_hookimpls()
+    )
 
 
-def _rankings_reproducible(site_settings: dict) -> bool:
+def _rankings_reproducible(site_settings: dict, builtin_only: bool) -> bool:
     """Whether a ranking depends only on what the cache key holds: no plugin but the built-in
     rules takes part (a plugin may look at anything), and no rule depends on segment membership."""
-    if not (_only_builtin_rules("recommendation_candidates") and _only_builtin_rules("modify_recommendations")):
-        return False
-    rules = site_settings.get("rules") or {}
-    return not rules.get("segments")
+    return builtin_only and not (site_settings.get("rules") or {}).get("segments")
 
 
 def recommend_for(site: Site, visitor: str | None, slot: str = "home", limit: int = 8, product: str | None = None) -> RecommendationList:
@@ -556,7 +558,8 @@ def recommend_for(site: Site, visitor: str | None, slot: str = "home", limit: in
     profile_id, segment, rows = facts.profile_id, facts.segment, facts.rows
     settings = site.settings or {}
     key = None
-    if loaded is not None and _rankings_reproducible(settings):
+    builtin_only = _only_builtin_rules()
+    if loaded is not None and _rankings_reproducible(settings, builtin_only):
         rules = settings.get("rules")
         key = (
             site.id, loaded.version, slot, limit, product, json.dumps(rules, sort_keys=True) if rules else "",
@@ -568,9 +571,7 @@ def recommend_for(site: Site, visitor: str | None, slot: str = "home", limit: in
             if out is not None:
                 return out
     # the built-in rules are the only plugin and the site has none: asking them would change nothing
-    hooks_apply = bool(settings.get("rules")) or not (
-        _only_builtin_rules("recommendation_candidates") and _only_builtin_rules("modify_recommendations")
-    )
+    hooks_apply = bool(settings.get("rules")) or not builtin_only
     strategy, ranked, cards = _rank(site.id, facts.catalog, loaded, profile_id, segment, rows, slot, limit, product, hooks_apply)
     if key is not None:
         ranking_cache().put(key, strategy, ranked)
