@@ -478,7 +478,8 @@ class RankingCache:
     model, a changed rule or cluster is a different key, whichever process
     stored it; nothing has to be told to forget anything. What is cached is the
     order of products and their reasons, never the products themselves: each
-    answer reads the cards it shows, so a price or stock change shows at once and
+    answer takes the cards it shows from :class:`CardCache` under the catalogue
+    version read with the history, so a price or stock change shows at once and
     an out-of-stock product is never shown.
     """
 
