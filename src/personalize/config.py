@@ -41,6 +41,8 @@ SETTINGS: dict[str, tuple[Any, str]] = {
     "RECOMMENDATION_CACHE_SECONDS": (30.0, "How long a web process reuses a ranking it computed while nothing it was computed from changed (the visitor's history, model, rules, cluster); each answer still reads stock and prices afresh; 0 turns reuse off."),
     "RATE_LIMIT_PER_IP": (1200, "Most API requests one client address may make a minute (0: no limit); 429 beyond. Shared across processes with Redis."),
     "RATE_LIMIT_PER_SITE": (60000, "Most API requests a site's public key (the widget) may open a minute, from all addresses together (0: no limit)."),
+    "SIGN_IN_LIMIT_PER_ADDRESS": (30, "Most admin sign-in attempts one client address may make a minute (0: no limit); beyond, 429 without checking the password."),
+    "SIGN_IN_LIMIT_PER_ACCOUNT": (10, "Most sign-in attempts for one admin email a minute, from all addresses together (0: no limit); beyond, 429."),
     "RATE_LIMIT_PER_SECRET_KEY": (6000, "Most API requests a site's secret key (the shop's servers) may open a minute (0: no limit)."),
     "TRUSTED_PROXIES": (0, "How many reverse proxies in front of the server add to X-Forwarded-For; 0 ignores the header (the client address is the connection's)."),
     "DATABASE_CONNECT_TIMEOUT": (5, "Seconds to wait for a new PostgreSQL connection before giving up (503)."),

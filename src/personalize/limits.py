@@ -222,6 +222,23 @@ def check_address() -> None:
         _check("RATE_LIMIT_PER_IP", address_bucket(who), None, f"from {who}")
 
 
+def sign_in_wait(email: str) -> int | None:
+    """Count one admin sign-in attempt from this client address and for this email; the seconds
+    to wait when either is over its limit (``SIGN_IN_LIMIT_PER_ADDRESS``, ``SIGN_IN_LIMIT_PER_ACCOUNT``),
+    else ``None``. Password guessing then costs a minute per few tries, from one address or
+    spread over many; the email is hashed like an address, so Redis never holds it."""
+    waits = []
+    per_address = int(current_app.config.get("SIGN_IN_LIMIT_PER_ADDRESS") or 0)
+    if per_address > 0:
+        waits.append(limiter().hit("signin-" + address_bucket(client_address()), per_address))
+    per_account = int(current_app.config.get("SIGN_IN_LIMIT_PER_ACCOUNT") or 0)
+    if per_account > 0:
+        account = _keyed_hash(str(current_app.config.get("SECRET_KEY") or ""), "email:" + (email or "").strip().lower())
+        waits.append(limiter().hit("signin-" + account, per_account))
+    found = [w for w in waits if w is not None]
+    return max(found) if found else None
+
+
 #: the longest value each query parameter of the API may have (the same as docs/api.md and /api/v1/openapi.json);
 #: any other parameter: QUERY_VALUE_MAX. Numbers (limit, offset, after) are range-checked by their endpoints.
 QUERY_MAX = {"key": 128, "visitor": 128, "slot": 64, "product": 200, "email": 320, "customer_id": 200, "segment": 64,

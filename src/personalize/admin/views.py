@@ -21,6 +21,7 @@ from sqlalchemy import select
 from ..catalog import count_products
 from ..db import db
 from ..insights.report import live_status
+from ..limits import sign_in_wait
 from ..models import Site
 from ..recommend.service import latest_version
 from ..sites import (
@@ -64,6 +65,11 @@ def login():
         return redirect(url_for("admin.setup"))
     error = None
     if request.method == "POST":
+        wait = sign_in_wait(request.form.get("email", ""))
+        if wait is not None:  # the password is not even checked: guessing gets no answer
+            error = f"Too many sign-in attempts. Try again in {wait} seconds."
+            page = render_template("admin/login.html", error=error)
+            return page, 429, {"Retry-After": str(wait)}
         user = authenticate(request.form.get("email", ""), request.form.get("password", ""))
         if user is None:
             error = "Wrong email or password."
