@@ -6,16 +6,16 @@ from __future__ import annotations
 import json
 import logging
 import re
-import threading
 from typing import Any
 
 from flask import current_app, flash, g, jsonify, redirect, render_template, request, url_for
 
+from .. import jobs
 from ..db import db
 from ..insights.computed import attribute_names, computed_segments
 from ..models import Site
 from ..records import EVENT_TYPES
-from ..segments.bulk import members_page, preview_count, rebuild_segment
+from ..segments.bulk import members_page, preview_count
 from ..segments.policy import get_policies, set_policy
 from ..segments.rules import NO_VALUE, OPS, ORDER_FIELDS, PROFILE_FIELDS, SCORE_FIELDS, field_kind
 from ..segments.store import (
@@ -130,21 +130,20 @@ def explain(exc: InvalidInput, form) -> str:
     return message
 
 
-def schedule(fn, **kwargs) -> None:
-    """Slow segment work runs beside the request (at once when SEGMENT_REBUILD_INLINE is set, as in tests)."""
+def schedule(job: str, **kwargs) -> bool:
+    """Start slow segment work as a job, outside the request: on the Celery workers when a broker
+    is set, else on this process's job runner (at once when SEGMENT_REBUILD_INLINE is set, as in
+    tests). ``False``, with an error shown to the admin, when the broker could not take it."""
     if current_app.config.get("SEGMENT_REBUILD_INLINE"):
-        fn(**kwargs)
-        return
-    app = current_app._get_current_object()
-
-    def run() -> None:
-        with app.app_context():
-            try:
-                fn(**kwargs)
-            except Exception:
-                log.exception("background segment work %s failed", getattr(fn, "__name__", fn))
-
-    threading.Thread(target=run, name="admin-segments", daemon=True).start()
+        jobs.run(job, **kwargs)
+        return True
+    try:
+        jobs.submit(job, **kwargs)
+    except Exception as exc:  # the broker is down: what was saved stays saved
+        log.error("job %s %s could not be queued: %s", job, kwargs, exc)
+        flash(f"The work could not be queued ({exc}); try again once the task queue is back.", "error")
+        return False
+    return True
 
 
 @bp.get("/sites/<int:site_id>/segments")
@@ -197,9 +196,8 @@ def segment_edit(s: Site, key: str | None = None):
             db.session.rollback()
             error = explain(exc, request.form)
         else:
-            if changed:
-                schedule(rebuild_segment, site_id=s.id, key=seg.key)
-            flash(f"Segment {seg.key} saved" + ("; its members are being worked out." if changed else "."), "ok")
+            queued = schedule("segment_rebuild", site_id=s.id, key=seg.key) if changed else False
+            flash(f"Segment {seg.key} saved" + ("; its members are being worked out." if queued else "."), "ok")
             return redirect(url_for("admin.segment", site_id=s.id, key=seg.key))
     return render_template(
         "admin/segment_edit.html", site=s, seg=seg, values=values, mode=mode, rule_json=rule_json, error=error,
@@ -226,8 +224,8 @@ def segment(s: Site, key: str):
 def segment_rebuild(s: Site, key: str):
     if get_segment(s.id, key) is None:
         return render_template("admin/message.html", message="No such segment."), 404
-    schedule(rebuild_segment, site_id=s.id, key=key)
-    flash("Members are being worked out again; reload in a moment.", "ok")
+    if schedule("segment_rebuild", site_id=s.id, key=key):
+        flash("Members are being worked out again; reload in a moment.", "ok")
     return redirect(url_for("admin.segment", site_id=s.id, key=key))
 
 
@@ -249,10 +247,8 @@ def segment_delete(s: Site, key: str):
 @bp.post("/sites/<int:site_id>/scores")
 @site_page(edit=True)
 def scores_recompute(s: Site):
-    from ..segments.scores import compute_scores
-
-    schedule(compute_scores, site_id=s.id)
-    flash("Scores are being recomputed in the background (RFM, value, attrition, potential, clusters); reload in a minute.", "ok")
+    if schedule("scores", site_id=s.id):
+        flash("Scores are being recomputed in the background (RFM, value, attrition, potential, clusters); reload in a minute.", "ok")
     return redirect(url_for("admin.segments", site_id=s.id))
 
 
