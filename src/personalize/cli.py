@@ -64,6 +64,11 @@ def serve(host: str, port: int, workers: int | None, threads: int | None):
 
     app = _app()  # the configuration is checked and the schema migrated before any worker starts
     workers, threads = workers or app.config["WORKERS"], threads or app.config["THREADS"]
+    from .db import maintenance_warnings
+
+    with app.app_context():
+        for warning in maintenance_warnings():
+            click.echo(f"warning: {warning}", err=True)
     click.echo(f"personalize {__version__} on http://{host}:{port}/  (admin: http://{host}:{port}/admin), {workers} processes × {threads} threads")
     run_server(app, host, port, workers, threads)
 

@@ -35,3 +35,16 @@ def test_an_order_import_refreshes_the_planner_statistics(ctx):
     assert sorted(after) == ["identities", "interactions", "orders", "products", "profiles"]
     for table, at in after.items():
         assert at is not None and (before[table] is None or at > before[table]), table
+
+
+def test_the_operator_is_told_when_autovacuum_is_off(ctx):
+    from personalize.db import maintenance_warnings
+
+    warnings = maintenance_warnings()
+    if db.engine.dialect.name != "postgresql":
+        assert warnings == [], "SQLite needs no vacuuming to keep its plans"
+        return
+    off = db.session.execute(text("SHOW autovacuum")).scalar() == "off"
+    assert bool(warnings) == off
+    if off:
+        assert "autovacuum is off" in warnings[0] and "VACUUM ANALYZE" in warnings[0]
