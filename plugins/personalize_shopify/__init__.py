@@ -31,6 +31,7 @@ from personalize.connectors import (
 from personalize.records import (
     Checkpoint,
     ContactRecord,
+    DeletedRecord,
     OrderLine,
     OrderRecord,
     ProductRecord,
@@ -266,7 +267,14 @@ class ShopifyConnector(Connector):
     def parse_webhook(self, headers: Mapping[str, str], body: bytes) -> list[Any]:
         topic = headers.get("X-Shopify-Topic", "")
         payload = json.loads(body)
-        if topic.startswith("customers/") and topic != "customers/delete":
+        if topic == "customers/delete":  # the shop deleted the customer: what Shopify told us goes
+            return [DeletedRecord("contact", str(payload["id"]))] if payload.get("id") else []
+        if topic == "customers/redact":  # a privacy request sent through Shopify: erase the person here too
+            customer = payload.get("customer") or {}
+            return [DeletedRecord("contact", str(customer["id"]), erase=True)] if customer.get("id") else []
+        if topic == "products/delete":
+            return [DeletedRecord("product", str(payload["id"]))] if payload.get("id") else []
+        if topic.startswith("customers/"):
             attrs = {"firstName": payload.get("first_name"), "lastName": payload.get("last_name"),
                      "tags": [t.strip() for t in (payload.get("tags") or "").split(",") if t.strip()]}
             return [ContactRecord(external_id=str(payload["id"]), email=payload.get("email") or "",

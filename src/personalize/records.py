@@ -150,6 +150,26 @@ class SkippedRecord:
 
 
 @dataclass(frozen=True)
+class DeletedRecord:
+    """Yielded by a stream or a webhook when the remote system deleted a record.
+
+    ``entity`` is ``"contact"`` or ``"product"``; ``external_id`` is the id the
+    connector gives that record everywhere else (the contact's id of its
+    ``identity_kind``, the product's id). A deleted product leaves the catalogue: it
+    is never recommended again. A deleted contact loses what this connector brought:
+    the link from its remote id to the profile and the attributes this connector
+    set; what the visitor did on the shop stays, under their other identities.
+    ``erase=True`` (a privacy request, such as Shopify's ``customers/redact``)
+    erases the whole profile here, as ``DELETE /api/v1/profiles/<id>`` does.
+    A deletion of something never stored is not an error.
+    """
+
+    entity: str
+    external_id: str
+    erase: bool = False
+
+
+@dataclass(frozen=True)
 class SegmentChange:
     """A profile entered (``added=True``) or left a segment: what a push receives.
 

@@ -260,6 +260,52 @@ def test_webhooks_are_verified_stored_once_and_applied_in_the_background(admin, 
     assert client.post(f"/api/v1/webhooks/{shop.public_key}/nope", data=body).status_code == 404
 
 
+def test_deletions_arrive_by_webhook_a_redact_erases_the_person(admin, shop, app, client, sleep):
+    """customers/delete unlinks the customer and drops what Shopify said about them; customers/redact
+    (a privacy request) erases the profile; products/delete takes the product off the shelf at once."""
+    from personalize import jobs
+    from personalize.profiles import ingest_events
+    from personalize.sync.models import WebhookDelivery
+
+    assert sync(shop, sleep)["status"] == "succeeded"
+    deleted, redacted = lookup(shop.id, "customer_id", ["1001", "1002"]).values()
+    assert attributes_of(deleted), "the sync gave the customer Shopify's attributes"
+    ingest_events(shop, [{"id": "v-1", "type": "product_viewed", "visitor": "v-deleted", "product_id": "1"}])
+    db.session.commit()
+    assert db.session.scalar(select(Product).where(Product.site_id == shop.id, Product.external_id == "1")) is not None
+
+    def deliver(topic: str, payload: dict, n: int) -> None:
+        body = json.dumps(payload).encode()
+        r = client.post(f"/api/v1/webhooks/{shop.public_key}/shopify", data=body, headers={
+            "X-Shopify-Topic": topic, "X-Shopify-Webhook-Id": f"del-{n}", "Content-Type": "application/json", "X-Shopify-Hmac-Sha256": sign(body)})
+        assert r.status_code == 200, r.json
+
+    deliver("customers/delete", {"id": 1001}, 1)
+    deliver("customers/redact", {"shop_id": 1, "shop_domain": "test-shop.myshopify.com",
+                                 "customer": {"id": 1002, "email": "customer2@example.com", "phone": ""}, "orders_to_redact": [502]}, 2)
+    deliver("products/delete", {"id": 1}, 3)
+    deliver("customers/delete", {"id": 999999}, 4)  # never synced: nothing to do, and no error
+    jobs.runner(app).wait(10)
+    db.session.expire_all()
+    # every delivery processed without error; the redact's own payload named the person, so the erase took it too
+    kept = {d.delivery_id: d for d in db.session.scalars(select(WebhookDelivery))}
+    assert sorted(kept) == ["del-1", "del-3", "del-4"]
+    assert all(d.error == "" and d.processed_at is not None for d in kept.values()), [(d.delivery_id, d.error, d.processed_at) for d in kept.values()]
+
+    assert lookup(shop.id, "customer_id", ["1001"]) == {}
+    assert db.session.get(Profile, deleted) is not None, "the person is still a shopper here"
+    assert not any(a["source"] == "shopify" for a in attributes_of(deleted).values()), attributes_of(deleted)
+    assert lookup(shop.id, "email", ["customer1@example.com"]) == {"customer1@example.com": deleted}
+
+    assert db.session.get(Profile, redacted) is None
+    assert lookup(shop.id, "email", ["customer2@example.com"]) == {}
+    assert db.session.scalar(select(func.count()).select_from(Order).where(Order.external_id == "502")) == 0
+
+    assert db.session.scalar(select(Product).where(Product.site_id == shop.id, Product.external_id == "1")) is None
+    r = client.get("/api/v1/recommendations", query_string={"key": shop.public_key, "visitor": "v-deleted", "limit": 10})
+    assert r.status_code == 200 and "1" not in [i["id"] for i in r.json["items"]]
+
+
 def test_push_segments_as_customer_tags(admin, shop, sleep):
     sync(shop, sleep, streams=["customers"])
     one = lookup(shop.id, "customer_id", ["1001"])["1001"]

@@ -258,3 +258,52 @@ def test_a_contact_whose_id_and_email_are_on_two_profiles_merges_them(flaky):
     assert count(Profile) == 50
     assert attributes_of(one)["plan"]["value"] == "free"
 
+
+
+def test_a_stream_may_report_deletions_in_order_with_its_records(register, shop):
+    from personalize.catalog import get_product
+    from personalize.records import DeletedRecord
+
+    class Deleting(Connector):
+        name = "deleting"
+        kind = "crm"
+        identity_kind = "deleting_id"
+        default_mapping = {"plan": "plan"}
+        settings = ()
+        streams = (Stream("contacts", "contact"), Stream("products", "product"))
+        rounds: list[dict[str, list[Any]]] = []
+
+        def check(self):
+            return CheckResult(True, "ok")
+
+        def pull(self, stream, state):
+            yield from Deleting.rounds[0][stream]
+            yield Checkpoint({"n": len(Deleting.rounds)})
+            if stream == "products":
+                Deleting.rounds.pop(0)
+
+    register(Deleting)
+    save_connection(shop.id, "deleting", {})
+    ann = ContactRecord(external_id="d1", email="ann@example.com", attributes={"plan": "gold"})
+    bob = ContactRecord(external_id="d2", email="bob@example.com", attributes={"plan": "free"})
+    first = {"contacts": [ann, bob], "products": [ProductRecord("p1", "Product one"), ProductRecord("p2", "Product two")]}
+    # the next run: Ann deleted remotely, a deletion of nothing known, a product's record then its deletion, and a
+    # deletion of another kind of record than the stream's
+    second = {"contacts": [DeletedRecord("contact", "d1"), DeletedRecord("contact", "never-seen")],
+              "products": [ProductRecord("p1", "Product one, renamed"), DeletedRecord("product", "p1"), DeletedRecord("order", "o1")]}
+    Deleting.rounds = [first, second]
+    assert engine.run_sync(shop.id, "deleting")["status"] == "succeeded"
+    ann_pid = db.session.scalar(select(Identity.profile_id).where(Identity.kind == "deleting_id", Identity.value == "d1"))
+    assert attributes_of(ann_pid)["plan"]["value"] == "gold"
+
+    summary = engine.run_sync(shop.id, "deleting")
+    assert summary["status"] == "succeeded", summary
+    assert summary["streams"]["contacts"]["in"] == 2 and summary["streams"]["contacts"]["stored"] == 2
+    assert summary["streams"]["products"]["in"] == 2 and summary["streams"]["products"]["skipped"] == 1, "an order deletion is not a product's"
+    db.session.expire_all()
+    assert db.session.scalar(select(Identity).where(Identity.kind == "deleting_id", Identity.value == "d1")) is None
+    assert "plan" not in attributes_of(ann_pid), "what the connector said about Ann is gone"
+    assert db.session.get(Profile, ann_pid) is not None, "Ann is still known by her email"
+    bob_pid = db.session.scalar(select(Identity.profile_id).where(Identity.kind == "deleting_id", Identity.value == "d2"))
+    assert attributes_of(bob_pid)["plan"]["value"] == "free", "Bob is untouched"
+    assert get_product(shop.id, "p1") is None and get_product(shop.id, "p2") is not None

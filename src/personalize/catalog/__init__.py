@@ -94,6 +94,28 @@ def _raise_catalog_version(session: Session, _context, _instances) -> None:
         connection.execute(update(Site.__table__).where(Site.__table__.c.id == site_id).values(catalog_version=Site.__table__.c.catalog_version + 1))
 
 
+def delete_products(site_id: int, external_ids: Sequence[str]) -> int:
+    """Delete the site's products with these ids (unknown ids are ignored; no commit); how many went.
+
+    The catalogue version is raised first, as every catalogue writer does (see
+    :func:`_raise_catalog_version`), and the rows go in one statement, so two processes
+    deleting the same product at once (a webhook delivered twice) do not trip over each other.
+    """
+    ids = list(dict.fromkeys(external_ids))
+    if not ids:
+        return 0
+    table = Product.__table__
+    exists = select(table.c.id).where(table.c.site_id == site_id, table.c.external_id.in_(ids)).limit(1)
+    if db.session.execute(exists).first() is None:
+        return 0
+    connection = db.session.connection()
+    connection.execute(update(Site.__table__).where(Site.__table__.c.id == site_id).values(catalog_version=Site.__table__.c.catalog_version + 1))
+    gone = connection.execute(table.delete().where(table.c.site_id == site_id, table.c.external_id.in_(ids))).rowcount
+    for obj in [o for o in db.session.identity_map.values() if isinstance(o, Product) and o.site_id == site_id and o.external_id in ids]:
+        db.session.expunge(obj)  # the session must not write a row that is gone
+    return gone
+
+
 def get_product(site_id: int, external_id: str) -> Product | None:
     return db.session.scalar(select(Product).where(Product.site_id == site_id, Product.external_id == external_id))
 

@@ -38,6 +38,7 @@ from ..plugins import hooks
 from ..records import (
     Checkpoint,
     ContactRecord,
+    DeletedRecord,
     EngagementRecord,
     OrderRecord,
     ProductRecord,
@@ -208,6 +209,11 @@ def _pull_stream(ctx: RunContext, connector: Connector, name: str, count: Stream
         elif isinstance(item, SkippedRecord):
             count.skipped += 1
             ctx.note(f"{name}: skipped {item.key + ': ' if item.key else ''}{item.reason}")
+        elif isinstance(item, DeletedRecord) and item.entity == entity:
+            count.records_in += 1
+            _flush(ctx, entity, buffer, count)  # what came before the deletion is stored before it
+            buffer = []
+            _delete(ctx, [item], count)
         elif ENTITY_OF.get(type(item)) == entity:
             count.records_in += 1
             buffer.append(item)
@@ -250,6 +256,17 @@ def _flush(ctx: RunContext, entity: str, records: list[Any], count: StreamCount 
         count.stored += result.stored
         count.skipped += len(result.skipped)
     ctx.profiles |= result.profiles
+    return result
+
+
+def _delete(ctx: RunContext, records: list[DeletedRecord], count: StreamCount | None) -> store.StoreResult:
+    result = store.store_deletions(ctx.conn.site_id, ctx.conn.connector, ctx.connector.identity_kind, records)
+    for reason in result.skipped:
+        ctx.note(reason)
+    if count is not None:
+        count.stored += result.stored
+        count.skipped += len(result.skipped)
+    ctx.profiles = (ctx.profiles | result.profiles) - result.erased
     return result
 
 
@@ -351,8 +368,12 @@ def apply_records(site_id: int, conn: Connection, records: Iterable[Any]) -> dic
     run = SyncRun(site_id=site_id, connection_id=conn.id, started_at=utcnow())
     ctx = RunContext(run=run, conn=conn, connector=cls, mapping=effective_mapping(conn))
     groups: dict[str, list[Any]] = {}
+    deletions: list[DeletedRecord] = []
     skipped = 0
     for item in records:
+        if isinstance(item, DeletedRecord):
+            deletions.append(item)
+            continue
         entity = ENTITY_OF.get(type(item))
         if entity is None:
             skipped += 1
@@ -361,6 +382,10 @@ def apply_records(site_id: int, conn: Connection, records: Iterable[Any]) -> dic
     stored = 0
     for entity in ("product", "contact", "order", "engagement"):
         result = _flush(ctx, entity, groups.get(entity, []), None)
+        stored += result.stored
+        skipped += len(result.skipped)
+    if deletions:
+        result = _delete(ctx, deletions, None)
         stored += result.stored
         skipped += len(result.skipped)
     db.session.commit()

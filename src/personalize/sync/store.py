@@ -20,7 +20,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import delete, update
 
 from ..catalog import upsert_products
 from ..db import db, insert_ignoring_conflicts
@@ -28,7 +28,7 @@ from ..models import Identity, Profile, utcnow
 from ..profiles import import_orders
 from ..profiles.attributes import check_attributes, set_attributes
 from ..profiles.identity import EMAIL, lookup, profiles_for
-from ..records import ContactRecord, EngagementRecord, OrderRecord, ProductRecord
+from ..records import ContactRecord, DeletedRecord, EngagementRecord, OrderRecord, ProductRecord
 from ..validation import InvalidInput
 from .models import Engagement
 
@@ -40,6 +40,7 @@ class StoreResult:
     conflicts: int = 0
     merged: int = 0
     profiles: set[int] = field(default_factory=set)
+    erased: set[int] = field(default_factory=set)  # profiles a privacy deletion erased
 
 
 def normalise_email(value: str) -> str:
@@ -141,6 +142,37 @@ def store_contacts(site_id: int, source: str, kind: str, mapping: dict[str, str 
         set_attributes(site_id, pid, attrs, source, rec.updated_at or utcnow(), commit=False)
         result.profiles.add(pid)
         result.stored += 1
+    return result
+
+
+def store_deletions(site_id: int, source: str, kind: str, records: list[DeletedRecord]) -> StoreResult:
+    """Apply what the remote system deleted (see :class:`~personalize.records.DeletedRecord`).
+    Contacts are found by this connector's identity ``kind``; an erase commits on its own."""
+    from ..catalog import delete_products
+    from ..profiles.models import ProfileAttribute
+    from ..profiles.privacy import erase_profile
+
+    result = StoreResult()
+    for rec in records:
+        external_id = str(rec.external_id or "").strip()
+        if not external_id or rec.entity not in ("contact", "product"):
+            result.skipped.append(f"deletion of a {rec.entity or 'record'} without id or of an unknown kind{_key(rec.external_id)}")
+            continue
+        result.stored += 1
+        if rec.entity == "product":
+            delete_products(site_id, [external_id])  # raises the catalogue version: no process shows it again
+            continue
+        pid = lookup(site_id, kind, [external_id]).get(external_id) if kind else None
+        if pid is None:
+            continue
+        if rec.erase:
+            erase_profile(site_id, pid)
+            result.profiles.discard(pid)
+            result.erased.add(pid)
+            continue
+        db.session.execute(delete(Identity).where(Identity.site_id == site_id, Identity.kind == kind, Identity.value == external_id))
+        db.session.execute(delete(ProfileAttribute).where(ProfileAttribute.profile_id == pid, ProfileAttribute.source == source))
+        result.profiles.add(pid)  # its segments are worked out again without those attributes
     return result
 
 

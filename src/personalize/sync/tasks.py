@@ -109,20 +109,23 @@ def process_webhooks(connection_id: int | None = None, limit: int = 500) -> dict
         q = q.where(WebhookDelivery.connection_id == connection_id)
     done = failed = 0
     for delivery in db.session.scalars(q.order_by(WebhookDelivery.id).limit(limit)).all():
+        delivery_id, error = delivery.id, ""
         conn = db.session.get(Connection, delivery.connection_id)
         try:
             cls = connector_class(conn.connector)
             connector = cls(ConnectorContext(settings=connection_settings(conn), http=make_http(), started_at=utcnow()))
             records = list(connector.parse_webhook(delivery.headers or {}, delivery.body.encode()))
             apply_records(conn.site_id, conn, records)
-            delivery.error = ""
             done += 1
         except Exception as exc:  # keep the delivery with its error; the others go on
             db.session.rollback()
-            delivery = db.session.get(WebhookDelivery, delivery.id)
-            delivery.error = f"{type(exc).__name__}: {exc}"[:1000]
+            error = f"{type(exc).__name__}: {exc}"[:1000]
             failed += 1
-        delivery.processed_at = utcnow()
+        # a privacy erase deletes the payloads naming the person, this one included
+        delivery = db.session.get(WebhookDelivery, delivery_id, populate_existing=True)
+        if delivery is not None:
+            delivery.error = error
+            delivery.processed_at = utcnow()
         db.session.commit()
     return {"processed": done, "failed": failed}
 
