@@ -10,6 +10,11 @@ private-app token; segment membership pushed back as a contact property.
   ``after``: search stops at 10,000 results per query, and keyset paging never
   reaches that limit. Search allows about five requests a second, so requests are
   paced at 0.2 s.
+- Deletions: contacts archived (deleted) in HubSpot are listed with
+  ``GET /crm/v3/objects/contacts?archived=true``, paged with ``after``; those archived
+  since the last sync (with the same look-back) are yielded as deletions, so the
+  profile loses its HubSpot id and HubSpot's attributes. The list has no filter on
+  ``archivedAt``: each run reads it whole, and only its end moves the cursor.
 - Push: each segment is a contact property ``<prefix><segment>`` (a checkbox,
   ``true``/``false``) created through the Properties API when missing; values are
   written with ``POST /crm/v3/objects/contacts/batch/update`` (≤ 100 a request),
@@ -33,7 +38,14 @@ from personalize.connectors import (
     StreamError,
     parse_time,
 )
-from personalize.records import Checkpoint, ContactRecord, PushResult, SegmentChange, SkippedRecord
+from personalize.records import (
+    Checkpoint,
+    ContactRecord,
+    DeletedRecord,
+    PushResult,
+    SegmentChange,
+    SkippedRecord,
+)
 from personalize.sync.http import HttpStatusError
 
 __version__ = "1.0.0"
@@ -77,7 +89,10 @@ class HubSpotConnector(Connector):
         Setting("property_prefix", "Segment property prefix", required=False, default="personalize_", help="Segments become checkbox properties named prefix + segment."),
         Setting("api_url", "API address", type="url", required=False, default="https://api.hubapi.com", help="Change only for a proxy or a test server."),
     )
-    streams = (Stream("contacts", "contact", primary_key="id", cursor_field="lastmodifieddate", sorted=False, lookback_seconds=300),)
+    streams = (
+        Stream("contacts", "contact", primary_key="id", cursor_field="lastmodifieddate", sorted=False, lookback_seconds=300),
+        Stream("archived_contacts", "contact", primary_key="id", cursor_field="archivedAt", sorted=False, lookback_seconds=300),
+    )
     push_targets = (PushTarget("property", help="A checkbox contact property per segment."),)
     push_batch_size = 500
 
@@ -102,6 +117,9 @@ class HubSpotConnector(Connector):
         return CheckResult(True, "HubSpot contacts readable", API_VERSION)
 
     def pull(self, stream: str, state: dict[str, Any] | None) -> Iterator[Any]:
+        if stream == "archived_contacts":
+            yield from self.pull_archived(state or {})
+            return
         state = state or {}
         if state.get("until") is not None:  # finish an interrupted window as it was
             since, until, last_id = state.get("since"), state["until"], int(state.get("last_id") or 0)
@@ -129,6 +147,31 @@ class HubSpotConnector(Connector):
             if not results or not (page.get("paging") or {}).get("next"):
                 break
             yield Checkpoint({"v": STATE_VERSION, "since": since, "until": until, "last_id": last_id})
+        yield Checkpoint({"v": STATE_VERSION, "since": until})
+
+    def pull_archived(self, state: dict[str, Any]) -> Iterator[Any]:
+        """Contacts archived since the last run (a look-back before it), as deletions."""
+        if state.get("until") is not None:  # finish an interrupted listing as it was
+            since, until, after = state.get("since"), state["until"], state.get("after")
+        else:
+            since = state.get("since")
+            since = since - int(LOOKBACK.total_seconds() * 1000) if since is not None else None
+            until, after = epoch_ms(self.context.started_at), None
+        while True:
+            params: dict[str, Any] = {"archived": "true", "limit": PAGE_SIZE, "properties": "email"}
+            if after:
+                params["after"] = after
+            page = self.api.get_json("/crm/v3/objects/contacts", params=params)
+            for obj in _results(page, "archived contacts"):
+                when = parse_time(obj.get("archivedAt"))
+                if not str(obj.get("id") or "").strip():
+                    yield SkippedRecord("archived contact without id")
+                elif since is None or when is None or epoch_ms(when) >= since:
+                    yield DeletedRecord("contact", str(obj["id"]))
+            after = ((page.get("paging") or {}).get("next") or {}).get("after")
+            if not after:
+                break
+            yield Checkpoint({"v": STATE_VERSION, "since": since, "until": until, "after": after})
         yield Checkpoint({"v": STATE_VERSION, "since": until})
 
     def contact(self, obj: dict[str, Any]) -> ContactRecord | SkippedRecord:

@@ -69,6 +69,7 @@ def error(status, message, category):
 class HubSpot:
     def __init__(self, contacts, search_cap=10_000):
         self.contacts = {c["id"]: c for c in contacts}
+        self.archived: dict[str, dict] = {}  # id -> the contact, with its archivedAt
         self.search_cap = search_cap
         self.searches: list[dict] = []
         self.properties: dict[str, dict] = {}
@@ -92,7 +93,19 @@ class HubSpot:
         if not self.authorised(request):
             return self.denied()
         limit = int(request.args.get("limit", 10))
-        return {"results": [self.public(c) for c in list(self.contacts.values())[:limit]]}
+        if request.args.get("archived") != "true":
+            return {"results": [self.public(c) for c in list(self.contacts.values())[:limit]]}
+        rows = sorted(self.archived.values(), key=lambda c: int(c["id"]))  # archived ones: listed in id order, paged with after
+        start = int(request.args.get("after") or 0)
+        page = rows[start : start + limit]
+        out = {"results": [{**self.public(c), "archived": True, "archivedAt": c["archivedAt"]} for c in page]}
+        if start + len(page) < len(rows):
+            out["paging"] = {"next": {"after": str(start + len(page)), "link": f"?after={start + len(page)}"}}
+        return out
+
+    def archive(self, cid: str, when: datetime) -> None:
+        """What deleting a contact in HubSpot does: it leaves the search and joins the archived list."""
+        self.archived[cid] = {**self.contacts.pop(cid), "archivedAt": when.isoformat() + "Z"}
 
     @staticmethod
     def public(c):
@@ -276,6 +289,23 @@ def test_push_segment_membership_as_a_contact_property(hubspot, shop, sleep):
     assert re.match(r"^[a-z0-9_]+$", next(iter(hubspot.properties)))
 
 
+def test_contacts_archived_in_hubspot_lose_their_link_and_hubspots_attributes(hubspot, shop, sleep):
+    first = engine.run_sync(shop.id, "hubspot", sleep=sleep)
+    assert first["streams"]["archived_contacts"]["status"] == "succeeded" and first["streams"]["archived_contacts"]["in"] == 0
+    gone, old, kept = (lookup(shop.id, "hubspot_id", [i])[i] for i in ("101", "102", "103"))
+    hubspot.archive("101", datetime.utcnow())
+    hubspot.archive("102", T0 - timedelta(days=30))  # archived before the last sync: that one has seen it already
+    second = engine.run_sync(shop.id, "hubspot", sleep=sleep)
+    assert second["status"] == "succeeded", second
+    assert second["streams"]["archived_contacts"]["in"] == 1
+    db.session.expire_all()
+    assert lookup(shop.id, "hubspot_id", ["101"]) == {}
+    assert not any(a["source"] == "hubspot" for a in attributes_of(gone).values())
+    assert lookup(shop.id, "email", ["lead1@example.com"]) == {"lead1@example.com": gone}, "still a shopper, known by email"
+    assert lookup(shop.id, "hubspot_id", ["102"]) == {"102": old}
+    assert attributes_of(kept)["lifecycle_stage"]["source"] == "hubspot"
+
+
 def test_resume_states_conform(hubspot):
     from personalize_hubspot import HubSpotConnector
 
@@ -290,3 +320,6 @@ def test_resume_states_conform(hubspot):
         return HubSpotConnector(ConnectorContext(settings={"access_token": TOKEN, "api_url": hubspot.server.url}, http=http, started_at=datetime(2026, 11, 22)))
 
     assert check_resume(make, "contacts") == []
+    for i in range(10, 23):  # more than a page of archived contacts
+        hubspot.archive(str(100 + i), datetime(2026, 11, 20) + timedelta(minutes=i))
+    assert check_resume(make, "archived_contacts") == []

@@ -184,7 +184,8 @@ def test_a_fault_on_a_later_page_keeps_the_cursor_and_the_next_run_fills_the_res
         if recovers:
             assert first["status"] == "succeeded" and 2.0 in sleep.calls
         else:
-            assert first["status"] == "failed", first
+            # the contacts stream failed (the run as a whole is "partial" when the archived list was read)
+            assert first["status"] in ("failed", "partial") and first["streams"]["contacts"]["status"] == "failed", first
             assert first["records_out"] == 10 and len(hubspot_ids(site.id)) == 10
             assert engine.load_state(failed_conn_id(site.id), "contacts")["last_id"] == 109, "the cursor stays after page 1"
             resumed = engine.run_sync(site.id, "hubspot", sleep=sleep)

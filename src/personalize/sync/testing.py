@@ -178,8 +178,10 @@ def check_connector(cls: type) -> list[str]:
 
 def record_key(record: Any) -> str:
     """The primary key of a record a stream yields (what duplicates are judged by)."""
-    from ..records import ContactRecord, EngagementRecord, OrderRecord, ProductRecord
+    from ..records import ContactRecord, DeletedRecord, EngagementRecord, OrderRecord, ProductRecord
 
+    if isinstance(record, DeletedRecord):
+        return f"deleted {record.entity} {record.external_id}"
     if isinstance(record, ContactRecord):
         return record.external_id or record.email
     if isinstance(record, ProductRecord | OrderRecord | EngagementRecord):
