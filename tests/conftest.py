@@ -160,3 +160,12 @@ def runner(tmp_path, monkeypatch):
         monkeypatch.setenv("PERSONALIZE_AUTO_MIGRATE", "true")
         monkeypatch.delenv(TEST_DATABASE_ENV, raising=False)
         yield CliRunner()
+
+
+@pytest.fixture
+def broker_url() -> str:
+    """The real RabbitMQ on 127.0.0.1: skipped without it, a failure under PERSONALIZE_REQUIRE_SERVICES=1 (CI)."""
+    from production.support import BROKER_URL, require
+
+    require("RabbitMQ", "127.0.0.1", 5672)
+    return BROKER_URL

@@ -4,29 +4,13 @@ the admin sees, not a 500."""
 
 from __future__ import annotations
 
-import os
 import secrets
-import socket
 import threading
-
-import pytest
 
 from personalize import hookimpl, jobs
 from personalize.segments.store import get_segment
 
 from .conftest import post
-
-BROKER_URL = os.environ.get("PERSONALIZE_TEST_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672//")
-
-
-def _require_broker() -> None:
-    try:
-        with socket.create_connection(("127.0.0.1", 5672), timeout=1.0):
-            return
-    except OSError:
-        if os.environ.get("PERSONALIZE_REQUIRE_SERVICES") == "1":
-            pytest.fail("RabbitMQ is not reachable at 127.0.0.1:5672; PERSONALIZE_REQUIRE_SERVICES=1 makes this an error")
-        pytest.skip("RabbitMQ is not reachable at 127.0.0.1:5672")
 
 RULE = {"key": "buyers", "name": "Buyers", "combine": "and", "mode": "builder",
         "c0_field": "orders.count", "c0_op": "gte", "c0_value": "1"}
@@ -52,23 +36,22 @@ def test_saving_a_segment_rebuilds_it_on_the_job_runner(app, as_owner, site):
     assert get_segment(site.id, "buyers").member_count == 24
 
 
-def test_with_a_broker_the_admins_work_is_queued_and_a_broker_down_is_said(app, as_owner, site):
+def test_with_a_broker_the_admins_work_is_queued_and_a_broker_down_is_said(app, as_owner, site, broker_url):
     from kombu import Connection
 
-    _require_broker()
     queue = "ptest-" + secrets.token_hex(4)
-    app.config.update(BROKER_URL=BROKER_URL, QUEUE_NAME=queue)
+    app.config.update(BROKER_URL=broker_url, QUEUE_NAME=queue)
     try:
         r = post(as_owner, f"/admin/sites/{site.id}/scores", follow_redirects=True)
         assert r.status_code == 200 and "being recomputed" in r.get_data(as_text=True)
-        with Connection(BROKER_URL) as conn:
+        with Connection(broker_url) as conn:
             message = conn.SimpleQueue(queue).get(timeout=10)
             args, kwargs, _embed = message.decode()
             message.ack()
         assert args == ["scores"] and kwargs == {"job_kwargs": {"site_id": site.id}}
     finally:
         jobs.runner(app).shutdown()
-        with Connection(BROKER_URL) as conn:
+        with Connection(broker_url) as conn:
             channel = conn.channel()
             channel.queue_delete(queue)
             channel.exchange_delete(queue)

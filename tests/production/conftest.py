@@ -12,19 +12,13 @@ import pytest
 
 from personalize.cache import SharedCache
 
-from .support import BROKER_URL, REDIS_URL, require
+from .support import REDIS_URL, require
 
 
 @pytest.fixture
 def redis_url() -> str:
     require("Redis", "127.0.0.1", 6379)
     return REDIS_URL
-
-
-@pytest.fixture
-def broker_url() -> str:
-    require("RabbitMQ", "127.0.0.1", 5672)
-    return BROKER_URL
 
 
 @pytest.fixture

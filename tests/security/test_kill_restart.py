@@ -304,19 +304,26 @@ def test_sigkill_mid_load_loses_and_doubles_nothing(tmp_path):
 # ---------------------------------------------------------------- 2. SQLite locked by another program
 
 
-def concurrently(url: str, key: str, batches: list[list[dict]]) -> list[tuple[int | None, dict, dict | None]]:
-    """Post every batch at once, from a thread each (so the group commit groups them)."""
-    answers: list = [None] * len(batches)
+def _all_at_once(calls) -> list:
+    """Run the calls on threads at the same moment (so the pool holds a connection for each)."""
+    results: list = [None] * len(calls)
+    start = threading.Barrier(len(calls))
 
-    def one(i: int) -> None:
-        answers[i] = post(url, {"key": key, "events": batches[i]})
+    def run(i, call):
+        start.wait()
+        results[i] = call()
 
-    threads = [threading.Thread(target=one, args=(i,)) for i in range(len(batches))]
+    threads = [threading.Thread(target=run, args=(i, c)) for i, c in enumerate(calls)]
     for t in threads:
         t.start()
     for t in threads:
         t.join(timeout=60)
-    return answers
+    return results
+
+
+def concurrently(url: str, key: str, batches: list[list[dict]]) -> list[tuple[int | None, dict, dict | None]]:
+    """Post every batch at once, from a thread each (so the group commit groups them)."""
+    return _all_at_once([lambda b=b: post(url, {"key": key, "events": b}) for b in batches])
 
 
 def test_sqlite_locked_answers_503_then_recovers_by_itself(tmp_path):
@@ -529,23 +536,6 @@ def _terminate_backends(base: str, application_name: str) -> int:
         engine.dispose()
 
 
-def _all_at_once(calls) -> list:
-    """Run the calls on threads at the same moment (so the pool holds a connection for each)."""
-    results: list = [None] * len(calls)
-    start = threading.Barrier(len(calls))
-
-    def run(i, call):
-        start.wait()
-        results[i] = call()
-
-    threads = [threading.Thread(target=run, args=(i, c)) for i, c in enumerate(calls)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=60)
-    return results
-
-
 def test_postgresql_dropping_pooled_connections_costs_no_recommendation_and_no_event(tmp_path):
     """The pool does not ping a connection at every checkout (a round trip per request): this
     proves what replaces it. After the server closed every pooled connection, a burst of
@@ -565,7 +555,7 @@ def test_postgresql_dropping_pooled_connections_costs_no_recommendation_and_no_e
             rec_url = f"{server.url}/api/v1/recommendations?key={key}&limit=3&visitor="
             events = f"{server.url}/api/v1/events"
             warm = make_batches("warm", burst, 3)
-            assert {s for s, _h, _b in _all_at_once([lambda b=b: post(events, {"key": key, "events": b}) for b in warm])} == {202}
+            assert {s for s, _h, _b in concurrently(events, key, warm)} == {202}
             assert {get_status(rec_url + "v")[0] for _ in range(3)} == {200}
 
             dropped = _terminate_backends(base, name)
@@ -587,7 +577,7 @@ def test_postgresql_dropping_pooled_connections_costs_no_recommendation_and_no_e
             assert _terminate_backends(base, name) >= 2
             time.sleep(0.8)  # idle longer than DATABASE_PING_IDLE_SECONDS
             later = make_batches("idle", burst, 3)
-            statuses = [s for s, _h, _b in _all_at_once([lambda b=b: post(events, {"key": key, "events": b}) for b in later])]
+            statuses = [s for s, _h, _b in concurrently(events, key, later)]
             assert statuses == [202] * burst, statuses
         with app.app_context():
             db.engine.dispose()
