@@ -169,3 +169,59 @@ def broker_url() -> str:
 
     require("RabbitMQ", "127.0.0.1", 5672)
     return BROKER_URL
+
+
+@dataclass
+class BrokerQueue:
+    """A queue of one test's own on the shared RabbitMQ, which the test app's jobs are sent to."""
+
+    url: str
+    name: str
+
+    def take(self, timeout: float = 10.0):
+        """The next job message: ``(task name, args, kwargs)``, acknowledged."""
+        from kombu import Connection
+
+        with Connection(self.url) as conn:
+            message = conn.SimpleQueue(self.name).get(timeout=timeout)
+            args, kwargs, _embed = message.decode()
+            message.ack()
+        return message.headers["task"], args, kwargs
+
+
+@pytest.fixture
+def broker_queue(app, broker_url):
+    """The app's jobs go to a queue of this test's own on the real broker; it is deleted afterwards."""
+    import secrets
+
+    from kombu import Connection
+
+    queue = BrokerQueue(broker_url, "ptest-" + secrets.token_hex(4))
+    app.config.update(BROKER_URL=broker_url, QUEUE_NAME=queue.name)
+    yield queue
+    runner = app.extensions.pop("personalize.jobs", None)
+    if runner is not None:
+        runner.shutdown()
+    with Connection(broker_url) as conn:
+        channel = conn.channel()
+        channel.queue_delete(queue.name)
+        channel.exchange_delete(queue.name)
+
+
+@pytest.fixture
+def membership_threads(app) -> list[str]:
+    """The names of the threads that announce segment membership changes: tells work done on the
+    job runner (``personalize-job…``) from work done in a request."""
+    import threading
+
+    from personalize import hookimpl
+
+    names: list[str] = []
+
+    class Listener:
+        @hookimpl
+        def segment_membership_changed(self, site_id, changes):
+            names.append(threading.current_thread().name)
+
+    app.extensions["personalize.plugins"].pm.register(Listener())
+    return names

@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-import os
-import secrets
-import socket
-import threading
 from datetime import timedelta
 
-import pytest
 from sqlalchemy import func, select
 
-from personalize import hookimpl, jobs
+from personalize import jobs
 from personalize.db import db
 from personalize.models import utcnow
 from personalize.profiles import ingest_events, profile_for_visitor, set_attributes
@@ -19,8 +14,6 @@ from personalize.segments.bulk import rebuild_segment
 from personalize.segments.models import Segment, SegmentChange, SegmentMember
 from personalize.segments.store import create_segment, get_segment
 from personalize.sites import get_site
-
-BROKER_URL = os.environ.get("PERSONALIZE_TEST_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672//")
 
 RECENT = {"behaviour": {"event": "product_viewed", "category": "tea", "within_days": 7}}
 RECENT_VIP = {"and": [{"segment": "recent-tea"}, {"field": "attributes.vip", "op": "eq", "value": True}]}
@@ -108,15 +101,8 @@ def test_the_scheduler_runs_the_job_on_its_interval(app, site):
     assert pid in members(site.id, "recent-tea")
 
 
-def test_an_api_rebuild_runs_on_the_job_runner_without_a_broker(app, site, client):
-    threads = []
-
-    class Listener:
-        @hookimpl
-        def segment_membership_changed(self, site_id, changes):
-            threads.append(threading.current_thread().name)
-
-    app.extensions["personalize.plugins"].pm.register(Listener())
+def test_an_api_rebuild_runs_on_the_job_runner_without_a_broker(app, site, client, membership_threads):
+    threads = membership_threads
     auth = {"Authorization": f"Bearer {site.secret_key}"}
     r = client.post("/api/v1/segments", json={"key": "buyers", "rule": {"field": "orders.count", "op": "gte", "value": 1}}, headers=auth)
     assert r.status_code == 201
@@ -130,42 +116,16 @@ def test_an_api_rebuild_runs_on_the_job_runner_without_a_broker(app, site, clien
     assert client.get("/api/v1/segments/buyers", headers=auth).json["member_count"] == 24
 
 
-def _require_broker() -> None:
-    try:
-        with socket.create_connection(("127.0.0.1", 5672), timeout=1.0):
-            return
-    except OSError:
-        reason = "RabbitMQ is not reachable at 127.0.0.1:5672"
-        if os.environ.get("PERSONALIZE_REQUIRE_SERVICES") == "1":
-            pytest.fail(reason + "; PERSONALIZE_REQUIRE_SERVICES=1 makes this an error")
-        pytest.skip(reason)
-
-
-def test_with_a_broker_an_api_rebuild_is_queued_for_the_workers(app, site, client):
-    from kombu import Connection
-
-    _require_broker()
-    queue = "ptest-" + secrets.token_hex(4)  # a queue of this test's own on the shared broker
-    app.config.update(BROKER_URL=BROKER_URL, QUEUE_NAME=queue)
+def test_with_a_broker_an_api_rebuild_is_queued_for_the_workers(app, site, client, broker_queue):
     auth = {"Authorization": f"Bearer {site.secret_key}"}
-    try:
-        r = client.post("/api/v1/segments", json={"key": "buyers", "rule": {"field": "orders.count", "op": "gte", "value": 1}}, headers=auth)
-        assert r.status_code == 201
-        # nothing ran in the web process: the job waits on the broker
-        assert client.get("/api/v1/segments/buyers", headers=auth).json["status"] == "building"
-        with Connection(BROKER_URL) as conn:
-            message = conn.SimpleQueue(queue).get(timeout=10)
-            args, kwargs, _embed = message.decode()
-            message.ack()
-        assert message.headers["task"] == "personalize.run_job"
-        assert args == ["segment_rebuild"] and kwargs == {"job_kwargs": {"site_id": site.id, "key": "buyers"}}
-        # what a worker does with it: the same registered job
-        jobs.run(args[0], **kwargs["job_kwargs"])
-        body = client.get("/api/v1/segments/buyers", headers=auth).json
-        assert body["status"] == "ready" and body["member_count"] == 24
-    finally:
-        jobs.runner(app).shutdown()
-        with Connection(BROKER_URL) as conn:
-            channel = conn.channel()
-            channel.queue_delete(queue)
-            channel.exchange_delete(queue)
+    r = client.post("/api/v1/segments", json={"key": "buyers", "rule": {"field": "orders.count", "op": "gte", "value": 1}}, headers=auth)
+    assert r.status_code == 201
+    # nothing ran in the web process: the job waits on the broker
+    assert client.get("/api/v1/segments/buyers", headers=auth).json["status"] == "building"
+    task, args, kwargs = broker_queue.take()
+    assert task == "personalize.run_job"
+    assert args == ["segment_rebuild"] and kwargs == {"job_kwargs": {"site_id": site.id, "key": "buyers"}}
+    # what a worker does with it: the same registered job
+    jobs.run(args[0], **kwargs["job_kwargs"])
+    body = client.get("/api/v1/segments/buyers", headers=auth).json
+    assert body["status"] == "ready" and body["member_count"] == 24
