@@ -104,6 +104,11 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
                 cursor.close()
                 dbapi_connection.commit()  # SET is transactional in PostgreSQL
 
+    from .db import ReadConnections
+
+    with app.app_context():
+        app.extensions["personalize.read_connections"] = ReadConnections(db.engine)  # see recommend.service.use_read_connection
+
     auto_migrate = settings.get("AUTO_MIGRATE")
     if auto_migrate is None:
         auto_migrate = url.startswith("sqlite")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 from flask import Flask
@@ -72,6 +73,94 @@ def ping_idle_connections(engine, idle_seconds: float) -> None:
         except engine.dialect.loaded_dbapi.Error as error:
             # the pool drops this connection and checks out another (a new one if need be)
             raise DisconnectionError(f"idle connection is gone: {error}") from error
+
+
+
+class ReadConnections:
+    """Database connections kept ready for requests that only read (a recommendation).
+
+    Checking a connection out of SQLAlchemy's pool and back in for every request,
+    switching it to autocommit and back, and resetting it on its return, cost a
+    recommendation on PostgreSQL about 6 % of the web process's CPU (measured in
+    docs/deployment.md). These connections are instead taken from the pool once,
+    detached from it, set to autocommit (each read is a statement of its own: no
+    BEGIN and no ROLLBACK round trips), and kept in a free list with a cursor: a
+    request takes one and gives it back. A process keeps at most as many as it ever
+    ran such requests at once (its threads); a forked child never uses its parent's;
+    ``engine.dispose()`` closes them.
+
+    A kept connection the database dropped (it restarted, or an idle timeout) fails
+    its statement: the reader then calls :meth:`discard`, which closes it and every
+    other kept connection, opened before the failure and likely gone too, and reads
+    again on a fresh one (see :class:`personalize.recommend.service.DriverQuery`).
+    """
+
+    def __init__(self, engine):
+        from sqlalchemy import event
+
+        self.engine = engine
+        self.dialect = engine.dialect
+        self._free: list[tuple] = []
+        self._pid = os.getpid()
+        self._generation = 0  # raised by dispose(): connections taken before it are closed when given back
+        event.listen(engine, "engine_disposed", self._disposed)
+
+    def take(self) -> tuple:
+        """``(driver connection, cursor, generation)`` outside any transaction, for this thread
+        until :meth:`give_back`. The cursor stays with its connection: psycopg runs a statement
+        on a cursor reused faster than on a new one."""
+        if self._pid != os.getpid():  # a forked process: those sockets are the parent's
+            self._free, self._pid = [], os.getpid()
+        try:
+            return self._free.pop()  # list.pop and list.append are atomic: no lock needed
+        except IndexError:
+            pass
+        fairy = self.engine.raw_connection()  # the pool's connect events ran (SQLite pragmas, timeouts)
+        fairy.detach()  # from now on ours: the pool opens another in its place when it needs one
+        connection = fairy.dbapi_connection
+        try:
+            if self.dialect.name == "postgresql":
+                connection.autocommit = True
+            return connection, connection.cursor(), self._generation
+        except Exception:
+            _close_quietly(connection)
+            raise
+
+    def give_back(self, kept: tuple) -> None:
+        # one found inside a transaction was never expected (only SELECTs run here): a fresh start is safer
+        if kept[2] != self._generation or _in_transaction(kept[0]):
+            _close_quietly(kept[0])
+            return
+        self._free.append(kept)
+
+    def discard(self, kept: tuple) -> None:
+        """Close ``kept``, found dead, and every other kept connection (opened before it failed)."""
+        _close_quietly(kept[0])
+        self.close()
+
+    def close(self) -> None:
+        old, self._free = self._free, []
+        for kept in old:
+            _close_quietly(kept[0])
+
+    def _disposed(self, _engine) -> None:
+        self._generation += 1
+        self.close()
+
+
+def _in_transaction(connection) -> bool:
+    status = getattr(getattr(connection, "info", None), "transaction_status", None)
+    if status is not None:  # psycopg: 0 is IDLE (a closed connection says UNKNOWN)
+        return int(status) != 0
+    return bool(getattr(connection, "in_transaction", False))  # sqlite3
+
+
+def _close_quietly(connection) -> None:
+    try:
+        connection.close()
+    except Exception as error:  # noqa: BLE001  (a connection already broken has nothing left to close)
+        log.debug("closing a dead read connection: %s", error)
+
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 

@@ -215,7 +215,7 @@ class DriverQuery:
 
     def rows(self, params: dict[str, Any]) -> list[tuple]:
         for attempt in range(_READ_ATTEMPTS):
-            dialect, raw = _driver_connection()
+            dialect, raw, kept = _driver_connection()
             compiled = self._compiled.get(dialect.name)
             if compiled is None:
                 c = self.stmt.compile(dialect=dialect)
@@ -224,7 +224,7 @@ class DriverQuery:
             sql, defaults, order = compiled
             values = {**defaults, **params}
             args = [values[k] for k in order] if order is not None else values
-            cursor = raw.cursor()
+            cursor = kept or raw.cursor()
             try:
                 cursor.execute(sql, args)
                 return cursor.fetchall()
@@ -238,8 +238,9 @@ class DriverQuery:
                 raise DBAPIError.instance(sql, args, exc, dialect.loaded_dbapi.Error, dialect=dialect,
                                           connection_invalidated=gone) from exc
             finally:
-                with contextlib.suppress(dialect.loaded_dbapi.Error):  # a cursor of a connection that died
-                    cursor.close()
+                if kept is None:
+                    with contextlib.suppress(dialect.loaded_dbapi.Error):  # a cursor of a connection that died
+                        cursor.close()
         raise AssertionError("unreachable")
 
 
@@ -248,13 +249,14 @@ _READ_ATTEMPTS = 12  # more than a web process's pool holds, so a restart costs 
 
 def _renew_read_connection(error: Exception) -> bool:
     """Drop the request's read connection (see :func:`use_read_connection`) after the database
-    closed it, so the next read checks out another; ``False`` when reads go through the session."""
+    closed it, with the other kept ones, so the next read takes a fresh one; ``False`` when
+    reads go through the session."""
     if not has_app_context() or g.get("personalize_read_connection") is None:
         return False
-    raw = g.personalize_read_connection
+    readers, kept = g.personalize_read_connection
     g.personalize_read_connection = None
     log.warning("dropped a database connection that had gone away: %s", error)
-    raw[1].invalidate(error)
+    readers.discard(kept)
     return True
 
 
@@ -265,51 +267,40 @@ _LATEST = DriverQuery(
 
 
 def use_read_connection() -> None:
-    """For the rest of this request, :class:`DriverQuery` reads on a connection of its own taken
-    straight from the pool, not through the session (beginning and ending a session transaction
-    costs a recommendation about as much as one of its queries). Only for requests that write
-    nothing: their reads then need no transaction of the session's. The connection goes back
-    to the pool (rolled back) in :func:`release_read_connection`, at the end of the request."""
+    """For the rest of this request, :class:`DriverQuery` reads outside any transaction on a
+    connection of :class:`personalize.db.ReadConnections`, not through the session (beginning
+    and ending a session transaction costs a recommendation about as much as one of its
+    queries). Only for requests that write nothing. The connection is given back in
+    :func:`release_read_connection`, at the end of the request."""
     g.personalize_read_connection = None
 
 
 def release_read_connection() -> None:
-    raw = g.pop("personalize_read_connection", None)
-    if raw is not None:
-        try:
-            if raw[0].name == "postgresql":
-                raw[1].driver_connection.autocommit = False  # as the pool's other users expect it
-        except Exception as error:  # noqa: BLE001  (a broken connection: never hand it back as it is)
-            log.warning("dropped a database connection that had gone away: %s", error)
-            raw[1].invalidate()
-        try:
-            raw[1].close()  # back to the pool, which rolls it back (or drops it if it broke)
-        except DBAPIError as error:
-            log.warning("dropped a database connection that had gone away: %s", error.orig)
+    taken = g.pop("personalize_read_connection", None)
+    if taken is not None:
+        taken[0].give_back(taken[1])
 
 
 def _driver_connection():
-    """``(dialect, driver connection)`` of the session's current transaction, looked up once per
-    transaction of a request (asking the session each time costs more than a small query); or
-    the request's own read connection (see :func:`use_read_connection`)."""
+    """``(dialect, driver connection, cursor or None)``: the session's current transaction's,
+    looked up once per transaction of a request (asking the session each time costs more than
+    a small query), or the request's own read connection and its cursor (see
+    :func:`use_read_connection`)."""
     if has_app_context() and "personalize_read_connection" in g:
-        raw = g.personalize_read_connection
-        if raw is None:
-            engine = db.engine
-            raw = g.personalize_read_connection = (engine.dialect, engine.raw_connection())
-            if engine.dialect.name == "postgresql":
-                # plain reads need no transaction: no BEGIN before them, no ROLLBACK after (two round trips)
-                raw[1].driver_connection.autocommit = True
-        return raw[0], raw[1].driver_connection
+        taken = g.personalize_read_connection
+        if taken is None:
+            readers = current_app.extensions["personalize.read_connections"]
+            taken = g.personalize_read_connection = (readers, readers.take())
+        return taken[0].dialect, taken[1][0], taken[1][1]
     session = db.session()
     memo = g.get("personalize_driver_connection") if has_app_context() else None
     if memo is not None and memo[0] is session.get_transaction() and memo[0].is_active:
-        return memo[1], memo[2]
+        return memo[1], memo[2], None
     conn = session.connection()
     memo = (session.get_transaction(), conn.dialect, conn.connection)
     if has_app_context():
         g.personalize_driver_connection = memo
-    return memo[1], memo[2]
+    return memo[1], memo[2], None
 
 
 def _visitor_statement():
