@@ -378,8 +378,8 @@ def main() -> None:
     ap.add_argument("--clients", type=int, default=16, help="concurrent event senders")
     ap.add_argument("--batch", type=int, default=10, help="events per request")
     ap.add_argument("--visitors", type=int, default=3000)
-    ap.add_argument("--connections", type=int, help="wrk connections for recommendations (default: as many as the server "
-                    "has threads, workers × threads; more only queue for a thread: the same requests/s at a higher latency)")
+    ap.add_argument("--connections", type=int, default=8, help="wrk connections for recommendations, i.e. requests in flight "
+                    "(more give about the same requests/s at a proportionally higher latency: they only queue)")
     ap.add_argument("--rec-visitors", type=int, default=2000, help="how many distinct visitors wrk asks for (fewer: more repeat visits)")
     ap.add_argument("--redis-url", default=os.environ.get("PERSONALIZE_REDIS_URL", ""), help="shared cache (default: none)")
     ap.add_argument("--only", choices=["events", "recommendations"], help="run one phase")
@@ -407,7 +407,6 @@ def main() -> None:
     args.products = products
     database = app.config["DATABASE_URL"].split(":", 1)[0]
     args.workers, args.threads = args.workers or app.config["WORKERS"], args.threads or app.config["THREADS"]
-    args.connections = args.connections or args.workers * args.threads
     print(f"database {database}; redis {args.redis_url or 'none'}; gunicorn {args.workers} workers × {args.threads} threads; "
           f"{os.cpu_count()} CPUs; {len(products):,} products")
     port = free_port()

@@ -57,7 +57,7 @@ def cli():
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
 @click.option("--port", default=5000, show_default=True, type=int, help="Port to listen on.")
 @click.option("--workers", type=int, help="Web server processes (default: the WORKERS setting, 2).")
-@click.option("--threads", type=int, help="Threads per process (default: the THREADS setting, 4).")
+@click.option("--threads", type=int, help="Threads per process (default: the THREADS setting, 8).")
 def serve(host: str, port: int, workers: int | None, threads: int | None):
     """Run the server under gunicorn with several worker processes."""
     from .serve import serve as run_server
