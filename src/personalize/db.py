@@ -75,7 +75,6 @@ def ping_idle_connections(engine, idle_seconds: float) -> None:
             raise DisconnectionError(f"idle connection is gone: {error}") from error
 
 
-
 class ReadConnections:
     """Database connections kept ready for requests that only read (a recommendation).
 

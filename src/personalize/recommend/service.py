@@ -7,6 +7,7 @@ the models themselves work on the arrays of :mod:`personalize.recommend.data`.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import logging
 import secrets
@@ -214,7 +215,7 @@ class DriverQuery:
         self._compiled: dict[str, tuple[str, dict[str, Any], list[str] | None]] = {}
 
     def rows(self, params: dict[str, Any]) -> list[tuple]:
-        for attempt in range(_READ_ATTEMPTS):
+        for attempt in itertools.count():  # ends in a return or a raise (see _read_attempts)
             dialect, raw, kept = _driver_connection()
             compiled = self._compiled.get(dialect.name)
             if compiled is None:
@@ -232,7 +233,7 @@ class DriverQuery:
                 gone = dialect.is_disconnect(exc, raw, cursor)
                 # a pooled connection the database dropped (it restarted): the request's own read
                 # connection is replaced and the read tried again, on each dead one in turn
-                if gone and attempt + 1 < _READ_ATTEMPTS and _renew_read_connection(exc):
+                if gone and attempt + 1 < _read_attempts() and _renew_read_connection(exc):
                     continue
                 # as SQLAlchemy would raise it (a database down is a 503)
                 raise DBAPIError.instance(sql, args, exc, dialect.loaded_dbapi.Error, dialect=dialect,
@@ -241,10 +242,16 @@ class DriverQuery:
                 if kept is None:
                     with contextlib.suppress(dialect.loaded_dbapi.Error):  # a cursor of a connection that died
                         cursor.close()
-        raise AssertionError("unreachable")
 
 
-_READ_ATTEMPTS = 12  # more than a web process's pool holds, so a restart costs no request an error
+_READ_ATTEMPTS = 12
+
+
+def _read_attempts() -> int:
+    """More reads than the web process's pool holds connections (each may be dead after a
+    restart, and each failed read takes the next), so a restart costs no request an error."""
+    size = getattr(db.engine.pool, "size", None)
+    return max(_READ_ATTEMPTS, size() + 2) if callable(size) else _READ_ATTEMPTS
 
 
 def _renew_read_connection(error: Exception) -> bool:
