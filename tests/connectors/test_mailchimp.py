@@ -79,10 +79,18 @@ class Mailchimp:
             self.on_member_page(len(self.member_pages))
         before = parse(args["before_last_changed"])
         since = parse(args["since_last_changed"]) if "since_last_changed" in args else None
-        rows = sorted((m for m in self.members.values() if parse(m["last_changed"]) < before and (since is None or parse(m["last_changed"]) >= since)),
+        # archived members are listed only when asked for by status, as Mailchimp does
+        status = args.get("status")
+        assert status in (None, "archived")
+        rows = sorted((m for m in self.members.values() if parse(m["last_changed"]) < before and (since is None or parse(m["last_changed"]) >= since)
+                       and (m.get("status") == "archived") == (status == "archived")),
                       key=lambda m: (m["last_changed"], m["id"]))
         offset, count = int(args.get("offset", 0)), int(args["count"])
         return {"members": rows[offset : offset + count], "total_items": len(rows), "list_id": LIST}
+
+    def archive(self, email: str, when: datetime) -> None:
+        """What deleting a contact in Mailchimp does: it stays in the audience, archived."""
+        self.members[subscriber_hash(email)].update(status="archived", last_changed=stamp(when))
 
     def list_campaigns(self, request, match):
         assert request.args["status"] == "sent" and request.args["list_id"] == LIST
@@ -238,6 +246,29 @@ def test_push_segments_as_tags(chimp, shop, sleep):
     assert chimp.members[subscriber_hash("reader2@example.com")]["tags"] == []
 
 
+def test_members_archived_in_mailchimp_lose_their_link_and_mailchimps_attributes(chimp, shop, sleep):
+    members_only(chimp)
+    first = engine.run_sync(shop.id, "mailchimp", sleep=sleep, streams=["members", "archived_members"])
+    assert first["status"] == "succeeded", first
+    assert first["streams"]["archived_members"]["in"] == 0
+    hashes = {i: subscriber_hash(f"reader{i}@example.com") for i in (3, 4, 5)}
+    gone, before, kept = (lookup(shop.id, "mailchimp_id", [hashes[i]])[hashes[i]] for i in (3, 4, 5))
+    now = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
+    chimp.archive("reader3@example.com", now - timedelta(minutes=1))
+    chimp.archive("reader4@example.com", T0 - timedelta(days=30))  # changed last before the first sync: read then, not now
+    second = engine.run_sync(shop.id, "mailchimp", sleep=sleep, streams=["members", "archived_members"])
+    assert second["status"] == "succeeded", second
+    assert second["streams"]["archived_members"]["in"] == 1
+    assert second["streams"]["members"]["in"] == 0, "an archived member is no contact to store"
+    db.session.expire_all()
+    assert lookup(shop.id, "mailchimp_id", [hashes[3]]) == {}
+    assert not any(a["source"] == "mailchimp" for a in attributes_of(gone).values())
+    assert lookup(shop.id, "email", ["reader3@example.com"]) == {"reader3@example.com": gone}, "still known by email"
+    assert lookup(shop.id, "mailchimp_id", [hashes[4]]) == {hashes[4]: before}
+    assert attributes_of(kept)["email_status"]["source"] == "mailchimp"
+    assert all(page.get("status") == "archived" for page in chimp.member_pages[-1:])
+
+
 def test_resume_states_conform(chimp):
     from personalize_mailchimp import MailchimpConnector
 
@@ -254,6 +285,9 @@ def test_resume_states_conform(chimp):
 
     assert check_resume(make, "members") == []
     assert check_resume(make, "activity") == []
+    for i in range(12):  # more than a page of archived members, two at each minute
+        chimp.archive(f"reader{i}@example.com", T0 + timedelta(hours=1, minutes=i // 2))
+    assert check_resume(make, "archived_members") == []
 
 
 def test_a_slow_answer_times_out_and_is_retried(chimp, shop, sleep):
