@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask
+from flask.json.provider import DefaultJSONProvider
 from flask.sessions import SecureCookieSessionInterface
 
 from . import __version__
@@ -41,6 +42,20 @@ class _AdminCookieSessions(SecureCookieSessionInterface):
         return super().open_session(app, request)
 
 
+class _StrictJSON(DefaultJSONProvider):
+    """Every JSON answer is valid JSON: a NaN or infinite number (stored by older versions, or
+    handed over by a plugin) becomes ``null`` instead of Python's ``NaN``, which strict parsers
+    (browsers' ``JSON.parse``, most languages) refuse."""
+
+    def dumps(self, obj: Any, **kwargs: Any) -> str:
+        from .validation import json_text
+
+        kwargs.setdefault("default", self.default)
+        kwargs.setdefault("ensure_ascii", self.ensure_ascii)
+        kwargs.setdefault("sort_keys", self.sort_keys)
+        return json_text(obj, **kwargs)
+
+
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     """Create the server.
 
@@ -50,6 +65,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     test_config = dict(test_config or {})
     instance = Path(test_config.pop("INSTANCE_PATH", None) or default_instance_path()).resolve()
     app = Flask(__name__, static_folder=None, instance_path=str(instance), instance_relative_config=True)
+    app.json = _StrictJSON(app)
     app.session_interface = _AdminCookieSessions()
     instance.mkdir(parents=True, exist_ok=True)
 

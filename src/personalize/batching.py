@@ -24,15 +24,16 @@ and a commit per request made the writers queue for the database. What follows
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from dataclasses import dataclass, field
 
 from flask import current_app, has_request_context, request
 
-from .db import db
+from .db import database_unavailable, db
 from .models import utcnow
-from .plugins import hooks
+from .plugins import notify_each
 from .profiles import IncomingEvent, IngestResult, store_events
 from .profiles.events import unique_by_id
 from .profiles.facts import (
@@ -109,11 +110,31 @@ def _write(site_id: int, group: list[_Waiting], known: KnownFacts) -> None:
 
     try:
         stored = store_events(site_id, combined, before_commit=new_profiles_facts)
-    except BaseException as exc:  # every request of the group answers with the error; nothing was stored
-        shared = exc if isinstance(exc, Exception) else RuntimeError("the request storing these events was stopped")
-        for waiting in group:
-            waiting.error, waiting.done = shared, True
+    except Exception as exc:
+        if len(group) > 1 and not database_unavailable(exc):
+            # Something in one request's events broke the shared transaction (nothing was stored):
+            # each request again on its own, so only the one that carries it fails.
+            log.warning("a group of %d event batches failed for site %s (%s); storing each on its own", len(group), site_id, exc)
+            for waiting in group:
+                with contextlib.suppress(Exception):  # kept on the waiting request: its own answer
+                    _write(site_id, [waiting], known)
+            return
+        _fail(group, exc)
         raise
+    except BaseException:
+        _fail(group, RuntimeError("the request storing these events was stopped"))
+        raise
+    _share(site_id, group, owner, stored, done, known)
+
+
+def _fail(group: list[_Waiting], exc: Exception) -> None:
+    """Every request of ``group`` answers with ``exc``: nothing of theirs was stored."""
+    for waiting in group:
+        waiting.error, waiting.done = exc, True
+
+
+def _share(site_id: int, group: list[_Waiting], owner: dict[str, int], stored: IngestResult, done: dict[int, tuple], known: KnownFacts) -> None:
+    """Each request's share of what the group stored, then the group's device facts."""
     shares = [IngestResult() for _ in group]
     for record in stored.stored:
         shares[owner[record.event_id]].stored.append(record)
@@ -163,9 +184,7 @@ def _after_group_commit(site_id: int, result: IngestResult) -> None:
     """What :func:`personalize.profiles.after_store` does, but the device facts (recorded with the group)."""
     if not result.stored:
         return
-    hook = hooks().event_received
-    for record in result.stored:
-        hook(site_id=site_id, event=record)
+    notify_each("event_received", [{"site_id": site_id, "event": record} for record in result.stored])
     from .segments.live import refresh_profiles
 
     try:

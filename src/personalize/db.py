@@ -39,6 +39,19 @@ class _Database(SQLAlchemy):
 
 db = _Database(metadata=MetaData(naming_convention=NAMING))
 
+
+def database_unavailable(exc: BaseException) -> bool:
+    """Whether ``exc`` says the database could not be reached or used right now (try again
+    shortly), rather than that a statement's values were wrong: a refused or cut connection,
+    a server restarting, SQLite's "database is locked", a pool with no free connection."""
+    from sqlalchemy.exc import OperationalError
+    from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+    if isinstance(exc, OperationalError | PoolTimeout):
+        return True
+    return isinstance(exc, DBAPIError) and bool(exc.connection_invalidated)
+
+
 def ping_idle_connections(engine, idle_seconds: float) -> None:
     """Test a pooled connection before use only when it has been idle for ``idle_seconds``
     (the ``DATABASE_PING_IDLE_SECONDS`` setting).

@@ -14,6 +14,7 @@ from datetime import datetime
 from pathlib import Path
 
 from .records import OrderLine, OrderRecord, ProductRecord
+from .validation import first_unstorable
 
 UCI_COLUMNS = ("InvoiceNo", "StockCode", "Description", "Quantity", "InvoiceDate", "UnitPrice", "CustomerID", "Country")
 PRODUCT_COLUMNS = ("id", "title", "url", "image", "price", "currency", "category", "description", "in_stock")
@@ -33,6 +34,44 @@ def open_text(path: str | Path) -> io.TextIOBase:
     if path.suffix == ".gz":
         return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8-sig", newline="")
     return open(path, encoding="utf-8-sig", newline="")
+
+
+def _rows(path, reader: csv.DictReader) -> Iterator[tuple[int, dict]]:
+    """``(line number, row)`` for each row; a line the reader cannot read is an :class:`ImportFileError`."""
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except UnicodeDecodeError:
+            raise ImportFileError(path, reader.line_num + 1, "is not UTF-8 text; save the file as UTF-8 (CSV UTF-8 in a spreadsheet)") from None
+        except csv.Error as exc:
+            raise ImportFileError(path, reader.line_num, f"cannot be read as CSV ({exc})") from None
+        for name, value in row.items():
+            if isinstance(value, str) and "\x00" in value:
+                raise ImportFileError(path, reader.line_num, f"{name} holds a NUL character")
+        yield reader.line_num, row
+
+
+def _number(path, lineno: int, name: str, text: str | None) -> float | None:
+    """The number in a cell (``None`` when empty); anything else, NaN and infinity included, is an error."""
+    text = (text or "").strip()
+    if not text:
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if value != value or value in (float("inf"), float("-inf")):
+        raise ImportFileError(path, lineno, f"{name} must be a number, got {text[:40]!r}")
+    return value
+
+
+def _storable(path, lineno: int, record):
+    found = first_unstorable(record)
+    if found:
+        raise ImportFileError(path, lineno, f"{found[0]} {found[1]}")
+    return record
 
 
 def _require_columns(path, reader: csv.DictReader, required) -> None:
@@ -55,8 +94,7 @@ def read_uci_orders(path: str | Path) -> Iterator[OrderRecord]:
         current: str | None = None
         lines: list[OrderLine] = []
         head: dict | None = None
-        for row in reader:
-            lineno = reader.line_num
+        for lineno, row in _rows(path, reader):
             invoice = (row["InvoiceNo"] or "").strip()
             if not invoice:
                 raise ImportFileError(path, lineno, "InvoiceNo is empty")
@@ -66,11 +104,10 @@ def read_uci_orders(path: str | Path) -> Iterator[OrderRecord]:
                 current, lines, head = invoice, [], None
             if invoice.startswith("C"):
                 continue
-            try:
-                qty = float(row["Quantity"])
-                price = float(row["UnitPrice"]) if row["UnitPrice"] not in ("", None) else None
-            except ValueError:
-                raise ImportFileError(path, lineno, f"Quantity/UnitPrice must be numbers, got {row['Quantity']!r}/{row['UnitPrice']!r}") from None
+            qty = _number(path, lineno, "Quantity", row["Quantity"])
+            price = _number(path, lineno, "UnitPrice", row["UnitPrice"])
+            if qty is None:
+                raise ImportFileError(path, lineno, "Quantity is empty")
             if qty <= 0:
                 continue
             if head is None:
@@ -116,25 +153,20 @@ def read_products_csv(path: str | Path) -> Iterator[ProductRecord]:
     with open_text(path) as fh:
         reader = csv.DictReader(fh)
         _require_columns(path, reader, ("id", "title"))
-        for row in reader:
-            lineno = reader.line_num
+        for lineno, row in _rows(path, reader):
             pid = (row.get("id") or "").strip()
             title = (row.get("title") or "").strip()
             if not pid:
                 raise ImportFileError(path, lineno, "id is empty")
             if not title:
                 raise ImportFileError(path, lineno, f"title is empty for product {pid!r}")
-            price_text = (row.get("price") or "").strip()
-            try:
-                price = float(price_text) if price_text else None
-            except ValueError:
-                raise ImportFileError(path, lineno, f"price must be a number, got {price_text!r}") from None
+            price = _number(path, lineno, "price", row.get("price"))
             stock = _parse_bool(row.get("in_stock") or "")
             if stock is None:
                 raise ImportFileError(path, lineno, f"in_stock must be true/false, got {row.get('in_stock')!r}")
             extra = {k: v for k, v in row.items() if k and k not in PRODUCT_COLUMNS and v not in (None, "")}
-            yield ProductRecord(
+            yield _storable(path, lineno, ProductRecord(
                 id=pid, title=title, url=(row.get("url") or "").strip(), image=(row.get("image") or "").strip(),
                 price=price, currency=(row.get("currency") or "").strip(), category=(row.get("category") or "").strip(),
                 description=(row.get("description") or "").strip(), in_stock=stock, attributes=extra,
-            )
+            ))

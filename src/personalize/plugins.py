@@ -48,6 +48,9 @@ class PluginRegistry:
     pm: pluggy.PluginManager
     sources: dict[str, tuple[str, str]] = field(default_factory=dict)  # name -> (source, version)
     errors: list[PluginError] = field(default_factory=list)
+    #: notification calls that raised, per plugin name, and the last one's error (see :func:`notify_each`)
+    failures: dict[str, int] = field(default_factory=dict)
+    last_failure: dict[str, str] = field(default_factory=dict)
 
     @property
     def hook(self):
@@ -146,3 +149,29 @@ def registry() -> PluginRegistry:
 def hooks():
     """Shortcut for ``registry().hook`` — call hooks with keyword arguments only."""
     return registry().hook
+
+
+def notify(name: str, **kwargs: Any) -> None:
+    """Tell the plugins implementing hook ``name`` that something happened (see :func:`notify_each`)."""
+    notify_each(name, [kwargs])
+
+
+def notify_each(name: str, calls: list[dict[str, Any]]) -> None:
+    """Call notification hook ``name`` once per keyword set in ``calls``, each plugin on its own.
+
+    Notifications (``event_received``, ``segment_membership_changed``, ``model_trained``…) tell
+    plugins about work that is committed already. pluggy stops at the first implementation that
+    raises and hands its error to the caller; here a failing plugin is logged by name and
+    counted in :attr:`PluginRegistry.failures`, the others are still called, and the work that
+    was done never turns into an error for whoever asked for it (an API client, a sync, a job).
+    """
+    reg = registry()
+    impls = [i for i in reversed(getattr(reg.pm.hook, name).get_hookimpls()) if not (i.hookwrapper or i.wrapper)]
+    for kwargs in calls if impls else ():
+        for impl in impls:
+            try:
+                impl.function(*[kwargs[arg] for arg in impl.argnames])
+            except Exception as exc:
+                reg.failures[impl.plugin_name] = reg.failures.get(impl.plugin_name, 0) + 1
+                reg.last_failure[impl.plugin_name] = f"{name}: {type(exc).__name__}: {exc}"[:300]
+                log.exception("plugin %s failed in %s", impl.plugin_name, name)

@@ -6,6 +6,7 @@ knows exactly what to fix.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 from typing import Any
@@ -23,6 +24,62 @@ class InvalidInput(ValueError):
 _ID_RE = re.compile(r"^[A-Za-z0-9_.:\-]+$")
 
 
+def text_problem(value: str) -> str | None:
+    """Why ``value`` cannot be stored as text, or ``None`` when it can.
+
+    A NUL fits no database text column (PostgreSQL refuses it outright), and a lone
+    UTF-16 surrogate (``"\\ud800"``, which JSON can spell) is not Unicode at all: it
+    cannot be encoded as UTF-8, so a driver fails on it when the row is written.
+    """
+    if "\x00" in value:
+        return "must not contain NUL (\\u0000) characters"
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return "is not valid Unicode (it holds a lone surrogate such as \\ud800)"
+    return None
+
+
+def first_unstorable(value: Any, path: str = "") -> tuple[str, str] | None:
+    """``(path, problem)`` of the first string, key or number in ``value`` that cannot be stored
+    (see :func:`text_problem`; numbers must be finite), or ``None``.
+
+    Paths read as a developer writes them: ``events[3].properties.colour``.
+    """
+    if isinstance(value, str):
+        problem = text_problem(value)
+        return (path, problem) if problem else None
+    if isinstance(value, float):
+        return None if math.isfinite(value) else (path, "must be a finite number (not NaN or Infinity)")
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if isinstance(k, str) and (problem := text_problem(k)):
+                return (path, f"has a key that {problem.replace('must not contain', 'contains')}")
+            found = first_unstorable(v, f"{path}.{k}" if path else str(k))
+            if found:
+                return found
+        return None
+    if isinstance(value, list | tuple):
+        for i, v in enumerate(value):
+            found = first_unstorable(v, f"{path}[{i}]")
+            if found:
+                return found
+        return None
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):  # a record of the connector contract
+        for f in dataclasses.fields(value):
+            found = first_unstorable(getattr(value, f.name), f"{path}.{f.name}" if path else f.name)
+            if found:
+                return found
+    return None
+
+
+def check_storable(value: Any, path: str = "") -> None:
+    """Raise :class:`InvalidInput` naming the first value :func:`first_unstorable` finds."""
+    found = first_unstorable(value, path)
+    if found:
+        raise InvalidInput(found[0] or "body", found[1])
+
+
 def text(obj: dict, key: str, path: str, *, required: bool = False, max_len: int = 200, pattern: re.Pattern | None = None) -> str | None:
     value = obj.get(key)
     if value is None or value == "":
@@ -32,8 +89,8 @@ def text(obj: dict, key: str, path: str, *, required: bool = False, max_len: int
     if isinstance(value, bool) or not isinstance(value, str | int):
         raise InvalidInput(f"{path}{key}", f"must be a string, got {type(value).__name__}")
     value = str(value)
-    if "\x00" in value:  # no database text column can hold it (PostgreSQL refuses it outright)
-        raise InvalidInput(f"{path}{key}", "must not contain NUL (\\u0000) characters")
+    if problem := text_problem(value):
+        raise InvalidInput(f"{path}{key}", problem)
     if len(value) > max_len:
         raise InvalidInput(f"{path}{key}", f"is longer than {max_len} characters")
     if pattern is not None and not pattern.match(value):
@@ -86,6 +143,7 @@ def mapping(obj: dict, key: str, path: str, *, max_keys: int = 50) -> dict[str, 
             raise InvalidInput(f"{path}{key}.{k}", "must be a string, number, boolean or null")
         if isinstance(v, str) and len(v) > 2000:
             raise InvalidInput(f"{path}{key}.{k}", "is longer than 2000 characters")
+    check_storable(value, f"{path}{key}")
     return dict(value)
 
 
@@ -93,3 +151,30 @@ def only_known(obj: dict, known: set[str], path: str) -> None:
     unknown = sorted(set(obj) - known)
     if unknown:
         raise InvalidInput(f"{path}{unknown[0]}", f"is not a known field (known: {', '.join(sorted(known))})", "unknown_field")
+
+
+def without_non_finite(value: Any) -> Any:
+    """``value`` with every NaN or infinite float replaced by ``None`` (JSON's ``null``).
+
+    JSON has no spelling for them, and Python writes ``NaN``/``Infinity``, which every
+    strict parser refuses; data stored before they were refused at the door, or given by a
+    plugin, must still come out as valid JSON.
+    """
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: without_non_finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [without_non_finite(v) for v in value]
+    return value
+
+
+def json_text(value: Any, **kwargs: Any) -> str:
+    """``json.dumps`` that always writes valid JSON (see :func:`without_non_finite`)."""
+    import json
+
+    kwargs["allow_nan"] = False
+    try:
+        return json.dumps(value, **kwargs)
+    except ValueError:
+        return json.dumps(without_non_finite(value), **kwargs)

@@ -1,7 +1,13 @@
-"""Template filters for numbers people read: money, percentages, ages."""
+"""Template filters for numbers people read: money, percentages, ages.
+
+They format whatever they are given: the values come from data a shop, a plugin or a
+visitor's browser sent (an event's ``revenue`` may be text), and a page must show it,
+not fail. A value that is not what the filter formats is shown as it is (Jinja escapes it).
+"""
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
 
 from flask import Flask
@@ -9,21 +15,33 @@ from flask import Flask
 from ..models import utcnow
 
 
-def money(value: float | None, currency: str = "") -> str:
-    if value is None:
+def _finite(value: object) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value) if math.isfinite(value) else None
+
+
+def money(value: object, currency: object = "") -> str:
+    if value is None or value == "":
         return "–"
-    return f"{value:,.2f} {currency}".strip()
+    amount = _finite(value)
+    if amount is None:
+        return str(value)
+    return f"{amount:,.2f} {currency if isinstance(currency, str) else ''}".strip()
 
 
-def percent(value: float | None, digits: int = 1, signed: bool = False) -> str:
-    if value is None:
-        return "–"
-    return f"{value * 100:{'+' if signed else ''}.{digits}f} %"
+def percent(value: object, digits: int = 1, signed: bool = False) -> str:
+    share = _finite(value)
+    if share is None:
+        return "–" if value is None else str(value)
+    return f"{share * 100:{'+' if signed else ''}.{digits}f} %"
 
 
-def ago(when: datetime | None) -> str:
+def ago(when: object) -> str:
     if when is None:
         return "never"
+    if not isinstance(when, datetime):
+        return str(when)
     seconds = int((utcnow() - when).total_seconds())
     if seconds < 60:
         return f"{max(seconds, 0)} s ago"
@@ -34,8 +52,10 @@ def ago(when: datetime | None) -> str:
     return f"{seconds // 86400} days ago"
 
 
-def when(value: datetime | None) -> str:
-    return value.strftime("%Y-%m-%d %H:%M") + " UTC" if value else "–"
+def when(value: object) -> str:
+    if isinstance(value, datetime):
+        return value.strftime("%Y-%m-%d %H:%M") + " UTC"
+    return str(value) if value else "–"
 
 
 def register_filters(app: Flask) -> None:

@@ -15,4 +15,5 @@ from .access import login_required
 def plugins():
     reg = registry()
     specs = sorted(name for name in dir(hookspecs) if not name.startswith("_") and hasattr(getattr(hookspecs, name), "personalize_spec"))
-    return render_template("admin/plugins.html", plugins=reg.describe(), errors=reg.errors, specs=specs)
+    failures = [(name, n, reg.last_failure.get(name, "")) for name, n in sorted(reg.failures.items())]
+    return render_template("admin/plugins.html", plugins=reg.describe(), errors=reg.errors, specs=specs, failures=failures)

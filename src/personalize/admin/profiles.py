@@ -3,8 +3,6 @@ source, timeline, scores, segments, what we would recommend now), export and era
 
 from __future__ import annotations
 
-import json
-
 from flask import Response, flash, redirect, render_template, request, url_for
 
 from ..catalog import products_by_ids
@@ -17,6 +15,7 @@ from ..profiles.merge import resolve_profile_id
 from ..profiles.privacy import identities_by_kind, timeline_summary
 from ..recommend.service import recommend_for
 from ..segments.store import segments_of_profile
+from ..validation import json_text
 from . import SITE_TABS, bp
 from .access import site_page
 from .lookup import find_profile
@@ -63,7 +62,7 @@ def profile_export(s: Site, profile_id: int):
     data = export_profile(s.id, profile_id)
     if data is None:
         return render_template("admin/message.html", message="No such profile."), 404
-    body = json.dumps(data, indent=2, default=str)
+    body = json_text(data, indent=2, default=str)
     return Response(body, mimetype="application/json",
                     headers={"Content-Disposition": f'attachment; filename="profile-{profile_id}.json"'})
 

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import re
 
 from flask import Response, current_app, request
 
 from ..recommend.service import recommend_for, release_read_connection, use_read_connection
+from ..validation import json_text
 from . import bp
 from .errors import ApiError
 from .widget_keys import widget_site
@@ -43,5 +43,5 @@ def get_recommendations():
     slot = _param("slot", "home", 64)
     product = _param("product", None, 200, pattern=None)
     result = recommend_for(site, visitor, slot=slot, limit=int(limit_text), product=product)
-    body = json.dumps(result.as_json(), separators=(",", ":"))
+    body = json_text(result.as_json(), separators=(",", ":"))
     return Response(body, mimetype="application/json", headers={"Cache-Control": "private, no-store"})

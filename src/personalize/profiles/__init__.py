@@ -8,7 +8,7 @@ from flask import current_app, has_request_context, request
 
 from ..db import db
 from ..models import Site
-from ..plugins import hooks
+from ..plugins import notify_each
 from .attributes import attributes_of, set_attributes
 from .events import IncomingEvent, validate_batch, validate_event
 from .facts import device_facts, record_device_facts
@@ -36,9 +36,7 @@ def ingest_events(site: Site, events: list[dict], max_events: int = 1000) -> Ing
 def after_store(site_id: int, result: IngestResult) -> None:
     """What follows newly stored events: ``event_received`` for each, device facts, segment membership."""
     if result.stored:
-        hook = hooks().event_received
-        for record in result.stored:
-            hook(site_id=site_id, event=record)
+        notify_each("event_received", [{"site_id": site_id, "event": record} for record in result.stored])
         _after_events(site_id, result)
 
 

@@ -88,11 +88,11 @@ def merge_profiles(site_id: int, keep: int, gone: int, signal: str) -> dict[str,
     except Exception:
         db.session.rollback()
         raise
-    from ..plugins import hooks
+    from ..plugins import notify
     from ..segments.live import refresh_profiles
 
     refresh_profiles(site_id, [keep])
-    hooks().profiles_merged(site_id=site_id, kept_profile_id=keep, merged_profile_id=gone, signal=signal)
+    notify("profiles_merged", site_id=site_id, kept_profile_id=keep, merged_profile_id=gone, signal=signal)
     return moved
 
 

@@ -148,11 +148,11 @@ def erase_profile(site_id: int, profile_id: int) -> dict[str, list[str]] | None:
     if sqlite:
         _checkpoint_sqlite()
     from ..cache import shared_cache
-    from ..plugins import hooks
+    from ..plugins import notify
 
     if visitors:
         shared_cache().forget_visitors(site_id, visitors)
-    hooks().profile_erased(site_id=site_id, profile_id=profile_id, identities=identities)
+    notify("profile_erased", site_id=site_id, profile_id=profile_id, identities=identities)
     return identities
 
 

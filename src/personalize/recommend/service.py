@@ -26,7 +26,7 @@ from sqlalchemy.exc import DBAPIError
 from ..db import db
 from ..insights.holdout import HOLDOUT, holdout_items, in_holdout
 from ..models import Identity, Interaction, ModelVersion, Product, Site
-from ..plugins import hooks
+from ..plugins import hooks, notify
 from ..profiles.identity import VISITOR
 from ..records import Recommendation
 from ..segments.models import ProfileScore
@@ -110,7 +110,7 @@ def train_site(site_id: int, progress=None) -> dict[str, Any]:
         "version": version.id, "path": str(path), "n_items": len(items), "n_users": log_.n_users,
         "n_interactions": len(log_), "load_seconds": round(loaded - started, 3), "fit_seconds": round(fitted - loaded, 3),
     }
-    hooks().model_trained(site_id=site_id, summary=summary)
+    notify("model_trained", site_id=site_id, summary=summary)
     return summary
 
 

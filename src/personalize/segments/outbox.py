@@ -15,7 +15,7 @@ from sqlalchemy import select
 
 from ..db import db
 from ..models import Identity
-from ..plugins import hooks
+from ..plugins import hooks, notify
 from ..records import SegmentChange as SegmentChangeRecord
 from .models import Segment, SegmentChange
 
@@ -63,7 +63,7 @@ def announce(
     if keys is None:
         keys = dict(db.session.execute(select(Segment.id, Segment.key).where(Segment.site_id == site_id)).all())
     for start in range(0, len(rows), HOOK_BATCH):
-        hooks().segment_membership_changed(site_id=site_id, changes=_records(rows[start : start + HOOK_BATCH], keys, identities))
+        notify("segment_membership_changed", site_id=site_id, changes=_records(rows[start : start + HOOK_BATCH], keys, identities))
 
 
 def announce_since(site_id: int, segment_id: int, after_id: int) -> None:

@@ -111,7 +111,8 @@ def create_segment(site_id: int, body: dict) -> Segment:
     if db.session.scalar(select(func.count()).select_from(Segment).where(Segment.site_id == site_id)) >= MAX_SEGMENTS:
         raise InvalidInput("key", f"a site has at most {MAX_SEGMENTS} segments")
     now = utcnow()
-    seg = Segment(site_id=site_id, description="", status="building", member_count=0, created_at=now, updated_at=now, **values)
+    values.setdefault("description", "")
+    seg = Segment(site_id=site_id, status="building", member_count=0, created_at=now, updated_at=now, **values)
     db.session.add(seg)
     db.session.commit()
     forget_rules(site_id)

@@ -34,7 +34,7 @@ from sqlalchemy import select
 from ..connectors import AuthError, ConfigError, Connector, ConnectorContext, TransientError
 from ..db import db
 from ..models import utcnow
-from ..plugins import hooks
+from ..plugins import notify
 from ..records import (
     Checkpoint,
     ContactRecord,
@@ -322,10 +322,7 @@ def _finish(ctx: RunContext, counts: dict[str, StreamCount], fatal: str) -> dict
 
 def notify_finished(site_id: int, conn: Connection, summary: dict[str, Any]) -> None:
     """Call ``sync_finished``; a failing listener is logged, never turns a stored run into an error."""
-    try:
-        hooks().sync_finished(site_id=site_id, connection=conn.name, connector=conn.connector, summary=summary)
-    except Exception:
-        log.exception("a sync_finished hook failed for %s", conn.name)
+    notify("sync_finished", site_id=site_id, connection=conn.name, connector=conn.connector, summary=summary)
 
 
 def run_summary(run: SyncRun) -> dict[str, Any]:

@@ -29,7 +29,7 @@ from ..profiles import import_orders
 from ..profiles.attributes import check_attributes, set_attributes
 from ..profiles.identity import EMAIL, lookup, profiles_for
 from ..records import ContactRecord, DeletedRecord, EngagementRecord, OrderRecord, ProductRecord
-from ..validation import InvalidInput
+from ..validation import InvalidInput, first_unstorable
 from .models import Engagement
 
 
@@ -121,11 +121,26 @@ def resolve_contacts(site_id: int, kind: str, pairs: list[tuple[str, str]], resu
     return pids
 
 
+def storable(records: Iterable[Any], result: StoreResult) -> list[Any]:
+    """The records every value of which a database can store; the others are skipped, naming
+    the field (text with a NUL or a lone surrogate, a NaN or infinite number: a provider's JSON
+    or a file can hold them, and one would fail the whole batch's transaction)."""
+    good = []
+    for rec in records:
+        found = first_unstorable(rec)
+        if found is None:
+            good.append(rec)
+        else:
+            key = getattr(rec, "external_id", None) or getattr(rec, "id", None) or getattr(rec, "email", None)
+            result.skipped.append(f"{type(rec).__name__.removesuffix('Record').lower() or 'record'}{_key(key if isinstance(key, str) and not first_unstorable(key) else '')}: {found[0]} {found[1]}")
+    return good
+
+
 def store_contacts(site_id: int, source: str, kind: str, mapping: dict[str, str | None], records: Iterable[ContactRecord]) -> StoreResult:
     """Resolve the contacts to profiles and merge their mapped attributes (no commit)."""
     result = StoreResult()
     usable: list[tuple[ContactRecord, dict[str, Any], tuple[str, str]]] = []
-    for rec in records:
+    for rec in storable(records, result):
         email = normalise_email(rec.email)
         external_id = str(rec.external_id or "").strip()
         if not email and not external_id:
@@ -153,7 +168,7 @@ def store_deletions(site_id: int, source: str, kind: str, records: list[DeletedR
     from ..profiles.privacy import erase_profile
 
     result = StoreResult()
-    for rec in records:
+    for rec in storable(records, result):
         external_id = str(rec.external_id or "").strip()
         if not external_id or rec.entity not in ("contact", "product"):
             result.skipped.append(f"deletion of a {rec.entity or 'record'} without id or of an unknown kind{_key(rec.external_id)}")
@@ -179,7 +194,7 @@ def store_deletions(site_id: int, source: str, kind: str, records: list[DeletedR
 def store_products(site_id: int, records: list[ProductRecord]) -> StoreResult:
     result = StoreResult()
     good = []
-    for rec in records:
+    for rec in storable(records, result):
         if not rec.id or not rec.title:
             result.skipped.append(f"product without id or title{_key(rec.id)}")
         else:
@@ -194,7 +209,7 @@ def store_orders(site_id: int, records: list[OrderRecord]) -> StoreResult:
     """Orders by id, once. ``import_orders`` commits; it is called at a checkpoint, after the rest."""
     result = StoreResult()
     good = []
-    for rec in records:
+    for rec in storable(records, result):
         if not rec.id or not rec.lines:
             result.skipped.append(f"order without id or lines{_key(rec.id)}")
         else:
@@ -208,7 +223,7 @@ def store_orders(site_id: int, records: list[OrderRecord]) -> StoreResult:
 def store_engagement(site_id: int, source: str, kind: str, records: list[EngagementRecord]) -> StoreResult:
     result = StoreResult()
     usable: list[tuple[EngagementRecord, tuple[str, str]]] = []
-    for rec in records:
+    for rec in storable(records, result):
         email = normalise_email(rec.email)
         if not rec.id or not rec.type or (not email and not rec.external_id):
             result.skipped.append(f"engagement without id, type or contact{_key(rec.id)}")
