@@ -148,7 +148,8 @@ def demo(host: str, port: int, visitors: int, no_serve: bool):
     click.echo(f"Ready in {time.perf_counter() - started:.1f} s: {info['products']} products, {info['events']:,} events.", err=True)
     click.echo("")
     click.echo(f"  Demo shop:   {base}/")
-    click.echo(f"  Admin:       {base}/admin   (email {info['admin_email']}, password {info['admin_password']})")
+    password = info["admin_password"] or "unknown: demo-admin.txt is gone; `personalize create-admin EMAIL` makes another owner"
+    click.echo(f"  Admin:       {base}/admin   (email {info['admin_email']}, password {password})")
     click.echo(f"  Dashboard:   {base}/admin/sites/{info['site_id']}/dashboard   (two weeks of simulated traffic, 20 % holdout)")
     click.echo(f"  Public key:  {info['public_key']}")
     if info.get("secret_key"):
