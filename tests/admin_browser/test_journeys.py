@@ -125,3 +125,32 @@ def test_dashboard_updates_after_events(admin_page, live_server, owner, trained,
     assert int(page.inner_text("#kpi-orders").replace(",", "")) == before + 1
     assert int(page.inner_text("#kpi-clicks").replace(",", "")) == clicks + 1
     assert not page.errors, page.errors
+
+
+def test_see_where_you_are_signed_in_and_sign_out_everywhere_else(admin_page, browser, live_server, owner, shoot):
+    page, base = admin_page, live_server.url
+    office = "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:128.0) Gecko/20100101 Firefox/128.0"
+    other = browser.new_context(viewport={"width": 960, "height": 720}, user_agent=office)
+    shared = other.new_page()
+    shared.set_default_timeout(8000)
+    try:
+        sign_in(shared, base, *owner)
+        sign_in(page, base, *owner)
+        page.click("nav >> text=Account")
+        rows = page.locator("#sessions tbody tr")
+        assert rows.count() == 2
+        assert "(this browser)" in page.inner_text("#sessions tr[aria-current=true]")
+        assert "Firefox on Windows" in page.inner_text("#sessions"), "the other browser, named as a person would"
+        assert "Headless Chrome on Linux" in page.inner_text("#sessions tr[aria-current=true]")
+        shoot(page, "account-sessions", "#sessions")
+
+        page.click("text=Sign out everywhere else")
+        wait_for_text(page, ".flash", "Signed out 1 other session.")
+        assert page.locator("#sessions tbody tr").count() == 1
+
+        shared.reload()
+        shared.wait_for_url("**/admin/login**")
+        assert "Your session has ended: sign in again." in shared.inner_text("main")
+        assert not page.errors, page.errors
+    finally:
+        other.close()
