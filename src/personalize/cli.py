@@ -88,11 +88,16 @@ def serve(host: str, port: int, workers: int | None, threads: int | None):
 
 def _first_run_notice(app, host: str, port: int) -> str | None:
     """While no admin account exists: where to create the owner (the link holds the setup token)."""
+    from sqlalchemy.exc import SQLAlchemyError
+
     from .admin.first_run import setup_url
     from .admin.users import count_admin_users
 
-    if count_admin_users() > 0:
-        return None
+    try:
+        if count_admin_users() > 0:
+            return None
+    except SQLAlchemyError as exc:  # no schema yet (AUTO_MIGRATE off): say so rather than fail to start
+        return f"warning: cannot read the admin accounts ({getattr(exc, 'orig', None) or exc}); if the database is new, run `personalize db upgrade`"
     wildcard = host in ("0.0.0.0", "::", "")
     base = app.config.get("PUBLIC_URL") or f"http://{'127.0.0.1' if wildcard else host}:{port}"
     where = " (or this server's address instead of 127.0.0.1)" if wildcard and not app.config.get("PUBLIC_URL") else ""

@@ -88,3 +88,18 @@ def test_the_console_notice_names_a_reachable_address_and_goes_once_an_account_e
     assert f"https://personalize.shop.example/admin/setup?token={token}\n" in _first_run_notice(app, "0.0.0.0", 8000)
     create_admin_user("first@shop.example", PASSWORD, "owner")
     assert _first_run_notice(app, "0.0.0.0", 8000) is None
+
+
+def test_the_console_notice_on_a_database_without_schema_says_what_to_run(tmp_path):
+    from personalize.app import create_app
+    from personalize.cli import _first_run_notice
+    from personalize.db import db
+    from personalize.testing import app_config, fresh_database
+
+    with fresh_database(tmp_path) as url:
+        app = create_app(app_config(tmp_path, url, AUTO_MIGRATE=False))
+        with app.app_context():
+            notice = _first_run_notice(app, "127.0.0.1", 5000)
+            db.session.remove()
+            db.engine.dispose()
+    assert notice.startswith("warning: cannot read the admin accounts") and "personalize db upgrade" in notice

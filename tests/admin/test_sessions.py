@@ -222,3 +222,12 @@ def test_a_tampered_or_foreign_cookie_signs_nobody_in(app, client, owner, tmp_pa
     assert sent_to_sign_in(replay(app, forged).get("/admin/"))
     with other.app_context():
         db.engine.dispose()
+
+
+def test_signing_in_again_ends_the_browsers_previous_session(app, client, owner):
+    sign_in(client, *owner)
+    client.get("/admin/")
+    first = cookie(client)
+    sign_in(client, *owner)
+    assert len(session_rows(owner[0])) == 1
+    assert sent_to_sign_in(replay(app, first).get("/admin/"))

@@ -131,7 +131,9 @@ def delete_expired() -> None:
 
 
 def sign_in(user: AdminUser, user_agent: str = "") -> None:
-    """Start a session for ``user`` in this browser: a fresh cookie session (new CSRF token) holding the new token."""
+    """Start a session for ``user`` in this browser: a fresh cookie session (new CSRF token) holding the new token.
+    A session this browser held before (signing in again, or as someone else) ends."""
+    end_session(session.get(TOKEN_KEY))
     session.clear()
     session[TOKEN_KEY] = start_session(user, user_agent)
 
