@@ -23,10 +23,10 @@ def _app():
 
 def _site_or_default(ref: str | None, create: bool = False):
     """The site named by ``ref``, or the only site, or (``create``) a new "My shop"."""
-    from .sites import create_site, list_sites, resolve_site
+    from .sites import create_site, list_sites
 
     if ref:
-        site = resolve_site(ref)
+        site = _resolve_site(ref)
         if site is None:
             raise click.ClickException(f"no site {ref!r}; `personalize sites` lists them (by id, name or public key)")
         return site
@@ -39,8 +39,18 @@ def _site_or_default(ref: str | None, create: bool = False):
         site, secret = create_site("My shop")
         click.echo(f"Created site 'My shop' (public key {site.public_key}, secret key {secret} — keep it safe)", err=True)
         return site
-    names = ", ".join(s.name for s in sites)
+    names = ", ".join(f"{s.id} {s.name}" for s in sites)
     raise click.ClickException(f"there are several sites ({names}); choose one with --site")
+
+
+def _resolve_site(ref: str):
+    """The site named by id, name or public key; a name several sites share is refused, naming their ids."""
+    from .sites import SiteError, resolve_site
+
+    try:
+        return resolve_site(ref)
+    except SiteError as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -69,8 +79,30 @@ def serve(host: str, port: int, workers: int | None, threads: int | None):
     with app.app_context():
         for warning in maintenance_warnings():
             click.echo(f"warning: {warning}", err=True)
+        first_run = _first_run_notice(app, host, port)
     click.echo(f"personalize {__version__} on http://{host}:{port}/  (admin: http://{host}:{port}/admin), {workers} processes × {threads} threads")
+    if first_run:
+        click.echo(first_run)
     run_server(app, host, port, workers, threads)
+
+
+def _first_run_notice(app, host: str, port: int) -> str | None:
+    """While no admin account exists: where to create the owner (the link holds the setup token)."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from .admin.first_run import setup_url
+    from .admin.users import count_admin_users
+
+    try:
+        if count_admin_users() > 0:
+            return None
+    except SQLAlchemyError as exc:  # no schema yet (AUTO_MIGRATE off): say so rather than fail to start
+        return f"warning: cannot read the admin accounts ({getattr(exc, 'orig', None) or exc}); if the database is new, run `personalize db upgrade`"
+    wildcard = host in ("0.0.0.0", "::", "")
+    base = app.config.get("PUBLIC_URL") or f"http://{'127.0.0.1' if wildcard else host}:{port}"
+    where = " (or this server's address instead of 127.0.0.1)" if wildcard and not app.config.get("PUBLIC_URL") else ""
+    return (f"First run: create the owner account at {setup_url(base, app.config['SECRET_KEY'])}{where}\n"
+            "  The link works until the first account exists; `personalize create-admin EMAIL` does the same on this machine.")
 
 
 @cli.command()
@@ -121,7 +153,8 @@ def demo(host: str, port: int, visitors: int, no_serve: bool):
     click.echo(f"Ready in {time.perf_counter() - started:.1f} s: {info['products']} products, {info['events']:,} events.", err=True)
     click.echo("")
     click.echo(f"  Demo shop:   {base}/")
-    click.echo(f"  Admin:       {base}/admin   (email {info['admin_email']}, password {info['admin_password']})")
+    password = info["admin_password"] or "unknown: demo-admin.txt is gone; `personalize create-admin EMAIL` makes another owner"
+    click.echo(f"  Admin:       {base}/admin   (email {info['admin_email']}, password {password})")
     click.echo(f"  Dashboard:   {base}/admin/sites/{info['site_id']}/dashboard   (two weeks of simulated traffic, 20 % holdout)")
     click.echo(f"  Public key:  {info['public_key']}")
     if info.get("secret_key"):
@@ -137,19 +170,60 @@ def demo(host: str, port: int, visitors: int, no_serve: bool):
 @cli.command("create-site")
 @click.argument("name")
 @click.option("--origin", "origins", multiple=True, help="An allowed origin, e.g. https://shop.example (repeatable).")
-def create_site_command(name: str, origins: tuple[str, ...]):
+@click.option("--allow-duplicate-name", is_flag=True, help="Create the site even if another site has this name.")
+def create_site_command(name: str, origins: tuple[str, ...], allow_duplicate_name: bool):
     """Create a site and print its public and secret keys."""
-    from .sites import SiteError, create_site
+    from .sites import SiteError, clean_site_name, create_site, sites_named
 
     app = _app()
     with app.app_context():
         try:
+            same = sites_named(clean_site_name(name))
+            if same and not allow_duplicate_name:
+                ids = ", ".join(str(s.id) for s in same)
+                raise click.ClickException(
+                    f"a site named {name.strip()!r} exists already (id {ids}); choose another name, or pass "
+                    "--allow-duplicate-name (commands then need the site's id or public key instead of its name)"
+                )
             site, secret = create_site(name, origins)
         except SiteError as exc:
             raise click.ClickException(f"{exc.field}: {exc}") from None
         click.echo(f"site {site.id}: {site.name}")
         click.echo(f"public key: {site.public_key}")
         click.echo(f"secret key: {secret}   (shown once; store it safely)")
+
+
+@cli.command("create-admin")
+@click.argument("email")
+@click.option("--role", type=click.Choice(["owner", "editor", "viewer"]), default="owner", show_default=True,
+              help="owner: everything; editor: changes the sites given with --site; viewer: reads them.")
+@click.option("--site", "site_refs", multiple=True, help="For an editor or viewer: a site they may see (id, name or public key; repeatable).")
+def create_admin_command(email: str, role: str, site_refs: tuple[str, ...]):
+    """Create an admin account (the first owner, or a colleague); asks for the password."""
+    from .admin.access import set_site_access
+    from .admin.users import MIN_PASSWORD, AdminUserError, create_admin_user, get_admin_user
+
+    app = _app()
+    with app.app_context():
+        if get_admin_user(email) is not None:
+            raise click.ClickException(f"{email.strip().lower()} has an account already")
+        if role == "owner" and site_refs:
+            raise click.ClickException("an owner sees every site: --site is for an editor or viewer")
+        sites = []
+        for ref in site_refs:
+            site = _resolve_site(ref)
+            if site is None:
+                raise click.ClickException(f"no site {ref!r}; `personalize sites` lists them")
+            sites.append(site)
+        password = click.prompt(f"Password (at least {MIN_PASSWORD} characters)", hide_input=True, confirmation_prompt=True)
+        try:
+            user = create_admin_user(email, password, role)
+        except AdminUserError as exc:
+            raise click.ClickException(f"{exc.field}: {exc}") from None
+        if sites:
+            set_site_access(user, {s.id for s in sites})
+        seen = f"; sites: {', '.join(f'{s.id} {s.name}' for s in sites)}" if sites else ""
+        click.echo(f"{user.email} can now sign in at /admin as {user.role}{seen}.")
 
 
 @cli.command("sites")
@@ -262,12 +336,12 @@ def import_orders_command(file: Path, site_ref: str | None):
 def train(site_ref: str | None):
     """Train the recommendation model; running servers pick it up without a restart."""
     from .recommend.service import train_site
-    from .sites import list_sites, resolve_site
+    from .sites import list_sites
 
     app = _app()
     with app.app_context():
         if site_ref:
-            site = resolve_site(site_ref)
+            site = _resolve_site(site_ref)
             if site is None:
                 raise click.ClickException(f"no site {site_ref!r}; `personalize sites` lists them")
             sites = [site]

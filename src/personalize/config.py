@@ -57,6 +57,9 @@ SETTINGS: dict[str, tuple[Any, str]] = {
     "SYNC_LOG_RETENTION_DAYS": (90, "Finished sync runs and processed webhook payloads older than this many days are deleted hourly (0: kept)."),
     "STORE_IP_ADDRESSES": (False, "Keep the address of the client that sends events as the profile attribute `ip`; off, no client address is stored."),
     "IP_ADDRESS_TRUNCATE": (True, "With STORE_IP_ADDRESSES: keep only the network part of the address (IPv4 /24, IPv6 /48)."),
+    # admin sessions (docs/security.md, "Admin sessions")
+    "ADMIN_SESSION_IDLE_MINUTES": (120, "An admin session unused for this many minutes ends; the admin signs in again (0: no idle timeout)."),
+    "ADMIN_SESSION_MAX_HOURS": (24, "An admin session ends this many hours after its sign-in, however busy (0: no limit)."),
 }
 
 _BOOL_TRUE = {"1", "true", "yes", "on"}

@@ -190,13 +190,38 @@ def alembic_config(url: str):
 def upgrade(app: Flask, revision: str = "head") -> None:
     """Bring the app's database schema up to ``revision`` (creating it if empty)."""
     from alembic import command
+    from alembic.runtime.migration import MigrationContext
 
     with app.app_context():
         engine = db.engine
         cfg = alembic_config(engine.url.render_as_string(hide_password=False))
-        with engine.begin() as connection:
-            cfg.attributes["connection"] = connection
-            command.upgrade(cfg, revision)
+        with engine.connect() as connection:
+            sqlite = connection.dialect.name == "sqlite"
+            if sqlite:
+                # Migrations re-create SQLite tables (copy, drop, rename); with foreign keys on, the drop
+                # would delete every row pointing at the table (ON DELETE CASCADE). SQLite changes the
+                # setting only outside a transaction, so before the migrations begin one.
+                connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+                connection.commit()
+            try:
+                with connection.begin():
+                    before = MigrationContext.configure(connection).get_current_revision()
+                    cfg.attributes["connection"] = connection
+                    command.upgrade(cfg, revision)
+                    if sqlite and MigrationContext.configure(connection).get_current_revision() != before:
+                        _check_foreign_keys(connection)
+            finally:
+                if sqlite:
+                    connection.exec_driver_sql("PRAGMA foreign_keys=ON")  # the pool hands this connection out again
+                    connection.commit()
+
+
+def _check_foreign_keys(connection) -> None:
+    """Fail (and roll the migration back) if a re-created SQLite table left a row pointing at nothing."""
+    dangling = connection.exec_driver_sql("PRAGMA foreign_key_check").all()
+    if dangling:
+        tables = sorted({row[0] for row in dangling})
+        raise RuntimeError(f"the migration left {len(dangling)} rows pointing at missing rows (tables: {', '.join(tables)})")
 
 
 def current_revision(app: Flask) -> str | None:

@@ -36,7 +36,8 @@ class Site(db.Model):
 
     __tablename__ = "sites"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    name: Mapped[str] = mapped_column(String(200), unique=True)
+    # not unique: a name an admin picks must not tell them which names other tenants use
+    name: Mapped[str] = mapped_column(String(200))
     public_key: Mapped[str] = mapped_column(String(64), unique=True)
     allowed_origins: Mapped[list] = mapped_column(JSON, default=list)
     settings: Mapped[dict] = mapped_column(JSON, default=dict)
@@ -188,6 +189,8 @@ class ModelVersion(db.Model):
 
 class AdminUser(db.Model):
     __tablename__ = "admin_users"
+    # never hand a removed account's id to somebody new (SQLite would reuse the highest id)
+    __table_args__ = {"sqlite_autoincrement": True}
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     email: Mapped[str] = mapped_column(String(320), unique=True)
     password_hash: Mapped[str] = mapped_column(String(300))

@@ -48,15 +48,23 @@ def normalise_origin(origin: str) -> str:
     return f"{parts.scheme}://{host}" + (f":{port}" if port and port != default_port else "")
 
 
-def create_site(name: str, allowed_origins: Iterable[str] = ()) -> tuple[Site, str]:
-    """Create a site with a new public key and one secret key; return both (the secret only here)."""
+def clean_site_name(name: str) -> str:
+    """``name`` without surrounding blanks; raise SiteError if it is empty or too long."""
     name = (name or "").strip()
     if not name:
         raise SiteError("name", "a site needs a name")
     if len(name) > 200:
         raise SiteError("name", "a site name has at most 200 characters")
-    if db.session.scalar(select(Site.id).where(Site.name == name)) is not None:
-        raise SiteError("name", f"a site named {name!r} exists already")
+    return name
+
+
+def create_site(name: str, allowed_origins: Iterable[str] = ()) -> tuple[Site, str]:
+    """Create a site with a new public key and one secret key; return both (the secret only here).
+
+    Names need not be unique: whoever creates a site checks it against the sites *they*
+    can see (:func:`sites_named`), so a name never tells anyone about other tenants' sites.
+    """
+    name = clean_site_name(name)
     site = Site(
         name=name,
         public_key="pk_" + secrets.token_urlsafe(18),
@@ -98,7 +106,16 @@ def get_site(site_id: int) -> Site | None:
 
 
 def get_site_by_name(name: str) -> Site | None:
-    return db.session.scalar(select(Site).where(Site.name == name))
+    """The oldest site called ``name`` (names are not unique: see :func:`sites_named`)."""
+    return db.session.scalar(select(Site).where(Site.name == name).order_by(Site.id).limit(1))
+
+
+def sites_named(name: str, among: Iterable[int] | None = None) -> list[Site]:
+    """The sites called exactly ``name``, oldest first; with ``among``, only those of these ids."""
+    q = select(Site).where(Site.name == (name or "").strip()).order_by(Site.id)
+    if among is not None:
+        q = q.where(Site.id.in_(list(among) or [-1]))
+    return list(db.session.scalars(q))
 
 
 def list_sites() -> list[Site]:
@@ -129,13 +146,25 @@ def site_for_secret_key(key: str) -> Site | None:
 
 
 def resolve_site(ref: str) -> Site | None:
-    """A site by id, name or public key — what CLI commands accept as SITE."""
+    """A site by id, name or public key — what CLI commands accept as SITE.
+
+    ``None`` if nothing matches. A name that several sites share raises :class:`SiteError`
+    naming their ids, so a command never picks one of them by chance.
+    """
     ref = (ref or "").strip()
     if ref.isdigit():
         return get_site(int(ref))
     if ref.startswith("pk_"):
         return site_for_public_key(ref)
-    return get_site_by_name(ref)
+    named = sites_named(ref)
+    if len(named) > 1:
+        ids = ", ".join(str(s.id) for s in named)
+        raise SiteError("site", f"{_count_word(len(named))} sites are named {ref!r} (ids {ids}): give the id")
+    return named[0] if named else None
+
+
+def _count_word(n: int) -> str:
+    return {2: "two", 3: "three", 4: "four", 5: "five"}.get(n, str(n))
 
 
 def secret_key_prefixes(site: Site) -> list[ApiKey]:

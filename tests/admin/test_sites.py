@@ -26,15 +26,19 @@ def owner(ctx):
 
 
 def test_first_run_setup_creates_the_owner_then_closes(client, ctx):
+    from personalize.admin.first_run import setup_token
+
+    setup = setup_token(ctx.config["SECRET_KEY"])  # what `personalize serve` prints in its set-up link
     assert client.get("/admin/login").headers["Location"].endswith("/admin/setup")
-    token = csrf(client, "/admin/setup")
-    r = client.post("/admin/setup", data={"email": "first@shop.example", "password": "short", "csrf_token": token})
+    token = csrf(client, f"/admin/setup?token={setup}")
+    r = client.post("/admin/setup", data={"email": "first@shop.example", "password": "short", "csrf_token": token, "token": setup})
     assert b"at least 10 characters" in r.data
-    r = client.post("/admin/setup", data={"email": "first@shop.example", "password": "a long enough secret", "csrf_token": token})
+    r = client.post("/admin/setup", data={"email": "first@shop.example", "password": "a long enough secret", "csrf_token": token, "token": setup})
     assert r.status_code == 302
     assert client.get("/admin/").status_code == 200
     client.post("/admin/logout", data={"csrf_token": csrf(client, "/admin/")})
     assert client.get("/admin/setup").status_code == 302, "set-up is closed once an admin exists"
+    assert client.get(f"/admin/setup?token={setup}").status_code == 302, "the set-up link too"
 
 
 def test_signed_out_sees_nothing(client, owner, site):

@@ -19,9 +19,15 @@ pytestmark = pytest.mark.browser
 
 
 def test_first_run_create_a_site_copy_its_snippet_and_see_events_arrive(admin_page, live_server, ctx, shoot):
+    from personalize.admin.first_run import setup_token
+
     page, base = admin_page, live_server.url
     page.goto(base + "/admin/")
     page.wait_for_url("**/admin/setup")
+    assert "personalize create-admin" in page.inner_text("#setup-locked"), "without the console's link, the page says where to find it"
+    page.errors.clear()  # the browser logs the locked page's 403
+    # the link `personalize serve` printed on its console
+    page.goto(f"{base}/admin/setup?token={setup_token(ctx.config['SECRET_KEY'])}")
     page.fill("#email", "first@shop.example")
     page.fill("#password", PASSWORD)
     shoot(page, "setup", "main")
@@ -119,3 +125,32 @@ def test_dashboard_updates_after_events(admin_page, live_server, owner, trained,
     assert int(page.inner_text("#kpi-orders").replace(",", "")) == before + 1
     assert int(page.inner_text("#kpi-clicks").replace(",", "")) == clicks + 1
     assert not page.errors, page.errors
+
+
+def test_see_where_you_are_signed_in_and_sign_out_everywhere_else(admin_page, browser, live_server, owner, shoot):
+    page, base = admin_page, live_server.url
+    office = "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:128.0) Gecko/20100101 Firefox/128.0"
+    other = browser.new_context(viewport={"width": 960, "height": 720}, user_agent=office)
+    shared = other.new_page()
+    shared.set_default_timeout(8000)
+    try:
+        sign_in(shared, base, *owner)
+        sign_in(page, base, *owner)
+        page.click("nav >> text=Account")
+        rows = page.locator("#sessions tbody tr")
+        assert rows.count() == 2
+        assert "(this browser)" in page.inner_text("#sessions tr[aria-current=true]")
+        assert "Firefox on Windows" in page.inner_text("#sessions"), "the other browser, named as a person would"
+        assert "Headless Chrome on Linux" in page.inner_text("#sessions tr[aria-current=true]")
+        shoot(page, "account-sessions", "#sessions")
+
+        page.click("text=Sign out everywhere else")
+        wait_for_text(page, ".flash", "Signed out 1 other session.")
+        assert page.locator("#sessions tbody tr").count() == 1
+
+        shared.reload()
+        shared.wait_for_url("**/admin/login**")
+        assert "Your session has ended: sign in again." in shared.inner_text("main")
+        assert not page.errors, page.errors
+    finally:
+        other.close()

@@ -24,7 +24,7 @@ def uci_sample(path, lines: int = 3000) -> str:
     return str(path)
 
 
-@pytest.mark.parametrize("command", [[], ["serve"], ["demo"], ["import-products"], ["import-orders"], ["train"], ["plugins"], ["sites"], ["create-site"], ["db", "upgrade"], ["evaluate"]])
+@pytest.mark.parametrize("command", [[], ["serve"], ["demo"], ["import-products"], ["import-orders"], ["train"], ["plugins"], ["sites"], ["create-site"], ["create-admin"], ["db", "upgrade"], ["evaluate"]])
 def test_every_command_has_help(command):
     result = CliRunner().invoke(cli, [*command, "--help"])
     assert result.exit_code == 0, result.output
@@ -83,6 +83,43 @@ def test_create_site_and_list(runner):
     assert dup.exit_code != 0 and "exists already" in dup.output
     bad = runner.invoke(cli, ["create-site", "Other", "--origin", "shop.example"])
     assert bad.exit_code != 0 and "allowed_origins" in bad.output
+
+
+def test_a_name_two_sites_share_is_refused_naming_their_ids(runner):
+    assert runner.invoke(cli, ["create-site", "Twin"]).exit_code == 0
+    refused = runner.invoke(cli, ["create-site", "Twin"])
+    assert refused.exit_code != 0 and "--allow-duplicate-name" in refused.output and "(id 1)" in refused.output
+    second = runner.invoke(cli, ["create-site", "Twin", "--allow-duplicate-name"])
+    assert second.exit_code == 0 and "site 2: Twin" in second.output
+    for command in (["train", "--site", "Twin"], ["scores", "--site", "Twin"], ["connections", "Twin"], ["holdout", "--site", "Twin"]):
+        result = runner.invoke(cli, command)
+        assert result.exit_code != 0, command
+        assert "two sites are named 'Twin' (ids 1, 2): give the id" in result.output, (command, result.output)
+    result = runner.invoke(cli, ["connections", "2"])
+    assert result.exit_code == 0 and "Twin has no connections" in result.output
+
+
+def test_create_admin_asks_for_the_password(runner):
+    from personalize.admin.users import authenticate
+    from personalize.app import create_app
+
+    password = "a long admin password"
+    result = runner.invoke(cli, ["create-admin", "Boss@Shop.example"], input=f"{password}\n{password}\n")
+    assert result.exit_code == 0, result.output
+    assert password not in result.output and "boss@shop.example can now sign in at /admin as owner" in result.output
+    again = runner.invoke(cli, ["create-admin", "boss@shop.example"], input=f"{password}\n{password}\n")
+    assert again.exit_code != 0 and "has an account already" in again.output
+    short = runner.invoke(cli, ["create-admin", "short@shop.example"], input="short\nshort\n")
+    assert short.exit_code != 0 and "password: a password needs at least 10 characters" in short.output
+    runner.invoke(cli, ["create-site", "Corner shop"])
+    viewer = runner.invoke(cli, ["create-admin", "viewer@shop.example", "--role", "viewer", "--site", "Corner shop"],
+                           input=f"{password}\n{password}\n")
+    assert viewer.exit_code == 0 and "as viewer; sites: 1 Corner shop" in viewer.output
+    with create_app().app_context():
+        from personalize.admin.access import granted_site_ids
+
+        assert authenticate("boss@shop.example", password).role == "owner"
+        assert granted_site_ids(authenticate("viewer@shop.example", password)) == {1}
 
 
 def test_train_without_sites_says_what_to_do(runner):

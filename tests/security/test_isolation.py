@@ -82,6 +82,7 @@ class World:
     secrets: set[str] = field(default_factory=set)  # strings no answer may ever hold
     users: dict[str, int] = field(default_factory=dict)
     victim: int = 0
+    setup_token: str = ""  # the first run's set-up token (the page stays closed once accounts exist)
     counter: itertools.count = field(default_factory=lambda: itertools.count(1))
 
     def fresh(self, prefix: str = "n") -> str:
@@ -206,6 +207,9 @@ def world(ctx) -> World:
         w.users[name] = user.id
     db.session.commit()
     w.victim = w.users["victim"]
+    from personalize.admin.first_run import setup_token
+
+    w.setup_token = setup_token(ctx.config["SECRET_KEY"])
     _missing_site(w)
     return w
 
@@ -302,6 +306,7 @@ class Spec:
     foreign_ok: bool = False  # another site's ids are not an error here (nothing is found; nothing may leak)
     label: str = ""
     check: Callable | None = None  # check(w, principal, site, obj, response) -> a problem, or None
+    own_session: bool = False  # an open route that ends the caller's own session (its row goes)
 
 
 def _foreign(principal, site, obj) -> bool:
@@ -398,15 +403,16 @@ SPECS: dict[tuple[str, str], list[Spec]] = {
     ("admin.login", "GET"): [Spec("open", lambda w, p, q: Req("/admin/login"))],
     ("admin.login", "POST"): [Spec("open", lambda w, p, q: Req("/admin/login", form={"email": "nobody@team.example", "password": "wrong password"}),
                                    expect=(401,))],
-    ("admin.setup", "GET"): [Spec("open", lambda w, p, q: Req("/admin/setup"), expect=(302,))],
-    ("admin.setup", "POST"): [Spec("open", lambda w, p, q: Req("/admin/setup", form={"email": "intruder@x.example", "password": "intruder password"}),
-                                   expect=(302,))],
-    ("admin.logout", "POST"): [Spec("open", lambda w, p, q: Req("/admin/logout"), expect=(302,), order=3)],
+    ("admin.setup", "GET"): [Spec("open", lambda w, p, q: Req("/admin/setup", query={"token": w.setup_token}), expect=(302,))],
+    ("admin.setup", "POST"): [Spec("open", lambda w, p, q: Req("/admin/setup", form={"email": "intruder@x.example", "password": "intruder password",
+                                                                                    "token": w.setup_token}), expect=(302,))],
+    ("admin.logout", "POST"): [Spec("open", lambda w, p, q: Req("/admin/logout"), expect=(302,), order=3, own_session=True)],
     ("admin.index", "GET"): [Spec("signed_in", lambda w, p, q: Req("/admin/"))],
     ("admin.plugins", "GET"): [Spec("signed_in", lambda w, p, q: Req("/admin/plugins"))],
     ("admin.account", "GET"): [Spec("signed_in", lambda w, p, q: Req("/admin/account"))],
     ("admin.account", "POST"): [Spec("signed_in", lambda w, p, q: Req("/admin/account", form={
         "current_password": PASSWORD, "new_password": NEW_PASSWORD, "repeat_password": NEW_PASSWORD}), order=1)],
+    ("admin.account_sessions", "POST"): [Spec("signed_in", lambda w, p, q: Req("/admin/account/sessions"), order=1)],
     ("admin.server_settings", "GET"): [Spec("owner_only", lambda w, p, q: Req("/admin/settings"))],
     ("admin.team", "GET"): [Spec("owner_only", lambda w, p, q: Req("/admin/team"))],
     ("admin.team_add", "POST"): [Spec("owner_only", lambda w, p, q: Req("/admin/team", form={
@@ -578,9 +584,15 @@ def _tables():
     return list(db.metadata.sorted_tables)
 
 
+def _columns(table):
+    """What a snapshot compares: every column, but when a session was last used (every signed-in request,
+    refused or not, is use; it only ever moves forward)."""
+    return [c for c in table.c if not (table.name == "admin_sessions" and c.name == "last_seen_at")]
+
+
 def snapshot_all() -> dict[str, list[str]]:
     with db.engine.connect() as conn:
-        return {t.name: sorted(repr(tuple(r)) for r in conn.execute(select(t))) for t in _tables()}
+        return {t.name: sorted(repr(tuple(r)) for r in conn.execute(select(*_columns(t)))) for t in _tables()}
 
 
 def _site_filter(table, site_id: int):
@@ -642,6 +654,22 @@ class Seen:
     oracles: int = 0  # refusals compared with the answer for an id that names nothing
 
 
+SECRET_SHAPE = re.compile(r"\b(?:sk|ss)_[A-Za-z0-9_\-]{10,}")
+
+
+def secrets_in_cookies(app, r, w: World) -> list[str]:
+    """Secrets in the session cookie an answer sets: signed, not encrypted, so anyone holding it reads it."""
+    serializer = app.session_interface.get_signing_serializer(app)
+    found = []
+    for header in r.headers.getlist("Set-Cookie"):
+        name, _, value = header.split(";", 1)[0].partition("=")
+        if name != app.config["SESSION_COOKIE_NAME"] or not value:
+            continue
+        content = json.dumps(serializer.loads(value))
+        found += [s[:12] + "…" for s in w.secrets if s in content] + [m[:12] + "…" for m in SECRET_SHAPE.findall(content)]
+    return found
+
+
 def run_case(app, w: World, p: Principal, client, headers, endpoint, method, spec: Spec, site, obj, sent: list[str], seen: Seen) -> list[str]:
     """Send one request; return the problems found (empty: as it should be)."""
     req = spec.build(w, site, obj)
@@ -696,6 +724,9 @@ def run_case(app, w: World, p: Principal, client, headers, endpoint, method, spe
     secret_found = [s[:12] + "…" for s in w.secrets if s in body]
     if secret_found:
         problems.append(f"{what}: the answer holds a secret: {secret_found}")
+    cookie_secrets = secrets_in_cookies(app, r, w)
+    if cookie_secrets:
+        problems.append(f"{what}: the session cookie holds a secret: {cookie_secrets}")
     # no oracle: another site's id is answered exactly like an id that names nothing
     if outcome == "deny" and status in (400, 404) and p.kind in ("secret", "session"):
         own = p.home or site
@@ -719,6 +750,9 @@ def run_case(app, w: World, p: Principal, client, headers, endpoint, method, spe
         if outcome == "deny" or spec.policy == "open":
             seen.everything = snapshot_all()
             changed = diff(before_all, seen.everything)
+            if spec.own_session and p.kind == "session" and changed == ["admin_sessions"]:
+                ended = len(before_all["admin_sessions"]) - len(seen.everything["admin_sessions"])
+                changed = [] if ended == 1 and set(seen.everything["admin_sessions"]) < set(before_all["admin_sessions"]) else changed
             if changed:
                 problems.append(f"{what}: refused, yet changed {changed}")
         else:  # an allowed write: the sites this caller may not see must be as they were

@@ -32,8 +32,17 @@ def _check_csrf() -> None:
 
 @bp.before_request
 def _load_admin():
-    user_id = session.get("admin_id")
-    g.admin = db.session.get(AdminUser, user_id) if user_id else None
+    """Who is signed in: the server-side session the cookie's token names, and its account as it is now
+    (role and granted sites are read afresh on every request)."""
+    from .sessions import TOKEN_KEY, find_session
+
+    token = session.get(TOKEN_KEY)
+    row = find_session(token) if token else None
+    g.admin_session = row
+    g.admin = db.session.get(AdminUser, row.user_id) if row is not None else None
+    if token and g.admin is None:  # signed out elsewhere, expired, password changed or account removed
+        session.pop(TOKEN_KEY, None)
+        g.session_ended = True
     if request.method == "POST":
         _check_csrf()
 
@@ -53,6 +62,7 @@ def _no_framing(response):
     response.headers["X-Frame-Options"] = "DENY"
     response.headers["Content-Security-Policy"] = "default-src 'self'; img-src 'self' data: http: https:; frame-ancestors 'none'"
     response.headers["Cache-Control"] = "no-store"
+    response.headers["Referrer-Policy"] = "same-origin"  # the setup page's token never leaves in a Referer
     return response
 
 
@@ -60,6 +70,7 @@ def init_app(app: Flask) -> None:
     # the pages import the domain services; loading them here keeps ``personalize.admin.models``
     # importable by the schema without pulling in the whole application
     from . import (  # noqa: F401  (routes register on bp)
+        account,
         connectors,
         dashboard,
         plugins,

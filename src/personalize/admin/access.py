@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from functools import wraps
 
-from flask import abort, g, redirect, render_template, request, url_for
+from flask import abort, flash, g, redirect, render_template, request, url_for
 from sqlalchemy import delete, select
 
 from ..db import db
@@ -78,6 +78,8 @@ def login_required(view):
     def wrapped(*args, **kwargs):
         if g.get("admin") is None:
             if request.method == "GET":
+                if g.get("session_ended"):
+                    flash("Your session has ended: sign in again.", "error")
                 return redirect(url_for("admin.login", next=request.path))
             abort(401)
         return view(*args, **kwargs)

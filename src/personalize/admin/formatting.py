@@ -58,8 +58,26 @@ def when(value: object) -> str:
     return str(value) if value else "–"
 
 
+_BROWSERS = (("Edg/", "Edge"), ("OPR/", "Opera"), ("Firefox/", "Firefox"), ("HeadlessChrome/", "Headless Chrome"),
+             ("Chrome/", "Chrome"), ("Safari/", "Safari"))
+_SYSTEMS = (("Android", "Android"), ("iPhone", "iOS"), ("iPad", "iPadOS"), ("Windows", "Windows"), ("Mac OS X", "macOS"),
+            ("CrOS", "ChromeOS"), ("Linux", "Linux"))
+
+
+def browser(user_agent: str | None) -> str:
+    """"Firefox on Windows" from a User-Agent header; the header itself when it names no known browser."""
+    text = (user_agent or "").strip()
+    if not text:
+        return "unknown browser"
+    name = next((label for mark, label in _BROWSERS if mark in text), None)
+    system = next((label for mark, label in _SYSTEMS if mark in text), None)
+    if name is None:
+        return text[:60]
+    return f"{name} on {system}" if system else name
+
+
 def register_filters(app: Flask) -> None:
-    app.jinja_env.filters.update(money=money, percent=percent, ago=ago, when=when)
+    app.jinja_env.filters.update(money=money, percent=percent, ago=ago, when=when, browser=browser)
 
 
 def sentence(message: object) -> str:

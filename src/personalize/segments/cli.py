@@ -10,10 +10,13 @@ import click
 
 
 def _site(ref: str | None):
-    from ..sites import list_sites, resolve_site
+    from ..sites import SiteError, list_sites, resolve_site
 
     if ref:
-        site = resolve_site(ref)
+        try:
+            site = resolve_site(ref)
+        except SiteError as exc:  # a name several sites share
+            raise click.ClickException(str(exc)) from None
         if site is None:
             raise click.ClickException(f"no site {ref!r}; `personalize sites` lists them")
         return site
