@@ -6,7 +6,12 @@ knows one outside system (a shop, a CRM, an email provider, files). It declares:
 - ``name``, ``title``, ``kind`` (``shop``, ``crm``, ``email`` or ``any``), ``version``
   and the provider ``api_version`` it pins;
 - ``settings``: the fields an admin fills in (the admin pages and the CLI build
-  their forms from them; ``secret`` fields are encrypted at rest and never shown);
+  their forms from them; ``secret`` fields are encrypted at rest and never shown;
+  ``url`` fields and fields marked ``endpoint`` say where requests go, and changing
+  one clears the stored secrets);
+- ``allowed_hosts``: the API hosts its requests may go to (``*.myshopify.com``);
+  the shared HTTP client refuses every other host, and every private, loopback or
+  metadata address, unless the server operator trusts it;
 - ``streams`` it can pull, each incremental: ``pull(stream, state)`` yields records
   and :class:`~personalize.records.Checkpoint` states;
 - ``push_targets`` it can write segment membership to: ``push(target, changes)``
@@ -21,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -32,6 +38,7 @@ if TYPE_CHECKING:
     from .sync.http import HttpClient
 
 KINDS = ("shop", "crm", "email", "any")
+_HOST_PATTERN = re.compile(r"(\*\.)?([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]{0,62}")
 ENTITIES = ("contact", "product", "order", "engagement")
 FIELD_TYPES = ("string", "integer", "boolean", "url", "path", "choice")
 
@@ -64,7 +71,14 @@ class StreamError(ConnectorError):
 
 @dataclass(frozen=True)
 class Setting:
-    """One settings field. ``type`` is one of :data:`FIELD_TYPES`; ``choices`` go with ``choice``."""
+    """One settings field. ``type`` is one of :data:`FIELD_TYPES`; ``choices`` go with ``choice``.
+
+    :param endpoint: the value decides where requests (and the secrets with them) go, like a shop
+        name the API host is built from. ``url`` settings always count. Saving a new value clears
+        the connection's stored secrets unless new ones come in the same save.
+    :param pattern: a regular expression the whole value must match (checked when the connection is
+        saved; the message quotes ``help``).
+    """
 
     name: str
     label: str
@@ -74,6 +88,13 @@ class Setting:
     default: Any = None
     help: str = ""
     choices: tuple[str, ...] = ()
+    endpoint: bool = False
+    pattern: str = ""
+
+    @property
+    def addresses_remote(self) -> bool:
+        """True when the value says where requests go (an ``endpoint`` or a ``url`` setting)."""
+        return self.endpoint or self.type == "url"
 
     def to_json_schema(self) -> dict[str, Any]:
         kind = {"integer": "integer", "boolean": "boolean"}.get(self.type, "string")
@@ -81,6 +102,10 @@ class Setting:
         if self.secret:
             schema["writeOnly"] = True
             schema["x-secret"] = True
+        if self.addresses_remote:
+            schema["x-endpoint"] = True
+        if self.pattern:
+            schema["pattern"] = f"^(?:{self.pattern})$"
         if self.type == "url":
             schema["format"] = "uri"
         if self.choices:
@@ -123,7 +148,8 @@ class ConnectorContext:
     """What the sync engine hands a connector for one run.
 
     :param settings: the connection's settings, secrets decrypted.
-    :param http: the shared HTTP client (timeouts, retries, ``Retry-After``, pagination).
+    :param http: the shared HTTP client (timeouts, retries, ``Retry-After``, pagination, and the
+        outbound policy: only the connector's ``allowed_hosts``, never an internal address).
     :param started_at: when the sync started (naive UTC); no cursor may move past it.
     :param log: ``log(message)`` adds a line to the run log.
     """
@@ -163,6 +189,12 @@ class Connector:
     default_mapping: ClassVar[dict[str, str]] = {}
     #: segment changes per push call
     push_batch_size: ClassVar[int] = 100
+    #: the hosts requests may go to: names (``api.hubapi.com``) or one-label wildcards
+    #: (``*.myshopify.com``), reached over https on port 443. Empty: any public host (for a
+    #: connector whose address is the admin's to choose, like a webhook). Private, loopback and
+    #: metadata addresses are refused either way, unless the operator trusts them
+    #: (``OUTBOUND_ALLOWED_HOSTS``).
+    allowed_hosts: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, context: ConnectorContext):
         self.context = context
@@ -225,6 +257,7 @@ class Connector:
             "name": cls.name, "title": cls.title, "kind": cls.kind, "version": cls.version,
             "api_version": cls.api_version, "streams": [s.name for s in cls.streams],
             "push_targets": [t.name for t in cls.push_targets], "settings": cls.settings_schema(),
+            "allowed_hosts": list(cls.allowed_hosts),
         }
 
 
@@ -240,6 +273,13 @@ def validate_connector_class(cls: type) -> list[str]:
     for s in cls.settings:
         if s.type not in FIELD_TYPES:
             problems.append(f"{cls.name}: setting {s.name} has unknown type {s.type!r}")
+        if s.pattern:
+            try:
+                re.compile(s.pattern)
+            except re.error as exc:
+                problems.append(f"{cls.name}: setting {s.name} has a bad pattern: {exc}")
+    if isinstance(cls.allowed_hosts, str) or not all(isinstance(h, str) and _HOST_PATTERN.fullmatch(h) for h in cls.allowed_hosts):
+        problems.append(f"{cls.name}: allowed_hosts must be a tuple of host names or *.domain patterns, got {cls.allowed_hosts!r}")
     for st in cls.streams:
         if st.entity not in ENTITIES:
             problems.append(f"{cls.name}: stream {st.name} has unknown entity {st.entity!r}")
@@ -274,3 +314,4 @@ def parse_time(value: Any) -> datetime | None:
     except ValueError:
         return None
     return when.astimezone(UTC).replace(tzinfo=None) if when.tzinfo else when
+
