@@ -21,6 +21,8 @@ from ..sync.connections import (
     list_connections,
     public_settings,
     save_connection,
+    site_files_root,
+    uses_files,
 )
 from ..sync.engine import build_connector, make_http, run_log
 from ..sync.secrets import SecretsUnreadable, redact
@@ -144,6 +146,7 @@ def connection(s: Site, connector: str | None = None, name: str | None = None):
     return render_template(
         "admin/connection.html", site=s, cls=cls, conn=conn, shown=shown, mapping=mapping, error=error,
         runs=run_log(s.id, conn.name, limit=10) if conn else [], form=request.form,
+        files_root=site_files_root(s.id) if uses_files(cls) else None,
     ), (400 if error else 200)
 
 

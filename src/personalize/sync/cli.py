@@ -77,6 +77,8 @@ def register(cli: click.Group, make_app: Callable[[], Any], resolve_site: Callab
             get_connection,
             public_settings,
             save_connection,
+            site_files_root,
+            uses_files,
         )
 
         app = make_app()
@@ -102,6 +104,13 @@ def register(cli: click.Group, make_app: Callable[[], Any], resolve_site: Callab
             notice = cleared_secrets_notice(conn)
             if notice:
                 click.echo(f"    {notice} (--set NAME=@env:VARIABLE)", err=True)
+            if uses_files(cls):
+                root = site_files_root(s.id)
+                click.echo(f"    files folder of this site: {root}")
+                for field in cls.settings:
+                    if field.type == "path":
+                        where = root.joinpath(*Path(str((conn.settings or {}).get(field.name) or field.default or ".")).parts)
+                        click.echo(f"    {field.name}: put the files in {where} (paths are relative to the site's files folder; FILES_ROOT moves it)")
             if conn.schedule_minutes:
                 click.echo(f"    syncs every {conn.schedule_minutes} min while `personalize serve` runs")
             if conn.push_target:

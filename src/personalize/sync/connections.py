@@ -10,7 +10,8 @@ Where requests go is checked when a connection is saved (the same
 are bound to it: saving a new address (a ``url`` setting, or one marked
 ``endpoint``) clears the stored secrets unless new ones come in the same save, and
 secrets stored for one address are not handed to a connector whose address has
-changed some other way.
+changed some other way. ``path`` settings are folders inside the site's files root
+(:func:`site_files_root`).
 """
 
 from __future__ import annotations
@@ -19,13 +20,14 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from flask import current_app
 from sqlalchemy import select
 from urllib3.util import parse_url
 
-from ..connectors import Connector, ConnectorContext, validate_connector_class
+from ..connectors import Connector, ConnectorContext, relative_folder, validate_connector_class
 from ..db import db
 from ..models import utcnow
 from ..plugins import registry
@@ -48,6 +50,21 @@ class ConnectionSettingsError(ValueError):
 
 class SecretsNotBound(secrets.SecretsUnreadable):
     """The connection's address changed since its secrets were stored: they are not used."""
+
+
+def files_base() -> Path:
+    """``FILES_ROOT``, or ``files/`` in the instance folder."""
+    configured = current_app.config.get("FILES_ROOT")
+    return Path(configured) if configured else Path(current_app.instance_path) / "files"
+
+
+def site_files_root(site_id: int) -> Path:
+    """The folder of one site's files on the server: ``FILES_ROOT/<site id>``. ``path`` settings are relative to it."""
+    return files_base().resolve() / str(int(site_id))
+
+
+def uses_files(cls: type[Connector]) -> bool:
+    return any(s.type == "path" for s in cls.settings)
 
 
 def endpoint_settings(cls: type[Connector]) -> list[str]:
@@ -109,7 +126,7 @@ def _trusted_hosts() -> Any:
     return value
 
 
-def _coerce(connector: type[Connector], raw: dict[str, Any], partial: bool) -> dict[str, Any]:
+def _coerce(connector: type[Connector], raw: dict[str, Any], partial: bool, site_id: int) -> dict[str, Any]:
     out: dict[str, Any] = {}
     known = {s.name for s in connector.settings}
     for name in raw:
@@ -137,6 +154,11 @@ def _coerce(connector: type[Connector], raw: dict[str, Any], partial: bool) -> d
             value = bool(value)
         elif s.type == "url":
             _check_url(connector, s, str(value))
+        elif s.type == "path":
+            try:
+                value = str(relative_folder(value))
+            except ValueError as exc:
+                raise ConnectionSettingsError(s.name, f"{exc}; this site's files folder on the server is {site_files_root(site_id)}") from None
         elif s.type == "choice" and value not in s.choices:
             raise ConnectionSettingsError(s.name, f"must be one of {', '.join(s.choices)}")
         if s.pattern and not (isinstance(value, str) and re.fullmatch(s.pattern, value)):
@@ -184,7 +206,7 @@ def save_connection(
         raise ConnectionSettingsError("push_target", f"{cls.name} cannot push to {push_target!r} (it offers {offered})")
     if conn is not None and conn.connector != connector:
         raise ConnectionSettingsError("name", f"{name!r} is already a {conn.connector} connection")
-    values = _coerce(cls, settings, partial=conn is not None)
+    values = _coerce(cls, settings, partial=conn is not None, site_id=site_id)
     config = current_app.config
     plain = dict(conn.settings or {}) if conn else {}
     hidden, _bound = _stored_secrets(conn) if conn else ({}, None)
@@ -229,6 +251,8 @@ def save_connection(
         conn.push_segments = []
     conn.updated_at = utcnow()
     db.session.commit()
+    if uses_files(cls):
+        site_files_root(site_id).mkdir(parents=True, exist_ok=True)
     return conn
 
 
@@ -281,8 +305,12 @@ def missing_settings(conn: Connection, values: dict[str, Any]) -> list[str]:
 
 
 def connector_context(conn: Connection, http: Any, started_at: Any, log: Any = print) -> ConnectorContext:
-    """The context a connector of ``conn`` runs with: its settings and ``http``."""
-    return ConnectorContext(settings=connection_settings(conn), http=http, started_at=started_at, log=log)
+    """The context a connector of ``conn`` runs with: its settings, ``http``, and the site's files root."""
+    cls = connector_class(conn.connector)
+    root = site_files_root(conn.site_id) if uses_files(cls) else None
+    if root is not None:
+        root.mkdir(parents=True, exist_ok=True)
+    return ConnectorContext(settings=connection_settings(conn), http=http, started_at=started_at, log=log, files_root=root)
 
 
 def hidden_values(conn: Connection) -> list[str]:
