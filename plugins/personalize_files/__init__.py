@@ -29,7 +29,9 @@ it read before. When rows before that point change, the file is read again from
 the top (storing is idempotent, so that is safe).
 
 Segment membership is pushed to ``segment_members.csv`` in the folder (target
-``file``): one row per profile and segment, rewritten atomically.
+``file``): one row per profile and segment, rewritten atomically; a cell a
+spreadsheet would run as a formula (``=…``, ``+…``, ``-…``, ``@…``) is written with
+a leading ``'``.
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ from personalize.connectors import (
     Setting,
     SiteFolder,
     Stream,
+    csv_row,
     parse_time,
 )
 from personalize.records import (
@@ -250,7 +253,7 @@ class FilesConnector(Connector):
         writer = csv.DictWriter(out, fieldnames=MEMBERS_COLUMNS, extrasaction="ignore")
         writer.writeheader()
         for key in sorted(members):
-            writer.writerow(members[key])
+            writer.writerow(csv_row(members[key]))  # no cell may run as a formula in a spreadsheet
         folder.write_atomic(MEMBERS_FILE, out.getvalue())
         return [PushResult(c.profile_id, c.segment, "ok") for c in changes]
 

@@ -21,7 +21,8 @@ knows one outside system (a shop, a CRM, an email provider, files). It declares:
 
 Connectors get everything they need through :class:`ConnectorContext` (settings,
 the shared HTTP client, the sync's start time, the site's files root), so they never
-touch the database.
+touch the database. CSV files a connector writes go through :func:`csv_row`, so no
+cell can run as a spreadsheet formula.
 """
 
 from __future__ import annotations
@@ -518,3 +519,26 @@ class SiteFolder:
         finally:
             os.close(fd)
 
+
+# --- CSV: cells a spreadsheet would run as formulas ---
+
+#: first characters that make Excel, LibreOffice or Google Sheets read a cell as a formula
+#: (with the full-width forms some of them accept, and tab / carriage return / line feed)
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r", "\n", "\uff1d", "\uff0b", "\uff0d", "\uff20")
+_PLAIN_NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
+
+
+def csv_cell(value: Any) -> Any:
+    """A value safe to write into a CSV cell: text that a spreadsheet would run as a formula
+    (``=HYPERLINK(…)``, ``@SUM(…)``, ``+…``, ``-…``, a leading tab or carriage return) gets a leading
+    ``'``, which spreadsheets show as text. Plain numbers (``-12.5``) and non-text values are kept."""
+    if isinstance(value, str) and value.startswith(FORMULA_PREFIXES) and not _PLAIN_NUMBER.fullmatch(value):
+        return "'" + value
+    return value
+
+
+def csv_row(row: Mapping[str, Any] | Iterable[Any]) -> Any:
+    """A row for ``csv.DictWriter`` (a mapping) or ``csv.writer`` (a sequence), every cell through :func:`csv_cell`."""
+    if isinstance(row, Mapping):
+        return {key: csv_cell(value) for key, value in row.items()}
+    return [csv_cell(value) for value in row]

