@@ -152,12 +152,13 @@ def runner(tmp_path, monkeypatch):
     """A click runner whose commands use a fresh database and instance folder of their own."""
     from click.testing import CliRunner
 
-    from personalize.testing import TEST_DATABASE_ENV
+    from personalize.testing import TEST_DATABASE_ENV, TEST_OUTBOUND_ALLOWED_HOSTS
 
     with fresh_database(tmp_path) as url:
         monkeypatch.setenv("PERSONALIZE_INSTANCE_PATH", str(tmp_path / "instance"))
         monkeypatch.setenv("PERSONALIZE_DATABASE_URL", url)
         monkeypatch.setenv("PERSONALIZE_AUTO_MIGRATE", "true")
+        monkeypatch.setenv("PERSONALIZE_OUTBOUND_ALLOWED_HOSTS", TEST_OUTBOUND_ALLOWED_HOSTS)  # local provider servers, as app_config
         monkeypatch.delenv(TEST_DATABASE_ENV, raising=False)
         yield CliRunner()
 

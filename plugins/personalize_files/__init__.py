@@ -1,8 +1,14 @@
 """CSV / JSON files: the connector every shop can use.
 
-Put files in a folder and connect it::
+Files live on the server, in the site's own files folder (``FILES_ROOT/<site id>``,
+by default ``files/<site id>`` in the instance folder). Put them in a folder there
+and connect it by its path relative to the site's files folder::
 
-    personalize connect "My shop" files --set folder=/srv/exports
+    personalize connect "My shop" files --set folder=exports
+
+Nothing outside the site's files folder is read or written: absolute paths, ``~``
+and ``..`` are refused, and symbolic links below it are not followed (the contract's
+:class:`~personalize.connectors.SiteFolder` does every file access).
 
 Each stream reads one file of the folder, the first that exists of
 ``<stream>.csv``, ``<stream>.jsonl`` (one JSON object a line) and ``<stream>.json``
@@ -23,7 +29,9 @@ it read before. When rows before that point change, the file is read again from
 the top (storing is idempotent, so that is safe).
 
 Segment membership is pushed to ``segment_members.csv`` in the folder (target
-``file``): one row per profile and segment, rewritten atomically.
+``file``): one row per profile and segment, rewritten atomically; a cell a
+spreadsheet would run as a formula (``=…``, ``+…``, ``-…``, ``@…``) is written with
+a leading ``'``.
 """
 
 from __future__ import annotations
@@ -32,10 +40,7 @@ import csv
 import hashlib
 import io
 import json
-import os
-import tempfile
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 from personalize import hookimpl
@@ -45,7 +50,9 @@ from personalize.connectors import (
     Connector,
     PushTarget,
     Setting,
+    SiteFolder,
     Stream,
+    csv_row,
     parse_time,
 )
 from personalize.records import (
@@ -66,6 +73,7 @@ EXTENSIONS = (".csv", ".jsonl", ".json")
 CHECKPOINT_EVERY = 200
 STATE_VERSION = 1
 MEMBERS_FILE = "segment_members.csv"
+MEMBERS_COLUMNS = ["segment", "profile_id", "email", "customer_id"]
 
 
 def _number(value: Any) -> float | None:
@@ -91,7 +99,9 @@ class FilesConnector(Connector):
     identity_kind = "customer_id"
     default_mapping = {"*": "*", "id": None, "email": None, "updated_at": None}
     settings = (
-        Setting("folder", "Folder", type="path", help="The folder holding contacts.csv, products.csv, orders.csv, engagement.csv (or .jsonl / .json)."),
+        Setting("folder", "Folder", type="path", required=False, default="",
+                help="The folder holding contacts.csv, products.csv, orders.csv, engagement.csv (or .jsonl / .json), "
+                     "relative to this site's files folder on the server, e.g. exports."),
     )
     streams = (
         Stream("contacts", "contact", primary_key="email", help="contacts.csv / .jsonl / .json"),
@@ -102,33 +112,36 @@ class FilesConnector(Connector):
     push_targets = (PushTarget("file", help=f"Rewrites {MEMBERS_FILE} in the folder: segment, profile_id, email, customer_id."),)
 
     @property
-    def folder(self) -> Path:
-        return Path(os.path.expanduser(str(self.config["folder"])))
+    def folder(self) -> SiteFolder:
+        """The connection's folder inside the site's files folder (ConfigError for one outside it)."""
+        return self.context.folder(self.config.get("folder") or "")
 
     def check(self) -> CheckResult:
-        if not self.folder.is_dir():
-            raise ConfigError(f"{self.folder} is not a folder")
-        found = [p.name for p in sorted(self.folder.iterdir()) if p.suffix in EXTENSIONS]
-        return CheckResult(True, f"{self.folder}: {', '.join(found) or 'no data files yet'}", self.api_version)
+        folder = self.folder
+        folder.check()  # missing, a symbolic link, not a folder: ConfigError saying which
+        found = [name for name in folder.files() if name.endswith(EXTENSIONS)]
+        return CheckResult(True, f"{folder}: {', '.join(found) or 'no data files yet'}", self.api_version)
 
-    def file_for(self, stream: str) -> Path | None:
+    def file_for(self, stream: str) -> str | None:
+        """The name of the stream's file in the folder, or None; ConfigError when the folder is missing."""
+        folder = self.folder
+        folder.check()
         for ext in EXTENSIONS:
-            path = self.folder / f"{stream}{ext}"
-            if path.is_file():
-                return path
+            if folder.has_file(f"{stream}{ext}"):
+                return f"{stream}{ext}"
         return None
 
     # -- pulling --
 
     def pull(self, stream: str, state: dict[str, Any] | None) -> Iterator[Any]:
-        path = self.file_for(stream)
-        if path is None:
+        name = self.file_for(stream)
+        if name is None:
             return
-        rows = list(read_rows(path))
+        rows = list(read_rows(name, self.folder.read_text(name)))
         state = state or {}
         start = 0
         digest = hashlib.sha256()
-        done = int(state.get("rows", 0)) if state.get("file") == path.name else 0
+        done = int(state.get("rows", 0)) if state.get("file") == name else 0
         if 0 < done <= len(rows):
             for raw in rows[:done]:
                 digest.update(_canonical(raw))
@@ -137,18 +150,18 @@ class FilesConnector(Connector):
             else:
                 digest = hashlib.sha256()
         if stream == "orders":
-            yield from self._pull_orders(path, rows, start, digest)
+            yield from self._pull_orders(name, rows, start, digest)
             return
         convert = getattr(self, f"_{stream}")
         for index in range(start, len(rows)):
             raw = rows[index]
-            yield from convert(raw, index + 2 if path.suffix == ".csv" else index + 1)
+            yield from convert(raw, index + 2 if name.endswith(".csv") else index + 1)
             digest.update(_canonical(raw))
             if (index + 1) % CHECKPOINT_EVERY == 0 or index + 1 == len(rows):
-                yield Checkpoint(self._state(path, index + 1, digest))
+                yield Checkpoint(self._state(name, index + 1, digest))
 
-    def _state(self, path: Path, rows: int, digest) -> dict[str, Any]:
-        return {"v": STATE_VERSION, "file": path.name, "rows": rows, "digest": digest.hexdigest()}
+    def _state(self, name: str, rows: int, digest) -> dict[str, Any]:
+        return {"v": STATE_VERSION, "file": name, "rows": rows, "digest": digest.hexdigest()}
 
     def _contacts(self, raw: dict[str, Any], line: int) -> Iterator[Any]:
         email = str(raw.get("email") or "").strip()
@@ -180,7 +193,7 @@ class FilesConnector(Connector):
         yield EngagementRecord(id=str(raw["id"]), type=str(raw["type"]), occurred_at=when, email=str(raw.get("email") or ""),
                                external_id=str(raw.get("customer_id") or ""), properties=props)
 
-    def _pull_orders(self, path: Path, rows: list[dict[str, Any]], start: int, digest) -> Iterator[Any]:
+    def _pull_orders(self, name: str, rows: list[dict[str, Any]], start: int, digest) -> Iterator[Any]:
         index = start
         since_checkpoint = 0
         while index < len(rows):
@@ -198,7 +211,7 @@ class FilesConnector(Connector):
             since_checkpoint += 1
             if since_checkpoint >= CHECKPOINT_EVERY or index == len(rows):
                 since_checkpoint = 0
-                yield Checkpoint(self._state(path, index, digest))
+                yield Checkpoint(self._state(name, index, digest))
 
     def _order(self, order_id: str, group: list[dict[str, Any]]) -> OrderRecord | None:
         first = group[0]
@@ -223,14 +236,12 @@ class FilesConnector(Connector):
     # -- pushing --
 
     def push(self, target: str, changes: list[SegmentChange]) -> list[PushResult]:
-        if not self.folder.is_dir():
-            raise ConfigError(f"{self.folder} is not a folder")
-        path = self.folder / MEMBERS_FILE
+        folder = self.folder
+        folder.check()
         members: dict[tuple[str, str], dict[str, str]] = {}
-        if path.exists():
-            with path.open(newline="", encoding="utf-8") as fh:
-                for row in csv.DictReader(fh):
-                    members[(row["segment"], row["profile_id"])] = row
+        if folder.has_file(MEMBERS_FILE):
+            for row in csv.DictReader(io.StringIO(folder.read_text(MEMBERS_FILE), newline="")):
+                members[(row["segment"], row["profile_id"])] = row
         for change in changes:
             key = (change.segment, str(change.profile_id))
             if change.added:
@@ -238,22 +249,20 @@ class FilesConnector(Connector):
                                 "customer_id": change.identities.get("customer_id", "")}
             else:
                 members.pop(key, None)
-        fd, tmp = tempfile.mkstemp(dir=self.folder, prefix=".segment_members.", suffix=".csv")
-        with os.fdopen(fd, "w", newline="", encoding="utf-8") as fh:
-            writer = csv.DictWriter(fh, fieldnames=["segment", "profile_id", "email", "customer_id"])
-            writer.writeheader()
-            for key in sorted(members):
-                writer.writerow(members[key])
-        os.replace(tmp, path)
+        out = io.StringIO(newline="")
+        writer = csv.DictWriter(out, fieldnames=MEMBERS_COLUMNS, extrasaction="ignore")
+        writer.writeheader()
+        for key in sorted(members):
+            writer.writerow(csv_row(members[key]))  # no cell may run as a formula in a spreadsheet
+        folder.write_atomic(MEMBERS_FILE, out.getvalue())
         return [PushResult(c.profile_id, c.segment, "ok") for c in changes]
 
 
-def read_rows(path: Path) -> Iterator[dict[str, Any]]:
-    """The rows of a .csv, .jsonl or .json file as dicts (a line that is not an object is an empty row)."""
-    text = path.read_text(encoding="utf-8-sig")
-    if path.suffix == ".csv":
+def read_rows(name: str, text: str) -> Iterator[dict[str, Any]]:
+    """The rows of a .csv, .jsonl or .json file's ``text`` as dicts (a line that is not an object is an empty row)."""
+    if name.endswith(".csv"):
         yield from csv.DictReader(io.StringIO(text, newline=""))
-    elif path.suffix == ".jsonl":
+    elif name.endswith(".jsonl"):
         for line in text.splitlines():
             if not line.strip():
                 continue
@@ -266,9 +275,9 @@ def read_rows(path: Path) -> Iterator[dict[str, Any]]:
         try:
             data = json.loads(text)
         except ValueError as exc:
-            raise ConfigError(f"{path.name} is not valid JSON: {exc}") from None
+            raise ConfigError(f"{name} is not valid JSON: {exc}") from None
         if not isinstance(data, list):
-            raise ConfigError(f"{path.name} must hold a JSON array of objects")
+            raise ConfigError(f"{name} must hold a JSON array of objects")
         for value in data:
             yield value if isinstance(value, dict) else {}
 

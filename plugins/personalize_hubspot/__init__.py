@@ -87,8 +87,10 @@ class HubSpotConnector(Connector):
         Setting("access_token", "Private app access token", secret=True, help="HubSpot → Settings → Integrations → Private apps (pat-…)."),
         Setting("properties", "Extra contact properties", required=False, help="Comma-separated internal names to read besides the usual ones."),
         Setting("property_prefix", "Segment property prefix", required=False, default="personalize_", help="Segments become checkbox properties named prefix + segment."),
-        Setting("api_url", "API address", type="url", required=False, default="https://api.hubapi.com", help="Change only for a proxy or a test server."),
+        Setting("api_url", "API address", type="url", required=False, default="https://api.hubapi.com",
+                help="Leave as is. Another address (a proxy, a test server) works only when the server operator trusts it (OUTBOUND_ALLOWED_HOSTS)."),
     )
+    allowed_hosts = ("api.hubapi.com",)
     streams = (
         Stream("contacts", "contact", primary_key="id", cursor_field="lastmodifieddate", sorted=False, lookback_seconds=300),
         Stream("archived_contacts", "contact", primary_key="id", cursor_field="archivedAt", sorted=False, lookback_seconds=300),

@@ -93,8 +93,11 @@ class MailchimpConnector(Connector):
         Setting("tag_prefix", "Tag prefix", required=False, default="", help="Segments become tags named prefix + segment name."),
         Setting("activity_days", "Days of campaign activity", type="integer", required=False, default=30,
                 help="Campaigns sent within this many days are read for opens and clicks."),
-        Setting("api_url", "API address", type="url", required=False, help="Leave empty: taken from the key's data centre."),
+        Setting("api_url", "API address", type="url", required=False,
+                help="Leave empty: https://<dc>.api.mailchimp.com/3.0, the data centre taken from the key. Another address works only when the server operator trusts it (OUTBOUND_ALLOWED_HOSTS)."),
     )
+    #: https://<dc>.api.mailchimp.com: one data centre label, like us20
+    allowed_hosts = ("*.api.mailchimp.com",)
     streams = (
         Stream("members", "contact", primary_key="id", cursor_field="last_changed", sorted=True),
         Stream("archived_members", "contact", primary_key="id", cursor_field="last_changed", sorted=True, lookback_seconds=3600),

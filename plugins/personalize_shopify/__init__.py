@@ -11,6 +11,7 @@ and a test asserts it). Authentication is a custom app's Admin API access token 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator, Mapping
 from datetime import datetime, timedelta
 from typing import Any
@@ -49,6 +50,8 @@ PAGE_SIZE = {"customers": 100, "products": 100, "orders": 50}
 LOOKBACK = timedelta(minutes=1)
 STATE_VERSION = 1
 PUSH_BATCH = 25
+#: a shop's myshopify name: letters, digits and hyphens, optionally with its .myshopify.com domain
+SHOP_NAME = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.myshopify\.com)?"
 
 CUSTOMER_FIELDS = """
   id legacyResourceId firstName lastName tags numberOfOrders state createdAt updatedAt
@@ -103,12 +106,15 @@ class ShopifyConnector(Connector):
         "amountSpent": "total_spent", "marketingState": "email_marketing", "state": "shopify_account_state",
     }
     settings = (
-        Setting("shop", "Shop", help="Your shop's myshopify name, e.g. my-store (or my-store.myshopify.com)."),
+        Setting("shop", "Shop", endpoint=True, pattern=SHOP_NAME,
+                help="Your shop's myshopify name: letters, digits and hyphens, e.g. my-store (or my-store.myshopify.com)."),
         Setting("access_token", "Admin API access token", secret=True, help="From your custom app: Settings → Apps → Develop apps → API credentials (shpat_…)."),
         Setting("webhook_secret", "Webhook signing secret", secret=True, required=False, help="The app's API secret key; needed to accept webhooks."),
         Setting("tag_prefix", "Tag prefix", required=False, default="segment:", help="Segments become customer tags named prefix + segment name."),
-        Setting("api_url", "API address", type="url", required=False, help="Leave empty: https://<shop>.myshopify.com. Set only for a proxy or a test server."),
+        Setting("api_url", "API address", type="url", required=False,
+                help="Leave empty: https://<shop>.myshopify.com. Another address (a proxy, a test server) works only when the server operator trusts it (OUTBOUND_ALLOWED_HOSTS)."),
     )
+    allowed_hosts = ("*.myshopify.com",)
     streams = (
         Stream("customers", "contact", primary_key="id", cursor_field="updatedAt", lookback_seconds=60),
         Stream("products", "product", primary_key="id", cursor_field="updatedAt", lookback_seconds=60),
@@ -119,8 +125,10 @@ class ShopifyConnector(Connector):
 
     def __init__(self, context):
         super().__init__(context)
-        shop = str(self.config.get("shop") or "").strip().lower().removeprefix("https://").split("/")[0]
-        shop = shop.removesuffix(".myshopify.com")
+        shop = str(self.config.get("shop") or "").strip()
+        if shop and not re.fullmatch(SHOP_NAME, shop):
+            raise ConfigError(f"{shop!r} is not a shop name: use the myshopify name, letters, digits and hyphens, e.g. my-store")
+        shop = shop.lower().removesuffix(".myshopify.com")
         base = self.config.get("api_url") or f"https://{shop}.myshopify.com"
         self.api = self.http.with_options(
             base_url=f"{str(base).rstrip('/')}/admin/api/{API_VERSION}",
@@ -139,7 +147,7 @@ class ShopifyConnector(Connector):
         try:
             body = response.json()
         except ValueError:
-            raise StreamError(f"Shopify answered with something that is not JSON: {response.text[:200]}") from None
+            raise StreamError("Shopify answered with something that is not JSON") from None
         errors = body.get("errors")
         if not errors:
             if body.get("data") is None:

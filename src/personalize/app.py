@@ -56,6 +56,17 @@ class _StrictJSON(DefaultJSONProvider):
         return json_text(obj, **kwargs)
 
 
+def _check_outbound_setting(settings: dict[str, Any]) -> None:
+    """A malformed OUTBOUND_ALLOWED_HOSTS stops the start with its message, not the first sync."""
+    from .config import ConfigError
+    from .sync.outbound import parse_allowed_hosts
+
+    try:
+        parse_allowed_hosts(settings.get("OUTBOUND_ALLOWED_HOSTS"))
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+
+
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     """Create the server.
 
@@ -72,6 +83,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     settings = load_settings(instance)
     settings.update(test_config)
     app.config.update(settings)
+    _check_outbound_setting(settings)
     url = settings.get("DATABASE_URL") or f"sqlite:///{instance / 'personalize.db'}"
     app.config["DATABASE_URL"] = url
     app.config["SQLALCHEMY_DATABASE_URI"] = url

@@ -60,6 +60,9 @@ SETTINGS: dict[str, tuple[Any, str]] = {
     # admin sessions (docs/security.md, "Admin sessions")
     "ADMIN_SESSION_IDLE_MINUTES": (120, "An admin session unused for this many minutes ends; the admin signs in again (0: no idle timeout)."),
     "ADMIN_SESSION_MAX_HOURS": (24, "An admin session ends this many hours after its sign-in, however busy (0: no limit)."),
+    # outbound requests and connector files (docs/security.md, "Outbound requests" and "The files root")
+    "OUTBOUND_ALLOWED_HOSTS": ("", "Hosts connectors may also reach besides each provider's own API hosts (api.hubapi.com, *.myshopify.com, <dc>.api.mailchimp.com): an API proxy or a test server. Comma-separated host, host:port or *.domain entries, e.g. \"crm-proxy.internal:8443, 127.0.0.1\". A listed host may be a private or loopback address and may use http://; every other request goes over https to a public address only. Any editor can point a connection's API address at a listed host, so list only hosts that may receive connector credentials. Default: none."),
+    "FILES_ROOT": (None, "The folder the files connector (and every connector setting of type path) reads and writes under: each site gets FILES_ROOT/<site id>, and a connection's folder is relative to it; nothing outside is reached, symbolic links below it are not followed. Default: files/ in the instance folder."),
 }
 
 _BOOL_TRUE = {"1", "true", "yes", "on"}

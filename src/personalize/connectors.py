@@ -6,7 +6,13 @@ knows one outside system (a shop, a CRM, an email provider, files). It declares:
 - ``name``, ``title``, ``kind`` (``shop``, ``crm``, ``email`` or ``any``), ``version``
   and the provider ``api_version`` it pins;
 - ``settings``: the fields an admin fills in (the admin pages and the CLI build
-  their forms from them; ``secret`` fields are encrypted at rest and never shown);
+  their forms from them; ``secret`` fields are encrypted at rest and never shown;
+  ``url`` fields and fields marked ``endpoint`` say where requests go, and changing
+  one clears the stored secrets; ``path`` fields name a folder inside the site's
+  files root, see :class:`SiteFolder`);
+- ``allowed_hosts``: the API hosts its requests may go to (``*.myshopify.com``);
+  the shared HTTP client refuses every other host, and every private, loopback or
+  metadata address, unless the server operator trusts it;
 - ``streams`` it can pull, each incremental: ``pull(stream, state)`` yields records
   and :class:`~personalize.records.Checkpoint` states;
 - ``push_targets`` it can write segment membership to: ``push(target, changes)``
@@ -14,16 +20,24 @@ knows one outside system (a shop, a CRM, an email provider, files). It declares:
 - optionally webhooks: ``verify_webhook`` and ``parse_webhook``.
 
 Connectors get everything they need through :class:`ConnectorContext` (settings,
-the shared HTTP client, the sync's start time), so they never touch the database.
+the shared HTTP client, the sync's start time, the site's files root), so they never
+touch the database. CSV files a connector writes go through :func:`csv_row`, so no
+cell can run as a spreadsheet formula.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
+import os
+import re
+import secrets
+import stat
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from .records import PushResult, SegmentChange
@@ -32,6 +46,7 @@ if TYPE_CHECKING:
     from .sync.http import HttpClient
 
 KINDS = ("shop", "crm", "email", "any")
+_HOST_PATTERN = re.compile(r"(\*\.)?([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]{0,62}")
 ENTITIES = ("contact", "product", "order", "engagement")
 FIELD_TYPES = ("string", "integer", "boolean", "url", "path", "choice")
 
@@ -64,7 +79,16 @@ class StreamError(ConnectorError):
 
 @dataclass(frozen=True)
 class Setting:
-    """One settings field. ``type`` is one of :data:`FIELD_TYPES`; ``choices`` go with ``choice``."""
+    """One settings field. ``type`` is one of :data:`FIELD_TYPES`; ``choices`` go with ``choice``.
+
+    :param endpoint: the value decides where requests (and the secrets with them) go, like a shop
+        name the API host is built from. ``url`` settings always count. Saving a new value clears
+        the connection's stored secrets unless new ones come in the same save.
+    :param pattern: a regular expression the whole value must match (checked when the connection is
+        saved; the message quotes ``help``).
+    ``type="path"`` is a folder inside the site's files root on the server, relative to it
+    (:meth:`ConnectorContext.folder` opens it); absolute paths, ``~`` and ``..`` are refused.
+    """
 
     name: str
     label: str
@@ -74,6 +98,13 @@ class Setting:
     default: Any = None
     help: str = ""
     choices: tuple[str, ...] = ()
+    endpoint: bool = False
+    pattern: str = ""
+
+    @property
+    def addresses_remote(self) -> bool:
+        """True when the value says where requests go (an ``endpoint`` or a ``url`` setting)."""
+        return self.endpoint or self.type == "url"
 
     def to_json_schema(self) -> dict[str, Any]:
         kind = {"integer": "integer", "boolean": "boolean"}.get(self.type, "string")
@@ -81,6 +112,12 @@ class Setting:
         if self.secret:
             schema["writeOnly"] = True
             schema["x-secret"] = True
+        if self.addresses_remote:
+            schema["x-endpoint"] = True
+        if self.pattern:
+            schema["pattern"] = f"^(?:{self.pattern})$"
+        if self.type == "path":
+            schema["x-path"] = "relative to the site's files root"
         if self.type == "url":
             schema["format"] = "uri"
         if self.choices:
@@ -123,9 +160,12 @@ class ConnectorContext:
     """What the sync engine hands a connector for one run.
 
     :param settings: the connection's settings, secrets decrypted.
-    :param http: the shared HTTP client (timeouts, retries, ``Retry-After``, pagination).
+    :param http: the shared HTTP client (timeouts, retries, ``Retry-After``, pagination, and the
+        outbound policy: only the connector's ``allowed_hosts``, never an internal address).
     :param started_at: when the sync started (naive UTC); no cursor may move past it.
     :param log: ``log(message)`` adds a line to the run log.
+    :param files_root: the site's own folder on the server (``FILES_ROOT/<site id>``); ``path``
+        settings are relative to it. None when the server gives this run no folder.
     """
 
     settings: dict[str, Any]
@@ -133,6 +173,17 @@ class ConnectorContext:
     started_at: datetime
     log: Any = print
     extra: dict[str, Any] = field(default_factory=dict)
+    files_root: Path | None = None
+
+    def folder(self, value: Any) -> SiteFolder:
+        """The folder a ``path`` setting names, inside :attr:`files_root`; raises :class:`ConfigError`
+        for a path that leaves it (absolute, ``~``, ``..``) or when there is no files root."""
+        if self.files_root is None:
+            raise ConfigError("this server gives connectors no files folder (FILES_ROOT)")
+        try:
+            return SiteFolder(self.files_root, value)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
 
 
 @dataclass(frozen=True)
@@ -163,6 +214,12 @@ class Connector:
     default_mapping: ClassVar[dict[str, str]] = {}
     #: segment changes per push call
     push_batch_size: ClassVar[int] = 100
+    #: the hosts requests may go to: names (``api.hubapi.com``) or one-label wildcards
+    #: (``*.myshopify.com``), reached over https on port 443. Empty: any public host (for a
+    #: connector whose address is the admin's to choose, like a webhook). Private, loopback and
+    #: metadata addresses are refused either way, unless the operator trusts them
+    #: (``OUTBOUND_ALLOWED_HOSTS``).
+    allowed_hosts: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, context: ConnectorContext):
         self.context = context
@@ -225,6 +282,7 @@ class Connector:
             "name": cls.name, "title": cls.title, "kind": cls.kind, "version": cls.version,
             "api_version": cls.api_version, "streams": [s.name for s in cls.streams],
             "push_targets": [t.name for t in cls.push_targets], "settings": cls.settings_schema(),
+            "allowed_hosts": list(cls.allowed_hosts),
         }
 
 
@@ -240,6 +298,13 @@ def validate_connector_class(cls: type) -> list[str]:
     for s in cls.settings:
         if s.type not in FIELD_TYPES:
             problems.append(f"{cls.name}: setting {s.name} has unknown type {s.type!r}")
+        if s.pattern:
+            try:
+                re.compile(s.pattern)
+            except re.error as exc:
+                problems.append(f"{cls.name}: setting {s.name} has a bad pattern: {exc}")
+    if isinstance(cls.allowed_hosts, str) or not all(isinstance(h, str) and _HOST_PATTERN.fullmatch(h) for h in cls.allowed_hosts):
+        problems.append(f"{cls.name}: allowed_hosts must be a tuple of host names or *.domain patterns, got {cls.allowed_hosts!r}")
     for st in cls.streams:
         if st.entity not in ENTITIES:
             problems.append(f"{cls.name}: stream {st.name} has unknown entity {st.entity!r}")
@@ -274,3 +339,206 @@ def parse_time(value: Any) -> datetime | None:
     except ValueError:
         return None
     return when.astimezone(UTC).replace(tzinfo=None) if when.tzinfo else when
+
+
+# --- Files: a site's folder on the server, reached without leaving it ---
+
+#: the longest relative path a ``path`` setting may hold
+MAX_PATH_LENGTH = 1024
+
+
+def relative_folder(value: Any) -> PurePosixPath:
+    """A ``path`` setting's value as a path relative to the site's files root.
+
+    Refused with :class:`ValueError` (the message says what to write instead): absolute paths,
+    ``~``, ``..``, backslashes, control characters. Empty, ``.`` and ``./`` mean the root itself.
+    """
+    text = "" if value is None else str(value).strip()
+    hint = "give a folder inside this site's files folder, such as exports or exports/daily"
+    if len(text) > MAX_PATH_LENGTH:
+        raise ValueError(f"the path is longer than {MAX_PATH_LENGTH} characters")
+    if text.startswith("/"):
+        raise ValueError(f"{text} is an absolute path; {hint}")
+    if text.startswith("~"):
+        raise ValueError(f"{text} starts with ~; {hint}")
+    if "\\" in text or any(ord(ch) < 32 or ord(ch) == 127 for ch in text):
+        raise ValueError(f"{text!r} holds a backslash or a control character; {hint}")
+    parts = [part for part in text.split("/") if part not in ("", ".")]
+    if ".." in parts:
+        raise ValueError(f"{text} goes up with ..; {hint}")
+    if any(len(part) > 255 for part in parts):
+        raise ValueError("a folder name is longer than 255 characters")
+    return PurePosixPath(*parts)
+
+
+def _file_name(name: str) -> str:
+    if not name or "/" in name or "\\" in name or name in (".", "..") or "\0" in name:
+        raise ValueError(f"{name!r} is not a file name")
+    return name
+
+
+class SiteFolder:
+    """A folder inside a site's files root, read and written without following symbolic links.
+
+    The root itself (``FILES_ROOT/<site id>``) is the operator's: it may be a symbolic link, to a
+    mounted drive for instance. Below it nothing is followed: each folder is opened with
+    ``O_NOFOLLOW`` relative to the one before (so a link swapped in meanwhile is not followed
+    either), files are opened with ``O_NOFOLLOW`` and must be regular files, and new files are
+    written to a temporary name and renamed into place. Whatever a link points at, inside or
+    outside, is refused with :class:`ConfigError` naming the link.
+
+    :param root: the site's files root.
+    :param relative: the folder's path below it (a ``path`` setting's value, see :func:`relative_folder`).
+    """
+
+    def __init__(self, root: str | os.PathLike[str], relative: Any = ""):
+        self.root = Path(root)
+        self.relative = relative_folder(relative)
+
+    @property
+    def path(self) -> Path:
+        """The folder's path on the server (for messages: open files through this object)."""
+        return self.root.joinpath(*self.relative.parts)
+
+    def __str__(self) -> str:
+        return str(self.path)
+
+    def _open(self, create: bool = False) -> int:
+        try:
+            fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY)
+        except FileNotFoundError:
+            if not create:
+                raise ConfigError(f"{self.path} does not exist yet; create it and put the files there") from None
+            self.root.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY)
+        except NotADirectoryError:
+            raise ConfigError(f"the site's files root {self.root} is not a folder") from None
+        here = self.root
+        for part in self.relative.parts:
+            here = here / part
+            try:
+                try:
+                    inner = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=fd)
+                except FileNotFoundError:
+                    if not create:
+                        raise ConfigError(f"{self.path} does not exist yet; create it and put the files there") from None
+                    os.mkdir(part, 0o750, dir_fd=fd)
+                    inner = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=fd)
+                except OSError:
+                    raise ConfigError(f"{here} is a symbolic link or not a folder; only real folders inside {self.root} are used") from None
+            finally:
+                os.close(fd)
+            fd = inner
+        return fd
+
+    def check(self) -> None:
+        """Raise :class:`ConfigError` saying why the folder cannot be used (missing, a link, not a folder)."""
+        os.close(self._open())
+
+    def exists(self) -> bool:
+        """True when the folder exists (as real folders all the way down from the root)."""
+        try:
+            os.close(self._open())
+        except ConfigError:
+            return False
+        return True
+
+    def create(self) -> None:
+        """Create the folder (and the folders above it, below the root) when missing."""
+        os.close(self._open(create=True))
+
+    def _kind(self, fd: int, name: str) -> str:
+        try:
+            mode = os.stat(_file_name(name), dir_fd=fd, follow_symlinks=False).st_mode
+        except FileNotFoundError:
+            return "missing"
+        if stat.S_ISLNK(mode):
+            return "link"
+        return "file" if stat.S_ISREG(mode) else "other"
+
+    def has_file(self, name: str) -> bool:
+        """True when ``name`` is a regular file here; a symbolic link (or a folder, a pipe…) of that name
+        raises :class:`ConfigError`, so it is never mistaken for a missing file."""
+        fd = self._open()
+        try:
+            kind = self._kind(fd, name)
+        finally:
+            os.close(fd)
+        if kind in ("link", "other"):
+            what = "a symbolic link" if kind == "link" else "not a regular file"
+            raise ConfigError(f"{self.path / name} is {what}; only regular files inside {self.root} are read")
+        return kind == "file"
+
+    def files(self) -> list[str]:
+        """The names of the regular files here, sorted (links and folders are left out)."""
+        fd = self._open()
+        try:
+            return sorted(name for name in os.listdir(fd) if self._kind(fd, name) == "file")
+        finally:
+            os.close(fd)
+
+    def read_bytes(self, name: str) -> bytes:
+        """The content of the regular file ``name`` here (not through a symbolic link)."""
+        fd = self._open()
+        try:
+            try:
+                file_fd = os.open(_file_name(name), os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=fd)
+            except FileNotFoundError:
+                raise ConfigError(f"{self.path / name} does not exist") from None
+            except OSError:
+                raise ConfigError(f"{self.path / name} is a symbolic link or cannot be opened; only regular files inside {self.root} are read") from None
+        finally:
+            os.close(fd)
+        with os.fdopen(file_fd, "rb") as fh:
+            if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
+                raise ConfigError(f"{self.path / name} is not a regular file")
+            return fh.read()
+
+    def read_text(self, name: str, encoding: str = "utf-8-sig") -> str:
+        return self.read_bytes(name).decode(encoding)
+
+    def write_atomic(self, name: str, data: str | bytes, mode: int = 0o640) -> None:
+        """Replace the file ``name`` here by ``data`` at once: written to a new temporary file, then renamed
+        (a symbolic link of that name is replaced, never followed). The folder is created when missing."""
+        name = _file_name(name)
+        payload = data.encode("utf-8") if isinstance(data, str) else data
+        fd = self._open(create=True)
+        try:
+            temporary = f".{name}.{secrets.token_hex(6)}.tmp"
+            file_fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode, dir_fd=fd)
+            try:
+                with os.fdopen(file_fd, "wb") as fh:
+                    fh.write(payload)
+                    fh.flush()
+                    os.fsync(fh.fileno())
+                os.replace(temporary, name, src_dir_fd=fd, dst_dir_fd=fd)
+            except BaseException:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(temporary, dir_fd=fd)
+                raise
+        finally:
+            os.close(fd)
+
+
+# --- CSV: cells a spreadsheet would run as formulas ---
+
+#: first characters that make Excel, LibreOffice or Google Sheets read a cell as a formula
+#: (with the full-width forms some of them accept, and tab / carriage return / line feed)
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r", "\n", "\uff1d", "\uff0b", "\uff0d", "\uff20")
+_PLAIN_NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
+
+
+def csv_cell(value: Any) -> Any:
+    """A value safe to write into a CSV cell: text that a spreadsheet would run as a formula
+    (``=HYPERLINK(…)``, ``@SUM(…)``, ``+…``, ``-…``, a leading tab or carriage return) gets a leading
+    ``'``, which spreadsheets show as text. Plain numbers (``-12.5``) and non-text values are kept."""
+    if isinstance(value, str) and value.startswith(FORMULA_PREFIXES) and not _PLAIN_NUMBER.fullmatch(value):
+        return "'" + value
+    return value
+
+
+def csv_row(row: Mapping[str, Any] | Iterable[Any]) -> Any:
+    """A row for ``csv.DictWriter`` (a mapping) or ``csv.writer`` (a sequence), every cell through :func:`csv_cell`."""
+    if isinstance(row, Mapping):
+        return {key: csv_cell(value) for key, value in row.items()}
+    return [csv_cell(value) for value in row]

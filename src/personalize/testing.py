@@ -39,9 +39,19 @@ def fresh_database(folder: str | Path, base_url: str | None = None) -> Iterator[
         engine.dispose()
 
 
+#: test servers listen on the loopback address, which the outbound policy refuses unless trusted
+TEST_OUTBOUND_ALLOWED_HOSTS = "127.0.0.1"
+
+
 def app_config(folder: str | Path, url: str, **extra) -> dict:
-    """The ``create_app`` settings for a test app on ``url`` with its instance in ``folder``."""
-    return {"TESTING": True, "DATABASE_URL": url, "INSTANCE_PATH": str(folder), "AUTO_MIGRATE": True, "MODEL_CHECK_SECONDS": 0.0, **extra}
+    """The ``create_app`` settings for a test app on ``url`` with its instance in ``folder``.
+
+    ``OUTBOUND_ALLOWED_HOSTS`` trusts 127.0.0.1, where local provider servers listen (only
+    that spelling: ``localhost`` stays refused); pass ``OUTBOUND_ALLOWED_HOSTS=""`` to test the
+    policy of a server that trusts nothing.
+    """
+    return {"TESTING": True, "DATABASE_URL": url, "INSTANCE_PATH": str(folder), "AUTO_MIGRATE": True, "MODEL_CHECK_SECONDS": 0.0,
+            "OUTBOUND_ALLOWED_HOSTS": TEST_OUTBOUND_ALLOWED_HOSTS, **extra}
 
 
 @contextmanager

@@ -311,12 +311,12 @@ def test_resume_states_conform(hubspot):
 
     from personalize.connectors import ConnectorContext
     from personalize.sync.http import HttpClient
-    from personalize.sync.testing import check_resume, recording_sleep
+    from personalize.sync.testing import check_resume, local_policy, recording_sleep
 
     hubspot.server.routes[0].required = False  # no check() here: pulls only
 
     def make():
-        http = HttpClient(sleep=recording_sleep())
+        http = HttpClient(sleep=recording_sleep(), policy=local_policy())
         return HubSpotConnector(ConnectorContext(settings={"access_token": TOKEN, "api_url": hubspot.server.url}, http=http, started_at=datetime(2026, 11, 22)))
 
     assert check_resume(make, "contacts") == []

@@ -214,7 +214,8 @@ def test_an_invalid_token_fails_clearly_and_writes_nothing(admin, shop, sleep):
     save_connection(shop.id, "shopify", {"access_token": "shpat_revoked"})
     summary = sync(shop, sleep)
     assert summary["status"] == "failed"
-    assert "credentials refused" in summary["message"] and "Invalid API key or access token" in summary["message"]
+    assert "credentials refused" in summary["message"] and "401 Unauthorized" in summary["message"]
+    assert "Invalid API key or access token" not in summary["message"], "the provider's answer is not repeated to the admin"
     assert db.session.scalar(select(func.count()).select_from(Profile)) == 0
 
 
@@ -323,13 +324,13 @@ def test_resume_states_conform(admin):
 
     from personalize.connectors import ConnectorContext
     from personalize.sync.http import HttpClient
-    from personalize.sync.testing import check_resume, recording_sleep
+    from personalize.sync.testing import check_resume, local_policy, recording_sleep
 
     admin.server.routes[0].required = True
     settings = {"shop": "test-shop", "access_token": TOKEN, "api_url": admin.server.url}
 
     def make():
-        return ShopifyConnector(ConnectorContext(settings=settings, http=HttpClient(sleep=recording_sleep()), started_at=datetime(2026, 11, 22)))
+        return ShopifyConnector(ConnectorContext(settings=settings, http=HttpClient(sleep=recording_sleep(), policy=local_policy()), started_at=datetime(2026, 11, 22)))
 
     for stream in ("customers", "products", "orders"):
         assert check_resume(make, stream) == []

@@ -113,7 +113,7 @@ def sign_in_owner(client) -> None:
 
 def cli_env(app) -> dict[str, str]:
     return {"PERSONALIZE_DATABASE_URL": app.config["DATABASE_URL"], "PERSONALIZE_INSTANCE_PATH": app.instance_path,
-            "PERSONALIZE_AUTO_MIGRATE": "false"}
+            "PERSONALIZE_AUTO_MIGRATE": "false", "PERSONALIZE_OUTBOUND_ALLOWED_HOSTS": app.config["OUTBOUND_ALLOWED_HOSTS"]}
 
 
 # ---------------------------------------------------------------- credentials revoked mid-sync

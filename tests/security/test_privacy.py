@@ -142,7 +142,7 @@ def build_person(client, site, secret: str, tag: str, ip: str) -> Person:
     p.profile_ids.append(pid)
     # a connector: the CRM's contact (attributes and its own id), its engagement, a run log and a webhook naming them
     conn = db.session.scalar(select(Connection).where(Connection.site_id == site.id, Connection.name == "crm"))
-    conn_id = (conn or save_connection(site.id, "files", {"folder": "/tmp"}, name="crm")).id
+    conn_id = (conn or save_connection(site.id, "files", {"folder": "crm"}, name="crm")).id
     now = utcnow()
     store_contacts(site.id, "crm", "crm_id", {"*": "*"}, [ContactRecord(external_id=p.crm_id, email=p.email,
                                                                       attributes={"tier": "gold", "city": f"Town-{tag}"}, updated_at=now)])

@@ -88,7 +88,7 @@ def test_sync_logs_are_pruned_but_the_newest_run_of_each_connection_stays(app, c
 
     assert app.config["SYNC_LOG_RETENTION_DAYS"] == 90
     now = datetime(2026, 6, 1)
-    conn = save_connection(site.id, "files", {"folder": str(tmp_path)}, schedule_minutes=60)
+    conn = save_connection(site.id, "files", {"folder": "exports"}, schedule_minutes=60)
     old = now - timedelta(days=120)
 
     def run(days_ago: float, kind: str = "pull", finished: bool = True) -> SyncRun:

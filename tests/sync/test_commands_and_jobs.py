@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import csv
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from personalize.cli import cli
 
 
-def contacts_folder(tmp_path, n=3):
-    folder = tmp_path / "exports"
-    folder.mkdir()
+def contacts_folder(root, n=3):
+    """``exports`` with a contacts file, inside ``root`` (a site's files folder)."""
+    folder = Path(root) / "exports"
+    folder.mkdir(parents=True)
     with (folder / "contacts.csv").open("w", newline="") as fh:
         writer = csv.writer(fh)
         writer.writerow(["id", "email", "plan"])
@@ -27,14 +30,21 @@ def ok(result):
     return result.output
 
 
+def files_folder_of(output: str) -> Path:
+    """The site's files folder, as `personalize connect … files` tells the operator."""
+    return Path(re.search(r"files folder of this site: (\S+)", output).group(1))
+
+
 def test_connect_sync_and_read_the_log_from_the_command_line(runner, tmp_path):
-    folder = contacts_folder(tmp_path)
     ok(runner.invoke(cli, ["create-site", "CLI shop"]))
     out = ok(runner.invoke(cli, ["connectors"]))
     for name in ("files", "shopify", "hubspot", "mailchimp"):
         assert f"\n{name}  (" in "\n" + out
     assert "API 2026-01" in out and "access_token (secret)" in out
-    ok(runner.invoke(cli, ["connect", "CLI shop", "files", "--set", f"folder={folder}", "--schedule", "60"]))
+    out = ok(runner.invoke(cli, ["connect", "CLI shop", "files", "--set", "folder=exports", "--schedule", "60"]))
+    root = files_folder_of(out)
+    assert f"folder: put the files in {root / 'exports'}" in out
+    contacts_folder(root)
     result = runner.invoke(cli, ["sync", "CLI shop", "files"])
     out = ok(result)
     assert "succeeded: 3 records read, 3 stored, 0 skipped" in out
@@ -60,14 +70,14 @@ def test_sync_of_an_unknown_connection_or_stream_is_a_clear_error(runner, tmp_pa
     ok(runner.invoke(cli, ["create-site", "Shop"]))
     result = runner.invoke(cli, ["sync", "Shop", "nope"])
     assert result.exit_code == 1 and "has no connection 'nope'" in result.output
-    ok(runner.invoke(cli, ["connect", "Shop", "files", "--set", f"folder={contacts_folder(tmp_path)}"]))
+    contacts_folder(files_folder_of(ok(runner.invoke(cli, ["connect", "Shop", "files", "--set", "folder=exports"]))))
     result = runner.invoke(cli, ["sync", "Shop", "files", "--stream", "invoices"])
     assert result.exit_code == 1 and "has no stream 'invoices'" in result.output
 
 
 def test_a_failed_sync_exits_non_zero(runner, tmp_path):
     ok(runner.invoke(cli, ["create-site", "Shop"]))
-    ok(runner.invoke(cli, ["connect", "Shop", "files", "--set", f"folder={tmp_path / 'missing'}"]))
+    ok(runner.invoke(cli, ["connect", "Shop", "files", "--set", "folder=missing"]))
     result = runner.invoke(cli, ["sync", "Shop", "files"])
     assert result.exit_code == 1 and "settings problem" in result.output
 
@@ -75,10 +85,11 @@ def test_a_failed_sync_exits_non_zero(runner, tmp_path):
 def test_jobs_run_in_the_background_and_in_the_foreground_through_one_registry(app, ctx, tmp_path):
     from personalize import jobs
     from personalize.sites import create_site
-    from personalize.sync.connections import save_connection
+    from personalize.sync.connections import save_connection, site_files_root
 
     site, _ = create_site("Jobs shop")
-    save_connection(site.id, "files", {"folder": str(contacts_folder(tmp_path))}, schedule_minutes=30)
+    contacts_folder(site_files_root(site.id))
+    save_connection(site.id, "files", {"folder": "exports"}, schedule_minutes=30)
     background = jobs.submit("sync", site_id=site.id, connection="files", trigger="admin").result(timeout=30)
     assert background["status"] == "succeeded" and background["trigger"] == "admin"
     foreground = jobs.run("sync", site_id=site.id, connection="files", trigger="cli")
@@ -108,7 +119,7 @@ def test_the_scheduler_submits_due_syncs_only(app, ctx, tmp_path):
     from personalize.sync.tasks import due_connections
 
     site, _ = create_site("Scheduled shop")
-    save_connection(site.id, "files", {"folder": str(contacts_folder(tmp_path))}, schedule_minutes=30)
+    save_connection(site.id, "files", {"folder": "exports"}, schedule_minutes=30)
     assert due_connections() == [(site.id, "files")]
     scheduler = jobs.Scheduler(app, tick=3600)
     futures = scheduler.run_once()

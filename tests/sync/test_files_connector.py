@@ -15,7 +15,7 @@ from personalize.profiles.attributes import attributes_of
 from personalize.profiles.identity import lookup
 from personalize.records import SegmentChange
 from personalize.sync import engine
-from personalize.sync.connections import save_connection
+from personalize.sync.connections import save_connection, site_files_root
 from personalize.sync.models import Engagement
 from personalize.sync.push import push_changes
 
@@ -28,9 +28,10 @@ def write_csv(path, rows):
 
 
 @pytest.fixture
-def folder(tmp_path, shop):
-    data = tmp_path / "exports"
-    data.mkdir()
+def folder(shop):
+    """``exports`` in the site's files folder on the server, with a file per stream, connected."""
+    data = site_files_root(shop.id) / "exports"
+    data.mkdir(parents=True)
     write_csv(data / "contacts.csv", [
         {"id": "42", "email": "Ann@Example.com", "first_name": "Ann", "plan": "gold", "updated_at": "2026-11-01T10:00:00Z"},
         {"id": "43", "email": "bob@example.com", "first_name": "Bob", "plan": "", "updated_at": "2026-11-01T11:00:00Z"},
@@ -50,7 +51,7 @@ def folder(tmp_path, shop):
         {"id": "e1", "type": "email_open", "occurred_at": "2026-11-03T08:00:00Z", "email": "ann@example.com", "campaign": "November"},
         {"id": "e2", "type": "email_click", "occurred_at": "2026-11-03T08:01:00Z", "customer_id": "43"},
     ]))
-    save_connection(shop.id, "files", {"folder": str(data)})
+    save_connection(shop.id, "files", {"folder": "exports"})
     return data
 
 
@@ -97,7 +98,7 @@ def test_a_rewritten_file_is_read_again_from_the_top(folder, shop):
 
 
 def test_a_missing_folder_is_a_settings_problem(folder, shop):
-    save_connection(shop.id, "files", {"folder": str(folder / "nope")})
+    save_connection(shop.id, "files", {"folder": "exports/nope"})
     summary = engine.run_sync(shop.id, "files")
     assert summary["status"] == "failed" and summary["message"].startswith("settings problem:")
 
@@ -127,7 +128,8 @@ def test_resume_states_conform(folder, monkeypatch):
     monkeypatch.setattr(personalize_files, "CHECKPOINT_EVERY", 1)
 
     def make():
-        return FilesConnector(ConnectorContext(settings={"folder": str(folder)}, http=HttpClient(), started_at=datetime(2026, 11, 22)))
+        return FilesConnector(ConnectorContext(settings={"folder": "exports"}, http=HttpClient(), started_at=datetime(2026, 11, 22),
+                                               files_root=folder.parent))
 
     for stream in ("contacts", "products", "orders", "engagement"):
         assert check_resume(make, stream) == []

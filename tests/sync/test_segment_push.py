@@ -8,13 +8,14 @@ import pytest
 
 from personalize import jobs
 from personalize.sync import engine
-from personalize.sync.connections import ConnectionSettingsError, save_connection
+from personalize.sync.connections import ConnectionSettingsError, save_connection, site_files_root
 
 
 @pytest.fixture
-def exports(tmp_path, shop):
-    folder = tmp_path / "exports"
-    folder.mkdir()
+def exports(shop):
+    """The folder ``exports`` inside the site's files folder on the server, with a contacts file."""
+    folder = site_files_root(shop.id) / "exports"
+    folder.mkdir(parents=True)
     with (folder / "contacts.csv").open("w", newline="") as fh:
         writer = csv.writer(fh)
         writer.writerow(["id", "email", "plan"])
@@ -31,7 +32,7 @@ def test_outbox_changes_are_pushed_once_to_the_connections_that_push(app, shop, 
     from personalize.segments.bulk import rebuild_segment
     from personalize.segments.store import create_segment
 
-    conn = save_connection(shop.id, "files", {"folder": str(exports)}, push_target="file", push_segments=["gold"])
+    conn = save_connection(shop.id, "files", {"folder": "exports"}, push_target="file", push_segments=["gold"])
     assert engine.run_sync(shop.id, "files")["status"] == "succeeded"
     for key, plan in (("gold", "gold"), ("free", "free")):
         create_segment(shop.id, {"key": key, "rule": {"field": "attributes.plan", "op": "eq", "value": plan}})
@@ -48,22 +49,22 @@ def test_an_outage_leaves_the_outbox_cursor_where_it_was(app, shop, exports):
     from personalize.segments.bulk import rebuild_segment
     from personalize.segments.store import create_segment
 
-    conn = save_connection(shop.id, "files", {"folder": str(exports)}, push_target="file")
+    conn = save_connection(shop.id, "files", {"folder": "exports"}, push_target="file")
     engine.run_sync(shop.id, "files")
-    save_connection(shop.id, "files", {"folder": str(exports / "gone")})
+    save_connection(shop.id, "files", {"folder": "exports/gone"})
     create_segment(shop.id, {"key": "gold", "rule": {"field": "attributes.plan", "op": "eq", "value": "gold"}})
     rebuild_segment(shop.id, "gold")
     jobs.runner(app).wait(30)
     failed = jobs.run("push_segments", connection_id=conn.id)
     assert failed["status"] == "failed"
-    save_connection(shop.id, "files", {"folder": str(exports)})
+    save_connection(shop.id, "files", {"folder": "exports"})
     assert jobs.run("push_segments", connection_id=conn.id)["pushed"] == 2
     assert members(exports) == [("gold", "gold1@example.com"), ("gold", "gold2@example.com")]
 
 
 def test_a_push_target_the_connector_does_not_offer_is_refused(shop, exports):
     with pytest.raises(ConnectionSettingsError, match="cannot push to 'tags'"):
-        save_connection(shop.id, "files", {"folder": str(exports)}, push_target="tags")
+        save_connection(shop.id, "files", {"folder": "exports"}, push_target="tags")
 
 
 def test_pushed_additions_count_against_the_contact_policy(app, shop, exports):
@@ -76,7 +77,7 @@ def test_pushed_additions_count_against_the_contact_policy(app, shop, exports):
     from personalize.segments.policy import set_policy
     from personalize.sync.push import push_changes
 
-    save_connection(shop.id, "files", {"folder": str(exports)}, push_target="file")
+    save_connection(shop.id, "files", {"folder": "exports"}, push_target="file")
     assert engine.run_sync(shop.id, "files")["status"] == "succeeded"
     from personalize.models import Identity
 
@@ -92,7 +93,7 @@ def test_pushed_additions_count_against_the_contact_policy(app, shop, exports):
     assert [r.status for r in push_changes(shop.id, "files", "file", [SegmentChange("gold", pid, False)])["results"]] == ["ok"], "leaving is never held back"
 
     set_policy(shop.id, "any", {"per_day": 5})
-    save_connection(shop.id, "files", {"folder": str(exports / "gone")})
+    save_connection(shop.id, "files", {"folder": "exports/gone"})
     failed = push_changes(shop.id, "files", "file", [SegmentChange("vip", pid, True)])
     assert [r.status for r in failed["results"]] == ["failed"]
     assert db.session.scalar(select(func.count()).select_from(ContactLog).where(ContactLog.profile_id == pid)) == 1, "a failed push is not counted"

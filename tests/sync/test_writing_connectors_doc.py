@@ -64,7 +64,9 @@ def test_the_documented_connector_installs_is_listed_and_syncs(tmp_path, acme_ap
     monkeypatch.syspath_prepend(str(target))
     with fresh_database(tmp_path) as url:
         for name, value in {"PERSONALIZE_INSTANCE_PATH": str(tmp_path / "instance"), "PERSONALIZE_DATABASE_URL": url,
-                            "PERSONALIZE_AUTO_MIGRATE": "true", "ACME_TOKEN": "acme-secret"}.items():
+                            "PERSONALIZE_AUTO_MIGRATE": "true", "ACME_TOKEN": "acme-secret",
+                            # the guide: a test server on this machine is reached once the operator trusts it
+                            "PERSONALIZE_OUTBOUND_ALLOWED_HOSTS": "127.0.0.1"}.items():
             monkeypatch.setenv(name, value)
         monkeypatch.delenv(TEST_DATABASE_ENV, raising=False)
         runner = CliRunner()
@@ -77,6 +79,7 @@ def test_the_documented_connector_installs_is_listed_and_syncs(tmp_path, acme_ap
         plugins = personalize("plugins")
         assert re.search(r"^acme_crm 0\.1\.0  \(package personalize-acme-crm\)\n    hooks: register_connectors$", plugins, re.M)
         assert "acme_crm  (crm, Acme Crm 0.1.0, API v1)" in personalize("connectors")
+        assert "PERSONALIZE_OUTBOUND_ALLOWED_HOSTS=127.0.0.1" in DOC.read_text(), "the guide says how to reach a local test server"
         personalize("create-site", "My shop")
         personalize("connect", "My shop", "acme_crm", "--set", f"api_url={acme_api.url}", "--set", "api_token=@env:ACME_TOKEN")
         out = personalize("sync", "My shop", "acme_crm")

@@ -6,12 +6,13 @@ from __future__ import annotations
 from flask import flash, g, redirect, render_template, request, url_for
 
 from .. import jobs
-from ..connectors import AuthError, ConfigError, ConnectorContext, TransientError
+from ..connectors import AuthError, ConfigError, TransientError
 from ..db import db
 from ..models import Site, utcnow
 from ..sync.connections import (
     ConnectionSettingsError,
-    connection_settings,
+    SecretsNotBound,
+    cleared_secrets_notice,
     connector_catalog,
     delete_connection,
     effective_mapping,
@@ -20,8 +21,10 @@ from ..sync.connections import (
     list_connections,
     public_settings,
     save_connection,
+    site_files_root,
+    uses_files,
 )
-from ..sync.engine import make_http, run_log
+from ..sync.engine import build_connector, make_http, run_log
 from ..sync.secrets import SecretsUnreadable, redact
 from . import SITE_TABS, bp
 from .access import can_edit, denied, site_page
@@ -41,6 +44,8 @@ def plain_check_error(exc: Exception) -> str:
         return f"A setting is wrong: {exc}."
     if isinstance(exc, TransientError):
         return f"The service could not be reached or is busy: {exc}. Try again in a minute."
+    if isinstance(exc, SecretsNotBound):
+        return f"The stored secrets were not used: {exc}."
     if isinstance(exc, SecretsUnreadable):
         return "The stored secrets cannot be read with this server's key (was ENCRYPTION_KEY or SECRET_KEY changed?). Enter them again."
     return f"The test failed: {type(exc).__name__}: {exc}"
@@ -52,7 +57,7 @@ def check_connection(conn) -> tuple[bool, str]:
 
     try:
         cls = connector_class(conn.connector)
-        connector = cls(ConnectorContext(settings=connection_settings(conn), http=make_http(**CHECK_HTTP), started_at=utcnow()))
+        connector = build_connector(conn, utcnow(), make_http(cls, **CHECK_HTTP))
         result = connector.check()
     except Exception as exc:  # every failure is reported to the admin, never a 500
         return False, redact(plain_check_error(exc), hidden_values(conn))
@@ -132,12 +137,16 @@ def connection(s: Site, connector: str | None = None, name: str | None = None):
             error = sentence(exc)
         else:
             flash(f"Connection {new_name} saved.", "ok")
+            notice = cleared_secrets_notice(saved)
+            if notice:
+                flash(notice, "error")
             return redirect(url_for("admin.connection", site_id=s.id, name=new_name))
     shown = public_settings(conn) if conn else {}
     mapping = effective_mapping(conn) if conn else dict(cls.default_mapping)
     return render_template(
         "admin/connection.html", site=s, cls=cls, conn=conn, shown=shown, mapping=mapping, error=error,
         runs=run_log(s.id, conn.name, limit=10) if conn else [], form=request.form,
+        files_root=site_files_root(s.id) if uses_files(cls) else None,
     ), (400 if error else 200)
 
 

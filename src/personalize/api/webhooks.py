@@ -10,18 +10,18 @@ from __future__ import annotations
 
 from flask import request
 
-from ..connectors import ConnectorContext, ConnectorError
+from ..connectors import ConnectorError
 from ..db import db, insert_ignoring_conflicts
 from ..jobs import submit
 from ..models import utcnow
 from ..sites import site_for_public_key
 from ..sync.connections import (
     ConnectionSettingsError,
-    connection_settings,
     connector_class,
+    connector_context,
     get_connection,
 )
-from ..sync.http import HttpClient
+from ..sync.engine import make_http
 from ..sync.models import WebhookDelivery
 from ..sync.secrets import SecretsUnreadable
 from . import bp
@@ -43,9 +43,8 @@ def receive_webhook(key: str, connection: str):
     body = request.get_data(cache=False)
     headers = {name: value for name, value in request.headers.items()}
     try:
-        connector = connector_class(conn.connector)(
-            ConnectorContext(settings=connection_settings(conn), http=HttpClient(), started_at=utcnow())
-        )
+        cls = connector_class(conn.connector)
+        connector = cls(connector_context(conn, make_http(cls), utcnow()))
     except (ConnectorError, ConnectionSettingsError, SecretsUnreadable):
         raise ApiError(503, "unavailable", "the connection cannot accept webhooks until its settings are fixed") from None
     if not connector.verify_webhook(headers, body):

@@ -50,6 +50,8 @@ def register(cli: click.Group, make_app: Callable[[], Any], resolve_site: Callab
                 click.echo(f"    streams: {', '.join(s.name for s in cls.streams) or '(none)'}")
                 click.echo(f"    push:    {', '.join(t.name for t in cls.push_targets) or '(none)'}")
                 click.echo(f"    settings: {', '.join(s.name + (' (secret)' if s.secret else '') for s in cls.settings) or '(none)'}")
+                if cls.allowed_hosts:
+                    click.echo(f"    hosts:   {', '.join(cls.allowed_hosts)}")
             for error in catalog.errors:
                 click.echo(f"REFUSED {error}", err=True)
 
@@ -70,10 +72,13 @@ def register(cli: click.Group, make_app: Callable[[], Any], resolve_site: Callab
         """
         from .connections import (
             ConnectionSettingsError,
+            cleared_secrets_notice,
             connector_class,
             get_connection,
             public_settings,
             save_connection,
+            site_files_root,
+            uses_files,
         )
 
         app = make_app()
@@ -96,6 +101,16 @@ def register(cli: click.Group, make_app: Callable[[], Any], resolve_site: Callab
             click.echo(f"{s.name}: connection {conn.name!r} ({conn.connector}) saved")
             for key, value in public_settings(conn).items():
                 click.echo(f"    {key} = {value}")
+            notice = cleared_secrets_notice(conn)
+            if notice:
+                click.echo(f"    {notice} (--set NAME=@env:VARIABLE)", err=True)
+            if uses_files(cls):
+                root = site_files_root(s.id)
+                click.echo(f"    files folder of this site: {root}")
+                for field in cls.settings:
+                    if field.type == "path":
+                        where = root.joinpath(*Path(str((conn.settings or {}).get(field.name) or field.default or ".")).parts)
+                        click.echo(f"    {field.name}: put the files in {where} (paths are relative to the site's files folder; FILES_ROOT moves it)")
             if conn.schedule_minutes:
                 click.echo(f"    syncs every {conn.schedule_minutes} min while `personalize serve` runs")
             if conn.push_target:

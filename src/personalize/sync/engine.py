@@ -29,9 +29,10 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+from flask import current_app
 from sqlalchemy import select
 
-from ..connectors import AuthError, ConfigError, Connector, ConnectorContext, TransientError
+from ..connectors import AuthError, ConfigError, Connector, TransientError
 from ..db import db
 from ..models import utcnow
 from ..plugins import notify
@@ -46,14 +47,16 @@ from ..records import (
 )
 from . import store
 from .connections import (
-    connection_settings,
     connector_class,
+    connector_context,
     effective_mapping,
     get_connection,
     hidden_values,
+    missing_settings,
 )
 from .http import HttpClient
 from .models import Connection, StreamState, SyncRun
+from .outbound import policy_for
 from .secrets import SecretsUnreadable, redact
 
 log = logging.getLogger(__name__)
@@ -104,11 +107,16 @@ class RunContext:
         return redact(text, self.hide)
 
 
-def make_http(sleep: Callable[[float], None] | None = None, **options: Any) -> HttpClient:
-    """The HTTP client a connector gets; tests pass a recording ``sleep``."""
+def make_http(connector: type[Connector], sleep: Callable[[float], None] | None = None, **options: Any) -> HttpClient:
+    """The HTTP client a connector gets: the outbound policy of its ``allowed_hosts`` and the server's
+    ``OUTBOUND_ALLOWED_HOSTS``; tests pass a recording ``sleep``."""
     if sleep is not None:
         options["sleep"] = sleep
-    return HttpClient(**options)
+    try:
+        policy = policy_for(connector, current_app.config)
+    except ValueError as exc:  # the operator's setting is malformed: nothing is sent until it is fixed
+        raise ConfigError(f"the server setting is wrong: {exc}") from None
+    return HttpClient(policy=policy, **options)
 
 
 def start_run(conn: Connection, kind: str, trigger: str) -> SyncRun:
@@ -131,9 +139,15 @@ def start_run(conn: Connection, kind: str, trigger: str) -> SyncRun:
     return run
 
 
-def build_connector(conn: Connection, run: SyncRun, http: HttpClient, notes: Callable[[str], None]) -> Connector:
+def build_connector(conn: Connection, started_at: Any, http: HttpClient, notes: Callable[[str], None] = print) -> Connector:
+    """The connector of ``conn``, ready to run: raises ``ConfigError`` when a required setting has no value
+    (a secret cleared because the address changed, for instance)."""
     cls = connector_class(conn.connector)
-    context = ConnectorContext(settings=connection_settings(conn), http=http, started_at=run.started_at, log=notes)
+    context = connector_context(conn, http, started_at, notes)
+    missing = missing_settings(conn, context.settings)
+    if missing:
+        labels = ", ".join(f"{s.label} ({s.name})" for s in cls.settings if s.name in missing)
+        raise ConfigError(f"not set: {labels}; enter it on the connection's page or with `personalize connect … --set`")
     return cls(context)
 
 
@@ -168,7 +182,7 @@ def run_sync(
     counts: dict[str, StreamCount] = {name: StreamCount() for name in wanted}
     fatal = ""
     try:
-        connector = build_connector(conn, run, make_http(sleep, **(http_options or {})), ctx.note)
+        connector = build_connector(conn, run.started_at, make_http(cls, sleep, **(http_options or {})), ctx.note)
         ctx.checked = connector.check().message
     except (AuthError, ConfigError, TransientError, SecretsUnreadable) as exc:
         fatal = fatal_message(exc)

@@ -11,6 +11,15 @@ It classifies answers once, for every provider:
 - a 2xx whose body says it is an error is turned into one by the caller's
   ``check`` function, which may also ask for a retry by raising :class:`RetryLater`.
 
+It is also the guard of every request the server makes (:mod:`.outbound`): each
+client carries an :class:`~.outbound.OutboundPolicy` that is checked by name
+before a request leaves and by address when a connection opens, redirects to
+another host are never followed, ``.netrc`` files and proxy variables of the
+environment are ignored. Error messages name the status and its standard
+reason phrase, never the remote body: an answer is not repeated to the admin
+(the body, with the credentials hidden, stays on :class:`HttpStatusError` and
+in the server log at INFO).
+
 Sleeping and the clock are injectable, so tests run the retry logic without waiting.
 """
 
@@ -19,27 +28,59 @@ from __future__ import annotations
 import base64
 import contextlib
 import email.utils
+import http
+import logging
 import random
 import re
+import socket
+import sys
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
+from urllib.parse import urljoin
 
 import requests
+from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConnectionError
+from urllib3.util import parse_url
+from urllib3.util.connection import allowed_gai_family
+from urllib3.util.timeout import _DEFAULT_TIMEOUT
 
-from ..connectors import AuthError, StreamError, TransientError
+from ..connectors import AuthError, ConfigError, StreamError, TransientError
+from .outbound import DEFAULT_PORTS, OutboundPolicy, OutboundRefused, normal_host
 from .secrets import HIDDEN, redact
+
+log = logging.getLogger(__name__)
 
 RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
 USER_AGENT = "personalize-sync"
+#: redirects followed for one read (GET/HEAD), and only within the same scheme, host and port
+MAX_REDIRECTS = 3
+#: characters of a remote body kept on an error for the server log
+BODY_KEPT = 2000
 
 
 class HttpStatusError(StreamError):
-    """An answer outside 2xx that retrying will not fix; ``status`` and ``body`` say what came."""
+    """An answer outside 2xx that retrying will not fix; ``status`` says what came, ``body`` keeps the
+    answer (credentials hidden) for the server log: it is never part of the message."""
 
     def __init__(self, message: str, status: int, body: str = ""):
         super().__init__(message)
         self.status, self.body = status, body
+
+
+class HttpAuthError(AuthError):
+    """401 or 403; ``status`` and ``body`` as on :class:`HttpStatusError`."""
+
+    def __init__(self, message: str, status: int, body: str = ""):
+        super().__init__(message)
+        self.status, self.body = status, body
+
+
+class RedirectRefused(ConfigError):
+    """An answer that redirects somewhere the client does not follow (another host, a write, too many)."""
 
 
 class RetryLater(Exception):
@@ -97,9 +138,130 @@ def hide_credentials(text: str, request: Any = None) -> str:
     return _SECRET_PARAM.sub(lambda m: m.group(1) + HIDDEN, text)
 
 
-def _snippet(response: requests.Response, limit: int = 300) -> str:
-    text = (response.text or "").strip().replace("\n", " ")
-    return hide_credentials(text, response.request)[:limit]
+def status_text(status: int) -> str:
+    """``401 Unauthorized``: the status with its standard reason phrase (the server's own phrase is
+    not repeated: like the body, it is the remote side's text)."""
+    try:
+        return f"{status} {http.HTTPStatus(status).phrase}"
+    except ValueError:
+        return str(status)
+
+
+def kept_body(response: requests.Response) -> str:
+    """The start of an answer's body with the credentials the request carried hidden: for logs only."""
+    try:
+        text = response.text or ""
+    except Exception:  # an undecodable body is no reason to lose the error
+        return ""
+    return hide_credentials(text[:BODY_KEPT], response.request)
+
+
+def _log_answer(method: str, path: str, response: requests.Response) -> None:
+    log.info("%s %s answered %s: %s", method, path, status_text(response.status_code), kept_body(response).replace("\n", " ")[:500])
+
+
+# --- the guard: a session whose connections are checked by name and by address ---
+
+
+class _CheckedConnection:
+    """Mixed into urllib3's connections: resolve the host, check every address, connect to a checked one.
+
+    TLS still verifies the certificate against the host name (``self.host``), not the address.
+    """
+
+    policy: OutboundPolicy
+
+    def _new_conn(self) -> socket.socket:
+        host = self._dns_host.strip("[]")  # type: ignore[attr-defined]
+        port = self.port  # type: ignore[attr-defined]
+        try:
+            found = socket.getaddrinfo(host, port, allowed_gai_family(), socket.SOCK_STREAM)
+        except socket.gaierror as exc:
+            raise NameResolutionError(self.host, self, exc) from exc  # type: ignore[attr-defined,arg-type]
+        self.policy.check_addresses(host, port, [sockaddr[0] for *_rest, sockaddr in found])
+        error: OSError | None = None
+        for family, socktype, proto, _name, sockaddr in found:  # the checked addresses, in the resolver's order
+            sock = None
+            try:
+                sock = socket.socket(family, socktype, proto)
+                for option in self.socket_options or ():  # type: ignore[attr-defined]
+                    sock.setsockopt(*option)
+                if self.timeout is not _DEFAULT_TIMEOUT:  # type: ignore[attr-defined]
+                    sock.settimeout(self.timeout)  # type: ignore[attr-defined]
+                if self.source_address:  # type: ignore[attr-defined]
+                    sock.bind(self.source_address)  # type: ignore[attr-defined]
+                sock.connect(sockaddr)
+            except OSError as exc:
+                error = exc
+                if sock is not None:
+                    sock.close()
+                continue
+            sys.audit("http.client.connect", self, self.host, self.port)  # type: ignore[attr-defined]
+            return sock
+        if isinstance(error, TimeoutError):
+            raise ConnectTimeoutError(self, f"Connection to {self.host} timed out. (connect timeout={self.timeout})") from error  # type: ignore[attr-defined]
+        raise NewConnectionError(self, f"Failed to establish a new connection: {error or 'no address'}") from error  # type: ignore[arg-type]
+
+
+class GuardedAdapter(HTTPAdapter):
+    """A ``requests`` adapter that checks each request's address by name and each connection's by address."""
+
+    def __init__(self, policy: OutboundPolicy, **kwargs: Any):
+        self.policy = policy
+        super().__init__(**kwargs)
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        policy = self.policy
+
+        class Connection(_CheckedConnection, HTTPConnection):
+            pass
+
+        class TLSConnection(_CheckedConnection, HTTPSConnection):
+            pass
+
+        class Pool(HTTPConnectionPool):
+            ConnectionCls = Connection
+
+        class TLSPool(HTTPSConnectionPool):
+            ConnectionCls = TLSConnection
+
+        Connection.policy = TLSConnection.policy = policy
+        self.poolmanager.pool_classes_by_scheme = {"http": Pool, "https": TLSPool}
+
+    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
+        raise OutboundRefused("requests through a proxy variable are not sent; name the proxy in the connection's API address instead")
+
+    def send(self, request: requests.PreparedRequest, *args: Any, **kwargs: Any) -> requests.Response:
+        self.policy.check_url(request.url or "")
+        return super().send(request, *args, **kwargs)
+
+
+class GuardedSession(requests.Session):
+    """A session that never follows a redirect by itself and ignores ``.netrc`` and proxy variables."""
+
+    def __init__(self, policy: OutboundPolicy):
+        super().__init__()
+        self.trust_env = False
+        adapter = GuardedAdapter(policy)
+        self.mount("https://", adapter)
+        self.mount("http://", adapter)
+
+    def get_redirect_target(self, resp: requests.Response) -> str | None:
+        return None
+
+
+def same_origin(a: str, b: str) -> bool:
+    """Same scheme, host and port."""
+    pa, pb = parse_url(a), parse_url(b)
+    if (pa.scheme or "").lower() != (pb.scheme or "").lower():
+        return False
+    try:
+        hosts = normal_host(pa.host or "") == normal_host(pb.host or "")
+    except OutboundRefused:
+        return False
+    scheme = (pa.scheme or "").lower()
+    return hosts and (pa.port or DEFAULT_PORTS.get(scheme)) == (pb.port or DEFAULT_PORTS.get(scheme))
 
 
 class HttpClient:
@@ -113,6 +275,8 @@ class HttpClient:
     :param max_wait: total seconds one request may spend waiting for retries.
     :param min_interval: least seconds between two requests (a provider's rate budget).
     :param sleep: the sleep function (tests pass one that only records).
+    :param policy: where requests may go (:class:`~.outbound.OutboundPolicy`); default: public hosts
+        over https only. The sync engine passes the connector's hosts and the server's trusted ones.
     """
 
     def __init__(
@@ -129,10 +293,11 @@ class HttpClient:
         min_interval: float = 0.0,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
-        session: requests.Session | None = None,
+        policy: OutboundPolicy | None = None,
     ):
         self.base_url = base_url.rstrip("/")
-        self.session = session or requests.Session()
+        self.policy = policy or OutboundPolicy()
+        self.session = GuardedSession(self.policy)
         self.session.headers["User-Agent"] = USER_AGENT
         self.session.headers.update(headers or {})
         self.session.auth = auth
@@ -144,11 +309,14 @@ class HttpClient:
         self.requests_sent = 0
 
     def with_options(self, **changes: Any) -> HttpClient:
-        """A client sharing this one's retry policy, sleep and clock, with other base URL/headers/auth."""
+        """A client sharing this one's retry policy, sleep, clock and outbound policy, with other
+        base URL/headers/auth. The outbound policy is the server's: it cannot be changed here."""
+        if "policy" in changes:
+            raise TypeError("the outbound policy of a client is set by the server, not by a connector")
         options = {
             "timeout": self.timeout, "max_retries": self.max_retries, "backoff": self.backoff,
             "max_backoff": self.max_backoff, "max_wait": self.max_wait, "min_interval": self.min_interval,
-            "sleep": self.sleep, "clock": self.clock,
+            "sleep": self.sleep, "clock": self.clock, "policy": self.policy,
         }
         options.update(changes)
         return HttpClient(**options)
@@ -170,7 +338,11 @@ class HttpClient:
         check: Callable[[requests.Response], None] | None = None,
         allow: tuple[int, ...] = (),
     ) -> requests.Response:
-        """Send one request with retries; return the 2xx (or ``allow``-ed) response."""
+        """Send one request with retries; return the 2xx (or ``allow``-ed) response.
+
+        Raises :class:`~.outbound.OutboundRefused` (a ``ConfigError``) when the outbound policy
+        refuses the address, and :class:`RedirectRefused` for a redirect it does not follow.
+        """
         url = self.url(path)
         path = hide_credentials(path)  # as it appears in messages
         waited = 0.0
@@ -181,7 +353,9 @@ class HttpClient:
             self._pace()
             try:
                 self.requests_sent += 1
-                response = self.session.request(method, url, params=params, json=json, data=data, headers=headers, timeout=self.timeout)
+                response = self._send(method, url, path, params=params, json=json, data=data, headers=headers)
+            except OutboundRefused as exc:
+                raise OutboundRefused(f"{method} {path}: {exc}") from None
             except (requests.Timeout, requests.ConnectionError) as exc:
                 reason = f"{method} {path}: {type(exc).__name__}"
             else:
@@ -189,12 +363,15 @@ class HttpClient:
                 if status in allow:
                     return response
                 if status in (401, 403):
-                    raise AuthError(f"{method} {path} was refused with {status}: {_snippet(response)}")
+                    _log_answer(method, path, response)
+                    raise HttpAuthError(f"{method} {path} was refused with {status_text(status)}", status, kept_body(response))
                 if status in RETRY_STATUSES:
-                    reason = f"{method} {path}: {status} {_snippet(response, 120)}"
+                    _log_answer(method, path, response)
+                    reason = f"{method} {path}: {status_text(status)}"
                     wait = retry_after_seconds(response.headers.get("Retry-After"))
                 elif not 200 <= status < 300:
-                    raise HttpStatusError(f"{method} {path}: {status} {_snippet(response)}", status, response.text or "")
+                    _log_answer(method, path, response)
+                    raise HttpStatusError(f"{method} {path}: {status_text(status)}", status, kept_body(response))
                 else:
                     if check is None:
                         return response
@@ -211,6 +388,26 @@ class HttpClient:
                 raise TransientError(f"gave up after {attempt} attempts ({waited:.0f} s waited): {reason}")
             self.sleep(wait)
             waited += wait
+
+    def _send(self, method: str, url: str, shown: str, **kwargs: Any) -> requests.Response:
+        """One request, following a redirect only for a read and only within the same scheme, host and
+        port (at most :data:`MAX_REDIRECTS`): the credentials it carries never go anywhere else."""
+        response = self.session.request(method, url, timeout=self.timeout, allow_redirects=False, **kwargs)
+        hops = 0
+        while response.is_redirect:
+            target = urljoin(response.url, response.headers.get("Location", ""))
+            status = status_text(response.status_code)
+            if method.upper() not in ("GET", "HEAD"):
+                raise RedirectRefused(f"{method} {shown}: answered {status}; a redirect of a write is not followed")
+            if not same_origin(target, response.url):
+                log.info("%s %s: not following a redirect to %s", method, shown, hide_credentials(target))
+                raise RedirectRefused(f"{method} {shown}: answered {status} to another address; redirects are only followed within the same host")
+            if hops >= MAX_REDIRECTS:
+                raise RedirectRefused(f"{method} {shown}: more than {MAX_REDIRECTS} redirects")
+            hops += 1
+            response.close()
+            response = self.session.request(method, target, headers=kwargs.get("headers"), timeout=self.timeout, allow_redirects=False)
+        return response
 
     def _pace(self) -> None:
         if self.min_interval <= 0:
@@ -233,7 +430,10 @@ def _json(response: requests.Response) -> Any:
         return response.json()
     except ValueError:
         url = hide_credentials(response.url, response.request)
-        raise StreamError(f"{response.request.method} {url}: the answer is not JSON: {_snippet(response, 120)}") from None
+        kind = (response.headers.get("Content-Type") or "").split(";")[0].strip()
+        kind = kind if re.fullmatch(r"[\w.+-]{1,40}/[\w.+-]{1,60}", kind) else "unknown"
+        log.info("%s %s: the answer is not JSON: %s", response.request.method, url, kept_body(response)[:500])
+        raise StreamError(f"{response.request.method} {url}: the answer is not JSON (content type {kind})") from None
 
 
 def paginate(fetch: Callable[[Any], tuple[list[Any], Any]], start: Any = None) -> Iterator[tuple[list[Any], Any]]:

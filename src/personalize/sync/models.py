@@ -42,6 +42,8 @@ class Connection(db.Model):
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    #: not stored: the secrets the last save removed because the address changed (save_connection sets it)
+    secrets_cleared = ()
 
 
 class StreamState(db.Model):

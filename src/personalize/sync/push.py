@@ -100,7 +100,7 @@ def push_changes(
     raised = False
     hide = hidden_values(conn)  # secret values: hidden before any message is cut short
     try:
-        connector = build_connector(conn, run, make_http(sleep, **(http_options or {})), notes.append)
+        connector = build_connector(conn, run.started_at, make_http(cls, sleep, **(http_options or {})), notes.append)
     except Exception as exc:
         fatal = redact(fatal_message(exc), hide)
         connector = None

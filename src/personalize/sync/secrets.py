@@ -73,7 +73,8 @@ def secret_values(config: dict[str, Any], token: str) -> list[str]:
         values = decrypt(config, token)
     except SecretsUnreadable:
         return []
-    return [str(v) for v in values.values() if v not in (None, "")]
+    # keys starting with "__" are bookkeeping kept with the secrets (the address they were saved for), not secrets
+    return [str(v) for k, v in values.items() if v not in (None, "") and not str(k).startswith("__")]
 
 
 def redact(text: str, values: Iterable[str]) -> str:

@@ -12,11 +12,10 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from ..connectors import ConnectorContext
 from ..db import db
 from ..models import utcnow
 from ..records import SegmentChange
-from .connections import connection_settings, connector_class
+from .connections import connector_class, connector_context
 from .engine import AlreadyRunning, apply_records, make_http, run_sync
 from .models import Connection, SyncRun, WebhookDelivery
 from .push import push_changes
@@ -113,7 +112,7 @@ def process_webhooks(connection_id: int | None = None, limit: int = 500) -> dict
         conn = db.session.get(Connection, delivery.connection_id)
         try:
             cls = connector_class(conn.connector)
-            connector = cls(ConnectorContext(settings=connection_settings(conn), http=make_http(), started_at=utcnow()))
+            connector = cls(connector_context(conn, make_http(cls), utcnow()))
             records = list(connector.parse_webhook(delivery.headers or {}, delivery.body.encode()))
             apply_records(conn.site_id, conn, records)
             done += 1

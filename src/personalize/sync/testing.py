@@ -21,7 +21,18 @@ from typing import Any
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
+from .outbound import OutboundPolicy, parse_allowed_hosts
+
 Handler = Callable[[Request, re.Match], Any]
+
+#: what a test server's address needs in ``OUTBOUND_ALLOWED_HOSTS`` (``personalize.testing.app_config`` sets it)
+LOCAL_TEST_HOSTS = "127.0.0.1"
+
+
+def local_policy(provider_hosts: tuple[str, ...] = (), provider: str = "") -> OutboundPolicy:
+    """The outbound policy of a server with ``OUTBOUND_ALLOWED_HOSTS=127.0.0.1``: for an ``HttpClient``
+    a test builds itself to reach a :class:`ProviderServer` (which listens on 127.0.0.1)."""
+    return OutboundPolicy(provider_hosts=provider_hosts, provider=provider, trusted=parse_allowed_hosts(LOCAL_TEST_HOSTS))
 
 
 @dataclass
