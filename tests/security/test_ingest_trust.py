@@ -112,7 +112,7 @@ def test_values_stored_before_the_door_was_shut_still_come_out_as_valid_json(app
     for path in ("/api/v1/products?limit=100", "/api/v1/products/run-shoe", f"/api/v1/profiles/{profile_id}/export", f"/api/v1/profiles/{profile_id}"):
         r = client.get(path, headers=secret)
         assert r.status_code == 200, (path, r.status_code)
-        json.loads(r.get_data(as_text=True), parse_constant=lambda name: pytest.fail(f"{path} wrote {name}"))
+        json.loads(r.get_data(as_text=True), parse_constant=lambda name, where=path: pytest.fail(f"{where} wrote {name}"))
     assert client.get("/api/v1/products/run-shoe", headers=secret).json["price"] is None
 
 
