@@ -90,7 +90,7 @@ class ProfileScore(db.Model):
     order_propensity: Mapped[float | None] = mapped_column(Float, nullable=True)
     #: the likeliest categories to be bought in the next 30 days, ``{"Tea": 0.31, …}`` (at most three);
     #: NULL when the shop's products have no categories
-    category_propensity: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    category_propensity: Mapped[dict | None] = mapped_column(JSON(none_as_null=True), nullable=True)
 
 
 class ScoreRun(db.Model):

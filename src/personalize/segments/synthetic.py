@@ -17,9 +17,11 @@ if it is calibrated, the true probabilities of the customers it gives "30 %" ave
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 import numpy as np
 
+from ..records import OrderLine, OrderRecord, ProductRecord
 from .propensity import CategoryHistory, OrderHistory
 
 
@@ -74,3 +76,35 @@ def generate(n_customers: int = 2000, n_categories: int = 8, days: float = 540.0
         now=days, p_order=1 - np.exp(-rate * active),
         p_category=1 - np.exp(-cat_rate * active[:, None]), horizon=horizon,
     )
+
+
+COUNTRIES = ("United Kingdom", "Germany", "France", "Norway")
+
+
+def records(shop: SyntheticShop, now: datetime, categorised: bool = True) -> tuple[list[ProductRecord], list[OrderRecord]]:
+    """The shop as a catalogue (two products per category) and its orders up to ``now`` (a wall-clock
+    moment standing for ``shop.now``), ready for ``upsert_products`` and ``import_orders``.
+
+    Customer ``i`` is ``c<i>``. Without ``categorised`` the products carry no category.
+    """
+    names = shop.categories.names
+    products = [
+        ProductRecord(f"p{k}-{j}", f"{names[k]} item {j}", price=10.0 + j, category=names[k] if categorised else "")
+        for k in range(len(names)) for j in range(2)
+    ]
+    h, ch = shop.orders, shop.categories
+    lines: dict[tuple[int, float], list[int]] = {}
+    for cust, day, cat in zip(ch.customer.tolist(), ch.day.tolist(), ch.category.tolist(), strict=True):
+        lines.setdefault((cust, day), []).append(cat)
+    orders = []
+    for n, (cust, day, total) in enumerate(zip(h.customer.tolist(), h.day.tolist(), h.total.tolist(), strict=True)):
+        if day > shop.now:
+            continue
+        cats = lines.get((cust, day), [])
+        share = round(total / max(len(cats), 1), 2)
+        orders.append(OrderRecord(
+            id=f"o{n}", occurred_at=now - timedelta(days=shop.now - day), customer_id=f"c{cust}",
+            country=COUNTRIES[int(h.country[cust])] if h.country is not None else "",
+            lines=tuple(OrderLine(f"p{k}-{n % 2}", 1.0, share) for k in cats),
+        ))
+    return products, orders
