@@ -27,19 +27,24 @@ from personalize.validation import InvalidInput
 NOW = datetime(2024, 6, 1)
 
 
-def shop_site(name: str, categorised: bool = True, seed: int = 2) -> int:
-    site, _secret = create_site(name)
+def shop_site(name: str, categorised: bool = True, seed: int = 2) -> tuple[int, str]:
+    site, secret = create_site(name)
     products, orders = synthetic.records(synthetic.generate(n_customers=250, days=400, seed=seed), NOW, categorised)
     upsert_products(site.id, products)
     import_orders(site.id, orders)
-    return site.id
+    return site.id, secret
 
 
 @pytest.fixture
-def shop(ctx):
-    site_id = shop_site("Propensity shop")
+def shop_and_key(ctx):
+    site_id, secret = shop_site("Propensity shop")
     summary = compute_scores(site_id, NOW)
-    return site_id, summary
+    return site_id, summary, secret
+
+
+@pytest.fixture
+def shop(shop_and_key):
+    return shop_and_key[:2]
 
 
 def stored(site_id: int) -> dict[int, ProfileScore]:
@@ -68,12 +73,25 @@ def test_every_customer_gets_a_propensity_and_likely_categories(shop):
 
 
 def test_a_shop_without_categories_gets_none(ctx):
-    site_id = shop_site("No categories", categorised=False)
+    site_id, _secret = shop_site("No categories", categorised=False)
     summary = compute_scores(site_id, NOW)
     scores = stored(site_id)
     assert scores and all(s.category_propensity is None for s in scores.values())
     assert all(s.order_propensity is not None for s in scores.values())
     assert summary["category_propensity"]["model"] == "none" and summary["category_propensity"]["reason"] == "no categories"
+
+
+def test_the_api_profile_carries_the_propensities(shop_and_key, client):
+    site_id, _summary, secret = shop_and_key
+    score = next(s for s in stored(site_id).values() if len(s.category_propensity) == 3)
+    r = client.get(f"/api/v1/profiles/{score.profile_id}", headers={"Authorization": f"Bearer {secret}"})
+    assert r.status_code == 200
+    got = r.json["scores"]
+    assert got["order_propensity"] == score.order_propensity and 0 <= got["order_propensity"] <= 1
+    assert got["category_propensity"] == score.category_propensity
+    assert list(got["category_propensity"]) == list(score.category_propensity), "likeliest first"
+    described = client.get("/api/v1/openapi.json").json["components"]["schemas"]["Profile"]["properties"]["scores"]["properties"]
+    assert {"order_propensity", "category_propensity"} <= set(described)
 
 
 def test_a_rule_on_order_propensity_selects_the_right_profiles(shop):
