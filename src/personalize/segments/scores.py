@@ -230,7 +230,8 @@ def compute_scores(
         fallback = bg.p_order(PROPENSITY_DAYS / 7.0, x, tx, T)  # for a shop too small to learn from
         timed = time.perf_counter()
         ordering = order_propensity(c.history, 0.0, fallback=fallback)
-        summary["order_propensity"] = {**ordering.details, "seconds": round(time.perf_counter() - timed, 3)}
+        summary["order_propensity"] = {**ordering.details, "seconds": round(time.perf_counter() - timed, 3),
+                                       "expected_customers": float(np.nansum(ordering.probability))}
         say("category propensity (next 30 days)")
         timed = time.perf_counter()
         categories = load_categories(site_id, as_of, c)
