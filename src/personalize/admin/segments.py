@@ -263,7 +263,7 @@ def segment_delete(s: Site, key: str):
 @site_page(edit=True)
 def scores_recompute(s: Site):
     if schedule("scores", site_id=s.id):
-        flash("Scores are being recomputed in the background (RFM, value, attrition, potential, clusters); reload in a minute.", "ok")
+        flash("Scores are being recomputed in the background (RFM, value, attrition, potential, clusters, chance of ordering); reload in a minute.", "ok")
     return redirect(url_for("admin.segments", site_id=s.id))
 
 

@@ -36,7 +36,7 @@ def _as_of(text: str | None) -> datetime | None:
 @click.option("--site", "site_ref", help="Site id, name or public key (default: the only site).")
 @click.option("--as-of", help="Score as of this date (default: now), e.g. 2011-12-10 for an old data set.")
 def scores_command(site_ref: str | None, as_of: str | None):
-    """Recompute RFM, value/attrition/potential and clusters for every customer, then rebuild segments."""
+    """Recompute RFM, value/attrition/potential, clusters and purchase propensity for every customer, then rebuild segments."""
     from ..app import create_app
     from .scores import compute_scores
 
