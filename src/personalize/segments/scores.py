@@ -61,7 +61,7 @@ def load_customers(site_id: int, as_of: datetime) -> Customers:
     total = np.fromiter((r[2] or 0.0 for r in rows), dtype=np.float64, count=len(rows))
     ids, start, counts = np.unique(pid, return_index=True, return_counts=True)
     customer = np.repeat(np.arange(len(ids)), counts)  # rows come ordered by profile
-    history = OrderHistory(customer, -age, total, len(ids), _countries(customer, [r[3] or "" for r in rows], len(ids)))
+    history = OrderHistory(customer, -age, total, len(ids), customer_countries(customer, [r[3] or "" for r in rows], len(ids)))
     return Customers(
         profile_id=ids, orders=counts.astype(np.float64), total=np.add.reduceat(total, start),
         first_days=np.maximum.reduceat(age, start), last_days=np.minimum.reduceat(age, start),
@@ -69,7 +69,7 @@ def load_customers(site_id: int, as_of: datetime) -> Customers:
     )
 
 
-def _countries(customer: np.ndarray, country: list[str], n: int) -> np.ndarray | None:
+def customer_countries(customer: np.ndarray, country: list[str], n: int) -> np.ndarray | None:
     """Each customer's most frequent order country as a small code (−1: unknown); ``None`` when no order has one."""
     names, code = np.unique(np.array(country, dtype=object), return_inverse=True)
     named = np.array([bool(x) for x in names])
