@@ -260,6 +260,10 @@ def bench_scores(args) -> None:
             print(f"  k = {summary['k']} (silhouettes {({k: round(v, 3) for k, v in summary['silhouettes'].items()})})")
             for name, n in summary["clusters"].items():
                 print(f"  {name}: {n:,}")
+            from personalize.segments.cli import propensity_lines
+
+            for line in propensity_lines(summary):
+                print(f"  {line}")
             db.session.remove()
         with app.app_context():
             db.engine.dispose()

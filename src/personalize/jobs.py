@@ -74,7 +74,7 @@ def train_job(site_id: int) -> dict[str, Any]:
 
 
 def scores_job(site_id: int) -> dict[str, Any]:
-    """The ``scores`` job: recompute RFM, value/attrition/potential and clusters of one site,
+    """The ``scores`` job: recompute RFM, value/attrition/potential, clusters and purchase propensity of one site,
     then rebuild the segments that use them."""
     from .segments.scores import compute_scores
 

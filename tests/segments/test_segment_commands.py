@@ -25,6 +25,8 @@ def test_scores_then_segments(runner, tmp_path):
     result = runner.invoke(cli, ["scores", "--as-of", "2011-02-01"])
     assert result.exit_code == 0, result.output
     assert "customers scored" in result.output and "cluster " in result.output
+    assert "next 30 days: about " in result.output and "customers expected to order" in result.output
+    assert "likely categories: none, because no purchased product has a category" in result.output, "Online Retail has no categories"
     from personalize.app import create_app
     from personalize.segments.store import create_segment
 

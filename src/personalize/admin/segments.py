@@ -11,13 +11,23 @@ from typing import Any
 from flask import current_app, flash, g, jsonify, redirect, render_template, request, url_for
 
 from .. import jobs
+from ..catalog import categories
 from ..db import db
 from ..insights.computed import attribute_names, computed_segments
 from ..models import Site
 from ..records import EVENT_TYPES
 from ..segments.bulk import members_page, preview_count
 from ..segments.policy import get_policies, set_policy
-from ..segments.rules import NO_VALUE, OPS, ORDER_FIELDS, PROFILE_FIELDS, SCORE_FIELDS, field_kind
+from ..segments.rules import (
+    CATEGORY_PROPENSITY,
+    MAX_CATEGORY,
+    NO_VALUE,
+    OPS,
+    ORDER_FIELDS,
+    PROFILE_FIELDS,
+    SCORE_FIELDS,
+    field_kind,
+)
 from ..segments.store import (
     all_segments,
     create_segment,
@@ -44,8 +54,13 @@ OP_LABELS = {
 BEHAVIOUR_EVENTS = (*EVENT_TYPES, "purchased")
 
 
+CATEGORY_FIELDS_SHOWN = 100  # the builder's suggestions; any category can still be typed
+
+
 def field_names(site_id: int) -> list[str]:
-    return [*PROFILE_FIELDS, *ORDER_FIELDS, *(f"scores.{n}" for n in SCORE_FIELDS), *(f"attributes.{n}" for n in attribute_names(site_id))]
+    likely = [f"{CATEGORY_PROPENSITY}{c}" for c in categories(site_id)[:CATEGORY_FIELDS_SHOWN] if len(c) <= MAX_CATEGORY]
+    return [*PROFILE_FIELDS, *ORDER_FIELDS, *(f"scores.{n}" for n in SCORE_FIELDS), *likely,
+            *(f"attributes.{n}" for n in attribute_names(site_id))]
 
 
 def _scalar(text: str, kind: str | None) -> Any:
@@ -248,7 +263,7 @@ def segment_delete(s: Site, key: str):
 @site_page(edit=True)
 def scores_recompute(s: Site):
     if schedule("scores", site_id=s.id):
-        flash("Scores are being recomputed in the background (RFM, value, attrition, potential, clusters); reload in a minute.", "ok")
+        flash("Scores are being recomputed in the background (RFM, value, attrition, potential, clusters, chance of ordering); reload in a minute.", "ok")
     return redirect(url_for("admin.segments", site_id=s.id))
 
 

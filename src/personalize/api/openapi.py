@@ -185,7 +185,19 @@ def _schemas(max_events: int, max_limit: int) -> dict[str, Any]:
             "identities": identities,
             "attributes": {"type": "object", "additionalProperties": _obj({"value": {"nullable": True}, "source": STR, "updated_at": _nullable(TIME)})},
             "timeline": _obj({"events": {"type": "object"}, "orders": _obj({"count": INT, "total": NUM})}, ["events", "orders"]),
-            "scores": _nullable({"type": "object"}),
+            "scores": _nullable({**_obj({
+                "orders": INT, "total_spent": NUM, "avg_order": NUM, "recency_days": NUM, "tenure_days": NUM,
+                "r_score": INT, "f_score": INT, "m_score": INT, "rfm": STR, "rfm_segment": STR, "value": NUM,
+                "attrition": NUM, "expected_orders": NUM, "potential": NUM, "cluster": INT, "cluster_name": STR, "computed_at": TIME,
+                "order_propensity": _nullable({**NUM, "minimum": 0, "maximum": 1, "description": (
+                    "the chance (0-1, calibrated) that the customer orders in the 30 days after computed_at; "
+                    "null until the scores are computed again after an upgrade")}),
+                "category_propensity": _nullable({
+                    "type": "object", "additionalProperties": {**NUM, "minimum": 0, "maximum": 1},
+                    "description": ("the customer's likeliest categories (at most three) with the chance (0-1) of buying "
+                                    "in each in the next 30 days, e.g. {\"Tea\": 0.31}; null when the shop's products have no categories"),
+                }),
+            }), "description": "computed scores (docs/segments.md); null before the customer is scored"}),
             "segments": {"type": "array", "items": membership},
             "merged_from": {"type": "integer", "description": "the id asked for, when it was merged into this profile"},
         }, ["id", "email", "customer_id", "identities", "attributes", "timeline", "scores", "segments"]),

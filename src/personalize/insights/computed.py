@@ -12,15 +12,18 @@ from ..profiles.models import ProfileAttribute
 from ..segments.models import ProfileScore
 
 ATTRITION_BANDS = (("likely to stay", 0.0, 0.3), ("at risk", 0.3, 0.7), ("likely lost", 0.7, 1.01))
+PROPENSITY_BANDS = (("likely (50 % or more)", 0.5, 1.01), ("possible (20 to 50 %)", 0.2, 0.5), ("unlikely (under 20 %)", 0.0, 0.2))
 
 
 def computed_segments(site_id: int) -> dict[str, Any]:
     """``{"customers", "computed_at", "rfm": [(name, n)], "clusters": [(name, n)], "attrition": [(band, n)],
-    "value": {"mean", "total"}, "potential": {"mean"}}``; ``customers`` is 0 before scores are computed."""
+    "value": {"mean", "total"}, "potential": {"mean"}, "ordering": {"scored", "expected", "bands": [(band, n)]}}``;
+    ``customers`` is 0 before scores are computed."""
     where = ProfileScore.site_id == site_id
-    n, computed_at, mean_value, total_value, mean_potential = db.session.execute(
+    n, computed_at, mean_value, total_value, mean_potential, with_propensity, expected_orders = db.session.execute(
         select(func.count(), func.max(ProfileScore.computed_at), func.avg(ProfileScore.value),
-               func.coalesce(func.sum(ProfileScore.value), 0.0), func.avg(ProfileScore.potential)).where(where)
+               func.coalesce(func.sum(ProfileScore.value), 0.0), func.avg(ProfileScore.potential),
+               func.count(ProfileScore.order_propensity), func.coalesce(func.sum(ProfileScore.order_propensity), 0.0)).where(where)
     ).one()
 
     def sizes(column) -> list[tuple[str, int]]:
@@ -33,11 +36,20 @@ def computed_segments(site_id: int) -> dict[str, Any]:
             select(func.count()).select_from(ProfileScore).where(where, ProfileScore.attrition >= low, ProfileScore.attrition < high)
         )
         attrition.append((band, int(count or 0)))
+    ordering = []
+    for band, low, high in PROPENSITY_BANDS:
+        count = db.session.scalar(
+            select(func.count()).select_from(ProfileScore)
+            .where(where, ProfileScore.order_propensity >= low, ProfileScore.order_propensity < high)
+        )
+        ordering.append((band, int(count or 0)))
     return {
         "customers": int(n or 0), "computed_at": computed_at, "rfm": sizes(ProfileScore.rfm_segment),
         "clusters": sizes(ProfileScore.cluster_name), "attrition": attrition,
         "value": {"mean": float(mean_value or 0.0), "total": float(total_value or 0.0)},
         "potential": {"mean": float(mean_potential or 0.0)},
+        # the sum of the chances is how many customers are expected to order (a calibrated model's promise)
+        "ordering": {"scored": int(with_propensity or 0), "expected": float(expected_orders or 0.0), "bands": ordering},
     }
 
 

@@ -39,7 +39,7 @@ def _as_of(text: str | None) -> datetime | None:
 @click.option("--site", "site_ref", help="Site id, name or public key (default: the only site).")
 @click.option("--as-of", help="Score as of this date (default: now), e.g. 2011-12-10 for an old data set.")
 def scores_command(site_ref: str | None, as_of: str | None):
-    """Recompute RFM, value/attrition/potential and clusters for every customer, then rebuild segments."""
+    """Recompute RFM, value/attrition/potential, clusters and purchase propensity for every customer, then rebuild segments."""
     from ..app import create_app
     from .scores import compute_scores
 
@@ -51,6 +51,29 @@ def scores_command(site_ref: str | None, as_of: str | None):
         click.echo(f"{site.name}: {summary['customers']:,} customers scored in {summary['seconds']:.1f} s")
         for name, n in summary.get("clusters", {}).items():
             click.echo(f"  cluster {name}: {n:,}")
+        for line in propensity_lines(summary):
+            click.echo(f"  {line}")
+
+
+def propensity_lines(summary: dict) -> list[str]:
+    """What the scores run says about purchase propensity: the model, the expected orders, the time."""
+    out = []
+    ordering = summary.get("order_propensity")
+    if ordering:
+        how = {
+            "gradient boosting": f"gradient boosting on {ordering.get('rows', 0):,} customer-windows ({ordering.get('windows', 0)} windows of 30 days)",
+            "bgnbd": "BG/NBD (too little history yet to learn from past windows)",
+        }.get(ordering["model"], "not computed")
+        out.append(f"next 30 days: about {ordering.get('expected_customers', 0):,.0f} customers expected to order; {how}, {ordering['seconds']:.1f} s")
+    likely = summary.get("category_propensity")
+    if likely:
+        if likely.get("reason") == "no categories":
+            out.append("likely categories: none, because no purchased product has a category")
+        elif likely["model"] == "none":
+            out.append("likely categories: not enough purchases in categories yet to learn from")
+        else:
+            out.append(f"likely categories: {likely['categories']:,} categories, {likely.get('pairs', 0):,} customer-category pairs scored, {likely['seconds']:.1f} s")
+    return out
 
 
 @click.group("segments")

@@ -63,7 +63,7 @@ class SegmentChange(db.Model):
 
 
 class ProfileScore(db.Model):
-    """Computed scores of one customer: RFM, value/attrition/potential and cluster."""
+    """Computed scores of one customer: RFM, value/attrition/potential, cluster and purchase propensity."""
 
     __tablename__ = "profile_scores"
     __table_args__ = (Index("ix_profile_scores_site", "site_id"),)
@@ -86,6 +86,11 @@ class ProfileScore(db.Model):
     cluster: Mapped[int] = mapped_column(Integer)
     cluster_name: Mapped[str] = mapped_column(String(80))
     computed_at: Mapped[datetime] = mapped_column(DateTime)
+    #: P(an order in the next 30 days), calibrated (segments/propensity.py); NULL before it is computed
+    order_propensity: Mapped[float | None] = mapped_column(Float, nullable=True)
+    #: the likeliest categories to be bought in the next 30 days, ``{"Tea": 0.31, …}`` (at most three);
+    #: NULL when the shop's products have no categories
+    category_propensity: Mapped[dict | None] = mapped_column(JSON(none_as_null=True), nullable=True)
 
 
 class ScoreRun(db.Model):

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, exists, false, func, not_, or_, select, true
+from sqlalchemy import Float, and_, cast, exists, false, func, not_, or_, select, true
 from sqlalchemy.sql import ColumnElement
 
 from ..models import Event, Interaction, Order, Product, Profile
@@ -51,9 +51,13 @@ SCORE_FIELDS = {
     name: (TEXT if name in ("rfm", "rfm_segment", "cluster_name") else NUM)
     for name in (
         "orders", "total_spent", "avg_order", "recency_days", "tenure_days", "r_score", "f_score", "m_score", "rfm",
-        "rfm_segment", "value", "attrition", "expected_orders", "potential", "cluster", "cluster_name",
+        "rfm_segment", "value", "attrition", "expected_orders", "potential", "cluster", "cluster_name", "order_propensity",
     )
 }
+# ``scores.category_propensity.<category>``: the chance of buying in that category in the next 30 days,
+# known for the customer's likeliest categories (a number; missing for the others)
+CATEGORY_PROPENSITY = "scores.category_propensity."
+MAX_CATEGORY = 200  # as long as a product's category can be
 BEHAVIOUR_EVENTS = (*EVENT_TYPES, "purchased")
 
 OPS = {
@@ -78,6 +82,8 @@ def field_kind(name: str) -> str | None:
         return ORDER_FIELDS[name]
     if name.startswith("scores.") and name[7:] in SCORE_FIELDS:
         return SCORE_FIELDS[name[7:]]
+    if name.startswith(CATEGORY_PROPENSITY) and 0 < len(name) - len(CATEGORY_PROPENSITY) <= MAX_CATEGORY:
+        return NUM
     return None
 
 
@@ -163,6 +169,8 @@ def _validate_condition(node: dict, path: str) -> dict:
     if not isinstance(name, str):
         raise InvalidInput(f"{path}.field", "must be a string")
     kind = field_kind(name)
+    if kind is None and name.startswith(CATEGORY_PROPENSITY):
+        raise InvalidInput(f"{path}.field", f"names a category after {CATEGORY_PROPENSITY} (1 to {MAX_CATEGORY} characters), e.g. {CATEGORY_PROPENSITY}Tea")
     if kind is None and not (name.startswith("attributes.") and NAME_RE.match(name[11:])):
         raise InvalidInput(f"{path}.field", "must be profile.*, orders.*, scores.* or attributes.<name> (see docs/segments.md)")
     op = node.get("op")
@@ -293,6 +301,9 @@ def _value_of(name: str, facts: Facts) -> Any:
         return facts.profile.get(name[8:])
     if name in ORDER_FIELDS:
         return facts.orders.get(name[7:])
+    if name.startswith(CATEGORY_PROPENSITY):
+        likely = facts.scores.get("category_propensity")
+        return likely.get(name[len(CATEGORY_PROPENSITY):]) if isinstance(likely, dict) else None
     if name.startswith("scores."):
         return facts.scores.get(name[7:])
     return facts.attributes.get(name[11:])
@@ -440,6 +451,8 @@ def _column(name: str, ctx: SqlContext):
     p = ctx.profile
     if name in PROFILE_FIELDS:
         return p.c[name[8:]]
+    if name.startswith(CATEGORY_PROPENSITY):
+        return _category_propensity_sql(name[len(CATEGORY_PROPENSITY):], ctx)
     if name.startswith("scores."):
         return ctx.scores.c[name[7:]]
     o = Order.__table__
@@ -452,6 +465,18 @@ def _column(name: str, ctx: SqlContext):
         "last_at": func.max(o.c.occurred_at),
     }[name[7:]]
     return select(agg).where(*where).scalar_subquery()
+
+
+def _category_propensity_sql(category: str, ctx: SqlContext):
+    """The stored propensity of one category (NULL when it is not among the customer's likeliest).
+
+    The category is a bound value, never part of a JSON path: any text is safe as a key.
+    """
+    col = ctx.scores.c.category_propensity
+    if ctx.dialect == "postgresql":
+        return cast(col.op("->>")(category), Float)  # NULL for a missing key, a NULL column or a non-object
+    pairs = func.json_each(col).table_valued("key", "value")
+    return select(pairs.c.value).where(pairs.c.key == category).limit(1).scalar_subquery()
 
 
 def _column_condition(col, kind: str, op: str, value: Any, ctx: SqlContext) -> ColumnElement[bool]:

@@ -1,4 +1,5 @@
-"""Computed scores of every customer: RFM, value / attrition / potential, and behaviour clusters.
+"""Computed scores of every customer: RFM, value / attrition / potential, behaviour clusters,
+and purchase propensity (the chance of an order, and of each likely category, in the next 30 days).
 
 ``compute_scores(site_id)`` reads the orders once into arrays, computes everything
 with numpy, scipy and scikit-learn, and replaces the site's ``profile_scores`` rows.
@@ -17,9 +18,11 @@ from scipy.stats import rankdata
 from sqlalchemy import delete, insert, select
 
 from ..db import db
-from ..models import Order, utcnow
+from ..models import Interaction, Order, Product, utcnow
 from ..profiles.facts import country_facts
 from .models import ProfileScore, ScoreRun
+from .propensity import HORIZON_DAYS as PROPENSITY_DAYS
+from .propensity import CategoryHistory, OrderHistory, category_propensity, order_propensity
 from .vap import fit_bgnbd, fit_gamma_gamma
 
 DAY = 86400.0
@@ -38,11 +41,15 @@ class Customers:
     first_days: np.ndarray  # days before as_of of the first order
     last_days: np.ndarray  # days before as_of of the last order
     value_12m: np.ndarray
+    history: OrderHistory | None = None  # every order, on a clock of days where ``as_of`` is 0
+
+
+MAX_COUNTRIES = 250  # the trees take a category feature of at most 255 values; rarer countries share one
 
 
 def load_customers(site_id: int, as_of: datetime) -> Customers:
     rows = db.session.execute(
-        select(Order.profile_id, Order.occurred_at, Order.total)
+        select(Order.profile_id, Order.occurred_at, Order.total, Order.country)
         .where(Order.site_id == site_id, Order.profile_id.is_not(None), Order.occurred_at <= as_of)
         .order_by(Order.profile_id)
     ).all()
@@ -53,11 +60,55 @@ def load_customers(site_id: int, as_of: datetime) -> Customers:
     age = np.fromiter(((as_of - r[1]).total_seconds() / DAY for r in rows), dtype=np.float64, count=len(rows))
     total = np.fromiter((r[2] or 0.0 for r in rows), dtype=np.float64, count=len(rows))
     ids, start, counts = np.unique(pid, return_index=True, return_counts=True)
+    customer = np.repeat(np.arange(len(ids)), counts)  # rows come ordered by profile
+    history = OrderHistory(customer, -age, total, len(ids), customer_countries(customer, [r[3] or "" for r in rows], len(ids)))
     return Customers(
         profile_id=ids, orders=counts.astype(np.float64), total=np.add.reduceat(total, start),
         first_days=np.maximum.reduceat(age, start), last_days=np.minimum.reduceat(age, start),
-        value_12m=np.add.reduceat(np.where(age <= HORIZON_DAYS, total, 0.0), start),
+        value_12m=np.add.reduceat(np.where(age <= HORIZON_DAYS, total, 0.0), start), history=history,
     )
+
+
+def customer_countries(customer: np.ndarray, country: list[str], n: int) -> np.ndarray | None:
+    """Each customer's most frequent order country as a small code (−1: unknown); ``None`` when no order has one."""
+    names, code = np.unique(np.array(country, dtype=object), return_inverse=True)
+    named = np.array([bool(x) for x in names])
+    if not named.any():
+        return None
+    pairs, count = np.unique(customer * len(names) + code.ravel(), return_counts=True)
+    who, what = np.divmod(pairs, len(names))
+    keep = named[what]
+    who, what, count = who[keep], what[keep], count[keep]
+    order = np.lexsort((what, -count, who))  # per customer: the most orders first, ties by name
+    first = order[np.r_[True, who[order][1:] != who[order][:-1]]]
+    best = np.full(n, -1)
+    best[who[first]] = what[first]
+    # codes by how many customers have each country: the commonest keep their own, the rest share one
+    seen = np.bincount(best[best >= 0], minlength=len(names))
+    rank = np.empty(len(names), dtype=np.int64)
+    rank[np.argsort(-seen, kind="stable")] = np.arange(len(names))
+    return np.where(best >= 0, np.minimum(rank[np.maximum(best, 0)], MAX_COUNTRIES), -1).astype(np.int64)
+
+
+def load_categories(site_id: int, as_of: datetime, c: Customers) -> CategoryHistory:
+    """The categories each customer bought in each order (purchases joined to products' ``category``)."""
+    from ..recommend.data import PURCHASE
+
+    rows = db.session.execute(
+        select(Interaction.profile_id, Interaction.occurred_at, Product.category).distinct()
+        .join(Product, (Product.site_id == Interaction.site_id) & (Product.external_id == Interaction.product_id))
+        .where(Interaction.site_id == site_id, Interaction.kind == PURCHASE, Interaction.profile_id.is_not(None),
+               Interaction.occurred_at <= as_of, Product.category != "")
+    ).all()
+    none = np.zeros(0, dtype=np.int64)
+    if not rows:
+        return CategoryHistory(none, np.zeros(0), none, [])
+    pid = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+    pos = np.minimum(np.searchsorted(c.profile_id, pid), max(len(c.profile_id) - 1, 0))
+    known = (c.profile_id[pos] == pid) if len(c.profile_id) else np.zeros(len(pid), dtype=bool)
+    names, cat = np.unique(np.array([r[2] for r in rows], dtype=object), return_inverse=True)
+    day = np.fromiter((-(as_of - r[1]).total_seconds() / DAY for r in rows), dtype=np.float64, count=len(rows))
+    return CategoryHistory(pos[known], day[known], cat[known].astype(np.int64), [str(n) for n in names])
 
 
 def quintile(values: np.ndarray) -> np.ndarray:
@@ -175,6 +226,22 @@ def compute_scores(
             "gamma_gamma": {"p": gg.p, "q": gg.q, "gamma": gg.gamma},
             "k": k, "silhouettes": silhouettes, "clusters": {names[i]: int((labels == i).sum()) for i in names},
         })
+        say("order propensity (next 30 days)")
+        fallback = bg.p_order(PROPENSITY_DAYS / 7.0, x, tx, T)  # for a shop too small to learn from
+        timed = time.perf_counter()
+        ordering = order_propensity(c.history, 0.0, fallback=fallback)
+        summary["order_propensity"] = {**ordering.details, "seconds": round(time.perf_counter() - timed, 3),
+                                       "expected_customers": float(np.nansum(ordering.probability))}
+        say("category propensity (next 30 days)")
+        timed = time.perf_counter()
+        categories = load_categories(site_id, as_of, c)
+        likely = category_propensity(c.history, categories, 0.0)
+        summary["category_propensity"] = {**likely.details, "categories": len(categories.names),
+                                          "seconds": round(time.perf_counter() - timed, 3)}
+        top: dict[int, dict[str, float]] = {}
+        for i, cat, p in zip(likely.customer.tolist(), likely.category.tolist(), likely.probability.tolist(), strict=True):
+            top.setdefault(i, {})[likely.names[cat]] = round(p, 4)  # likeliest first
+        has_categories = bool(categories.names)  # none in the catalogue: say so (NULL), do not invent any
         say("storing scores")
         rows = [
             {
@@ -185,7 +252,8 @@ def compute_scores(
                 "rfm_segment": rfm_segment(int(r[i]), int(f[i])), "value": round(float(c.value_12m[i]), 2),
                 "attrition": round(float(1.0 - alive[i]), 4), "expected_orders": round(float(expected[i]), 4),
                 "potential": round(float(potential[i]), 2), "cluster": int(labels[i]), "cluster_name": names[int(labels[i])],
-                "computed_at": as_of,
+                "computed_at": as_of, "order_propensity": _rounded(ordering.probability[i]),
+                "category_propensity": top.get(i, {}) if has_categories else None,
             }
             for i in range(n)
         ]
@@ -210,6 +278,10 @@ def compute_scores(
         summary["segments"] = {k: v["members"] for k, v in rebuild_all(site_id, as_of).items()}
     summary["seconds"] = round(time.perf_counter() - started, 3)
     return summary
+
+
+def _rounded(p: float) -> float | None:
+    return None if np.isnan(p) else round(float(p), 4)
 
 
 def _jsonable(v: Any) -> Any:

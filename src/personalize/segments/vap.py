@@ -44,6 +44,17 @@ class BgNbd:
         with np.errstate(all="ignore"):  # non-finite results are cleaned below
             return self._expected(t, x, tx, T)
 
+    def p_order(self, t: float, x: np.ndarray, tx: np.ndarray, T: np.ndarray) -> np.ndarray:
+        """P(at least one purchase in the next ``t`` | x, t_x, T).
+
+        A customer who dropped out buys no more; one still alive buys at a rate whose
+        posterior is Gamma(r + x, α + T), so no purchase in ``t`` has probability
+        ((α + T) / (α + T + t))^(r + x). Hence P = P(alive) · (1 − that).
+        """
+        x, T = np.asarray(x, dtype=np.float64), np.asarray(T, dtype=np.float64)
+        quiet = np.exp((self.r + x) * (np.log(self.alpha + T) - np.log(self.alpha + T + t)))
+        return self.p_alive(x, tx, T) * (1.0 - quiet)
+
     def _expected(self, t: float, x: np.ndarray, tx: np.ndarray, T: np.ndarray) -> np.ndarray:
         r, alpha, a, b = self.r, self.alpha, self.a, self.b
         z = t / (alpha + T + t)
