@@ -5,14 +5,14 @@ Both columns are NULL until the scores are computed again (``personalize scores`
 the admin's "recompute scores", or the scheduler).
 
 Revision ID: 0007
-Revises: 0005
+Revises: 0006
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0007"
-down_revision = "0005"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 
