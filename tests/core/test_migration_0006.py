@@ -54,7 +54,7 @@ def test_0006_keeps_every_row_and_ids_are_never_handed_out_again(old_app):
         db.session.remove()
     assert before == {"admin_users": 2, "admin_site_access": 1, "sites": 2, "api_keys": 2, "profiles": 2}
 
-    upgrade(old_app)
+    upgrade(old_app, "0006")
     assert current_revision(old_app) == "0006"
     with old_app.app_context():
         after = {t: _count(t) for t in before}

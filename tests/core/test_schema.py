@@ -7,7 +7,7 @@ from alembic.migration import MigrationContext
 
 from personalize import schema  # noqa: F401  (every table)
 from personalize.app import create_app
-from personalize.db import current_revision, db
+from personalize.db import current_revision, db, upgrade
 
 
 def test_migrations_match_the_models(app):
@@ -84,7 +84,7 @@ def test_propensity_migration_keeps_the_scores_both_ways(tmp_path):
 
     with fresh_database(tmp_path) as url:
         app = create_app(app_config(tmp_path, url, AUTO_MIGRATE=False))
-        _migrate(app, "upgrade", "0005")
+        upgrade(app, "0006")  # with SQLite's foreign keys off, as 0006 needs
         with app.app_context(), db.engine.begin() as c:
             c.execute(text("INSERT INTO sites (id, name, public_key, allowed_origins, settings, created_at) "
                            "VALUES (1, 'Shop', 'pk_test', '[]', '{}', '2024-01-01 00:00:00')"))
@@ -100,7 +100,7 @@ def test_propensity_migration_keeps_the_scores_both_ways(tmp_path):
             assert c.execute(text("SELECT rfm, order_propensity, category_propensity FROM profile_scores")).all() == [("433", None, None)]
             c.execute(text("UPDATE profile_scores SET order_propensity = 0.42"))
 
-        _migrate(app, "downgrade", "0005")
+        _migrate(app, "downgrade", "0006")
         assert not {"order_propensity", "category_propensity"} & _columns(app, "profile_scores")
         with app.app_context(), db.engine.connect() as c:
             assert c.execute(text("SELECT profile_id, rfm, total_spent FROM profile_scores")).all() == [(5, "433", 120.5)]
