@@ -102,7 +102,7 @@ DEFAULT_PARAMS: dict = {
     # the learned ranker and its self-check (see training.py)
     "tune": True,  # False: no ranker, no check; the fixed blend is served
     "validation_days": None,  # the self-check's window; None: the shop's cadence (7 to 30 days)
-    "ranker_windows": 2,  # training windows before the validation window
+    "ranker_windows": 4,  # training windows before the validation window
     "train_customers": 3000,  # customers sampled per training window
     "check_customers": 2000,  # customers sampled for the self-check
     "activity_customers": 5000,  # customers sampled per window for the "buys anything" model
@@ -115,6 +115,10 @@ DEFAULT_PARAMS: dict = {
     "ranker_depth": 6,
     "ranker_learning_rate": 0.1,
     "ranker_min_leaf": 50,
+    "ranker_threads": 1,  # one core: on a shared 2-core machine a second thread mostly waits
+    "ranker_library": "lightgbm",  # or "sklearn" (used anyway when LightGBM is not installed)
+    "ranker_objective": "binary",  # or "lambdarank" (LightGBM only; its scores are not probabilities)
+    "ranker_negatives": 5.0,  # negatives kept per positive when training (the rest are weighed in)
     "serve": "auto",  # "auto": what the self-check chose; or force one strategy in both views (experiments)
 }
 
@@ -124,7 +128,8 @@ STRATEGY_LABELS = {
     RANKER: "the learned ranker", BLEND: "the fixed blend", "popularity": "best sellers", "buy-again": "buy again",
     "item-knn": "item-kNN", "ease": "EASE",
 }
-_FAMILY = [family for _, family in FEATURES]
+_FAMILY_NAMES = sorted({family for _, family in FEATURES})
+_FAMILY_MATRIX = np.array([[1.0 if fam == name else 0.0 for name in _FAMILY_NAMES] for _, fam in FEATURES])  # features x families
 
 
 def every(days: float) -> str:
@@ -556,34 +561,37 @@ class Recommender:
         n = len(self.items)
         hist = batch.items
         pos = {int(i): r for r, i in enumerate(hist.tolist())}
-        weight = batch.personal
-        cause_nb = self._causes(self.neighbours, chosen, hist, weight)
-        cause_ct = self._causes(self.content, chosen, hist, weight)
         has_segment = segment is not None and segment in self._segment_index
+        chosen_l = chosen.tolist()
         families: dict[int, list[str]] = {}
         if strategy == RANKER and len(chosen):
-            row_of = {int(j): r for r, j in enumerate((keys % n).tolist())}
-            rows = [row_of[int(j)] for j in chosen if int(j) in row_of]
-            if rows:
-                contrib = self.ranker.contributions(x[rows])
-                by_family: dict[str, np.ndarray] = {}
-                for f, fam in enumerate(_FAMILY):
-                    by_family[fam] = by_family.get(fam, 0.0) + contrib[:, f]
-                names = list(by_family)
-                stacked = np.stack([by_family[f] for f in names], axis=1)
-                for r, j in zip(rows, [int(j) for j in chosen if int(j) in row_of], strict=True):
-                    i = rows.index(r)
-                    order = np.argsort(-stacked[i], kind="stable")
-                    families[j] = [names[o] for o in order if stacked[i, o] > 0]
+            cand = keys % n
+            at = np.searchsorted(cand, chosen)
+            at = np.minimum(at, max(len(cand) - 1, 0))
+            found = (cand[at] == chosen) if len(cand) else np.zeros(len(chosen), dtype=bool)
+            if found.any():
+                contrib = self.ranker.contributions(x[at[found]])
+                by_family = contrib @ _FAMILY_MATRIX  # rows x families
+                order = np.argsort(-by_family, axis=1, kind="stable")
+                for r, j in enumerate(chosen[found].tolist()):
+                    families[j] = [_FAMILY_NAMES[o] for o in order[r] if by_family[r, o] > 0]
         elif strategy == "buy-again":
-            families = {int(j): ["rhythm", "popular"] for j in chosen}
+            families = dict.fromkeys(chosen_l, ["rhythm"])
         elif strategy in ("item-knn", "ease"):
-            families = {int(j): ["item-item", "popular"] for j in chosen}
+            families = dict.fromkeys(chosen_l, ["item-item"])
+        causes: dict[str, dict[int, int]] = {}
+
+        def cause(name: str, j: int) -> int | None:
+            if name not in causes:
+                table = self.neighbours if name == "item-item" else self.content
+                causes[name] = self._causes(table, chosen, hist, batch.personal)
+            return causes[name].get(j)
+
         out = []
-        for j in chosen.tolist():
+        for j in chosen_l:
             reason, source = None, None
+            r = pos.get(j)
             for fam in families.get(j, []) + ["personal", "popular"]:
-                r = pos.get(j)
                 if fam == "rhythm" and r is not None and batch.occasions[r] > 0:
                     occ = batch.occasions[r]
                     if occ >= 2:
@@ -594,11 +602,10 @@ class Recommender:
                     source = "personal"
                 elif fam == "personal" and r is not None:
                     reason, source = REASON_PERSONAL[int(batch.strongest[r])], "personal"
-                elif fam == "item-item" and j in cause_nb:
-                    h = cause_nb[j]
+                elif fam == "item-item" and (h := cause("item-item", j)) is not None:
                     reason, source = REASON_BECAUSE[int(batch.strongest[pos[h]])].format(self._title(h)), "item-item"
-                elif fam == "content" and j in cause_ct:
-                    reason, source = f"Similar to {self._title(cause_ct[j])}", "content"
+                elif fam == "content" and (h := cause("content", j)) is not None:
+                    reason, source = f"Similar to {self._title(h)}", "content"
                 elif fam == "segment" and has_segment:
                     reason, source = "Popular with customers like you", "segment"
                 elif fam == "trend":
@@ -751,6 +758,16 @@ class Recommender:
             return cls(items, _params(meta["params"]), parts, learned)
 
 
+def read_summary(path: str | os.PathLike) -> dict:
+    """What a saved model serves and its self-check, read without loading its arrays:
+    ``{"serve": {...}, "check": {...}, "description": str, "fitted_at": float}``."""
+    with np.load(Path(path), allow_pickle=False) as z:
+        meta = json.loads(bytes(z["meta"]).decode("utf-8"))
+    serve = meta.get("serve") or {view: BLEND for view in VIEWS}
+    check = meta.get("check") or {}
+    return {"serve": serve, "check": check, "description": describe_check(check, serve), "fitted_at": meta.get("fitted_at")}
+
+
 _PART_VECTORS = ("buyers", "popular", "popular_7", "trend", "repeat_rate", "interval", "price", "first_seen", "category", "donor", "donor_similarity")
 
 
@@ -794,4 +811,4 @@ def describe_check(check: dict, serve: dict) -> str:
     return f"Checked on the last {days:g} days ({check['customers']:,} customers) — " + "; ".join(parts) + "."
 
 
-__all__ = ["DAY", "DEFAULT_PARAMS", "Recommender", "Rules", "Scored", "describe_check", "every"]
+__all__ = ["DAY", "DEFAULT_PARAMS", "Recommender", "Rules", "Scored", "describe_check", "every", "read_summary"]

@@ -1,8 +1,9 @@
-"""Gradient-boosted trees as plain arrays: trained with scikit-learn, served with numpy.
+"""Gradient-boosted trees as plain arrays: trained with LightGBM (or scikit-learn), served with numpy.
 
-A model file must load without running code, so a fitted
-``HistGradientBoostingClassifier`` is never pickled: :func:`export` copies its
-trees into a few flat arrays (one row per node, every tree's nodes one after
+A model file must load without running code, so a fitted booster is never
+pickled: :func:`export_lightgbm` (a LightGBM ``Booster``) and :func:`export` (a
+scikit-learn ``HistGradientBoostingClassifier``) copy its trees into a few flat
+arrays (one row per node, every tree's nodes one after
 another), and :class:`Forest` predicts from those arrays alone, all rows and all
 trees at once, one tree level per numpy step. The arrays go into the model's
 ``.npz`` like every other table.
@@ -35,8 +36,9 @@ class Forest:
         self.leaf = self.feature < 0
         # leaves compare feature 0 with +inf and stay where they are; features are never NaN
         # (the engine builds finite features), so no per-node missing-value branch is needed
-        self._feat = np.where(self.leaf, 0, self.feature).astype(np.int64)
+        self._feat = np.where(self.leaf, 0, self.feature).astype(np.int32)
         self._thr = np.where(self.leaf, np.inf, self.threshold)
+        self._child = np.stack([self.left, self.right], axis=1).ravel().astype(np.int32)  # [left, right] per node
         self.depth = self._depth()
 
     def _depth(self) -> int:
@@ -59,18 +61,16 @@ class Forest:
         n_rows, n_features = x.shape
         n_trees = len(self.roots)
         node = np.tile(self.roots, n_rows)
-        base = np.repeat(np.arange(n_rows, dtype=np.int64) * n_features, n_trees)
+        base = np.repeat(np.arange(n_rows, dtype=np.int32) * n_features, n_trees)
         flat = x.ravel()
-        contrib = np.zeros(x.shape, dtype=np.float64) if track else None
-        rows = np.repeat(np.arange(n_rows), n_trees) if track else None
+        contrib = np.zeros(n_rows * n_features) if track else None
         for _ in range(self.depth):
             f = self._feat[node]
-            go_left = flat[base + f] <= self._thr[node]
-            nxt = np.where(go_left, self.left[node], self.right[node])
+            nxt = self._child[2 * node + (flat[base + f] > self._thr[node])]
             if track:
-                np.add.at(contrib, (rows, f), np.where(self.leaf[node], 0.0, self.mean[nxt] - self.mean[node]))
+                np.add.at(contrib, base + f, self.mean[nxt] - self.mean[node])  # 0 at a leaf (it stays)
             node = nxt
-        return node.reshape(n_rows, n_trees), contrib
+        return node.reshape(n_rows, n_trees), (contrib.reshape(n_rows, n_features) if track else None)
 
     def raw(self, x: np.ndarray) -> np.ndarray:
         """The log-odds of each row (NaN features are read as 0)."""
@@ -145,3 +145,45 @@ def export(model) -> Forest:
         cat(feature, np.int32), cat(threshold, np.float64), cat(missing_left, bool), cat(left, np.int32),
         cat(right, np.int32), cat(value, np.float64), cat(mean, np.float64), np.asarray(roots, dtype=np.int32), baseline,
     )
+
+
+def export_lightgbm(booster) -> Forest:
+    """Copy a binary LightGBM ``Booster``'s trees into a :class:`Forest` (numerical splits "<=" only)."""
+    dump = booster.dump_model()
+    if dump.get("num_tree_per_iteration", 1) != 1:
+        raise ValueError("only binary boosters can be exported")
+    feature, threshold, left, right, value, count, roots = [], [], [], [], [], [], []
+
+    def add(node: dict) -> int:
+        i = len(feature)
+        feature.append(-1)
+        threshold.append(0.0)
+        left.append(i)
+        right.append(i)
+        if "leaf_value" in node or "split_feature" not in node:
+            value.append(float(node.get("leaf_value", 0.0)))
+            count.append(float(node.get("leaf_count", 0)))
+            return i
+        if node.get("decision_type", "<=") != "<=":
+            raise ValueError("categorical splits cannot be exported")
+        value.append(0.0)
+        count.append(float(node.get("internal_count", 0)))
+        feature[i] = int(node["split_feature"])
+        threshold[i] = float(node["threshold"])
+        left[i] = add(node["left_child"])
+        right[i] = add(node["right_child"])
+        return i
+
+    for tree in dump["tree_info"]:
+        roots.append(add(tree["tree_structure"]))
+    feature_a = np.asarray(feature, dtype=np.int32)
+    left_a, right_a = np.asarray(left, dtype=np.int32), np.asarray(right, dtype=np.int32)
+    value_a, count_a = np.asarray(value), np.asarray(count)
+    mean = value_a.copy()
+    for i in range(len(feature_a) - 1, -1, -1):  # children come after their parent
+        if feature_a[i] >= 0:
+            a, b = left_a[i], right_a[i]
+            total = count_a[a] + count_a[b]
+            mean[i] = (count_a[a] * mean[a] + count_a[b] * mean[b]) / total if total > 0 else 0.5 * (mean[a] + mean[b])
+    return Forest(feature_a, np.asarray(threshold), np.zeros(len(feature_a), dtype=bool), left_a, right_a, value_a, mean,
+                  np.asarray(roots, dtype=np.int32), 0.0)

@@ -96,9 +96,9 @@ def strategy_scores(name: str, parts: Parts, batch, scores) -> np.ndarray:
         m = sp.csr_matrix((batch.occasions, (batch.rows, batch.items)), shape=(batch.size, n)).toarray()
         return m + small
     if name == "item-knn":
-        return scores.knn.m.toarray() + small
+        return scores.knn.dense() + small
     if name == "ease":
-        return scores.ease.m.toarray() + small
+        return scores.ease.dense() + small
     raise ValueError(f"unknown strategy {name!r}")
 
 
@@ -162,7 +162,7 @@ def learn(log: InteractionLog, items: ItemTable, now: float, p: dict, user_segme
     v_rows = rows[0]
     earlier = [r for r in rows[1:] if r is not None]
     say(f"training the ranker on {sum(len(r.y) for r in earlier):,} candidates of {len(earlier)} earlier window(s)")
-    check_forest = fit_forest(np.vstack([r.x for r in earlier]), np.concatenate([r.y for r in earlier]), p) if earlier else None
+    check_forest, check_model = fit_forest(np.vstack([r.x for r in earlier]), np.concatenate([r.y for r in earlier]), p, group=np.concatenate([r.group for r in earlier])) if earlier else (None, None)
 
     # the self-check on V: the customers of V's rows, their full purchase history for "new"
     n = len(items)
@@ -192,7 +192,7 @@ def learn(log: InteractionLog, items: ItemTable, now: float, p: dict, user_segme
         for name in names:
             if name == RANKER:
                 keys = candidates(parts_v, batch, scores, p)
-                prob = check_forest.predict(features(parts_v, batch, scores, keys))
+                prob = check_model(features(parts_v, batch, scores, keys))
                 dense = np.tile(parts_v.buyers / (parts_v.buyers.max() + 1.0) * 1e-9, (len(chunk), 1))
                 dense[keys // n, keys % n] = prob + 1e-6
             else:
@@ -217,7 +217,7 @@ def learn(log: InteractionLog, items: ItemTable, now: float, p: dict, user_segme
     learned.serve = serve
     learned.check.update({"customers": int(len(v_users)), "recall": results, "lead": lead, "served": serve})
     if check_forest is not None and v_rows is not None:
-        prob = check_forest.predict(v_rows.x)
+        prob = check_model(v_rows.x)
         learned.check["calibration"] = {
             "mean_predicted": round(float(prob.mean()), 5), "observed": round(float(v_rows.y.mean()), 5),
             "log_loss": round(float(-np.mean(np.where(v_rows.y, np.log(np.maximum(prob, 1e-12)), np.log(np.maximum(1 - prob, 1e-12))))), 5),
@@ -227,8 +227,8 @@ def learn(log: InteractionLog, items: ItemTable, now: float, p: dict, user_segme
     if RANKER in serve.values():
         usable = [r for r in rows if r is not None]
         say(f"training the served ranker on {sum(len(r.y) for r in usable):,} candidates of {len(usable)} window(s)")
-        learned.ranker = fit_forest(np.vstack([r.x for r in usable]), np.concatenate([r.y for r in usable]), p)
-        learned.activity = fit_forest(np.vstack([r.customer for r in usable]), np.concatenate([r.bought_any for r in usable]), p, small=True)
+        learned.ranker, _ = fit_forest(np.vstack([r.x for r in usable]), np.concatenate([r.y for r in usable]), p, group=np.concatenate([r.group for r in usable]))
+        learned.activity, _ = fit_forest(np.vstack([r.customer for r in usable]), np.concatenate([r.bought_any for r in usable]), p, small=True)
         if learned.ranker is None:
             learned.serve = {v: (s if s != RANKER else lead[v]["best_baseline"]) for v, s in serve.items()}
     return learned
