@@ -692,7 +692,7 @@ def fit_forest(x: np.ndarray, y: np.ndarray, p: dict, *, small: bool = False, rn
         lightgbm = None
     if lightgbm is not None and p.get("ranker_library", "lightgbm") == "lightgbm":
         held = rng.random(len(y)) < 0.1 if len(y) > 10_000 else np.zeros(len(y), dtype=bool)
-        objective = p.get("ranker_objective", "binary")
+        objective = "binary" if small or group is None else p.get("ranker_objective", "binary")
         params = {
             "objective": objective, "learning_rate": float(p["ranker_learning_rate"]), "num_leaves": 31,
             "max_depth": int(p["ranker_depth"]), "min_data_in_leaf": int(p["ranker_min_leaf"]), "lambda_l2": 1.0,
