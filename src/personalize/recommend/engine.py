@@ -117,6 +117,7 @@ DEFAULT_PARAMS: dict = {
     "ranker_min_leaf": 50,
     "ranker_threads": 1,  # one core: on a shared 2-core machine a second thread mostly waits
     "ranker_library": "lightgbm",  # or "sklearn" (used anyway when LightGBM is not installed)
+    "ranker_new_view": True,  # a second ranker for the "new" view, trained on never-bought candidates
     "ranker_objective": "binary",  # or "lambdarank" (LightGBM only; its scores are not probabilities)
     "ranker_negatives": 5.0,  # negatives kept per positive when training (the rest are weighed in)
     "serve": "auto",  # "auto": what the self-check chose; or force one strategy in both views (experiments)
@@ -211,6 +212,7 @@ class Recommender:
         learned = learned or Learned(parts)
         self.ranker: Forest | None = learned.ranker
         self.activity: Forest | None = learned.activity
+        self.ranker_new: Forest | None = learned.ranker_new
         self.serve = dict(learned.serve)
         self.check = dict(learned.check)
         forced = params.get("serve", "auto")
@@ -421,7 +423,8 @@ class Recommender:
             if strategy == RANKER:
                 keys = candidates(self.parts, batch, scores, self.params, allowed)
                 x = features(self.parts, batch, scores, keys)
-                prob = self.ranker.predict(x)
+                forest = self._forest(view)
+                prob = forest.predict(x)
                 # best sellers fill the list when the candidates run out
                 score = self.parts.buyers / (self.parts.buyers.max(initial=0.0) + 1.0) * 1e-9
                 score[keys % len(self.items)] = prob + 1e-6
@@ -431,7 +434,7 @@ class Recommender:
             if rules is not None:
                 score = self._apply_rules(score, rules, uniq)
             chosen = self._top(score, allowed, k)
-            out = self._explain_learned(strategy, chosen, score, batch, keys, x, segment)
+            out = self._explain_learned(strategy, chosen, score, batch, keys, x, segment, self._forest(view))
         if rules is not None:
             out = self._place_rules(out, rules, uniq, allowed, k)
         return out
@@ -555,7 +558,11 @@ class Recommender:
             out.append(Scored(j, float(score[j]), reason, source))
         return out
 
-    def _explain_learned(self, strategy: str, chosen: np.ndarray, score: np.ndarray, batch, keys, x, segment: str | None) -> list[Scored]:
+    def _forest(self, view: str) -> Forest | None:
+        return self.ranker_new if view == "new" and self.ranker_new is not None else self.ranker
+
+    def _explain_learned(self, strategy: str, chosen: np.ndarray, score: np.ndarray, batch, keys, x, segment: str | None,
+                         forest: Forest | None) -> list[Scored]:
         """Reasons for a list from the ranker or a baseline: from the feature family that raised
         each item's score most (ranker), or from what the baseline counts."""
         n = len(self.items)
@@ -570,7 +577,7 @@ class Recommender:
             at = np.minimum(at, max(len(cand) - 1, 0))
             found = (cand[at] == chosen) if len(cand) else np.zeros(len(chosen), dtype=bool)
             if found.any():
-                contrib = self.ranker.contributions(x[at[found]])
+                contrib = forest.contributions(x[at[found]])
                 by_family = contrib @ _FAMILY_MATRIX  # rows x families
                 order = np.argsort(-by_family, axis=1, kind="stable")
                 for r, j in enumerate(chosen[found].tolist()):
@@ -700,7 +707,7 @@ class Recommender:
             arrays[f"{name}_indptr"] = table.indptr.astype(np.int64)
             arrays[f"{name}_indices"] = table.indices.astype(np.int32)
             arrays[f"{name}_data"] = table.data.astype(np.float32)
-        for prefix, forest in (("ranker", self.ranker), ("activity", self.activity)):
+        for prefix, forest in (("ranker", self.ranker), ("ranker_new", self.ranker_new), ("activity", self.activity)):
             if forest is not None:
                 arrays.update(forest.arrays(prefix))
         buf = io.BytesIO()
@@ -754,7 +761,8 @@ class Recommender:
                 content=tables["ct"], segment_names=list(meta["segments"]),
                 segment_popular=seg.copy() if len(meta["segments"]) else None, **vectors,
             )
-            learned = Learned(parts, Forest.from_arrays(z, "ranker"), Forest.from_arrays(z, "activity"), meta["serve"], meta["check"])
+            learned = Learned(parts, Forest.from_arrays(z, "ranker"), Forest.from_arrays(z, "ranker_new"), Forest.from_arrays(z, "activity"),
+                              meta["serve"], meta["check"])
             return cls(items, _params(meta["params"]), parts, learned)
 
 

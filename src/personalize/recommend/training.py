@@ -32,6 +32,7 @@ from .data import PURCHASE, InteractionLog, ItemTable
 from .gbm import Forest
 from .models import DAY, user_item_matrix
 from .ranker import (
+    FEATURE_NAMES,
     Parts,
     TrainingRows,
     batch_scores,
@@ -57,6 +58,7 @@ class Learned:
 
     parts: Parts
     ranker: Forest | None = None
+    ranker_new: Forest | None = None  # the "new" view's own ranker (None: the "all" one serves it)
     activity: Forest | None = None
     serve: dict[str, str] = field(default_factory=lambda: {"all": BLEND, "new": BLEND})
     check: dict = field(default_factory=dict)
@@ -162,7 +164,7 @@ def learn(log: InteractionLog, items: ItemTable, now: float, p: dict, user_segme
     v_rows = rows[0]
     earlier = [r for r in rows[1:] if r is not None]
     say(f"training the ranker on {sum(len(r.y) for r in earlier):,} candidates of {len(earlier)} earlier window(s)")
-    check_forest, check_model = fit_forest(np.vstack([r.x for r in earlier]), np.concatenate([r.y for r in earlier]), p, group=np.concatenate([r.group for r in earlier])) if earlier else (None, None)
+    (check_forest, check_model), (_, check_model_new) = _fit_rankers(earlier, p)
 
     # the self-check on V: the customers of V's rows, their full purchase history for "new"
     n = len(items)
@@ -192,17 +194,32 @@ def learn(log: InteractionLog, items: ItemTable, now: float, p: dict, user_segme
         for name in names:
             if name == RANKER:
                 keys = candidates(parts_v, batch, scores, p)
-                prob = check_model(features(parts_v, batch, scores, keys))
-                dense = np.tile(parts_v.buyers / (parts_v.buyers.max() + 1.0) * 1e-9, (len(chunk), 1))
-                dense[keys // n, keys % n] = prob + 1e-6
-            else:
-                dense = strategy_scores(name, parts_v, batch, scores)
+                x = features(parts_v, batch, scores, keys)
+                fill = np.tile(parts_v.buyers / (parts_v.buyers.max() + 1.0) * 1e-9, (len(chunk), 1))
+                shared = check_model(x)
+                for view, prob in (("all", shared), ("new", shared), ("new-own", check_model_new(x) if check_model_new else None)):
+                    if prob is None:
+                        continue
+                    dense = fill.copy()
+                    dense[keys // n, keys % n] = prob + 1e-6
+                    if view != "all":
+                        dense[hide] = -np.inf
+                    lists.setdefault((name, view), []).append(_top20(dense))
+                continue
+            dense = strategy_scores(name, parts_v, batch, scores)
             lists.setdefault((name, "all"), []).append(_top20(dense))
             dense[hide] = -np.inf
             lists.setdefault((name, "new"), []).append(_top20(dense))
     for name in names:
         results["all"][name] = round(_recall(np.vstack(lists[(name, "all")]), truth_all), 4)
         results["new"][name] = round(_recall(np.vstack(lists[(name, "new")]), truth_new), 4)
+    own_new = False
+    if (RANKER, "new-own") in lists:
+        # the "new" view's own ranker serves it only where it did better than the shared one
+        own = round(_recall(np.vstack(lists[(RANKER, "new-own")]), truth_new), 4)
+        own_new = own > results["new"][RANKER]
+        learned.check["new_view_ranker"] = {"own": own, "shared": results["new"][RANKER]}
+        results["new"][RANKER] = max(own, results["new"][RANKER])
     serve = {}
     lead = {}
     for view in VIEWS:
@@ -227,11 +244,28 @@ def learn(log: InteractionLog, items: ItemTable, now: float, p: dict, user_segme
     if RANKER in serve.values():
         usable = [r for r in rows if r is not None]
         say(f"training the served ranker on {sum(len(r.y) for r in usable):,} candidates of {len(usable)} window(s)")
-        learned.ranker, _ = fit_forest(np.vstack([r.x for r in usable]), np.concatenate([r.y for r in usable]), p, group=np.concatenate([r.group for r in usable]))
+        (learned.ranker, _), (learned.ranker_new, _) = _fit_rankers(usable, p, new=serve["new"] == RANKER and own_new)
         learned.activity, _ = fit_forest(np.vstack([r.customer for r in usable]), np.concatenate([r.bought_any for r in usable]), p, small=True)
         if learned.ranker is None:
             learned.serve = {v: (s if s != RANKER else lead[v]["best_baseline"]) for v, s in serve.items()}
     return learned
+
+
+def _fit_rankers(rows: list[TrainingRows], p: dict, new: bool = True):
+    """``((forest, predict), (forest_new, predict_new))``: the ranker for the "all" view, on every
+    candidate, and the one for the "new" view, on the candidates the customer never bought (the
+    "new" list never shows the others, and what decides among new items differs from what
+    decides between a staple and a new item)."""
+    if not rows:
+        return (None, None), (None, None)
+    x = np.vstack([r.x for r in rows])
+    y = np.concatenate([r.y for r in rows])
+    group = np.concatenate([r.group for r in rows])
+    both = fit_forest(x, y, p, group=group)
+    if not new or not p["ranker_new_view"]:
+        return both, (None, None)
+    fresh = x[:, FEATURE_NAMES.index("occasions")] == 0
+    return both, fit_forest(x[fresh], y[fresh], p, group=group[fresh])
 
 
 def _v_users(log: InteractionLog, start: float, now: float, p: dict, rng: np.random.Generator) -> np.ndarray:
