@@ -137,7 +137,7 @@ def every(days: float) -> str:
     """A re-purchase rhythm in the owner's words: "every day", "every 5 days", "every 2 weeks"."""
     if days < 1.5:
         return "every day"
-    if days < 12.5:
+    if days < 6.5:
         return f"every {round(days)} days"
     if days < 60:
         weeks = round(days / 7)

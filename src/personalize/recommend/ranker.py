@@ -101,6 +101,23 @@ class Parts:
     def n_items(self) -> int:
         return len(self.buyers)
 
+    def borrowed(self, vec: np.ndarray) -> np.ndarray:
+        """``vec`` with each never-sold item given its look-alike's value times their similarity."""
+        out = np.asarray(vec, dtype=np.float64).copy()
+        cold = self.donor >= 0
+        out[cold] = out[self.donor[cold]] * self.donor_similarity[cold]
+        return out
+
+    @property
+    def twins(self) -> sp.csr_matrix:
+        """Row ``d``: the never-sold items whose look-alike is ``d`` (a visitor who touched ``d``
+        gets them as candidates)."""
+        if getattr(self, "_twins", None) is None:
+            cold = np.flatnonzero(self.donor >= 0)
+            n = self.n_items
+            self._twins = sp.csr_matrix((self.donor_similarity[cold], (self.donor[cold], cold)), shape=(n, n))
+        return self._twins
+
 
 def fit_parts(log: InteractionLog, items: ItemTable, now: float, p: dict, user_segments=None, *, content: sp.csr_matrix | None = None) -> Parts:
     """Learn every generator and item statistic from ``log`` rows before ``now`` (all rows when none is later)."""
@@ -449,6 +466,7 @@ class Scores:
     knn: _Sparse
     content: _Sparse
     personal: _Sparse
+    twins: _Sparse | None = None
 
 
 def batch_scores(parts: Parts, batch: Batch) -> Scores:
@@ -470,11 +488,13 @@ def batch_scores(parts: Parts, batch: Batch) -> Scores:
             _Sparse.votes(parts.knn, cols, ones, n),
             _Sparse.votes(parts.content, cols, context, n),
             personal,
+            _Sparse.votes(parts.twins, cols, context, n),
         )
     ctx = sp.csr_matrix((context, (rows, cols)), shape=(batch.size, n))
     binary = sp.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(batch.size, n))
     ease = _Sparse.of(binary @ parts.neighbours) if parts.item_model == "ease" else empty
-    return Scores(_Sparse.of(ctx @ parts.neighbours), ease, _Sparse.of(binary @ parts.knn), _Sparse.of(ctx @ parts.content), personal)
+    return Scores(_Sparse.of(ctx @ parts.neighbours), ease, _Sparse.of(binary @ parts.knn), _Sparse.of(ctx @ parts.content), personal,
+                  _Sparse.of(ctx @ parts.twins))
 
 
 # ----------------------------------------------------------------- candidates and features
@@ -491,7 +511,10 @@ def candidates(parts: Parts, batch: Batch, scores: Scores, p: dict, allowed: np.
     ]
     rows = np.arange(size, dtype=np.int64)
     k_pop = int(p["popular_candidates"])
-    for vec in (parts.popular, parts.popular_7 * parts.trend):
+    if scores.twins is not None:
+        parts_keys.append(scores.twins.top(int(p["content_candidates"])))
+    # best sellers and risers, a never-sold item counting as its look-alike
+    for vec in (parts.borrowed(parts.popular), parts.borrowed(parts.popular_7) * parts.trend):
         top = _top_items(vec, k_pop, allowed)
         parts_keys.append((rows[:, None] * n + top[None, :]).ravel())
     if parts.segment_popular is not None:

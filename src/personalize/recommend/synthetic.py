@@ -298,7 +298,9 @@ def electronics(n_items: int = 8_000, n_users: int = 20_000, days: float = 270.0
     s_user = np.repeat(np.arange(n_users), n_sessions)
     s_day = rng.uniform(0, days, len(s_user))
     cat_p = np.array([len(b) for b in by_cat], dtype=float) * rng.uniform(0.5, 1.5, len(names))
-    s_cat = _draw(rng, cat_p, len(s_user))
+    # each visitor cares about two categories; most sessions are on one of them
+    fav = np.stack([_draw(rng, cat_p, n_users), _draw(rng, cat_p, n_users)], axis=1)
+    s_cat = np.where(rng.random(len(s_user)) < 0.75, fav[s_user, rng.integers(0, 2, len(s_user))], _draw(rng, cat_p, len(s_user)))
     n_views = 1 + rng.poisson(4.0, len(s_user))
     vu, vd, vc = np.repeat(s_user, n_views), np.repeat(s_day, n_views), np.repeat(s_cat, n_views)
     vi = np.empty(len(vu), dtype=np.int64)
@@ -314,7 +316,10 @@ def electronics(n_items: int = 8_000, n_users: int = 20_000, days: float = 270.0
     first_of = np.concatenate(([0], np.cumsum(n_views)[:-1]))
     chosen = first_of + (rng.random(len(s_user)) * n_views).astype(np.int64)
     b = chosen[buy_session]
-    bu, bi, bts = vu[b], vi[b], vts[b] + 600.0
+    # half the buyers think it over and come back for one of the products they looked at
+    later = rng.random(len(b)) < 0.5
+    bu, bi = vu[b], vi[b]
+    bts = vts[b] + np.where(later, rng.uniform(1, 21, len(b)) * 86400.0, 600.0)
     # accessories with the main product, the same day or within two weeks
     cat_b = cat_of[bi]
     acc_user, acc_item, acc_ts = [], [], []
@@ -326,11 +331,11 @@ def electronics(n_items: int = 8_000, n_users: int = 20_000, days: float = 270.0
             acc = by_cat[a][_draw(rng, pop[by_cat[a]], int(m.sum()))]
             acc_user.append(bu[m])
             acc_item.append(acc)
-            acc_ts.append(bts[m] + np.where(rng.random(int(m.sum())) < 0.6, 300.0, rng.uniform(1, 14, int(m.sum())) * 86400.0))
+            acc_ts.append(bts[m] + np.where(rng.random(int(m.sum())) < 0.4, 300.0, rng.uniform(1, 30, int(m.sum())) * 86400.0))
     # consumables bought again now and then
     cons = names.index("Consumables")
-    rep_users = rng.choice(n_users, n_users // 10, replace=False)
-    n_rep = rng.integers(1, 5, len(rep_users))
+    rep_users = rng.choice(n_users, n_users // 40, replace=False)
+    n_rep = rng.integers(1, 4, len(rep_users))
     ru = np.repeat(rep_users, n_rep)
     ri = np.repeat(by_cat[cons][_draw(rng, pop[by_cat[cons]], len(rep_users))], n_rep)
     rts = start + rng.uniform(0, days, len(ru)) * 86400.0
@@ -395,10 +400,12 @@ def fashion(n_items: int = 15_000, n_users: int = 2_900, days: float = 30.0, see
                 weight = np.where(alive, pop[choices] * np.exp(-np.maximum(age, 0) / 20.0), 0.0)
                 item[sub] = choices[_draw(rng, weight, len(sub))]
     # basics (socks, t-shirts) bought again now and then
-    again = rng.random(len(bu)) < 0.08
+    order = np.lexsort((bd, bu))
+    bu, bd, item = bu[order], bd[order], item[order]
+    again = rng.random(len(bu)) < 0.05
     prev = np.concatenate(([0], item[:-1]))
-    same_user = np.concatenate(([False], bu[1:] == bu[:-1]))
-    item = np.where(again & same_user, prev, item)
+    earlier_visit = np.concatenate(([False], (bu[1:] == bu[:-1]) & (bd[1:] > bd[:-1])))
+    item = np.where(again & earlier_visit, prev, item)
     ts = start + bd * 86400.0 + 12 * 3600.0
     descriptions = [f"{cats[i].lower()} in {_COLOURS[colour[i]]} {_FABRICS[fabric[i]]}" for i in range(n_items)]
     countries = [_COUNTRIES[c] for c in rng.choice(len(_COUNTRIES), size=n_users, p=_country_p())]

@@ -79,6 +79,26 @@ def natural_window(log: InteractionLog) -> float:
     return float(np.clip(np.median(gaps), 7.0, 30.0))
 
 
+def training_starts(oldest: float, start_v: float, window: float, wanted: int) -> list[float]:
+    """The starts of the validation window and of the training windows before it.
+
+    Training windows end where the next begins, one window length apart, as long as each
+    has ``MIN_HISTORY_DAYS`` (at most half a window) of history before it. When fewer than
+    ``wanted`` fit (a short log and a short cadence, as a fashion month with a 7-day
+    window), they overlap: their starts are spread evenly over the time there is."""
+    need = min(MIN_HISTORY_DAYS, window / 2) * DAY
+    latest = start_v - window * DAY  # the last training window ends where V starts
+    if latest - oldest < need:
+        return [start_v]
+    room = latest - (oldest + need)
+    fit = int(room // (window * DAY)) + 1
+    if fit >= wanted:
+        return [start_v] + [latest - k * window * DAY for k in range(wanted)]
+    count = min(wanted, max(fit, int(room // DAY) + 1))
+    step = room / (count - 1) if count > 1 else 0.0
+    return [start_v] + [latest - k * step for k in range(count)]
+
+
 def segment_codes(parts: Parts, user_segments, n_users: int) -> np.ndarray | None:
     """Each user's segment as an index into ``parts.segment_names`` (-1: none or too small)."""
     if user_segments is None or not parts.segment_names:
@@ -149,8 +169,7 @@ def learn(log: InteractionLog, items: ItemTable, now: float, p: dict, user_segme
 
     # the parts before each window, and each window's training rows
     oldest = float(log.ts.min())
-    starts = [start_v - k * window * DAY for k in range(int(p["ranker_windows"]) + 1)]
-    starts = [s for i, s in enumerate(starts) if i == 0 or s - oldest >= max(MIN_HISTORY_DAYS, 0.0) * DAY]
+    starts = training_starts(oldest, start_v, window, int(p["ranker_windows"]))
     rows: list[TrainingRows] = []
     parts_v = None
     for i, s in enumerate(starts):
@@ -241,7 +260,7 @@ def learn(log: InteractionLog, items: ItemTable, now: float, p: dict, user_segme
         }
 
     # the served ranker: every window up to now, with the parts refitted on the whole log
-    if RANKER in serve.values():
+    if RANKER in serve.values() or p.get("serve") == RANKER:
         usable = [r for r in rows if r is not None]
         say(f"training the served ranker on {sum(len(r.y) for r in usable):,} candidates of {len(usable)} window(s)")
         (learned.ranker, _), (learned.ranker_new, _) = _fit_rankers(usable, p, new=serve["new"] == RANKER and own_new)
