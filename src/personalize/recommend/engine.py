@@ -93,6 +93,7 @@ DEFAULT_PARAMS: dict = {
     "cosine_neighbours": 100,  # kept per item from sparse cosine (large catalogues)
     "negative_neighbours": False,  # EASE: keep the strongest weights by magnitude, negative ones too
     "content_neighbours": 30,
+    "cold_start_similarity": 0.6,  # a never-sold item borrows from a sold one at least this similar (TF-IDF cosine)
     "item_half_life_days": 60.0,  # fade old co-purchases when learning neighbours (0 = no fading)
     "popular_half_life_days": 30.0,
     "max_history": 500,  # newest entries of a history used when serving (and when training the ranker)
@@ -119,7 +120,8 @@ DEFAULT_PARAMS: dict = {
     "ranker_library": "lightgbm",  # or "sklearn" (used anyway when LightGBM is not installed)
     "ranker_new_view": True,  # a second ranker for the "new" view, trained on never-bought candidates
     "ranker_objective": "binary",  # or "lambdarank" (LightGBM only; its scores are not probabilities)
-    "ranker_negatives": 5.0,  # negatives kept per positive when training (the rest are weighed in)
+    "ranker_negatives": 5.0,
+    "ranker_max_rows": 300_000,  # rows a ranker is fitted on, at most (sampled, weighted to stay calibrated)  # negatives kept per positive when training (the rest are weighed in)
     "serve": "auto",  # "auto": what the self-check chose; or force one strategy in both views (experiments)
 }
 

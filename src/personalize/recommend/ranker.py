@@ -138,9 +138,14 @@ def fit_parts(log: InteractionLog, items: ItemTable, now: float, p: dict, user_s
         neighbours = ease_neighbours(x, p["ease_lambda"], int(p["neighbours"]), signed=bool(p["negative_neighbours"]))
         model = "ease"
     else:
-        neighbours = cosine_neighbours(x, int(p["cosine_neighbours"]))
+        # one cosine table serves both: each item's nearest (votes) and, transposed, each
+        # target's nearest (the item-kNN baseline); the second pass costs as much as the first
+        neighbours = cosine_neighbours(binary, max(int(p["cosine_neighbours"]), int(p["knn_neighbours"])))
         model = "cosine"
-    knn = sp.csr_matrix(cosine_neighbours(binary, int(p["knn_neighbours"])).T) if n else sp.csr_matrix((0, 0), dtype=np.float32)
+    if model == "cosine":
+        knn = sp.csr_matrix(neighbours.T)
+    else:
+        knn = sp.csr_matrix(cosine_neighbours(binary, int(p["knn_neighbours"])).T) if n else sp.csr_matrix((0, 0), dtype=np.float32)
     knn.sort_indices()
     if content is None:
         content = content_neighbours(items, int(p["content_neighbours"])) if n else sp.csr_matrix((0, 0), dtype=np.float32)
@@ -160,14 +165,15 @@ def fit_parts(log: InteractionLog, items: ItemTable, now: float, p: dict, user_s
     if named.any():
         _, inv = np.unique(cats[named].astype(str), return_inverse=True)
         codes[named] = inv
-    # cold start: an item nobody has bought borrows from its most similar item that sells
+    # cold start: an item nobody has bought borrows from its most similar item that sells, if
+    # they are near-copies (a new colour or size, the new season's edition)
     donor = np.full(n, -1, dtype=np.int64)
     donor_sim = np.zeros(n)
     if content.nnz:
         cold = np.flatnonzero(buyers == 0)
         if len(cold):
             sub = content[cold].tocoo()
-            ok = buyers[sub.col] > 0
+            ok = (buyers[sub.col] > 0) & (sub.data >= float(p["cold_start_similarity"]))
             r, c, v = sub.row[ok], sub.col[ok], sub.data[ok]
             order = np.lexsort((-v, r))
             first = np.ones(len(order), dtype=bool)
@@ -701,11 +707,15 @@ def fit_forest(x: np.ndarray, y: np.ndarray, p: dict, *, small: bool = False, rn
     keep = None
     ratio = float(p["ranker_negatives"])
     n_pos, n_neg = int(y.sum()), int((~y).sum())
-    if not small and ratio > 0 and n_neg > ratio * n_pos:
-        keep_p = ratio * n_pos / n_neg
-        keep = y | (rng.random(len(y)) < keep_p)
+    most = int(p["ranker_max_rows"])
+    if not small and ratio > 0 and (n_neg > ratio * n_pos or n_pos + n_neg > most):
+        # at most ``most`` rows: positives too are sampled when there are very many
+        pos_p = min(1.0, most / (1.0 + ratio) / max(n_pos, 1))
+        neg_p = min(1.0, ratio * n_pos * pos_p / max(n_neg, 1))
+        u = rng.random(len(y))
+        keep = np.where(y, u < pos_p, u < neg_p)
         x, y = x[keep], y[keep]
-        weight = np.where(y, 1.0, 1.0 / keep_p)
+        weight = np.where(y, 1.0 / pos_p, 1.0 / neg_p)
         if group is not None:
             group = group[keep]
     trees = 40 if small else int(p["ranker_trees"])
