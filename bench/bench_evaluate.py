@@ -72,7 +72,7 @@ def print_summary() -> None:
             best = max(models[m][view]["recall@20"] for m in models if m != "personalize")
             served = result["served"]["serve"][view]
             lead = f"{(ours / best - 1) * 100:+.0f} %" if best > 0 else "–"
-            print(f"| {title.split(',')[0] if view == 'all' else ''} | {view} | **{ours:.3f}** ({served}) | {' | '.join(cells)} | {lead} |")
+            print(f"| {title.split(',')[0].split(':')[0] if view == 'all' else ''} | {view} | **{ours:.3f}** ({served}) | {' | '.join(cells)} | {lead} |")
 
 
 def main() -> None:
