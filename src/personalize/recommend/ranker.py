@@ -140,10 +140,11 @@ def fit_parts(log: InteractionLog, items: ItemTable, now: float, p: dict, user_s
     else:
         # one cosine table serves both: each item's nearest (votes) and, transposed, each
         # target's nearest (the item-kNN baseline); the second pass costs as much as the first
-        neighbours = cosine_neighbours(binary, max(int(p["cosine_neighbours"]), int(p["knn_neighbours"])))
+        wide = cosine_neighbours(binary, max(int(p["cosine_neighbours"]), int(p["knn_neighbours"])))
+        neighbours = _row_top(wide, int(p["cosine_neighbours"]))
         model = "cosine"
     if model == "cosine":
-        knn = sp.csr_matrix(neighbours.T)
+        knn = sp.csr_matrix(wide.T)
     else:
         knn = sp.csr_matrix(cosine_neighbours(binary, int(p["knn_neighbours"])).T) if n else sp.csr_matrix((0, 0), dtype=np.float32)
     knn.sort_indices()
@@ -201,6 +202,19 @@ def fit_parts(log: InteractionLog, items: ItemTable, now: float, p: dict, user_s
         price=price, first_seen=first_seen, category=codes, donor=donor, donor_similarity=donor_sim,
         segment_names=seg_names, segment_popular=seg_pop,
     )
+
+
+def _row_top(m: sp.csr_matrix, k: int) -> sp.csr_matrix:
+    """Each row's ``k`` largest entries of a CSR matrix."""
+    m = sp.csr_matrix(m)
+    rows = np.repeat(np.arange(m.shape[0]), np.diff(m.indptr))
+    order = np.lexsort((-m.data, rows))
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = np.arange(len(order)) - m.indptr[rows[order]]
+    keep = rank < k
+    out = sp.csr_matrix((m.data[keep], (rows[keep], m.indices[keep])), shape=m.shape)
+    out.sort_indices()
+    return out
 
 
 def item_intervals(log: InteractionLog) -> np.ndarray:
