@@ -357,6 +357,7 @@ def train(site_ref: str | None):
                 f"{summary['n_users']:,} people, {summary['n_items']:,} products; "
                 f"fit {summary['fit_seconds']:.1f} s, total {time.perf_counter() - started:.1f} s."
             )
+            click.echo(f"  {summary['description']}")
 
 
 @cli.command()

@@ -88,7 +88,9 @@ def modify_recommendations(
 def model_trained(site_id: int, summary: dict[str, Any]) -> None:
     """Called after a new recommendation model has been trained and activated.
 
-    :param summary: counts and timings: ``n_items``, ``n_users``, ``n_interactions``, ``fit_seconds``, ``path``.
+    :param summary: counts and timings: ``n_items``, ``n_users``, ``n_interactions``, ``fit_seconds``, ``path``;
+        the self-check: ``served`` (what the "all" and "new" views serve), ``check`` (its figures)
+        and ``description`` (the same in words).
     """
 
 

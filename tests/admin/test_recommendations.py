@@ -91,3 +91,27 @@ def test_preview_warns_about_the_holdout(as_owner, trained):
     held = next(f"runner-{i}" for i in range(12) if in_holdout(s, f"runner-{i}"))
     page = post(as_owner, f"/admin/sites/{trained.id}/recommendations", {"profile": held}).get_data(as_text=True)
     assert "in the holdout group" in page and "strategy <strong>personal</strong>" in page
+
+
+def test_model_panel_says_what_is_served_and_how_each_strategy_did(as_owner, trained, tmp_path):
+    from personalize.models import ModelVersion
+    from personalize.recommend.engine import Recommender
+    from personalize.recommend.synthetic import generate
+
+    # the test shop is too small to check anything: the panel says so
+    page = as_owner.get(f"/admin/sites/{trained.id}/recommendations").get_data(as_text=True)
+    assert 'id="model"' in page and "Serves the fixed blend (not checked:" in page
+    # a shop with enough history: the self-check's table, the served strategy marked in each view
+    shop = generate(n_items=500, n_users=700, n_interactions=50_000, seed=4)
+    model = Recommender.fit(shop.log, shop.items)
+    path = tmp_path / "checked.model"
+    model.save(path)
+    db.session.add(ModelVersion(site_id=trained.id, path=str(path), n_items=500, n_users=700, n_interactions=len(shop.log), fit_seconds=3.0, active=True))
+    db.session.commit()
+    page = as_owner.get(f"/admin/sites/{trained.id}/recommendations").get_data(as_text=True)
+    assert f"Checked on the last {model.check['window_days']:g} days" in page
+    for name in ("best sellers", "buy again", "item-kNN"):
+        assert f"<td>{name}</td>" in page
+    assert page.count("· served") == 2
+    best_all = max(model.check["recall"]["all"].values())
+    assert f"{best_all * 100:.1f} % <strong>· served</strong>" in page

@@ -67,6 +67,7 @@ def test_sign_in_preview_recommendations_and_save_rules(admin_page, live_server,
 
     page.click("text=Test shop")
     page.click("nav.tabs >> text=Recommendations")
+    assert "Trained" in page.inner_text("#model") and "Serves the fixed blend" in page.inner_text("#model-check")
     page.fill("#pin", "tea-pot")
     page.fill("#bought_show", "run-shoe -> tea-cup")
     page.fill("#profile", "runner-0")

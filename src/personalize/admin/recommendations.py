@@ -16,7 +16,8 @@ from ..insights import in_holdout
 from ..models import Event, Site, utcnow
 from ..profiles import recent_interactions
 from ..recommend.data import KIND_NAMES
-from ..recommend.service import recommend_for
+from ..recommend.engine import STRATEGY_LABELS, read_summary
+from ..recommend.service import latest_version, recommend_for
 from . import bp
 from .access import can_edit, site_page
 from .formatting import sentence
@@ -163,6 +164,30 @@ def _preview(site: Site, slot: str, draft_settings: dict, who: str, product: str
             "list": result, "strategy": result.strategy}
 
 
+def model_panel(site_id: int) -> dict | None:
+    """The served model: when and on what it was trained, and its self-check (what each view
+    serves and how every strategy did on the shop's most recent window)."""
+    version = latest_version(site_id)
+    if version is None:
+        return None
+    panel = {"version": version, "summary": None, "rows": []}
+    try:
+        summary = read_summary(version.path)
+    except (OSError, ValueError, KeyError) as exc:
+        panel["error"] = f"The model file cannot be read ({exc}); train the model again."
+        return panel
+    panel["summary"] = summary
+    recall = (summary["check"] or {}).get("recall") or {}
+    names = list(dict.fromkeys([*recall.get("all", {}), *recall.get("new", {})]))
+    for name in names:
+        panel["rows"].append({
+            "name": STRATEGY_LABELS.get(name, name),
+            "all": recall.get("all", {}).get(name), "new": recall.get("new", {}).get(name),
+            "served_all": summary["serve"].get("all") == name, "served_new": summary["serve"].get("new") == name,
+        })
+    return panel
+
+
 @bp.route("/sites/<int:site_id>/recommendations", methods=["GET", "POST"])
 @site_page()
 def recommendations(s: Site):
@@ -198,6 +223,6 @@ def recommendations(s: Site):
     effective = merge_rules((s.settings or {}).get("rules") or {}, slot) if slot else None
     return render_template(
         "admin/recommendations.html", site=s, slot=slot, slots=known_slots(s), values=values, strategies=STRATEGIES,
-        preview=preview, error=error, effective=effective,
+        preview=preview, error=error, effective=effective, model=model_panel(s.id),
         profile=request.form.get("profile", ""), product=request.form.get("product", ""),
     ), (400 if error else 200)

@@ -27,6 +27,7 @@ class ItemTable:
     categories: list[str]
     descriptions: list[str]
     in_stock: np.ndarray  # bool, shape (n_items,)
+    prices: np.ndarray | None = None  # float, shape (n_items,); NaN or absent: unknown
 
     def __len__(self) -> int:
         return len(self.ids)

@@ -1,11 +1,22 @@
 """The serving engine: one visitor's live history in, a ranked and explained list out.
 
-A fitted :class:`Recommender` holds only small arrays: a bounded neighbour table
-per item (collaborative and content), popularity vectors, the catalogue, and
-the blend weights. ``recommend`` never retrains: the visitor's history is passed
-in on every call, so their newest click counts at once.
+A fitted :class:`Recommender` holds only arrays: bounded neighbour tables per item
+(EASE or cosine, item-kNN, content), popularity vectors, per-item statistics, the
+catalogue, the learned ranker's trees, and which strategy each view serves.
+``recommend`` never retrains: the visitor's history is passed in on every call, so
+their newest click counts at once.
 
-The score of item ``j`` for a visitor is a blend of
+What a visitor gets is decided at fit time by the self-check of
+:mod:`personalize.recommend.training`, per view ("all": the home list, repeat
+purchases welcome; "new": only things the visitor has not bought):
+
+* ``ranker``: candidates from every generator, ranked by the gradient-boosted
+  propensity model of :mod:`personalize.recommend.ranker`;
+* a simple baseline (``popularity``, ``buy-again``, ``item-knn``, ``ease``) when it
+  beat the ranker on the shop's own most recent window;
+* ``blend``: when the shop has too little history to check anything, a fixed blend.
+
+The blend's score of item ``j`` for a visitor is
 
 * ``personal``: the visitor's own recency- and kind-weighted interactions with ``j``
   (view < cart < purchase; repeat buyers see their staples again; items only looked at
@@ -34,20 +45,21 @@ import numpy as np
 import scipy.sparse as sp
 
 from .data import CART, PURCHASE, VIEW, HistoryArrays, HistoryEntry, InteractionLog, ItemTable
-from .models import (
-    DAY,
-    content_neighbours,
-    cosine_neighbours,
-    decay,
-    ease_neighbours,
-    kind_weights,
-    popularity,
-    repeat_rate,
-    trend,
-    user_item_matrix,
+from .gbm import Forest
+from .models import DAY, content_neighbours, decay
+from .ranker import (
+    FEATURES,
+    NONE,
+    Parts,
+    batch_scores,
+    candidates,
+    features,
+    fit_parts,
+    history_batch,
 )
+from .training import BLEND, RANKER, VIEWS, Learned, learn, strategy_scores
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 DEFAULT_PARAMS: dict = {
     # how much one interaction of each kind says about a visitor's taste
@@ -81,21 +93,59 @@ DEFAULT_PARAMS: dict = {
     "cosine_neighbours": 100,  # kept per item from sparse cosine (large catalogues)
     "negative_neighbours": False,  # EASE: keep the strongest weights by magnitude, negative ones too
     "content_neighbours": 30,
+    "cold_start_similarity": 0.6,  # a never-sold item borrows from a sold one at least this similar (TF-IDF cosine)
     "item_half_life_days": 60.0,  # fade old co-purchases when learning neighbours (0 = no fading)
     "popular_half_life_days": 30.0,
-    "max_history": 500,  # newest entries of a history used when serving
-    # blend tuning on a validation window just before ``now`` (see tuning.py)
-    "tune": True,
-    "validation_days": 30.0,
-    "min_segment_users": 20,
-    # filled in by tuning: validation Recall@20 of the chosen blend, for the record
-    "tuned_recall_all": None,
-    "tuned_recall_new": None,
+    "max_history": 500,  # newest entries of a history used when serving (and when training the ranker)
+    "knn_neighbours": 200,  # item-kNN: each target item's nearest, as the baseline of the same name
     "max_segments": 50,
+    "min_segment_users": 20,
+    # the learned ranker and its self-check (see training.py)
+    "tune": True,  # False: no ranker, no check; the fixed blend is served
+    "validation_days": None,  # the self-check's window; None: the shop's cadence (7 to 30 days)
+    "ranker_windows": 4,  # training windows before the validation window
+    "train_customers": 3000,  # customers sampled per training window
+    "check_customers": 2000,  # customers sampled for the self-check
+    "activity_customers": 5000,  # customers sampled per window for the "buys anything" model
+    "history_candidates": 100,  # candidates per visitor from each generator
+    "item_candidates": 100,
+    "knn_candidates": 50,
+    "content_candidates": 30,
+    "popular_candidates": 30,
+    "ranker_trees": 150,
+    "ranker_depth": 6,
+    "ranker_learning_rate": 0.1,
+    "ranker_min_leaf": 50,
+    "ranker_threads": 1,  # one core: on a shared 2-core machine a second thread mostly waits
+    "ranker_library": "lightgbm",  # or "sklearn" (used anyway when LightGBM is not installed)
+    "ranker_new_view": True,  # a second ranker for the "new" view, trained on never-bought candidates
+    "ranker_objective": "binary",  # or "lambdarank" (LightGBM only; its scores are not probabilities)
+    "ranker_negatives": 5.0,
+    "ranker_max_rows": 300_000,  # rows a ranker is fitted on, at most (sampled, weighted to stay calibrated)  # negatives kept per positive when training (the rest are weighed in)
+    "serve": "auto",  # "auto": what the self-check chose; or force one strategy in both views (experiments)
 }
 
 REASON_PERSONAL = {PURCHASE: "You bought this before", CART: "You added this to your cart", VIEW: "You viewed this recently"}
 REASON_BECAUSE = {PURCHASE: "Often bought with {}", CART: "Goes with {} in your cart", VIEW: "Because you viewed {}"}
+STRATEGY_LABELS = {
+    RANKER: "the learned ranker", BLEND: "the fixed blend", "popularity": "best sellers", "buy-again": "buy again",
+    "item-knn": "item-kNN", "ease": "EASE",
+}
+_FAMILY_NAMES = sorted({family for _, family in FEATURES})
+_FAMILY_MATRIX = np.array([[1.0 if fam == name else 0.0 for name in _FAMILY_NAMES] for _, fam in FEATURES])  # features x families
+
+
+def every(days: float) -> str:
+    """A re-purchase rhythm in the owner's words: "every day", "every 5 days", "every 2 weeks"."""
+    if days < 1.5:
+        return "every day"
+    if days < 6.5:
+        return f"every {round(days)} days"
+    if days < 60:
+        weeks = round(days / 7)
+        return "every week" if weeks == 1 else f"every {weeks} weeks"
+    months = round(days / 30)
+    return "every month" if months == 1 else f"every {months} months"
 
 
 @dataclass(frozen=True)
@@ -157,29 +207,30 @@ def _gather_rows(table: sp.csr_matrix, rows: np.ndarray, weights: np.ndarray) ->
 class Recommender:
     """A fitted, serializable recommendation model over one catalogue."""
 
-    def __init__(
-        self,
-        items: ItemTable,
-        params: dict,
-        neighbours: sp.csr_matrix,
-        content: sp.csr_matrix,
-        popular: np.ndarray,
-        segment_popular: dict[str, np.ndarray],
-        fitted_at: float,
-        item_model: str,
-        repeat_rate: np.ndarray | None = None,
-        trend: np.ndarray | None = None,
-    ):
+    def __init__(self, items: ItemTable, params: dict, parts: Parts, learned: Learned | None = None):
         self.items = items
         self.params = params
-        self.neighbours = neighbours
-        self.content = content
-        self.popular_scores = popular
-        self.segment_popular = segment_popular
-        self.fitted_at = fitted_at
-        self.item_model = item_model
-        self.repeat_rate = np.ones(len(items), dtype=np.float32) if repeat_rate is None else repeat_rate
-        self.trend = np.ones(len(items), dtype=np.float32) if trend is None else trend
+        self.parts = parts
+        learned = learned or Learned(parts)
+        self.ranker: Forest | None = learned.ranker
+        self.activity: Forest | None = learned.activity
+        self.ranker_new: Forest | None = learned.ranker_new
+        self.serve = dict(learned.serve)
+        self.check = dict(learned.check)
+        forced = params.get("serve", "auto")
+        if forced != "auto":
+            self.serve = {view: forced for view in VIEWS}
+        if any(v == RANKER for v in self.serve.values()) and self.ranker is None:
+            raise ValueError("the ranker is served but was not trained")
+        self.fitted_at = parts.now
+        self.item_model = parts.item_model
+        self.neighbours = parts.neighbours
+        self.content = parts.content
+        self.popular_scores = parts.popular
+        self.segment_popular = dict(zip(parts.segment_names, parts.segment_popular, strict=True)) if parts.segment_popular is not None else {}
+        self._segment_index = {name: i for i, name in enumerate(parts.segment_names)}
+        self.repeat_rate = parts.repeat_rate
+        self.trend = parts.trend
         # the personal part's per-item lift, combined once so serving stays cheap
         self._lift = self.repeat_rate.astype(np.float64) ** params["repeat_exponent"] * self.trend.astype(np.float64) ** params["trend_exponent"]
         self._group_lift = self.trend.astype(np.float64) ** params["group_trend_exponent"] if params["group_trend_exponent"] else None
@@ -198,73 +249,36 @@ class Recommender:
         params: dict | None = None,
         *,
         user_segments: Sequence[str] | None = None,
+        progress=None,
     ) -> Recommender:
-        """Learn from ``log`` (everything up to ``now``) for the catalogue ``items``.
+        """Learn from ``log`` (everything before ``now``) for the catalogue ``items``.
 
-        ``now`` defaults to the newest interaction. ``params`` overrides entries of
-        :data:`DEFAULT_PARAMS`; with ``tune`` on (the default) the blend weights and
-        the personal half life are chosen on the ``validation_days`` before ``now``
-        (see :mod:`personalize.recommend.tuning`) and the model is then refitted on
-        the whole log. ``user_segments[u]`` names user ``u``'s segment (e.g. a
-        country) for "popular with customers like you". Deterministic.
+        ``now`` defaults to just after the newest interaction. ``params`` overrides
+        entries of :data:`DEFAULT_PARAMS`. With ``tune`` on (the default) and enough
+        history, the ranker is trained on windows before ``now`` and the self-check
+        chooses what each view serves (see :mod:`personalize.recommend.training`);
+        the outcome is in :attr:`check`. ``user_segments[u]`` names user ``u``'s segment
+        (e.g. a country) for "popular with customers like you". Deterministic.
         """
         if log.n_items != len(items):
             raise ValueError(f"log has {log.n_items} items but the catalogue has {len(items)}")
         p = _params(params)
         if now is None:
-            now = float(log.ts.max()) if len(log) else time.time()
-        log = log.select(log.ts <= now) if len(log) and log.ts.max() > now else log
-        content = None
-        if p["tune"]:
-            from .tuning import tune_blend
-
-            # the content table depends on the catalogue only: build it once for both fits
-            content = content_neighbours(items, int(p["content_neighbours"])) if len(items) else None
-            p = tune_blend(log, items, now, p, content=content)
-        return cls._fit_parts(log, items, now, p, user_segments, content=content)
+            now = float(log.ts.max()) + 1.0 if len(log) else time.time()
+        log = log.select(log.ts < now) if len(log) and log.ts.max() >= now else log
+        content = content_neighbours(items, int(p["content_neighbours"])) if len(items) else None
+        learned = learn(log, items, now, p, user_segments, content=content, progress=progress)
+        return cls(items, p, learned.parts, learned)
 
     @classmethod
-    def _fit_parts(
-        cls,
-        log: InteractionLog,
-        items: ItemTable,
-        now: float,
-        p: dict,
-        user_segments: Sequence[str] | None,
-        *,
-        content: sp.csr_matrix | None = None,
-    ) -> Recommender:
-        weights = kind_weights(log, _kind_table(p)) * decay(now - log.ts, p["item_half_life_days"])
-        x = user_item_matrix(log, weights)
-        x.data = np.minimum(x.data, 1.0)
-        x.eliminate_zeros()
-        n = len(items)
-        if n == 0:
-            neighbours = sp.csr_matrix((0, 0), dtype=np.float32)
-            model = "none"
-        elif n <= p["ease_max_items"]:
-            neighbours = ease_neighbours(x, p["ease_lambda"], int(p["neighbours"]), signed=bool(p["negative_neighbours"]))
-            model = "ease"
-        else:
-            neighbours = cosine_neighbours(x, int(p["cosine_neighbours"]))
-            model = "cosine"
-        if p["content_weight"] <= 0 or not n:
-            content = sp.csr_matrix((n, n), dtype=np.float32)
-        elif content is None:
-            content = content_neighbours(items, int(p["content_neighbours"]))
-        pop = popularity(log, now, p["popular_half_life_days"])
-        segments: dict[str, np.ndarray] = {}
-        if user_segments is not None and len(log):
-            names = np.asarray(list(user_segments), dtype=object)
-            seg_of_row = names[log.user]
-            counts: dict[str, int] = {}
-            for name in names:
-                if name:
-                    counts[name] = counts.get(name, 0) + 1
-            ranked = sorted((c for c in counts.items() if c[1] >= p["min_segment_users"]), key=lambda c: (-c[1], c[0]))
-            for name, _ in ranked[: int(p["max_segments"])]:
-                segments[name] = popularity(log.select(seg_of_row == name), now, p["popular_half_life_days"])
-        return cls(items, p, neighbours, content, pop, segments, now, model, repeat_rate(log), trend(log, now))
+    def _fit_parts(cls, log: InteractionLog, items: ItemTable, now: float, p: dict, user_segments: Sequence[str] | None,
+                   *, content: sp.csr_matrix | None = None) -> Recommender:
+        """The parts alone, served as the fixed blend."""
+        return cls(items, p, fit_parts(log, items, now, p, user_segments, content=content))
+
+    def describe(self) -> str:
+        """What this model serves and why, in one or two sentences for the owner."""
+        return describe_check(self.check, self.serve)
 
     # ----------------------------------------------------------------- scoring
     def _history_arrays(self, history: HistoryArrays, now: float | None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -372,27 +386,101 @@ class Recommender:
         segment: str | None = None,
         *,
         rules: Rules | None = None,
+        view: str = "all",
     ) -> list[Scored]:
         """Return up to ``k`` items for a visitor with this ``history`` (item indexes, oldest first; as
         :class:`HistoryEntry` steps or, cheaper for a server, as :class:`HistoryArrays`), best first.
 
+        ``view`` "all" may show things the visitor bought before (their staples);
+        "new" never does, and ranks with whatever won that view in the self-check.
         Never returns out-of-stock items, items in ``exclude`` or in ``rules.exclude``.
-        With no usable history this is :meth:`popular`. ``now`` (unix seconds) only
-        sets the age of history entries and defaults to the newest of them. The
-        result depends only on the arguments and the fitted model.
+        With no usable history this is :meth:`popular`. ``now`` (unix seconds) sets
+        the age of history entries and defaults to the newest of them. The result
+        depends only on the arguments and the fitted model.
         """
+        if view not in VIEWS:
+            raise ValueError(f"unknown view {view!r}; choose from {', '.join(VIEWS)}")
         if not isinstance(history, HistoryArrays):
             history = HistoryArrays.of(history)
-        uniq, weight, context, strongest = self._history_arrays(history, now)
-        allowed = self._allowed(exclude, rules)
-        score, parts, pop_source, gathered = self._blend(uniq, weight, context, segment)
-        if rules is not None:
-            score = self._apply_rules(score, rules, uniq)
-        chosen = self._top(score, allowed, k)
-        out = self._explain(chosen, score, parts, pop_source, uniq, context, strongest, gathered)
+        strategy = self.serve.get(view, BLEND)
+        if strategy == BLEND:
+            uniq, weight, context, strongest = self._history_arrays(history, now)
+            if view == "new":
+                exclude = set(exclude) | set(uniq[strongest == PURCHASE].tolist())
+            allowed = self._allowed(exclude, rules)
+            score, parts, pop_source, gathered = self._blend(uniq, weight, context, segment)
+            if rules is not None:
+                score = self._apply_rules(score, rules, uniq)
+            chosen = self._top(score, allowed, k)
+            out = self._explain(chosen, score, parts, pop_source, uniq, context, strongest, gathered)
+        else:
+            batch = self._batch(history, now, segment)
+            if batch is None:
+                return self.popular(k, exclude, segment)
+            uniq = batch.items
+            if view == "new":
+                exclude = set(exclude) | set(uniq[batch.occasions > 0].tolist())
+            allowed = self._allowed(exclude, rules)
+            scores = batch_scores(self.parts, batch)
+            if strategy == RANKER:
+                keys = candidates(self.parts, batch, scores, self.params, allowed)
+                x = features(self.parts, batch, scores, keys)
+                forest = self._forest(view)
+                prob = forest.predict(x)
+                # best sellers fill the list when the candidates run out
+                score = self.parts.buyers / (self.parts.buyers.max(initial=0.0) + 1.0) * 1e-9
+                score[keys % len(self.items)] = prob + 1e-6
+            else:
+                x = keys = None
+                score = strategy_scores(strategy, self.parts, batch, scores)[0]
+            if rules is not None:
+                score = self._apply_rules(score, rules, uniq)
+            chosen = self._top(score, allowed, k)
+            out = self._explain_learned(strategy, chosen, score, batch, keys, x, segment, self._forest(view))
         if rules is not None:
             out = self._place_rules(out, rules, uniq, allowed, k)
         return out
+
+    def purchase_probabilities(self, history: Sequence[HistoryEntry] | HistoryArrays, items: Sequence[int],
+                               now: float | None = None, segment: str | None = None) -> np.ndarray:
+        """The calibrated chance that this visitor buys each of ``items`` in the next validation window
+        (``check["window_days"]`` days): P(buys anything) x P(buys the item | buys something).
+
+        Items the ranker would not consider for the visitor (not a candidate of any generator)
+        get 0. Raises ``ValueError`` when the model has no ranker (too little history to train one).
+        """
+        if self.ranker is None or self.activity is None:
+            raise ValueError("this model has no ranker: the shop had too little history to train one")
+        if not isinstance(history, HistoryArrays):
+            history = HistoryArrays.of(history)
+        wanted = np.asarray(list(items), dtype=np.int64)
+        batch = self._batch(history, now, segment)
+        if batch is None:
+            return np.zeros(len(wanted))
+        scores = batch_scores(self.parts, batch)
+        keys = candidates(self.parts, batch, scores, self.params)
+        prob = np.zeros(len(self.items))
+        prob[keys % len(self.items)] = self.ranker.predict(features(self.parts, batch, scores, keys))
+        any_ = float(self.activity.predict(batch.customer)[0])
+        ok = (wanted >= 0) & (wanted < len(self.items))
+        out = np.zeros(len(wanted))
+        out[ok] = prob[wanted[ok]] * any_
+        return out
+
+    def _batch(self, history: HistoryArrays, now: float | None, segment: str | None):
+        """The visitor's history as a batch of one for the ranker and the baselines (``None``: nothing usable)."""
+        items_, kinds, ts, qty = (np.asarray(a) for a in history)
+        n = len(self.items)
+        ok = (items_ >= 0) & (items_ < n) & (kinds >= VIEW) & (kinds <= PURCHASE)
+        if not ok.any():
+            return None
+        if now is None:
+            now = float(ts[ok].max())
+        seg = np.array([self._segment_index.get(segment, -1) if segment is not None else -1])
+        batch = history_batch(np.zeros(len(items_), dtype=np.int64), items_.astype(np.int64), kinds.astype(np.int64),
+                              ts.astype(np.float64), qty.astype(np.float64), 1, n, now, int(self.params["max_history"]),
+                              self.parts.price, seg)
+        return batch if len(batch.keys) else None
 
     def popular(self, k: int, exclude: Collection[int] = frozenset(), segment: str | None = None) -> list[Scored]:
         """Return the ``k`` best sellers in stock (of ``segment`` when it is known), best first."""
@@ -472,6 +560,72 @@ class Recommender:
             out.append(Scored(j, float(score[j]), reason, source))
         return out
 
+    def _forest(self, view: str) -> Forest | None:
+        return self.ranker_new if view == "new" and self.ranker_new is not None else self.ranker
+
+    def _explain_learned(self, strategy: str, chosen: np.ndarray, score: np.ndarray, batch, keys, x, segment: str | None,
+                         forest: Forest | None) -> list[Scored]:
+        """Reasons for a list from the ranker or a baseline: from the feature family that raised
+        each item's score most (ranker), or from what the baseline counts."""
+        n = len(self.items)
+        hist = batch.items
+        pos = {int(i): r for r, i in enumerate(hist.tolist())}
+        has_segment = segment is not None and segment in self._segment_index
+        chosen_l = chosen.tolist()
+        families: dict[int, list[str]] = {}
+        if strategy == RANKER and len(chosen):
+            cand = keys % n
+            at = np.searchsorted(cand, chosen)
+            at = np.minimum(at, max(len(cand) - 1, 0))
+            found = (cand[at] == chosen) if len(cand) else np.zeros(len(chosen), dtype=bool)
+            if found.any():
+                contrib = forest.contributions(x[at[found]])
+                by_family = contrib @ _FAMILY_MATRIX  # rows x families
+                order = np.argsort(-by_family, axis=1, kind="stable")
+                for r, j in enumerate(chosen[found].tolist()):
+                    families[j] = [_FAMILY_NAMES[o] for o in order[r] if by_family[r, o] > 0]
+        elif strategy == "buy-again":
+            families = dict.fromkeys(chosen_l, ["rhythm"])
+        elif strategy in ("item-knn", "ease"):
+            families = dict.fromkeys(chosen_l, ["item-item"])
+        causes: dict[str, dict[int, int]] = {}
+
+        def cause(name: str, j: int) -> int | None:
+            if name not in causes:
+                table = self.neighbours if name == "item-item" else self.content
+                causes[name] = self._causes(table, chosen, hist, batch.personal)
+            return causes[name].get(j)
+
+        out = []
+        for j in chosen_l:
+            reason, source = None, None
+            r = pos.get(j)
+            for fam in families.get(j, []) + ["personal", "popular"]:
+                if fam == "rhythm" and r is not None and batch.occasions[r] > 0:
+                    occ = batch.occasions[r]
+                    if occ >= 2:
+                        days = (batch.last_bought[r] - batch.first_bought[r]) / DAY / (occ - 1)
+                        reason = f"You buy this {every(max(days, 1.0))}"
+                    else:
+                        reason = REASON_PERSONAL[PURCHASE]
+                    source = "personal"
+                elif fam == "personal" and r is not None:
+                    reason, source = REASON_PERSONAL[int(batch.strongest[r])], "personal"
+                elif fam == "item-item" and (h := cause("item-item", j)) is not None:
+                    reason, source = REASON_BECAUSE[int(batch.strongest[pos[h]])].format(self._title(h)), "item-item"
+                elif fam == "content" and (h := cause("content", j)) is not None:
+                    reason, source = f"Similar to {self._title(h)}", "content"
+                elif fam == "segment" and has_segment:
+                    reason, source = "Popular with customers like you", "segment"
+                elif fam == "trend":
+                    reason, source = "Trending this week", "popular"
+                elif fam == "popular":
+                    reason, source = "Popular right now", "popular"
+                if reason:
+                    break
+            out.append(Scored(j, float(score[j]), reason, source))
+        return out
+
     @staticmethod
     def _causes(table: sp.csr_matrix, chosen: np.ndarray, uniq: np.ndarray, weight: np.ndarray,
                 gathered: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None) -> dict[int, int]:
@@ -522,8 +676,9 @@ class Recommender:
 
     # ----------------------------------------------------------------- persistence
     def save(self, path: str | os.PathLike) -> None:
-        """Write the model to ``path`` (one ``.npz`` file, no pickled code), replacing it atomically."""
+        """Write the model to ``path`` (one ``.npz`` file: arrays and JSON, no pickled code), replacing it atomically."""
         path = Path(path)
+        parts = self.parts
         meta = {
             "format": FORMAT_VERSION,
             "params": self.params,
@@ -535,22 +690,28 @@ class Recommender:
                 "categories": self.items.categories,
                 "descriptions": self.items.descriptions,
             },
-            "segments": list(self.segment_popular),
+            "segments": parts.segment_names,
+            "serve": self.serve,
+            "check": self.check,
+            "features": [name for name, _ in FEATURES],
         }
         n = len(self.items)
-        seg = np.stack(list(self.segment_popular.values())) if self.segment_popular else np.zeros((0, n), dtype=np.float32)
+        seg = parts.segment_popular if parts.segment_popular is not None else np.zeros((0, n), dtype=np.float32)
         arrays = {
             "meta": np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8),
             "in_stock": np.asarray(self.items.in_stock, dtype=bool),
-            "popular": self.popular_scores.astype(np.float32),
-            "repeat_rate": self.repeat_rate.astype(np.float32),
-            "trend": self.trend.astype(np.float32),
+            "prices": np.asarray(self.items.prices if self.items.prices is not None else np.full(n, np.nan), dtype=np.float64),
             "segment_popular": seg.astype(np.float32),
         }
-        for name, table in (("nb", self.neighbours), ("ct", self.content)):
+        for name in _PART_VECTORS:
+            arrays[name] = np.asarray(getattr(parts, name))
+        for name, table in (("nb", parts.neighbours), ("ct", parts.content), ("knn", parts.knn)):
             arrays[f"{name}_indptr"] = table.indptr.astype(np.int64)
             arrays[f"{name}_indices"] = table.indices.astype(np.int32)
             arrays[f"{name}_data"] = table.data.astype(np.float32)
+        for prefix, forest in (("ranker", self.ranker), ("ranker_new", self.ranker_new), ("activity", self.activity)):
+            if forest is not None:
+                arrays.update(forest.arrays(prefix))
         buf = io.BytesIO()
         np.savez(buf, **arrays)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -567,11 +728,16 @@ class Recommender:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> Recommender:
-        """Read a model written by :meth:`save`; it recommends exactly as the saved one did."""
+        """Read a model written by :meth:`save`; it recommends exactly as the saved one did.
+
+        A model of the previous format (no ranker) loads as the fixed blend it served."""
         with np.load(Path(path), allow_pickle=False) as z:
             meta = json.loads(bytes(z["meta"]).decode("utf-8"))
-            if meta.get("format") != FORMAT_VERSION:
-                raise ValueError(f"{path}: unsupported model format {meta.get('format')!r}")
+            fmt = meta.get("format")
+            if fmt not in (1, FORMAT_VERSION):
+                raise ValueError(f"{path}: unsupported model format {fmt!r}")
+            if fmt == FORMAT_VERSION and meta.get("features") != [name for name, _ in FEATURES]:
+                raise ValueError(f"{path}: the model was trained with other features; train it again")
             n = len(meta["items"]["ids"])
             items = ItemTable(
                 ids=meta["items"]["ids"],
@@ -579,14 +745,80 @@ class Recommender:
                 categories=meta["items"]["categories"],
                 descriptions=meta["items"]["descriptions"],
                 in_stock=z["in_stock"].copy(),
+                prices=z["prices"].copy() if "prices" in z else None,
             )
             tables = {
                 name: sp.csr_matrix((z[f"{name}_data"], z[f"{name}_indices"], z[f"{name}_indptr"]), shape=(n, n))
-                for name in ("nb", "ct")
+                for name in ("nb", "ct", "knn") if f"{name}_indptr" in z
             }
             seg = z["segment_popular"]
-            segments = {name: seg[i].copy() for i, name in enumerate(meta["segments"])}
-            return cls(items, _params(meta["params"]), tables["nb"], tables["ct"], z["popular"].copy(), segments, meta["fitted_at"], meta["item_model"], z["repeat_rate"].copy(), z["trend"].copy())
+            if fmt == 1:
+                params = {k: v for k, v in meta["params"].items() if k in DEFAULT_PARAMS}
+                vectors = {"popular": z["popular"].copy(), "repeat_rate": z["repeat_rate"].copy(), "trend": z["trend"].copy()}
+                parts = _parts_of_v1(n, meta, vectors, tables, seg)
+                return cls(items, _params(params), parts)
+            vectors = {name: z[name].copy() for name in _PART_VECTORS}
+            parts = Parts(
+                now=meta["fitted_at"], item_model=meta["item_model"], neighbours=tables["nb"], knn=tables["knn"],
+                content=tables["ct"], segment_names=list(meta["segments"]),
+                segment_popular=seg.copy() if len(meta["segments"]) else None, **vectors,
+            )
+            learned = Learned(parts, Forest.from_arrays(z, "ranker"), Forest.from_arrays(z, "ranker_new"), Forest.from_arrays(z, "activity"),
+                              meta["serve"], meta["check"])
+            return cls(items, _params(meta["params"]), parts, learned)
 
 
-__all__ = ["DAY", "DEFAULT_PARAMS", "Recommender", "Rules", "Scored"]
+def read_summary(path: str | os.PathLike) -> dict:
+    """What a saved model serves and its self-check, read without loading its arrays:
+    ``{"serve": {...}, "check": {...}, "description": str, "fitted_at": float}``."""
+    with np.load(Path(path), allow_pickle=False) as z:
+        meta = json.loads(bytes(z["meta"]).decode("utf-8"))
+    serve = meta.get("serve") or {view: BLEND for view in VIEWS}
+    check = meta.get("check") or {}
+    return {"serve": serve, "check": check, "description": describe_check(check, serve), "fitted_at": meta.get("fitted_at")}
+
+
+_PART_VECTORS = ("buyers", "popular", "popular_7", "trend", "repeat_rate", "interval", "price", "first_seen", "category", "donor", "donor_similarity")
+
+
+def _parts_of_v1(n: int, meta: dict, vectors: dict, tables: dict, seg: np.ndarray) -> Parts:
+    """The parts of a first-format model (a blend without ranker): what it did not store is empty."""
+    empty = sp.csr_matrix((n, n), dtype=np.float32)
+    return Parts(
+        now=meta["fitted_at"], item_model=meta["item_model"], neighbours=tables["nb"], knn=empty, content=tables["ct"],
+        buyers=vectors["popular"].astype(np.float64), popular=vectors["popular"], popular_7=vectors["popular"],
+        trend=vectors["trend"], repeat_rate=vectors["repeat_rate"], interval=np.full(n, NONE), price=np.full(n, NONE),
+        first_seen=np.full(n, np.inf), category=np.full(n, -1, dtype=np.int64), donor=np.full(n, -1, dtype=np.int64),
+        donor_similarity=np.zeros(n), segment_names=list(meta["segments"]),
+        segment_popular=seg.copy() if len(meta["segments"]) else None,
+    )
+
+
+def describe_check(check: dict, serve: dict) -> str:
+    """The self-check's outcome in the owner's words, e.g. "Serves the learned ranker in both views:
+    on the last 30 days it found 41.2 % of what 1,234 customers bought (best sellers: 9.1 %) ..."."""
+    if not check or "recall" not in check:
+        note = (check or {}).get("note") or "not checked"
+        return f"Serves the fixed blend ({note})."
+    rec = check["recall"]
+    days = check.get("window_days")
+    parts = []
+    for view, label in (("all", "all purchases"), ("new", "only new items")):
+        chosen = serve.get(view, BLEND)
+        best = check["lead"][view]["best_baseline"]
+        mine = rec[view].get(chosen)
+        base = rec[view][best]
+        if chosen == RANKER:
+            lead = (mine / base - 1.0) * 100 if base > 0 else 0.0
+            parts.append(
+                f"{label}: the learned ranker, {mine:.1%} of purchases found in the top 20 vs {base:.1%} for "
+                f"{STRATEGY_LABELS[best]} ({lead:+.0f} %)"
+            )
+        else:
+            ranker = rec[view].get(RANKER)
+            lost = f"; the ranker reached {ranker:.1%}" if ranker is not None else ""
+            parts.append(f"{label}: {STRATEGY_LABELS[chosen]}, {base:.1%} of purchases found in the top 20{lost}")
+    return f"Checked on the last {days:g} days ({check['customers']:,} customers) — " + "; ".join(parts) + "."
+
+
+__all__ = ["DAY", "DEFAULT_PARAMS", "Recommender", "Rules", "Scored", "describe_check", "every", "read_summary"]

@@ -192,7 +192,7 @@ def _engine_lists(model: Recommender, split: Split, k: int) -> tuple[list, list]
             for i, kd, t, q in zip(train.item[rows].tolist(), train.kind[rows].tolist(), train.ts[rows].tolist(), train.qty[rows].tolist(), strict=True)
         ]
         lists_all.append([s.item for s in model.recommend(hist, k, now=split.cutoff)])
-        lists_new.append([s.item for s in model.recommend(hist, k, now=split.cutoff, exclude=split.bought[c])])
+        lists_new.append([s.item for s in model.recommend(hist, k, now=split.cutoff, exclude=split.bought[c], view="new")])
     return lists_all, lists_new
 
 
@@ -233,7 +233,10 @@ def run_evaluation(
         started = time.perf_counter()
         if name == ENGINE:
             train = split.train if known is None else split.train.select(known[split.train.user])
-            model = Recommender.fit(train, items, now=split.cutoff, params=params)
+            # the self-check's window mirrors the test window
+            model = Recommender.fit(train, items, now=split.cutoff, params={"validation_days": float(days), **(params or {})})
+            result["served"] = {"serve": model.serve, "check": model.check, "summary": model.describe()}
+            say(model.describe())
             fit_seconds = time.perf_counter() - started
             say(f"ranking with {name}")
             lists_all, lists_new = _engine_lists(model, split, K_LIST)

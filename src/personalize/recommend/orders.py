@@ -34,7 +34,8 @@ def orders_to_arrays(orders: Iterable[OrderRecord]) -> OrderData:
 
     Items are indexed by first appearance; an item's title is the one its order
     lines use most often (ties: the first seen). A user's country is that of their
-    latest order. All items are marked in stock: orders say nothing about stock.
+    latest order; an item's price is the median unit price of its first 50 lines. All items are
+    marked in stock: orders say nothing about stock.
     """
     user_index: dict[str, int] = {}
     user_keys: list[str] = []
@@ -42,6 +43,7 @@ def orders_to_arrays(orders: Iterable[OrderRecord]) -> OrderData:
     item_index: dict[str, int] = {}
     item_ids: list[str] = []
     titles: list[Counter[str]] = []
+    prices: list[list[float]] = []
     user_col: list[int] = []
     item_col: list[int] = []
     ts_col: list[float] = []
@@ -62,6 +64,9 @@ def orders_to_arrays(orders: Iterable[OrderRecord]) -> OrderData:
                 i = item_index[line.product_id] = len(item_ids)
                 item_ids.append(line.product_id)
                 titles.append(Counter())
+                prices.append([])
+            if line.price and line.price > 0 and len(prices[i]) < 50:
+                prices[i].append(float(line.price))
             if line.title:
                 titles[i][line.title] += 1
             user_col.append(u)
@@ -85,6 +90,7 @@ def orders_to_arrays(orders: Iterable[OrderRecord]) -> OrderData:
         categories=[""] * len(item_ids),
         descriptions=[""] * len(item_ids),
         in_stock=np.ones(len(item_ids), dtype=bool),
+        prices=np.array([float(np.median(p)) if p else np.nan for p in prices], dtype=np.float64),
     )
     return OrderData(log=log, items=items, users=user_keys, countries=countries)
 

@@ -84,7 +84,10 @@ def model_dir() -> Path:
 def train_site(site_id: int, progress=None) -> dict[str, Any]:
     """Train a model on the site's data, write it, and make it the one served.
 
-    Running servers pick it up within ``MODEL_CHECK_SECONDS`` without a restart.
+    The fit runs the self-check (see :mod:`personalize.recommend.training`): the summary's
+    ``served`` says what each view serves, ``check`` the validation figures and
+    ``description`` the same in the owner's words. Running servers pick the model up
+    within ``MODEL_CHECK_SECONDS`` without a restart.
     """
     say = progress or (lambda stage: None)
     say("loading interactions")
@@ -94,8 +97,10 @@ def train_site(site_id: int, progress=None) -> dict[str, Any]:
     say(f"fitting on {len(log_):,} interactions, {log_.n_users:,} people, {len(items):,} products")
     clusters = cluster_names_of(site_id)  # "popular with customers like you": per cluster of personalize scores
     user_segments = [clusters.get(int(u)) if u.isdigit() else None for u in users] if clusters else None
-    model = Recommender.fit(log_, items, now=time.time(), user_segments=user_segments)
+    model = Recommender.fit(log_, items, now=time.time(), user_segments=user_segments, progress=say)
     fitted = time.perf_counter()
+    description = model.describe()
+    say(description)
     path = model_dir() / f"site{site_id}-{int(time.time())}-{secrets.token_hex(3)}.model"
     say(f"saving {path.name}")
     model.save(path)
@@ -109,7 +114,9 @@ def train_site(site_id: int, progress=None) -> dict[str, Any]:
     summary = {
         "version": version.id, "path": str(path), "n_items": len(items), "n_users": log_.n_users,
         "n_interactions": len(log_), "load_seconds": round(loaded - started, 3), "fit_seconds": round(fitted - loaded, 3),
+        "served": model.serve, "check": model.check, "description": description,
     }
+    log.info("site %s: model %s trained in %.1f s. %s", site_id, version.id, fitted - loaded, description)
     notify("model_trained", site_id=site_id, summary=summary)
     return summary
 

@@ -1,0 +1,175 @@
+"""The learned ranker: trees as arrays, the self-check and its fallback, reasons, cold start, probabilities."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import numpy as np
+import pytest
+
+from personalize.recommend.data import PURCHASE, VIEW, HistoryEntry, InteractionLog, ItemTable
+from personalize.recommend.engine import Recommender, every
+from personalize.recommend.evaluate import Split, _baseline_scores, run_evaluation
+from personalize.recommend.gbm import Forest, export, export_lightgbm
+from personalize.recommend.synthetic import fashion, generate, grocery
+
+DAY = 86400.0
+
+
+@pytest.fixture(scope="module")
+def shop():
+    return generate(n_items=600, n_users=800, n_interactions=60_000, seed=3)
+
+
+@pytest.fixture(scope="module")
+def model(shop):
+    return Recommender.fit(shop.log, shop.items, user_segments=shop.countries)
+
+
+def history_of(log: InteractionLog, user: int) -> list[HistoryEntry]:
+    rows = np.flatnonzero(log.user == user)
+    return [HistoryEntry(int(log.item[r]), int(log.kind[r]), float(log.ts[r]), float(log.qty[r])) for r in rows]
+
+
+def _training_data(n=4000, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.random((n, 6))
+    y = (x[:, 0] + 0.5 * x[:, 3] + 0.3 * rng.random(n) > 1.0)
+    return x, y
+
+
+def test_sklearn_trees_as_arrays_predict_exactly_what_sklearn_does(tmp_path):
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    x, y = _training_data()
+    model = HistGradientBoostingClassifier(max_iter=30, max_depth=4, random_state=0).fit(x, y)
+    forest = export(model)
+    assert np.allclose(forest.predict(x), model.predict_proba(x)[:, 1], atol=1e-12)
+    # the arrays survive an npz file without pickle
+    np.savez(tmp_path / "f.npz", **forest.arrays("r"))
+    with np.load(tmp_path / "f.npz", allow_pickle=False) as z:
+        again = Forest.from_arrays(z, "r")
+    assert np.array_equal(again.predict(x), forest.predict(x))
+
+
+def test_lightgbm_trees_as_arrays_predict_exactly_what_lightgbm_does():
+    lightgbm = pytest.importorskip("lightgbm")
+    x, y = _training_data()
+    booster = lightgbm.train({"objective": "binary", "verbose": -1, "max_depth": 4, "num_leaves": 15}, lightgbm.Dataset(x, y.astype(int)), 30)
+    forest = export_lightgbm(booster)
+    assert np.allclose(forest.predict(x), booster.predict(x), atol=1e-12)
+
+
+def test_contributions_add_up_to_the_score_and_name_the_feature_that_decides():
+    x, y = _training_data()
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    forest = export(HistGradientBoostingClassifier(max_iter=30, max_depth=4, random_state=0).fit(x, y))
+    contrib = forest.contributions(x[:50])
+    assert np.allclose(contrib.sum(axis=1) + forest.baseline + forest.mean[forest.roots].sum(), forest.raw(x[:50]))
+    # feature 0 decides the label most, features 1, 2, 4, 5 not at all
+    strength = np.abs(contrib).mean(axis=0)
+    assert strength.argmax() == 0
+    assert strength[[1, 2, 4, 5]].max() < 0.2 * strength[0]
+
+
+def test_the_self_check_serves_the_best_strategy_on_the_last_window(model):
+    check = model.check
+    assert check["window_days"] > 0 and check["customers"] >= 30
+    for view in ("all", "new"):
+        served = model.serve[view]
+        recall = check["recall"][view]
+        assert recall[served] == max(recall.values()), view
+        assert set(recall) >= {"popularity", "buy-again", "item-knn"}
+
+
+def test_a_ranker_that_loses_is_not_served_and_evaluation_scores_what_is_served():
+    # a ranker that sees only best sellers as candidates cannot beat "buy again" on a shop of
+    # staples: the self-check must serve buy-again in the "all" view, and the evaluation's
+    # "all" list must then be exactly the buy-again list
+    shop = generate(n_items=400, n_users=700, n_interactions=50_000, seed=8)
+    crippled = {"history_candidates": 0, "item_candidates": 0, "knn_candidates": 0, "content_candidates": 0}
+    cutoff = datetime.fromtimestamp(float(shop.log.ts.min()) + 300 * DAY)
+    result = run_evaluation(shop.log, shop.items, cutoff, 30, ["personalize", "buy-again"], params=crippled)
+    served = result["served"]["serve"]
+    assert served["all"] == "buy-again"
+    assert result["served"]["check"]["recall"]["all"]["ranker"] < result["served"]["check"]["recall"]["all"]["buy-again"]
+    ours, theirs = result["models"]["personalize"]["all"], result["models"]["buy-again"]["all"]
+    assert ours["recall@20"] == pytest.approx(theirs["recall@20"], abs=0.01)
+    # and the served list is the buy-again ranking, explained as such
+    split = Split(shop.log, cutoff.timestamp(), 30)
+    model = Recommender.fit(split.train, shop.items, now=split.cutoff, params={"validation_days": 30.0, **crippled})
+    user = int(split.users[0])
+    hist = history_of(split.train, user)
+    got = [s.item for s in model.recommend(hist, 10, now=split.cutoff)]
+    scores = _baseline_scores("buy-again", split, len(shop.items))(np.array([user]))[0]
+    bought = {h.item for h in hist if h.kind == PURCHASE}
+    assert set(got[: min(len(bought), 5)]) <= bought
+    assert scores[got[0]] == scores.max()
+
+
+def test_rhythm_reasons_for_staples():
+    shop = grocery(n_items=1500, n_users=600, days=90.0, seed=4)
+    model = Recommender.fit(shop.log, shop.items, params={"serve": "ranker"})
+    reasons = []
+    for user in range(40):
+        hist = history_of(shop.log, user)
+        reasons += [s.reason for s in model.recommend(hist, 10)]
+    rhythm = [r for r in reasons if r.startswith("You buy this every")]
+    assert len(rhythm) > 40, reasons[:20]
+    assert all(r.endswith(("days", "week", "weeks", "day", "month", "months")) for r in rhythm)
+    assert {every(1), every(5), every(7), every(14), every(45), every(90)} == {
+        "every day", "every 5 days", "every week", "every 2 weeks", "every 6 weeks", "every 3 months"}
+
+
+def test_a_new_product_like_a_best_seller_reaches_its_viewers_top_20():
+    shop = fashion(n_items=3000, n_users=900, seed=5)
+    log, items = shop.log, shop.items
+    buys = np.bincount(log.item, minlength=len(items))
+    star = int(np.argmax(buys))
+    # the new product: the best seller's near-copy, nobody has bought or seen it
+    n = len(items)
+    copy = ItemTable(
+        ids=[*items.ids, "NEW1"], titles=[*items.titles, items.titles[star] + " (new season)"],
+        categories=[*items.categories, items.categories[star]], descriptions=[*items.descriptions, items.descriptions[star]],
+        in_stock=np.ones(n + 1, dtype=bool), prices=np.append(items.prices, items.prices[star]),
+    )
+    log2 = InteractionLog(log.user, log.item, log.kind, log.ts, log.qty, log.n_users, n + 1)
+    model = Recommender.fit(log2, copy, params={"serve": "ranker"})
+    now = float(log.ts.max()) + DAY
+    viewers = np.unique(log.user[log.item == star])[:20]
+    ranks = []
+    for u in viewers:
+        hist = history_of(log2, int(u)) + [HistoryEntry(star, VIEW, now)]
+        got = [s.item for s in model.recommend(hist, 50, now=now, exclude={star})]
+        ranks.append(got.index(n) if n in got else 99)
+    assert np.median(ranks) < 20, ranks
+
+
+def test_purchase_probabilities_are_probabilities_and_follow_purchases(shop, model):
+    cutoff = float(shop.log.ts.min()) + 300 * DAY
+    split = Split(shop.log, cutoff, 30)
+    fitted = Recommender.fit(split.train, shop.items, now=cutoff)
+    got, bought_p, other_p = [], [], []
+    for c, user in enumerate(split.users[:60]):
+        hist = history_of(split.train, int(user))
+        p = fitted.purchase_probabilities(hist, range(len(shop.items)), now=cutoff)
+        got.append(p)
+        truth = np.zeros(len(shop.items), dtype=bool)
+        truth[list(split.truth[c])] = True
+        bought_p.append(p[truth].mean())
+        other_p.append(p[~truth].mean())
+    allp = np.concatenate(got)
+    assert allp.min() >= 0 and allp.max() <= 1
+    assert np.mean(bought_p) > 5 * np.mean(other_p)
+
+
+def test_saved_ranker_model_recommends_and_explains_exactly_as_fitted(tmp_path, shop, model):
+    path = tmp_path / "m.model"
+    model.save(path)
+    loaded = Recommender.load(path)
+    assert loaded.serve == model.serve and loaded.check == model.check
+    for user in (1, 2, 6):
+        hist = history_of(shop.log, user)
+        for view in ("all", "new"):
+            assert loaded.recommend(hist, 20, view=view, segment="Germany") == model.recommend(hist, 20, view=view, segment="Germany")
