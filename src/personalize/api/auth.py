@@ -66,4 +66,5 @@ def origin_allowed(site: Site, origin: str | None) -> bool:
 def check_origin(site: Site) -> None:
     origin = request.headers.get("Origin")
     if not origin_allowed(site, origin):
+        g.refused_site_id = site.id  # the refusal is recorded for this site (api/cors.py)
         raise ApiError(403, "origin_not_allowed", f"{origin} is not an allowed origin of this site; add it in the admin", "Origin")
