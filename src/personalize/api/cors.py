@@ -16,6 +16,8 @@ from __future__ import annotations
 
 from flask import Flask, current_app, g, request
 
+from .auth import SITE_OF_REQUEST
+
 PUBLIC_PATHS = ("/api/v1/events", "/api/v1/recommendations")
 
 
@@ -35,12 +37,12 @@ def init_app(app: Flask) -> None:
             response.headers["Access-Control-Allow-Headers"] = "Content-Type, X-Personalize-Key"
             response.headers["Access-Control-Max-Age"] = "86400"
         if error and response.status_code < 500:
-            _note_refusal(response, origin, site)
+            _note_refusal(response, origin)
         return response
 
 
-def _note_refusal(response, origin: str | None, site) -> None:
-    site_id = site.id if site is not None else g.get("refused_site_id")
+def _note_refusal(response, origin: str | None) -> None:
+    site_id = request.environ.get(SITE_OF_REQUEST)
     if site_id is None:  # an unknown key: no site to tell (the widget's console says it)
         return
     try:
