@@ -24,7 +24,7 @@ def _app():
 def _where(app) -> str:
     """Where this command looked for its data, in words: the instance folder (and how to choose another)."""
     url = str(app.config.get("DATABASE_URL") or "")
-    if url.startswith("sqlite"):
+    if url == f"sqlite:///{Path(app.instance_path) / 'personalize.db'}":  # the embedded default
         return (f"the instance folder {app.instance_path} (from the current folder; set PERSONALIZE_INSTANCE_PATH "
                 "to use another, e.g. PERSONALIZE_INSTANCE_PATH=/srv/shop/instance)")
     from sqlalchemy.engine import make_url
