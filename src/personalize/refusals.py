@@ -61,11 +61,23 @@ class Refusals:
         self._pending: dict[tuple[int, str, str], _Pending] = {}
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
+        self._closed = False
+
+    def close(self) -> None:
+        """Stop recording: drop what is pending and wait for the writer (an app being torn down)."""
+        with self._lock:
+            self._closed = True
+            self._pending.clear()
+            thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout=5)
 
     def note(self, site_id: int, origin: str | None, reason: str, message: str) -> None:
         key = (int(site_id), (origin or NO_ORIGIN)[:200], reason[:64])
         now = utcnow()
         with self._lock:
+            if self._closed:
+                return
             entry = self._pending.get(key)
             if entry is None:
                 if len(self._pending) >= PENDING_MAX:
