@@ -252,7 +252,7 @@
       if (h && !parseFloat(getComputedStyle(slot).minHeight)) slot.style.minHeight = h + 'px';
       var ac = new AbortController(), t = setTimeout(function () { ac.abort(); }, 2000);
       fetch(API + '/api/v1/recommendations?' + new URLSearchParams(q), { signal: ac.signal, credentials: 'omit' })
-        .then(function (r) { if (!r.ok) throw refused(r); return r.json(); }, refused)
+        .then(function (r) { if (!r.ok) throw refused(r); return r.json(); }, function (e) { refused(); throw e; })
         .then(function (data) {
           clearTimeout(t);
           if (gen.get(slot) === token) draw(slot, name, data);
