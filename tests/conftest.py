@@ -35,6 +35,9 @@ def app(tmp_path, migrated_database):
         url = f"sqlite:///{copy}"
     application = create_app(app_config(tmp_path, url, AUTO_MIGRATE=False))
     yield application
+    from personalize.refusals import refusals
+
+    refusals(application).close()  # refused widget requests are written a second later: not into the next test's tables
     with application.app_context():
         db.session.remove()
         if db.engine.dialect.name == "postgresql":

@@ -21,6 +21,41 @@ def _app():
         raise click.ClickException(f"configuration: {exc}") from None
 
 
+def _where(app) -> str:
+    """Where this command looked for its data, in words: the instance folder (and how to choose another)."""
+    url = str(app.config.get("DATABASE_URL") or "")
+    if url == f"sqlite:///{Path(app.instance_path) / 'personalize.db'}":  # the embedded default
+        return (f"the instance folder {app.instance_path} (from the current folder; set PERSONALIZE_INSTANCE_PATH "
+                "to use another, e.g. PERSONALIZE_INSTANCE_PATH=/srv/shop/instance)")
+    from sqlalchemy.engine import make_url
+
+    return f"the database {make_url(url).render_as_string(hide_password=True)} (PERSONALIZE_DATABASE_URL)"
+
+
+def _port_free(host: str, port: int) -> None:
+    """Stop at once, with what to do, when something listens on ``host:port`` already."""
+    import errno
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise click.ClickException(f"--host {host!r} is not an address this machine has ({exc.strerror})") from None
+    family, kind, proto, _name, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server will: a closed socket's TIME_WAIT is no obstacle
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise click.ClickException(
+                    f"port {port} on {host} is already in use (another personalize, or another program); stop it, "
+                    f"or choose another port with --port {port + 1}") from None
+            if exc.errno == errno.EACCES:
+                raise click.ClickException(f"no permission to listen on port {port}; choose a port above 1023 with --port") from None
+            raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+
+
 def _site_or_default(ref: str | None, create: bool = False):
     """The site named by ``ref``, or the only site, or (``create``) a new "My shop"."""
     from .sites import create_site, list_sites
@@ -35,7 +70,9 @@ def _site_or_default(ref: str | None, create: bool = False):
         return sites[0]
     if not sites:
         if not create:
-            raise click.ClickException("there is no site yet; create one with `personalize create-site NAME`")
+            from flask import current_app
+
+            raise click.ClickException(f"there is no site yet in {_where(current_app)}; create one with `personalize create-site NAME`")
         site, secret = create_site("My shop")
         click.echo(f"Created site 'My shop' (public key {site.public_key}, secret key {secret} — keep it safe)", err=True)
         return site
@@ -72,6 +109,7 @@ def serve(host: str, port: int, workers: int | None, threads: int | None):
     """Run the server under gunicorn with several worker processes."""
     from .serve import serve as run_server
 
+    _port_free(host, port)  # before anything slow: a busy port is said at once, not by gunicorn's retries
     app = _app()  # the configuration is checked and the schema migrated before any worker starts
     workers, threads = workers or app.config["WORKERS"], threads or app.config["THREADS"]
     from .db import maintenance_warnings
@@ -128,6 +166,8 @@ def demo(host: str, port: int, visitors: int, no_serve: bool):
     from .demo.setup import build_demo
     from .demo.views import bp as demo_bp
 
+    if not no_serve:
+        _port_free(host, port)
     app = _app()
     base = f"http://{host}:{port}"
     app.config.setdefault("PUBLIC_URL", base)
@@ -155,7 +195,7 @@ def demo(host: str, port: int, visitors: int, no_serve: bool):
     click.echo(f"  Demo shop:   {base}/")
     password = info["admin_password"] or "unknown: demo-admin.txt is gone; `personalize create-admin EMAIL` makes another owner"
     click.echo(f"  Admin:       {base}/admin   (email {info['admin_email']}, password {password})")
-    click.echo(f"  Dashboard:   {base}/admin/sites/{info['site_id']}/dashboard   (two weeks of simulated traffic, 20 % holdout)")
+    click.echo(f"  Dashboard:   {base}/admin/sites/{info['site_id']}/dashboard   (30 days of simulated traffic, 20 % holdout)")
     click.echo(f"  Public key:  {info['public_key']}")
     if info.get("secret_key"):
         click.echo(f"  Secret key:  {info['secret_key']}  (shown once)")
@@ -235,7 +275,8 @@ def sites_command():
     with app.app_context():
         rows = list_sites()
         if not rows:
-            click.echo("No sites yet; `personalize create-site NAME` makes one.")
+            click.echo(f"No sites in {_where(app)}.")
+            click.echo("Make one with `personalize create-site NAME`, or run this in the folder you ran it in before.")
         for s in rows:
             click.echo(f"{s.id}\t{s.name}\t{s.public_key}\t{' '.join(s.allowed_origins or []) or '(any origin)'}")
 
@@ -269,21 +310,37 @@ class Counter:
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--site", "site_ref", help="Site id, name or public key (default: the only site).")
 def import_products(file: Path, site_ref: str | None):
-    """Load or update products from a CSV (columns: id, title, url, image, price, currency, category, description, in_stock)."""
-    from .catalog import upsert_products
-    from .importers import ImportFileError, read_products_csv
+    """Load or update products from a CSV (columns: id, title, url, image, price, currency, category, description, in_stock).
+
+    Only the columns the file has are changed on products that exist: a file with the
+    columns id,url,image adds links and images and keeps every title and price. A new
+    product needs a title. Any other column is a product attribute.
+    """
+    from .catalog import products_by_ids, upsert_products
+    from .importers import ImportFileError, product_csv_columns, read_product_lines
 
     app = _app()
     with app.app_context():
         site = _site_or_default(site_ref, create=True)
         try:
-            records = list(read_products_csv(file))
+            columns = product_csv_columns(file)
+            lines = list(read_product_lines(file))
         except ImportFileError as exc:
             raise click.ClickException(f"{exc} — nothing was imported") from None
+        records = [r for _line, r in lines]
+        if "title" not in columns:
+            known = products_by_ids(site.id, [r.id for r in records])
+            new = [(line, r) for line, r in lines if r.id not in known]
+            if new:
+                line, first = new[0]
+                more = f" (and {len(new) - 1:,} more)" if len(new) > 1 else ""
+                raise click.ClickException(
+                    f"{file}, line {line}: product {first.id!r}{more} is not in the catalogue yet, and a new product needs a "
+                    "title; add a title column, or leave new products out — nothing was imported")
         result = None
         with _progress_bar("products", len(records)) as bar:
             for start in range(0, len(records), 1000):
-                r = upsert_products(site.id, records[start : start + 1000])
+                r = upsert_products(site.id, records[start : start + 1000], columns=columns)
                 result = r if result is None else _add(result, r)
                 bar.update(len(records[start : start + 1000]))
         if result is None:
@@ -293,7 +350,29 @@ def import_products(file: Path, site_ref: str | None):
         from .models import Product
 
         refresh_statistics(Product)
-        click.echo(f"{site.name}: {result.inserted} new, {result.updated} updated, {result.unchanged} unchanged products.")
+        kept = [c for c in ("title", "url", "image", "price", "currency", "category", "description", "in_stock") if c not in columns]
+        click.echo(f"{site.name}: {result.inserted} new, {result.updated} updated, {result.unchanged} unchanged products."
+                   + (f" Kept as they were (not in the file): {', '.join(kept)}." if kept and result.updated + result.unchanged else ""))
+        _after_import(site)
+
+
+def _after_import(site) -> None:
+    """What an import leaves to do: the site's currency, and products the widget cannot show well."""
+    from .catalog.currency import catalog_gaps, ensure_site_currency
+
+    code, why, new = ensure_site_currency(site)
+    if new:
+        click.echo(f"Currency: {code} ({why}); prices without their own currency are shown in it. Change it on the site's admin page.")
+    elif not code:
+        click.echo("Currency: unknown (neither the orders nor the products name one), so prices are shown without a currency sign; "
+                   "set it on the site's admin page.")
+    gaps = catalog_gaps(site.id)
+    if gaps["no_url"] or gaps["no_image"]:
+        click.echo(
+            f"{gaps['no_url']:,} of {gaps['products']:,} products have no link and {gaps['no_image']:,} no image: the widget leaves "
+            "a product without a link out. Add them with `personalize import-products products.csv` (the columns id,url,image "
+            "are enough; titles and prices stay as they are), or connect your Shopify shop (docs/connectors.md)."
+        )
 
 
 def _add(a, b):
@@ -307,28 +386,35 @@ def _add(a, b):
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--site", "site_ref", help="Site id, name or public key (default: the only site, or a new one).")
 def import_orders_command(file: Path, site_ref: str | None):
-    """Load an order history CSV (UCI Online Retail columns; .csv or .csv.gz) as customers, products and orders.
+    """Load an order history CSV (UCI Online Retail columns, optionally Currency; .csv or .csv.gz) as customers, products and orders.
 
-    Re-running it skips orders already imported. A file error stops at the line
-    it names; the orders before it stay imported.
+    Re-running it skips orders already imported (orders are kept by their id). A file
+    error stops at the line it names; the orders read before it are stored.
     """
     from .importers import ImportFileError, read_uci_orders
     from .profiles import import_orders
+    from .profiles.orders import OrderImportResult
 
     app = _app()
     with app.app_context():
         site = _site_or_default(site_ref, create=True)
         started = time.perf_counter()
+        result = OrderImportResult()
         try:
             with Counter("orders") as bar:
-                result = import_orders(site.id, read_uci_orders(file), progress=bar.update)
+                import_orders(site.id, read_uci_orders(file), progress=bar.update, result=result)
         except ImportFileError as exc:
-            raise click.ClickException(f"{exc} — orders before that line were imported; fix it and run again") from None
+            there = f" ({result.duplicates:,} more were there already)" if result.duplicates else ""
+            raise click.ClickException(
+                f"{exc}.\n{result.orders:,} new orders from the lines before it were stored{there}; the order that line belongs to and everything after it were not. "
+                "Fix the line and run the same command again: orders already stored are recognised by their order id and skipped."
+            ) from None
         took = time.perf_counter() - started
         click.echo(
             f"{site.name}: {result.orders:,} orders ({result.lines:,} lines) imported, {result.duplicates:,} already there; "
             f"{result.customers:,} customers, {result.new_products:,} new products; {took:.1f} s."
         )
+        _after_import(site)
 
 
 @cli.command()
@@ -348,7 +434,7 @@ def train(site_ref: str | None):
         else:
             sites = list_sites()
             if not sites:
-                raise click.ClickException("there is no site yet; import data first (`personalize import-orders FILE`)")
+                raise click.ClickException(f"there is no site yet in {_where(app)}; import data first (`personalize import-orders FILE`)")
         for site in sites:
             started = time.perf_counter()
             summary = train_site(site.id, progress=lambda stage, name=site.name: click.echo(f"  {name}: {stage}", err=True))

@@ -84,6 +84,7 @@ def _require_columns(path, reader: csv.DictReader, required) -> None:
 def read_uci_orders(path: str | Path) -> Iterator[OrderRecord]:
     """Yield one :class:`OrderRecord` per invoice of a UCI "Online Retail" style CSV.
 
+    An optional ``Currency`` column (ISO 4217, such as GBP) gives each order's currency.
     Lines of one invoice must be adjacent (as in the UCI file). Rows with a negative
     or zero quantity (returns, adjustments) are skipped, as are invoices starting
     with ``C`` (cancellations).
@@ -118,7 +119,11 @@ def read_uci_orders(path: str | Path) -> Iterator[OrderRecord]:
                 customer = (row["CustomerID"] or "").strip()
                 if customer.endswith(".0"):
                     customer = customer[:-2]
-                head = {"id": invoice, "when": when, "customer": customer, "country": (row["Country"] or "").strip()}
+                currency = (row.get("Currency") or "").strip().upper()
+                if currency and not (len(currency) == 3 and currency.isascii() and currency.isalpha()):
+                    raise ImportFileError(path, lineno, f"Currency must be a three-letter code such as GBP, got {currency[:20]!r}")
+                head = {"id": invoice, "when": when, "customer": customer, "country": (row["Country"] or "").strip(),
+                        "currency": currency}
             code = (row["StockCode"] or "").strip()
             if not code:
                 raise ImportFileError(path, lineno, "StockCode is empty")
@@ -131,7 +136,7 @@ def read_uci_orders(path: str | Path) -> Iterator[OrderRecord]:
 def _order(head: dict, lines: list[OrderLine]) -> OrderRecord:
     return OrderRecord(
         id=head["id"], occurred_at=head["when"], lines=tuple(lines),
-        customer_id=head["customer"], country=head["country"],
+        customer_id=head["customer"], country=head["country"], currency=head["currency"],
     )
 
 
@@ -150,22 +155,40 @@ def read_products_csv(path: str | Path) -> Iterator[ProductRecord]:
     Optional columns: url, image, price, currency, category, description, in_stock;
     any other column is kept as a product attribute.
     """
+    for _lineno, record in read_product_lines(path, need_title=True):
+        yield record
+
+
+def product_csv_columns(path: str | Path) -> list[str]:
+    """The column names of a product CSV's header."""
+    with open_text(path) as fh:
+        return [c for c in (csv.DictReader(fh).fieldnames or []) if c]
+
+
+def read_product_lines(path: str | Path, need_title: bool = False) -> Iterator[tuple[int, ProductRecord]]:
+    """``(line number, product)`` for each row of a product CSV with at least an ``id`` column.
+
+    Without a ``title`` column (``need_title`` false) the records' titles are empty: such a file
+    updates products that exist (``upsert_products(columns=…)``), e.g. only their links and images.
+    A ``title`` column, when there is one, must be filled in.
+    """
     with open_text(path) as fh:
         reader = csv.DictReader(fh)
-        _require_columns(path, reader, ("id", "title"))
+        _require_columns(path, reader, ("id", "title") if need_title else ("id",))
+        has_title = "title" in (reader.fieldnames or [])
         for lineno, row in _rows(path, reader):
             pid = (row.get("id") or "").strip()
             title = (row.get("title") or "").strip()
             if not pid:
                 raise ImportFileError(path, lineno, "id is empty")
-            if not title:
+            if has_title and not title:
                 raise ImportFileError(path, lineno, f"title is empty for product {pid!r}")
             price = _number(path, lineno, "price", row.get("price"))
             stock = _parse_bool(row.get("in_stock") or "")
             if stock is None:
                 raise ImportFileError(path, lineno, f"in_stock must be true/false, got {row.get('in_stock')!r}")
             extra = {k: v for k, v in row.items() if k and k not in PRODUCT_COLUMNS and v not in (None, "")}
-            yield _storable(path, lineno, ProductRecord(
+            yield lineno, _storable(path, lineno, ProductRecord(
                 id=pid, title=title, url=(row.get("url") or "").strip(), image=(row.get("image") or "").strip(),
                 price=price, currency=(row.get("currency") or "").strip(), category=(row.get("category") or "").strip(),
                 description=(row.get("description") or "").strip(), in_stock=stock, attributes=extra,

@@ -197,3 +197,22 @@ class AdminUser(db.Model):
     role: Mapped[str] = mapped_column(String(16), default="owner")
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     last_login_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+
+
+class RefusedRequest(db.Model):
+    """Widget requests of a site the API refused, counted per origin and reason (personalize.refusals).
+
+    A small record (at most ``refusals.KEEP`` rows per site), so the site's page can say why
+    a shop's pages get nothing: "12 requests from https://other.example refused: origin not allowed".
+    """
+
+    __tablename__ = "refused_requests"
+    __table_args__ = (UniqueConstraint("site_id", "origin", "reason", name="uq_refused_requests_site_origin_reason"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    site_id: Mapped[int] = mapped_column(ForeignKey("sites.id", ondelete="CASCADE"))
+    origin: Mapped[str] = mapped_column(String(200))
+    reason: Mapped[str] = mapped_column(String(64))
+    message: Mapped[str] = mapped_column(String(300), default="")
+    count: Mapped[int] = mapped_column(BigInteger, default=0)
+    first_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    last_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)

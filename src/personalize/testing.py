@@ -70,6 +70,9 @@ def throwaway_app(prefix: str = "pz-", **extra) -> Iterator:
             try:
                 yield app
             finally:
+                from .refusals import refusals
+
+                refusals(app).close()  # no late write into a database about to go
                 with app.app_context():
                     db.engine.dispose()
     finally:

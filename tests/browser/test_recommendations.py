@@ -124,7 +124,7 @@ def test_light_render_mode_renders_into_the_page_with_pz_classes(reco_site, shop
     shown = tab.rendered()[0]
     slot_el = tab.page.locator("[data-personalize-slot=home]")
     assert slot_el.evaluate("el => el.shadowRoot") is None
-    items = tab.page.locator("[data-personalize-slot=home] > .pz-list > a.pz-item[data-personalize-item]")
+    items = tab.page.locator("[data-personalize-slot=home] > ul.pz-list > li > a.pz-item[data-personalize-item]")
     assert items.count() == len(shown["items"]) == 4
     assert items.first.locator(".pz-title").text_content().startswith(("Running shoe", "Novel"))
     assert items.first.get_attribute("href").startswith(shop.url + "/product/")

@@ -265,7 +265,7 @@ def test_hostile_catalogue_renders_as_inert_text(hostile, shop, reco_app, open_p
     assert tab.page.locator("#own").text_content() == "shop script ran"
 
     # Only the elements the widget builds; no handler attribute; every link and image http(s).
-    assert set(dom["tags"]) <= {"div", "a", "img", "span", "h2"}, dom["tags"]
+    assert set(dom["tags"]) <= {"ul", "li", "a", "img", "span", "h2"}, dom["tags"]
     assert dom["handlers"] == []
     assert dom["hrefs"] and all(h.startswith(shop.url + "/") for h in dom["hrefs"]), dom["hrefs"]
     assert all(s.startswith(shop.url + "/") for s in dom["srcs"]), dom["srcs"]

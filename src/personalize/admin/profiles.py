@@ -6,12 +6,14 @@ from __future__ import annotations
 from flask import Response, flash, redirect, render_template, request, url_for
 
 from ..catalog import products_by_ids
+from ..catalog.currency import site_currency
 from ..insights import in_holdout
 from ..insights.computed import profile_scores, recent_events, recent_profiles
 from ..models import Site
 from ..profiles import attributes_of, erase_profile, export_profile
 from ..profiles.identity import VISITOR
 from ..profiles.merge import resolve_profile_id
+from ..profiles.orders import orders_of
 from ..profiles.privacy import identities_by_kind, timeline_summary
 from ..recommend.service import recommend_for
 from ..segments.store import segments_of_profile
@@ -48,11 +50,14 @@ def profile(s: Site, profile_id: int):
     visitor = visitors[-1] if visitors else None
     recs = recommend_for(s, visitor, "home", 8) if visitor else None
     events = recent_events(s.id, profile_id)
-    titles = {pid: p.title for pid, p in products_by_ids(s.id, [e["product_id"] for e in events if e["product_id"]]).items()}
+    orders = orders_of(s.id, profile_id)
+    shown = [e["product_id"] for e in events if e["product_id"]] + [line["product_id"] for o in orders for line in o["lines"]]
+    titles = {pid: p.title for pid, p in products_by_ids(s.id, shown).items()}
     return render_template(
         "admin/profile.html", site=s, profile_id=profile_id, identities=identities, attributes=attributes_of(profile_id),
         summary=timeline_summary(s.id, profile_id), events=events, titles=titles, scores=profile_scores(profile_id),
         segments=segments_of_profile(profile_id), recs=recs, visitor=visitor, held=in_holdout(s, visitor),
+        orders=orders, site_currency=site_currency(s),
     )
 
 

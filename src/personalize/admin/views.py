@@ -16,10 +16,19 @@ from flask import (
 )
 
 from ..catalog import count_products
+from ..catalog.currency import (
+    CurrencyError,
+    catalog_gaps,
+    currency_source,
+    infer_currency,
+    set_site_currency,
+    site_currency,
+)
 from ..db import db
 from ..insights.report import live_status
-from ..models import Site
+from ..models import Site, utcnow
 from ..recommend.service import latest_version
+from ..refusals import recent_refusals
 from ..sites import (
     SiteError,
     clean_site_name,
@@ -62,18 +71,26 @@ def site(s: Site):
         "admin/site.html", site=s, snippet=snippet(s, _base_url()), keys=secret_key_prefixes(s),
         products=count_products(s.id), model=latest_version(s.id), new_secret=take_secret(g.admin_session, "secret_key", s.id),
         live=live_status(s.id), signing=take_secret(g.admin_session, "signing_secret", s.id),
+        refused=recent_refusals(s.id), currency=site_currency(s), currency_source=currency_source(s),
+        suggested=None if site_currency(s) else infer_currency(s.id), gaps=catalog_gaps(s.id),
     )
 
 
 @bp.get("/sites/<int:site_id>/live")
 @site_page()
 def live(s: Site):
-    """The live check the site page polls: is the snippet sending events?"""
+    """The live check the site page polls: is the snippet sending events, and were requests refused (and why)?"""
     status = live_status(s.id)
     last = status["last_event_at"]
+    now = utcnow()
     return jsonify(
         last_event_at=last.isoformat() + "Z" if last else None, last_event_type=status["last_event_type"],
         events_last_hour=status["events_last_hour"], seconds_ago=status["seconds_ago"],
+        refused=[
+            {"origin": r["origin"], "reason": r["reason"], "meaning": r["meaning"], "message": r["message"], "count": r["count"],
+             "last_at": r["last_at"].isoformat() + "Z", "seconds_ago": int((now - r["last_at"]).total_seconds())}
+            for r in recent_refusals(s.id)
+        ],
     )
 
 
@@ -130,6 +147,20 @@ def origins(s: Site):
         db.session.rollback()
         flash(sentence(exc), "error")
     return redirect(url_for("admin.site", site_id=s.id))
+
+
+@bp.post("/sites/<int:site_id>/currency")
+@site_page(edit=True)
+def currency(s: Site):
+    """Set (or, empty, clear) the currency prices are shown in when a product has none of its own."""
+    try:
+        code = set_site_currency(s, request.form.get("currency", ""))
+        flash(f"Prices without a currency of their own are now shown in {code}." if code else
+              "Currency cleared: prices without a currency of their own are shown as plain numbers.", "ok")
+    except CurrencyError as exc:
+        db.session.rollback()
+        flash(sentence(exc), "error")
+    return redirect(url_for("admin.site", site_id=s.id) + "#currency")
 
 
 @bp.post("/sites/<int:site_id>/rotate")

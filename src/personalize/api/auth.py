@@ -9,6 +9,10 @@ from ..models import Site
 from ..sites import site_for_public_key, site_for_secret_key
 from .errors import ApiError
 
+#: the site a widget request spoke for, kept on the request itself (not ``g``, which a test's app context
+#: shares between requests): api/cors.py records that site's refusals
+SITE_OF_REQUEST = "personalize.site_id"
+
 
 def public_site(body_key: str | None = None) -> Site:
     """The site of the public key in ``?key=``, the body, or ``X-Personalize-Key``; 401 otherwise.
@@ -33,6 +37,7 @@ def public_site(body_key: str | None = None) -> Site:
         raise ApiError(401, "invalid_key", "unknown or revoked key", "key")
     check_origin(site)
     g.site = site
+    request.environ[SITE_OF_REQUEST] = site.id
     check_site(site.id, secret=False)  # the widget endpoints' budget, whichever key opened them
     return site
 
@@ -66,4 +71,5 @@ def origin_allowed(site: Site, origin: str | None) -> bool:
 def check_origin(site: Site) -> None:
     origin = request.headers.get("Origin")
     if not origin_allowed(site, origin):
+        request.environ[SITE_OF_REQUEST] = site.id  # the refusal is recorded for this site (api/cors.py)
         raise ApiError(403, "origin_not_allowed", f"{origin} is not an allowed origin of this site; add it in the admin", "Origin")

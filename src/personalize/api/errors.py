@@ -50,6 +50,10 @@ def init_app(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def _http(exc: HTTPException):
         if not _is_api():
+            from ..landing import is_front_door, landing_page
+
+            if exc.code == 404 and is_front_door():  # nothing claims "/": the server's front door
+                return landing_page()
             return exc
         code = (exc.name or "error").lower().replace(" ", "_")
         message = {

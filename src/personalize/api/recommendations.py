@@ -6,6 +6,7 @@ import re
 
 from flask import Response, current_app, request
 
+from ..catalog.currency import site_currency
 from ..recommend.service import recommend_for, release_read_connection, use_read_connection
 from ..validation import json_text
 from . import bp
@@ -43,5 +44,9 @@ def get_recommendations():
     slot = _param("slot", "home", 64)
     product = _param("product", None, 200, pattern=None)
     result = recommend_for(site, visitor, slot=slot, limit=int(limit_text), product=product)
-    body = json_text(result.as_json(), separators=(",", ":"))
+    answer = result.as_json()
+    # each item in its product's own currency, else the site's (catalog/currency.py); "" when neither is known
+    currency = site_currency(site)
+    answer["items"] = [item if item.get("currency") else {**item, "currency": currency} for item in answer["items"]]
+    body = json_text(answer, separators=(",", ":"))
     return Response(body, mimetype="application/json", headers={"Cache-Control": "private, no-store"})

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from ..limits import check_site
 from ..models import Site
 from ..recommend.service import DriverQuery
-from .auth import check_origin, public_site
+from .auth import SITE_OF_REQUEST, check_origin, public_site
 from .errors import ApiError
 
 
@@ -99,5 +99,6 @@ def widget_site(body_key: str | None = None) -> SiteView | Site:
     if origin and site.allowed_origins and origin not in site.allowed_origins:
         check_origin(site)  # the full check (the server's own address is allowed too) only when the list says no
     g.site = site
+    request.environ[SITE_OF_REQUEST] = site.id
     check_site(site.id, secret=False)
     return site

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import bindparam, event, select, update
@@ -27,26 +27,31 @@ class UpsertResult:
         return self.inserted + self.updated + self.unchanged
 
 
-def upsert_products(site_id: int, products: Iterable[ProductRecord], commit: bool = True) -> UpsertResult:
+def upsert_products(site_id: int, products: Iterable[ProductRecord], commit: bool = True,
+                    columns: Collection[str] | None = None) -> UpsertResult:
     """Insert new products and update changed ones, keyed by the shop's product id.
 
-    The last record wins when the same id appears twice in ``products``.
+    The last record wins when the same id appears twice in ``products``. With ``columns``
+    (the names a file has: product fields such as ``url`` and attribute names), an existing
+    product changes only in those: the other fields and attributes stay as they are, so a
+    file of ``id,url,image`` adds links and images and keeps titles. New products take every
+    field of their record.
     """
     result = UpsertResult()
     batch: dict[str, ProductRecord] = {}
     for record in products:
         batch[record.id] = record
         if len(batch) >= CHUNK:
-            _upsert_chunk(site_id, batch, result)
+            _upsert_chunk(site_id, batch, result, columns)
             batch = {}
     if batch:
-        _upsert_chunk(site_id, batch, result)
+        _upsert_chunk(site_id, batch, result, columns)
     if commit:
         db.session.commit()
     return result
 
 
-def _upsert_chunk(site_id: int, batch: dict[str, ProductRecord], result: UpsertResult) -> None:
+def _upsert_chunk(site_id: int, batch: dict[str, ProductRecord], result: UpsertResult, columns: Collection[str] | None = None) -> None:
     existing = {
         p.external_id: p
         for p in db.session.scalars(
@@ -58,6 +63,8 @@ def _upsert_chunk(site_id: int, batch: dict[str, ProductRecord], result: UpsertR
         values = {f: getattr(rec, f) for f in _FIELDS}
         values["attributes"] = dict(rec.attributes)
         row = existing.get(pid)
+        if row is not None and columns is not None:
+            values = _only(values, columns, row)
         if row is None:
             db.session.add(Product(site_id=site_id, external_id=pid, updated_at=now, **values))
             result.inserted += 1
@@ -69,6 +76,21 @@ def _upsert_chunk(site_id: int, batch: dict[str, ProductRecord], result: UpsertR
         else:
             result.unchanged += 1
     db.session.flush()
+
+
+def _only(values: dict, columns: Collection[str], row: Product) -> dict:
+    """``values`` reduced to the fields in ``columns``; attributes merged, by name, into the row's."""
+    out = {f: v for f, v in values.items() if f in columns and f != "attributes"}
+    named = [c for c in columns if c not in _FIELDS and c != "id"]
+    if named:
+        merged = dict(row.attributes or {})
+        for name in named:
+            if name in values["attributes"]:
+                merged[name] = values["attributes"][name]
+            else:
+                merged.pop(name, None)  # an empty cell in an attribute's column removes it
+        out["attributes"] = merged
+    return out
 
 
 @event.listens_for(Session, "before_flush")

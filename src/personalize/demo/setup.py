@@ -90,7 +90,7 @@ def build_demo(
     """Create (or refresh) the demo site in ``app``'s database and train its model.
 
     ``progress(stage, done, total)`` is called as the work goes on; stages are
-    ``site``, ``products``, ``events``, ``train``, ``traffic`` and ``admin``. ``origin`` (the
+    ``site``, ``products``, ``events``, ``train``, ``traffic``, ``customers`` and ``admin``. ``origin`` (the
     address the demo is served on) and ``origins`` join the site's allowed origins.
     Sets ``DEMO_SITE_ID``, ``DEMO_PUBLIC_KEY`` and ``DEMO_BEST_SELLERS`` in ``app.config``.
     """
@@ -162,6 +162,12 @@ def build_demo(
         say("traffic", 1, 1)
         timings["traffic"] = time.perf_counter() - mark
 
+        mark = time.perf_counter()
+        say("customers", 0, 1)
+        customers = demo_customers(site_id, events, built_with)
+        say("customers", 1, 1)
+        timings["customers"] = time.perf_counter() - mark
+
         say("admin", 0, 1)
         password = ensure_demo_admin(app.instance_path)
         say("admin", 1, 1)
@@ -182,17 +188,42 @@ def build_demo(
         "events": len(events),
         "events_stored": stored,
         "traffic": traffic,
+        "customers": customers,
         "products": len(products),
         "seconds": {k: round(v, 2) for k, v in timings.items()},
     }
 
 
-# Test and learn: two weeks of shoppers in front of the real recommendation lists, with a
+def demo_customers(site_id: int, events: list[dict], built_with: dict) -> dict:
+    """Named customers with emails, the site's currency, segments and computed scores (see demo/people.py)."""
+    from personalize.catalog.currency import ensure_site_currency
+    from personalize.db import db
+    from personalize.demo.people import create_demo_segments, customer_logins, score_demo
+    from personalize.profiles import ingest_events
+    from personalize.sites import get_site
+
+    site = get_site(site_id)
+    logins = customer_logins(events)
+    for start in range(0, len(logins), BATCH):
+        ingest_events(site, logins[start : start + BATCH])
+    currency, _why, _new = ensure_site_currency(get_site(site_id))
+    segments = create_demo_segments(site_id)
+    site = get_site(site_id)
+    scored = None
+    if (site.settings or {}).get("demo_scores") != built_with or segments:
+        scored = score_demo(site_id)["customers"]
+        site = get_site(site_id)
+        site.settings = {**(site.settings or {}), "demo_scores": built_with}
+        db.session.commit()
+    return {"named": len(logins), "currency": currency, "segments_created": segments, "scored": scored}
+
+
+# Test and learn: a month of shoppers in front of the real recommendation lists, with a
 # holdout, so the admin dashboard has impressions, clicks, attributed orders and a lift.
 DEMO_HOLDOUT = 0.2
 TRAFFIC_SHARE = 3  # one in this many demo visitors comes back during the simulated fortnight
 TRAFFIC_VISITORS = 900
-TRAFFIC_DAYS = 14
+TRAFFIC_DAYS = 30  # the dashboard's longest view is 30 days: a month of traffic fills it
 
 
 def simulate_demo_traffic(site_id: int, products, n_visitors: int, seed: int) -> dict | None:

@@ -24,16 +24,30 @@ class OrderImportResult:
     new_products: int = 0
 
 
-def import_orders(site_id: int, orders: Iterable[OrderRecord], progress: Callable[[int], None] | None = None) -> OrderImportResult:
+def import_orders(site_id: int, orders: Iterable[OrderRecord], progress: Callable[[int], None] | None = None,
+                  result: OrderImportResult | None = None) -> OrderImportResult:
     """Store orders idempotently (by order id); unknown products are created from the order lines.
 
     Customers are matched or created by ``customer_id`` (guests stay without a
-    profile). Commits every chunk, so a long import keeps what it has done.
+    profile). Commits every chunk, so a long import keeps what it has done. When reading
+    ``orders`` fails (a bad line in a file), every order read before it is stored first and
+    the error is raised again; pass ``result`` to learn how far it got. Running the same
+    import again stores only the orders that are not there yet.
     """
-    result = OrderImportResult()
+    result = result if result is not None else OrderImportResult()
     customers: set[str] = set()
     chunk: list[OrderRecord] = []
-    for order in orders:
+    source = iter(orders)
+    while True:
+        try:
+            order = next(source)
+        except StopIteration:
+            break
+        except Exception:
+            if chunk:  # the orders read before the error are complete: keep them
+                _import_chunk(site_id, chunk, result, customers)
+            result.customers = len(customers)
+            raise
         chunk.append(order)
         if len(chunk) >= CHUNK:
             _import_chunk(site_id, chunk, result, customers)
@@ -95,3 +109,28 @@ def _import_chunk(site_id: int, chunk: list[OrderRecord], result: OrderImportRes
     except Exception:
         db.session.rollback()
         raise
+
+
+def orders_of(site_id: int, profile_id: int, limit: int = 20) -> list[dict]:
+    """The profile's newest orders (at most ``limit``), each with its lines: what they bought, when, for how much."""
+    from sqlalchemy import select
+
+    orders = db.session.execute(
+        select(Order.id, Order.external_id, Order.occurred_at, Order.total, Order.currency, Order.source, Order.rec_id)
+        .where(Order.site_id == site_id, Order.profile_id == profile_id)
+        .order_by(Order.occurred_at.desc(), Order.id.desc()).limit(limit)
+    ).all()
+    lines: dict[int, list[dict]] = {}
+    if orders:
+        rows = db.session.execute(
+            select(Interaction.order_id, Interaction.product_id, Interaction.quantity, Interaction.price)
+            .where(Interaction.site_id == site_id, Interaction.order_id.in_([o.id for o in orders]))
+            .order_by(Interaction.id)
+        )
+        for order_id, product_id, quantity, price in rows:
+            lines.setdefault(order_id, []).append({"product_id": product_id, "quantity": quantity, "price": price})
+    return [
+        {"id": o.external_id, "at": o.occurred_at, "total": o.total, "currency": o.currency, "source": o.source,
+         "rec_id": o.rec_id, "lines": lines.get(o.id, [])}
+        for o in orders
+    ]

@@ -53,10 +53,33 @@
               data.events_last_hour + ' in the last hour.';
             state.className = 'live-state ' + (data.seconds_ago < 3600 ? 'ok' : 'waiting');
           }
+          showRefused(data.refused || []);
         })
         .catch(function () {});
     };
     setInterval(poll, 2500);
+  }
+
+  // Refused requests: "12 requests from https://other.example refused: origin not allowed (last 5 s ago)".
+  function showRefused(rows) {
+    var box = document.getElementById('refused'), list = document.getElementById('refused-list');
+    if (!box || !list) return;
+    list.textContent = '';
+    rows.forEach(function (r) {
+      var li = document.createElement('li'), strong = document.createElement('strong'), code = document.createElement('code');
+      var when = document.createElement('span');
+      strong.textContent = r.count + (r.count === 1 ? ' request' : ' requests');
+      code.textContent = r.origin;
+      when.className = 'muted';
+      when.textContent = ' (last ' + age(r.seconds_ago) + ')';
+      li.appendChild(strong);
+      li.appendChild(document.createTextNode(' from '));
+      li.appendChild(code);
+      li.appendChild(document.createTextNode(' refused: ' + r.meaning));
+      li.appendChild(when);
+      list.appendChild(li);
+    });
+    box.hidden = !rows.length;
   }
 
   function age(seconds) {
