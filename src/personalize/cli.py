@@ -364,10 +364,16 @@ def plugins():
     """List loaded plugins, the hooks each implements, and plugins that failed to load."""
     app = _app()
     registry = app.extensions["personalize.plugins"]
+    plugin_config = app.extensions["personalize.plugin_settings"]
     for p in registry.describe():
         version = f" {p['version']}" if p["version"] else ""
         click.echo(f"{p['name']}{version}  ({p['source']})")
         click.echo(f"    hooks: {', '.join(p['hooks']) or '(none)'}")
+        if keys := sorted(plugin_config(p["name"])):  # the names only: values may be secrets
+            click.echo(f"    settings: {', '.join(keys)}")
+    for name in plugin_config.configured():
+        if name not in plugin_config.names:
+            click.echo(f"warning: personalize.toml has [plugins.{name}], but no plugin {name!r} is loaded", err=True)
     for err in registry.errors:
         click.echo(f"FAILED {err.name}  ({err.source}): {err.error}", err=True)
 
