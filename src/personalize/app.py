@@ -176,4 +176,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
             log.warning("personalize.toml has settings for plugin %r, which is not loaded (`personalize plugins` lists them)", name)
     app.extensions["personalize.plugin_settings"] = plugin_settings
     registry.hook.startup(app=app, plugin_config=plugin_settings)
+
+    from . import monitoring
+
+    monitoring.init_app(app)  # request ids, the access log and /metrics around everything above
     return app

@@ -21,6 +21,17 @@ def _app():
         raise click.ClickException(f"configuration: {exc}") from None
 
 
+def _configure_logging() -> None:
+    """LOG_LEVEL and LOG_FORMAT for this process, set before anything logs (``serve``, ``worker``)."""
+    from .config import ConfigError, instance_path, load_settings
+    from .logs import configure
+
+    try:
+        configure(load_settings(instance_path()))
+    except ConfigError as exc:
+        raise click.ClickException(f"configuration: {exc}") from None
+
+
 def _site_or_default(ref: str | None, create: bool = False):
     """The site named by ``ref``, or the only site, or (``create``) a new "My shop"."""
     from .sites import create_site, list_sites
@@ -70,15 +81,18 @@ def cli():
 @click.option("--threads", type=int, help="Threads per process (default: the THREADS setting, 8).")
 def serve(host: str, port: int, workers: int | None, threads: int | None):
     """Run the server under gunicorn with several worker processes."""
+    import logging
+
     from .serve import serve as run_server
 
+    _configure_logging()  # gunicorn's lines and the workers' take the same format
     app = _app()  # the configuration is checked and the schema migrated before any worker starts
     workers, threads = workers or app.config["WORKERS"], threads or app.config["THREADS"]
     from .db import maintenance_warnings
 
     with app.app_context():
         for warning in maintenance_warnings():
-            click.echo(f"warning: {warning}", err=True)
+            logging.getLogger("personalize.serve").warning("%s", warning)
         first_run = _first_run_notice(app, host, port)
     click.echo(f"personalize {__version__} on http://{host}:{port}/  (admin: http://{host}:{port}/admin), {workers} processes × {threads} threads")
     if first_run:
@@ -110,6 +124,7 @@ def _first_run_notice(app, host: str, port: int) -> str | None:
 @click.option("--beat", is_flag=True, help="Also run the scheduler (due connector syncs, webhooks); on exactly one worker.")
 def worker(concurrency: int, beat: bool):
     """Run jobs from the broker (the BROKER_URL setting) until stopped."""
+    _configure_logging()  # Celery's lines take the same format
     app = _app()
     if not app.config.get("BROKER_URL"):
         raise click.ClickException("no broker configured: set PERSONALIZE_BROKER_URL (without one, jobs run inside `personalize serve`)")
@@ -435,9 +450,16 @@ _register_insight_commands(cli, _app, _site_or_default)
 
 def main() -> None:
     # plugins may add commands; loading them needs no database
-    from .config import instance_path, load_settings
+    from .config import ConfigError, instance_path, load_settings
+    from .logs import configure
     from .plugins import load_plugins
 
+    try:  # every command's log lines in the configured format, redacted; all but serve/worker: warnings and up
+        settings = load_settings(instance_path())
+        level = str(settings.get("LOG_LEVEL") or "INFO").upper()
+        configure({**settings, "LOG_LEVEL": "WARNING" if level in ("INFO", "WARNING") else level})
+    except ConfigError:
+        pass  # the command reports it when it reads the settings
     try:
         settings = load_settings(instance_path())
         registry = load_plugins(settings.get("PLUGINS_DIR"), settings.get("LOAD_PLUGINS"))

@@ -72,6 +72,10 @@ SETTINGS: dict[str, tuple[Any, str]] = {
     # outbound requests and connector files (docs/security.md, "Outbound requests" and "The files root")
     "OUTBOUND_ALLOWED_HOSTS": ("", "Hosts connectors may also reach besides each provider's own API hosts (api.hubapi.com, *.myshopify.com, <dc>.api.mailchimp.com): an API proxy or a test server. Comma-separated host, host:port or *.domain entries, e.g. \"crm-proxy.internal:8443, 127.0.0.1\". A listed host may be a private or loopback address and may use http://; every other request goes over https to a public address only. Any editor can point a connection's API address at a listed host, so list only hosts that may receive connector credentials. Default: none."),
     "FILES_ROOT": (None, "The folder the files connector (and every connector setting of type path) reads and writes under: each site gets FILES_ROOT/<site id>, and a connection's folder is relative to it; nothing outside is reached, symbolic links below it are not followed. Default: files/ in the instance folder."),
+    # operations: logs and metrics (docs/deployment.md, "Logs" and "Metrics")
+    "LOG_LEVEL": ("INFO", "The least severe log lines `personalize serve` and `personalize worker` write to standard error: DEBUG, INFO, WARNING, ERROR or CRITICAL (gunicorn's and Celery's lines too)."),
+    "LOG_FORMAT": ("text", "text: one readable line per record (time, level, process, logger, [request id], message); json: one JSON object a line, for a log collector. Keys, passwords and tokens are redacted either way."),
+    "ACCESS_LOG": (False, "Log one line per HTTP request (logger personalize.access): method, path without the query string, route, status, duration, size, request id; the client's address only with STORE_IP_ADDRESSES."),
 }
 
 _BOOL_TRUE = {"1", "true", "yes", "on"}

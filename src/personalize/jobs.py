@@ -132,20 +132,30 @@ class JobRunner:
         self._lock = threading.Lock()
 
     def submit(self, name: str, **kwargs: Any) -> Future:
+        from .logs import new_request_id
+
         fn = job_function(name)
-        future = self.pool.submit(self._call, name, fn, kwargs)
+        job_id = new_request_id()  # the job's lines carry it as their request id
+        log.debug("job %s queued as %s", name, job_id)
+        future = self.pool.submit(self._call, name, fn, kwargs, job_id)
         with self._lock:
             self._futures.add(future)
         future.add_done_callback(self._forget)
         return future
 
-    def _call(self, name: str, fn: Callable[..., Any], kwargs: dict[str, Any]) -> Any:
-        with self.app.app_context():
-            try:
-                return fn(**kwargs)
-            except Exception:
-                log.exception("job %s failed", name)
-                raise
+    def _call(self, name: str, fn: Callable[..., Any], kwargs: dict[str, Any], job_id: str | None = None) -> Any:
+        from .logs import REQUEST_ID
+
+        token = REQUEST_ID.set(job_id)
+        try:
+            with self.app.app_context():
+                try:
+                    return fn(**kwargs)
+                except Exception:
+                    log.exception("job %s failed", name)
+                    raise
+        finally:
+            REQUEST_ID.reset(token)
 
     def _forget(self, future: Future) -> None:
         with self._lock:
