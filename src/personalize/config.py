@@ -75,6 +75,8 @@ SETTINGS: dict[str, tuple[Any, str]] = {
     # operations: logs and metrics (docs/deployment.md, "Logs" and "Metrics")
     "LOG_LEVEL": ("INFO", "The least severe log lines `personalize serve` and `personalize worker` write to standard error: DEBUG, INFO, WARNING, ERROR or CRITICAL (gunicorn's and Celery's lines too)."),
     "LOG_FORMAT": ("text", "text: one readable line per record (time, level, process, logger, [request id], message); json: one JSON object a line, for a log collector. Keys, passwords and tokens are redacted either way."),
+    "METRICS": ("off", "off: no /metrics (404); token: GET /metrics answers in Prometheus' text format to `Authorization: Bearer <METRICS_TOKEN>`: requests and latency by route, events, recommendation lists, jobs, sync runs, journey steps."),
+    "METRICS_TOKEN": (None, "The bearer token /metrics asks for with METRICS=token: at least 16 characters (python -c 'import secrets; print(secrets.token_urlsafe(32))'); PERSONALIZE_METRICS_TOKEN_FILE keeps it out of the environment."),
     "ACCESS_LOG": (False, "Log one line per HTTP request (logger personalize.access): method, path without the query string, route, status, duration, size, request id; the client's address only with STORE_IP_ADDRESSES."),
 }
 
@@ -236,6 +238,13 @@ def load_plugin_settings(instance_path: str | Path, environ: dict[str, str] | No
         raise ConfigError(f"{path}: plugins' settings go in tables, one per plugin: [plugins.NAME]")
     sections = {name: resolve_value(table, f"{path}: plugins.{name}", instance_path, environ) for name, table in section.items()}
     return PluginSettings(sections, {k: v for k, v in environ.items() if k.startswith(PLUGIN_ENV_PREFIX)})
+
+
+def secret_setting(name: str) -> bool:
+    """Whether setting ``name`` holds a secret that is never shown: a key, token or password (SECRET_KEY,
+    ENCRYPTION_KEY, METRICS_TOKEN…), not a number that merely names one (RATE_LIMIT_PER_SECRET_KEY)."""
+    default = SETTINGS.get(name, (None, ""))[0]
+    return name.endswith(("_KEY", "_TOKEN", "_PASSWORD", "_SECRET")) and not isinstance(default, int | float)
 
 
 def environment_variable_known(variable: str) -> bool:

@@ -89,7 +89,8 @@ def worker_celery(app: Flask):
     from celery.signals import worker_process_init
 
     from .db import db
-    from .jobs import run
+    from .jobs import JOBS, run
+    from .monitoring import start_publishing
 
     celery = make_celery(app.config["BROKER_URL"], app.config.get("QUEUE_NAME") or "personalize")
 
@@ -98,6 +99,7 @@ def worker_celery(app: Flask):
         # a forked pool process must not share the parent's database connections
         with app.app_context():
             db.engine.dispose(close=False)
+        start_publishing(app)  # and publishes the figures of the jobs it runs (METRICS)
 
     @celery.task(name=TASK_NAME, bind=True)
     def run_job(task, name: str, job_kwargs: dict[str, Any] | None = None):
@@ -110,11 +112,13 @@ def worker_celery(app: Flask):
                 try:
                     run(name, **(job_kwargs or {}))
                 except Exception:
+                    JOBS.add((name, "failed"))
                     db.session.rollback()
                     log.exception("job %s failed (message %s)", name, task.request.id)
                     raise
                 finally:
                     db.session.remove()
+            JOBS.add((name, "succeeded"))
             log.info("job %s done in %.1f s", name, time.perf_counter() - started)
         finally:
             REQUEST_ID.reset(token)
@@ -136,6 +140,9 @@ def run_worker(app: Flask, concurrency: int, beat: bool, loglevel: str | None = 
 
     loglevel = loglevel or str(app.config.get("LOG_LEVEL") or "INFO").upper()
     celery = worker_celery(app)
+    from .monitoring import start_publishing
+
+    start_publishing(app)  # the worker process itself (it runs the jobs with --concurrency 1, and the scheduler)
     if beat:
         from .jobs import start_scheduler
 

@@ -91,7 +91,12 @@ def _post_worker_init(worker) -> None:
     # 40-70 ms each time (measured: docs/deployment.md). Frozen, they are left out of them.
     gc.freeze()
     app = worker.wsgi
-    if not isinstance(app, Flask) or app.config.get("BROKER_URL"):
+    if not isinstance(app, Flask):
+        return
+    from .monitoring import start_publishing
+
+    start_publishing(app)  # this worker's figures reach /metrics whichever worker a scrape lands on (METRICS)
+    if app.config.get("BROKER_URL"):
         return
     if app.config.get("SYNC_SCHEDULER", True):
         threading.Thread(target=_scheduler_when_locked, args=(app,), name="personalize-scheduler-lock", daemon=True).start()

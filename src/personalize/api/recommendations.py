@@ -6,6 +6,7 @@ import re
 
 from flask import Response, current_app, request
 
+from .. import metrics
 from ..recommend.service import recommend_for, release_read_connection, use_read_connection
 from ..validation import json_text
 from . import bp
@@ -13,6 +14,9 @@ from .errors import ApiError
 from .widget_keys import widget_site
 
 _TOKEN = re.compile(r"^[A-Za-z0-9_.:\-]{1,128}$")
+
+LISTS = metrics.counter("personalize_recommendation_lists_total", "Recommendation lists served by GET /api/v1/recommendations, "
+                        "by strategy (personal, popular…).", ["strategy"])
 
 
 def _param(name: str, default: str | None = None, max_len: int = 128, pattern=_TOKEN) -> str | None:
@@ -43,5 +47,6 @@ def get_recommendations():
     slot = _param("slot", "home", 64)
     product = _param("product", None, 200, pattern=None)
     result = recommend_for(site, visitor, slot=slot, limit=int(limit_text), product=product)
+    LISTS.add((result.strategy,))
     body = json_text(result.as_json(), separators=(",", ":"))
     return Response(body, mimetype="application/json", headers={"Cache-Control": "private, no-store"})
