@@ -85,6 +85,16 @@ class Metric:
         """``{sample: value}`` of this process, each sample as written at /metrics (``name{label="value"}``)."""
         raise NotImplementedError
 
+    def _restart(self) -> None:
+        """In a forked child: start from zero (the parent publishes what it counted), keeping the series."""
+        self._lock = threading.Lock()  # the parent's may have been held by another thread at the fork
+        if self.kind == "gauge":
+            self._values = {}
+        elif self.kind == "histogram":
+            self._values = {key: [0] * len(counts[:-1]) + [0.0] for key, counts in self._values.items()}
+        else:
+            self._values = dict.fromkeys(self._values, 0)
+
 
 class Counter(Metric):
     """A count that only goes up: requests, events, sync runs."""
@@ -212,6 +222,17 @@ JOURNEY_STEPS = counter("personalize_journey_steps_total", "Journey steps run, b
 def registered() -> list[Metric]:
     with _REGISTRY_LOCK:
         return list(_REGISTRY.values())
+
+
+def _after_fork_in_child() -> None:
+    # a forked process (a gunicorn worker, a Celery pool process) would otherwise publish its parent's counts again
+    global _REGISTRY_LOCK
+    _REGISTRY_LOCK = threading.Lock()
+    for metric in _REGISTRY.values():
+        metric._restart()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 # -- the text format -------------------------------------------------------------------------------

@@ -4,6 +4,7 @@ journey steps. Several processes add up through the instance folder (Redis: test
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -259,6 +260,26 @@ def test_label_values_are_escaped_and_histograms_are_cumulative():
     assert samples[f"test_seconds_count{{{label}}}"] == 4 and samples[f"test_seconds_sum{{{label}}}"] == 4.05
 
 
+def test_a_forked_process_starts_counting_from_zero():
+    """A gunicorn worker or a Celery pool process is forked: it must not publish its parent's counts again."""
+    import os
+
+    c = metrics.counter("test_forked_total", "Counted before and after a fork.", ["kind"])
+    c.inc(5, kind="a")
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report what it holds, then leave without running the parent's exit code
+        c.inc(kind="a")
+        os.write(write, json.dumps(c.series()).encode())
+        os._exit(0)
+    os.close(write)
+    os.waitpid(pid, 0)
+    with os.fdopen(read) as pipe:
+        child = json.loads(pipe.read())
+    assert child == {'test_forked_total{kind="a"}': 1}
+    assert c.series() == {'test_forked_total{kind="a"}': 5}
+
+
 # -- several processes, one machine: the instance folder --------------------------------------------
 
 PROCESS = """
@@ -296,4 +317,5 @@ def test_processes_add_up_through_the_instance_folder_and_gone_ones_keep_countin
     finally:
         staying.kill()
         staying.wait(10)
+        staying.stdout.close()
     assert store.collect()[1]["test_shared_busy"] == {}, "its process gone, its gauge no longer counts"

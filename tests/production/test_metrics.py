@@ -111,6 +111,7 @@ def test_processes_add_up_in_redis_and_a_stopped_ones_gauges_go(redis_url):
         finally:
             staying.kill()
             staying.wait(10)
+            staying.stdout.close()
     finally:
         forget(redis_url, prefix)
 
