@@ -24,6 +24,9 @@ PostgreSQL (an empty database of its own; the instance folder keeps the model fi
 
 Add ``--redis-url redis://127.0.0.1:6379/15`` to run with Redis (model announcements
 and rate-limit counters; the rate limits themselves are off here, see below).
+``--metrics`` serves with ``/metrics`` on (``METRICS=token``) and prints what it counted
+at the end (events, requests, processes: every worker's figures); ``--access-log`` turns
+the access log on. Runs with and without, taken in turn, show what each costs.
 
 It starts ``personalize serve`` on a free port with the same environment (the
 ``WORKERS`` and ``THREADS`` settings unless ``--workers``/``--threads``), then
@@ -125,11 +128,13 @@ def start_server(port: int, workers: int | None, threads: int | None, env: dict[
         cmd += ["--workers", str(workers)]
     if threads:
         cmd += ["--threads", str(threads)]
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    # the server's log goes to a file: a pipe nobody reads would stop the server once full (ACCESS_LOG)
+    log = tempfile.NamedTemporaryFile("w+", prefix="bench-serve-", suffix=".log", delete=False)  # noqa: SIM115
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=log, text=True, start_new_session=True)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise SystemExit(f"the server stopped: {proc.stderr.read()[-2000:]}")
+            raise SystemExit(f"the server stopped: {Path(log.name).read_text()[-2000:]}")
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/ready", timeout=2) as r:
                 ready = json.loads(r.read())
@@ -379,6 +384,19 @@ def vacuum_if_autovacuum_is_off(app) -> None:
         print(f"autovacuum is off on this PostgreSQL: ran VACUUM ANALYZE first, as it would have ({time.perf_counter() - started:.1f} s)")
 
 
+def print_metrics(port: int, token: str) -> None:
+    """What /metrics says this server did (every worker's figures, whichever one answers the scrape)."""
+    time.sleep(6)  # every worker has published its figures (every 5 s)
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/metrics", headers={"Authorization": f"Bearer {token}"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        text = response.read().decode()
+    wanted = re.compile(r'^(personalize_events_total\{outcome="(accepted|duplicate)"\}|personalize_http_requests_total\{route="/api/v1/'
+                        r'(events|recommendations)",method="(POST|GET)",status="2xx"\}|personalize_metrics_processes) ', re.M)
+    for line in text.splitlines():
+        if wanted.match(line):
+            print(f"metrics: {line}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--workers", type=int, help="gunicorn workers (default: the WORKERS setting)")
@@ -396,6 +414,8 @@ def main() -> None:
     ap.add_argument("--no-browser-headers", action="store_true", help="post events without User-Agent and Accept-Language (no device facts)")
     ap.add_argument("--setup", action="store_true", help="import the Online Retail data and train first, if the instance has no site yet")
     ap.add_argument("--data", default=str(DATA), help="the Online Retail file for --setup (read in place)")
+    ap.add_argument("--metrics", action="store_true", help="serve with METRICS=token (/metrics on) and print its totals at the end")
+    ap.add_argument("--access-log", action="store_true", help="serve with ACCESS_LOG=true (the log goes to a temporary file)")
     args = ap.parse_args()
 
     # all the load comes from one address and one key: the rate limits would measure themselves
@@ -403,6 +423,10 @@ def main() -> None:
                PERSONALIZE_RATE_LIMIT_PER_IP="0", PERSONALIZE_RATE_LIMIT_PER_SITE="0")
     if args.no_reuse:
         env["PERSONALIZE_RECOMMENDATION_CACHE_SECONDS"] = "0"
+    env["PERSONALIZE_METRICS"] = "token" if args.metrics else "off"
+    if args.metrics:
+        env["PERSONALIZE_METRICS_TOKEN"] = secrets.token_urlsafe(24)
+    env["PERSONALIZE_ACCESS_LOG"] = "true" if args.access_log else "false"
     os.environ.update(env)
     if args.no_browser_headers:
         for name in ("User-Agent", "Accept-Language"):
@@ -417,6 +441,7 @@ def main() -> None:
     database = app.config["DATABASE_URL"].split(":", 1)[0]
     args.workers, args.threads = args.workers or app.config["WORKERS"], args.threads or app.config["THREADS"]
     print(f"database {database}; redis {args.redis_url or 'none'}; gunicorn {args.workers} workers × {args.threads} threads; "
+          f"metrics {env['PERSONALIZE_METRICS']}; access log {'on' if args.access_log else 'off'}; "
           f"{os.cpu_count()} CPUs; {len(products):,} products; {machine_speed()}")
     port = free_port()
     server = start_server(port, args.workers, args.threads, env)
@@ -429,6 +454,8 @@ def main() -> None:
         if args.only != "events":
             vacuum_if_autovacuum_is_off(app)
             bench_recommendations(app, port, key, visitors, args)
+        if args.metrics:
+            print_metrics(port, env["PERSONALIZE_METRICS_TOKEN"])
     finally:
         server.terminate()
         try:

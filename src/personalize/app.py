@@ -13,7 +13,7 @@ from flask.sessions import SecureCookieSessionInterface
 
 from . import __version__
 from .config import instance_path as default_instance_path
-from .config import load_settings
+from .config import load_plugin_settings, load_settings
 from .db import db, upgrade
 
 log = logging.getLogger(__name__)
@@ -81,6 +81,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     instance.mkdir(parents=True, exist_ok=True)
 
     settings = load_settings(instance)
+    plugin_settings = load_plugin_settings(instance)  # a missing $env/$file secret stops the start here, by name
     settings.update(test_config)
     app.config.update(settings)
     _check_outbound_setting(settings)
@@ -169,5 +170,14 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     for blueprints in registry.hook.register_blueprints():
         for blueprint in blueprints or []:
             app.register_blueprint(blueprint)
-    registry.hook.startup(app=app)
+    plugin_settings.names = {p["name"] for p in registry.describe()}
+    for name in plugin_settings.configured():
+        if name not in plugin_settings.names:
+            log.warning("personalize.toml has settings for plugin %r, which is not loaded (`personalize plugins` lists them)", name)
+    app.extensions["personalize.plugin_settings"] = plugin_settings
+    registry.hook.startup(app=app, plugin_config=plugin_settings)
+
+    from . import monitoring
+
+    monitoring.init_app(app)  # request ids, the access log and /metrics around everything above
     return app

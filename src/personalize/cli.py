@@ -54,6 +54,15 @@ def _port_free(host: str, port: int) -> None:
             if exc.errno == errno.EACCES:
                 raise click.ClickException(f"no permission to listen on port {port}; choose a port above 1023 with --port") from None
             raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+def _configure_logging() -> None:
+    """LOG_LEVEL and LOG_FORMAT for this process, set before anything logs (``serve``, ``worker``)."""
+    from .config import ConfigError, instance_path, load_settings
+    from .logs import configure
+
+    try:
+        configure(load_settings(instance_path()))
+    except ConfigError as exc:
+        raise click.ClickException(f"configuration: {exc}") from None
 
 
 def _site_or_default(ref: str | None, create: bool = False):
@@ -107,16 +116,19 @@ def cli():
 @click.option("--threads", type=int, help="Threads per process (default: the THREADS setting, 8).")
 def serve(host: str, port: int, workers: int | None, threads: int | None):
     """Run the server under gunicorn with several worker processes."""
+    import logging
+
     from .serve import serve as run_server
 
     _port_free(host, port)  # before anything slow: a busy port is said at once, not by gunicorn's retries
+    _configure_logging()  # gunicorn's lines and the workers' take the same format
     app = _app()  # the configuration is checked and the schema migrated before any worker starts
     workers, threads = workers or app.config["WORKERS"], threads or app.config["THREADS"]
     from .db import maintenance_warnings
 
     with app.app_context():
         for warning in maintenance_warnings():
-            click.echo(f"warning: {warning}", err=True)
+            logging.getLogger("personalize.serve").warning("%s", warning)
         first_run = _first_run_notice(app, host, port)
     click.echo(f"personalize {__version__} on http://{host}:{port}/  (admin: http://{host}:{port}/admin), {workers} processes × {threads} threads")
     if first_run:
@@ -148,6 +160,7 @@ def _first_run_notice(app, host: str, port: int) -> str | None:
 @click.option("--beat", is_flag=True, help="Also run the scheduler (due connector syncs, webhooks); on exactly one worker.")
 def worker(concurrency: int, beat: bool):
     """Run jobs from the broker (the BROKER_URL setting) until stopped."""
+    _configure_logging()  # Celery's lines take the same format
     app = _app()
     if not app.config.get("BROKER_URL"):
         raise click.ClickException("no broker configured: set PERSONALIZE_BROKER_URL (without one, jobs run inside `personalize serve`)")
@@ -451,10 +464,16 @@ def plugins():
     """List loaded plugins, the hooks each implements, and plugins that failed to load."""
     app = _app()
     registry = app.extensions["personalize.plugins"]
+    plugin_config = app.extensions["personalize.plugin_settings"]
     for p in registry.describe():
         version = f" {p['version']}" if p["version"] else ""
         click.echo(f"{p['name']}{version}  ({p['source']})")
         click.echo(f"    hooks: {', '.join(p['hooks']) or '(none)'}")
+        if keys := sorted(plugin_config(p["name"])):  # the names only: values may be secrets
+            click.echo(f"    settings: {', '.join(keys)}")
+    for name in plugin_config.configured():
+        if name not in plugin_config.names:
+            click.echo(f"warning: personalize.toml has [plugins.{name}], but no plugin {name!r} is loaded", err=True)
     for err in registry.errors:
         click.echo(f"FAILED {err.name}  ({err.source}): {err.error}", err=True)
 
@@ -516,9 +535,16 @@ _register_insight_commands(cli, _app, _site_or_default)
 
 def main() -> None:
     # plugins may add commands; loading them needs no database
-    from .config import instance_path, load_settings
+    from .config import ConfigError, instance_path, load_settings
+    from .logs import configure
     from .plugins import load_plugins
 
+    try:  # every command's log lines in the configured format, redacted; all but serve/worker: warnings and up
+        settings = load_settings(instance_path())
+        level = str(settings.get("LOG_LEVEL") or "INFO").upper()
+        configure({**settings, "LOG_LEVEL": "WARNING" if level in ("INFO", "WARNING") else level})
+    except ConfigError:
+        pass  # the command reports it when it reads the settings
     try:
         settings = load_settings(instance_path())
         registry = load_plugins(settings.get("PLUGINS_DIR"), settings.get("LOAD_PLUGINS"))

@@ -3,11 +3,20 @@
 Every setting has one name (``DATABASE_URL``); the environment spells it with a
 prefix (``PERSONALIZE_DATABASE_URL``) and the instance file in lower case
 (``database_url = "…"``). Later sources win.
+
+Secrets need not be written into either: ``PERSONALIZE_SECRET_KEY_FILE=/run/secrets/key``
+reads a setting from a file (container secrets), and a value in the instance file may be
+``{"$env" = "NAME"}`` or ``{"$file" = "path"}`` (relative to the instance folder).
+
+Plugins have settings of their own: a ``[plugins.NAME]`` table in the instance file and
+``PERSONALIZE_PLUGIN_<NAME>_<KEY>`` variables (:func:`load_plugin_settings`), which a plugin
+reads through the ``plugin_config`` argument of its ``startup`` hook.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -63,6 +72,12 @@ SETTINGS: dict[str, tuple[Any, str]] = {
     # outbound requests and connector files (docs/security.md, "Outbound requests" and "The files root")
     "OUTBOUND_ALLOWED_HOSTS": ("", "Hosts connectors may also reach besides each provider's own API hosts (api.hubapi.com, *.myshopify.com, <dc>.api.mailchimp.com): an API proxy or a test server. Comma-separated host, host:port or *.domain entries, e.g. \"crm-proxy.internal:8443, 127.0.0.1\". A listed host may be a private or loopback address and may use http://; every other request goes over https to a public address only. Any editor can point a connection's API address at a listed host, so list only hosts that may receive connector credentials. Default: none."),
     "FILES_ROOT": (None, "The folder the files connector (and every connector setting of type path) reads and writes under: each site gets FILES_ROOT/<site id>, and a connection's folder is relative to it; nothing outside is reached, symbolic links below it are not followed. Default: files/ in the instance folder."),
+    # operations: logs and metrics (docs/deployment.md, "Logs" and "Metrics")
+    "LOG_LEVEL": ("INFO", "The least severe log lines `personalize serve` and `personalize worker` write to standard error: DEBUG, INFO, WARNING, ERROR or CRITICAL (gunicorn's and Celery's lines too)."),
+    "LOG_FORMAT": ("text", "text: one readable line per record (time, level, process, logger, [request id], message); json: one JSON object a line, for a log collector. Keys, passwords and tokens are redacted either way."),
+    "METRICS": ("off", "off: no /metrics (404); token: GET /metrics answers in Prometheus' text format to `Authorization: Bearer <METRICS_TOKEN>`: requests and latency by route, events, recommendation lists, jobs, sync runs, journey steps."),
+    "METRICS_TOKEN": (None, "The bearer token /metrics asks for with METRICS=token: at least 16 characters (python -c 'import secrets; print(secrets.token_urlsafe(32))'); PERSONALIZE_METRICS_TOKEN_FILE keeps it out of the environment."),
+    "ACCESS_LOG": (False, "Log one line per HTTP request (logger personalize.access): method, path without the query string, route, status, duration, size, request id; the client's address only with STORE_IP_ADDRESSES."),
 }
 
 _BOOL_TRUE = {"1", "true", "yes", "on"}
@@ -105,22 +120,141 @@ def instance_path(environ: dict[str, str] | None = None) -> Path:
     return Path(environ.get(ENV_PREFIX + "INSTANCE_PATH") or Path.cwd() / "instance").resolve()
 
 
+#: ``PERSONALIZE_<SETTING>_FILE``: the setting's value is the content of that file
+FILE_SUFFIX = "_FILE"
+#: ``PERSONALIZE_PLUGIN_<NAME>_<KEY>``: key ``<key>`` of plugin ``<name>``'s settings
+PLUGIN_ENV_PREFIX = ENV_PREFIX + "PLUGIN_"
+#: the section of the instance file that holds plugins' settings: ``[plugins.NAME]``
+PLUGINS_SECTION = "plugins"
+
+
+def _read_instance_file(instance_path: str | Path) -> tuple[Path, dict[str, Any]]:
+    path = Path(instance_path) / INSTANCE_FILE
+    if not path.exists():
+        return path, {}
+    try:
+        return path, tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+
+
+def _read_secret_file(path: Path, what: str) -> str:
+    try:
+        return path.read_text(encoding="utf-8").rstrip("\r\n")  # the newline an editor or `echo` adds is not part of it
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{what}: cannot read {path}: {getattr(exc, 'strerror', None) or exc}") from None
+
+
+def resolve_value(value: Any, where: str, instance_path: str | Path, environ: dict[str, str] | None = None) -> Any:
+    """``value`` with every ``{"$env": NAME}`` replaced by that environment variable and every
+    ``{"$file": path}`` by the file's text (``path`` relative to the instance folder), inside
+    tables and lists too. A variable that is not set or a file that cannot be read is a
+    :class:`ConfigError` naming ``where`` (the setting's place in the instance file)."""
+    environ = os.environ if environ is None else environ
+    if isinstance(value, dict):
+        if set(value) == {"$env"}:
+            name = value["$env"]
+            if not isinstance(name, str) or name not in environ:
+                raise ConfigError(f"{where}: environment variable {name!r} is not set")
+            return environ[name]
+        if set(value) == {"$file"}:
+            if not isinstance(value["$file"], str) or not value["$file"]:
+                raise ConfigError(f"{where}: $file must name a file")
+            return _read_secret_file(Path(instance_path) / value["$file"], where)
+        if any(k.startswith("$") for k in value):
+            raise ConfigError(f"{where}: a table with $-keys must be {{\"$env\" = \"NAME\"}} or {{\"$file\" = \"path\"}}")
+        return {k: resolve_value(v, f"{where}.{k}", instance_path, environ) for k, v in value.items()}
+    if isinstance(value, list):
+        return [resolve_value(v, f"{where}[{i}]", instance_path, environ) for i, v in enumerate(value)]
+    return value
+
+
 def load_settings(instance_path: str | Path, environ: dict[str, str] | None = None) -> dict[str, Any]:
     """Return every setting, resolved from defaults, the instance file and the environment."""
     environ = os.environ if environ is None else environ
     values = {name: default for name, (default, _help) in SETTINGS.items()}
-    path = Path(instance_path) / INSTANCE_FILE
-    if path.exists():
-        try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"{path}: {exc}") from None
-        for key, value in data.items():
-            name = key.upper()
-            if name not in SETTINGS:
-                raise ConfigError(f"{path}: unknown setting {key!r}; known: {', '.join(s.lower() for s in SETTINGS)}")
-            values[name] = value
+    path, data = _read_instance_file(instance_path)
+    for key, value in data.items():
+        if key == PLUGINS_SECTION:
+            continue  # plugins' own settings: load_plugin_settings
+        name = key.upper()
+        if name not in SETTINGS:
+            raise ConfigError(f"{path}: unknown setting {key!r}; known: {', '.join(s.lower() for s in SETTINGS)} (and [plugins.NAME] tables)")
+        value = resolve_value(value, f"{path}: {key}", instance_path, environ)
+        values[name] = _coerce(name, value, SETTINGS[name][0]) if isinstance(value, str) and isinstance(data[key], dict) else value
     for name, (default, _help) in SETTINGS.items():
-        if ENV_PREFIX + name in environ:
-            values[name] = _coerce(name, environ[ENV_PREFIX + name], default)
+        variable, file_variable = ENV_PREFIX + name, ENV_PREFIX + name + FILE_SUFFIX
+        if variable in environ and file_variable in environ:
+            raise ConfigError(f"both {variable} and {file_variable} are set; keep one")
+        if file_variable in environ:
+            values[name] = _coerce(name, _read_secret_file(Path(environ[file_variable]), file_variable), default)
+        elif variable in environ:
+            values[name] = _coerce(name, environ[variable], default)
     return values
+
+
+def plugin_env_prefix(plugin: str) -> str:
+    """``PERSONALIZE_PLUGIN_<NAME>_``: the plugin's name in upper case, each run of other characters an ``_``."""
+    return PLUGIN_ENV_PREFIX + re.sub(r"[^A-Za-z0-9]+", "_", plugin).strip("_").upper() + "_"
+
+
+class PluginSettings:
+    """Every plugin's settings: ``[plugins.NAME]`` of the instance file, then ``PERSONALIZE_PLUGIN_<NAME>_<KEY>``.
+
+    The instance file's ``$env``/``$file`` values are resolved when this is built, so a
+    missing secret stops the start with its name rather than failing a plugin later.
+    """
+
+    def __init__(self, sections: dict[str, dict[str, Any]], environ: dict[str, str]):
+        self.sections = sections
+        self.environ = dict(environ)
+        #: the names of the loaded plugins: a variable of plugin ``shop_tools`` is not also read as
+        #: key ``tools_…`` of a plugin ``shop``
+        self.names: set[str] = set()
+
+    def configured(self) -> list[str]:
+        """The plugin names the instance file has a section for."""
+        return sorted(self.sections)
+
+    def __call__(self, name: str) -> dict[str, Any]:
+        """The settings of plugin ``name`` (its registered name: the entry point's, or the file's stem), a new
+        dict each call: the instance file's table, then each ``PERSONALIZE_PLUGIN_<NAME>_<KEY>`` variable as
+        key ``<key>`` in lower case, its value a string. ``{}`` when there are none."""
+        values = dict(self.sections.get(name, {}))
+        prefix = plugin_env_prefix(name)
+        longer = [p for p in map(plugin_env_prefix, self.names - {name}) if p.startswith(prefix) and len(p) > len(prefix)]
+        for variable, value in self.environ.items():
+            if variable.startswith(prefix) and len(variable) > len(prefix) and not any(map(variable.startswith, longer)):
+                values[variable[len(prefix):].lower()] = value
+        return values
+
+
+def load_plugin_settings(instance_path: str | Path, environ: dict[str, str] | None = None) -> PluginSettings:
+    """The plugins' settings of this instance; a :class:`ConfigError` names a malformed section or a missing secret."""
+    environ = os.environ if environ is None else environ
+    path, data = _read_instance_file(instance_path)
+    section = data.get(PLUGINS_SECTION, {})
+    if not isinstance(section, dict) or any(not isinstance(v, dict) for v in section.values()):
+        raise ConfigError(f"{path}: plugins' settings go in tables, one per plugin: [plugins.NAME]")
+    sections = {name: resolve_value(table, f"{path}: plugins.{name}", instance_path, environ) for name, table in section.items()}
+    return PluginSettings(sections, {k: v for k, v in environ.items() if k.startswith(PLUGIN_ENV_PREFIX)})
+
+
+def secret_setting(name: str) -> bool:
+    """Whether setting ``name`` holds a secret that is never shown: a key, token or password (SECRET_KEY,
+    ENCRYPTION_KEY, METRICS_TOKEN…), not a number that merely names one (RATE_LIMIT_PER_SECRET_KEY)."""
+    default = SETTINGS.get(name, (None, ""))[0]
+    return name.endswith(("_KEY", "_TOKEN", "_PASSWORD", "_SECRET")) and not isinstance(default, int | float)
+
+
+def environment_variable_known(variable: str) -> bool:
+    """Whether ``variable`` is one this server reads: ``PERSONALIZE_<SETTING>``, ``PERSONALIZE_<SETTING>_FILE``,
+    ``PERSONALIZE_INSTANCE_PATH`` or a plugin's ``PERSONALIZE_PLUGIN_<NAME>_<KEY>``."""
+    if not variable.startswith(ENV_PREFIX):
+        return False
+    name = variable[len(ENV_PREFIX):]
+    if name == "INSTANCE_PATH" or name in SETTINGS:
+        return True
+    if name.endswith(FILE_SUFFIX) and name[: -len(FILE_SUFFIX)] in SETTINGS:
+        return True
+    return variable.startswith(PLUGIN_ENV_PREFIX) and len(variable) > len(PLUGIN_ENV_PREFIX)

@@ -208,8 +208,11 @@ def upgrade(app: Flask, revision: str = "head") -> None:
                     before = MigrationContext.configure(connection).get_current_revision()
                     cfg.attributes["connection"] = connection
                     command.upgrade(cfg, revision)
-                    if sqlite and MigrationContext.configure(connection).get_current_revision() != before:
+                    after = MigrationContext.configure(connection).get_current_revision()
+                    if sqlite and after != before:
                         _check_foreign_keys(connection)
+                    if after != before:  # Alembic's own lines are quiet below DEBUG (personalize.logs)
+                        log.info("database schema upgraded from %s to %s", before or "empty", after)
             finally:
                 if sqlite:
                     connection.exec_driver_sql("PRAGMA foreign_keys=ON")  # the pool hands this connection out again

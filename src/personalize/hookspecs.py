@@ -7,6 +7,7 @@ fails when a hook here is missing there.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import pluggy
@@ -21,10 +22,15 @@ hookspec = pluggy.HookspecMarker("personalize")
 
 
 @hookspec
-def startup(app: Flask) -> None:
+def startup(app: Flask, plugin_config: Callable[[str], dict[str, Any]]) -> None:
     """Called once when the server application has been created.
 
-    :param app: the Flask application; read settings from ``app.config``.
+    :param app: the Flask application; read the server's settings from ``app.config``.
+    :param plugin_config: ``plugin_config(name)`` returns plugin ``name``'s own settings: the
+        ``[plugins.NAME]`` table of ``personalize.toml`` (``$env``/``$file`` secrets resolved),
+        then ``PERSONALIZE_PLUGIN_<NAME>_<KEY>`` variables (strings); ``{}`` when there are none.
+
+    .. versionchanged:: 0.2 ``plugin_config`` added.
     """
 
 

@@ -31,9 +31,16 @@ from typing import Any
 
 from flask import Flask, current_app
 
+from . import metrics
+
 log = logging.getLogger(__name__)
 
 REGISTRY: dict[str, Callable[..., Any]] = {}
+
+JOBS = metrics.counter("personalize_jobs_total", "Jobs finished, in-process or on a worker, by job and outcome (succeeded, failed).",
+                       ["job", "outcome"])
+JOBS_WAITING = metrics.gauge("personalize_jobs_waiting", "Jobs waiting for a thread of a web process's pool (without a broker; "
+                             "with one, see personalize_queue_messages).", ["job"])
 
 
 def register(name: str, fn: Callable[..., Any]) -> None:
@@ -132,20 +139,35 @@ class JobRunner:
         self._lock = threading.Lock()
 
     def submit(self, name: str, **kwargs: Any) -> Future:
+        from .logs import new_request_id
+
         fn = job_function(name)
-        future = self.pool.submit(self._call, name, fn, kwargs)
+        job_id = new_request_id()  # the job's lines carry it as their request id
+        log.debug("job %s queued as %s", name, job_id)
+        JOBS_WAITING.inc(job=name)
+        future = self.pool.submit(self._call, name, fn, kwargs, job_id)
         with self._lock:
             self._futures.add(future)
         future.add_done_callback(self._forget)
         return future
 
-    def _call(self, name: str, fn: Callable[..., Any], kwargs: dict[str, Any]) -> Any:
-        with self.app.app_context():
-            try:
-                return fn(**kwargs)
-            except Exception:
-                log.exception("job %s failed", name)
-                raise
+    def _call(self, name: str, fn: Callable[..., Any], kwargs: dict[str, Any], job_id: str | None = None) -> Any:
+        from .logs import REQUEST_ID
+
+        JOBS_WAITING.dec(job=name)
+        token = REQUEST_ID.set(job_id)
+        try:
+            with self.app.app_context():
+                try:
+                    result = fn(**kwargs)
+                except Exception:
+                    JOBS.add((name, "failed"))
+                    log.exception("job %s failed", name)
+                    raise
+                JOBS.add((name, "succeeded"))
+                return result
+        finally:
+            REQUEST_ID.reset(token)
 
     def _forget(self, future: Future) -> None:
         with self._lock:

@@ -73,6 +73,7 @@ class CeleryRunner:
             log.error("job %s could not be queued: %s", name, exc)
             future.set_exception(exc)
             raise
+        log.debug("job %s queued as %s", name, result.id)
         future.set_result(result.id)
         return future
 
@@ -88,7 +89,8 @@ def worker_celery(app: Flask):
     from celery.signals import worker_process_init
 
     from .db import db
-    from .jobs import run
+    from .jobs import JOBS, run
+    from .monitoring import start_publishing
 
     celery = make_celery(app.config["BROKER_URL"], app.config.get("QUEUE_NAME") or "personalize")
 
@@ -97,27 +99,50 @@ def worker_celery(app: Flask):
         # a forked pool process must not share the parent's database connections
         with app.app_context():
             db.engine.dispose(close=False)
+        start_publishing(app)  # and publishes the figures of the jobs it runs (METRICS)
 
     @celery.task(name=TASK_NAME, bind=True)
     def run_job(task, name: str, job_kwargs: dict[str, Any] | None = None):
+        from .logs import REQUEST_ID
+
         started = time.perf_counter()
-        with app.app_context():
-            try:
-                run(name, **(job_kwargs or {}))
-            except Exception:
-                db.session.rollback()
-                log.exception("job %s failed (message %s)", name, task.request.id)
-                raise
-            finally:
-                db.session.remove()
-        log.info("job %s done in %.1f s", name, time.perf_counter() - started)
+        token = REQUEST_ID.set(task.request.id)  # the job's lines carry its message id as their request id
+        try:
+            with app.app_context():
+                try:
+                    run(name, **(job_kwargs or {}))
+                except Exception:
+                    JOBS.add((name, "failed"))
+                    db.session.rollback()
+                    log.exception("job %s failed (message %s)", name, task.request.id)
+                    raise
+                finally:
+                    db.session.remove()
+            JOBS.add((name, "succeeded"))
+            log.info("job %s done in %.1f s", name, time.perf_counter() - started)
+        finally:
+            REQUEST_ID.reset(token)
 
     return celery
 
 
-def run_worker(app: Flask, concurrency: int, beat: bool, loglevel: str = "INFO") -> None:
-    """Run a Celery worker for ``app`` until stopped (``personalize worker``)."""
+def run_worker(app: Flask, concurrency: int, beat: bool, loglevel: str | None = None) -> None:
+    """Run a Celery worker for ``app`` until stopped (``personalize worker``).
+
+    Logging is the process's own (:func:`personalize.logs.configure`, called by the command):
+    Celery is told so through its ``setup_logging`` signal and adds no handler of its own.
+    """
+    from celery.signals import setup_logging
+
+    @setup_logging.connect(weak=False)
+    def _logging_is_configured(**_kwargs):
+        pass  # a receiver makes Celery leave the root logger's handlers, our format, alone
+
+    loglevel = loglevel or str(app.config.get("LOG_LEVEL") or "INFO").upper()
     celery = worker_celery(app)
+    from .monitoring import start_publishing
+
+    start_publishing(app)  # the worker process itself (it runs the jobs with --concurrency 1, and the scheduler)
     if beat:
         from .jobs import start_scheduler
 

@@ -23,13 +23,27 @@ from typing import Any
 
 from flask import Flask
 from gunicorn.app.base import BaseApplication
+from gunicorn.glogging import Logger as GunicornLogger
 
 log = logging.getLogger(__name__)
 
 LOCK_FILE = "scheduler.lock"
 
 
-def gunicorn_options(host: str, port: int, workers: int, threads: int, timeout: int = 60) -> dict[str, Any]:
+class SameFormatLogger(GunicornLogger):
+    """gunicorn's own lines ("Booting worker", "Worker exiting", errors) through the root logger's handler:
+    the format, the request id and the redaction :func:`personalize.logs.configure` set up."""
+
+    def setup(self, cfg) -> None:
+        super().setup(cfg)
+        for logger in (self.error_log, self.access_log):
+            for handler in list(logger.handlers):
+                if getattr(handler, "_gunicorn", False):
+                    logger.removeHandler(handler)
+            logger.propagate = True
+
+
+def gunicorn_options(host: str, port: int, workers: int, threads: int, timeout: int = 60, loglevel: str = "info") -> dict[str, Any]:
     return {
         "bind": f"{host}:{port}",
         "workers": max(1, workers),
@@ -39,9 +53,10 @@ def gunicorn_options(host: str, port: int, workers: int, threads: int, timeout: 
         "timeout": max(1, int(timeout)),  # WORKER_TIMEOUT: a silent worker is restarted
         "graceful_timeout": 20,
         "keepalive": 5,
-        "accesslog": None,
+        "accesslog": None,  # the application writes the access log (ACCESS_LOG), with the request id and route
         "errorlog": "-",
-        "loglevel": "info",
+        "loglevel": loglevel.lower(),
+        "logger_class": SameFormatLogger,
         "post_worker_init": _post_worker_init,
         # gunicorn 24+ opens a control socket in $HOME by default; several servers on one machine would share it
         "control_socket_disable": True,
@@ -76,7 +91,12 @@ def _post_worker_init(worker) -> None:
     # 40-70 ms each time (measured: docs/deployment.md). Frozen, they are left out of them.
     gc.freeze()
     app = worker.wsgi
-    if not isinstance(app, Flask) or app.config.get("BROKER_URL"):
+    if not isinstance(app, Flask):
+        return
+    from .monitoring import start_publishing
+
+    start_publishing(app)  # this worker's figures reach /metrics whichever worker a scrape lands on (METRICS)
+    if app.config.get("BROKER_URL"):
         return
     if app.config.get("SYNC_SCHEDULER", True):
         threading.Thread(target=_scheduler_when_locked, args=(app,), name="personalize-scheduler-lock", daemon=True).start()
@@ -109,4 +129,5 @@ def serve(app: Flask, host: str, port: int, workers: int, threads: int) -> None:
     with app.app_context():
         db.engine.dispose()  # no connection of the master's may leak into a forked worker
     app.extensions["personalize.cache"].close()  # nor its Redis connection; workers open their own
-    Server(gunicorn_options(host, port, workers, threads, int(app.config.get("WORKER_TIMEOUT") or 60))).run()
+    Server(gunicorn_options(host, port, workers, threads, int(app.config.get("WORKER_TIMEOUT") or 60),
+                            str(app.config.get("LOG_LEVEL") or "INFO"))).run()

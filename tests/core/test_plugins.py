@@ -142,3 +142,104 @@ def test_hook_model_trained(app, trained):
 def test_hooks_are_called_with_keywords_only(name):
     spec = inspect.signature(getattr(hookspecs, name))
     assert all(p.kind is p.POSITIONAL_OR_KEYWORD for p in spec.parameters.values())
+
+
+# -- plugin settings: [plugins.NAME] in personalize.toml, PERSONALIZE_PLUGIN_<NAME>_<KEY> ------------------
+
+SETTINGS_PLUGIN = '''
+from personalize import hookimpl
+
+@hookimpl
+def startup(app, plugin_config):
+    app.config["PLUGIN_SEEN_{name}"] = plugin_config("{name}")
+'''
+
+
+def _settings_plugin(folder: Path, name: str) -> None:
+    folder.mkdir(exist_ok=True)
+    (folder / f"{name}.py").write_text(SETTINGS_PLUGIN.replace("{name}", name))
+
+
+def test_hook_startup_hands_plugins_their_settings(tmp_path, monkeypatch):
+    plugins = tmp_path / "plugins"
+    _settings_plugin(plugins, "crm_sync")
+    (tmp_path / "crm.token").write_text("tok-from-a-file\n")
+    (tmp_path / "personalize.toml").write_text(
+        '[plugins.crm_sync]\n'
+        'region = "eu"\n'
+        'batch = 50\n'
+        'api_key = {"$env" = "CRM_API_KEY"}\n'
+        'token = {"$file" = "crm.token"}\n'
+        'endpoints = [{"$env" = "CRM_PRIMARY"}, "https://backup.example"]\n'
+    )
+    monkeypatch.setenv("CRM_API_KEY", "key-from-the-environment")
+    monkeypatch.setenv("CRM_PRIMARY", "https://primary.example")
+    monkeypatch.setenv("PERSONALIZE_PLUGIN_CRM_SYNC_REGION", "us")  # the environment wins over the file
+    monkeypatch.setenv("PERSONALIZE_PLUGIN_CRM_SYNC_TIMEOUT", "30")
+    app = create_app(app_config(tmp_path, f"sqlite:///{tmp_path}/p.db", PLUGINS_DIR=str(plugins)))
+    assert app.config["PLUGIN_SEEN_crm_sync"] == {
+        "region": "us", "batch": 50, "api_key": "key-from-the-environment", "token": "tok-from-a-file",
+        "endpoints": ["https://primary.example", "https://backup.example"], "timeout": "30",
+    }
+
+
+def test_a_plugin_without_settings_gets_an_empty_table_and_old_startup_hooks_still_work(tmp_path):
+    plugins = tmp_path / "plugins"
+    _settings_plugin(plugins, "quiet")
+    (plugins / "old.py").write_text("from personalize import hookimpl\n@hookimpl\ndef startup(app):\n    app.config['OLD_STARTUP'] = True\n")
+    app = create_app(app_config(tmp_path, f"sqlite:///{tmp_path}/p.db", PLUGINS_DIR=str(plugins)))
+    assert app.config["PLUGIN_SEEN_quiet"] == {}
+    assert app.config["OLD_STARTUP"] is True
+
+
+def test_one_plugins_variables_are_not_another_plugins(tmp_path, monkeypatch):
+    """``shop`` and ``shop_tools`` both exist: PERSONALIZE_PLUGIN_SHOP_TOOLS_TOKEN belongs to shop_tools only."""
+    plugins = tmp_path / "plugins"
+    _settings_plugin(plugins, "shop")
+    _settings_plugin(plugins, "shop_tools")
+    monkeypatch.setenv("PERSONALIZE_PLUGIN_SHOP_TOOLS_TOKEN", "t1")
+    monkeypatch.setenv("PERSONALIZE_PLUGIN_SHOP_LIMIT", "3")
+    app = create_app(app_config(tmp_path, f"sqlite:///{tmp_path}/p.db", PLUGINS_DIR=str(plugins)))
+    assert app.config["PLUGIN_SEEN_shop"] == {"limit": "3"}
+    assert app.config["PLUGIN_SEEN_shop_tools"] == {"token": "t1"}
+
+
+@pytest.mark.parametrize(("table", "message"), [
+    ('api_key = {"$env" = "NOT_SET_ANYWHERE_42"}', "plugins.crm_sync.api_key: environment variable 'NOT_SET_ANYWHERE_42' is not set"),
+    ('token = {"$file" = "missing.token"}', "plugins.crm_sync.token: cannot read"),
+    ('token = {"$file" = "x", "$env" = "Y"}', "plugins.crm_sync.token: a table with $-keys must be"),
+])
+def test_a_missing_plugin_secret_stops_the_start_naming_it(tmp_path, table, message):
+    from personalize.config import ConfigError
+
+    (tmp_path / "personalize.toml").write_text(f"[plugins.crm_sync]\n{table}\n")
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        create_app(app_config(tmp_path, f"sqlite:///{tmp_path}/p.db"))
+
+
+def test_plugins_settings_must_be_tables(tmp_path):
+    from personalize.config import ConfigError
+
+    (tmp_path / "personalize.toml").write_text('plugins = "crm_sync"\n')
+    with pytest.raises(ConfigError, match=re.escape("[plugins.NAME]")):
+        create_app(app_config(tmp_path, f"sqlite:///{tmp_path}/p.db"))
+
+
+def test_settings_for_a_plugin_that_is_not_loaded_are_reported(tmp_path, caplog):
+    (tmp_path / "personalize.toml").write_text('[plugins.crm_synk]\nregion = "eu"\n')
+    with caplog.at_level("WARNING", logger="personalize.app"):
+        create_app(app_config(tmp_path, f"sqlite:///{tmp_path}/p.db"))
+    assert "plugin 'crm_synk', which is not loaded" in caplog.text
+
+
+def test_personalize_plugins_lists_setting_names_never_values(runner, tmp_path, monkeypatch):
+    from personalize.cli import cli
+
+    plugins = tmp_path / "plugins"
+    _settings_plugin(plugins, "crm_sync")
+    monkeypatch.setenv("PERSONALIZE_PLUGINS_DIR", str(plugins))
+    monkeypatch.setenv("PERSONALIZE_PLUGIN_CRM_SYNC_API_KEY", "very-secret-value")
+    result = runner.invoke(cli, ["plugins"])
+    assert result.exit_code == 0, result.output
+    assert "settings: api_key" in result.output
+    assert "very-secret-value" not in result.output

@@ -98,3 +98,33 @@ def test_one_web_process_per_instance_runs_the_scheduler(app, tmp_path):
     with other.app_context():
         db.session.remove()
         db.engine.dispose()
+
+
+def test_serve_writes_one_json_object_a_line_gunicorn_included_with_request_ids_and_no_keys(app, trained, tmp_path):
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    out, err = tmp_path / "serve.out", tmp_path / "serve.err"
+    proc = subprocess.Popen(
+        personalize_command("serve", "--port", str(port), "--workers", "2", "--threads", "2"),
+        env=process_env(app, LOG_FORMAT="json", LOG_LEVEL="DEBUG", ACCESS_LOG="true"), stdout=out.open("w"), stderr=err.open("w"),
+    )
+    try:
+        wait_for(lambda: get(f"{base}/api/v1/health")[0] == 200, 60, "the server", proc, err)
+        asked = urllib.request.Request(f"{base}/api/v1/recommendations?key={trained.public_key}&visitor=runner-0",
+                                       headers={"X-Request-ID": "edge-4f1c"})
+        with urllib.request.urlopen(asked, timeout=5) as response:
+            assert response.headers["X-Request-ID"] == "edge-4f1c"
+        secret = urllib.request.Request(f"{base}/api/v1/site", headers={"Authorization": f"Bearer {trained.secret_key}"})
+        with urllib.request.urlopen(secret, timeout=5) as response:
+            made = response.headers["X-Request-ID"]
+        wait_for(lambda: made in err.read_text(), 10, "the access log line", proc, err)
+    finally:
+        stop(proc)
+    text = err.read_text()
+    lines = [json.loads(line) for line in text.splitlines()]  # every line one JSON object
+    messages = {(line["logger"], line["message"].split(" with pid")[0]) for line in lines}
+    assert ("gunicorn.error", "Booting worker") in messages, "gunicorn's own lines share the format"
+    [access] = [line for line in lines if line["request_id"] == "edge-4f1c" and line["logger"] == "personalize.access"]
+    assert (access["route"], access["status"], access["path"]) == ("/api/v1/recommendations", 200, "/api/v1/recommendations")
+    assert any(line["request_id"] == made and line.get("route") == "/api/v1/site" for line in lines)
+    assert trained.public_key not in text and trained.secret_key not in text

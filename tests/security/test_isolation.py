@@ -1051,8 +1051,13 @@ def test_signing_in_never_sends_the_browser_off_the_admin(app, world):
 
 def test_the_server_settings_page_shows_no_key_or_password(app, world):
     """The owner's settings page lists every setting, but never a key, nor a password inside a URL."""
+    from personalize.config import SETTINGS
+
     hidden = {"SECRET_KEY": "session-signing-value-1", "ENCRYPTION_KEY": "encryption-value-2",
               "REDIS_URL": "redis://:redis-password-3@127.0.0.1:6379/0", "BROKER_URL": "amqp://guest:broker-password-4@127.0.0.1:5672//"}
+    # every other setting named like a secret (METRICS_TOKEN…), each with a value of its own
+    hidden.update({name: f"hidden-value-of-{name.lower()}" for name, (default, _help) in SETTINGS.items()
+                   if name.endswith(("KEY", "TOKEN", "PASSWORD", "SECRET")) and not isinstance(default, int | float) and name not in hidden})
     before = {name: app.config.get(name) for name in hidden}
     app.config.update(hidden)
     try:
@@ -1063,8 +1068,10 @@ def test_the_server_settings_page_shows_no_key_or_password(app, world):
     finally:
         app.config.update(before)
     assert "<code>redis_url</code>" in page and "<code>broker_url</code>" in page and "127.0.0.1:6379" in page
-    for value in ("session-signing-value-1", "encryption-value-2", "redis-password-3", "broker-password-4"):
+    for value in ("session-signing-value-1", "encryption-value-2", "redis-password-3", "broker-password-4", *(
+            v for v in hidden.values() if v.startswith("hidden-value-of-"))):
         assert value not in page, value
+    assert "hidden-value-of-metrics_token" in repr(hidden.values())
 
 
 def test_a_secret_key_is_refused_where_it_would_be_logged_or_published(app, client, world):

@@ -199,7 +199,9 @@ def _shown(name: str, value) -> str:
     """A setting's value as safe to show: keys hidden, passwords in URLs masked."""
     if value is None:
         return "(default)"
-    if name in ("SECRET_KEY", "ENCRYPTION_KEY"):
+    from ..config import secret_setting
+
+    if secret_setting(name):  # SECRET_KEY, ENCRYPTION_KEY, METRICS_TOKEN…
         return "(set)"
     text = str(value)
     if "://" in text:

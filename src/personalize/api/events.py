@@ -9,6 +9,7 @@ import re
 
 from flask import current_app, request
 
+from .. import metrics
 from ..batching import store_batched
 from ..db import database_unavailable
 from ..profiles import validate_event
@@ -18,6 +19,11 @@ from .errors import ApiError
 from .widget_keys import widget_site
 
 log = logging.getLogger(__name__)
+
+EVENTS = metrics.counter("personalize_events_total", "Events sent to POST /api/v1/events, by outcome: accepted (stored), "
+                         "duplicate (an event id stored before), rejected (invalid).", ["outcome"])
+for _outcome in ("accepted", "duplicate", "rejected"):
+    EVENTS.add((_outcome,), 0)  # every series exists from the start, so rate() sees the first events
 
 
 class _NotJsonNumber(ValueError):
@@ -97,6 +103,8 @@ def post_events():
         except InvalidInput as exc:
             first_error = first_error or exc
             rejected.append({"index": i, "field": exc.field, "code": exc.code, "message": exc.message})
+    if rejected:
+        EVENTS.add(("rejected",), len(rejected))
     if not valid:
         raise first_error
     # concurrent requests share one transaction (personalize.batching); 202 only after the commit
@@ -108,6 +116,8 @@ def post_events():
         # the batches stored beside this one were stored on their own: only these events failed
         log.exception("events of site %s could not be stored", site.id)
         raise ApiError(400, "unstorable", "these events could not be stored, so none of them was kept; check their values", "events") from None
+    EVENTS.add(("accepted",), result.accepted)
+    EVENTS.add(("duplicate",), result.duplicates)
     body = {"accepted": result.accepted, "duplicates": result.duplicates}
     if rejected:
         body["rejected"] = rejected

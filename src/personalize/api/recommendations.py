@@ -6,6 +6,7 @@ import re
 
 from flask import Response, current_app, request
 
+from .. import metrics
 from ..catalog.currency import site_currency
 from ..recommend.service import recommend_for, release_read_connection, use_read_connection
 from ..validation import json_text
@@ -14,6 +15,9 @@ from .errors import ApiError
 from .widget_keys import widget_site
 
 _TOKEN = re.compile(r"^[A-Za-z0-9_.:\-]{1,128}$")
+
+LISTS = metrics.counter("personalize_recommendation_lists_total", "Recommendation lists served by GET /api/v1/recommendations, "
+                        "by strategy (personal, popular…).", ["strategy"])
 
 
 def _param(name: str, default: str | None = None, max_len: int = 128, pattern=_TOKEN) -> str | None:
@@ -44,6 +48,7 @@ def get_recommendations():
     slot = _param("slot", "home", 64)
     product = _param("product", None, 200, pattern=None)
     result = recommend_for(site, visitor, slot=slot, limit=int(limit_text), product=product)
+    LISTS.add((result.strategy,))
     answer = result.as_json()
     # each item in its product's own currency, else the site's (catalog/currency.py); "" when neither is known
     currency = site_currency(site)

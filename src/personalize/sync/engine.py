@@ -32,6 +32,7 @@ from typing import Any
 from flask import current_app
 from sqlalchemy import select
 
+from .. import metrics
 from ..connectors import AuthError, ConfigError, Connector, TransientError
 from ..db import db
 from ..models import utcnow
@@ -334,8 +335,13 @@ def _finish(ctx: RunContext, counts: dict[str, StreamCount], fatal: str) -> dict
     return summary
 
 
+SYNC_RUNS = metrics.counter("personalize_sync_runs_total", "Connector sync runs finished, by connector, kind (pull or push) "
+                            "and status (succeeded, partial, failed).", ["connector", "kind", "status"])
+
+
 def notify_finished(site_id: int, conn: Connection, summary: dict[str, Any]) -> None:
-    """Call ``sync_finished``; a failing listener is logged, never turns a stored run into an error."""
+    """Count the run for /metrics and call ``sync_finished``; a failing listener is logged, never turns a stored run into an error."""
+    SYNC_RUNS.add((conn.connector, str(summary.get("kind")), str(summary.get("status"))))
     notify("sync_finished", site_id=site_id, connection=conn.name, connector=conn.connector, summary=summary)
 
 
