@@ -57,6 +57,12 @@ SETTINGS: dict[str, tuple[Any, str]] = {
     "SYNC_LOG_RETENTION_DAYS": (90, "Finished sync runs and processed webhook payloads older than this many days are deleted hourly (0: kept)."),
     "STORE_IP_ADDRESSES": (False, "Keep the address of the client that sends events as the profile attribute `ip`; off, no client address is stored."),
     "IP_ADDRESS_TRUNCATE": (True, "With STORE_IP_ADDRESSES: keep only the network part of the address (IPv4 /24, IPv6 /48)."),
+    # journeys (docs/journeys.md)
+    "JOURNEY_INBOX": ("thread", "How a web process enters people in journeys after it stored their events: `thread` (a thread of the process, in batches; the request does not wait) or `inline` (in the request itself: tests)."),
+    "JOURNEY_BATCH_SIZE": (500, "How many due journey steps a runner claims at once."),
+    "JOURNEY_LEASE_SECONDS": (300, "How long a runner holds the steps it claimed; a runner that dies leaves them to another one after this time."),
+    "JOURNEY_TRIGGER_SECONDS": (30, "How often the journeys' catch-up runs: events and segment changes a process stored but did not hand to journeys (it died), and date triggers."),
+    "JOURNEY_WORKERS": (2, "With BROKER_URL: how many `journeys_run` jobs the scheduler keeps queued at once while steps are due."),
 }
 
 _BOOL_TRUE = {"1", "true", "yes", "on"}
