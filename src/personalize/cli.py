@@ -339,6 +339,10 @@ from .segments.cli import scores_command, segments_group  # noqa: E402
 cli.add_command(scores_command)
 cli.add_command(segments_group)
 
+from .journeys.cli import journeys_group  # noqa: E402
+
+cli.add_command(journeys_group)
+
 
 def _register_sync_commands() -> None:
     from .sync.cli import register

@@ -51,3 +51,23 @@ EMAIL_STEP = {
     "type": "email", "subject": "Hello {{ contact.first_name or 'there' }}",
     "html": "<p>Hi {{ contact.first_name }}!</p>{{ recommendations_block }}", "recommendations": 3,
 }
+
+
+def customers(site, n: int, prefix: str = "c") -> list[int]:
+    """``n`` customers with an email and consent, made in one batch: their profile ids."""
+    from personalize.db import db
+    from personalize.segments.live import refresh_profiles
+
+    events = []
+    for i in range(n):
+        events += [{"id": f"{prefix}{i}-seen", "type": "page_viewed", "visitor": f"{prefix}{i}-v", "ts": T0},
+                   {"id": f"{prefix}{i}-id", "type": "identify", "visitor": f"{prefix}{i}-v", "email": f"{prefix}{i}@example.com", "ts": T0 + 1}]
+    for start in range(0, len(events), 1000):
+        ingest_events(site, events[start : start + 1000], max_events=1000)
+    ids = lookup(site.id, VISITOR, [f"{prefix}{i}-v" for i in range(n)])
+    pids = [ids[f"{prefix}{i}-v"] for i in range(n)]
+    for pid in pids:
+        set_attributes(site.id, pid, {"email_consent": True}, "test", commit=False)
+    db.session.commit()
+    refresh_profiles(site.id, pids)
+    return pids
