@@ -429,3 +429,42 @@ def _run_connectors(site_id: int, items: list[Item], mover: Mover, token: str, n
             _commit(changes, mover, token, now, summary)
     return left
 
+
+
+def send_test_email(site, journey, step: dict, to: str, profile_id: int | None = None, visitor: str | None = None) -> str:
+    """Send one email step to ``to`` now, rendered for a real person of the site (``profile_id``) or
+    for a stand-in, outside any journey. Returns what happened; raises :class:`InvalidInput` naming
+    the problem (settings, address, the SMTP server's answer)."""
+    import secrets as _secrets
+
+    from ..validation import InvalidInput
+    from .email import EMAIL_RE
+
+    config = current_app.config
+    if not EMAIL_RE.match(to or ""):
+        raise InvalidInput("to", "must be the email address to send the test to")
+    settings = get_settings(site.id)
+    missing = missing_for_sending(settings, config)
+    if missing:
+        raise InvalidInput("email settings", missing)
+    contact = Contact(0, to, {"first_name": "Ann", "last_name": "Example"}, 1)
+    if profile_id is not None:
+        contact = load_contacts(site.id, [profile_id])[profile_id]
+        contact.visitor = visitor or contact.visitor
+    try:
+        context, _rec, _items = email_context(site, settings, {"event": "test"}, ("active", journey.version, journey.key, journey.name),
+                                              contact, step, config)
+        rendered = render_email(step, context, settings.postal_address)
+    except ValueError as exc:
+        raise InvalidInput("template", str(exc)) from None
+    rendered.subject = "[Test] " + rendered.subject
+    key = "pz-test-" + _secrets.token_hex(12)
+    msg = build_message(settings, to, rendered, key, context["unsubscribe_url"], None, {"X-Personalize-Journey": journey.key})
+    mailer = Mailer(settings, smtp_password(settings, config))
+    try:
+        mailer.send(msg, to)
+    except (smtplib.SMTPException, OSError) as exc:
+        raise InvalidInput("smtp", f"the SMTP server did not take the test email: {type(exc).__name__}: {exc}"[:300]) from None
+    finally:
+        mailer.close()
+    return f"Test email sent to {to}" + (f", as profile {profile_id} would get it." if profile_id is not None else ".")

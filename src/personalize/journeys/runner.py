@@ -506,7 +506,8 @@ def _choose_version(entry: Entry, row: Claimed, live_version: int, change: Chang
 
 
 def _goals_reached(pairs: list[tuple[Claimed, Entry]], now: datetime) -> dict[int, datetime]:
-    """Entries whose person reached the journey's goal since entering: ``{entry id: when}``."""
+    """Entries whose person reached the journey's goal since entering: ``{entry id: when}``. The
+    order or event that made the entry is not its goal (a post-purchase journey's own order)."""
     from ..models import Event, Order
 
     out: dict[int, datetime] = {}
@@ -517,17 +518,20 @@ def _goals_reached(pairs: list[tuple[Claimed, Entry]], now: datetime) -> dict[in
     for (site_id, kind, event), group in by_goal.items():
         since = min(e.entered_at for e in group)
         pids = sorted({e.profile_id for e in group})
-        times: dict[int, list[datetime]] = defaultdict(list)
+        times: dict[int, list[tuple[datetime, str]]] = defaultdict(list)
         for start in range(0, len(pids), 500):
             chunk = pids[start : start + 500]
             if kind == "order":
-                q = select(Order.profile_id, Order.occurred_at).where(Order.site_id == site_id, Order.profile_id.in_(chunk), Order.occurred_at >= since)
+                q = select(Order.profile_id, Order.occurred_at, Order.external_id).where(
+                    Order.site_id == site_id, Order.profile_id.in_(chunk), Order.occurred_at >= since)
             else:
-                q = select(Event.profile_id, Event.occurred_at).where(Event.profile_id.in_(chunk), Event.type == event, Event.occurred_at >= since)
-            for pid, at in db.session.execute(q):
-                times[pid].append(at)
+                q = select(Event.profile_id, Event.occurred_at, Event.event_id).where(
+                    Event.profile_id.in_(chunk), Event.type == event, Event.occurred_at >= since)
+            for pid, at, ident in db.session.execute(q):
+                times[pid].append((at, ident))
         for entry in group:
-            hits = [t for t in times.get(entry.profile_id, ()) if t >= entry.entered_at]
+            made_by = entry.data.get("event_id") if kind == "event" else ((entry.data.get("properties") or {}).get("order_id"))
+            hits = [t for t, ident in times.get(entry.profile_id, ()) if t >= entry.entered_at and ident != made_by]
             if hits:
                 out[entry.id] = min(hits)
     return out

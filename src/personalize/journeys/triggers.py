@@ -213,7 +213,7 @@ def on_events(site_id: int, events: list, now: datetime | None = None, received:
                 entered += len(enter(journey, found, now))
     goal_events = [e for e in events if e.type in live.goal_events and e.profile_id]
     if goal_events:
-        reach_goals(site_id, [(e.profile_id, e.type, received.get(e.event_id, now)) for e in goal_events], now)
+        reach_goals(site_id, [(e.profile_id, e.type, received.get(e.event_id, now), e.event_id) for e in goal_events], now)
     awaited = [e for e in events if e.type in live.awaited and e.profile_id]
     if awaited:
         answer_waits(site_id, [(e.profile_id, e.type, e.event_id, received.get(e.event_id, now)) for e in awaited], now)
@@ -221,8 +221,10 @@ def on_events(site_id: int, events: list, now: datetime | None = None, received:
     return entered
 
 
-def reach_goals(site_id: int, hits: list[tuple[int, str, datetime]], now: datetime) -> int:
-    """End the active entries whose goal these ``(profile, event type, time)`` reach. No commit."""
+def reach_goals(site_id: int, hits: list[tuple[int, str, datetime, str]], now: datetime) -> int:
+    """End the active entries whose goal these ``(profile, event type, time stored, event id)`` reach
+    (the event that made an entry never counts as its goal: an order entering a post-purchase
+    journey is not the order it hopes for). No commit."""
     live = live_journeys(site_id)
     goal_of = {
         j.id: ("order_completed" if j.definition["goal"]["type"] == "order" else j.definition["goal"].get("event"))
@@ -230,14 +232,15 @@ def reach_goals(site_id: int, hits: list[tuple[int, str, datetime]], now: dateti
     }
     if not goal_of:
         return 0
-    pids = sorted({p for p, _t, _w in hits})
+    pids = sorted({p for p, _t, _w, _i in hits})
     rows = db.session.execute(
-        select(ENROLLMENTS.c.id, ENROLLMENTS.c.journey_id, ENROLLMENTS.c.profile_id, ENROLLMENTS.c.entered_at)
+        select(ENROLLMENTS.c.id, ENROLLMENTS.c.journey_id, ENROLLMENTS.c.profile_id, ENROLLMENTS.c.entered_at, ENROLLMENTS.c.data)
         .where(ENROLLMENTS.c.profile_id.in_(pids), ENROLLMENTS.c.status == "active", ENROLLMENTS.c.journey_id.in_(list(goal_of)))
     ).all()
     ended = 0
-    for eid, jid, pid, entered_at in rows:
-        times = [w for p, t, w in hits if p == pid and t == goal_of[jid] and w >= entered_at]
+    for eid, jid, pid, entered_at, data in rows:
+        made_by = (data or {}).get("event_id")
+        times = [w for p, t, w, i in hits if p == pid and t == goal_of[jid] and w >= entered_at and i != made_by]
         if times:
             ended += len(finish_enrollments([eid], "goal", "reached the goal", now, goal_at=min(times)))
     return ended
