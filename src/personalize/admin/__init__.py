@@ -62,6 +62,7 @@ def init_app(app: Flask) -> None:
     from . import (  # noqa: F401  (routes register on bp)
         connectors,
         dashboard,
+        journeys,
         plugins,
         profiles,
         recommendations,

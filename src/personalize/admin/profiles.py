@@ -8,6 +8,7 @@ from flask import Response, flash, redirect, render_template, request, url_for
 from ..catalog import products_by_ids
 from ..insights import in_holdout
 from ..insights.computed import profile_scores, recent_events, recent_profiles
+from ..journeys.report import journeys_of_profile
 from ..models import Site
 from ..profiles import attributes_of, erase_profile, export_profile
 from ..profiles.identity import VISITOR
@@ -53,6 +54,7 @@ def profile(s: Site, profile_id: int):
         "admin/profile.html", site=s, profile_id=profile_id, identities=identities, attributes=attributes_of(profile_id),
         summary=timeline_summary(s.id, profile_id), events=events, titles=titles, scores=profile_scores(profile_id),
         segments=segments_of_profile(profile_id), recs=recs, visitor=visitor, held=in_holdout(s, visitor),
+        journeys=journeys_of_profile(profile_id),
     )
 
 
