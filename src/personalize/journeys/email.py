@@ -33,7 +33,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
-from jinja2 import TemplateError, TemplateSyntaxError
+from jinja2 import ChainableUndefined, TemplateError, TemplateSyntaxError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from markupsafe import Markup, escape
 
@@ -272,7 +272,8 @@ class _Environment(ImmutableSandboxedEnvironment):
 
 @functools.cache
 def _environment(html: bool) -> _Environment:
-    return _Environment(autoescape=html, trim_blocks=True, lstrip_blocks=True)
+    # a missing value renders empty, however deep (trigger.product.title for a journey entered without a product)
+    return _Environment(autoescape=html, trim_blocks=True, lstrip_blocks=True, undefined=ChainableUndefined)
 
 
 @functools.lru_cache(maxsize=256)
