@@ -153,3 +153,17 @@ def test_webhook_refused_for_good_fails_without_retrying(inline, trained, receiv
     run_due(now=clock.advance(seconds=1))
     assert db.session.execute(select(JourneyStep.state, JourneyStep.outcome)).one() == ("done", "failed")
     assert len(receiver.deliveries) == 1
+
+
+def test_record_mode_keeps_each_email_on_its_step_and_sends_nothing(inline, trained, smtp_server, clock):
+    from personalize.journeys.email import save_settings
+
+    site = get_site(trained.id)
+    save_settings(site.id, {"delivery": "record", "timezone": "UTC"}, inline.config)  # no SMTP server at all
+    ann = customer(site, "ann-v", "ann@example.com", first_name="Ann")
+    journey(site.id, "try", {"trigger": {"type": "event", "event": "product_added"}, "control": 0, "steps": [{"id": "s1", **EMAIL_STEP}]})
+    ingest_events(site, [{"id": "ann-add", "type": "product_added", "visitor": "ann-v", "product_id": "run-shoe", "ts": T0 + 10}])
+    run_due(now=clock.advance(seconds=1))
+    outcome, detail = db.session.execute(select(JourneyStep.outcome, JourneyStep.detail).where(JourneyStep.profile_id == ann)).one()
+    assert outcome == "acted" and detail["recorded"] is True and detail["subject"] == "Hello Ann"
+    assert smtp_server.mailbox.messages == []

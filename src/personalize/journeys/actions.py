@@ -29,6 +29,7 @@ from .email import (
     footer_html,
     get_settings,
     html_to_text,
+    message_id,
     missing_for_sending,
     permanent,
     recommendations_block,
@@ -310,14 +311,19 @@ def _send_emails(site, settings, items: list[Item], contacts: dict[int, Contact]
         _commit([_retry(i, now, missing) for i in items], mover, token, now, summary)
         return []
     try:
-        password = smtp_password(settings, config)
+        password = smtp_password(settings, config) if settings.delivery != "record" else ""
     except Exception as exc:  # the encryption key changed
         _commit([_retry(i, now, str(exc)) for i in items], mover, token, now, summary)
         return []
     mailer = Mailer(settings, password)
+    recording = settings.delivery == "record"
+    recorded: list[Change] = []
     try:
         for n, item in enumerate(items):
             if time.monotonic() > deadline:
+                if recorded:
+                    _commit(recorded, mover, token, now, summary)
+                    recorded.clear()
                 return items[n:]
             contact = contacts[item.entry.profile_id]
             try:
@@ -325,6 +331,12 @@ def _send_emails(site, settings, items: list[Item], contacts: dict[int, Contact]
                 rendered = render_email(item.step, context, settings.postal_address)
             except ValueError as exc:  # a template error: fixed in a new version, the retry takes it
                 _commit([_retry(item, now, str(exc))], mover, token, now, summary)
+                continue
+            if recording:  # the site tries journeys out: the message is kept on its step, not sent
+                change = _end(item, "acted", {"recorded": True, "message_id": message_id(item.row.key, settings.from_email),
+                                              "subject": rendered.subject[:200], "rec_id": rec_id, "items": shown})
+                change.contact = (item.entry.profile_id, "email")
+                recorded.append(change)  # nothing left the server: written together below
                 continue
             msg = build_message(settings, contact.email, rendered, item.row.key, context["unsubscribe_url"], now,
                                 {"X-Personalize-Journey": item.journey[2]})
@@ -344,6 +356,8 @@ def _send_emails(site, settings, items: list[Item], contacts: dict[int, Contact]
             _commit([change], mover, token, now, summary)
     finally:
         mailer.close()
+        if recorded:
+            _commit(recorded, mover, token, now, summary)
     return []
 
 

@@ -34,6 +34,7 @@ from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from jinja2 import ChainableUndefined, TemplateError, TemplateSyntaxError
+from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from markupsafe import Markup, escape
 
@@ -43,6 +44,7 @@ from ..validation import InvalidInput
 from .models import JourneySettings
 
 SECURITY = ("starttls", "ssl", "none")
+DELIVERY = ("smtp", "record")
 CONSENT_MODES = ("opt_in", "customers")
 EMAIL_RE = re.compile(r"^[^@\s<>\"',;]{1,64}@[A-Za-z0-9.-]{1,253}\.[A-Za-z]{2,63}$")
 SMTP_TIMEOUT = 20.0
@@ -63,7 +65,7 @@ def get_settings(site_id: int) -> JourneySettings:
     """The site's journey settings (defaults when it has none yet; nothing is written)."""
     row = db.session.get(JourneySettings, site_id)
     if row is None:
-        row = JourneySettings(site_id=site_id, smtp_port=587, smtp_security="starttls", timezone="UTC", consent="opt_in",
+        row = JourneySettings(site_id=site_id, delivery="smtp", smtp_port=587, smtp_security="starttls", timezone="UTC", consent="opt_in",
                               smtp_host="", smtp_username="", smtp_password="", from_email="", from_name="", reply_to="",
                               shop_url="", server_url="", postal_address="", webhook_secret="")
     return row
@@ -123,6 +125,10 @@ def save_settings(site_id: int, values: Mapping[str, Any], config: Mapping[str, 
     consent = values.get("consent") or "opt_in"
     if consent not in CONSENT_MODES:
         raise InvalidInput("consent", f"must be one of {', '.join(CONSENT_MODES)}")
+    delivery = values.get("delivery") or "smtp"
+    if delivery not in DELIVERY:
+        raise InvalidInput("delivery", "must be smtp or record")
+    row.delivery = delivery
     row.smtp_host, row.smtp_port, row.smtp_security = host, port, security
     row.smtp_username = str(values.get("smtp_username") or "").strip()[:255]
     password = values.get("smtp_password")
@@ -155,6 +161,8 @@ def server_base(row: JourneySettings, config: Mapping[str, Any]) -> str:
 
 def missing_for_sending(row: JourneySettings, config: Mapping[str, Any]) -> str | None:
     """What the settings lack before a message can go out (None when complete)."""
+    if row.delivery == "record":
+        return None
     if not row.smtp_host:
         return "the site has no SMTP server; fill in the email settings of its journeys"
     if not row.from_email:
@@ -266,6 +274,27 @@ def unsubscribe(site_id: int, profile_id: int) -> bool:
 # ---------------------------------------------------------------- templates
 
 
+class _Undefined(ChainableUndefined):
+    """A missing value renders empty at any depth (``trigger.product.title`` of a journey entered
+    without a product), but reaching for what the sandbox forbids fails the template loudly."""
+
+    def _refused(self) -> bool:
+        return self._undefined_exception is SecurityError
+
+    def __getattr__(self, name):
+        if self._refused():
+            self._fail_with_undefined_error()
+        return super().__getattr__(name)
+
+    def __str__(self) -> str:
+        if self._refused():
+            self._fail_with_undefined_error()
+        return super().__str__()
+
+    def __html__(self) -> str:
+        return self.__str__()
+
+
 class _Environment(ImmutableSandboxedEnvironment):
     pass
 
@@ -273,7 +302,7 @@ class _Environment(ImmutableSandboxedEnvironment):
 @functools.cache
 def _environment(html: bool) -> _Environment:
     # a missing value renders empty, however deep (trigger.product.title for a journey entered without a product)
-    return _Environment(autoescape=html, trim_blocks=True, lstrip_blocks=True, undefined=ChainableUndefined)
+    return _Environment(autoescape=html, trim_blocks=True, lstrip_blocks=True, undefined=_Undefined)
 
 
 @functools.lru_cache(maxsize=256)

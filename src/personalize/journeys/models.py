@@ -141,6 +141,8 @@ class JourneySettings(db.Model):
 
     __tablename__ = "journey_settings"
     site_id: Mapped[int] = mapped_column(ForeignKey("sites.id", ondelete="CASCADE"), primary_key=True)
+    #: smtp (send), or record (render each message and keep it on its step, send nothing: trying journeys out)
+    delivery: Mapped[str] = mapped_column(String(8), default="smtp")
     smtp_host: Mapped[str] = mapped_column(String(255), default="")
     smtp_port: Mapped[int] = mapped_column(Integer, default=587)
     smtp_security: Mapped[str] = mapped_column(String(16), default="starttls")

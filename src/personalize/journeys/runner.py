@@ -436,7 +436,7 @@ def run_due(limit: int | None = None, now: datetime | None = None, lease_seconds
             continue  # acted on below
         if not change.outcome:
             entry = entries[change.row.enrollment_id]
-            change.outcome, nxt = _finish_waiting(change.row, entry.flow.steps[change.row.step_id], entry)
+            change.outcome, nxt = _finish_waiting(change.row, entry.flow.steps[change.row.step_id], entry, now)
             plans.append((change, entry, nxt))
         first.append(change)
     mover.advance(plans, claim_actions=True)
@@ -523,10 +523,10 @@ def _goals_reached(pairs: list[tuple[Claimed, Entry]], now: datetime) -> dict[in
             chunk = pids[start : start + 500]
             if kind == "order":
                 q = select(Order.profile_id, Order.occurred_at, Order.external_id).where(
-                    Order.site_id == site_id, Order.profile_id.in_(chunk), Order.occurred_at >= since)
+                    Order.site_id == site_id, Order.profile_id.in_(chunk), Order.occurred_at >= since, Order.occurred_at <= now)
             else:
                 q = select(Event.profile_id, Event.occurred_at, Event.event_id).where(
-                    Event.profile_id.in_(chunk), Event.type == event, Event.occurred_at >= since)
+                    Event.profile_id.in_(chunk), Event.type == event, Event.occurred_at >= since, Event.occurred_at <= now)
             for pid, at, ident in db.session.execute(q):
                 times[pid].append((at, ident))
         for entry in group:
@@ -559,11 +559,11 @@ def _left_segment(pairs: list[tuple[Claimed, Entry]]) -> set[int]:
     return out
 
 
-def _finish_waiting(row: Claimed, step: dict, entry: Entry) -> tuple[str, str | None]:
+def _finish_waiting(row: Claimed, step: dict, entry: Entry, now: datetime) -> tuple[str, str | None]:
     """A due row of a step that takes time (a wait, a wait for an event): its outcome and the step that follows."""
     flow = entry.flow
     if step["type"] == "wait_event":
-        got = row.signal or _awaited_since(entry, step["event"], row.entered_at)
+        got = row.signal or _awaited_since(entry, step["event"], row.entered_at, now)
         label = "received" if got else "timeout"
         return ("received" if got else "timed_out"), flow.branch_start(step["id"], label)
     if step["type"] != "wait":  # only waits and actions are ever inserted due
@@ -571,10 +571,12 @@ def _finish_waiting(row: Claimed, step: dict, entry: Entry) -> tuple[str, str | 
     return "waited", flow.after[step["id"]]
 
 
-def _awaited_since(entry: Entry, event: str, since: datetime) -> bool:
-    """Whether the awaited event arrived after the step was reached (the notification may have been lost)."""
+def _awaited_since(entry: Entry, event: str, since: datetime, now: datetime) -> bool:
+    """Whether the awaited event was stored after the step was reached, and by ``now`` (the notification
+    may have been lost)."""
     from ..models import Event
 
     return db.session.scalar(
-        select(Event.id).where(Event.profile_id == entry.profile_id, Event.type == event, Event.received_at >= since).limit(1)
+        select(Event.id).where(Event.profile_id == entry.profile_id, Event.type == event, Event.received_at >= since,
+                               Event.received_at <= now).limit(1)
     ) is not None

@@ -30,6 +30,7 @@ def upgrade() -> None:
     op.create_table(
         "journey_settings",
         sa.Column("site_id", sa.Integer(), nullable=False),
+        sa.Column("delivery", sa.String(length=8), nullable=False),
         sa.Column("smtp_host", sa.String(length=255), nullable=False),
         sa.Column("smtp_port", sa.Integer(), nullable=False),
         sa.Column("smtp_security", sa.String(length=16), nullable=False),
