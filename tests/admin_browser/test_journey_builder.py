@@ -8,10 +8,10 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from journeys.conftest import smtp_server  # noqa: F401  (a real SMTP server on loopback)
-from journeys.support import customer
 from sqlalchemy import func, select
 
+from journeys.conftest import smtp_server  # noqa: F401  (a real SMTP server on loopback)
+from journeys.support import customer
 from personalize.db import db
 from personalize.journeys.models import JourneyEnrollment
 from personalize.journeys.runner import run_due
