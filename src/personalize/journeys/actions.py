@@ -145,6 +145,7 @@ def _act_site(site_id: int, rows: list[Claimed], entries: dict[int, Entry], jour
     settings = get_settings(site_id)
     site = get_site(site_id)
     items = []
+    channels: dict[tuple, str] = {}
     for row in rows:
         entry = entries[row.enrollment_id]
         step = entry.flow.steps.get(row.step_id) if entry.flow else None
@@ -155,8 +156,12 @@ def _act_site(site_id: int, rows: list[Claimed], entries: dict[int, Entry], jour
             write([change], token, now)
             summary.skipped += 1
             continue
-        items.append(Item(row, entry, step, journeys.get(row.journey_id, ("active", 0, "", "")), change, channel_of(step, site_id)))
-    contacts = load_contacts(site_id, [i.entry.profile_id for i in items])
+        which = (step["type"], step.get("connection"), step.get("action"))
+        if which not in channels:
+            channels[which] = channel_of(step, site_id)
+        items.append(Item(row, entry, step, journeys.get(row.journey_id, ("active", 0, "", "")), change, channels[which]))
+    # who they are matters to actions that reach them (consent, time zone, templates), not to a tag or a property
+    contacts = load_contacts(site_id, [i.entry.profile_id for i in items if i.channel and not i.entry.control])
     decided: list[Change] = []
     go: list[Item] = []
     for item in items:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import deque
 from datetime import datetime
 
@@ -24,6 +25,7 @@ from flask import Flask, current_app
 from personalize import hookimpl
 
 log = logging.getLogger(__name__)
+GATHER_SECONDS = 0.1
 
 
 class Inbox:
@@ -56,6 +58,7 @@ class Inbox:
     def _run(self) -> None:
         while True:
             self.wake.wait(timeout=5.0)
+            time.sleep(GATHER_SECONDS)  # let a busy moment's events gather: one transaction for many
             self.wake.clear()
             try:
                 with self.app.app_context():
@@ -82,7 +85,7 @@ class Inbox:
         entered = 0
         for site_id, items in events.items():
             try:
-                entered += on_events(site_id, items)
+                entered += on_events(site_id, items, remember=True)
             except Exception:
                 db.session.rollback()
                 log.exception("journeys: events of site %s were not handled now; the catch-up will", site_id)
@@ -123,7 +126,10 @@ def _queue(kind: str, site_id: int, payload) -> None:
         from .triggers import on_events, on_segment_changes
 
         try:
-            (on_events if kind == "event" else on_segment_changes)(site_id, [payload])
+            if kind == "event":
+                on_events(site_id, [payload], remember=True)
+            else:
+                on_segment_changes(site_id, [payload])
         except Exception:
             from ..db import db
 

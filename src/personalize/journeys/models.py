@@ -73,7 +73,6 @@ class JourneyEnrollment(db.Model):
     __table_args__ = (
         UniqueConstraint("journey_id", "dedupe", name="uq_journey_enrollments_journey_dedupe"),
         UniqueConstraint("journey_id", "active_profile", name="uq_journey_enrollments_journey_active"),
-        Index("ix_journey_enrollments_journey_entered", "journey_id", "entered_at"),
         Index("ix_journey_enrollments_profile", "profile_id"),
     )
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -113,8 +112,11 @@ class JourneyStep(db.Model):
         Index("ix_journey_steps_profile", "profile_id"),
     )
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    site_id: Mapped[int] = mapped_column(ForeignKey("sites.id", ondelete="CASCADE"))
-    journey_id: Mapped[int] = mapped_column(ForeignKey("journeys.id", ondelete="CASCADE"))
+    # no foreign keys to sites and journeys: the entry's cascades (a deleted journey or site deletes its
+    # entries, and their steps with them) cover them, and on PostgreSQL each such key would lock the one
+    # journey and site row for every step written, which runners writing at once queue on
+    site_id: Mapped[int] = mapped_column(Integer)
+    journey_id: Mapped[int] = mapped_column(Integer)
     enrollment_id: Mapped[int] = mapped_column(ForeignKey("journey_enrollments.id", ondelete="CASCADE"))
     profile_id: Mapped[int] = mapped_column(ForeignKey("profiles.id", ondelete="CASCADE"))
     step_id: Mapped[str] = mapped_column(String(32))

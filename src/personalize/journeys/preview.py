@@ -52,8 +52,8 @@ def preview(site_id: int, definition: dict) -> Preview:
             pids = list(db.session.scalars(select(SegmentMember.profile_id).where(SegmentMember.segment_id == seg).order_by(SegmentMember.profile_id).limit(SCAN + 1)))
     elif kind == "event":
         what = f"people who sent {trigger['event']} in the last 24 hours"
-        from ..catalog import products_by_ids
         from ..records import Event as EventRecord
+        from .triggers import product_facts
 
         rows = db.session.execute(
             select(Event.event_id, Event.type, Event.visitor, Event.profile_id, Event.occurred_at, Event.product_id, Event.properties)
@@ -62,7 +62,7 @@ def preview(site_id: int, definition: dict) -> Preview:
         ).all()
         capped = len(rows) > SCAN
         events = [EventRecord(site_id, r[0], r[1], r[2], r[3], r[4], r[5] or "", properties=r[6] or {}) for r in rows[:SCAN]]
-        products = products_by_ids(site_id, [e.product_id for e in events if e.product_id])
+        products = product_facts(site_id, [e.product_id for e in events if e.product_id])
         where = trigger.get("where") or []
         pids = list(dict.fromkeys(e.profile_id for e in events if all(_where_holds(w, e, products.get(e.product_id)) for w in where)))
     elif kind == "date":

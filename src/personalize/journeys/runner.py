@@ -29,6 +29,7 @@ tell it is the same message.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import secrets
 import time
@@ -334,12 +335,15 @@ def write(changes: list[Change], token: str, now: datetime) -> tuple[int, int]:
 
     try:
         ids = [c.row.id for c in changes]
+        pg = db.session.get_bind().dialect.name == "postgresql"
         held: set[int] = set()
         for start in range(0, len(ids), 500):
-            held.update(r[0] for r in db.session.execute(
-                update(STEPS).where(STEPS.c.id.in_(ids[start : start + 500]), STEPS.c.claim == token)
-                .values(claim=token).returning(STEPS.c.id)
-            ))
+            chunk = ids[start : start + 500]
+            if pg:  # row locks, without writing new row versions
+                lock = select(STEPS.c.id).where(STEPS.c.id.in_(chunk), STEPS.c.claim == token).with_for_update()
+            else:  # SQLite: a write first, so this transaction holds the one writer lock from here on
+                lock = update(STEPS).where(STEPS.c.id.in_(chunk), STEPS.c.claim == token).values(claim=token).returning(STEPS.c.id)
+            held.update(r[0] for r in db.session.execute(lock))
         kept = [c for c in changes if c.row.id in held]
         entries = sorted({c.row.enrollment_id for c in kept})
         q = select(ENROLLMENTS.c.id, ENROLLMENTS.c.status)
@@ -350,13 +354,15 @@ def write(changes: list[Change], token: str, now: datetime) -> tuple[int, int]:
             active.update(i for i, status in db.session.execute(q.where(ENROLLMENTS.c.id.in_(entries[start : start + 500]))) if status == "active")
         done = [{"i": c.row.id, "o": c.outcome, "d": c.detail, "t": now} for c in kept if c.release is None]
         if done:
-            db.session.execute(_DONE, done)
+            if pg:
+                _bulk_pg(_DONE_PG, {"ids": [d["i"] for d in done], "outs": [d["o"] for d in done],
+                                    "details": [json.dumps(d["d"] or {}) for d in done], "t": now})
+            else:
+                db.session.execute(_DONE, done)
         released = [{"i": c.row.id, "u": c.release, "d": c.detail} for c in kept if c.release is not None]
         if released:
             db.session.execute(_RELEASE, released)
-        inserts = [row for c in kept if c.row.enrollment_id in active for row in c.inserts]
-        if inserts:
-            db.session.execute(STEPS.insert(), inserts)
+        insert_steps([row for c in kept if c.row.enrollment_id in active for row in c.inserts])
         by_site: dict[int, list[tuple[int, str]]] = defaultdict(list)
         for c in kept:
             if c.contact is not None:
@@ -373,11 +379,7 @@ def write(changes: list[Change], token: str, now: datetime) -> tuple[int, int]:
         if versions:
             db.session.execute(_VERSION, versions)
         ends = [(e, status, reason, goal_at) for c in kept if c.row.enrollment_id in active for e, status, reason, goal_at in c.ends]
-        for entry_id, status, reason, goal_at in ends:
-            values = {"status": status, "exit_reason": reason[:120], "finished_at": now, "active_profile": None}
-            if goal_at is not None:
-                values["goal_at"] = goal_at
-            db.session.execute(update(ENROLLMENTS).where(ENROLLMENTS.c.id == entry_id, ENROLLMENTS.c.status == "active").values(**values))
+        end_entries(ends, now)
         db.session.commit()
     except Exception:
         db.session.rollback()
@@ -385,6 +387,20 @@ def write(changes: list[Change], token: str, now: datetime) -> tuple[int, int]:
     if attributes:
         _refresh_segments({(site_id, pid) for site_id, (pid, _n, _v) in attributes})
     return len(kept), len(changes) - len(kept)
+
+
+def end_entries(ends: list[tuple[int, str, str, datetime | None]], now: datetime) -> None:
+    """Mark entries ended ``(entry, status, reason, goal time)``, in one statement per kind. No commit."""
+    if ends and db.session.get_bind().dialect.name == "postgresql":
+        _bulk_pg(_END_PG, {"ids": [e for e, *_rest in ends], "statuses": [s for _e, s, _r, _g in ends],
+                           "reasons": [r[:120] for _e, _s, r, _g in ends], "goals": [g for *_rest, g in ends], "t": now})
+        return
+    plain = [{"i": e, "s": status, "r": reason[:120], "t": now} for e, status, reason, goal_at in ends if goal_at is None]
+    goals = [{"i": e, "s": status, "r": reason[:120], "t": now, "g": goal_at} for e, status, reason, goal_at in ends if goal_at is not None]
+    if plain:
+        db.session.execute(_END, plain)
+    if goals:
+        db.session.execute(_END_GOAL, goals)
 
 
 def _refresh_segments(pairs: set[tuple[int, int]]) -> None:
@@ -406,6 +422,63 @@ _DONE = (
     .values(state="done", outcome=bindparam("o"), detail=bindparam("d"), done_at=bindparam("t"), claim=None)
 )
 _RELEASE = update(STEPS).where(STEPS.c.id == bindparam("i")).values(due_at=bindparam("u"), detail=bindparam("d"), claim=None)
+STEP_COLUMNS = (
+    ("site_id", "integer"), ("journey_id", "integer"), ("enrollment_id", "bigint"), ("profile_id", "bigint"), ("step_id", "varchar"),
+    ("kind", "varchar"), ("state", "varchar"), ("outcome", "varchar"), ("due_at", "timestamp"), ("claim", "varchar"),
+    ("attempts", "integer"), ("signal", "varchar"), ("idempotency_key", "varchar"), ("detail", "json"), ("entered_at", "timestamp"),
+    ("done_at", "timestamp"),
+)
+
+
+def unnest_insert(table: str, columns: tuple[tuple[str, str], ...], suffix: str = "") -> str:
+    """``INSERT … SELECT * FROM unnest(arrays…)`` (PostgreSQL): many rows in one statement."""
+    names = ", ".join(name for name, _t in columns)
+    arrays = ", ".join(f"%({name})s::{'text' if kind == 'json' else kind}[]" for name, kind in columns)
+    values = ", ".join(f"{name}::json" if kind == "json" else name for name, kind in columns)
+    return f"INSERT INTO {table} ({names}) SELECT {values} FROM unnest({arrays}) AS v({names}) {suffix}"
+
+
+_INSERT_STEPS_PG = unnest_insert("journey_steps", STEP_COLUMNS)
+
+
+def column_arrays(rows: list[dict], columns: tuple[tuple[str, str], ...]) -> dict[str, list]:
+    return {name: [json.dumps(r[name]) if kind == "json" else r[name] for r in rows] for name, kind in columns}
+
+
+def insert_steps(rows: list[dict]) -> None:
+    """Store new step rows (in the caller's transaction)."""
+    if not rows:
+        return
+    if db.session.get_bind().dialect.name == "postgresql":
+        for start in range(0, len(rows), 5000):
+            _bulk_pg(_INSERT_STEPS_PG, column_arrays(rows[start : start + 5000], STEP_COLUMNS))
+    else:
+        db.session.execute(STEPS.insert(), rows)
+
+
+def _bulk_pg(sql: str, params: dict):
+    """One statement over arrays of values (PostgreSQL): a batch costs one round trip and one plan."""
+    connection = db.session.connection()
+    cursor = connection.connection.dbapi_connection.cursor()
+    cursor.execute(sql, params)
+    return cursor
+
+
+_DONE_PG = """
+UPDATE journey_steps AS s SET state = 'done', outcome = v.o, detail = v.d::json, done_at = %(t)s, claim = NULL
+FROM unnest(%(ids)s::bigint[], %(outs)s::varchar[], %(details)s::text[]) AS v(i, o, d) WHERE s.id = v.i
+"""
+_END_PG = """
+UPDATE journey_enrollments AS e SET status = v.s, exit_reason = v.r, finished_at = %(t)s, active_profile = NULL,
+    goal_at = COALESCE(v.g, e.goal_at)
+FROM unnest(%(ids)s::bigint[], %(statuses)s::varchar[], %(reasons)s::varchar[], %(goals)s::timestamp[]) AS v(i, s, r, g)
+WHERE e.id = v.i AND e.status = 'active'
+"""
+_END = (
+    update(ENROLLMENTS).where(ENROLLMENTS.c.id == bindparam("i"), ENROLLMENTS.c.status == "active")
+    .values(status=bindparam("s"), exit_reason=bindparam("r"), finished_at=bindparam("t"), active_profile=None)
+)
+_END_GOAL = _END.values(goal_at=bindparam("g"))
 _VERSION = update(ENROLLMENTS).where(ENROLLMENTS.c.id == bindparam("i")).values(version=bindparam("v"))
 
 

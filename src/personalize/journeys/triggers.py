@@ -14,17 +14,29 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import threading
+import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import and_, func, select
 
 from ..db import db
 from ..models import Event, Order, Profile, utcnow
 from .models import JourneyCursor, JourneyEnrollment, JourneyStep
-from .runner import Change, Entry, Mover, SiteZones
+from .runner import (
+    Change,
+    Entry,
+    Mover,
+    SiteZones,
+    _bulk_pg,
+    column_arrays,
+    end_entries,
+    insert_steps,
+    unnest_insert,
+)
 from .store import LiveJourney, finish_enrollments, live_journeys, version_flow
 
 log = logging.getLogger(__name__)
@@ -60,12 +72,24 @@ def _dedupe(journey: LiveJourney, candidate: Candidate) -> str:
     return f"{candidate.profile_id}:{candidate.occurrence}"[:200]
 
 
+ENTRY_COLUMNS = (
+    ("site_id", "integer"), ("journey_id", "integer"), ("profile_id", "bigint"), ("version", "integer"), ("dedupe", "varchar"),
+    ("active_profile", "bigint"), ("source", "varchar"), ("control", "boolean"), ("status", "varchar"), ("exit_reason", "varchar"),
+    ("data", "json"), ("entered_at", "timestamp"), ("finished_at", "timestamp"), ("goal_at", "timestamp"),
+)
+_INSERT_ENTRIES_PG = unnest_insert("journey_enrollments", ENTRY_COLUMNS, "ON CONFLICT DO NOTHING RETURNING id, journey_id, profile_id, control")
+
+
 def _insert_ignoring(table, rows: list[dict], returning):
+    """Insert, skipping rows a unique key refuses (already entered, already in it); the inserted rows' ``returning``."""
     connection = db.session.connection()
-    if connection.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
+    if connection.dialect.name == "postgresql" and table is ENROLLMENTS:
+        out = []
+        for start in range(0, len(rows), 5000):
+            out.extend(_bulk_pg(_INSERT_ENTRIES_PG, column_arrays(rows[start : start + 5000], ENTRY_COLUMNS)).fetchall())
+        return out
+    from sqlalchemy.dialects.sqlite import insert
+
     stmt = insert(table).on_conflict_do_nothing().returning(*returning)
     out = []
     for start in range(0, len(rows), 500):
@@ -77,55 +101,125 @@ def enter(journey: LiveJourney, candidates: list[Candidate], now: datetime | Non
     """Enter the candidates a journey allows: the trigger's condition holds, the re-entry rule
     allows it, and they are not in it already. Their first steps are stored with their due
     times. Returns ``(entry id, profile id, control)`` of those who entered."""
+    return [(eid, pid, control) for _jid, eid, pid, control in enter_many([(journey, candidates)], now, commit)]
+
+
+class Decided:
+    """Who this process entered, or found could not enter, into which journey lately: a trigger that
+    fires again for them is dropped without asking the database (a shopper's tenth product view).
+
+    How long a decision is trusted follows the re-entry rule: ``once`` an hour, a cool-down at most
+    an hour and never longer than it; ``every time`` journeys are not remembered (the person may
+    leave the journey any moment and be welcome again). The catch-up does not consult this.
+    """
+
+    def __init__(self, size: int = 200_000):
+        self.size = size
+        self.until: dict[tuple[int, int], float] = {}
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def ttl(journey: LiveJourney) -> float:
+        reentry = journey.definition["reentry"]
+        if reentry["mode"] == "once":
+            return 3600.0
+        if reentry["mode"] == "cooldown":
+            return min(3600.0, reentry["days"] * 86400.0)
+        return 0.0
+
+    def known(self, journey_id: int, profile_id: int, clock: float) -> bool:
+        until = self.until.get((journey_id, profile_id))
+        return until is not None and until > clock
+
+    def note(self, pairs: list[tuple[int, int, float]]) -> None:
+        with self._lock:
+            if len(self.until) + len(pairs) > self.size:
+                self.until.clear()
+            for jid, pid, until in pairs:
+                self.until[(jid, pid)] = until
+
+
+def decided() -> Decided:
+    from flask import current_app
+
+    return current_app.extensions.setdefault("personalize.journeys.decided", Decided())
+
+
+def enter_many(wanted: list[tuple[LiveJourney, list[Candidate]]], now: datetime | None = None, commit: bool = True,
+               remember: bool = False) -> list[tuple[int, int, int, bool]]:
+    """:func:`enter` for several journeys in a few statements: one look at recent entries (the
+    cool-downs), one insert of entries and one of first steps. With ``remember`` (the listener),
+    decisions are kept in this process's :class:`Decided` and repeats are dropped before the
+    database. Returns ``(journey id, entry id, profile id, control)`` of those who entered."""
     from ..segments.bulk import matching
 
     now = now or utcnow()
-    definition = journey.definition
-    firsts: dict[int, Candidate] = {}
-    for c in candidates:
-        firsts.setdefault(c.profile_id, c)  # a person is in a journey once at a time
-    ids = sorted(firsts)
-    if not ids:
-        return []
-    condition = definition["trigger"].get("condition")
-    if condition is not None:
-        keep: set[int] = set()
-        p = Profile.__table__
-        for start in range(0, len(ids), 500):
-            keep.update(db.session.scalars(matching(journey.site_id, condition, now).where(p.c.id.in_(ids[start : start + 500]))))
-        ids = [i for i in ids if i in keep]
-    reentry = definition["reentry"]
-    if reentry["mode"] == "cooldown" and ids:
-        edge = now - timedelta(days=reentry["days"])
-        recent: set[int] = set()
-        for start in range(0, len(ids), 500):
-            recent.update(db.session.scalars(
-                select(ENROLLMENTS.c.profile_id).where(ENROLLMENTS.c.journey_id == journey.id, ENROLLMENTS.c.profile_id.in_(ids[start : start + 500]),
-                                                       ENROLLMENTS.c.entered_at > edge)
-            ))
-        ids = [i for i in ids if i not in recent]
-    if not ids:
-        return []
+    clock = time.monotonic()
+    memory = decided() if remember else None
+    plans: list[tuple[LiveJourney, dict[int, Candidate]]] = []
+    for journey, candidates in wanted:
+        firsts: dict[int, Candidate] = {}
+        for c in candidates:
+            if memory is not None and memory.known(journey.id, c.profile_id, clock):
+                continue
+            firsts.setdefault(c.profile_id, c)  # a person is in a journey once at a time
+        condition = journey.definition["trigger"].get("condition")
+        if condition is not None and firsts:
+            ids, keep = sorted(firsts), set()
+            p = Profile.__table__
+            for start in range(0, len(ids), 500):
+                keep.update(db.session.scalars(matching(journey.site_id, condition, now).where(p.c.id.in_(ids[start : start + 500]))))
+            firsts = {pid: c for pid, c in firsts.items() if pid in keep}
+        if firsts:
+            plans.append((journey, firsts))
+    cooling = {j.id: now - timedelta(days=j.definition["reentry"]["days"]) for j, _f in plans if j.definition["reentry"]["mode"] == "cooldown"}
+    if cooling:
+        pids = sorted({pid for j, firsts in plans if j.id in cooling for pid in firsts})
+        recent: set[tuple[int, int]] = set()
+        for start in range(0, len(pids), 500):
+            for jid, pid, at in db.session.execute(
+                select(ENROLLMENTS.c.journey_id, ENROLLMENTS.c.profile_id, ENROLLMENTS.c.entered_at).where(
+                    ENROLLMENTS.c.journey_id.in_(list(cooling)), ENROLLMENTS.c.profile_id.in_(pids[start : start + 500]),
+                    ENROLLMENTS.c.entered_at > min(cooling.values()))
+            ):
+                if at > cooling[jid]:
+                    recent.add((jid, pid))
+        plans = [(j, {pid: c for pid, c in firsts.items() if (j.id, pid) not in recent}) for j, firsts in plans]
+        if memory is not None:
+            memory.note([(jid, pid, clock + Decided.ttl(next(j for j, _f in plans if j.id == jid))) for jid, pid in recent])
     rows = [{
         "site_id": journey.site_id, "journey_id": journey.id, "profile_id": pid, "version": journey.version,
-        "dedupe": _dedupe(journey, firsts[pid]), "active_profile": pid, "source": firsts[pid].source[:120],
-        "control": in_control(journey.id, pid, definition["control"]), "status": "active", "exit_reason": "",
-        "data": firsts[pid].data, "entered_at": now, "finished_at": None, "goal_at": None,
-    } for pid in ids]
+        "dedupe": _dedupe(journey, c), "active_profile": pid, "source": c.source[:120],
+        "control": in_control(journey.id, pid, journey.definition["control"]), "status": "active", "exit_reason": "",
+        "data": c.data, "entered_at": now, "finished_at": None, "goal_at": None,
+    } for journey, firsts in plans for pid, c in firsts.items()]
+    if not rows:
+        return []
     try:
-        entered = _insert_ignoring(ENROLLMENTS, rows, (ENROLLMENTS.c.id, ENROLLMENTS.c.profile_id, ENROLLMENTS.c.control))
-        if entered:
-            start_entries(journey, [(eid, pid, control, firsts[pid].data) for eid, pid, control in entered], now)
+        entered = _insert_ignoring(ENROLLMENTS, rows, (ENROLLMENTS.c.id, ENROLLMENTS.c.journey_id, ENROLLMENTS.c.profile_id, ENROLLMENTS.c.control))
+        by_journey: dict[int, list] = defaultdict(list)
+        for eid, jid, pid, control in entered:
+            by_journey[jid].append((eid, pid, control))
+        steps: list[dict] = []
+        ends: list = []
+        for journey, firsts in plans:
+            if by_journey.get(journey.id):
+                first_steps(journey, [(eid, pid, control, firsts[pid].data) for eid, pid, control in by_journey[journey.id]], now, steps, ends)
+        insert_steps(steps)
+        end_entries(ends, now)
         if commit:
             db.session.commit()
     except Exception:
         db.session.rollback()
         raise
-    return [(eid, pid, bool(control)) for eid, pid, control in entered]
+    if memory is not None:
+        memory.note([(j.id, pid, clock + Decided.ttl(j)) for j, firsts in plans for pid in firsts if Decided.ttl(j)])
+    return [(jid, eid, pid, bool(control)) for eid, jid, pid, control in entered]
 
 
-def start_entries(journey: LiveJourney, entered: list[tuple[int, int, bool, dict]], now: datetime) -> None:
-    """Store the first step of each new entry (and run the steps that take no time). No commit."""
+def first_steps(journey: LiveJourney, entered: list[tuple[int, int, bool, dict]], now: datetime, steps: list[dict], ends: list) -> None:
+    """The first step rows of new entries (the steps that take no time are run through), added to
+    ``steps``; entries that end at once (no step, an exit) added to ``ends``."""
     definition, flow = version_flow(journey.id, journey.version)
     mover = Mover(now, None, now, SiteZones())
     plans = []
@@ -133,18 +227,30 @@ def start_entries(journey: LiveJourney, entered: list[tuple[int, int, bool, dict
         entry = Entry(eid, journey.site_id, journey.id, pid, journey.version, bool(control), now, data or {}, "active", definition, flow)
         plans.append((Change(None), entry, flow.first))  # type: ignore[arg-type]
     mover.advance(plans, claim_actions=False)
-    inserts = [row for change, _e, _s in plans for row in change.inserts]
-    if inserts:
-        db.session.execute(STEPS.insert(), inserts)
-    for change, _e, _s in plans:
-        for entry_id, status, reason, _goal in change.ends:
-            db.session.execute(
-                ENROLLMENTS.update().where(ENROLLMENTS.c.id == entry_id, ENROLLMENTS.c.status == "active")
-                .values(status=status, exit_reason=reason, finished_at=now, active_profile=None)
-            )
+    steps.extend(row for change, _e, _s in plans for row in change.inserts)
+    ends.extend(end for change, _e, _s in plans for end in change.ends)
 
 
 # ---------------------------------------------------------------- matching what happened
+
+
+class ProductFacts(NamedTuple):
+    category: str
+    price: float | None
+
+
+def product_facts(site_id: int, product_ids: list[str]) -> dict[str, ProductFacts]:
+    """What trigger filters read of products (category, price), by id, in one light query per 500."""
+    from ..models import Product
+
+    ids = list(dict.fromkeys(product_ids))
+    out: dict[str, ProductFacts] = {}
+    for start in range(0, len(ids), 500):
+        for pid, category, price in db.session.execute(
+            select(Product.external_id, Product.category, Product.price).where(Product.site_id == site_id, Product.external_id.in_(ids[start : start + 500]))
+        ):
+            out[pid] = ProductFacts(category or "", price)
+    return out
 
 
 def _where_holds(cond: dict, event, product) -> bool:
@@ -182,13 +288,15 @@ def event_data(event) -> dict[str, Any]:
     return data
 
 
-def on_events(site_id: int, events: list, now: datetime | None = None, received: dict[str, datetime] | None = None) -> int:
+def on_events(site_id: int, events: list, now: datetime | None = None, received: dict[str, datetime] | None = None,
+              remember: bool = False) -> int:
     """Handle stored events (``personalize.records.Event``): enter people, end entries whose goal
     was reached, answer waits for events. Returns the number of entries made. Commits.
 
     ``received`` gives the time each event (by id) was stored, when it is not now (the
     catch-up): goals and waits count an event stored after the person reached the step,
-    whatever the clock of the browser that sent it said.
+    whatever the clock of the browser that sent it said. ``remember`` (the listener, not the
+    catch-up) drops repeated triggers this process decided lately (:class:`Decided`).
     """
     now = now or utcnow()
     received = received or {}
@@ -198,19 +306,29 @@ def on_events(site_id: int, events: list, now: datetime | None = None, received:
     entered = 0
     wanted = [e for e in events if e.type in live.by_event]
     if wanted:
-        from ..catalog import products_by_ids
-
         needs_product = any(w["field"].startswith("product.") for js in live.by_event.values() for j in js for w in j.trigger.get("where", ()))
-        products = products_by_ids(site_id, [e.product_id for e in wanted if e.product_id]) if needs_product else {}
+        products = product_facts(site_id, [e.product_id for e in wanted if e.product_id]) if needs_product else {}
+        batch = []
+        memory, clock = (decided(), time.monotonic()) if remember else (None, 0.0)
+        data: dict[str, dict] = {}
+        by_type: dict[str, list] = defaultdict(list)
+        for e in wanted:
+            if e.profile_id:
+                by_type[e.type].append(e)
         for journey in {j.id: j for e in wanted for j in live.by_event[e.type]}.values():
             where = journey.trigger.get("where") or []
-            found = [
-                Candidate(e.profile_id, f"e:{e.event_id}", f"event {e.type}", event_data(e))
-                for e in wanted if e.type == journey.trigger["event"] and e.profile_id
-                and all(_where_holds(w, e, products.get(e.product_id)) for w in where)
-            ]
+            found: dict[int, Candidate] = {}  # the first event of each person counts: they enter once at a time
+            for e in by_type[journey.trigger["event"]]:
+                if e.profile_id in found or (memory is not None and memory.known(journey.id, e.profile_id, clock)):
+                    continue
+                if where and not all(_where_holds(w, e, products.get(e.product_id)) for w in where):
+                    continue
+                if e.event_id not in data:
+                    data[e.event_id] = event_data(e)
+                found[e.profile_id] = Candidate(e.profile_id, f"e:{e.event_id}", f"event {e.type}", data[e.event_id])
             if found:
-                entered += len(enter(journey, found, now))
+                batch.append((journey, list(found.values())))
+        entered += len(enter_many(batch, now, commit=False, remember=remember))
     goal_events = [e for e in events if e.type in live.goal_events and e.profile_id]
     if goal_events:
         reach_goals(site_id, [(e.profile_id, e.type, received.get(e.event_id, now), e.event_id) for e in goal_events], now)

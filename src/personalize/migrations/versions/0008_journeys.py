@@ -115,12 +115,6 @@ def upgrade() -> None:
         sa.UniqueConstraint("journey_id", "dedupe", name="uq_journey_enrollments_journey_dedupe"),
     )
     op.create_index(
-        "ix_journey_enrollments_journey_entered",
-        "journey_enrollments",
-        ["journey_id", "entered_at"],
-        unique=False,
-    )
-    op.create_index(
         "ix_journey_enrollments_profile", "journey_enrollments", ["profile_id"], unique=False
     )
     op.create_table(
@@ -165,21 +159,9 @@ def upgrade() -> None:
             ondelete="CASCADE",
         ),
         sa.ForeignKeyConstraint(
-            ["journey_id"],
-            ["journeys.id"],
-            name=op.f("fk_journey_steps_journey_id_journeys"),
-            ondelete="CASCADE",
-        ),
-        sa.ForeignKeyConstraint(
             ["profile_id"],
             ["profiles.id"],
             name=op.f("fk_journey_steps_profile_id_profiles"),
-            ondelete="CASCADE",
-        ),
-        sa.ForeignKeyConstraint(
-            ["site_id"],
-            ["sites.id"],
-            name=op.f("fk_journey_steps_site_id_sites"),
             ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_journey_steps")),
@@ -201,7 +183,6 @@ def downgrade() -> None:
     op.drop_table("journey_steps")
     op.drop_table("journey_versions")
     op.drop_index("ix_journey_enrollments_profile", table_name="journey_enrollments")
-    op.drop_index("ix_journey_enrollments_journey_entered", table_name="journey_enrollments")
     op.drop_table("journey_enrollments")
     op.drop_table("journeys")
     op.drop_table("journey_settings")
