@@ -29,9 +29,11 @@ def test_a_link_from_a_journey_email_identifies_the_visitor_and_credits_the_emai
     visitor = tab.visitor()
     clicked = wait_for(lambda: stored(visitor=visitor, type="rec_clicked"), message="the email's click")
     assert (clicked[0]["rec_id"], clicked[0]["slot"], clicked[0]["product_id"]) == ("r_mail42", "email", "s2")
-    wait_for(lambda: stored(visitor=visitor, type="identify"), message="the identify")
-    with reco_app.app_context():
-        assert lookup(reco_site["id"], VISITOR, [visitor])[visitor] == ann, "the token merged this browser into the person"
+    def merged():  # the proof is checked, and the merge made, right after the identify is stored
+        with reco_app.app_context():
+            return lookup(reco_site["id"], VISITOR, [visitor]).get(visitor) == ann
+
+    wait_for(merged, message="the token merging this browser into the person")
     tab.page.evaluate("personalize('track', 'product_added', {product_id: 's2'})")
     tab.flush()
     added = wait_for(lambda: stored(visitor=visitor, type="product_added"), message="the add to cart")
