@@ -22,6 +22,13 @@ PostgreSQL (an empty database of its own; the instance folder keeps the model fi
     python bench/bench_http.py --only recommendations --duration 15 --rec-visitors 2000
     python bench/bench_http.py --only recommendations --duration 15 --rec-visitors 2000 --no-reuse
 
+With ``--compare-journeys 20`` the events phase runs three times instead: with the site's 20
+bench journeys (created the first time: a shop's programme, see ``listening_journeys``) paused,
+listening, then paused again; it prints the rate with them against the mean of the two without
+(issue 15's target: at least 90 %)::
+
+    python bench/bench_http.py --compare-journeys 20 --duration 15 --clients 32
+
 Add ``--redis-url redis://127.0.0.1:6379/15`` to run with Redis (model announcements
 and rate-limit counters; the rate limits themselves are off here, see below).
 ``--metrics`` serves with ``/metrics`` on (``METRICS=token``) and prints what it counted
@@ -240,12 +247,12 @@ def percentile(values: list[float], p: float) -> float:
     return values[min(len(values) - 1, int(len(values) * p / 100))] if values else float("nan")
 
 
-def bench_events(app, port: int, key: str, products: list[str], args) -> list[str]:
+def bench_events(app, port: int, key: str, products: list[str], args, visitors: list[str] | None = None) -> list[str]:
     from personalize.db import db
     from personalize.models import Event
 
     run = "b" + secrets.token_hex(3)
-    visitors = [f"{run}-visitor-{i}" for i in range(args.visitors)]
+    visitors = visitors or [f"{run}-visitor-{i}" for i in range(args.visitors)]
     stop_at = time.monotonic() + args.duration
     clients = [EventClient(n, port, key, run, products, visitors, args.batch, stop_at) for n in range(args.clients)]
     cpu_before = server_cpu_seconds(args.server_pgid)
@@ -265,6 +272,7 @@ def bench_events(app, port: int, key: str, products: list[str], args) -> list[st
     duplicated = rows - len(stored_set)
     requests = sum(c.requests for c in clients)
     latencies = [x for c in clients for x in c.latencies]
+    args.last_rate = len(acked) / elapsed
     print(f"events: {len(acked):,} new events acknowledged in {elapsed:.1f} s = {len(acked) / elapsed:,.0f} events/s "
           f"({requests:,} requests of {args.batch}, {sum(c.retries for c in clients):,} of them re-sent batches; "
           f"p50 {percentile(latencies, 50) * 1000:.1f} ms, p99 {percentile(latencies, 99) * 1000:.1f} ms per batch)")
@@ -363,6 +371,91 @@ def bench_recommendations(app, port: int, key: str, visitors: list[str], args) -
           f"{' '.join(cmd[:-3])} …, {len(sample):,} visitors with histories, chosen at random, {reuse}")
 
 
+def listening_journeys(n: int) -> list[tuple[str, dict]]:
+    """A shop's journey programme, ``n`` of them: one of each standard kind (browse and cart
+    abandonment, post-purchase, welcome), browse journeys per price band (a category stand-in:
+    the Online Retail products have none) and big-cart journeys above several amounts, on top of
+    journeys entered by segments and dates (listening, never firing on these events). Every entry
+    waits an hour, then emails."""
+    steps = [{"id": "s1", "type": "wait", "seconds": 3600},
+             {"id": "s2", "type": "email", "subject": "Hi", "html": "<p>Hi</p>", "recommendations": 4}]
+
+    def journey(trigger: dict, reentry: dict) -> dict:
+        return {"trigger": trigger, "reentry": reentry, "steps": steps}
+
+    out = [
+        ("Browse abandonment", journey({"type": "event", "event": "product_viewed"}, {"mode": "cooldown", "days": 7})),
+        ("Cart abandonment", journey({"type": "event", "event": "product_added"}, {"mode": "cooldown", "days": 3})),
+        ("Post-purchase", journey({"type": "event", "event": "order_completed"}, {"mode": "every_time"})),
+        ("Welcome", journey({"type": "event", "event": "identify"}, {"mode": "once"})),
+        ("Lapsing VIPs", journey({"type": "segment_entered", "segment": "bench-vip"}, {"mode": "cooldown", "days": 30})),
+        ("Thirty days since the last order", journey({"type": "date", "field": "orders.last_at", "offset_days": 30}, {"mode": "every_time"})),
+    ]
+    bands = [(0, 1), (1, 2), (2, 3), (3, 5), (5, 8), (8, 13), (13, 30), (30, 1e9)]
+    for low, high in bands:
+        out.append((f"Browsed in {low}–{high}", journey({"type": "event", "event": "product_viewed", "where": [
+            {"field": "product.price", "op": "gte", "value": low}, {"field": "product.price", "op": "lt", "value": high}]}, {"mode": "cooldown", "days": 14})))
+    for amount in (5, 10, 20, 50, 100, 200):
+        out.append((f"Added above {amount}", journey({"type": "event", "event": "product_added", "where": [
+            {"field": "product.price", "op": "gte", "value": amount}]}, {"mode": "cooldown", "days": 7})))
+    return out[:n]
+
+
+def bench_journeys_listening(app, port: int, key: str, products: list[str], args) -> None:
+    """The events phase three times: with the site's ``--compare-journeys`` bench journeys paused,
+    active (listening to product_viewed and product_added: entering people, ending goals), paused
+    again; the second against the mean of the other two."""
+    from sqlalchemy import func, select
+
+    from personalize.db import db
+    from personalize.journeys.models import JourneyEnrollment
+    from personalize.journeys.store import create_journey, get_journey, set_status
+    from personalize.sites import list_sites
+
+    n = args.compare_journeys
+    with app.app_context():
+        site_id = list_sites()[0].id
+        from personalize.segments.store import create_segment, get_segment
+
+        if get_segment(site_id, "bench-vip") is None:
+            create_segment(site_id, {"key": "bench-vip", "rule": {"field": "orders.total", "op": "gte", "value": 5000}})
+        for i, (name, definition) in enumerate(listening_journeys(n)):
+            key_i = f"bench-journey-{i}"
+            if get_journey(site_id, key_i) is None:
+                create_journey(site_id, key_i, name, definition)
+        journeys = [get_journey(site_id, f"bench-journey-{i}") for i in range(n)]
+        for j in journeys:
+            if j.status == "active":
+                set_status(j, "paused")
+        db.session.remove()
+    rates = {}
+    crowd = {"a": [f"jr{secrets.token_hex(3)}-a-{i}" for i in range(args.visitors)],
+             "b": [f"jr{secrets.token_hex(3)}-b-{i}" for i in range(args.visitors)]}
+    # first sight: new visitors, each entering the journeys they trigger; returning: the same visitors
+    # again, already in (or cooling down from) them. Without journeys the same visitors meet paused ones.
+    for phase, listening, who in (("new", False, "a"), ("new", True, "b"), ("returning", False, "a"), ("returning", True, "b")):
+        with app.app_context():
+            for j in [get_journey(site_id, f"bench-journey-{i}") for i in range(n)]:
+                set_status(j, "active" if listening else "paused")
+            before = db.session.scalar(select(func.count()).select_from(JourneyEnrollment))
+            db.session.remove()
+        time.sleep(2.5)  # each web process sees the change within a second
+        print(f"-- {phase} visitors, {n} journeys {'listening' if listening else 'paused'}")
+        bench_events(app, port, key, products, args, crowd[who])
+        rates[(phase, listening)] = args.last_rate
+        time.sleep(2.0)  # the inbox threads finish what they queued
+        with app.app_context():
+            entered = db.session.scalar(select(func.count()).select_from(JourneyEnrollment)) - before
+            db.session.remove()
+        print(f"   people entered into journeys during the phase: {entered:,}")
+    for phase in ("new", "returning"):
+        on, off = rates[(phase, True)], rates[(phase, False)]
+        print(f"journeys, {phase} visitors: {on:,.0f} events/s with {n} journeys listening against {off:,.0f} without = {on / off:.1%}")
+    with app.app_context():
+        for j in [get_journey(site_id, f"bench-journey-{i}") for i in range(n)]:
+            set_status(j, "paused")
+
+
 def vacuum_if_autovacuum_is_off(app) -> None:
     """Where PostgreSQL's autovacuum is turned off (as on our test machines), do what it would have
     done by now: each run adds tens of thousands of rows, and without it every later run measures
@@ -410,6 +503,8 @@ def main() -> None:
     ap.add_argument("--rec-visitors", type=int, default=2000, help="how many distinct visitors wrk asks for (fewer: more repeat visits)")
     ap.add_argument("--redis-url", default=os.environ.get("PERSONALIZE_REDIS_URL", ""), help="shared cache (default: none)")
     ap.add_argument("--only", choices=["events", "recommendations"], help="run one phase")
+    ap.add_argument("--compare-journeys", type=int, default=0, metavar="N",
+                    help="instead of the phases: events with N live journeys listening, beside the same without them")
     ap.add_argument("--no-reuse", action="store_true", help="compute every list (RECOMMENDATION_CACHE_SECONDS=0)")
     ap.add_argument("--no-browser-headers", action="store_true", help="post events without User-Agent and Accept-Language (no device facts)")
     ap.add_argument("--setup", action="store_true", help="import the Online Retail data and train first, if the instance has no site yet")
@@ -448,6 +543,10 @@ def main() -> None:
     args.server_pgid = server.pid
     try:
         visitors = []
+        if args.compare_journeys:
+            vacuum_if_autovacuum_is_off(app)
+            bench_journeys_listening(app, port, key, products, args)
+            return
         if args.only != "recommendations":
             vacuum_if_autovacuum_is_off(app)
             visitors = bench_events(app, port, key, products, args)

@@ -23,7 +23,7 @@
     product_viewed: 'product_id rec_id slot position price',
     product_added: 'product_id quantity price currency rec_id slot position',
     order_completed: 'order_id items revenue currency rec_id email customer_id',
-    identify: 'email customer_id traits',
+    identify: 'email customer_id traits token',
     rec_impression: 'rec_id slot items strategy',
     rec_clicked: 'rec_id slot product_id position strategy'
   };
@@ -31,7 +31,14 @@
   var consent = ds.consent !== 'required';
   var queue = [], flying = {}, orders = {}, backoff = 0, timer = 0, memVid = '', tmpVid = '', lastPage = '', lastView = '', warned = 0;
   var referrer = d.referrer, route = location.pathname + location.search;
-  var seen = {}, gen = new WeakMap(), shown = new WeakMap(), sheet = null;
+  var seen = {}, gen = new WeakMap(), shown = new WeakMap(), sheet = null, land = {};
+  // A journey email's link says who it was for (pz_token) and which list it came from (pz_rec):
+  // taken out of the address at once, so no URL we report (or the visitor shares) carries them.
+  try {
+    var lu = new URL(location.href);
+    ['pz_token', 'pz_rec'].forEach(function (k) { land[k] = lu.searchParams.get(k); lu.searchParams.delete(k); });
+    if (land.pz_token || land.pz_rec) history.replaceState(history.state, '', lu.href), route = lu.pathname + lu.search;
+  } catch (e) {}
 
   // ---- storage, ids, privacy ----
   function store(k, v) {
@@ -125,7 +132,7 @@
     }
     if (/^(product_viewed|product_added|rec_clicked)$/.test(type) ? !e.product_id :
       type === 'order_completed' ? !(Array.isArray(e.items) && e.items.length) :
-      type === 'identify' && !e.email && !e.customer_id) {
+      type === 'identify' && !e.email && !e.customer_id && !e.token) {
       return console.warn('personalize: ' + type + ' lacks a required field; not sent');
     }
     if (!e.rec_id && type !== 'rec_impression') {
@@ -185,6 +192,14 @@
     var ctx = here();
     page(ctx);
     view(ds.productId, ctx);
+    landed(ctx);
+  }
+  function landed(ctx) {
+    if (blocked()) return;
+    var pid = ds.productId, r = land.pz_rec;
+    if (land.pz_token) event('identify', { token: land.pz_token }, ctx);
+    if (r && pid) { remember(String(pid), r); event('rec_clicked', { rec_id: r, product_id: pid, slot: 'email' }, ctx); }
+    land = {};
   }
   function here() {
     return { url: location.href, title: d.title };
@@ -382,6 +397,7 @@
     page(here());
     calls.filter(function (c) { return !early(c); }).forEach(function (c) { personalize.apply(null, c); });
     view(ds.productId, here());
+    landed(here());
     var push = history.pushState;
     history.pushState = function () {
       var r = push.apply(this, arguments);

@@ -32,6 +32,7 @@ from personalize import hookimpl
 from personalize.connectors import (
     CheckResult,
     Connector,
+    JourneyAction,
     PushTarget,
     Setting,
     Stream,
@@ -39,6 +40,8 @@ from personalize.connectors import (
     parse_time,
 )
 from personalize.records import (
+    ActionResult,
+    ActionTarget,
     Checkpoint,
     ContactRecord,
     DeletedRecord,
@@ -270,6 +273,53 @@ def _failed_ids(body: dict[str, Any]) -> dict[str, str]:
         for cid in ((error.get("context") or {}).get("ids") or []):
             out[str(cid)] = error.get("message") or "refused"
     return out
+
+
+# -- journey actions (the register_journey_actions hook) --
+
+
+def set_contact_property(connector: HubSpotConnector, params: dict[str, Any], targets: list[ActionTarget]) -> list[ActionResult]:
+    """Set one contact property (the lifecycle stage, a lead status…) on each person's HubSpot contact,
+    100 contacts a request; setting a value twice changes nothing."""
+    prop, value = str(params.get("property") or "").strip(), params.get("value")
+    value = "" if value is None else str(value)
+    results: dict[str, ActionResult] = {}
+    ids = connector._ids_by_email([t.email for t in targets if not t.identities.get("hubspot_id") and t.email])
+    addressed: list[tuple[ActionTarget, str]] = []
+    for t in targets:
+        contact = t.identities.get("hubspot_id") or ids.get(t.email.lower())
+        if contact:
+            addressed.append((t, contact))
+        else:
+            results[t.key] = ActionResult(t.key, "skipped", "not a HubSpot contact")
+    for start in range(0, len(addressed), BATCH):
+        batch = addressed[start : start + BATCH]
+        unique = list(dict.fromkeys(contact for _t, contact in batch))
+        try:
+            response = connector.api.request(
+                "POST", "/crm/v3/objects/contacts/batch/update",
+                json={"inputs": [{"id": cid, "properties": {prop: value}} for cid in unique]}, allow=(207,),
+            )
+        except HttpStatusError as exc:  # 400: no such property, or a value it does not take
+            for t, _contact in batch:
+                results[t.key] = ActionResult(t.key, "failed", f"HubSpot refused the update: {exc.body[:200] or exc.status}")
+            continue
+        answer = response.json()
+        _results(answer, "batch update")
+        failed = _failed_ids(answer) if response.status_code == 207 else {}
+        for t, contact in batch:
+            results[t.key] = ActionResult(t.key, "failed", failed[contact]) if contact in failed else ActionResult(t.key, "ok")
+    return [results[t.key] for t in targets]
+
+
+@hookimpl
+def register_journey_actions():
+    return [
+        JourneyAction("hubspot", "set_property", "Set a contact property", set_contact_property,
+                      params=(Setting("property", "Property", help="Internal name, e.g. lifecyclestage or hs_lead_status."),
+                              Setting("value", "Value", help="e.g. customer, marketingqualifiedlead, opportunity.")),
+                      help="Sets a property of the person's HubSpot contact (found by HubSpot id, else by email).", batch_size=500),
+    ]
 
 
 @hookimpl

@@ -35,6 +35,7 @@ from personalize.connectors import (
     CheckResult,
     ConfigError,
     Connector,
+    JourneyAction,
     PushTarget,
     Setting,
     Stream,
@@ -42,6 +43,8 @@ from personalize.connectors import (
     parse_time,
 )
 from personalize.records import (
+    ActionResult,
+    ActionTarget,
     Checkpoint,
     ContactRecord,
     DeletedRecord,
@@ -298,6 +301,53 @@ def _items(page: Any, key: str) -> list[Any]:
         said = page.get("detail") or page.get("title") if isinstance(page, dict) else None
         raise StreamError(f"Mailchimp's answer has no list of {key}" + (f": {str(said)[:200]}" if said else ""))
     return items
+
+
+# -- journey actions (the register_journey_actions hook) --
+
+
+def _member_request(connector: MailchimpConnector, target: ActionTarget, method: str, path: str, body: dict, what: str) -> ActionResult:
+    if not target.email:
+        return ActionResult(target.key, "skipped", "no email address")
+    try:
+        response = connector.api.request(method, path, json=body, allow=(404,))
+    except HttpStatusError as exc:  # 400: e.g. not subscribed, or a step that is not an API entry point
+        return ActionResult(target.key, "failed", f"Mailchimp refused {what}: {exc.body[:200] or exc.status}")
+    if response.status_code == 404:
+        return ActionResult(target.key, "skipped", f"not found in Mailchimp ({what})")
+    return ActionResult(target.key, "ok")
+
+
+def tag_member(connector: MailchimpConnector, params: dict[str, Any], targets: list[ActionTarget]) -> list[ActionResult]:
+    """Add a tag to each person's audience member (adding a tag twice changes nothing)."""
+    tag = str(params.get("tag") or "").strip()[:100]
+    body = {"tags": [{"name": tag, "status": "active"}]}
+    return [
+        _member_request(connector, t, "POST", f"/lists/{connector.list_id}/members/{subscriber_hash(t.email)}/tags", body, "the member")
+        for t in targets
+    ]
+
+
+def trigger_journey_step(connector: MailchimpConnector, params: dict[str, Any], targets: list[ActionTarget]) -> list[ActionResult]:
+    """Start each person at a step of a Mailchimp Customer Journey (an "API trigger" starting point)."""
+    journey, step = str(params.get("journey_id") or "").strip(), str(params.get("step_id") or "").strip()
+    if not journey.isdigit() or not step.isdigit():
+        return [ActionResult(t.key, "failed", "the journey id and step id are numbers (from the journey's API trigger URL)") for t in targets]
+    path = f"/customer-journeys/journeys/{journey}/steps/{step}/actions/trigger"
+    return [_member_request(connector, t, "POST", path, {"email_address": t.email}, "the journey step or the member") for t in targets]
+
+
+@hookimpl
+def register_journey_actions():
+    return [
+        JourneyAction("mailchimp", "tag", "Tag the audience member", tag_member,
+                      params=(Setting("tag", "Tag", help="The member tag to add, e.g. cart-abandoner."),),
+                      help="Adds a tag to the person's member of the connection's audience (members not in it are skipped)."),
+        JourneyAction("mailchimp", "journey_step", "Start a Mailchimp Customer Journey step", trigger_journey_step,
+                      params=(Setting("journey_id", "Journey id", help="From the API trigger URL of the journey's starting point."),
+                              Setting("step_id", "Step id", help="From the same URL.")),
+                      help="Mailchimp sends the journey's emails; the person must be a subscribed member.", channel="email"),
+    ]
 
 
 @hookimpl

@@ -22,6 +22,7 @@ from personalize.connectors import (
     CheckResult,
     ConfigError,
     Connector,
+    JourneyAction,
     PushTarget,
     Setting,
     Stream,
@@ -30,6 +31,8 @@ from personalize.connectors import (
     parse_time,
 )
 from personalize.records import (
+    ActionResult,
+    ActionTarget,
     Checkpoint,
     ContactRecord,
     DeletedRecord,
@@ -342,6 +345,44 @@ class ShopifyConnector(Connector):
         )
         nodes = data["customers"]["nodes"]
         return str(nodes[0]["legacyResourceId"]) if nodes else ""
+
+
+# -- journey actions (the register_journey_actions hook) --
+
+
+def tag_customer(connector: ShopifyConnector, params: dict[str, Any], targets: list[ActionTarget]) -> list[ActionResult]:
+    """Add a tag to each person's Shopify customer (``tagsAdd``, 25 customers a request; a tag the
+    customer has already changes nothing)."""
+    tag = str(params.get("tag") or "").strip()[:255]
+    results: dict[str, ActionResult] = {}
+    addressed: list[tuple[ActionTarget, str]] = []
+    for t in targets:
+        customer = t.identities.get("customer_id") or connector._customer_by_email(t.email)
+        if customer:
+            addressed.append((t, customer))
+        else:
+            results[t.key] = ActionResult(t.key, "skipped", "no Shopify customer for this profile")
+    for start in range(0, len(addressed), PUSH_BATCH):
+        batch = addressed[start : start + PUSH_BATCH]
+        parts, variables, decls = [], {}, []
+        for i, (_t, customer) in enumerate(batch):
+            decls.append(f"$id{i}: ID!, $tags{i}: [String!]!")
+            parts.append(f"m{i}: tagsAdd(id: $id{i}, tags: $tags{i}) {{ userErrors {{ field message }} }}")
+            variables[f"id{i}"], variables[f"tags{i}"] = gid("Customer", customer), [tag]
+        data = connector.graphql(f"mutation Tags({', '.join(decls)}) {{ {' '.join(parts)} }}", variables)
+        for i, (t, _customer) in enumerate(batch):
+            errors = (data.get(f"m{i}") or {}).get("userErrors") or []
+            results[t.key] = ActionResult(t.key, "failed", "; ".join(e.get("message", "") for e in errors)) if errors else ActionResult(t.key, "ok")
+    return [results[t.key] for t in targets]
+
+
+@hookimpl
+def register_journey_actions():
+    return [
+        JourneyAction("shopify", "tag_customer", "Tag the customer", tag_customer,
+                      params=(Setting("tag", "Tag", help="The customer tag to add, e.g. vip-2026 or winback."),),
+                      help="Adds a tag to the person's Shopify customer (found by customer id, else by email).", batch_size=PUSH_BATCH),
+    ]
 
 
 @hookimpl

@@ -209,12 +209,16 @@ def demo(host: str, port: int, visitors: int, no_serve: bool):
     password = info["admin_password"] or "unknown: demo-admin.txt is gone; `personalize create-admin EMAIL` makes another owner"
     click.echo(f"  Admin:       {base}/admin   (email {info['admin_email']}, password {password})")
     click.echo(f"  Dashboard:   {base}/admin/sites/{info['site_id']}/dashboard   (30 days of simulated traffic, 20 % holdout)")
+    click.echo(f"  Journeys:    {base}/admin/sites/{info['site_id']}/journeys   (three live journeys, a week of history; emails are recorded, not sent)")
     click.echo(f"  Public key:  {info['public_key']}")
     if info.get("secret_key"):
         click.echo(f"  Secret key:  {info['secret_key']}  (shown once)")
     click.echo("")
     if no_serve:
         return
+    from .journeys.clock import start_clock
+
+    start_clock(app)  # the demo's journeys go on while it runs
     from werkzeug.serving import run_simple
 
     run_simple(host, port, app, threaded=True, use_reloader=False)
@@ -518,6 +522,10 @@ from .segments.cli import scores_command, segments_group  # noqa: E402
 
 cli.add_command(scores_command)
 cli.add_command(segments_group)
+
+from .journeys.cli import journeys_group  # noqa: E402
+
+cli.add_command(journeys_group)
 
 
 def _register_sync_commands() -> None:

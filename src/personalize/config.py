@@ -78,6 +78,12 @@ SETTINGS: dict[str, tuple[Any, str]] = {
     "METRICS": ("off", "off: no /metrics (404); token: GET /metrics answers in Prometheus' text format to `Authorization: Bearer <METRICS_TOKEN>`: requests and latency by route, events, recommendation lists, jobs, sync runs, journey steps."),
     "METRICS_TOKEN": (None, "The bearer token /metrics asks for with METRICS=token: at least 16 characters (python -c 'import secrets; print(secrets.token_urlsafe(32))'); PERSONALIZE_METRICS_TOKEN_FILE keeps it out of the environment."),
     "ACCESS_LOG": (False, "Log one line per HTTP request (logger personalize.access): method, path without the query string, route, status, duration, size, request id; the client's address only with STORE_IP_ADDRESSES."),
+    # journeys (docs/journeys.md)
+    "JOURNEY_INBOX": ("thread", "How a web process enters people in journeys after it stored their events: `thread` (a thread of the process, in batches; the request does not wait) or `inline` (in the request itself: tests)."),
+    "JOURNEY_BATCH_SIZE": (500, "How many due journey steps a runner claims at once."),
+    "JOURNEY_LEASE_SECONDS": (300, "How long a runner holds the steps it claimed; a runner that dies leaves them to another one after this time."),
+    "JOURNEY_TRIGGER_SECONDS": (30, "How often the journeys' catch-up runs: events and segment changes a process stored but did not hand to journeys (it died), and date triggers."),
+    "JOURNEY_WORKERS": (2, "With BROKER_URL: how many `journeys_run` jobs the scheduler keeps queued at once while steps are due."),
 }
 
 _BOOL_TRUE = {"1", "true", "yes", "on"}

@@ -542,3 +542,37 @@ def csv_row(row: Mapping[str, Any] | Iterable[Any]) -> Any:
     if isinstance(row, Mapping):
         return {key: csv_cell(value) for key, value in row.items()}
     return [csv_cell(value) for value in row]
+
+
+# --- Journey actions a connector offers (the ``register_journey_actions`` hook) ---
+
+
+@dataclass(frozen=True)
+class JourneyAction:
+    """Something a journey step can do in a connected system for a batch of people.
+
+    :param connector: the name of the connector whose connections it runs on (``hubspot``).
+    :param name: short id, unique for the connector (``set_property``).
+    :param title: what the journey builder shows (``Set a contact property``).
+    :param run: ``run(connector, params, targets)``: ``connector`` is an instance of the
+        connector class built for the site's connection (settings, shared HTTP client),
+        ``params`` the step's values for :attr:`params`, ``targets`` at most
+        :attr:`batch_size` :class:`~personalize.records.ActionTarget`; returns one
+        :class:`~personalize.records.ActionResult` per target. Raising
+        :class:`TransientError` retries the whole batch later; :class:`AuthError` or
+        :class:`ConfigError` fail it.
+    :param params: the fields the builder asks for (as a connector's settings).
+    :param channel: the contact-policy channel it counts on when it reaches the person (``email``
+        for an action that has the provider send a message: consent, caps and quiet hours
+        apply); empty (the default) for one that only changes data in that system (a tag, a
+        property), which is not a contact.
+    """
+
+    connector: str
+    name: str
+    title: str
+    run: Any
+    params: tuple[Setting, ...] = ()
+    help: str = ""
+    channel: str = ""
+    batch_size: int = 100

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     import click
     from flask import Blueprint, Flask
 
+    from .connectors import JourneyAction
     from .records import Event, Recommendation, SegmentChange
 
 hookspec = pluggy.HookspecMarker("personalize")
@@ -166,4 +167,16 @@ def profiles_merged(site_id: int, kept_profile_id: int, merged_profile_id: int, 
     :param kept_profile_id: the profile that remains.
     :param merged_profile_id: the profile folded into it.
     :param signal: the trusted signal that proved it: ``signature``, ``token``, ``connector`` or ``api``.
+    """
+
+
+@hookspec
+def register_journey_actions() -> list[JourneyAction]:
+    """Return the journey actions a plugin's connectors offer (:class:`personalize.connectors.JourneyAction`).
+
+    A journey's connector step names a connection of the site and one of the actions
+    declared for its connector; the runner builds the connector for that connection and
+    calls the action's ``run`` with batches of people, each with an idempotency key.
+
+    .. versionadded:: 0.3
     """

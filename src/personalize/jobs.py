@@ -18,6 +18,8 @@ changes to connections that push them, the ``train`` and ``scores`` jobs of ever
 model is older than ``MODEL_REFRESH_HOURS`` and has seen new behaviour since, once an hour the ``retention`` job
 (:mod:`personalize.retention`) when a retention setting is on, and every
 ``SEGMENT_RELATIVE_MINUTES`` the rebuild of segments whose rules use relative dates.
+Beside it runs the journeys' clock (:mod:`personalize.journeys.clock`), which runs due
+journey steps as soon as they are due.
 """
 
 from __future__ import annotations
@@ -55,6 +57,7 @@ def _builtin_jobs() -> None:
     """Register the core jobs once; a job registered earlier under the same name keeps its place."""
     global _builtins_loaded
     from . import retention
+    from .journeys import jobs as journeys
     from .segments import bulk
     from .sync import tasks
 
@@ -68,6 +71,8 @@ def _builtin_jobs() -> None:
         ("push_segments", tasks.push_segment_outbox),
         ("train", train_job),
         ("scores", scores_job),
+        ("journeys_run", journeys.run_steps),
+        ("journeys_triggers", journeys.run_triggers),
     ):
         REGISTRY.setdefault(name, fn)
     _builtins_loaded = True
@@ -284,4 +289,7 @@ def start_scheduler(app: Flask, tick: float = 30.0) -> Scheduler | None:
     scheduler = Scheduler(app, tick)
     scheduler.start()
     app.extensions["personalize.scheduler"] = scheduler
+    from .journeys.clock import start_clock
+
+    start_clock(app)  # due journey steps run within a second, not at the next tick
     return scheduler

@@ -30,7 +30,7 @@ from . import hookspecs
 
 log = logging.getLogger(__name__)
 
-DEFAULT_PLUGINS = ("personalize.builtins.rules",)
+DEFAULT_PLUGINS = ("personalize.builtins.rules", "personalize.journeys.listener")
 ENTRY_POINT_GROUP = "personalize"
 
 

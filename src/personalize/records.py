@@ -202,3 +202,42 @@ class PushResult:
     segment: str
     status: str
     message: str = ""
+
+
+# --- Journeys: what a connector's journey action receives and answers ---
+
+
+@dataclass(frozen=True)
+class ActionTarget:
+    """One person a journey's connector action is for (see the ``register_journey_actions`` hook).
+
+    ``key`` is the idempotency key of this person's step: the same on every retry, so a
+    connector that can hand it to the provider (a header, an external id) makes a retried
+    call harmless; ``identities`` holds every id the profile is known by (``email``,
+    ``customer_id``, ``hubspot_id``…); ``data`` is what the journey was entered with.
+    """
+
+    profile_id: int
+    key: str
+    identities: dict[str, str] = field(default_factory=dict)
+    journey: str = ""
+    step: str = ""
+    data: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def email(self) -> str:
+        return self.identities.get("email", "")
+
+
+@dataclass(frozen=True)
+class ActionResult:
+    """What happened to one :class:`ActionTarget`, matched by ``key``.
+
+    ``status``: ``ok`` (done, or already so), ``skipped`` (the person is not in the
+    remote system; ``message`` says why), ``failed`` (will not work by trying again) or
+    ``retry`` (a passing problem: the step is tried again later with the same key).
+    """
+
+    key: str
+    status: str
+    message: str = ""

@@ -323,3 +323,22 @@ def test_resume_states_conform(hubspot):
     for i in range(10, 23):  # more than a page of archived contacts
         hubspot.archive(str(100 + i), datetime(2026, 11, 20) + timedelta(minutes=i))
     assert check_resume(make, "archived_contacts") == []
+
+
+def test_journey_action_sets_a_contact_property(hubspot, shop, sleep):
+    from .journeys import run_action_step
+
+    engine.run_sync(shop.id, "hubspot", sleep=sleep)
+    known = lookup(shop.id, "hubspot_id", ["101"])["101"]
+    by_email = profiles_for(shop.id, "email", ["lead5@example.com"])["lead5@example.com"]
+    stranger = profiles_for(shop.id, "email", ["stranger@example.com"])["stranger@example.com"]
+    db.session.commit()
+    hubspot.refuse_update.add("102")
+    refused = lookup(shop.id, "hubspot_id", ["102"])["102"]
+    got = run_action_step(shop.id, "hubspot", "set_property", {"property": "lifecyclestage", "value": "customer"},
+                          [known, by_email, stranger, refused], sleep=sleep)
+    assert {pid: v[0] for pid, v in got.items()} == {known: "acted", by_email: "acted", stranger: "skipped_remote", refused: "failed"}
+    assert got[stranger][1] == {"reason": "not a HubSpot contact"}
+    assert hubspot.contacts["101"]["properties"]["lifecyclestage"] == "customer"
+    assert hubspot.contacts["105"]["properties"]["lifecyclestage"] == "customer"
+    assert hubspot.server.hits("POST", "/crm/v3/objects/contacts/batch/update") == 1, "one request for the batch"

@@ -53,6 +53,9 @@ class Mailchimp:
         s.on("GET", "/3.0/campaigns", self.list_campaigns)
         s.on("GET", "/3.0/reports/(?P<cid>[a-z0-9]+)/email-activity", self.email_activity)
         s.on("POST", f"/3.0/lists/{LIST}/members/(?P<hash>[0-9a-f]{{32}})/tags", self.tags, required=False)
+        s.on("POST", "/3.0/customer-journeys/journeys/(?P<journey>[0-9]+)/steps/(?P<step>[0-9]+)/actions/trigger", self.journey_trigger, required=False)
+        self.journey_steps = {("44", "7")}
+        self.triggered: list[tuple[str, str, str]] = []
 
     def check(self, request):
         scheme, _, value = request.headers.get("Authorization", "").partition(" ")
@@ -116,6 +119,17 @@ class Mailchimp:
             if tag["status"] == "active":
                 names.append({"id": 1, "name": tag["name"]})
             member["tags"] = names
+        return 204, None
+
+
+    def journey_trigger(self, request, match):
+        if (match["journey"], match["step"]) not in self.journey_steps:
+            return problem(404, "Resource Not Found", "The requested resource could not be found.")
+        email = request.get_json()["email_address"]
+        found = self.members.get(subscriber_hash(email))
+        if found is None or found.get("status") != "subscribed":
+            return problem(400, "Bad Request", "The contact is not subscribed to the journey's audience.")
+        self.triggered.append((match["journey"], match["step"], email))
         return 204, None
 
 
@@ -297,3 +311,41 @@ def test_a_slow_answer_times_out_and_is_retried(chimp, shop, sleep):
     summary = engine.run_sync(shop.id, "mailchimp", sleep=sleep, streams=["members"], http_options={"timeout": (2.0, 0.3)})
     assert summary["status"] == "succeeded" and summary["streams"]["members"]["stored"] == 12
     assert len(sleep.calls) == 1, "one retry after the timeout"
+
+
+def test_journey_actions_tag_members_and_start_a_customer_journey_step(chimp, shop, sleep, app):
+    from personalize.journeys.email import save_settings
+    from personalize.profiles import set_attributes
+
+    from .journeys import run_action_step
+
+    members_only(chimp)
+    engine.run_sync(shop.id, "mailchimp", sleep=sleep, streams=["members"])
+    reader = lookup(shop.id, "email", ["reader2@example.com"])["reader2@example.com"]
+    outsider = profiles_for(shop.id, "email", ["outsider@example.com"])["outsider@example.com"]
+    db.session.commit()
+    got = run_action_step(shop.id, "mailchimp", "tag", {"tag": "cart-abandoner"}, [reader, outsider], key="tag", sleep=sleep)
+    assert {pid: v[0] for pid, v in got.items()} == {reader: "acted", outsider: "skipped_remote"}
+    assert [t["name"] for t in chimp.members[subscriber_hash("reader2@example.com")]["tags"]] == ["cart-abandoner"]
+    # starting a Mailchimp journey sends email: it counts as a contact, so consent applies (the member's status is synced)
+    save_settings(shop.id, {"consent": "opt_in"}, app.config)
+    unsubscribed = lookup(shop.id, "email", ["reader3@example.com"])["reader3@example.com"]
+    set_attributes(shop.id, unsubscribed, {"email_status": "unsubscribed"}, "mailchimp")
+    got = run_action_step(shop.id, "mailchimp", "journey_step", {"journey_id": "44", "step_id": "7"}, [reader, unsubscribed, outsider],
+                          key="start", sleep=sleep)
+    assert {pid: v[0] for pid, v in got.items()} == {reader: "acted", unsubscribed: "skipped_consent", outsider: "skipped_consent"}
+    assert chimp.triggered == [("44", "7", "reader2@example.com")]
+    wrong = run_action_step(shop.id, "mailchimp", "journey_step", {"journey_id": "45", "step_id": "7"}, [reader], key="wrong", sleep=sleep)
+    assert wrong[reader][0] == "skipped_remote"
+
+
+def test_hook_register_journey_actions(app):
+    from personalize.connectors import JourneyAction
+    from personalize.journeys.connectors import connector_actions
+
+    with app.app_context():
+        actions = connector_actions()
+    assert set(actions) >= {("mailchimp", "tag"), ("mailchimp", "journey_step"), ("hubspot", "set_property"), ("shopify", "tag_customer")}
+    assert all(isinstance(a, JourneyAction) and callable(a.run) and a.title for a in actions.values())
+    assert actions[("mailchimp", "journey_step")].channel == "email", "it has Mailchimp send email: a contact"
+    assert actions[("hubspot", "set_property")].channel == "", "setting a property reaches nobody"

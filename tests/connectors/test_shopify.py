@@ -334,3 +334,15 @@ def test_resume_states_conform(admin):
 
     for stream in ("customers", "products", "orders"):
         assert check_resume(make, stream) == []
+
+
+def test_journey_action_tags_the_customer(admin, shop, sleep):
+    from .journeys import run_action_step
+
+    sync(shop, sleep, streams=["customers"])
+    one = lookup(shop.id, "customer_id", ["1001"])["1001"]
+    guest = engine.store.profiles_for(shop.id, "email", ["nobody@example.com"])["nobody@example.com"]
+    db.session.commit()
+    got = run_action_step(shop.id, "shopify", "tag_customer", {"tag": "winback"}, [one, guest], sleep=sleep)
+    assert {pid: v[0] for pid, v in got.items()} == {one: "acted", guest: "skipped_remote"}
+    assert admin.tags["gid://shopify/Customer/1001"] == {"winback"}

@@ -29,7 +29,7 @@ def test_build_reports_what_it_loaded(built):
 def test_progress_goes_through_every_stage_in_order(built):
     _app, info, progress = built
     stages = list(dict.fromkeys(stage for stage, _done, _total in progress))
-    assert stages == ["site", "products", "events", "train", "traffic", "customers", "admin"]
+    assert stages == ["site", "products", "events", "train", "traffic", "customers", "journeys", "admin"]
     event_steps = [(done, total) for stage, done, total in progress if stage == "events"]
     assert event_steps[-1] == (info["events"], info["events"])
     assert len(event_steps) > 2  # one step per batch of 500

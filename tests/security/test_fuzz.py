@@ -39,7 +39,7 @@ from personalize.db import db
 from personalize.records import ProductRecord
 from personalize.testing import app_config, fresh_database
 
-# per operation and mode (33 operations x 2 modes); PERSONALIZE_FUZZ_EXAMPLES=500 for a deeper run by hand
+# per operation and mode (34 operations x 2 modes); PERSONALIZE_FUZZ_EXAMPLES=500 for a deeper run by hand
 EXAMPLES = int(os.environ.get("PERSONALIZE_FUZZ_EXAMPLES", "25"))
 # the widget's two endpoints take input from every page view: fuzzed deeper
 DEEPER = {"POST /events": 4, "GET /recommendations": 2}
@@ -83,7 +83,7 @@ class Target:
         with self.app.app_context():
             profiles = db.session.scalars(select(Profile.id).where(Profile.site_id == self.site["id"]).order_by(Profile.id).limit(20)).all()
             products = db.session.scalars(select(Product.external_id).where(Product.site_id == self.site["id"])).all()
-        return {"profile_id": list(profiles) or [1], "product_id": list(products), "key": ["big", "small"]}
+        return {"profile_id": list(profiles) or [1], "product_id": list(products), "key": ["big", "small"], "journey": ["welcome"]}
 
 
 @pytest.fixture(scope="module")
@@ -108,6 +108,11 @@ def target(tmp_path_factory):
         auth = {"Authorization": f"Bearer {shop_secret}"}
         for key, rule in (("big", {"field": "orders.count", "op": "gte", "value": 1}), ("small", {"segment": "big"})):
             assert client.post("/api/v1/segments", json={"key": key, "rule": rule}, headers=auth).status_code == 201
+        with app.app_context():  # a journey the shop's servers enter people into
+            from personalize.journeys.store import create_journey, set_status
+
+            set_status(create_journey(shop.id, "welcome", "Welcome", {"trigger": {"type": "api"}, "reentry": {"mode": "every_time"},
+                                                                       "steps": [{"id": "s1", "type": "wait", "seconds": 3600}]}), "active")
         schema = schemathesis.openapi.from_wsgi("/api/v1/openapi.json", app)
         yield Target(app, schema, site, other_site)
         with app.app_context():

@@ -77,6 +77,8 @@ class World:
     segment: dict[str, str] = field(default_factory=dict)
     spare_segment: dict[str, str] = field(default_factory=dict)  # deleted by the last requests
     connection: dict[str, str] = field(default_factory=dict)
+    journey: dict[str, str] = field(default_factory=dict)
+    spare_journey: dict[str, str] = field(default_factory=dict)  # deleted by the last requests
     hook_secret: dict[str, str] = field(default_factory=dict)
     markers: dict[str, set[str]] = field(default_factory=dict)  # strings only that site's data holds
     secrets: set[str] = field(default_factory=set)  # strings no answer may ever hold
@@ -131,6 +133,12 @@ def _seed_site(w: World, x: str) -> None:
     w.hook_secret[x] = f"{m}-hook-secret-value"
     save_connection(site.id, "shopify", {"shop": f"{m}-store", "access_token": f"shpat_{m}_token_value", "webhook_secret": w.hook_secret[x],
                                          "api_url": "http://127.0.0.1:9/"}, name=w.connection[x], enabled=True)
+    from personalize.journeys.store import create_journey, set_status
+
+    w.journey[x], w.spare_journey[x] = f"{m}-journey", f"{m}-spare-journey"
+    set_status(create_journey(site.id, w.journey[x], f"{m}-journey-name", {"trigger": {"type": "api"}, "reentry": {"mode": "every_time"}, "steps": [
+        {"id": "s1", "type": "wait", "seconds": 3600}, {"id": "s2", "type": "email", "subject": "Hi", "html": "<p>Hi</p>", "recommendations": 2}]}), "active")
+    create_journey(site.id, w.spare_journey[x], f"{m}-spare-journey-name", {"trigger": {"type": "api"}, "steps": []})
     signing = signing_secret(site.id)
     db.session.commit()
     from personalize.recommend.service import train_site
@@ -138,11 +146,11 @@ def _seed_site(w: World, x: str) -> None:
     train_site(site.id)  # recommendations come from the site's own model, not only from best sellers
     w.markers[x] = {
         site.name, site.public_key, signing, w.segment[x], f"{m}-segment-name", w.spare_segment[x], f"{m}-spare-name", w.connection[x], f"{m}-store", f"{m}-category",
-        f"https://{m}.example", *(p.id for p in products), *(p.title for p in products),
+        f"https://{m}.example", w.journey[x], f"{m}-journey-name", w.spare_journey[x], f"{m}-spare-journey-name", *(p.id for p in products), *(p.title for p in products),
         *(f"{m}-visitor-{n}" for n in range(4)), *(f"{m}-person-{n}@{x}.example" for n in range(4)),
         *(f"{m}-cust-{n}" for n in range(4)), *(f"{m}-order-{n}" for n in range(4)), *(f"{m}-note-{n}" for n in range(4)),
     }
-    w.secrets |= {secret, f"shpat_{m}_token_value", w.hook_secret[x]}
+    w.secrets |= {secret, f"shpat_{m}_token_value", w.hook_secret[x], "mail-password-value"}
 
 
 def _missing_site(w: World) -> None:
@@ -152,11 +160,12 @@ def _missing_site(w: World) -> None:
     w.product["z"], w.visitor["z"], w.email["z"] = "zmark-prod-0", "zmark-visitor-0", "zmark-person-0@z.example"
     w.profile["z"], w.merged["z"], w.erasable["z"] = n + 1, n + 2, n + 3
     w.segment["z"], w.spare_segment["z"], w.connection["z"], w.hook_secret["z"] = "zmark_seg", "zmark_spare", "zmarkconn", "zmark-hook"
+    w.journey["z"], w.spare_journey["z"] = "zmark-journey", "zmark-spare-journey"
 
 
 def identifiers(w: World, x: str) -> list[str]:
     return [str(v) for v in (w.site[x], w.profile[x], w.merged[x], w.erasable[x], w.product[x], w.visitor[x], w.email[x],
-                             w.segment[x], w.spare_segment[x], w.connection[x])]
+                             w.segment[x], w.spare_segment[x], w.connection[x], w.journey[x], w.spare_journey[x])]
 
 
 def normalised(body: str, ids: list[str]) -> str:
@@ -398,6 +407,11 @@ SPECS: dict[tuple[str, str], list[Spec]] = {
     ("api.get_policy", "GET"): [Spec("secret", lambda w, p, q: Req("/api/v1/contact-policy"))],
     ("api.put_policy", "PUT"): [Spec("secret", lambda w, p, q: Req("/api/v1/contact-policy", json={
         "channels": {"email": {"per_day": 1, "per_week": 3}}}), order=1)],
+    ("api.enroll", "POST"): [Spec("secret", lambda w, p, q: Req(f"/api/v1/journeys/{w.journey[p]}/enrollments", json={
+        "email": f"{w.fresh('entrant')}@x.example", "data": {"plan": "gold"}}), objects="path", order=1)],
+    ("unsubscribe.unsubscribe", "GET"): [Spec("open", lambda w, p, q: Req("/email/unsubscribe/eyJzIjoxLCJwIjoxfQ.forged"), expect=(404,))],
+    ("unsubscribe.unsubscribe", "POST"): [Spec("open", lambda w, p, q: Req("/email/unsubscribe/eyJzIjoxLCJwIjoxfQ.forged",
+                                                                         form={"List-Unsubscribe": "One-Click"}), expect=(404,))],
     ("api.receive_webhook", "POST"): [Spec("webhook", lambda w, p, q: Req(f"/api/v1/webhooks/{w.public[p]}/{w.connection[q]}"))],
     # ---- admin: no site
     ("admin.static", "GET"): [Spec("open", lambda w, p, q: Req("/admin/static/admin.css"))],
@@ -498,6 +512,31 @@ SPECS: dict[tuple[str, str], list[Spec]] = {
                                              objects="both", order=1)],
     ("admin.connection_sync", "POST"): [Spec("site_edit", lambda w, p, q: Req(f"/admin/sites/{w.site[p]}/connectors/{w.connection[q]}/sync"),
                                              objects="both", order=1)],
+    ("admin.journeys", "GET"): [Spec("site_view", _admin("/admin/sites/{s}/journeys"), objects="path")],
+    ("admin.journeys_create", "POST"): [Spec("site_edit", lambda w, p, q: Req(f"/admin/sites/{w.site[p]}/journeys", form={
+        "template": "welcome", "key": w.fresh("welcome-")}), objects="path", order=1)],
+    ("admin.journeys_show", "GET"): [Spec("site_view", lambda w, p, q: Req(f"/admin/sites/{w.site[p]}/journeys/{w.journey[q]}"), objects="both")],
+    ("admin.journeys_settings", "POST"): [Spec("site_edit", lambda w, p, q: Req(f"/admin/sites/{w.site[p]}/journeys/{w.journey[q]}/settings", form={
+        "trigger_type": "api", "reentry": "every_time", "goal": "order", "goal_days": "9", "control": "5"}), objects="both", order=1)],
+    ("admin.journeys_step_add", "POST"): [Spec("site_edit", lambda w, p, q: Req(f"/admin/sites/{w.site[p]}/journeys/{w.journey[q]}/steps", form={
+        "type": "exit", "position": "after:s1"}), objects="both", order=1)],
+    ("admin.journeys_step", "POST"): [Spec("site_edit", lambda w, p, q: Req(f"/admin/sites/{w.site[p]}/journeys/{w.journey[q]}/steps/s1", form={
+        "wait_mode": "duration", "amount": "3", "unit": "hours"}), objects="both", order=1)],
+    ("admin.journeys_step_delete", "POST"): [Spec("site_edit", lambda w, p, q: Req(f"/admin/sites/{w.site[p]}/journeys/{w.journey[q]}/steps/s2/delete"),
+                                                  objects="both", order=2)],
+    ("admin.journeys_status", "POST"): [
+        Spec("site_edit", lambda w, p, q: Req(f"/admin/sites/{w.site[p]}/journeys/{w.journey[q]}/status", form={"action": "activate"}),
+             objects="both", order=1, label="activate"),
+        Spec("site_edit", lambda w, p, q: Req(f"/admin/sites/{w.site[p]}/journeys/{w.spare_journey[q]}/status", form={"action": "delete"}),
+             objects="both", order=2, label="delete"),
+    ],
+    ("admin.journeys_test_email", "POST"): [Spec("site_edit", lambda w, p, q: Req(f"/admin/sites/{w.site[p]}/journeys/{w.journey[q]}/steps/s2/test",
+                                                                                  form={"to": "me@x.example"}), objects="both", order=1)],
+    ("admin.journeys_email_settings", "GET"): [Spec("site_view", _admin("/admin/sites/{s}/email-settings"), objects="path")],
+    ("admin.journeys_email_settings", "POST"): [Spec("site_edit", lambda w, p, q: Req(f"/admin/sites/{w.site[p]}/email-settings", form={
+        "smtp_host": "smtp.example.com", "smtp_port": "587", "from_email": "shop@x.example", "timezone": "UTC", "smtp_password": "mail-password-value"}),
+        objects="path", order=1)],
+    ("admin.journeys_webhook_secret", "POST"): [Spec("site_owner", _admin("/admin/sites/{s}/email-settings/webhook-secret"), objects="path", order=1)],
     ("admin.connection_delete", "POST"): [Spec("site_edit", lambda w, p, q: Req(f"/admin/sites/{w.site[p]}/connectors/{w.connection[q]}/delete"),
                                                objects="both", order=2)],
 }

@@ -2,8 +2,8 @@
 
 One person is built with every kind of data personalize keeps (two devices, an identify,
 events of every type, an order, connector attributes and engagement, scores, a segment,
-contact log, a merge, run logs and a webhook payload naming them, cached recommendation
-lists in a real Redis). After the erase, every text and JSON column of every table and
+contact log, a merge, run logs and a webhook payload naming them, a journey entry and its
+steps, cached recommendation lists in a real Redis). After the erase, every text and JSON column of every table and
 every Redis key of the test's database is searched for any of their ids; a second person
 must come out of it exactly as they went in.
 """
@@ -158,6 +158,17 @@ def build_person(client, site, secret: str, tag: str, ip: str) -> Person:
     db.session.commit()
     # the contact policy counted a message
     policy.record(site.id, pid, "email", now - timedelta(hours=1))
+    # a journey: an entry carrying what it was entered with, a step done and the next one waiting
+    from personalize.journeys.runner import run_due
+    from personalize.journeys.store import create_journey, get_journey, live_journeys, set_status
+    from personalize.journeys.triggers import Candidate, enter
+
+    if get_journey(site.id, "privacy") is None:
+        set_status(create_journey(site.id, "privacy", "Privacy", {"trigger": {"type": "api"}, "control": 0, "steps": [
+            {"id": "s1", "type": "set_attribute", "name": "journeyed", "value": True}, {"id": "s2", "type": "wait", "seconds": 86400}]}), "active")
+    live = next(j for j in live_journeys(site.id).journeys if j.key == "privacy")
+    enter(live, [Candidate(pid, f"api:{p.order_id}", "api", {"email": p.email, "order": p.order_id})])
+    run_due(now=utcnow() + timedelta(seconds=1))
     return p
 
 
@@ -314,6 +325,8 @@ def test_export_is_complete_and_erase_leaves_no_trace(privacy_app, redis_client)
     assert len(data["contact_log"]) == 1 and data["contact_log"][0]["channel"] == "email"
     assert [e["external_id"] for e in data["engagements"]] == [f"open-{ann.tag}"]
     assert [m["merged_profile_id"] for m in data["merged_profiles"]] == merged
+    assert [e["data"] for e in data["journey_enrollments"]] == [{"email": ann.email, "order": ann.order_id}]
+    assert [(s["step_id"], s["state"]) for s in data["journey_steps"]] == [("s1", "done"), ("s2", "due")]
     for key in ("events", "orders", "identities", "engagements"):  # nothing of Bob's in Ann's export
         assert bob.email not in str(data[key]) and bob.visitors[0] not in str(data[key])
     assert bob.tag not in str(data)

@@ -9,6 +9,7 @@ from ..catalog import products_by_ids
 from ..catalog.currency import site_currency
 from ..insights import in_holdout
 from ..insights.computed import profile_scores, recent_events, recent_profiles
+from ..journeys.report import journeys_of_profile
 from ..models import Site
 from ..profiles import attributes_of, erase_profile, export_profile
 from ..profiles.identity import VISITOR
@@ -58,6 +59,7 @@ def profile(s: Site, profile_id: int):
         summary=timeline_summary(s.id, profile_id), events=events, titles=titles, scores=profile_scores(profile_id),
         segments=segments_of_profile(profile_id), recs=recs, visitor=visitor, held=in_holdout(s, visitor),
         orders=orders, site_currency=site_currency(s),
+        journeys=journeys_of_profile(profile_id),
     )
 
 

@@ -9,6 +9,7 @@ from . import (  # noqa: E402,F401
     errors,
     events,
     guards,
+    journeys,
     openapi,
     products,
     profiles,

@@ -401,6 +401,26 @@ def _paths() -> dict[str, Any]:
                 parameters=[_query("after", _whole(0, 2**62, 0), "the last profile id of the previous page"), _query("limit", _whole(1, 1000, 100), "page size")],
                 tag="segments"),
         },
+        "/journeys/{journey}/enrollments": {
+            "parameters": [_path_param("journey", {"type": "string", "minLength": 1, "maxLength": 64}, "the journey's key")],
+            "post": _secret(
+                "Enter a person into a journey triggered by this API",
+                {"201": _ok("entered: the first step is stored and due", _obj({"entered": {"type": "boolean", "enum": [True]}, "enrollment_id": INT, "profile_id": INT, "control": {"type": "boolean"}}, ["entered", "enrollment_id", "profile_id", "control"])),
+                 "200": _ok("not entered, and why (already in it, the re-entry rule, the entry condition)", _obj({"entered": {"type": "boolean", "enum": [False]}, "profile_id": INT, "reason": STR}, ["entered", "profile_id", "reason"]))},
+                errors=("Conflict",), tag="journeys",
+                description="Name the person with exactly one of profile_id, email, customer_id or visitor; an email or customer id "
+                            "not seen yet makes a profile. `data` (a flat object) is what the journey's templates see as `trigger`. "
+                            "With an `idempotency_key`, a request sent again enters the person once. 409 when the journey is not "
+                            "active or is entered by another trigger.",
+                body=_body(_obj({
+                    "profile_id": {"type": "integer", "minimum": 1, "maximum": 2**31 - 1},
+                    "email": {"type": "string", "maxLength": 320}, "customer_id": {"type": "string", "maxLength": 200},
+                    "visitor": {"type": "string", "maxLength": 128},
+                    "data": {"type": "object", "maxProperties": 50, "additionalProperties": {"nullable": True, "oneOf": [{"type": "string", "maxLength": 2000}, NUM, {"type": "boolean"}]}},
+                    "idempotency_key": {"type": "string", "minLength": 1, "maxLength": 100},
+                }, additional=False)),
+            ),
+        },
         "/contact-policy": {
             "get": _secret("How often each channel may contact one person", {"200": _ok("the policy", _ref("ContactPolicy"))}, tag="segments"),
             "put": _secret("Set channel limits", {"200": _ok("the policy", _ref("ContactPolicy"))},
@@ -422,7 +442,7 @@ def openapi_document() -> dict[str, Any]:
                            "See docs/api.md.",
         },
         "servers": [{"url": "/api/v1"}],
-        "tags": [{"name": n} for n in ("public", "catalogue", "site", "profiles", "segments", "webhooks", "operations")],
+        "tags": [{"name": n} for n in ("public", "catalogue", "site", "profiles", "segments", "journeys", "webhooks", "operations")],
         "paths": _paths(),
         "components": {
             "securitySchemes": {

@@ -90,7 +90,7 @@ def build_demo(
     """Create (or refresh) the demo site in ``app``'s database and train its model.
 
     ``progress(stage, done, total)`` is called as the work goes on; stages are
-    ``site``, ``products``, ``events``, ``train``, ``traffic``, ``customers`` and ``admin``. ``origin`` (the
+    ``site``, ``products``, ``events``, ``train``, ``traffic``, ``customers``, ``journeys`` and ``admin``. ``origin`` (the
     address the demo is served on) and ``origins`` join the site's allowed origins.
     Sets ``DEMO_SITE_ID``, ``DEMO_PUBLIC_KEY`` and ``DEMO_BEST_SELLERS`` in ``app.config``.
     """
@@ -168,6 +168,14 @@ def build_demo(
         say("customers", 1, 1)
         timings["customers"] = time.perf_counter() - mark
 
+        mark = time.perf_counter()
+        say("journeys", 0, 1)
+        from personalize.demo.journeys import simulate_demo_journeys
+
+        journeys = simulate_demo_journeys(app, site_id, products, seed)
+        say("journeys", 1, 1)
+        timings["journeys"] = time.perf_counter() - mark
+
         say("admin", 0, 1)
         password = ensure_demo_admin(app.instance_path)
         say("admin", 1, 1)
@@ -189,6 +197,7 @@ def build_demo(
         "events_stored": stored,
         "traffic": traffic,
         "customers": customers,
+        "journeys": journeys,
         "products": len(products),
         "seconds": {k: round(v, 2) for k, v in timings.items()},
     }

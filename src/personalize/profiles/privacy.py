@@ -34,6 +34,8 @@ PERSONAL_TABLES: dict[str, str] = {
     "segment_members": "profile_id",
     "segment_changes": "profile_id",
     "contact_log": "profile_id",
+    "journey_steps": "profile_id",  # before their entries, which they point at
+    "journey_enrollments": "profile_id",
     "engagements": "profile_id",
     "profile_merges": "kept_profile_id",
 }

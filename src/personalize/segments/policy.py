@@ -19,7 +19,7 @@ import re
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import case, delete, func, select
 
 from ..db import db
 from ..models import utcnow
@@ -82,6 +82,46 @@ def allow(site_id: int, profile_id: int, channel: str, at: datetime | None = Non
     return True
 
 
+def sent_counts(site_id: int, profile_ids: list[int], channel: str, at: datetime) -> dict[int, tuple[int, int]]:
+    """Messages each profile got on ``channel`` in the day and the week before ``at``: ``{id: (day, week)}``."""
+    _check_channel(channel)
+    out: dict[int, tuple[int, int]] = {}
+    for start in range(0, len(profile_ids), 500):
+        chunk = profile_ids[start : start + 500]
+        rows = db.session.execute(
+            select(ContactLog.profile_id, func.sum(case((ContactLog.sent_at > at - DAY, 1), else_=0)), func.count())
+            .where(ContactLog.profile_id.in_(chunk), ContactLog.channel == channel, ContactLog.sent_at > at - WEEK, ContactLog.sent_at <= at)
+            .group_by(ContactLog.profile_id)
+        ).all()
+        out.update({pid: (int(day or 0), int(week or 0)) for pid, day, week in rows})
+    return out
+
+
+def allow_many(site_id: int, profile_ids: list[int], channel: str, at: datetime | None = None) -> set[int]:
+    """The profiles :func:`allow` would allow one more message on ``channel`` at ``at``, in a few queries."""
+    _check_channel(channel)
+    at = at or utcnow()
+    ids = list(dict.fromkeys(profile_ids))
+    refused: set[int] = set()
+    for start in range(0, len(ids), 500):
+        refused.update(db.session.scalars(select(ProfileAttribute.profile_id).where(
+            ProfileAttribute.profile_id.in_(ids[start : start + 500]), ProfileAttribute.name == f"unsubscribed_{channel}",
+            ProfileAttribute.vtype == "b", ProfileAttribute.value_text == "true",
+        )))
+    row = db.session.scalar(select(ContactPolicy).where(ContactPolicy.site_id == site_id, ContactPolicy.channel == channel))
+    if row is not None and (row.per_day is not None or row.per_week is not None):
+        for pid, (day, week) in sent_counts(site_id, [i for i in ids if i not in refused], channel, at).items():
+            if (row.per_day is not None and day >= row.per_day) or (row.per_week is not None and week >= row.per_week):
+                refused.add(pid)
+    return {i for i in ids if i not in refused}
+
+
+def limits(site_id: int, channel: str) -> tuple[int | None, int | None]:
+    """The channel's ``(per_day, per_week)``; ``(None, None)`` when it has no limit."""
+    row = db.session.scalar(select(ContactPolicy).where(ContactPolicy.site_id == site_id, ContactPolicy.channel == channel))
+    return (row.per_day, row.per_week) if row is not None else (None, None)
+
+
 def record(site_id: int, profile_id: int, channel: str, at: datetime | None = None, *, commit: bool = True) -> None:
     """Note that a message was sent (what :func:`allow` counts). Old entries (over 8 weeks) are pruned."""
     _check_channel(channel)
@@ -90,3 +130,15 @@ def record(site_id: int, profile_id: int, channel: str, at: datetime | None = No
     db.session.execute(delete(ContactLog).where(ContactLog.profile_id == profile_id, ContactLog.sent_at < at - 8 * WEEK))
     if commit:
         db.session.commit()
+
+
+def record_many(site_id: int, sent: list[tuple[int, str]], at: datetime) -> None:
+    """:func:`record` for many ``(profile id, channel)`` at once, in the caller's transaction."""
+    if not sent:
+        return
+    for _pid, channel in sent:
+        _check_channel(channel)
+    db.session.execute(ContactLog.__table__.insert(), [{"site_id": site_id, "profile_id": p, "channel": c, "sent_at": at} for p, c in sent])
+    ids = sorted({p for p, _c in sent})
+    for start in range(0, len(ids), 500):
+        db.session.execute(delete(ContactLog).where(ContactLog.profile_id.in_(ids[start : start + 500]), ContactLog.sent_at < at - 8 * WEEK))

@@ -1,0 +1,171 @@
+"""The journeys' ears: a built-in plugin that hears new events and segment changes.
+
+Lower layers publish ``event_received`` and ``segment_membership_changed`` after their
+commits (:func:`personalize.plugins.notify_each`); they never import journeys. What this
+plugin does in the request that delivered the events is only a dictionary lookup: is
+any live journey of the site interested in this event type or segment? If so the item
+goes to the process's :class:`Inbox`, and a thread of the process enters people, ends
+goals and answers waits in batches (one transaction for many), then wakes the step
+runner. ``JOURNEY_INBOX = "inline"`` does the work in the request instead (tests).
+
+Nothing here is the only record: the events and changes are stored, and the catch-up of
+:mod:`personalize.journeys.triggers` handles whatever a dead process left in its inbox.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from datetime import datetime
+
+from flask import Flask, current_app
+
+from personalize import hookimpl
+
+log = logging.getLogger(__name__)
+GATHER_SECONDS = 0.2  # at most this often a process's inbox is drained: a busy moment's events share one transaction
+
+
+class Inbox:
+    """Events and segment changes that concern live journeys, waiting for the inbox thread."""
+
+    def __init__(self, app: Flask):
+        self.app = app
+        self.items: deque = deque()
+        self.wake = threading.Event()
+        self.idle = threading.Event()
+        self.idle.set()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self.handled = 0
+
+    def put(self, kind: str, site_id: int, payload) -> None:
+        self.idle.clear()
+        self.items.append((kind, site_id, payload))
+        self._start()
+        self.wake.set()
+
+    def _start(self) -> None:
+        if self._thread is not None and self._thread.is_alive():
+            return
+        with self._lock:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="personalize-journeys-inbox", daemon=True)
+                self._thread.start()
+
+    def _run(self) -> None:
+        last = 0.0
+        while True:
+            self.wake.wait(timeout=5.0)
+            # a quiet moment's event is handled at once; under load the drains come GATHER_SECONDS apart,
+            # each taking what gathered meanwhile (one transaction for many: SQLite has one writer)
+            time.sleep(max(0.0, last + GATHER_SECONDS - time.monotonic()))
+            last = time.monotonic()
+            self.wake.clear()
+            try:
+                with self.app.app_context():
+                    self.drain()
+            except Exception:  # the inbox thread must keep going; the catch-up redoes what failed
+                log.exception("journeys inbox failed")
+            if not self.items:
+                self.idle.set()
+
+    def drain(self) -> int:
+        """Handle everything queued (an application context must be active)."""
+        from ..db import db
+        from .triggers import on_events, on_segment_changes
+
+        batch = []
+        while self.items:
+            batch.append(self.items.popleft())
+        if not batch:
+            return 0
+        events: dict[int, list] = {}
+        changes: dict[int, list] = {}
+        for kind, site_id, payload in batch:
+            (events if kind == "event" else changes).setdefault(site_id, []).append(payload)
+        entered = 0
+        for site_id, items in events.items():
+            try:
+                entered += on_events(site_id, items, remember=True)
+            except Exception:
+                db.session.rollback()
+                log.exception("journeys: events of site %s were not handled now; the catch-up will", site_id)
+        for site_id, items in changes.items():
+            try:
+                entered += on_segment_changes(site_id, items)
+            except Exception:
+                db.session.rollback()
+                log.exception("journeys: segment changes of site %s were not handled now; the catch-up will", site_id)
+        db.session.remove()
+        self.handled += len(batch)
+        if entered:
+            wake_runner(self.app)
+        return entered
+
+    def wait_idle(self, timeout: float = 10.0) -> bool:
+        """Wait until everything queued so far was handled (tests, benchmarks)."""
+        return self.idle.wait(timeout)
+
+
+def inbox(app: Flask | None = None) -> Inbox:
+    app = app or current_app._get_current_object()
+    found = app.extensions.get("personalize.journeys.inbox")
+    if found is None:
+        found = app.extensions.setdefault("personalize.journeys.inbox", Inbox(app))
+    return found
+
+
+def wake_runner(app: Flask) -> None:
+    clock = app.extensions.get("personalize.journeys.clock")
+    if clock is not None:
+        clock.wake()
+
+
+def _queue(kind: str, site_id: int, payload) -> None:
+    app = current_app._get_current_object()
+    if app.config.get("JOURNEY_INBOX") == "inline":
+        from .triggers import on_events, on_segment_changes
+
+        try:
+            if kind == "event":
+                on_events(site_id, [payload], remember=True)
+            else:
+                on_segment_changes(site_id, [payload])
+        except Exception:
+            from ..db import db
+
+            db.session.rollback()
+            log.exception("journeys: a %s of site %s was not handled now; the catch-up will", kind, site_id)
+        return
+    inbox(app).put(kind, site_id, payload)
+
+
+@hookimpl
+def event_received(site_id, event):
+    from .store import live_journeys
+
+    live = live_journeys(site_id)
+    if not live.journeys:
+        return
+    if event.type in live.by_event or event.type in live.goal_events or event.type in live.awaited:
+        _queue("event", site_id, event)
+
+
+@hookimpl
+def segment_membership_changed(site_id, changes):
+    from .store import live_journeys
+
+    live = live_journeys(site_id)
+    if not live.by_segment:
+        return
+    for change in changes:
+        if change.segment in live.by_segment:
+            at = change.occurred_at if isinstance(change.occurred_at, datetime) else None
+            if at is None:
+                from ..models import utcnow
+
+                at = utcnow()
+            _queue("segment", site_id, (change.profile_id, change.segment, change.added, at))

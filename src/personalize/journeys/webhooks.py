@@ -1,0 +1,106 @@
+"""Signed webhooks: a journey step POSTs JSON about one person to an address of the shop's choosing.
+
+Each delivery carries
+
+* ``X-Personalize-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<body>">`` with
+  the site's webhook secret (the receiver recomputes it and compares in constant time,
+  and refuses a ``t`` older than a few minutes);
+* ``Idempotency-Key``: the same for every attempt of one step for one person, so a
+  receiver that remembers keys acts once whatever happens to us;
+* ``X-Personalize-Delivery``: the attempt number.
+
+Requests go through :class:`personalize.sync.http.HttpClient`, the server's one
+outbound path: a 408, 429 or 5xx is retried a few times at once, then the step is
+tried again later with a growing delay (:mod:`personalize.journeys.runner`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import secrets
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from ..db import db
+from ..models import utcnow
+from .models import JourneySettings
+
+SIGNATURE_HEADER = "X-Personalize-Signature"
+TOLERANCE_SECONDS = 300
+
+
+def webhook_secret(site_id: int, config: Mapping[str, Any]) -> str:
+    """The site's webhook signing secret (``whsec_…``), created and stored encrypted on first use."""
+    from ..sync.secrets import decrypt, encrypt
+    from .email import get_settings
+
+    row = db.session.get(JourneySettings, site_id)
+    if row is not None and row.webhook_secret:
+        return str(decrypt(config, row.webhook_secret)["secret"])
+    secret = "whsec_" + secrets.token_urlsafe(32)
+    if row is None:
+        row = get_settings(site_id)
+        db.session.add(row)
+    row.webhook_secret = encrypt(config, {"secret": secret})
+    row.updated_at = utcnow()
+    db.session.commit()
+    return secret
+
+
+def rotate_webhook_secret(site_id: int, config: Mapping[str, Any]) -> str:
+    row = db.session.get(JourneySettings, site_id)
+    if row is not None:
+        row.webhook_secret = ""
+        db.session.commit()
+    return webhook_secret(site_id, config)
+
+
+def sign(secret: str, body: bytes, timestamp: int | None = None) -> str:
+    t = int(time.time() if timestamp is None else timestamp)
+    mac = hmac.new(secret.encode(), f"{t}.".encode() + body, hashlib.sha256).hexdigest()
+    return f"t={t},v1={mac}"
+
+
+def verify(secret: str, body: bytes, header: str | None, now: float | None = None, tolerance: int = TOLERANCE_SECONDS) -> bool:
+    """What a receiver does (shown here for tests and Python receivers)."""
+    if not header or not header.isascii():
+        return False
+    parts = dict(p.split("=", 1) for p in header.split(",") if "=" in p)
+    try:
+        t = int(parts.get("t", ""))
+    except ValueError:
+        return False
+    if abs((time.time() if now is None else now) - t) > tolerance:
+        return False
+    expected = hmac.new(secret.encode(), f"{t}.".encode() + body, hashlib.sha256).hexdigest()
+    return hmac.compare_digest(expected, parts.get("v1", ""))
+
+
+def payload(key: str, journey: dict[str, Any], step: str, person: dict[str, Any], data: dict[str, Any], fields: dict[str, Any]) -> bytes:
+    body = {
+        "id": key, "type": "journey.step", "created_at": utcnow().isoformat(timespec="seconds") + "Z",
+        "journey": journey, "step": step, "profile": person, "data": data, "fields": fields,
+    }
+    return json.dumps(body, separators=(",", ":"), sort_keys=True, default=str).encode()
+
+
+def client():
+    """The HTTP client deliveries go through: short timeouts and a few quick retries; the step
+    itself is retried later when these are spent."""
+    from ..sync.http import HttpClient
+
+    return HttpClient(timeout=(5.0, 15.0), max_retries=2, backoff=0.5, max_backoff=2.0, max_wait=4.0)
+
+
+def deliver(http, url: str, body: bytes, secret: str, key: str, attempt: int) -> int:
+    """POST one delivery; returns the status. Raises the client's errors (TransientError, AuthError,
+    HttpStatusError) for the caller to classify."""
+    headers = {
+        "Content-Type": "application/json", SIGNATURE_HEADER: sign(secret, body), "Idempotency-Key": key,
+        "X-Personalize-Delivery": str(attempt),
+    }
+    response = http.request("POST", url, data=body, headers=headers)
+    return response.status_code
