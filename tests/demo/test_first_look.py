@@ -26,10 +26,11 @@ def test_customers_are_named_with_emails(built):
     assert info["customers"]["named"] > 20
     with app.app_context():
         profiles = db.session.scalars(select(Profile).where(Profile.site_id == info["site_id"], Profile.email.is_not(None))).all()
-        assert len(profiles) == info["customers"]["named"]
+        assert len(profiles) >= info["customers"]["named"]  # every customer who ordered; journeys' shoppers besides
         assert all(p.email.endswith("@example.com") for p in profiles)
-        names = attributes_of(profiles[0].id)
-        assert names["name"]["value"] == f"{names['first_name']['value']} {names['last_name']['value']}"
+        for p in profiles[:50]:
+            names = attributes_of(p.id)
+            assert names["name"]["value"] == f"{names['first_name']['value']} {names['last_name']['value']}"
 
 
 def test_segments_have_members_and_customers_have_scores(built):

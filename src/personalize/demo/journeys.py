@@ -25,7 +25,6 @@ TICK = timedelta(hours=1)
 EMAIL_SHARE = 0.6  # demo shoppers who told us their email and said yes to marketing
 RESPONSE = {"cart-abandonment": 0.22, "post-purchase": 0.10, "browse-abandonment": 0.08}
 CONTROL = 20  # per cent: a bigger control group than a shop would keep, so a week of demo history measures something
-FIRST_NAMES = ("Ada", "Ben", "Chloé", "Dario", "Emma", "Farid", "Greta", "Hiro", "Ines", "Jonas", "Kira", "Luca", "Mila", "Noah", "Olga", "Pablo")
 
 
 def simulate_demo_journeys(app, site_id: int, products, seed: int = 7, now: datetime | None = None) -> dict[str, Any] | None:
@@ -71,10 +70,12 @@ def simulate_demo_journeys(app, site_id: int, products, seed: int = 7, now: date
 
 
 def _give_emails(site, rng: random.Random) -> dict[int, str]:
-    """Email addresses (``…@demo.shop.example``), first names and consent for most demo shoppers:
-    ``{profile id: visitor id}`` of those who got one."""
+    """Email consent for the demo's named customers, and a name and an email (``…@example.com``)
+    with consent for about ``EMAIL_SHARE`` of the other shoppers: ``{profile id: visitor id}`` of
+    everyone who may now be emailed."""
     from personalize.db import db
-    from personalize.models import Identity
+    from personalize.demo.people import EMAIL_DOMAIN, FIRST_NAMES, LAST_NAMES
+    from personalize.models import Identity, Profile
     from personalize.profiles import ingest_events, set_attributes
     from personalize.profiles.identity import VISITOR
     from personalize.segments.live import refresh_profiles
@@ -82,13 +83,20 @@ def _give_emails(site, rng: random.Random) -> dict[int, str]:
     visitors = dict(db.session.execute(
         select(Identity.value, Identity.profile_id).where(Identity.site_id == site.id, Identity.kind == VISITOR).order_by(Identity.value)
     ).all())
-    chosen = [v for v in visitors if rng.random() < EMAIL_SHARE]
-    events = [{"id": f"{v}-identify", "type": "identify", "visitor": v, "email": f"{v}@demo.shop.example", "ts": 1_700_000_000_000}
-              for v in chosen]
+    emailed = set(db.session.scalars(select(Profile.id).where(Profile.site_id == site.id, Profile.email.is_not(None))))
+    chosen = [v for v in visitors if visitors[v] in emailed or rng.random() < EMAIL_SHARE]
+    events = []
+    for n, v in enumerate(chosen):
+        if visitors[v] in emailed:  # named by the demo's customer logins already
+            continue
+        first, last = rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES)
+        local = f"{first}.{last}".lower().translate(str.maketrans("éíóúáçñ", "eiouacn"))
+        events.append({"id": f"{v}-identify", "type": "identify", "visitor": v, "email": f"{local}.s{n}@{EMAIL_DOMAIN}",
+                       "ts": 1_700_000_000_000, "traits": {"first_name": first, "last_name": last, "name": f"{first} {last}"}})
     for start in range(0, len(events), 500):
         ingest_events(site, events[start : start + 500], max_events=500)
     for v in chosen:
-        set_attributes(site.id, visitors[v], {"email_consent": True, "first_name": rng.choice(FIRST_NAMES)}, "demo", commit=False)
+        set_attributes(site.id, visitors[v], {"email_consent": True}, "demo", commit=False)
     db.session.commit()
     refresh_profiles(site.id, [visitors[v] for v in chosen])
     return {visitors[v]: v for v in chosen}
