@@ -167,3 +167,23 @@ def test_record_mode_keeps_each_email_on_its_step_and_sends_nothing(inline, trai
     outcome, detail = db.session.execute(select(JourneyStep.outcome, JourneyStep.detail).where(JourneyStep.profile_id == ann)).one()
     assert outcome == "acted" and detail["recorded"] is True and detail["subject"] == "Hello Ann"
     assert smtp_server.mailbox.messages == []
+
+
+def test_mail_and_webhooks_follow_the_outbound_address_policy(inline, trained, smtp_server, receiver, clock):
+    """An SMTP host or a webhook address on loopback is refused unless the operator trusts it:
+    nothing reaches the local server, and the step says why."""
+    site = get_site(trained.id)
+    mail_settings(inline, site.id, smtp_server)
+    ann = customer(site, "ann-v", "ann@example.com")
+    journey(site.id, "both", {"trigger": {"type": "event", "event": "product_added"}, "control": 0,
+                              "steps": [{"id": "s1", **EMAIL_STEP}, {"id": "s2", "type": "webhook", "url": receiver.url}]})
+    inline.config["OUTBOUND_ALLOWED_HOSTS"] = ""  # the server as shipped: loopback is not trusted
+    ingest_events(site, [{"id": "ann-add", "type": "product_added", "visitor": "ann-v", "product_id": "run-shoe", "ts": T0 + 10}])
+    run_due(now=clock.advance(seconds=1))
+    run_due(now=clock.now)
+    rows = db.session.execute(select(JourneyStep.step_id, JourneyStep.outcome, JourneyStep.detail)
+                              .where(JourneyStep.profile_id == ann).order_by(JourneyStep.id)).all()
+    assert [(r[0], r[1]) for r in rows] == [("s1", "failed"), ("s2", "failed")]
+    assert "loopback" in rows[0][2]["error"] and "OUTBOUND_ALLOWED_HOSTS" in rows[0][2]["error"]
+    assert "127.0.0.1" in rows[1][2]["error"] and "OUTBOUND_ALLOWED_HOSTS" in rows[1][2]["error"]
+    assert smtp_server.mailbox.messages == [] and receiver.deliveries == []

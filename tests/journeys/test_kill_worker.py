@@ -27,6 +27,7 @@ from personalize.journeys.models import JourneyEnrollment, JourneyStep
 from personalize.journeys.store import live_journeys
 from personalize.journeys.triggers import Candidate, enter
 from personalize.sites import get_site
+from personalize.testing import TEST_OUTBOUND_ALLOWED_HOSTS
 
 from .support import customers, journey, mail_settings
 
@@ -38,6 +39,7 @@ def start_runner(app, log_path, lease: float) -> subprocess.Popen:
     env.update({
         "PERSONALIZE_DATABASE_URL": app.config["DATABASE_URL"], "PERSONALIZE_INSTANCE_PATH": app.instance_path,
         "PERSONALIZE_AUTO_MIGRATE": "false", "PERSONALIZE_SECRET_KEY": app.config["SECRET_KEY"], "PERSONALIZE_MODEL_CHECK_SECONDS": "3600",
+        "PERSONALIZE_OUTBOUND_ALLOWED_HOSTS": TEST_OUTBOUND_ALLOWED_HOSTS,  # the local SMTP server and receiver
     })
     command = [sys.executable, "-c", "from personalize.cli import main; main()", "journeys", "run", "--batch", "60", "--lease", str(lease)]
     return subprocess.Popen(command, env=env, stdout=log_path.open("a"), stderr=subprocess.STDOUT, start_new_session=True)

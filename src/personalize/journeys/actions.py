@@ -320,7 +320,7 @@ def _send_emails(site, settings, items: list[Item], contacts: dict[int, Contact]
     except Exception as exc:  # the encryption key changed
         _commit([_retry(i, now, str(exc)) for i in items], mover, token, now, summary)
         return []
-    mailer = Mailer(settings, password)
+    mailer = Mailer(settings, password, config)
     recording = settings.delivery == "record"
     recorded: list[Change] = []
     try:
@@ -382,7 +382,7 @@ def _call_webhooks(site_id: int, items: list[Item], mover: Mover, token: str, no
     from . import webhooks
 
     secret = webhooks.webhook_secret(site_id, current_app.config)
-    http = webhooks.client()
+    http = webhooks.client(current_app.config)
     if sleep is not None:
         http.sleep = sleep
     idents = _people(site_id, [i.entry.profile_id for i in items])
@@ -479,7 +479,7 @@ def send_test_email(site, journey, step: dict, to: str, profile_id: int | None =
     rendered.subject = "[Test] " + rendered.subject
     key = "pz-test-" + _secrets.token_hex(12)
     msg = build_message(settings, to, rendered, key, context["unsubscribe_url"], None, {"X-Personalize-Journey": journey.key})
-    mailer = Mailer(settings, smtp_password(settings, config))
+    mailer = Mailer(settings, smtp_password(settings, config), config)
     try:
         mailer.send(msg, to)
     except (smtplib.SMTPException, OSError) as exc:

@@ -443,19 +443,74 @@ def build_message(settings: JourneySettings, to: str, rendered: Rendered, key: s
     return msg
 
 
-def _smtp_connection(settings: JourneySettings, password: str, timeout: float = SMTP_TIMEOUT) -> smtplib.SMTP:
+class AddressRefused(OSError):
+    """The SMTP host resolves to an address the server never connects to (loopback, private,
+    link-local, cloud metadata) and the operator does not trust it in ``OUTBOUND_ALLOWED_HOSTS``."""
+
+
+class _Guarded(smtplib.SMTP):
+    """An SMTP connection that resolves the host itself, checks every address against the
+    outbound policy and connects to a checked address (no second lookup to rebind)."""
+
+    policy: Any = None
+
+    def _get_socket(self, host, port, timeout):
+        import socket
+
+        from ..sync.outbound import OutboundRefused
+
+        try:
+            found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except socket.gaierror as exc:
+            raise OSError(f"{host}: the SMTP host name does not resolve ({exc})") from None
+        try:
+            self.policy.check_addresses(host, port, [sockaddr[0] for *_rest, sockaddr in found])
+        except OutboundRefused as exc:
+            raise AddressRefused(f"SMTP host {exc}") from None
+        last: OSError | None = None
+        for family, kind, proto, _name, sockaddr in found:
+            sock = socket.socket(family, kind, proto)
+            try:
+                if timeout is not None:
+                    sock.settimeout(timeout)
+                sock.connect(sockaddr)
+                return sock
+            except OSError as exc:
+                sock.close()
+                last = exc
+        raise last or OSError(f"{host}: no address to connect to")
+
+
+class _GuardedSSL(smtplib.SMTP_SSL, _Guarded):
+    """Implicit TLS over a guarded connection (SMTP_SSL wraps what :class:`_Guarded` opened)."""
+
+
+def smtp_policy(config: Mapping[str, Any] | None):
+    """The outbound address policy for mail: public hosts, plus hosts the operator trusts."""
+    from ..sync.outbound import SETTING, OutboundPolicy, parse_allowed_hosts
+
+    return OutboundPolicy(provider="SMTP", trusted=parse_allowed_hosts((config or {}).get(SETTING)))
+
+
+def _smtp_connection(settings: JourneySettings, password: str, timeout: float = SMTP_TIMEOUT, policy: Any = None) -> smtplib.SMTP:
     """Open and authenticate the site's SMTP connection: the one place mail leaves the server.
 
     ``smtp_security``: ``ssl`` (implicit TLS, port 465), ``starttls`` (port 587, refused when
     the server does not offer it) or ``none`` (a relay on a trusted network). Certificates
-    are verified.
+    are verified. The host must resolve to public addresses only, unless the operator lists
+    it in ``OUTBOUND_ALLOWED_HOSTS`` (a relay on the local network, for example): otherwise
+    :class:`AddressRefused` is raised before anything is sent.
     """
     host, port = settings.smtp_host, int(settings.smtp_port)
     context = ssl.create_default_context()
+    policy = policy if policy is not None else smtp_policy(None)
+    connection: smtplib.SMTP
     if settings.smtp_security == "ssl":
-        connection: smtplib.SMTP = smtplib.SMTP_SSL(host, port, timeout=timeout, context=context)
+        ssl_class = type("GuardedSSL", (_GuardedSSL,), {"policy": policy})
+        connection = ssl_class(host, port, timeout=timeout, context=context)
     else:
-        connection = smtplib.SMTP(host, port, timeout=timeout)
+        plain = type("Guarded", (_Guarded,), {"policy": policy})
+        connection = plain(host, port, timeout=timeout)
         if settings.smtp_security == "starttls":
             connection.ehlo()
             if not connection.has_extn("starttls"):
@@ -472,15 +527,16 @@ class Mailer:
     """One SMTP connection for a batch of messages, opened on first use and re-opened once if the
     server dropped it. ``send`` raises :class:`smtplib.SMTPException` or :class:`OSError`."""
 
-    def __init__(self, settings: JourneySettings, password: str):
+    def __init__(self, settings: JourneySettings, password: str, config: Mapping[str, Any] | None = None):
         self.settings, self.password = settings, password
+        self.policy = smtp_policy(config)
         self.connection: smtplib.SMTP | None = None
         self.sent = 0
 
     def send(self, msg: EmailMessage, to: str) -> None:
         for attempt in (1, 2):
             if self.connection is None:
-                self.connection = _smtp_connection(self.settings, self.password)
+                self.connection = _smtp_connection(self.settings, self.password, policy=self.policy)
             try:
                 self.connection.send_message(msg, from_addr=self.settings.from_email, to_addrs=[to])
                 self.sent += 1
@@ -503,7 +559,7 @@ def permanent(exc: BaseException) -> bool:
     """Whether an SMTP failure will not go away by trying again (a refused recipient, bad credentials)."""
     if isinstance(exc, smtplib.SMTPRecipientsRefused):
         return all(500 <= code < 600 for code, _ in exc.recipients.values())
-    if isinstance(exc, smtplib.SMTPAuthenticationError | smtplib.SMTPNotSupportedError | ssl.SSLCertVerificationError):
+    if isinstance(exc, AddressRefused | smtplib.SMTPAuthenticationError | smtplib.SMTPNotSupportedError | ssl.SSLCertVerificationError):
         return True
     if isinstance(exc, smtplib.SMTPResponseException):
         return 500 <= exc.smtp_code < 600

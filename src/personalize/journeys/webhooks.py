@@ -87,12 +87,15 @@ def payload(key: str, journey: dict[str, Any], step: str, person: dict[str, Any]
     return json.dumps(body, separators=(",", ":"), sort_keys=True, default=str).encode()
 
 
-def client():
+def client(config: Mapping[str, Any]):
     """The HTTP client deliveries go through: short timeouts and a few quick retries; the step
-    itself is retried later when these are spent."""
+    itself is retried later when these are spent. The server's outbound address policy applies:
+    public hosts over https, plus what the operator trusts in ``OUTBOUND_ALLOWED_HOSTS``."""
     from ..sync.http import HttpClient
+    from ..sync.outbound import SETTING, OutboundPolicy, parse_allowed_hosts
 
-    return HttpClient(timeout=(5.0, 15.0), max_retries=2, backoff=0.5, max_backoff=2.0, max_wait=4.0)
+    policy = OutboundPolicy(provider="webhook", trusted=parse_allowed_hosts(config.get(SETTING)))
+    return HttpClient(timeout=(5.0, 15.0), max_retries=2, backoff=0.5, max_backoff=2.0, max_wait=4.0, policy=policy)
 
 
 def deliver(http, url: str, body: bytes, secret: str, key: str, attempt: int) -> int:
