@@ -187,3 +187,23 @@ def test_mail_and_webhooks_follow_the_outbound_address_policy(inline, trained, s
     assert "loopback" in rows[0][2]["error"] and "OUTBOUND_ALLOWED_HOSTS" in rows[0][2]["error"]
     assert "127.0.0.1" in rows[1][2]["error"] and "OUTBOUND_ALLOWED_HOSTS" in rows[1][2]["error"]
     assert smtp_server.mailbox.messages == [] and receiver.deliveries == []
+
+
+def test_each_step_run_is_counted_for_metrics_by_kind_and_outcome(inline, trained, receiver, clock):
+    from personalize import metrics
+
+    def count(step: str, outcome: str) -> float:
+        series = metrics.snapshot()["counters"]["personalize_journey_steps_total"]
+        return series.get(f'personalize_journey_steps_total{{step="{step}",outcome="{outcome}"}}', 0)
+
+    site = get_site(trained.id)
+    customer(site, "ann-v", "ann@example.com")
+    journey(site.id, "counted", {"trigger": {"type": "event", "event": "product_added"}, "control": 0,
+                                 "steps": [{"id": "s1", "type": "webhook", "url": receiver.url},
+                                           {"id": "s2", "type": "set_attribute", "name": "after", "value": "yes"}]})
+    receiver.answers = [410]
+    before = (count("webhook", "failed"), count("set_attribute", "acted"))
+    ingest_events(site, [{"id": "ann-add", "type": "product_added", "visitor": "ann-v", "product_id": "run-shoe", "ts": T0 + 10}])
+    run_due(now=clock.advance(seconds=1))
+    run_due(now=clock.now)
+    assert (count("webhook", "failed"), count("set_attribute", "acted")) == (before[0] + 1, before[1] + 1)

@@ -42,6 +42,7 @@ from flask import current_app
 from sqlalchemy import bindparam, select, update
 
 from ..db import db
+from ..metrics import JOURNEY_STEPS
 from ..models import utcnow
 from .definition import ACTIONS, SPLIT_LABELS, Flow
 from .models import Journey, JourneyEnrollment, JourneySettings, JourneyStep
@@ -384,6 +385,8 @@ def write(changes: list[Change], token: str, now: datetime) -> tuple[int, int]:
     except Exception:
         db.session.rollback()
         raise
+    for c in kept:  # what /metrics shows: steps run by kind and outcome (a retry is "retried")
+        JOURNEY_STEPS.inc(step=c.row.kind, outcome=c.outcome if c.release is None else "retried")
     if attributes:
         _refresh_segments({(site_id, pid) for site_id, (pid, _n, _v) in attributes})
     return len(kept), len(changes) - len(kept)
