@@ -70,6 +70,7 @@ def env_for(url: str, folder: str, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PERSONALIZE_")}
     env.update({"PERSONALIZE_DATABASE_URL": url, "PERSONALIZE_INSTANCE_PATH": folder, "PERSONALIZE_AUTO_MIGRATE": "false",
                 "PERSONALIZE_RATE_LIMIT_PER_IP": "0", "PERSONALIZE_RATE_LIMIT_PER_SITE": "0", "PERSONALIZE_MODEL_CHECK_SECONDS": "3600",
+                "PERSONALIZE_OUTBOUND_ALLOWED_HOSTS": "127.0.0.1",  # the local HubSpot the actions go to
                 **extra})
     return env
 
@@ -313,6 +314,8 @@ def bench_throughput(args, url: str, folder: str) -> None:
           f"({len(pids) / elapsed:,.0f} people/s; entering them all took {entered_in:.1f} s); completed {done:,}")
     print(f"        steps {dict(sorted(steps.items()))}; rows per person {dict(per_person)}; HubSpot got {sink.requests:,} requests, "
           f"{sum(sink.updates.values()):,} contact updates; lost {lost}, repeated {repeated}, wrong value {wrong}")
+    if lost or repeated or wrong:
+        raise SystemExit("FAILED: steps were lost, repeated or wrong (see the outcomes above)")
 
 
 def main() -> None:

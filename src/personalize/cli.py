@@ -164,7 +164,7 @@ def worker(concurrency: int, beat: bool):
     app = _app()
     if not app.config.get("BROKER_URL"):
         raise click.ClickException("no broker configured: set PERSONALIZE_BROKER_URL (without one, jobs run inside `personalize serve`)")
-    from .queue import run_worker
+    from .jobs import run_worker
 
     run_worker(app, concurrency, beat)
 
@@ -216,9 +216,10 @@ def demo(host: str, port: int, visitors: int, no_serve: bool):
     click.echo("")
     if no_serve:
         return
+    from .jobs import submitter
     from .journeys.clock import start_clock
 
-    start_clock(app)  # the demo's journeys go on while it runs
+    start_clock(app, submit=submitter(app))  # the demo's journeys go on while it runs
     from werkzeug.serving import run_simple
 
     run_simple(host, port, app, threaded=True, use_reloader=False)
@@ -518,14 +519,11 @@ def _register_extra_commands() -> None:
 
 _register_extra_commands()
 
-from .segments.cli import scores_command, segments_group  # noqa: E402
+from .journeys.cli import register as _register_journey_commands  # noqa: E402
+from .segments.cli import register as _register_segment_commands  # noqa: E402
 
-cli.add_command(scores_command)
-cli.add_command(segments_group)
-
-from .journeys.cli import journeys_group  # noqa: E402
-
-cli.add_command(journeys_group)
+_register_segment_commands(cli, _app, _site_or_default)
+_register_journey_commands(cli, _app, _site_or_default)
 
 
 def _register_sync_commands() -> None:

@@ -38,12 +38,9 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 from .records import PushResult, SegmentChange
-
-if TYPE_CHECKING:
-    from .sync.http import HttpClient
 
 KINDS = ("shop", "crm", "email", "any")
 _HOST_PATTERN = re.compile(r"(\*\.)?([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]{0,62}")
@@ -169,7 +166,7 @@ class ConnectorContext:
     """
 
     settings: dict[str, Any]
-    http: HttpClient
+    http: Any  # a personalize.sync.http.HttpClient: the contract sits below the client, so it is not imported here
     started_at: datetime
     log: Any = print
     extra: dict[str, Any] = field(default_factory=dict)

@@ -139,6 +139,22 @@ def segment_membership_changed(site_id: int, changes: list[SegmentChange]) -> No
 
 
 @hookspec
+def profiles_changed(site_id: int, profile_ids: list[int]) -> None:
+    """Called after what is stored about some profiles changed (new events, attributes, a
+    merge), once committed, so that what is computed from them follows: the built-in
+    segments plugin brings their segment membership up to date here (and that, in turn,
+    fires :func:`segment_membership_changed`).
+
+    Keep it fast: it runs in the request or job that changed the profiles.
+
+    .. versionadded:: 0.3
+
+    :param site_id: the site of the profiles.
+    :param profile_ids: the profiles that changed (no duplicates, any order).
+    """
+
+
+@hookspec
 def profile_erased(site_id: int, profile_id: int, identities: dict[str, list[str]]) -> None:
     """Called after a profile and everything stored about it were erased (a privacy request).
 

@@ -198,11 +198,17 @@ def runner(app: Flask | None = None) -> JobRunner:
         if app.config.get("BROKER_URL"):  # production: the same jobs, run by Celery workers
             from .queue import CeleryRunner
 
-            existing = CeleryRunner(app)
+            existing = CeleryRunner(app, known=job_function)
         else:
             existing = JobRunner(app)
         app.extensions["personalize.jobs"] = existing
     return existing
+
+
+def submitter(app: Flask) -> Callable[..., Future]:
+    """``submit(name, **kwargs)`` bound to ``app``'s runner: what lower layers are handed
+    (the journeys' clock) so they queue jobs without importing this module."""
+    return lambda name, **kwargs: runner(app).submit(name, **kwargs)
 
 
 def submit(name: str, **kwargs: Any) -> Future:
@@ -291,5 +297,76 @@ def start_scheduler(app: Flask, tick: float = 30.0) -> Scheduler | None:
     app.extensions["personalize.scheduler"] = scheduler
     from .journeys.clock import start_clock
 
-    start_clock(app)  # due journey steps run within a second, not at the next tick
+    start_clock(app, submit=submitter(app))  # due journey steps run within a second, not at the next tick
     return scheduler
+
+
+# ---------------------------------------------------------------- Celery workers (``personalize worker``)
+
+
+def worker_celery(app: Flask):
+    """The Celery application a worker runs, with the task bound to ``app``."""
+    from celery.signals import worker_process_init
+
+    from .db import db
+    from .monitoring import start_publishing
+    from .queue import TASK_NAME, make_celery
+
+    celery = make_celery(app.config["BROKER_URL"], app.config.get("QUEUE_NAME") or "personalize")
+
+    @worker_process_init.connect(weak=False)
+    def _own_connections(**_kwargs):
+        # a forked pool process must not share the parent's database connections
+        with app.app_context():
+            db.engine.dispose(close=False)
+        start_publishing(app)  # and publishes the figures of the jobs it runs (METRICS)
+
+    @celery.task(name=TASK_NAME, bind=True)
+    def run_job(task, name: str, job_kwargs: dict[str, Any] | None = None):
+        from .logs import REQUEST_ID
+
+        started = time.perf_counter()
+        token = REQUEST_ID.set(task.request.id)  # the job's lines carry its message id as their request id
+        try:
+            with app.app_context():
+                try:
+                    run(name, **(job_kwargs or {}))
+                except Exception:
+                    JOBS.add((name, "failed"))
+                    db.session.rollback()
+                    log.exception("job %s failed (message %s)", name, task.request.id)
+                    raise
+                finally:
+                    db.session.remove()
+            JOBS.add((name, "succeeded"))
+            log.info("job %s done in %.1f s", name, time.perf_counter() - started)
+        finally:
+            REQUEST_ID.reset(token)
+
+    return celery
+
+
+def run_worker(app: Flask, concurrency: int, beat: bool, loglevel: str | None = None) -> None:
+    """Run a Celery worker for ``app`` until stopped (``personalize worker``).
+
+    Logging is the process's own (:func:`personalize.logs.configure`, called by the command):
+    Celery is told so through its ``setup_logging`` signal and adds no handler of its own.
+    """
+    from celery.signals import setup_logging
+
+    @setup_logging.connect(weak=False)
+    def _logging_is_configured(**_kwargs):
+        pass  # a receiver makes Celery leave the root logger's handlers, our format, alone
+
+    loglevel = loglevel or str(app.config.get("LOG_LEVEL") or "INFO").upper()
+    celery = worker_celery(app)
+    from .monitoring import start_publishing
+
+    start_publishing(app)  # the worker process itself (it runs the jobs with --concurrency 1, and the scheduler)
+    if beat:
+        # the same scheduler `personalize serve` runs without a broker; its jobs go to the queue
+        start_scheduler(app)
+    argv = ["worker", f"--concurrency={max(1, concurrency)}", f"--loglevel={loglevel}", f"--queues={app.config.get('QUEUE_NAME') or 'personalize'}", "--without-gossip", "--without-mingle"]
+    if concurrency <= 1:
+        argv.append("--pool=solo")  # the job runs in the worker process itself
+    celery.worker_main(argv)

@@ -30,7 +30,7 @@ from . import hookspecs
 
 log = logging.getLogger(__name__)
 
-DEFAULT_PLUGINS = ("personalize.builtins.rules", "personalize.journeys.listener")
+DEFAULT_PLUGINS = ("personalize.builtins.rules", "personalize.segments.listener", "personalize.journeys.listener")
 ENTRY_POINT_GROUP = "personalize"
 
 

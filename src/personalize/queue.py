@@ -1,9 +1,10 @@
 """Jobs on Celery workers, when the ``BROKER_URL`` setting names a broker.
 
 The queue carries only a job's registered name and its JSON keyword arguments; a
-worker (``personalize worker``) looks the name up in :mod:`personalize.jobs` and
-calls the same function the in-process runner would, inside an application
-context. So there is one code path for jobs, and a job is written once.
+worker (``personalize worker``, :func:`personalize.jobs.run_worker`) looks the name up
+in the job registry and calls the same function the in-process runner would, inside an
+application context. So there is one code path for jobs, and a job is written once.
+This module is the transport only: it knows no job.
 
 Delivery is at least once: a message is acknowledged only after its job returns
 (``acks_late``), and a worker that dies mid-job hands it back to the broker
@@ -54,18 +55,21 @@ def make_celery(broker_url: str, queue: str = "personalize"):
 
 
 class CeleryRunner:
-    """What :func:`personalize.jobs.runner` returns when a broker is configured: submit sends."""
+    """What :func:`personalize.jobs.runner` returns when a broker is configured: submit sends.
 
-    def __init__(self, app: Flask):
+    ``known(name)`` raises for a job name no worker would know (the job registry, which sits
+    above this transport and hands its check down)."""
+
+    def __init__(self, app: Flask, known: Any = None):
         self.app = app
+        self.known = known
         self.queue = app.config.get("QUEUE_NAME") or "personalize"
         self.celery = make_celery(app.config["BROKER_URL"], self.queue)
 
     def submit(self, name: str, **kwargs: Any) -> Future:
         """Send job ``name`` to the broker; the future holds the message id once the broker has it."""
-        from .jobs import job_function
-
-        job_function(name)  # an unknown name fails here, in the caller, not later on a worker
+        if self.known is not None:
+            self.known(name)  # an unknown name fails here, in the caller, not later on a worker
         future: Future = Future()
         try:
             result = self.celery.send_task(TASK_NAME, args=[name], kwargs={"job_kwargs": kwargs}, queue=self.queue)
@@ -82,76 +86,6 @@ class CeleryRunner:
 
     def shutdown(self) -> None:
         self.celery.close()
-
-
-def worker_celery(app: Flask):
-    """The Celery application a worker runs, with the task bound to ``app``."""
-    from celery.signals import worker_process_init
-
-    from .db import db
-    from .jobs import JOBS, run
-    from .monitoring import start_publishing
-
-    celery = make_celery(app.config["BROKER_URL"], app.config.get("QUEUE_NAME") or "personalize")
-
-    @worker_process_init.connect(weak=False)
-    def _own_connections(**_kwargs):
-        # a forked pool process must not share the parent's database connections
-        with app.app_context():
-            db.engine.dispose(close=False)
-        start_publishing(app)  # and publishes the figures of the jobs it runs (METRICS)
-
-    @celery.task(name=TASK_NAME, bind=True)
-    def run_job(task, name: str, job_kwargs: dict[str, Any] | None = None):
-        from .logs import REQUEST_ID
-
-        started = time.perf_counter()
-        token = REQUEST_ID.set(task.request.id)  # the job's lines carry its message id as their request id
-        try:
-            with app.app_context():
-                try:
-                    run(name, **(job_kwargs or {}))
-                except Exception:
-                    JOBS.add((name, "failed"))
-                    db.session.rollback()
-                    log.exception("job %s failed (message %s)", name, task.request.id)
-                    raise
-                finally:
-                    db.session.remove()
-            JOBS.add((name, "succeeded"))
-            log.info("job %s done in %.1f s", name, time.perf_counter() - started)
-        finally:
-            REQUEST_ID.reset(token)
-
-    return celery
-
-
-def run_worker(app: Flask, concurrency: int, beat: bool, loglevel: str | None = None) -> None:
-    """Run a Celery worker for ``app`` until stopped (``personalize worker``).
-
-    Logging is the process's own (:func:`personalize.logs.configure`, called by the command):
-    Celery is told so through its ``setup_logging`` signal and adds no handler of its own.
-    """
-    from celery.signals import setup_logging
-
-    @setup_logging.connect(weak=False)
-    def _logging_is_configured(**_kwargs):
-        pass  # a receiver makes Celery leave the root logger's handlers, our format, alone
-
-    loglevel = loglevel or str(app.config.get("LOG_LEVEL") or "INFO").upper()
-    celery = worker_celery(app)
-    from .monitoring import start_publishing
-
-    start_publishing(app)  # the worker process itself (it runs the jobs with --concurrency 1, and the scheduler)
-    if beat:
-        from .jobs import start_scheduler
-
-        # the same scheduler `personalize serve` runs without a broker; its jobs go to the queue
-        start_scheduler(app)
-    argv = ["worker", f"--concurrency={max(1, concurrency)}", f"--loglevel={loglevel}", f"--queues={app.config.get('QUEUE_NAME') or 'personalize'}", "--without-gossip", "--without-mingle"]
-    if concurrency <= 1:
-        argv.append("--pool=solo")  # the job runs in the worker process itself
-    celery.worker_main(argv)
 
 
 _status_cache: dict[str, tuple[float, dict[str, str]]] = {}

@@ -13,8 +13,8 @@ from sqlalchemy import func, select
 from journeys.conftest import smtp_server  # noqa: F401  (a real SMTP server on loopback)
 from journeys.support import customer
 from personalize.db import db
+from personalize.journeys.batches import run_due
 from personalize.journeys.models import JourneyEnrollment
-from personalize.journeys.runner import run_due
 from personalize.models import utcnow
 from personalize.sites import get_site
 

@@ -8,8 +8,8 @@ from datetime import timedelta
 from sqlalchemy import select
 
 from personalize.db import db
+from personalize.journeys.batches import run_due
 from personalize.journeys.models import JourneyStep
-from personalize.journeys.runner import run_due
 from personalize.journeys.store import create_journey, live_journeys, set_status
 from personalize.journeys.triggers import Candidate, enter
 from personalize.models import utcnow

@@ -10,9 +10,10 @@ import pytest
 from sqlalchemy import select
 
 from personalize.db import db
+from personalize.journeys.batches import run_due
 from personalize.journeys.definition import Flow, validate_definition
 from personalize.journeys.models import JourneyEnrollment, JourneyStep
-from personalize.journeys.runner import run_due, split_label
+from personalize.journeys.runner import split_label
 from personalize.journeys.store import publish, save_definition
 from personalize.journeys.triggers import run_date_triggers
 from personalize.profiles import ingest_events

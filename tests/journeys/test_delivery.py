@@ -10,8 +10,8 @@ import pytest
 from sqlalchemy import select
 
 from personalize.db import db
+from personalize.journeys.batches import run_due
 from personalize.journeys.models import JourneyStep
-from personalize.journeys.runner import run_due
 from personalize.journeys.webhooks import verify, webhook_secret
 from personalize.profiles import ingest_events
 from personalize.profiles.trust import read_token

@@ -6,8 +6,8 @@ from __future__ import annotations
 from sqlalchemy import func, select
 
 from personalize.db import db
+from personalize.journeys.batches import run_due
 from personalize.journeys.models import JourneyEnrollment, JourneyStep
-from personalize.journeys.runner import run_due
 from personalize.profiles import ingest_events
 from personalize.segments.store import create_segment
 from personalize.sites import get_site

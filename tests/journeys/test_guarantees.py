@@ -11,8 +11,9 @@ from datetime import timedelta
 from sqlalchemy import func, select
 
 from personalize.db import db
+from personalize.journeys.batches import run_due
 from personalize.journeys.models import JourneyEnrollment, JourneyStep
-from personalize.journeys.runner import Change, _claimed_again, claim, run_due, write
+from personalize.journeys.runner import Change, _claimed_again, claim, write
 from personalize.journeys.triggers import catch_up_events
 from personalize.profiles import ingest_events
 from personalize.sites import get_site

@@ -8,10 +8,10 @@ from datetime import datetime
 from sqlalchemy import select
 
 from personalize.db import db
+from personalize.journeys.batches import run_due
 from personalize.journeys.email import Contact, email_consent
 from personalize.journeys.models import JourneyStep
 from personalize.journeys.pressure import next_local_time, quiet_until, zone
-from personalize.journeys.runner import run_due
 from personalize.profiles import ingest_events
 from personalize.segments.policy import set_policy
 from personalize.sites import get_site

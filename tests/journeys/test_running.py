@@ -17,13 +17,14 @@ from .support import T0, customer, journey
 
 
 def test_the_clock_runs_due_steps_without_being_asked(inline, site):
+    from personalize.jobs import submitter
     from personalize.journeys.clock import start_clock
 
     s = get_site(site.id)
     ann = customer(s, "ann-v", "ann@example.com")
     journey(site.id, "j", {"trigger": {"type": "event", "event": "product_added"}, "control": 0,
                            "steps": [{"id": "s1", "type": "set_attribute", "name": "tagged", "value": "yes"}]})
-    clock = start_clock(inline)
+    clock = start_clock(inline, submit=submitter(inline))
     try:
         ingest_events(s, [{"id": "ann-add", "type": "product_added", "visitor": "ann-v", "product_id": "run-shoe", "ts": T0}])
         deadline = time.monotonic() + 20
@@ -41,6 +42,7 @@ def test_the_clock_runs_due_steps_without_being_asked(inline, site):
 
 
 def test_with_a_broker_the_clock_sends_journeys_run_jobs(app, site, broker_queue):
+    from personalize.jobs import submitter
     from personalize.journeys.clock import JourneyClock
 
     app.config["JOURNEY_INBOX"] = "inline"
@@ -51,13 +53,13 @@ def test_with_a_broker_the_clock_sends_journeys_run_jobs(app, site, broker_queue
                                "steps": [{"id": "s1", "type": "set_attribute", "name": "tagged", "value": "yes"}]})
         ingest_events(s, [{"id": "ann-add", "type": "product_added", "visitor": "ann-v", "product_id": "run-shoe", "ts": T0}])
         db.session.remove()
-    JourneyClock(app).tick()
+    JourneyClock(app, submitter(app)).tick()
     names = {broker_queue.take()[1][0] for _ in range(2)}
     assert names == {"journeys_run", "journeys_triggers"}
 
 
 def test_stopping_a_journey_ends_every_entry_and_pausing_holds_them(inline, site, clock):
-    from personalize.journeys.runner import run_due
+    from personalize.journeys.batches import run_due
 
     s = get_site(site.id)
     ann = customer(s, "ann-v", "ann@example.com")

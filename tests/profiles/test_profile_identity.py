@@ -141,3 +141,32 @@ def test_hook_profiles_merged(app, site):
     b = resolve_contact(site.id, customer_id="B1")
     merge_profiles(site.id, a, b, "api")
     assert heard == [(site.id, a, b, "api")]
+
+
+def test_hook_profiles_changed(app, site):
+    """New events, a changed attribute and a merge each tell plugins which profiles changed, and
+    segment membership follows through the built-in segments plugin (profiles never import segments)."""
+    from personalize import hookimpl
+    from personalize.profiles import set_attributes
+    from personalize.segments.models import SegmentMember
+    from personalize.segments.store import create_segment
+
+    heard = []
+
+    class Listener:
+        @hookimpl
+        def profiles_changed(self, site_id, profile_ids):
+            heard.append((site_id, sorted(profile_ids)))
+
+    app.extensions["personalize.plugins"].pm.register(Listener())
+    create_segment(site.id, {"key": "gold", "rule": {"field": "attributes.tier", "op": "eq", "value": "gold"}})
+    ingest_events(get_site(site.id), [{"id": "pc-1", "type": "page_viewed", "visitor": "pc-v", "ts": 1_700_000_000_000}])
+    pid = profile_for_visitor(site.id, "pc-v")
+    assert heard == [(site.id, [pid])]
+    set_attributes(site.id, pid, {"tier": "gold"}, "api")
+    assert heard[-1] == (site.id, [pid])
+    members = {m.profile_id for m in db.session.scalars(select(SegmentMember))}
+    assert members == {pid}, "the segments plugin heard the change and the profile entered the segment"
+    other = resolve_contact(site.id, customer_id="PC2")
+    merge_profiles(site.id, pid, other, "api")
+    assert heard[-1] == (site.id, [pid])

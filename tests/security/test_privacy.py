@@ -159,7 +159,7 @@ def build_person(client, site, secret: str, tag: str, ip: str) -> Person:
     # the contact policy counted a message
     policy.record(site.id, pid, "email", now - timedelta(hours=1))
     # a journey: an entry carrying what it was entered with, a step done and the next one waiting
-    from personalize.journeys.runner import run_due
+    from personalize.journeys.batches import run_due
     from personalize.journeys.store import create_journey, get_journey, live_journeys, set_status
     from personalize.journeys.triggers import Candidate, enter
 

@@ -104,8 +104,8 @@ def _give_emails(site, rng: random.Random) -> dict[int, str]:
 
 def _replay(site_id: int, people: dict[int, str], products: dict, rng: random.Random, now: datetime) -> dict[str, Any]:
     from personalize.db import db
+    from personalize.journeys.batches import run_due
     from personalize.journeys.models import Journey, JourneyStep
-    from personalize.journeys.runner import run_due
     from personalize.journeys.triggers import on_events
     from personalize.models import Event
     from personalize.profiles import ingest_events

@@ -9,8 +9,19 @@ that is killed leaves its claimed steps to the others once their lease ends.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from typing import Any
 
 import click
+
+#: what the command line above hands down (:func:`register`): the app factory and the site lookup
+_face: dict[str, Callable[..., Any]] = {}
+
+
+def register(cli: click.Group, make_app: Callable[[], Any], site_for: Callable[[str | None], Any]) -> None:
+    """Add ``journeys`` to ``cli``; this package knows no web (``make_app`` builds the application)."""
+    _face.update(make_app=make_app, site_for=site_for)
+    cli.add_command(journeys_group)
 
 
 @click.group("journeys")
@@ -22,14 +33,12 @@ def journeys_group():
 @click.option("--site", "site_ref", help="Site id, name or public key.")
 def list_command(site_ref: str | None):
     """Each journey: status, live version, people in it now and in all."""
-    from ..app import create_app
-    from ..segments.cli import _site
     from .report import journey_report
     from .store import list_journeys
 
-    app = create_app()
+    app = _face["make_app"]()
     with app.app_context():
-        site = _site(site_ref)
+        site = _face["site_for"](site_ref)
         for j in list_journeys(site.id):
             r = journey_report(j)
             click.echo(f"{j.key}\t{j.status}\tv{j.version}\t{r.active:,} in it\t{r.entered:,} entered\t{j.name}")
@@ -42,12 +51,11 @@ def list_command(site_ref: str | None):
 @click.option("--triggers/--no-triggers", default=False, help="Also run the catch-up and the date triggers every JOURNEY_TRIGGER_SECONDS.")
 def run_command(batch: int | None, lease: float | None, until_idle: bool, triggers: bool):
     """Run due journey steps (a runner beside the server's own, or instead of it)."""
-    from ..app import create_app
     from ..db import db
-    from .runner import run_due
+    from .batches import run_due
     from .triggers import run_triggers
 
-    app = create_app()
+    app = _face["make_app"]()
     every = float(app.config.get("JOURNEY_TRIGGER_SECONDS") or 30)
     next_triggers = 0.0
     total = 0

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future
 
 from flask import Flask
@@ -27,9 +28,13 @@ IDLE_SECONDS = 5.0  # how often a server without active journeys looks again
 
 
 class JourneyClock(threading.Thread):
-    def __init__(self, app: Flask):
+    """``submit(name)`` queues a job and returns a future: the job runner's, handed down by
+    the layer that starts the clock (:func:`personalize.jobs.start_scheduler`, the demo)."""
+
+    def __init__(self, app: Flask, submit: Callable[[str], Future]):
         super().__init__(name="personalize-journeys-clock", daemon=True)
         self.app = app
+        self.submit = submit
         self._stop_event = threading.Event()
         self._wake = threading.Event()
         self._inflight: list[Future] = []
@@ -55,9 +60,9 @@ class JourneyClock(threading.Thread):
 
     def tick(self) -> float:
         """Run (or send) what is due; returns how long to sleep."""
-        from .. import jobs
         from ..db import db
         from ..models import utcnow
+        from .jobs import run_steps
         from .models import Journey, JourneyStep
 
         with self.app.app_context():
@@ -68,13 +73,13 @@ class JourneyClock(threading.Thread):
                 every = float(self.app.config.get("JOURNEY_TRIGGER_SECONDS") or 30)
                 if time.monotonic() >= self._triggers_due and (self._triggers is None or self._triggers.done()):
                     self._triggers_due = time.monotonic() + every
-                    self._triggers = jobs.runner(self.app).submit("journeys_triggers")
+                    self._triggers = self.submit("journeys_triggers")
                 broker = bool(self.app.config.get("BROKER_URL"))
                 if broker:
                     self._send_runs()
                 else:
                     while not self._stop_event.is_set():
-                        summary = jobs.run("journeys_run")
+                        summary = run_steps()  # the journeys_run job, in this thread
                         if not summary.get("claimed"):
                             break
                 nxt = db.session.scalar(
@@ -88,7 +93,6 @@ class JourneyClock(threading.Thread):
         return max(0.01, min(POLL_SECONDS, (nxt - utcnow()).total_seconds()))
 
     def _send_runs(self) -> None:
-        from .. import jobs
         from ..db import db
         from ..models import utcnow
         from .models import JourneyStep
@@ -100,11 +104,11 @@ class JourneyClock(threading.Thread):
         )) or 0
         wanted = min(workers, (due + 499) // 500)
         for _ in range(max(0, wanted - len(self._inflight))):
-            self._inflight.append(jobs.submit("journeys_run"))
+            self._inflight.append(self.submit("journeys_run"))
 
 
-def start_clock(app: Flask) -> JourneyClock:
-    clock = JourneyClock(app)
+def start_clock(app: Flask, submit: Callable[[str], Future]) -> JourneyClock:
+    clock = JourneyClock(app, submit)
     clock.start()
     app.extensions["personalize.journeys.clock"] = clock
     return clock

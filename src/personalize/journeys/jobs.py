@@ -8,7 +8,7 @@ from typing import Any
 
 def run_steps(limit: int | None = None) -> dict[str, Any]:
     """``journeys_run``: claim one batch of due steps and run it."""
-    from .runner import run_due
+    from .batches import run_due
 
     return asdict(run_due(limit))
 

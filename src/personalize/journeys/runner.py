@@ -1,7 +1,7 @@
 """Running due steps, exactly once each, and never dropping one.
 
 Every step an entry reaches is a row of ``journey_steps`` with the time it is due. A
-runner (:func:`run_due`, the ``journeys_run`` job) works in three phases:
+runner (:func:`personalize.journeys.batches.run_due`, the ``journeys_run`` job) works in three phases:
 
 1. **Claim** a batch of due rows in one statement: ``UPDATE … SET due_at = <now + lease>,
    claim = <token>, attempts = attempts + 1 WHERE id IN (SELECT … ORDER BY due_at LIMIT n
@@ -31,8 +31,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import secrets
-import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -43,7 +41,6 @@ from sqlalchemy import bindparam, select, update
 
 from ..db import db
 from ..metrics import JOURNEY_STEPS
-from ..models import utcnow
 from .definition import ACTIONS, SPLIT_LABELS, Flow
 from .models import Journey, JourneyEnrollment, JourneySettings, JourneyStep
 from .store import version_flow
@@ -486,44 +483,6 @@ _VERSION = update(ENROLLMENTS).where(ENROLLMENTS.c.id == bindparam("i")).values(
 
 
 # ---------------------------------------------------------------- the run
-
-
-def run_due(limit: int | None = None, now: datetime | None = None, lease_seconds: float | None = None, sleep=None) -> Summary:
-    """Claim a batch of due steps and run it (the ``journeys_run`` job). ``now`` is for tests
-    and simulations; the lease is measured on the real clock."""
-    from .actions import act
-
-    limit = int(limit or _setting("JOURNEY_BATCH_SIZE", 500))
-    lease = float(lease_seconds if lease_seconds is not None else _setting("JOURNEY_LEASE_SECONDS", 300))
-    now = now or utcnow()
-    token = secrets.token_hex(8)
-    deadline = time.monotonic() + lease * 0.8  # past this, leave the rest to whoever takes them over
-    claimed = claim(limit, now, lease, token)
-    summary = Summary(claimed=len(claimed))
-    if not claimed:
-        return summary
-    mover = Mover(now, token, now + timedelta(seconds=lease), SiteZones())
-    entries = _entries(sorted({c.enrollment_id for c in claimed}))
-    journeys = _journeys({c.journey_id for c in claimed})
-    changes = prepare(claimed, entries, journeys, now)
-    first, plans = [], []
-    for change in changes:
-        if not change.outcome and change.row.kind in ACTIONS:
-            continue  # acted on below
-        if not change.outcome:
-            entry = entries[change.row.enrollment_id]
-            change.outcome, nxt = _finish_waiting(change.row, entry.flow.steps[change.row.step_id], entry, now)
-            plans.append((change, entry, nxt))
-        first.append(change)
-    mover.advance(plans, claim_actions=True)
-    summary.moved, summary.lost = write(first, token, now)
-    pending = _claimed_again(token)  # actions: claimed as such (a retry, quiet hours, a crash) or just reached
-    if pending:
-        missing = sorted({c.enrollment_id for c in pending} - set(entries))
-        if missing:  # cannot happen: rows are only inserted for the entries loaded above
-            raise RuntimeError(f"actions of unknown entries {missing[:5]}")
-        summary.add(act(pending, entries, journeys, mover, token, now, deadline, sleep=sleep))
-    return summary
 
 
 def prepare(claimed: list[Claimed], entries: dict[int, Entry], journeys: dict[int, tuple], now: datetime) -> list[Change]:

@@ -8,7 +8,7 @@ from flask import current_app, has_request_context, request
 
 from ..db import db
 from ..models import Site
-from ..plugins import notify_each
+from ..plugins import notify, notify_each
 from .attributes import attributes_of, set_attributes
 from .events import IncomingEvent, validate_batch, validate_event
 from .facts import device_facts, record_device_facts
@@ -46,7 +46,6 @@ def _after_events(site_id: int, result: IngestResult) -> None:
     The events are committed already: a failure here is logged, never lost data.
     """
     from ..models import utcnow
-    from ..segments.live import refresh_profiles
 
     try:
         if has_request_context():
@@ -54,7 +53,7 @@ def _after_events(site_id: int, result: IngestResult) -> None:
             facts.update(address_facts(current_app.config, request.remote_addr))  # only when the admin opted in
             if record_device_facts(site_id, result.profiles, facts, utcnow()):
                 db.session.commit()
-        refresh_profiles(site_id, result.profiles)
+        notify("profiles_changed", site_id=site_id, profile_ids=list(dict.fromkeys(result.profiles)))
     except Exception:
         db.session.rollback()
         log.exception("segment update after events failed for site %s", site_id)

@@ -136,9 +136,9 @@ def set_attributes(
     if commit:
         db.session.commit()
         if changed:
-            from ..segments.live import refresh_profiles
+            from ..plugins import notify
 
-            refresh_profiles(site_id, [profile_id])
+            notify("profiles_changed", site_id=site_id, profile_ids=[profile_id])
     else:
         db.session.flush()
     return changed

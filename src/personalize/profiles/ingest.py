@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 from sqlalchemy import bindparam, insert, select, text, update
 
 from ..db import db, insert_ignoring_conflicts
+from ..kinds import CART, PURCHASE, VIEW
 from ..models import Event, Interaction, Order, Profile, utcnow
-from ..recommend.data import CART, PURCHASE, VIEW
 from ..records import Event as EventRecord
 from .events import IncomingEvent
 from .identity import VISITOR, attach_identities, profiles_and_created

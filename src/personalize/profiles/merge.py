@@ -89,9 +89,8 @@ def merge_profiles(site_id: int, keep: int, gone: int, signal: str) -> dict[str,
         db.session.rollback()
         raise
     from ..plugins import notify
-    from ..segments.live import refresh_profiles
 
-    refresh_profiles(site_id, [keep])
+    notify("profiles_changed", site_id=site_id, profile_ids=[keep])
     notify("profiles_merged", site_id=site_id, kept_profile_id=keep, merged_profile_id=gone, signal=signal)
     return moved
 

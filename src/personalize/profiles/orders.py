@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 from ..catalog import products_by_ids, upsert_products
 from ..db import db, insert_ignoring_conflicts, refresh_statistics
+from ..kinds import PURCHASE
 from ..models import Identity, Interaction, Order, Product, Profile
-from ..recommend.data import PURCHASE
 from ..records import OrderRecord, ProductRecord
 from .identity import CUSTOMER, profiles_for
 

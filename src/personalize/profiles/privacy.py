@@ -122,18 +122,10 @@ def erase_profile(site_id: int, profile_id: int) -> dict[str, list[str]] | None:
     identities = identities_by_kind(profile_id)
     visitors = identities.get(VISITOR, [])
     values = _known_values(profile, identities)
-    from ..segments.models import Segment, SegmentMember
-
     sqlite = db.engine.dialect.name == "sqlite"
     try:
         if sqlite:  # freed pages are zeroed, whatever SQLite was built with
             db.session.execute(text("PRAGMA secure_delete=ON"))
-        segment_ids = list(db.session.scalars(select(SegmentMember.segment_id).where(SegmentMember.profile_id == profile_id)))
-        if segment_ids:
-            db.session.execute(
-                update(Segment).where(Segment.id.in_(segment_ids), Segment.member_count > 0)
-                .values(member_count=Segment.member_count - 1)
-            )
         order_ids = select(Order.id).where(Order.site_id == site_id, Order.profile_id == profile_id).scalar_subquery()
         db.session.execute(delete(Interaction).where(Interaction.order_id.in_(order_ids)))
         for name, column in profile_tables().items():
@@ -198,30 +190,33 @@ def _forget_mentions(site_id: int, values: list[str]) -> None:
     """
     if not values:
         return
-    from ..sync.models import Connection, SyncRun, WebhookDelivery
-
-    connections = select(Connection.id).where(Connection.site_id == site_id).scalar_subquery()
+    # the connector tables, by name: the sync package sits above the profiles and is not imported here
+    connections_t, runs_t, deliveries_t = _table("connections"), _table("sync_runs"), _table("webhook_deliveries")
+    connections = select(connections_t.c.id).where(connections_t.c.site_id == site_id).scalar_subquery()
     patterns = [p.lower() for v in values for p in _json_patterns(v)]
-    body = func.lower(WebhookDelivery.body)
+    body = func.lower(deliveries_t.c.body)
     for start in range(0, len(patterns), 50):
         chunk = patterns[start:start + 50]
         db.session.execute(
-            delete(WebhookDelivery).where(
-                WebhookDelivery.connection_id.in_(connections), or_(*[body.contains(p, autoescape=True) for p in chunk])
+            delete(deliveries_t).where(
+                deliveries_t.c.connection_id.in_(connections), or_(*[body.contains(p, autoescape=True) for p in chunk])
             )
         )
     words = [re.compile(r"(?<![\w.@+-])" + re.escape(v) + r"(?![\w@-]|\.\w)", re.IGNORECASE) for v in values]
-    errors_text = func.lower(cast(SyncRun.errors, Text if db.engine.dialect.name == "postgresql" else String))
-    columns = (func.lower(SyncRun.message), errors_text)
+    errors_text = func.lower(cast(runs_t.c.errors, Text if db.engine.dialect.name == "postgresql" else String))
+    columns = (func.lower(runs_t.c.message), errors_text)
     mentions = or_(*[c.contains(v.lower(), autoescape=True) for v in values for c in columns])
-    for run in db.session.scalars(select(SyncRun).where(SyncRun.site_id == site_id, mentions)):
-        def scrub(line: str) -> str:
-            for word in words:
-                line = word.sub(REDACTED, line)
-            return line
 
-        run.message = scrub(run.message or "")
-        run.errors = [scrub(e) if isinstance(e, str) else e for e in (run.errors or [])]
+    def scrub(line: str) -> str:
+        for word in words:
+            line = word.sub(REDACTED, line)
+        return line
+
+    found = db.session.execute(select(runs_t.c.id, runs_t.c.message, runs_t.c.errors).where(runs_t.c.site_id == site_id, mentions)).all()
+    for run_id, message, errors in found:
+        db.session.execute(update(runs_t).where(runs_t.c.id == run_id).values(
+            message=scrub(message or ""), errors=[scrub(e) if isinstance(e, str) else e for e in (errors or [])],
+        ))
 
 
 def _iso(v: Any) -> Any:

@@ -13,9 +13,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-# Interaction kinds, weakest signal first.
-VIEW, CART, PURCHASE = 1, 2, 3
-KIND_NAMES = {VIEW: "viewed", CART: "added to cart", PURCHASE: "bought"}
+from ..kinds import CART, KIND_NAMES, PURCHASE, VIEW  # noqa: F401  (named here too, as the models' vocabulary)
 
 
 @dataclass

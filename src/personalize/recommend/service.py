@@ -24,7 +24,6 @@ from sqlalchemy import and_, bindparam, func, select
 from sqlalchemy.exc import DBAPIError
 
 from ..db import db
-from ..insights.holdout import HOLDOUT, holdout_items, in_holdout
 from ..models import Identity, Interaction, ModelVersion, Product, Site
 from ..plugins import hooks, notify
 from ..profiles.identity import VISITOR
@@ -33,6 +32,7 @@ from ..segments.models import ProfileScore
 from ..segments.store import cluster_names_of
 from .data import VIEW, HistoryArrays, InteractionLog, ItemTable
 from .engine import Recommender
+from .holdout import HOLDOUT, HOLDOUT_REASON, in_holdout
 
 log = logging.getLogger(__name__)
 
@@ -663,3 +663,39 @@ def _popular_from_database(site_id: int, k: int) -> list[Recommendation]:
     if not rows:
         rows = db.session.execute(select(Product.external_id, func.count()).where(Product.site_id == site_id, Product.in_stock.is_(True)).group_by(Product.external_id).limit(k)).all()
     return [Recommendation(pid, float(w), "Popular right now", "popular") for pid, w in rows]
+
+
+def holdout_items(site: Site, limit: int, product: str | None = None) -> list[dict[str, Any]]:
+    """Best sellers in stock, the same for everyone: what the holdout group is shown.
+
+    Uses the served model's popularity when there is one, else counts interactions.
+    Products the shop excluded in its rules never show, as for everyone else.
+    """
+    rules = (site.settings or {}).get("rules") or {}
+    skip = set(rules.get("exclude") or [])
+    if product:
+        skip.add(product)
+    want = limit + len(skip) + 5
+    loaded = model_cache().get(site.id)
+    if loaded is not None:
+        ids = loaded.model.items.ids
+        ranked = [ids[s.item] for s in loaded.model.popular(want)]
+    else:
+        ranked = list(db.session.scalars(
+            select(Interaction.product_id).where(Interaction.site_id == site.id)
+            .group_by(Interaction.product_id).order_by(func.sum(Interaction.kind).desc(), Interaction.product_id).limit(want)
+        ))
+    ranked = [pid for pid in ranked if pid not in skip]
+    cards = cards_of(site.id, ranked)
+    out = []
+    for pid in ranked:
+        card = cards.get(pid)
+        if card is None or not card[6]:  # unknown, or out of stock
+            continue
+        out.append({
+            "id": card[0], "title": card[1], "url": card[2], "image": card[3], "price": card[4],
+            "currency": card[5], "reason": HOLDOUT_REASON,
+        })
+        if len(out) == limit:
+            break
+    return out

@@ -4,26 +4,30 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 from datetime import datetime
+from typing import Any
 
 import click
 
+#: what the command line above hands down (:func:`register`): the app factory and the site lookup
+_face: dict[str, Callable[..., Any]] = {}
+
+
+def register(cli: click.Group, make_app: Callable[[], Any], site_for: Callable[[str | None], Any]) -> None:
+    """Add ``scores`` and ``segments`` to ``cli``; ``make_app()`` builds the application and
+    ``site_for(ref)`` finds the site (or says why not), so this package knows no web."""
+    _face.update(make_app=make_app, site_for=site_for)
+    cli.add_command(scores_command)
+    cli.add_command(segments_group)
+
+
+def _app():
+    return _face["make_app"]()
+
 
 def _site(ref: str | None):
-    from ..sites import SiteError, list_sites, resolve_site
-
-    if ref:
-        try:
-            site = resolve_site(ref)
-        except SiteError as exc:  # a name several sites share
-            raise click.ClickException(str(exc)) from None
-        if site is None:
-            raise click.ClickException(f"no site {ref!r}; `personalize sites` lists them")
-        return site
-    sites = list_sites()
-    if len(sites) != 1:
-        raise click.ClickException("choose a site with --site" if sites else "there is no site yet")
-    return sites[0]
+    return _face["site_for"](ref)
 
 
 def _as_of(text: str | None) -> datetime | None:
@@ -40,10 +44,9 @@ def _as_of(text: str | None) -> datetime | None:
 @click.option("--as-of", help="Score as of this date (default: now), e.g. 2011-12-10 for an old data set.")
 def scores_command(site_ref: str | None, as_of: str | None):
     """Recompute RFM, value/attrition/potential, clusters and purchase propensity for every customer, then rebuild segments."""
-    from ..app import create_app
     from .scores import compute_scores
 
-    app = create_app()
+    app = _app()
     with app.app_context():
         site = _site(site_ref)
         started = time.perf_counter()
@@ -85,10 +88,9 @@ def segments_group():
 @click.option("--site", "site_ref", help="Site id, name or public key.")
 def list_command(site_ref: str | None):
     """Each segment with its member count and when it was last rebuilt."""
-    from ..app import create_app
     from .store import all_segments
 
-    app = create_app()
+    app = _app()
     with app.app_context():
         site = _site(site_ref)
         for seg in all_segments(site.id):
@@ -101,10 +103,9 @@ def list_command(site_ref: str | None):
 @click.option("--as-of", help="Evaluate relative dates as of this date (default: now).")
 def rebuild_command(keys: tuple[str, ...], site_ref: str | None, as_of: str | None):
     """Rebuild the named segments (default: all). Run it daily so "within N days" rules stay exact."""
-    from ..app import create_app
     from .bulk import rebuild_all, rebuild_segment
 
-    app = create_app()
+    app = _app()
     with app.app_context():
         site = _site(site_ref)
         when = _as_of(as_of)

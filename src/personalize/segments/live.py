@@ -29,9 +29,9 @@ from sqlalchemy import (
 )
 
 from ..db import db
+from ..kinds import PURCHASE
 from ..models import Event, Interaction, Order, Product, Profile, utcnow
 from ..profiles.models import ProfileAttribute
-from ..recommend.data import PURCHASE
 from .models import ProfileScore, Segment, SegmentChange, SegmentMember
 from .outbox import announce
 from .rules import Facts, behaviour_count_query, behaviours, evaluate

@@ -585,7 +585,7 @@ def _behaviour_sql(b: dict, ctx: SqlContext) -> ColumnElement[bool]:
 
 def behaviour_count_query(b: dict, site_id: int, now: datetime, profile_id):
     """``SELECT count(*)`` of a behaviour for one profile (a value or a correlated column)."""
-    from ..recommend.data import PURCHASE
+    from ..kinds import PURCHASE
 
     if b["event"] == "purchased":
         t = Interaction.__table__

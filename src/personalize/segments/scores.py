@@ -92,7 +92,7 @@ def customer_countries(customer: np.ndarray, country: list[str], n: int) -> np.n
 
 def load_categories(site_id: int, as_of: datetime, c: Customers) -> CategoryHistory:
     """The categories each customer bought in each order (purchases joined to products' ``category``)."""
-    from ..recommend.data import PURCHASE
+    from ..kinds import PURCHASE
 
     rows = db.session.execute(
         select(Interaction.profile_id, Interaction.occurred_at, Product.category).distinct()

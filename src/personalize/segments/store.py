@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from ..db import db
 from ..models import utcnow
@@ -193,3 +193,11 @@ def cluster_name_of(profile_id: int) -> str | None:
     from .models import ProfileScore
 
     return db.session.scalar(select(ProfileScore.cluster_name).where(ProfileScore.profile_id == profile_id))
+
+
+def recount_members(site_id: int) -> None:
+    """Set each segment's ``member_count`` of the site from its stored members, and commit
+    (after members went without a rule run: a profile erased)."""
+    counted = select(func.count()).select_from(SegmentMember).where(SegmentMember.segment_id == Segment.id).scalar_subquery()
+    db.session.execute(update(Segment).where(Segment.site_id == site_id).values(member_count=counted))
+    db.session.commit()

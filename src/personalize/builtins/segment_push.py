@@ -14,7 +14,7 @@ from personalize import hookimpl
 @hookimpl
 def segment_membership_changed(site_id, changes):
     from ..jobs import submit
-    from .tasks import pushing_connections
+    from ..sync.tasks import pushing_connections
 
     for connection_id in pushing_connections(site_id):
         submit("push_segments", connection_id=connection_id)
