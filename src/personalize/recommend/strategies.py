@@ -329,6 +329,11 @@ class Pages:
         self.content = content
         self.popular = np.asarray(popular, dtype=np.float64)
         self.n = len(titles)
+        # ties (one order each, say) go to the better seller
+        self._tie = self.popular / (self.popular.max(initial=0.0) + 1.0) * 1e-6
+
+    def _ties(self, score: np.ndarray) -> np.ndarray:
+        return np.where(score > 0, score + self._tie, score)
 
     def _allowed(self, exclude) -> np.ndarray:
         allowed = self.in_stock.copy()
@@ -350,7 +355,7 @@ class Pages:
     def together(self, item: int, k: int, exclude=(), fill: bool = True) -> list[PagePick]:
         """Frequently bought together with ``item`` (never ``item`` itself)."""
         allowed = self._allowed([*exclude, item])
-        score = _row(self.tables.together, item, self.n)
+        score = self._ties(_row(self.tables.together, item, self.n))
         title = self.titles[item] if 0 <= item < self.n else ""
         out = [PagePick(j, float(score[j]), f"Frequently bought with {title}", "together") for j in _best(score, allowed, k).tolist()]
         return self._fill(out, allowed, k) if fill else out
@@ -364,7 +369,7 @@ class Pages:
             "content": _row(self.content, item, self.n),
             "together": _row(self.tables.together, item, self.n),
         }
-        score = sum(SIMILAR_WEIGHTS[name] * vec for name, vec in parts.items())
+        score = self._ties(sum(SIMILAR_WEIGHTS[name] * vec for name, vec in parts.items()))
         title = self.titles[item] if 0 <= item < self.n else ""
         reasons = {
             "also-chosen": f"Customers who chose {title} also chose this",
@@ -391,7 +396,7 @@ class Pages:
             # what the same customers chose, weakly: for cart items with few orders of their own
             votes[r] += 0.1 * _row(self.also_chosen, i, self.n)
         if len(cart):
-            score = votes.sum(axis=0)
+            score = self._ties(votes.sum(axis=0))
         out = []
         for j in _best(score, allowed, k).tolist():
             cause = cart[int(np.argmax(votes[:, j]))]
