@@ -52,7 +52,7 @@ PAGE_PARAMS: dict = {
     "together_gammas": (0.5, 0.0, 1.0),
     "together_half_lives": (0.0, 14.0, 30.0, 90.0),
     "together_validation_days": 30.0,
-    "together_validation_anchors": 3000,
+    "together_validation_anchors": 1500,
     "coview_session_minutes": 30.0,
 }
 
@@ -198,9 +198,11 @@ def choose_together(log: InteractionLog, now: float, p: dict) -> dict:
     if len(log) == 0:
         return chosen
     start = now - float(p["together_validation_days"]) * DAY
-    anchors, truths = held_out_pairs(log.select(log.ts < now), start, int(p["together_validation_anchors"]), np.random.default_rng(7))
+    # at most 20 million cells per dense score matrix (a large catalogue gets fewer orders)
+    most = max(100, min(int(p["together_validation_anchors"]), 20_000_000 // max(log.n_items, 1)))
+    anchors, truths = held_out_pairs(log.select(log.ts < now), start, most, np.random.default_rng(7))
     chosen["orders"] = len(anchors)
-    if len(anchors) < 50:
+    if len(anchors) < min(50, most):
         return chosen
     b, when = baskets(log.select(log.ts < start))
     if b.shape[0] == 0:
@@ -218,8 +220,8 @@ def choose_together(log: InteractionLog, now: float, p: dict) -> dict:
             co = memo.get((half_life, gamma))
             if co is None:
                 w = basket_weights(b, when, start, gamma, half_life)
-                co = memo[(half_life, gamma)] = (bt @ sp.diags(w) @ b).toarray()
-            s = co / (count + beta)[None, :] ** alpha + tie[None, :]
+                co = memo[(half_life, gamma)] = (bt @ sp.diags(w.astype(np.float32)) @ b).toarray().astype(np.float32)
+            s = co / ((count + beta) ** alpha).astype(np.float32)[None, :] + tie.astype(np.float32)[None, :]
             s[rows, anchors] = -np.inf
             chosen["recall"][label] = round(recall_at(top_k(s, 10), truths, 10), 4)
         return chosen["recall"][label]
@@ -232,8 +234,11 @@ def choose_together(log: InteractionLog, now: float, p: dict) -> dict:
             r = score(trial["half_life_days"], trial["gamma"], trial["alpha"])
             if r > top + 1e-9:
                 top, pick = r, float(value)
+            # keep only the best one's co-occurrence rows (each is anchors x items)
+            lead = {**best, key: pick}
+            for k in [k for k in memo if k != (lead["half_life_days"], lead["gamma"])]:
+                del memo[k]
         best[key] = pick
-        memo = {k: v for k, v in memo.items() if k == (best["half_life_days"], best["gamma"])}
     chosen.update(best)
     return chosen
 
