@@ -194,6 +194,18 @@ def run(shop: str) -> list[tuple]:
     for label, fn in methods3.items():
         rows.append((name, f"cart, rest of the order ({len(carts):,} orders)", label,
                      recall_at(ranked(fn, cases3, n, tie, excl3), truths3, K)))
+    # serving cost in-process: one list of 12 per call, anchors from the test orders
+    picks = np.random.default_rng(0).choice(anchors, size=min(2000, len(anchors)))
+    timing = []
+    for label, call in (("bought together", lambda a: pages.together(int(a), 12)), ("similar items", lambda a: pages.similar(int(a), 12)),
+                        ("cart complements (3 items)", lambda a: pages.complements([int(a), int(a) + 1, int(a) + 2], 12))):
+        spent = []
+        for a in picks:
+            c = time.perf_counter()
+            call(min(a, n - 3))
+            spent.append(time.perf_counter() - c)
+        timing.append(f"{label} p50 {np.percentile(spent, 50) * 1e3:.2f} ms / p99 {np.percentile(spent, 99) * 1e3:.2f} ms")
+    print(f"  serving, per list of 12 (load average {os.getloadavg()[0]:.1f}): " + "; ".join(timing))
     print(f"  ({time.perf_counter() - t0:.0f} s)")
     return rows
 
