@@ -132,3 +132,20 @@ def test_rank_needs_a_known_key_and_json(client, trained):
     assert r.status_code == 401
     r = client.post("/api/v1/rank", data="{not json", content_type="application/json", query_string={"key": trained.public_key})
     assert r.status_code == 400 and r.json["error"]["code"] == "invalid_json"
+
+
+def test_held_out_visitors_see_best_sellers_but_never_their_cart(client, ctx, trained):
+    from personalize.insights import set_holdout_share
+    from personalize.insights.holdout import in_holdout
+    from personalize.sites import get_site
+
+    s = get_site(trained.id)
+    set_holdout_share(s, 0.5)
+    held = next(f"held-{i}" for i in range(100) if in_holdout(s, f"held-{i}"))
+    best = ids(recs(client, trained, held, slot="cart", cart=""))
+    assert best, "best sellers"
+    first = best[0]
+    body = recs(client, trained, held, slot="cart", cart=first)
+    assert body["strategy"] == "holdout" and first not in ids(body)
+    send(client, trained, held, "product_added", first)
+    assert first not in ids(recs(client, trained, held, slot="cart"))

@@ -567,8 +567,11 @@ def recommend_for(site: Site, visitor: str | None, slot: str = "home", limit: in
     """
     page = page_strategy(slot, strategy)
     if in_holdout(site, visitor):  # test and learn: this visitor sees best sellers (personalize.insights)
-        shown = holdout_items(site, limit + len(cart or ()), product)
-        return RecommendationList(new_rec_id(), slot, HOLDOUT, [i for i in shown if i["id"] not in set(cart or ())][:limit])
+        if page == CART_PAGE and cart is None:  # never what is in the cart, for them too
+            cart = cart_of(visitor_history(site.id, visitor, current_app.config.get("HISTORY_LENGTH", 200)).rows)
+        in_cart = set(cart or ())
+        shown = holdout_items(site, limit + len(in_cart), product)
+        return RecommendationList(new_rec_id(), slot, HOLDOUT, [i for i in shown if i["id"] not in in_cart][:limit])
     loaded = model_cache().get(site.id)
     history_length = current_app.config.get("HISTORY_LENGTH", 200)
     facts = visitor_history(site.id, visitor, history_length)
