@@ -149,3 +149,12 @@ def test_held_out_visitors_see_best_sellers_but_never_their_cart(client, ctx, tr
     assert body["strategy"] == "holdout" and first not in ids(body)
     send(client, trained, held, "product_added", first)
     assert first not in ids(recs(client, trained, held, slot="cart"))
+
+
+def test_training_says_how_bought_together_was_chosen(site):
+    from personalize.recommend.service import train_site
+
+    pages = train_site(site.id)["pages"]
+    assert set(pages) >= {"alpha", "gamma", "half_life_days", "beta", "orders"}
+    assert pages["orders"] == 0  # a test shop: too few recent orders to measure, so the defaults
+    assert (pages["alpha"], pages["gamma"], pages["half_life_days"]) == (0.0, 0.5, 0.0)
