@@ -260,13 +260,22 @@
   function render(slot) {
     try {
       var name = slot.getAttribute('data-personalize-slot') || 'home', sd = slot.dataset, token = {};
-      var q = { key: KEY, visitor: visitor(), slot: name, limit: sd.limit || '8' }, pid = sd.productId || ds.productId;
+      var q = { key: KEY, visitor: visitor(), slot: name, limit: sd.limit || '8' }, pid = sd.productId || sd.product || ds.productId;
+      // The page's context: the product on screen, the cart's ids (data-cart), a strategy, or a
+      // listing's ids (data-products) to re-order for the visitor (POST /api/v1/rank).
       if (pid) q.product = pid;
+      if (sd.strategy) q.strategy = sd.strategy;
+      if (sd.cart != null) q.cart = ids(sd.cart, 50).join();
       gen.set(slot, token);
       var h = slot.offsetHeight;
       if (h && !parseFloat(getComputedStyle(slot).minHeight)) slot.style.minHeight = h + 'px';
-      var ac = new AbortController(), t = setTimeout(function () { ac.abort(); }, 2000);
-      fetch(API + '/api/v1/recommendations?' + new URLSearchParams(q), { signal: ac.signal, credentials: 'omit' })
+      var ac = new AbortController(), t = setTimeout(function () { ac.abort(); }, 2000), o = { signal: ac.signal, credentials: 'omit' };
+      if (sd.products != null) {
+        o.method = 'POST';
+        o.headers = { 'Content-Type': 'text/plain' };
+        o.body = JSON.stringify({ key: KEY, visitor: q.visitor, products: ids(sd.products, 200), limit: parseInt(q.limit, 10) || 8 });
+      }
+      fetch(API + '/api/v1/' + (o.body ? 'rank' : 'recommendations?' + new URLSearchParams(q)), o)
         .then(function (r) { if (!r.ok) throw refused(r); return r.json(); }, function (e) { refused(); throw e; })
         .then(function (data) {
           clearTimeout(t);
@@ -274,6 +283,9 @@
         })
         .catch(function () {});
     } catch (e) {}
+  }
+  function ids(s, n) {
+    return s.split(',').map(function (x) { return x.trim(); }).filter(Boolean).slice(0, n);
   }
   function draw(slot, name, data) {
     var rec = typeof data.rec_id === 'string' ? data.rec_id : '', strategy = typeof data.strategy === 'string' ? data.strategy.slice(0, 32) : '', light = slot.dataset.render === 'light', title = slot.dataset.title;

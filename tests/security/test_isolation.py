@@ -369,6 +369,8 @@ SPECS: dict[tuple[str, str], list[Spec]] = {
     ("api.post_events", "POST"): [Spec("public", _event, objects="body", order=1, expect=(202,))],
     ("api.get_recommendations", "GET"): [Spec("public", lambda w, p, q: Req("/api/v1/recommendations", query={
         "visitor": w.visitor[q], "product": w.product[q], "slot": "product"}), objects="body")],
+    ("api.post_rank", "POST"): [Spec("public", lambda w, p, q: Req("/api/v1/rank", json={
+        "visitor": w.visitor[q], "products": [w.product[q], w.product[p]]}), objects="body")],
     # ---- the API: servers (secret key)
     ("api.site_info", "GET"): [Spec("secret", lambda w, p, q: Req("/api/v1/site"))],
     ("api.index", "GET"): [Spec("secret", lambda w, p, q: Req("/api/v1/products", query={"limit": "50"}))],

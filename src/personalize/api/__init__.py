@@ -13,6 +13,7 @@ from . import (  # noqa: E402,F401
     openapi,
     products,
     profiles,
+    rank,
     recommendations,
     segments,
     site,

@@ -18,7 +18,7 @@ from flask import Flask, current_app, g, request
 
 from .auth import SITE_OF_REQUEST
 
-PUBLIC_PATHS = ("/api/v1/events", "/api/v1/recommendations")
+PUBLIC_PATHS = ("/api/v1/events", "/api/v1/recommendations", "/api/v1/rank")
 
 
 def init_app(app: Flask) -> None:

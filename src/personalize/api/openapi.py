@@ -170,10 +170,12 @@ def _schemas(max_events: int, max_limit: int) -> dict[str, Any]:
             "rejected": {"type": "array", "items": _obj({"index": INT, "field": STR, "code": STR, "message": STR}, ["index", "code", "message"])},
         }, ["accepted", "duplicates"]),
         "Recommendations": _obj({
-            "rec_id": STR, "slot": STR, "strategy": {"type": "string", "description": "personal, popular or holdout"},
+            "rec_id": STR, "slot": STR, "strategy": {"type": "string", "description": (
+                "personal, popular or holdout; on page slots similar, together, cart or recent; on POST /rank rank or as-given")},
             "items": {"type": "array", "maxItems": max_limit, "items": _obj({
                 "id": STR, "title": STR, "url": STR, "image": STR, "price": _nullable(NUM), "currency": STR, "reason": _nullable(STR),
             }, ["id", "title"])},
+            "products": {"type": "array", "items": STR, "description": "POST /rank only: every given id, in the new order"},
         }, ["rec_id", "slot", "strategy", "items"]),
         "ProductInput": product,
         "Product": _obj({
@@ -280,7 +282,26 @@ def _paths() -> dict[str, Any]:
                     _query("slot", {"type": "string", "pattern": ID_PATTERN, "maxLength": 64, "default": "home"}, "the page slot"),
                     _query("limit", _whole(1, current_app.config["RECOMMENDATION_LIMIT_MAX"], 8), "how many items"),
                     _query("product", {"type": "string", "maxLength": 200}, "the product of the current page: left out of the list"),
+                    _query("strategy", {"type": "string", "enum": ["personal", "similar", "together", "cart", "recent"]},
+                           "instead of the strategy the slot's type chooses (product: similar, cart: cart, recent: recent)"),
+                    _query("cart", {"type": "string", "maxLength": 4096},
+                           "the cart's product ids, separated by commas (at most 50 of at most 200 characters, 4096 in all); never shown"),
                 ],
+            ),
+            "options": preflight,
+        },
+        "/rank": {
+            "post": _op(
+                "A listing's products re-ordered for a visitor", {"200": _ok("every given id in the new order, and the first cards", _ref("Recommendations"))},
+                security=[*PUBLIC, {}], errors=("Unauthorized", "Forbidden"), tag="public",
+                description="The public key may also be sent in the body as `key`. Ids the shop does not know stay in `products`; "
+                            "`items` holds the cards of the first `limit` known, in-stock ones. More than 200 ids is a 413.",
+                body=_body(_obj({
+                    "key": STR,
+                    "visitor": {"type": "string", "minLength": 1, "maxLength": 128},
+                    "products": {"type": "array", "minItems": 1, "maxItems": 200, "items": {"type": "string", "minLength": 1, "maxLength": 200}},
+                    "limit": _whole(1, current_app.config["RECOMMENDATION_LIMIT_MAX"], 8),
+                }, ["products"], additional=False), plain_text=True),
             ),
             "options": preflight,
         },

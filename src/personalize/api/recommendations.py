@@ -8,13 +8,20 @@ from flask import Response, current_app, request
 
 from .. import metrics
 from ..catalog.currency import site_currency
-from ..recommend.service import recommend_for, release_read_connection, use_read_connection
+from ..recommend.service import (
+    PAGE_STRATEGIES,
+    recommend_for,
+    release_read_connection,
+    use_read_connection,
+)
 from ..validation import json_text
 from . import bp
 from .errors import ApiError
 from .widget_keys import widget_site
 
 _TOKEN = re.compile(r"^[A-Za-z0-9_.:\-]{1,128}$")
+MAX_CART = 50  # product ids in a cart= list
+STRATEGIES = ("personal", *PAGE_STRATEGIES)
 
 LISTS = metrics.counter("personalize_recommendation_lists_total", "Recommendation lists served by GET /api/v1/recommendations, "
                         "by strategy (personal, popular…).", ["strategy"])
@@ -27,6 +34,17 @@ def _param(name: str, default: str | None = None, max_len: int = 128, pattern=_T
     if len(value) > max_len or (pattern is not None and not pattern.match(value)):
         raise ApiError(400, "invalid", f"must be at most {max_len} letters, digits or _ . : -", name)
     return value
+
+
+def _cart() -> list[str] | None:
+    """``cart=SKU1,SKU2``: the cart's product ids (the page knows them); absent: the server's own idea."""
+    text = request.args.get("cart")
+    if text is None:
+        return None
+    ids = [part.strip() for part in text.split(",") if part.strip()]
+    if len(ids) > MAX_CART or any(len(pid) > 200 for pid in ids):
+        raise ApiError(400, "invalid", f"must be at most {MAX_CART} product ids of at most 200 characters, separated by commas", "cart")
+    return ids
 
 
 @bp.teardown_request
@@ -47,7 +65,10 @@ def get_recommendations():
     visitor = _param("visitor")
     slot = _param("slot", "home", 64)
     product = _param("product", None, 200, pattern=None)
-    result = recommend_for(site, visitor, slot=slot, limit=int(limit_text), product=product)
+    strategy = _param("strategy", None, 32)
+    if strategy is not None and strategy not in STRATEGIES:
+        raise ApiError(400, "invalid", f"must be one of {', '.join(STRATEGIES)}", "strategy")
+    result = recommend_for(site, visitor, slot=slot, limit=int(limit_text), product=product, cart=_cart(), strategy=strategy)
     LISTS.add((result.strategy,))
     answer = result.as_json()
     # each item in its product's own currency, else the site's (catalog/currency.py); "" when neither is known

@@ -57,6 +57,7 @@ from .ranker import (
     fit_parts,
     history_batch,
 )
+from .strategies import Pages, PageTables, fit_page_tables
 from .training import BLEND, RANKER, VIEWS, Learned, learn, strategy_scores
 
 FORMAT_VERSION = 2
@@ -207,8 +208,12 @@ def _gather_rows(table: sp.csr_matrix, rows: np.ndarray, weights: np.ndarray) ->
 class Recommender:
     """A fitted, serializable recommendation model over one catalogue."""
 
-    def __init__(self, items: ItemTable, params: dict, parts: Parts, learned: Learned | None = None):
+    def __init__(self, items: ItemTable, params: dict, parts: Parts, learned: Learned | None = None,
+                 page_tables: PageTables | None = None):
         self.items = items
+        # the page strategies' tables (bought together, co-view): see personalize.recommend.strategies
+        self.page_tables = page_tables if page_tables is not None else PageTables.empty(len(items))
+        self._pages: Pages | None = None
         self.params = params
         self.parts = parts
         learned = learned or Learned(parts)
@@ -268,13 +273,23 @@ class Recommender:
         log = log.select(log.ts < now) if len(log) and log.ts.max() >= now else log
         content = content_neighbours(items, int(p["content_neighbours"])) if len(items) else None
         learned = learn(log, items, now, p, user_segments, content=content, progress=progress)
-        return cls(items, p, learned.parts, learned)
+        if progress:
+            progress("learning what is bought together and viewed together")
+        return cls(items, p, learned.parts, learned, fit_page_tables(log, now))
 
     @classmethod
     def _fit_parts(cls, log: InteractionLog, items: ItemTable, now: float, p: dict, user_segments: Sequence[str] | None,
                    *, content: sp.csr_matrix | None = None) -> Recommender:
         """The parts alone, served as the fixed blend."""
         return cls(items, p, fit_parts(log, items, now, p, user_segments, content=content))
+
+    @property
+    def pages(self) -> Pages:
+        """The page strategies (product page, cart, recently viewed, listing) over this model."""
+        if self._pages is None:
+            titles = [self._title(i) for i in range(len(self.items))]
+            self._pages = Pages(self.page_tables, titles, self.items.in_stock, self.parts.knn, self.content, self.popular_scores)
+        return self._pages
 
     def describe(self) -> str:
         """What this model serves and why, in one or two sentences for the owner."""
@@ -694,6 +709,7 @@ class Recommender:
             "serve": self.serve,
             "check": self.check,
             "features": [name for name, _ in FEATURES],
+            "pages": self.page_tables.choice,
         }
         n = len(self.items)
         seg = parts.segment_popular if parts.segment_popular is not None else np.zeros((0, n), dtype=np.float32)
@@ -705,7 +721,9 @@ class Recommender:
         }
         for name in _PART_VECTORS:
             arrays[name] = np.asarray(getattr(parts, name))
-        for name, table in (("nb", parts.neighbours), ("ct", parts.content), ("knn", parts.knn)):
+        tables = (("nb", parts.neighbours), ("ct", parts.content), ("knn", parts.knn),
+                  ("tg", self.page_tables.together), ("cv", self.page_tables.coview))
+        for name, table in tables:
             arrays[f"{name}_indptr"] = table.indptr.astype(np.int64)
             arrays[f"{name}_indices"] = table.indices.astype(np.int32)
             arrays[f"{name}_data"] = table.data.astype(np.float32)
@@ -749,7 +767,7 @@ class Recommender:
             )
             tables = {
                 name: sp.csr_matrix((z[f"{name}_data"], z[f"{name}_indices"], z[f"{name}_indptr"]), shape=(n, n))
-                for name in ("nb", "ct", "knn") if f"{name}_indptr" in z
+                for name in ("nb", "ct", "knn", "tg", "cv") if f"{name}_indptr" in z
             }
             seg = z["segment_popular"]
             if fmt == 1:
@@ -765,7 +783,8 @@ class Recommender:
             )
             learned = Learned(parts, Forest.from_arrays(z, "ranker"), Forest.from_arrays(z, "ranker_new"), Forest.from_arrays(z, "activity"),
                               meta["serve"], meta["check"])
-            return cls(items, _params(meta["params"]), parts, learned)
+            pages = PageTables(tables["tg"], tables["cv"], meta.get("pages") or {}) if "tg" in tables and "cv" in tables else None
+            return cls(items, _params(meta["params"]), parts, learned, pages)
 
 
 def read_summary(path: str | os.PathLike) -> dict:

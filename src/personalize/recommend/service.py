@@ -30,9 +30,10 @@ from ..profiles.identity import VISITOR
 from ..records import Recommendation
 from ..segments.models import ProfileScore
 from ..segments.store import cluster_names_of
-from .data import VIEW, HistoryArrays, InteractionLog, ItemTable
+from .data import CART, PURCHASE, VIEW, HistoryArrays, InteractionLog, ItemTable
 from .engine import Recommender
 from .holdout import HOLDOUT, HOLDOUT_REASON, in_holdout
+from .strategies import rerank
 
 log = logging.getLogger(__name__)
 
@@ -115,6 +116,8 @@ def train_site(site_id: int, progress=None) -> dict[str, Any]:
         "version": version.id, "path": str(path), "n_items": len(items), "n_users": log_.n_users,
         "n_interactions": len(log_), "load_seconds": round(loaded - started, 3), "fit_seconds": round(fitted - loaded, 3),
         "served": model.serve, "check": model.check, "description": description,
+        # how bought-together was chosen for this shop (personalize.recommend.strategies)
+        "pages": {k: v for k, v in model.page_tables.choice.items() if k != "recall"},
     }
     log.info("site %s: model %s trained in %.1f s. %s", site_id, version.id, fitted - loaded, description)
     notify("model_trained", site_id=site_id, summary=summary)
@@ -200,9 +203,13 @@ class RecommendationList:
     slot: str
     strategy: str
     items: list[dict[str, Any]] = field(default_factory=list)
+    products: list[str] | None = None  # a re-ordered listing (rank_for): every given id
 
     def as_json(self) -> dict[str, Any]:
-        return {"rec_id": self.rec_id, "slot": self.slot, "strategy": self.strategy, "items": self.items}
+        out = {"rec_id": self.rec_id, "slot": self.slot, "strategy": self.strategy, "items": self.items}
+        if self.products is not None:
+            out["products"] = self.products
+        return out
 
 
 def new_rec_id() -> str:
@@ -549,15 +556,24 @@ def _rankings_reproducible(site_settings: dict, builtin_only: bool) -> bool:
     return builtin_only and not (site_settings.get("rules") or {}).get("segments")
 
 
-def recommend_for(site: Site, visitor: str | None, slot: str = "home", limit: int = 8, product: str | None = None) -> RecommendationList:
+def recommend_for(site: Site, visitor: str | None, slot: str = "home", limit: int = 8, product: str | None = None,
+                  cart: list[str] | None = None, strategy: str | None = None) -> RecommendationList:
     """The visitor's list for a page slot, best first, each item with a human reason.
 
     Reads the visitor's newest interactions live, so their latest event already
     counts; drops out-of-stock and unknown products; lets plugins add and re-rank.
-    ``site`` needs only ``id`` and ``settings``.
+    ``site`` needs only ``id`` and ``settings``. The page strategy (see
+    :func:`page_strategy`) comes from ``strategy`` or the slot's name: a product page's
+    similar items or bought-together, a cart's complements (``cart``: its product ids;
+    ``None``: what the visitor added since their last order), recently viewed.
     """
+    page = page_strategy(slot, strategy)
     if in_holdout(site, visitor):  # test and learn: this visitor sees best sellers (personalize.insights)
-        return RecommendationList(new_rec_id(), slot, HOLDOUT, holdout_items(site, limit, product))
+        if page == CART_PAGE and cart is None:  # never what is in the cart, for them too
+            cart = cart_of(visitor_history(site.id, visitor, current_app.config.get("HISTORY_LENGTH", 200)).rows)
+        in_cart = set(cart or ())
+        shown = holdout_items(site, limit + len(in_cart), product)
+        return RecommendationList(new_rec_id(), slot, HOLDOUT, [i for i in shown if i["id"] not in in_cart][:limit])
     loaded = model_cache().get(site.id)
     history_length = current_app.config.get("HISTORY_LENGTH", 200)
     facts = visitor_history(site.id, visitor, history_length)
@@ -569,7 +585,7 @@ def recommend_for(site: Site, visitor: str | None, slot: str = "home", limit: in
         rules = settings.get("rules")
         key = (
             site.id, loaded.version, slot, limit, product, json.dumps(rules, sort_keys=True) if rules else "",
-            profile_id, segment, len(rows), rows[0] if rows else None, hash(tuple(rows)),
+            profile_id, segment, len(rows), rows[0] if rows else None, hash(tuple(rows)), page, tuple(cart or ()),
         )
         cached = ranking_cache().get(key)
         if cached is not None:
@@ -578,7 +594,10 @@ def recommend_for(site: Site, visitor: str | None, slot: str = "home", limit: in
                 return out
     # the built-in rules are the only plugin and the site has none: asking them would change nothing
     hooks_apply = bool(settings.get("rules")) or not builtin_only
-    strategy, ranked, cards = _rank(site.id, facts.catalog, loaded, profile_id, segment, rows, slot, limit, product, hooks_apply)
+    if page is not None:
+        strategy, ranked, cards = _rank_page(site.id, facts.catalog, loaded, profile_id, rows, slot, limit, product, cart, page, hooks_apply)
+    else:
+        strategy, ranked, cards = _rank(site.id, facts.catalog, loaded, profile_id, segment, rows, slot, limit, product, hooks_apply)
     if key is not None:
         ranking_cache().put(key, strategy, ranked)
     out = RecommendationList(new_rec_id(), slot, strategy)
@@ -604,6 +623,111 @@ def _serve_ranking(site_id: int, catalog: tuple | None, slot: str, limit: int, s
     if len(out.items) < min(limit, len(ranked)):
         return None  # fewer left than asked for: rank again, others may take their places
     return out
+
+
+def _rank_page(site_id: int, catalog: tuple | None, loaded: _Loaded | None, profile_id: int | None, rows: list[tuple], slot: str,
+               limit: int, product: str | None, cart: list[str] | None, page: str, hooks_apply: bool) -> tuple[str, list[tuple[str, str]], dict[str, tuple]]:
+    """A page strategy's list (see :mod:`personalize.recommend.strategies`), then plugins and stock
+    as for :func:`_rank`: ``(strategy, [(product id, reason)], cards)``."""
+    want = limit * 3 + 5
+    cart_ids = list(cart) if cart is not None else (cart_of(rows) if page == CART_PAGE else [])
+    never = set(cart_ids) | ({product} if product else set())
+    picks: list[tuple[str, float, str, str]] = []
+    if page == RECENT_PAGE:
+        seen: set[str] = set()
+        for pid, kind, _, _ in rows:  # newest first
+            if kind == VIEW and pid not in seen and pid not in never:
+                seen.add(pid)
+                picks.append((pid, float(want - len(picks)), "You viewed this recently", "recent"))
+    elif loaded is not None:
+        pages, index, ids = loaded.model.pages, loaded.index, loaded.model.items.ids
+        exclude = [index[p] for p in never if p in index]
+        if page == CART_PAGE:
+            found = pages.complements([index[p] for p in cart_ids if p in index], want, exclude)
+        elif product in index:
+            found = (pages.together if page == TOGETHER_PAGE else pages.similar)(index[product], want, exclude)
+        else:
+            found = [s for s in loaded.model.popular(want) if ids[s.item] not in never]
+        picks = [(ids[f.item], f.score, f.reason, f.source) for f in found]
+    else:
+        picks = [(c.product_id, c.score, c.reason, c.source) for c in _popular_from_database(site_id, want)]
+    candidates = [Recommendation(pid, score, reason, source) for pid, score, reason, source in picks[:want]]
+    if hooks_apply:
+        for extra in hooks().recommendation_candidates(site_id=site_id, profile_id=profile_id, slot=slot, product_id=product, limit=limit):
+            candidates.extend(extra or [])
+    best: dict[str, Recommendation] = {}
+    for cand in candidates:
+        if cand.product_id not in never and (cand.product_id not in best or cand.score > best[cand.product_id].score):
+            best[cand.product_id] = cand
+    cards = cards_of(site_id, list(best), catalog)
+    items = sorted((c for c in best.values() if c.product_id in cards and cards[c.product_id][6]), key=lambda c: -c.score)
+    if hooks_apply:
+        hooks().modify_recommendations(site_id=site_id, profile_id=profile_id, slot=slot, items=items)
+        items.sort(key=lambda c: -c.score)
+    ranked = [(c.product_id, c.reason) for c in items
+              if c.product_id not in never and (card := cards.get(c.product_id)) is not None and card[6]]
+    return page, ranked, cards
+
+
+SIMILAR_PAGE, TOGETHER_PAGE, CART_PAGE, RECENT_PAGE = "similar", "together", "cart", "recent"
+PAGE_STRATEGIES = (SIMILAR_PAGE, TOGETHER_PAGE, CART_PAGE, RECENT_PAGE)
+# a slot's name chooses its strategy unless the request names one
+_SLOT_TYPES = {"product": SIMILAR_PAGE, "similar": SIMILAR_PAGE, "together": TOGETHER_PAGE, "cart": CART_PAGE,
+               "recent": RECENT_PAGE, "recently-viewed": RECENT_PAGE}
+
+
+def page_strategy(slot: str, strategy: str | None = None) -> str | None:
+    """The page strategy a request asks for: ``strategy`` (one of :data:`PAGE_STRATEGIES`,
+    ``"personal"`` for the visitor's own list) or else the slot's type, the part of its name
+    before any ``:`` (``product``, ``product:below``, ``cart``, ``recent``…); ``None``: the
+    visitor's own list, as a home page shows."""
+    if strategy:
+        return None if strategy == "personal" else strategy
+    return _SLOT_TYPES.get(slot.split(":", 1)[0])
+
+
+def cart_of(rows: list[tuple]) -> list[str]:
+    """What the visitor added to their cart since their last order (``rows`` newest first)."""
+    out: list[str] = []
+    for pid, kind, _, _ in rows:
+        if kind == PURCHASE:
+            break
+        if kind == CART and pid not in out:
+            out.append(pid)
+    return out
+
+
+def rank_for(site: Site, visitor: str | None, product_ids: list[str], limit: int = 8) -> RecommendationList:
+    """``product_ids`` re-ordered for the visitor (a listing or search page): the model's scores
+    for them blended with their given place (:func:`personalize.recommend.strategies.rerank`).
+    The list's ``products`` are every id in the new order (unknown ones too); its ``items`` the
+    cards of the first ``limit`` known, in-stock ones. Strategy ``rank``, or ``as-given`` (the
+    order unchanged) when there is no model or no history."""
+    facts = visitor_history(site.id, visitor, current_app.config.get("HISTORY_LENGTH", 200))
+    strategy, ordered = _ranked_ids(site, facts, product_ids)
+    out = RecommendationList(new_rec_id(), "listing", strategy)
+    out.products = ordered
+    cards = cards_of(site.id, ordered, facts.catalog)
+    reason = "Picked for you" if strategy == "rank" else ""
+    out.items = [_item(cards[p], reason) for p in ordered if p in cards and cards[p][6]][:limit]
+    return out
+
+
+def _ranked_ids(site: Site, facts: VisitorFacts, product_ids: list[str]) -> tuple[str, list[str]]:
+    loaded = model_cache().get(site.id)
+    if loaded is None or not product_ids:
+        return "as-given", list(product_ids)
+    history = _history_of(facts.rows, loaded.index)
+    if not bool((history.items >= 0).any()):
+        return "as-given", list(product_ids)
+    listed = [loaded.index.get(p, -1) for p in product_ids]
+    known = sorted({i for i in listed if i >= 0})
+    keep = set(known)
+    others = [i for i in range(len(loaded.model.items)) if i not in keep]
+    scored = loaded.model.recommend(history, k=len(known), now=time.time(), exclude=others, segment=facts.segment)
+    by_item = {s.item: s.score for s in scored}
+    order = rerank(np.array([by_item.get(i, 0.0) if i >= 0 else 0.0 for i in listed]))
+    return "rank", [product_ids[o] for o in order.tolist()]
 
 
 def _rank(site_id: int, catalog: tuple | None, loaded: _Loaded | None, profile_id: int | None, segment: str | None, rows: list[tuple],

@@ -1,0 +1,441 @@
+"""Page-aware strategies: what a product page, a cart, a listing and a "recently viewed" box show.
+
+Plain numpy and scipy, no Flask and no database: a :class:`PageTables` is learned from an
+:class:`~personalize.recommend.data.InteractionLog` beside the rest of a model, stored in the
+same model file and read by :class:`Pages` at serving time.
+
+* **Frequently bought together** (product page): items bought *in the same order* as the one
+  on screen, beyond what their popularity explains. An order is a customer's purchases of one
+  moment (the log's ``(user, ts)`` of its purchase rows). With ``C[a, j]`` the number of orders
+  holding both ``a`` and ``j`` (each order weighted by ``size ** -gamma``, so a wholesale order
+  of 300 lines does not outvote 300 small ones) and ``n[j]`` the orders holding ``j``::
+
+      together(a, j) = C[a, j] / (n[j] + beta) ** alpha
+
+  ``alpha`` 0 is plain co-occurrence counts (best sellers win), 1 is lift (one lucky order
+  of a rare item wins); ``beta`` shrinks the lift of rarely bought items towards counts.
+  ``alpha`` and ``gamma`` are chosen *per shop at fit time* by measurement: the orders of the
+  shop's own most recent window (inside the training data) are held out and each setting of
+  a small grid ranks their other items given one; the best recall@10 wins (see
+  :func:`choose_together`).
+* **Similar items** (product page): items the same people chose (the model's item-kNN, cosine
+  over customers), items viewed in the same session (co-view), look-alikes (TF-IDF over title,
+  category and description) and, weakly, bought-together, each scaled to a maximum of 1.
+* **Cart complements**: the bought-together rows of every cart item, each scaled to a maximum
+  of 1 so every item of the cart votes alike; never an item already in the cart.
+* **Recently viewed**: the visitor's own views, newest first (no model needed).
+* **Rank** (listing and search pages): a given list re-ordered for the visitor: the model's
+  scores for those items blended with their position in the given list, so the shop's order
+  (relevance, merchandising) still counts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+
+from .data import PURCHASE, VIEW, InteractionLog
+from .models import decay
+
+DAY = 86400.0
+
+PAGE_PARAMS: dict = {
+    "together_neighbours": 100,  # bought-together items kept per item
+    "coview_neighbours": 50,  # co-viewed items kept per item
+    "together_alpha": None,  # None: chosen per shop by choose_together
+    "together_gamma": None,
+    "together_beta": 5.0,  # orders added to every item's count before the popularity discount
+    "together_half_life_days": None,
+    "together_alphas": (0.0, 0.25, 0.5, 1.0),
+    "together_gammas": (0.5, 0.0, 1.0),
+    "together_half_lives": (0.0, 14.0, 30.0, 90.0),
+    "together_validation_days": 30.0,
+    "together_validation_anchors": 1500,
+    "coview_session_minutes": 30.0,
+}
+
+# similar items: weights of the scaled parts
+SIMILAR_WEIGHTS = {"also-chosen": 1.0, "co-view": 1.0, "content": 0.3, "together": 1.0}
+
+
+# ----------------------------------------------------------------- orders and sessions
+def basket_matrix(log: InteractionLog, kind: int = PURCHASE, session_seconds: float | None = None) -> sp.csr_matrix:
+    """Baskets x items, 1 where the basket holds the item.
+
+    ``kind`` PURCHASE: a basket is one order (a user's purchases of one moment). With
+    ``session_seconds``, rows of ``kind`` or stronger of one user form one session until a gap
+    longer than that (co-view)."""
+    return baskets(log, kind, session_seconds)[0]
+
+
+def baskets(log: InteractionLog, kind: int = PURCHASE, session_seconds: float | None = None) -> tuple[sp.csr_matrix, np.ndarray]:
+    """``(basket_matrix, each basket's newest moment in unix seconds)``."""
+    rows = log.select(log.kind == kind) if session_seconds is None else log.select(log.kind >= kind)
+    if len(rows) == 0:
+        return sp.csr_matrix((0, log.n_items), dtype=np.float32), np.zeros(0)
+    order = np.lexsort((rows.ts, rows.user))
+    u, t = rows.user[order].astype(np.int64), rows.ts[order]
+    new = np.ones(len(order), dtype=bool)
+    if session_seconds is None:
+        new[1:] = (u[1:] != u[:-1]) | (t[1:] != t[:-1])
+    else:
+        new[1:] = (u[1:] != u[:-1]) | (t[1:] - t[:-1] > session_seconds)
+    basket = np.cumsum(new) - 1
+    m = sp.csr_matrix((np.ones(len(order), dtype=np.float32), (basket, rows.item[order].astype(np.int64))),
+                      shape=(int(basket[-1]) + 1, log.n_items))
+    m.data[:] = 1.0
+    when = np.zeros(m.shape[0])
+    np.maximum.at(when, basket, t)
+    return m, when
+
+
+def basket_weights(b: sp.csr_matrix, when: np.ndarray | None, now: float, gamma: float, half_life_days: float) -> np.ndarray:
+    """Each basket's weight: ``size ** -gamma``, faded by its age (``half_life_days`` 0: never);
+    0 for baskets of one item."""
+    size = np.diff(b.indptr).astype(np.float64)
+    w = np.where(size >= 2, np.maximum(size, 1.0) ** -gamma, 0.0)
+    if half_life_days and when is not None and len(when):
+        w *= decay(now - when, half_life_days)
+    return w
+
+
+def _weighted(b: sp.csr_matrix, weights: np.ndarray) -> tuple[sp.csr_matrix, sp.csr_matrix]:
+    """``(B with each basket's row times its weight, B's transpose as CSR)``; zero-weight baskets dropped."""
+    keep = weights > 0
+    b = b[keep]
+    w = sp.diags(weights[keep].astype(np.float32)) @ b
+    return sp.csr_matrix(w), sp.csr_matrix(b.T)
+
+
+def _top_rows(m: sp.csr_matrix, k: int, offset: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    m = sp.csr_matrix(m)
+    rows = np.repeat(np.arange(m.shape[0]), np.diff(m.indptr))
+    keep = m.data > 0
+    rows, cols, vals = rows[keep], m.indices[keep], m.data[keep]
+    order = np.lexsort((cols, -vals, rows))
+    rows, cols, vals = rows[order], cols[order], vals[order]
+    starts = np.searchsorted(rows, np.arange(m.shape[0]))
+    rank = np.arange(len(rows)) - starts[rows]
+    keep = rank < k
+    return rows[keep] + offset, cols[keep], vals[keep]
+
+
+def pair_table(b: sp.csr_matrix, k: int, alpha: float, beta: float, weights: np.ndarray, block: int = 1024) -> sp.csr_matrix:
+    """Row ``a``: the ``k`` items ``j`` with the highest ``C[a, j] / (n[j] + beta) ** alpha``
+    (see the module's docstring; ``weights``: each basket's, :func:`basket_weights`), the item
+    itself left out. Works in blocks of items."""
+    n_items = b.shape[1]
+    count = np.asarray(b.sum(axis=0), dtype=np.float64).ravel()
+    w, bt = _weighted(b, weights)
+    discount = sp.diags((1.0 / (count + beta) ** alpha).astype(np.float32))
+    rows, cols, vals = [], [], []
+    for lo in range(0, n_items, block):
+        hi = min(n_items, lo + block)
+        co = sp.csr_matrix(bt[lo:hi] @ w)
+        r = np.repeat(np.arange(hi - lo), np.diff(co.indptr))
+        co.data[co.indices == r + lo] = 0.0
+        co = co @ discount
+        rr, cc, vv = _top_rows(co, k, lo)
+        rows.append(rr)
+        cols.append(cc)
+        vals.append(vv)
+    r, c, v = (np.concatenate(x) if x else np.zeros(0) for x in (rows, cols, vals))
+    out = sp.csr_matrix((v.astype(np.float32), (r.astype(np.int64), c.astype(np.int64))), shape=(n_items, n_items))
+    out.sort_indices()
+    return out
+
+
+# ----------------------------------------------------------------- choosing alpha and gamma
+def held_out_pairs(log: InteractionLog, start: float, most: int, rng: np.random.Generator) -> tuple[np.ndarray, list[np.ndarray]]:
+    """``(anchors, truths)``: for orders from ``start`` on with two items or more, one item of each
+    (at random) and the order's other items; at most ``most`` orders (sampled)."""
+    later = log.select((log.ts >= start) & (log.kind == PURCHASE))
+    b = basket_matrix(later)
+    size = np.diff(b.indptr)
+    ok = np.flatnonzero(size >= 2)
+    if len(ok) > most:
+        ok = np.sort(rng.choice(ok, most, replace=False))
+    anchors, truths = [], []
+    for r in ok:
+        items = b.indices[b.indptr[r]:b.indptr[r + 1]]
+        a = int(items[rng.integers(len(items))])
+        anchors.append(a)
+        truths.append(items[items != a])
+    return np.asarray(anchors, dtype=np.int64), truths
+
+
+def recall_at(top: np.ndarray, truths: list[np.ndarray], k: int) -> float:
+    """Mean over rows of |top k ∩ truth| / min(k, |truth|)."""
+    vals = []
+    for row, t in zip(top, truths, strict=True):
+        if len(t):
+            vals.append(len(set(row[:k].tolist()) & set(t.tolist())) / min(k, len(t)))
+    return float(np.mean(vals)) if vals else 0.0
+
+
+def top_k(score: np.ndarray, k: int) -> np.ndarray:
+    """Per row, the ``k`` best columns (best first; ties to the lower index)."""
+    k = min(k, score.shape[1])
+    part = np.argpartition(-score, k - 1, axis=1)[:, :k]
+    vals = np.take_along_axis(score, part, axis=1)
+    order = np.lexsort((part, -vals), axis=1)
+    return np.take_along_axis(part, order, axis=1)
+
+
+def choose_together(log: InteractionLog, now: float, p: dict) -> dict:
+    """The ``alpha``, ``gamma`` and half life of bought-together for this shop, by measurement on
+    its most recent ``together_validation_days`` (inside the log: nothing after ``now`` is read).
+
+    The orders of that window with two items or more are held out; given one item of each, every
+    setting ranks the full catalogue by the orders before the window, and the best recall@10 of
+    the order's other items wins. A coordinate search: the half life first (at gamma 0.5,
+    alpha 0), then gamma, then alpha; a tie keeps the setting tried first. Returns ``{"alpha",
+    "gamma", "half_life_days", "recall": {setting: recall@10}, "orders": n}``; the defaults when
+    the window holds fewer than 50 such orders."""
+    chosen = {"alpha": 0.0, "gamma": 0.5, "half_life_days": 0.0, "orders": 0, "recall": {}}
+    if len(log) == 0:
+        return chosen
+    start = now - float(p["together_validation_days"]) * DAY
+    # at most 20 million cells per dense score matrix (a large catalogue gets fewer orders)
+    most = max(100, min(int(p["together_validation_anchors"]), 20_000_000 // max(log.n_items, 1)))
+    anchors, truths = held_out_pairs(log.select(log.ts < now), start, most, np.random.default_rng(7))
+    chosen["orders"] = len(anchors)
+    if len(anchors) < min(50, most):
+        return chosen
+    b, when = baskets(log.select(log.ts < start))
+    if b.shape[0] == 0:
+        return chosen
+    count = np.asarray(b.sum(axis=0), dtype=np.float64).ravel()
+    tie = count / (count.max() + 1.0) * 1e-6
+    bt = sp.csr_matrix(b.T)[anchors]
+    beta = float(p["together_beta"])
+    rows = np.arange(len(anchors))
+    memo: dict[tuple[float, float], np.ndarray] = {}
+
+    def score(half_life: float, gamma: float, alpha: float) -> float:
+        label = f"half_life={half_life:g},gamma={gamma:g},alpha={alpha:g}"
+        if label not in chosen["recall"]:
+            co = memo.get((half_life, gamma))
+            if co is None:
+                w = basket_weights(b, when, start, gamma, half_life)
+                co = memo[(half_life, gamma)] = (bt @ sp.diags(w.astype(np.float32)) @ b).toarray().astype(np.float32)
+            s = co / ((count + beta) ** alpha).astype(np.float32)[None, :] + tie.astype(np.float32)[None, :]
+            s[rows, anchors] = -np.inf
+            chosen["recall"][label] = round(recall_at(top_k(s, 10), truths, 10), 4)
+        return chosen["recall"][label]
+
+    best = {"half_life_days": 0.0, "gamma": 0.5, "alpha": 0.0}
+    for key, grid in (("half_life_days", p["together_half_lives"]), ("gamma", p["together_gammas"]), ("alpha", p["together_alphas"])):
+        top, pick = -1.0, best[key]
+        for value in grid:
+            trial = {**best, key: float(value)}
+            r = score(trial["half_life_days"], trial["gamma"], trial["alpha"])
+            if r > top + 1e-9:
+                top, pick = r, float(value)
+            # keep only the best one's co-occurrence rows (each is anchors x items)
+            lead = {**best, key: pick}
+            for k in [k for k in memo if k != (lead["half_life_days"], lead["gamma"])]:
+                del memo[k]
+        best[key] = pick
+    chosen.update(best)
+    return chosen
+
+
+# ----------------------------------------------------------------- the learned tables
+@dataclass
+class PageTables:
+    """What the page strategies learn: bought-together and co-view neighbour tables (CSR, one row
+    per item, scores of the row's item) and how bought-together was chosen."""
+
+    together: sp.csr_matrix
+    coview: sp.csr_matrix
+    choice: dict
+
+    @classmethod
+    def empty(cls, n: int) -> PageTables:
+        z = sp.csr_matrix((n, n), dtype=np.float32)
+        return cls(z, z.copy(), {})
+
+
+def fit_page_tables(log: InteractionLog, now: float, params: dict | None = None) -> PageTables:
+    """Learn bought-together (with this shop's ``alpha`` and ``gamma``) and co-view from ``log``
+    rows before ``now``."""
+    p = {**PAGE_PARAMS, **(params or {})}
+    if len(log) and log.ts.max() >= now:
+        log = log.select(log.ts < now)
+    n = log.n_items
+    if n == 0 or len(log) == 0:
+        return PageTables.empty(n)
+    fixed = {name: p[f"together_{name}"] for name in ("alpha", "gamma", "half_life_days")}
+    choice = choose_together(log, now, p) if any(v is None for v in fixed.values()) else {}
+    for name, value in fixed.items():
+        if value is not None:
+            choice[name] = float(value)
+    choice["beta"] = float(p["together_beta"])
+    b, when = baskets(log)
+    weights = basket_weights(b, when, now, choice["gamma"], choice["half_life_days"])
+    together = pair_table(b, int(p["together_neighbours"]), choice["alpha"], choice["beta"], weights)
+    views = log.kind == VIEW
+    if views.any():
+        sessions, _ = baskets(log, VIEW, session_seconds=float(p["coview_session_minutes"]) * 60.0)
+        # co-view: cosine-like (alpha 0.5 over session counts), sessions weighted by their length
+        coview = pair_table(sessions, int(p["coview_neighbours"]), 0.5, 1.0, basket_weights(sessions, None, now, 0.5, 0.0))
+    else:
+        coview = sp.csr_matrix((n, n), dtype=np.float32)
+    return PageTables(together, coview, choice)
+
+
+# ----------------------------------------------------------------- serving
+@dataclass(frozen=True)
+class PagePick:
+    """One item of a page strategy's list: index, score, reason and the part that chose it."""
+
+    item: int
+    score: float
+    reason: str
+    source: str
+
+
+def _row(table: sp.csr_matrix, i: int, n: int) -> np.ndarray:
+    out = np.zeros(n)
+    if table is None or table.shape[0] != n or not 0 <= i < n:
+        return out
+    lo, hi = table.indptr[i], table.indptr[i + 1]
+    out[table.indices[lo:hi]] = table.data[lo:hi]
+    m = out.max(initial=0.0)
+    if m > 0:
+        out /= m
+    return out
+
+
+def _best(score: np.ndarray, allowed: np.ndarray, k: int) -> np.ndarray:
+    s = np.where(allowed, score, -np.inf)
+    cand = np.flatnonzero(s > 0)
+    if len(cand) > k:
+        cand = cand[np.argpartition(-s[cand], k - 1)[:k]]
+    return cand[np.lexsort((cand, -s[cand]))][:k]
+
+
+class Pages:
+    """The page strategies over one fitted catalogue.
+
+    ``titles[i]`` names item ``i`` in reasons; ``in_stock`` masks what may be shown;
+    ``also_chosen`` is the model's item-kNN table (row ``i``: items the same customers chose),
+    ``content`` its look-alike table, ``popular`` its best-seller scores (fills short lists)."""
+
+    def __init__(self, tables: PageTables, titles: list[str], in_stock: np.ndarray, also_chosen: sp.csr_matrix,
+                 content: sp.csr_matrix, popular: np.ndarray):
+        self.tables = tables
+        self.titles = titles
+        self.in_stock = np.asarray(in_stock, dtype=bool)
+        self.also_chosen = also_chosen
+        self.content = content
+        self.popular = np.asarray(popular, dtype=np.float64)
+        self.n = len(titles)
+        # ties (one order each, say) go to the better seller
+        self._tie = self.popular / (self.popular.max(initial=0.0) + 1.0) * 1e-6
+
+    def _ties(self, score: np.ndarray) -> np.ndarray:
+        return np.where(score > 0, score + self._tie, score)
+
+    def _allowed(self, exclude) -> np.ndarray:
+        allowed = self.in_stock.copy()
+        idx = np.fromiter((int(i) for i in exclude), dtype=np.int64)
+        idx = idx[(idx >= 0) & (idx < self.n)]
+        allowed[idx] = False
+        return allowed
+
+    def _fill(self, out: list[PagePick], allowed: np.ndarray, k: int) -> list[PagePick]:
+        """Best sellers after the strategy's own items, when it found fewer than ``k``."""
+        if len(out) < k:
+            allowed = allowed.copy()
+            allowed[[p.item for p in out]] = False
+            pop = self.popular / (self.popular.max(initial=0.0) + 1.0) * 1e-3
+            for j in _best(pop, allowed, k - len(out)).tolist():
+                out.append(PagePick(j, float(pop[j]), "Popular right now", "popular"))
+        return out
+
+    def together(self, item: int, k: int, exclude=(), fill: bool = True) -> list[PagePick]:
+        """Frequently bought together with ``item`` (never ``item`` itself)."""
+        allowed = self._allowed([*exclude, item])
+        score = self._ties(_row(self.tables.together, item, self.n))
+        title = self.titles[item] if 0 <= item < self.n else ""
+        out = [PagePick(j, float(score[j]), f"Frequently bought with {title}", "together") for j in _best(score, allowed, k).tolist()]
+        return self._fill(out, allowed, k) if fill else out
+
+    def similar(self, item: int, k: int, exclude=(), fill: bool = True) -> list[PagePick]:
+        """Items like ``item``: chosen by the same customers, viewed in the same sessions, look-alikes."""
+        allowed = self._allowed([*exclude, item])
+        parts = {
+            "also-chosen": _row(self.also_chosen, item, self.n),
+            "co-view": _row(self.tables.coview, item, self.n),
+            "content": _row(self.content, item, self.n),
+            "together": _row(self.tables.together, item, self.n),
+        }
+        score = self._ties(sum(SIMILAR_WEIGHTS[name] * vec for name, vec in parts.items()))
+        title = self.titles[item] if 0 <= item < self.n else ""
+        reasons = {
+            "also-chosen": f"Customers who chose {title} also chose this",
+            "co-view": f"Customers who viewed {title} also viewed this",
+            "content": f"Similar to {title}",
+            "together": f"Frequently bought with {title}",
+        }
+        names = list(parts)
+        stacked = np.stack([SIMILAR_WEIGHTS[name] * parts[name] for name in names])
+        out = []
+        for j in _best(score, allowed, k).tolist():
+            source = names[int(np.argmax(stacked[:, j]))]
+            out.append(PagePick(j, float(score[j]), reasons[source], source))
+        return self._fill(out, allowed, k) if fill else out
+
+    def complements(self, cart: list[int], k: int, exclude=(), fill: bool = True) -> list[PagePick]:
+        """What goes with the items of ``cart``; never one of them."""
+        cart = [i for i in dict.fromkeys(int(c) for c in cart) if 0 <= i < self.n]
+        allowed = self._allowed([*exclude, *cart])
+        score = np.zeros(self.n)
+        votes = np.zeros((len(cart), self.n))
+        for r, i in enumerate(cart):
+            votes[r] = _row(self.tables.together, i, self.n)
+            # what the same customers chose, weakly: for cart items with few orders of their own
+            votes[r] += 0.1 * _row(self.also_chosen, i, self.n)
+        if len(cart):
+            score = self._ties(votes.sum(axis=0))
+        out = []
+        for j in _best(score, allowed, k).tolist():
+            cause = cart[int(np.argmax(votes[:, j]))]
+            out.append(PagePick(j, float(score[j]), f"Goes with {self.titles[cause]} in your cart", "together"))
+        return self._fill(out, allowed, k) if fill else out
+
+    @staticmethod
+    def recently_viewed(history_items: np.ndarray, history_kinds: np.ndarray, k: int, exclude=()) -> list[PagePick]:
+        """The visitor's viewed items, newest first (history oldest first), each once."""
+        skip = {int(e) for e in exclude}
+        out: list[PagePick] = []
+        seen: set[int] = set()
+        for i, kind in zip(np.asarray(history_items)[::-1].tolist(), np.asarray(history_kinds)[::-1].tolist(), strict=True):
+            if kind != VIEW or i < 0 or i in seen or i in skip:
+                continue
+            seen.add(i)
+            out.append(PagePick(i, float(k - len(out)), "You viewed this recently", "recent"))
+            if len(out) == k:
+                break
+        return out
+
+
+def rerank(scores: np.ndarray, given_weight: float = 0.5) -> np.ndarray:
+    """The order in which to show a given list: ``scores`` (one per listed item, the model's; 0 when
+    it knows nothing) scaled to a maximum of 1, plus ``given_weight`` x the item's place in the
+    given list (1 for the first, falling to 0). Ties keep the given order. Returns positions."""
+    s = np.asarray(scores, dtype=np.float64)
+    n = len(s)
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
+    s = np.where(np.isfinite(s) & (s > 0), s, 0.0)
+    m = s.max()
+    if m > 0:
+        s = s / m
+    place = 1.0 - np.arange(n) / max(n, 1)
+    total = s + given_weight * place
+    return np.lexsort((np.arange(n), -total))

@@ -1,0 +1,140 @@
+"""The page strategies on plain arrays: bought together, similar items, cart complements,
+recently viewed and re-ranking a given list."""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+
+from personalize.recommend.data import CART, PURCHASE, VIEW, InteractionLog, ItemTable
+from personalize.recommend.engine import Recommender
+from personalize.recommend.strategies import (
+    PAGE_PARAMS,
+    Pages,
+    PageTables,
+    baskets,
+    choose_together,
+    fit_page_tables,
+    rerank,
+)
+
+DAY = 86400.0
+
+
+def _log(rows, n_items, n_users=None):
+    u, i, k, t = (np.array(c) for c in zip(*rows, strict=True))
+    return InteractionLog(u.astype(np.int32), i.astype(np.int32), k.astype(np.int8), t.astype(np.float64),
+                          np.ones(len(u), np.float32), int(n_users or u.max() + 1), n_items)
+
+
+def _orders(spec, start=0.0):
+    """``spec``: list of (user, [items]) orders, one day apart."""
+    rows = []
+    for day, (user, items) in enumerate(spec):
+        rows += [(user, i, PURCHASE, start + day * DAY) for i in items]
+    return rows
+
+
+def test_an_order_is_a_customers_purchases_of_one_moment():
+    log = _log([(0, 1, PURCHASE, 10.0), (0, 2, PURCHASE, 10.0), (0, 3, PURCHASE, 20.0), (1, 1, PURCHASE, 10.0), (1, 4, VIEW, 10.0)], 5)
+    b, when = baskets(log)
+    assert b.shape == (3, 5)
+    assert sorted(tuple(np.flatnonzero(r.toarray())) for r in b) == [(1,), (1, 2), (3,)]
+    assert sorted(when.tolist()) == [10.0, 10.0, 20.0]
+
+
+def test_bought_together_follows_what_the_shop_measures_best_recent_pairs_here():
+    # for ten months item 1 went with items 2-16; for the last two it goes with 17-31 (a new range)
+    rng = np.random.default_rng(0)
+    rows = []
+    for n in range(900):
+        day = n * 0.4  # 360 days
+        group = np.arange(2, 17) if day < 300 else np.arange(17, 32)
+        rows += [(n, int(i), PURCHASE, day * DAY) for i in (1, *rng.choice(group, 4, replace=False))]
+    log = _log(rows, 40)
+    now = float(log.ts.max()) + 1
+    choice = choose_together(log, now, {**PAGE_PARAMS})
+    assert choice["orders"] >= 50
+    assert choice["half_life_days"] > 0, choice  # all-time counts would still say 2
+    assert set(choice["recall"]) >= {"half_life=0,gamma=0.5,alpha=0", "half_life=14,gamma=0.5,alpha=0"}
+    tables = fit_page_tables(log, now)
+    pages = Pages(tables, [f"item {i}" for i in range(40)], np.ones(40, bool), sp.csr_matrix((40, 40)), sp.csr_matrix((40, 40)), np.ones(40))
+    first = pages.together(1, 3)
+    assert all(17 <= p.item < 32 for p in first), first
+    assert first[0].reason == "Frequently bought with item 1" and first[0].source == "together"
+    assert all(p.item != 1 for p in pages.together(1, 10))
+
+
+def test_fixed_settings_skip_the_measurement():
+    log = _log(_orders([(0, [0, 1]), (1, [0, 1]), (2, [1, 2])]), 3)
+    tables = fit_page_tables(log, float(log.ts.max()) + 1, {"together_alpha": 0.0, "together_gamma": 0.0, "together_half_life_days": 0.0})
+    assert tables.choice == {"alpha": 0.0, "gamma": 0.0, "half_life_days": 0.0, "beta": PAGE_PARAMS["together_beta"]}
+    row = tables.together[1].toarray().ravel()
+    assert row[0] == 2 and row[2] == 1 and row[1] == 0  # plain counts, never the item itself
+
+
+def _pages(tables: PageTables, n: int, stock=None):
+    return Pages(tables, [f"item {i}" for i in range(n)], np.ones(n, bool) if stock is None else stock,
+                 sp.csr_matrix((n, n)), sp.csr_matrix((n, n)), np.arange(n, dtype=float))
+
+
+def test_cart_complements_never_show_the_cart_and_name_the_cart_item():
+    spec = [(n, [0, 1, 2]) for n in range(10)] + [(n, [3, 4]) for n in range(10, 20)]
+    log = _log(_orders(spec), 6)
+    pages = _pages(fit_page_tables(log, float(log.ts.max()) + 1), 6)
+    picks = pages.complements([0, 1], 4)
+    assert picks[0].item == 2 and picks[0].reason in ("Goes with item 0 in your cart", "Goes with item 1 in your cart")
+    assert {p.item for p in picks}.isdisjoint({0, 1})
+    assert len(picks) == 4  # best sellers fill the rest
+    assert pages.complements([], 3)[0].source == "popular"
+
+
+def test_out_of_stock_and_excluded_items_never_show():
+    spec = [(n, [0, 1, 2]) for n in range(10)]
+    log = _log(_orders(spec), 4)
+    stock = np.array([True, False, True, True])
+    pages = _pages(fit_page_tables(log, float(log.ts.max()) + 1), 4, stock)
+    for picks in (pages.together(0, 4), pages.similar(0, 4), pages.complements([0], 4), pages.together(0, 4, exclude=[2])):
+        assert 1 not in [p.item for p in picks]
+    assert 2 not in [p.item for p in pages.together(0, 4, exclude=[2])]
+
+
+def test_co_view_sessions_make_similar_items():
+    # views in sessions: 0 with 1, 2 with 3; nobody bought anything
+    rows = []
+    for u in range(20):
+        pair = (0, 1) if u % 2 else (2, 3)
+        rows += [(u, pair[0], VIEW, u * DAY), (u, pair[1], VIEW, u * DAY + 60)]
+    log = _log(rows, 5)
+    tables = fit_page_tables(log, float(log.ts.max()) + 1)
+    picks = _pages(tables, 5).similar(0, 2)
+    assert picks[0].item == 1 and picks[0].reason == "Customers who viewed item 0 also viewed this"
+
+
+def test_recently_viewed_is_newest_first_each_once():
+    items = np.array([5, 6, 5, 7, 8])
+    kinds = np.array([VIEW, VIEW, VIEW, CART, VIEW])
+    picks = Pages.recently_viewed(items, kinds, 10, exclude=[8])
+    assert [p.item for p in picks] == [5, 6]
+    assert picks[0].reason == "You viewed this recently"
+
+
+def test_rerank_puts_what_the_model_likes_first_and_keeps_the_given_order_otherwise():
+    assert rerank(np.zeros(4)).tolist() == [0, 1, 2, 3]
+    assert rerank(np.array([0.0, 0.0, 0.0, 5.0])).tolist() == [3, 0, 1, 2]
+    assert rerank(np.array([np.nan, -1.0, 0.0])).tolist() == [0, 1, 2]
+    assert rerank(np.zeros(0)).tolist() == []
+
+
+def test_the_model_file_keeps_the_page_tables(tmp_path):
+    spec = [(n % 7, [0, 1, 2] if n % 2 else [3, 4]) for n in range(40)]
+    log = _log(_orders(spec), 6, 7)
+    items = ItemTable([f"p{i}" for i in range(6)], [f"Product {i}" for i in range(6)], [""] * 6, [""] * 6, np.ones(6, bool))
+    model = Recommender.fit(log, items, params={"tune": False})
+    assert model.page_tables.together.nnz > 0
+    model.save(tmp_path / "m.model")
+    again = Recommender.load(tmp_path / "m.model")
+    assert (again.page_tables.together != model.page_tables.together).nnz == 0
+    assert again.page_tables.choice == model.page_tables.choice
+    assert [p.item for p in again.pages.together(0, 3)] == [p.item for p in model.pages.together(0, 3)]
+    assert again.pages.together(0, 1)[0].reason == "Frequently bought with Product 0"
