@@ -631,7 +631,8 @@ def _rank(site_id: int, catalog: tuple | None, loaded: _Loaded | None, profile_i
     else:
         candidates = _popular_from_database(site_id, want)
     if hooks_apply:
-        for extra in hooks().recommendation_candidates(site_id=site_id, profile_id=profile_id, slot=slot, product_id=product, limit=limit):
+        seen = [(r[0], _KIND_WORDS.get(r[1], "view")) for r in rows]  # what rules by attribute look at
+        for extra in hooks().recommendation_candidates(site_id=site_id, profile_id=profile_id, slot=slot, product_id=product, limit=limit, history=seen):
             candidates.extend(extra or [])
     best: dict[str, Recommendation] = {}
     for cand in candidates:
@@ -643,7 +644,7 @@ def _rank(site_id: int, catalog: tuple | None, loaded: _Loaded | None, profile_i
     items = [c for c in best.values() if c.product_id in cards and cards[c.product_id][6]]
     items.sort(key=lambda c: -c.score)
     if hooks_apply:
-        hooks().modify_recommendations(site_id=site_id, profile_id=profile_id, slot=slot, items=items)
+        hooks().modify_recommendations(site_id=site_id, profile_id=profile_id, slot=slot, items=items, product_id=product, history=seen)
         items.sort(key=lambda c: -c.score)
     ranked = []
     for cand in items:
@@ -651,6 +652,9 @@ def _rank(site_id: int, catalog: tuple | None, loaded: _Loaded | None, profile_i
         if card is not None and card[6]:  # a plugin may have added one of its own
             ranked.append((cand.product_id, cand.reason))
     return strategy, ranked, cards
+
+
+_KIND_WORDS = {1: "view", 2: "cart", 3: "purchase"}  # recommend.data's VIEW, CART, PURCHASE, as hooks see them
 
 
 def _popular_from_database(site_id: int, k: int) -> list[Recommendation]:
