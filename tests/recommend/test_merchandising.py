@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import pytest
 
-from personalize.records import Recommendation
 from personalize.recommend.merchandising import (
     CatalogItem,
     RuleError,
@@ -17,6 +16,7 @@ from personalize.recommend.merchandising import (
     validate_rule,
     validate_rules,
 )
+from personalize.records import Recommendation
 
 NOW = 1_780_000_000.0  # 2026-05-28
 CATALOG = [

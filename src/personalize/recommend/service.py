@@ -570,6 +570,7 @@ def recommend_for(site: Site, visitor: str | None, slot: str = "home", limit: in
         key = (
             site.id, loaded.version, slot, limit, product, json.dumps(rules, sort_keys=True) if rules else "",
             profile_id, segment, len(rows), rows[0] if rows else None, hash(tuple(rows)),
+            facts.catalog if rules and rules.get("attribute_rules") else None,  # rules by attribute read the catalogue
         )
         cached = ranking_cache().get(key)
         if cached is not None:
