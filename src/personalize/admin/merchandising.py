@@ -196,7 +196,8 @@ def attribute_rules_page(s: Site):
 
 
 def _card(p: Product) -> dict:
-    return {"id": p.external_id, "title": p.title, "image": p.image if (p.image or "").startswith(("http://", "https://")) else "",
+    # an address the admin page can show (a path is on the shop's own site, not here)
+    return {"id": p.external_id, "title": p.title, "image": p.image if (p.image or "").startswith(("http://", "https://", "data:image/")) else "",
             "price": p.price, "currency": p.currency, "category": p.category, "in_stock": bool(p.in_stock)}
 
 

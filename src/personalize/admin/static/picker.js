@@ -205,5 +205,8 @@
   form.addEventListener('change', sync);
   sync();
   var invalid = form.querySelector('[aria-invalid=true]');
-  if (invalid) invalid.focus();
+  if (invalid) {
+    invalid.focus();
+    window.addEventListener('load', function () { if (document.activeElement === document.body) invalid.focus(); });
+  }
 })();
