@@ -47,13 +47,38 @@ def merge_rules(rules: dict, slot: str | None) -> dict:
     return merged
 
 
-def _rules(site_id: int, slot: str | None = None, profile_id: int | None = None) -> dict:
+def _settings(site_id: int) -> dict | None:
+    """The site's settings: those of the site the request already opened (``g.site``: the
+    widget's key, an admin page) when it is this one, else read."""
+    from flask import g, has_app_context
+
+    site = g.get("site") if has_app_context() else None
+    if site is None or site.id != site_id:
+        from personalize.sites import get_site
+
+        site = get_site(site_id)
+    return None if site is None else (site.settings or {})
+
+
+def _catalog_tag(site_id: int) -> tuple:
+    """The catalogue's version as this request read it with the visitor's history (see
+    :func:`personalize.recommend.service.visitor_history`), else read."""
+    from flask import g, has_app_context
+
+    tag = g.get("personalize_catalog") if has_app_context() else None
+    if tag is not None and tag[0] == site_id and tag[1] is not None:
+        return tag[1]
     from personalize.sites import get_site
 
     site = get_site(site_id)
-    if site is None:
+    return (site.catalog_version, str(site.created_at)) if site is not None else (None, None)
+
+
+def _rules(site_id: int, slot: str | None = None, profile_id: int | None = None) -> dict:
+    settings = _settings(site_id)
+    if settings is None:
         return {}
-    rules = (site.settings or {}).get("rules", {})
+    rules = settings.get("rules", {})
     merged = merge_rules(rules, slot)
     return _segment_rules(rules.get("segments") or {}, profile_id, {k: v for k, v in merged.items() if k != "segments"})
 
@@ -92,25 +117,21 @@ def compiled_rules(site_id: int):
     the served model's version (popularity decides what "show" adds) and the rules themselves, so
     the catalogue is read once per change, never per request.
     """
-    import json
-
     from flask import current_app
 
     from personalize.recommend import merchandising
-    from personalize.sites import get_site
 
-    site = get_site(site_id)
-    raw = ((site.settings or {}).get("rules") or {}).get("attribute_rules") if site is not None else None
+    raw = ((_settings(site_id) or {}).get("rules") or {}).get("attribute_rules")
     if not raw:
         return None
     from personalize.recommend.service import model_cache
 
     loaded = model_cache().get(site_id)
-    key = (site.catalog_version, str(site.created_at), loaded.version if loaded else None, json.dumps(raw, sort_keys=True))
+    key = (_catalog_tag(site_id), loaded.version if loaded else None)
     kept_by_site = current_app.extensions.setdefault("personalize.attribute_rules", {})
     kept = kept_by_site.get(site_id)
-    if kept is not None and kept[0] == key:
-        return kept[1]
+    if kept is not None and kept[0] == key and (kept[1] is raw or kept[1] == raw):
+        return kept[2]
     from personalize.catalog import catalog_rows
 
     popularity: list[str] = []
@@ -119,7 +140,7 @@ def compiled_rules(site_id: int):
         popularity = [ids[s.item] for s in loaded.model.popular(min(len(ids), 5000))]
     items = [merchandising.CatalogItem(*row) for row in catalog_rows(site_id)]
     compiled = merchandising.compile_rules(raw, items, popularity)
-    kept_by_site[site_id] = (key, compiled)
+    kept_by_site[site_id] = (key, raw, compiled)
     return compiled
 
 

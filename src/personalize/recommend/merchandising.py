@@ -38,6 +38,7 @@ import secrets
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cached_property
 
 from ..records import Recommendation
 
@@ -375,6 +376,14 @@ class Visit:
     history: Sequence[tuple[str, str]] = ()
     product: str | None = None
 
+    @cached_property
+    def bought(self) -> frozenset[str]:
+        return frozenset(pid for pid, kind in self.history if kind == "purchase")
+
+    @cached_property
+    def seen(self) -> frozenset[str]:
+        return frozenset(pid for pid, _kind in self.history)
+
 
 def _trigger(rule: CompiledRule, visit: Visit) -> str | None:
     """The product (newest first) that meets the rule's condition; ``""`` when it has none."""
@@ -382,6 +391,8 @@ def _trigger(rule: CompiledRule, visit: Visit) -> str | None:
         return ""
     if rule.did == "viewed" and visit.product and visit.product in rule.condition:
         return visit.product
+    if rule.condition.isdisjoint(visit.bought if rule.did == "bought" else visit.seen):
+        return None  # most rules, most visitors: one set operation
     for pid, kind in visit.history:
         if pid in rule.condition and (kind == "purchase" if rule.did == "bought" else True):
             return pid

@@ -633,6 +633,7 @@ def _rank(site_id: int, catalog: tuple | None, loaded: _Loaded | None, profile_i
         candidates = _popular_from_database(site_id, want)
     if hooks_apply:
         seen = [(r[0], _KIND_WORDS.get(r[1], "view")) for r in rows]  # what rules by attribute look at
+        g.personalize_catalog = (site_id, catalog)  # and the catalogue's version, read with the history
         for extra in hooks().recommendation_candidates(site_id=site_id, profile_id=profile_id, slot=slot, product_id=product, limit=limit, history=seen):
             candidates.extend(extra or [])
     best: dict[str, Recommendation] = {}
