@@ -342,13 +342,30 @@ def compile_rules(rules: Sequence[dict], catalog: Iterable[CatalogItem], popular
     items = list(catalog)
     rank = {pid: i for i, pid in enumerate(popularity)}
     by_popularity = sorted(range(len(items)), key=lambda i: (rank.get(items[i].id, len(rank)), i))
+    position = {i: n for n, i in enumerate(by_popularity)}
+    index: dict[str, dict[str, set[int]]] = {}  # field → folded text value → rows: "is" by look-up, not by scan
+
+    def rows_of(sel: dict) -> set[int]:
+        if sel["op"] in TEXT_OPS and sel["field"] != "id":
+            by_value = index.get(sel["field"])
+            if by_value is None:
+                by_value = index[sel["field"]] = {}
+                for i, it in enumerate(items):
+                    value = _value_of(it, sel["field"])
+                    for v in value if isinstance(value, list) else [value]:
+                        if v is not None:
+                            by_value.setdefault(str(v).strip().casefold(), set()).add(i)
+            hit = set().union(*(by_value.get(v.casefold(), ()) for v in sel["value"]))
+            return hit if sel["op"] == "is" else set(range(len(items))) - hit
+        return {i for i, it in enumerate(items) if selector_matches(sel, it)}
+
     compiled = []
     for rule in rules:
         if rule.get("enabled") is False:
             continue
-        targets = [items[i] for i in by_popularity if selector_matches(rule["items"], items[i])]
+        targets = [items[i] for i in sorted(rows_of(rule["items"]), key=position.__getitem__)]
         when = rule.get("when")
-        condition = frozenset(it.id for it in items if selector_matches(when["items"], it)) if when else frozenset()
+        condition = frozenset(items[i].id for i in rows_of(when["items"])) if when else frozenset()
         compiled.append(CompiledRule(
             id=rule["id"], name=rule["name"], action=rule["action"],
             targets=frozenset(t.id for t in targets),
