@@ -110,3 +110,23 @@ def test_slot_limited_rule_leaves_other_slots_alone(client, ctx, trained):
     set_rules(trained.id, [{"id": "h", "name": "No tea on product pages", "action": "hide", "items": TEA, "slots": ["product"]}])
     assert not [i for i in ids(recs(client, trained, "n", limit=8, slot="product", product="run-shoe")) if i.startswith("tea")]
     assert [i for i in ids(recs(client, trained, "n", limit=8)) if i.startswith("tea")]
+
+
+def test_rules_api_for_the_shops_servers(client, ctx, trained):
+    auth = {"Authorization": f"Bearer {trained.secret_key}"}
+    assert client.get("/api/v1/rules", headers=auth).json == {"rules": []}
+    rule = {"id": "hats", "name": "No hats", "action": "hide", "items": {"field": "category", "op": "is", "value": ["running"]}}
+    r = client.put("/api/v1/rules", headers=auth, json={"rules": [rule]})
+    assert r.status_code == 200 and r.json["rules"][0]["id"] == "hats"
+    assert not [i for i in ids(recs(client, trained, "x", limit=8)) if i.startswith("run-")]
+    for body, field in (
+        ({"rules": [{**rule, "items": {"field": "category", "op": "below", "value": 3}}]}, "rules[0].items.op"),
+        ({"rules": [rule, {**rule, "action": "boost"}]}, "rules[1].factor"),
+        ({"rules": [{**rule, "items": {"field": "id", "op": "is", "value": ["nope"]}}]}, "rules[0].items.value"),
+        ({"rules": "all"}, "rules"),
+        ({}, "rules"),
+    ):
+        r = client.put("/api/v1/rules", headers=auth, json=body)
+        assert r.status_code == 400 and r.json["error"]["field"] == field, (body, r.json)
+    assert client.get("/api/v1/rules", headers=auth).json["rules"][0]["id"] == "hats"  # a refused change changes nothing
+    assert client.get("/api/v1/rules", query_string={"key": trained.public_key}).status_code in (401, 403)

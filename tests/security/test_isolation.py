@@ -414,6 +414,10 @@ SPECS: dict[tuple[str, str], list[Spec]] = {
     ("api.rebuild", "POST"): [Spec("secret", lambda w, p, q: Req(f"/api/v1/segments/{w.segment[p]}/rebuild"), objects="path", order=1,
                                    expect=(202,))],
     ("api.remove_segment", "DELETE"): [Spec("secret", lambda w, p, q: Req(f"/api/v1/segments/{w.spare_segment[p]}"), objects="path", order=2)],
+    ("api.get_rules", "GET"): [Spec("secret", lambda w, p, q: Req("/api/v1/rules"))],
+    ("api.put_rules", "PUT"): [Spec("secret", lambda w, p, q: Req("/api/v1/rules", json={"rules": [
+        {"name": "Hide one", "action": "hide", "items": {"field": "id", "op": "is", "value": [w.product[q]]}}]}),
+        objects="body", foreign=400, order=1)],
     ("api.get_policy", "GET"): [Spec("secret", lambda w, p, q: Req("/api/v1/contact-policy"))],
     ("api.put_policy", "PUT"): [Spec("secret", lambda w, p, q: Req("/api/v1/contact-policy", json={
         "channels": {"email": {"per_day": 1, "per_week": 3}}}), order=1)],

@@ -14,6 +14,7 @@ from . import (  # noqa: E402,F401
     products,
     profiles,
     recommendations,
+    rules,
     segments,
     site,
     webhooks,
