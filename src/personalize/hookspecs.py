@@ -62,7 +62,8 @@ def event_received(site_id: int, event: Event) -> None:
 
 @hookspec
 def recommendation_candidates(
-    site_id: int, profile_id: int | None, slot: str, product_id: str | None, limit: int
+    site_id: int, profile_id: int | None, slot: str, product_id: str | None, limit: int,
+    history: list[tuple[str, str]],
 ) -> list[Recommendation]:
     """Offer extra candidate items for a recommendation list.
 
@@ -74,13 +75,18 @@ def recommendation_candidates(
     :param slot: the page slot being filled (``home``, ``product``…).
     :param product_id: the product on the current page, if any.
     :param limit: how many items the list will show.
+    :param history: the visitor's newest interactions, newest first, as ``(product id, kind)``
+        with kind ``"view"``, ``"cart"`` or ``"purchase"`` (empty for a first visit).
     :returns: a list of :class:`personalize.records.Recommendation`.
+
+    .. versionchanged:: 0.3 ``history`` added.
     """
 
 
 @hookspec
 def modify_recommendations(
-    site_id: int, profile_id: int | None, slot: str, items: list[Recommendation]
+    site_id: int, profile_id: int | None, slot: str, items: list[Recommendation],
+    product_id: str | None, history: list[tuple[str, str]],
 ) -> None:
     """Re-rank, filter or annotate a recommendation list in place, just before it is served.
 
@@ -88,6 +94,10 @@ def modify_recommendations(
     changes. Items are sorted by ``score`` afterwards, then cut to the limit.
 
     :param items: the candidates, best first; change ``score``/``reason`` or remove items.
+    :param product_id: the product on the current page, if any.
+    :param history: as for :func:`recommendation_candidates`.
+
+    .. versionchanged:: 0.3 ``product_id`` and ``history`` added.
     """
 
 

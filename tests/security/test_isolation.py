@@ -339,6 +339,16 @@ def _found_in_its_own_site(w, principal, site, obj, r):
     return None
 
 
+def _finds_only_its_own_products(w, principal, site, obj, r):
+    """The product picker's search finds the page's site's products only."""
+    found = [p["id"] for p in r.get_json()["products"]] if r.status_code == 200 else None
+    if obj != site and found:
+        return f"the picker of site {site.upper()} found site {obj.upper()}'s product"
+    if obj == site and r.status_code == 200 and found != [w.product[obj]]:
+        return f"the site's own product was not found ({found})"
+    return None
+
+
 def _no_foreign_changes(w, principal, site, obj, r):
     if r.status_code == 200 and _foreign(principal, site, obj) and r.get_json()["changes"]:
         return "the change feed filtered by another site's segment is not empty"
@@ -406,6 +416,10 @@ SPECS: dict[tuple[str, str], list[Spec]] = {
     ("api.rebuild", "POST"): [Spec("secret", lambda w, p, q: Req(f"/api/v1/segments/{w.segment[p]}/rebuild"), objects="path", order=1,
                                    expect=(202,))],
     ("api.remove_segment", "DELETE"): [Spec("secret", lambda w, p, q: Req(f"/api/v1/segments/{w.spare_segment[p]}"), objects="path", order=2)],
+    ("api.get_rules", "GET"): [Spec("secret", lambda w, p, q: Req("/api/v1/rules"))],
+    ("api.put_rules", "PUT"): [Spec("secret", lambda w, p, q: Req("/api/v1/rules", json={"rules": [
+        {"name": "Hide one", "action": "hide", "items": {"field": "id", "op": "is", "value": [w.product[q]]}}]}),
+        objects="body", foreign=400, order=1)],
     ("api.get_policy", "GET"): [Spec("secret", lambda w, p, q: Req("/api/v1/contact-policy"))],
     ("api.put_policy", "PUT"): [Spec("secret", lambda w, p, q: Req("/api/v1/contact-policy", json={
         "channels": {"email": {"per_day": 1, "per_week": 3}}}), order=1)],
@@ -464,6 +478,12 @@ SPECS: dict[tuple[str, str], list[Spec]] = {
         Spec("site_edit", lambda w, p, q: Req(f"/admin/sites/{w.site[p]}/recommendations", form={
             "action": "save", "slot": "home", "pin": w.product[q]}), objects="both", foreign=400, order=1, label="save"),
     ],
+    ("admin.attribute_rules_page", "GET"): [Spec("site_view", _admin("/admin/sites/{s}/recommendations/rules"), objects="path")],
+    ("admin.attribute_rules_page", "POST"): [Spec("site_edit", lambda w, p, q: Req(f"/admin/sites/{w.site[p]}/recommendations/rules", form={
+        "do": "save", "name": "Hide one", "action": "hide", "items_field": "id", "items_op": "is", "items_ids": w.product[q]}),
+        objects="both", foreign=400, order=1)],
+    ("admin.product_search", "GET"): [Spec("site_view", lambda w, p, q: Req(f"/admin/sites/{w.site[p]}/products/search", query={
+        "ids": w.product[q]}), objects="both", foreign_ok=True, check=_finds_only_its_own_products)],
     ("admin.segment", "GET"): [Spec("site_view", lambda w, p, q: Req(f"/admin/sites/{w.site[p]}/segments/{w.segment[q]}"), objects="both")],
     ("admin.segment_count", "POST"): [Spec("site_view", lambda w, p, q: Req(f"/admin/sites/{w.site[p]}/segments/count", form={
         "mode": "json", "rule_json": json.dumps({"or": [_rule(w, q), {"segment": w.segment[q]}]})}), objects="both", foreign_ok=True, order=1,

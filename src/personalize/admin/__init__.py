@@ -74,6 +74,7 @@ def init_app(app: Flask) -> None:
         connectors,
         dashboard,
         journeys,
+        merchandising,
         plugins,
         profiles,
         recommendations,

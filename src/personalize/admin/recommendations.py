@@ -110,7 +110,8 @@ def with_slot_rules(settings: dict, slot: str, rules: dict) -> dict:
         if slots:
             current["slots"] = slots
     else:
-        current = {**rules, **({"slots": current["slots"]} if current.get("slots") else {})}
+        kept = {k: current[k] for k in ("slots", "attribute_rules", "segments") if current.get(k)}  # not on this form
+        current = {**rules, **kept}
     return {**(settings or {}), "rules": current}
 
 
@@ -225,4 +226,5 @@ def recommendations(s: Site):
         "admin/recommendations.html", site=s, slot=slot, slots=known_slots(s), values=values, strategies=STRATEGIES,
         preview=preview, error=error, effective=effective, model=model_panel(s.id),
         profile=request.form.get("profile", ""), product=request.form.get("product", ""),
+        attribute_rules=((s.settings or {}).get("rules") or {}).get("attribute_rules") or [],
     ), (400 if error else 200)

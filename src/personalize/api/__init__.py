@@ -15,6 +15,7 @@ from . import (  # noqa: E402,F401
     profiles,
     rank,
     recommendations,
+    rules,
     segments,
     site,
     webhooks,

@@ -442,6 +442,13 @@ def _paths() -> dict[str, Any]:
                 }, additional=False)),
             ),
         },
+        "/rules": {
+            "get": _secret("The site's rules by attribute", {"200": _ok("the rules", _obj({"rules": {"type": "array", "items": {"type": "object"}}}))},
+                           tag="site"),
+            "put": _secret("Replace the site's rules by attribute (the rules by product id stay)",
+                           {"200": _ok("the rules as stored", _obj({"rules": {"type": "array", "items": {"type": "object"}}}))},
+                           body=_body(_obj({"rules": {"type": "array", "maxItems": 200, "items": {"type": "object"}}}, ["rules"])), tag="site"),
+        },
         "/contact-policy": {
             "get": _secret("How often each channel may contact one person", {"200": _ok("the policy", _ref("ContactPolicy"))}, tag="segments"),
             "put": _secret("Set channel limits", {"200": _ok("the policy", _ref("ContactPolicy"))},

@@ -16,6 +16,10 @@ multiply the score of every item by the weight of the strategy that chose it
 drops that strategy's items. A slot's own rules add to the site-wide ones (lists and
 maps are merged, the slot's values win), and so do the rules under ``"segments":
 {"<segment key>": {...}}`` for a visitor in that segment.
+
+Rules by attribute (``"attribute_rules": [...]``, see :mod:`personalize.recommend.merchandising`)
+run after the rules by product id, on every list: compiled once per catalogue version, model
+version and rule set (:func:`compiled_rules`), then applied with set look-ups only.
 """
 
 from __future__ import annotations
@@ -43,13 +47,38 @@ def merge_rules(rules: dict, slot: str | None) -> dict:
     return merged
 
 
-def _rules(site_id: int, slot: str | None = None, profile_id: int | None = None) -> dict:
+def _settings(site_id: int) -> dict | None:
+    """The site's settings: those of the site the request already opened (``g.site``: the
+    widget's key, an admin page) when it is this one, else read."""
+    from flask import g, has_app_context
+
+    site = g.get("site") if has_app_context() else None
+    if site is None or site.id != site_id:
+        from personalize.sites import get_site
+
+        site = get_site(site_id)
+    return None if site is None else (site.settings or {})
+
+
+def _catalog_tag(site_id: int) -> tuple:
+    """The catalogue's version as this request read it with the visitor's history (see
+    :func:`personalize.recommend.service.visitor_history`), else read."""
+    from flask import g, has_app_context
+
+    tag = g.get("personalize_catalog") if has_app_context() else None
+    if tag is not None and tag[0] == site_id and tag[1] is not None:
+        return tag[1]
     from personalize.sites import get_site
 
     site = get_site(site_id)
-    if site is None:
+    return (site.catalog_version, str(site.created_at)) if site is not None else (None, None)
+
+
+def _rules(site_id: int, slot: str | None = None, profile_id: int | None = None) -> dict:
+    settings = _settings(site_id)
+    if settings is None:
         return {}
-    rules = (site.settings or {}).get("rules", {})
+    rules = settings.get("rules", {})
     merged = merge_rules(rules, slot)
     return _segment_rules(rules.get("segments") or {}, profile_id, {k: v for k, v in merged.items() if k != "segments"})
 
@@ -65,10 +94,12 @@ def _segment_rules(by_segment: dict, profile_id: int | None, merged: dict) -> di
     return merged
 
 
-def _bought(site_id: int, profile_id: int | None, wanted: set[str]) -> list[str]:
-    """Which of ``wanted`` the profile bought, newest first."""
+def _bought(site_id: int, profile_id: int | None, wanted: set[str], history=None) -> list[str]:
+    """Which of ``wanted`` the profile bought, newest first (from ``history`` when the caller gave it)."""
     if profile_id is None or not wanted:
         return []
+    if history is not None:
+        return list(dict.fromkeys(pid for pid, kind in history if kind == "purchase" and pid in wanted))
     from personalize.profiles import recent_interactions
     from personalize.recommend.data import PURCHASE
 
@@ -79,13 +110,55 @@ def _bought(site_id: int, profile_id: int | None, wanted: set[str]) -> list[str]
     return seen
 
 
+def compiled_rules(site_id: int):
+    """The site's rules by attribute compiled against its catalogue, or ``None`` when it has none.
+
+    Kept in this process's memory under the catalogue's version (raised by every product write),
+    the served model's version (popularity decides what "show" adds) and the rules themselves, so
+    the catalogue is read once per change, never per request.
+    """
+    from flask import current_app
+
+    from personalize.recommend import merchandising
+
+    raw = ((_settings(site_id) or {}).get("rules") or {}).get("attribute_rules")
+    if not raw:
+        return None
+    from personalize.recommend.service import model_cache
+
+    loaded = model_cache().get(site_id)
+    key = (_catalog_tag(site_id), loaded.version if loaded else None)
+    kept_by_site = current_app.extensions.setdefault("personalize.attribute_rules", {})
+    kept = kept_by_site.get(site_id)
+    if kept is not None and kept[0] == key and (kept[1] is raw or kept[1] == raw):
+        return kept[2]
+    from personalize.catalog import catalog_rows
+
+    popularity: list[str] = []
+    if loaded is not None:
+        ids = loaded.model.items.ids
+        popularity = [ids[s.item] for s in loaded.model.popular(min(len(ids), 5000))]
+    items = [merchandising.CatalogItem(*row) for row in catalog_rows(site_id)]
+    compiled = merchandising.compile_rules(raw, items, popularity)
+    kept_by_site[site_id] = (key, raw, compiled)
+    return compiled
+
+
+def _visit(slot, product_id, history):
+    import time
+
+    from personalize.recommend.merchandising import Visit
+
+    return Visit(slot=slot or "", now=time.time(), history=history or (), product=product_id)
+
+
 @hookimpl
-def recommendation_candidates(site_id, profile_id, slot, product_id, limit):
+def recommendation_candidates(site_id, profile_id, slot, product_id, limit, history=None):
     rules = _rules(site_id, slot, profile_id)
     pins = rules.get("pin") or []
     out = [Recommendation(pid, PIN_SCORE - i, "Recommended by the shop", "pinned") for i, pid in enumerate(pins[:limit])]
     follow = rules.get("bought_show") or {}
-    bought = _bought(site_id, profile_id, set(follow))
+    bought = _bought(site_id, profile_id, set(follow), history)
     if product_id and product_id in follow and product_id not in bought:
         bought.insert(0, product_id)  # on A's own product page, B goes with it too
     if bought:
@@ -97,14 +170,28 @@ def recommendation_candidates(site_id, profile_id, slot, product_id, limit):
             for b in follow.get(a) or []:
                 out.append(Recommendation(b, FOLLOW_SCORE - n, f"Goes well with {titles.get(a, a)}", "rule"))
                 n += 1
+    compiled = compiled_rules(site_id) if rules.get("attribute_rules") else None
+    if compiled:
+        from personalize.recommend.merchandising import extra_candidates
+
+        out.extend(extra_candidates(compiled, _visit(slot, product_id, history), exclude=set(rules.get("exclude") or [])))
     return out
 
 
 @hookimpl
-def modify_recommendations(site_id, profile_id, slot, items):
+def modify_recommendations(site_id, profile_id, slot, items, product_id=None, history=None):
     rules = _rules(site_id, slot, profile_id)
     if not rules:
         return
+    _by_id(rules, items)
+    compiled = compiled_rules(site_id) if rules.get("attribute_rules") else None
+    if compiled:
+        from personalize.recommend.merchandising import apply
+
+        apply(compiled, items, _visit(slot, product_id, history))
+
+
+def _by_id(rules: dict, items: list) -> None:
     exclude = set(rules.get("exclude") or [])
     bury = set(rules.get("bury") or [])
     boost = rules.get("boost") or {}

@@ -116,6 +116,15 @@ def _raise_catalog_version(session: Session, _context, _instances) -> None:
         connection.execute(update(Site.__table__).where(Site.__table__.c.id == site_id).values(catalog_version=Site.__table__.c.catalog_version + 1))
 
 
+def catalog_rows(site_id: int) -> list[tuple]:
+    """Every product of the site as ``(id, title, category, price, attributes, in_stock)``, in
+    insertion order: what rules by attribute are compiled against (once per catalogue version)."""
+    return [tuple(row) for row in db.session.execute(
+        select(Product.external_id, Product.title, Product.category, Product.price, Product.attributes, Product.in_stock)
+        .where(Product.site_id == site_id).order_by(Product.id)
+    )]
+
+
 def delete_products(site_id: int, external_ids: Sequence[str]) -> int:
     """Delete the site's products with these ids (unknown ids are ignored; no commit); how many went.
 

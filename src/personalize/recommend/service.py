@@ -586,6 +586,7 @@ def recommend_for(site: Site, visitor: str | None, slot: str = "home", limit: in
         key = (
             site.id, loaded.version, slot, limit, product, json.dumps(rules, sort_keys=True) if rules else "",
             profile_id, segment, len(rows), rows[0] if rows else None, hash(tuple(rows)), page, tuple(cart or ()),
+            facts.catalog if rules and rules.get("attribute_rules") else None,  # rules by attribute read the catalogue
         )
         cached = ranking_cache().get(key)
         if cached is not None:
@@ -652,8 +653,11 @@ def _rank_page(site_id: int, catalog: tuple | None, loaded: _Loaded | None, prof
     else:
         picks = [(c.product_id, c.score, c.reason, c.source) for c in _popular_from_database(site_id, want)]
     candidates = [Recommendation(pid, score, reason, source) for pid, score, reason, source in picks[:want]]
+    seen_history = [(r[0], _KIND_WORDS.get(r[1], "view")) for r in rows]  # what rules by attribute look at
     if hooks_apply:
-        for extra in hooks().recommendation_candidates(site_id=site_id, profile_id=profile_id, slot=slot, product_id=product, limit=limit):
+        g.personalize_catalog = (site_id, catalog)
+        for extra in hooks().recommendation_candidates(site_id=site_id, profile_id=profile_id, slot=slot, product_id=product, limit=limit,
+                                                       history=seen_history):
             candidates.extend(extra or [])
     best: dict[str, Recommendation] = {}
     for cand in candidates:
@@ -662,7 +666,8 @@ def _rank_page(site_id: int, catalog: tuple | None, loaded: _Loaded | None, prof
     cards = cards_of(site_id, list(best), catalog)
     items = sorted((c for c in best.values() if c.product_id in cards and cards[c.product_id][6]), key=lambda c: -c.score)
     if hooks_apply:
-        hooks().modify_recommendations(site_id=site_id, profile_id=profile_id, slot=slot, items=items)
+        hooks().modify_recommendations(site_id=site_id, profile_id=profile_id, slot=slot, items=items, product_id=product,
+                                       history=seen_history)
         items.sort(key=lambda c: -c.score)
     ranked = [(c.product_id, c.reason) for c in items
               if c.product_id not in never and (card := cards.get(c.product_id)) is not None and card[6]]
@@ -755,7 +760,9 @@ def _rank(site_id: int, catalog: tuple | None, loaded: _Loaded | None, profile_i
     else:
         candidates = _popular_from_database(site_id, want)
     if hooks_apply:
-        for extra in hooks().recommendation_candidates(site_id=site_id, profile_id=profile_id, slot=slot, product_id=product, limit=limit):
+        seen = [(r[0], _KIND_WORDS.get(r[1], "view")) for r in rows]  # what rules by attribute look at
+        g.personalize_catalog = (site_id, catalog)  # and the catalogue's version, read with the history
+        for extra in hooks().recommendation_candidates(site_id=site_id, profile_id=profile_id, slot=slot, product_id=product, limit=limit, history=seen):
             candidates.extend(extra or [])
     best: dict[str, Recommendation] = {}
     for cand in candidates:
@@ -767,7 +774,7 @@ def _rank(site_id: int, catalog: tuple | None, loaded: _Loaded | None, profile_i
     items = [c for c in best.values() if c.product_id in cards and cards[c.product_id][6]]
     items.sort(key=lambda c: -c.score)
     if hooks_apply:
-        hooks().modify_recommendations(site_id=site_id, profile_id=profile_id, slot=slot, items=items)
+        hooks().modify_recommendations(site_id=site_id, profile_id=profile_id, slot=slot, items=items, product_id=product, history=seen)
         items.sort(key=lambda c: -c.score)
     ranked = []
     for cand in items:
@@ -775,6 +782,9 @@ def _rank(site_id: int, catalog: tuple | None, loaded: _Loaded | None, profile_i
         if card is not None and card[6]:  # a plugin may have added one of its own
             ranked.append((cand.product_id, cand.reason))
     return strategy, ranked, cards
+
+
+_KIND_WORDS = {1: "view", 2: "cart", 3: "purchase"}  # recommend.data's VIEW, CART, PURCHASE, as hooks see them
 
 
 def _popular_from_database(site_id: int, k: int) -> list[Recommendation]:
