@@ -75,7 +75,7 @@ def definition_from_form(form) -> dict:
         arms.append({"name": name, "override": override})
     target = (form.get("target_visitors") or "").strip().replace(",", "")
     return {
-        "name": form.get("name") or "", "slot": (form.get("slot") or "").strip() or "home", "metric": form.get("metric") or "",
+        "name": form.get("name") or "", "slot": (form.get("slot") or "").strip() or "home", "metric": form.get("metric") or "revenue_per_visitor",
         "target_visitors": int(target) if target.isdigit() else (target or DEFAULT_TARGET), "arms": arms,
     }
 
