@@ -84,6 +84,8 @@ def _friendly(message: str) -> str:
     """A validation message about ``arms[1].override.rules.weights.content`` in the form's words."""
     for i, letter in enumerate(LETTERS):
         message = message.replace(f"arms[{i}].override.rules.weights.", f"version {letter}: weight of ")
+        message = message.replace(f"arms[{i}].override.model_version", f"version {letter}: model")
+        message = message.replace(f"arms[{i}].override.rules.exclude", f"version {letter}: never show")
         message = message.replace(f"arms[{i}].override.", f"version {letter}: ").replace(f"arms[{i}].", f"version {letter}: ")
     for source, label in SOURCE_LABELS.items():
         message = message.replace(f"weight of {source}:", f"weight of {label}:")

@@ -61,6 +61,7 @@ def experiment_report(experiment: Experiment, now: datetime | None = None) -> Ex
     arms = [ArmFigures(i, a["name"], a.get("override") or {}, ArmTotals()) for i, a in enumerate(experiment.arms)]
     start, end = experiment.started_at, experiment.stopped_at or (now or utcnow())
     if start is None:
+        _compare(experiment, arms)
         return ExperimentReport(experiment, arms, None, None)
     site_id, prefix = experiment.site_id, f"x{experiment.id}-"
     # the rec_id tag alone says a list belongs to this experiment (no clock of the shopper's browser needed)
@@ -104,11 +105,15 @@ def experiment_report(experiment: Experiment, now: datetime | None = None) -> Ex
     ):
         if str(a).isdigit() and int(a) < len(arms):
             arms[int(a)].attributed_orders, arms[int(a)].attributed_revenue = int(n), float(total or 0.0)
-    control = arms[0].totals
-    for figures in arms[1:]:
-        figures.against_control = compare(figures.totals, control, challengers=len(arms) - 1, n_target=experiment.target_visitors)
+    _compare(experiment, arms)
     currency = db.session.scalar(
         select(Order.currency).where(Order.site_id == site_id, Order.occurred_at >= start, Order.currency != "")
         .group_by(Order.currency).order_by(func.count().desc(), Order.currency).limit(1)
     ) or ""
     return ExperimentReport(experiment, arms, start, end, currency)
+
+
+def _compare(experiment: Experiment, arms: list[ArmFigures]) -> None:
+    control = arms[0].totals
+    for figures in arms[1:]:
+        figures.against_control = compare(figures.totals, control, challengers=len(arms) - 1, n_target=experiment.target_visitors)
