@@ -46,7 +46,7 @@ def test_a_bad_form_is_a_400_naming_the_field_and_keeps_what_was_typed(as_owner,
         ({"name": ""}, "Name: is required"),
         ({"arm1_weight_content": "lots"}, "version B: weight of similar descriptions: 'lots' is not a number"),
         ({"arm1_weight_popular": "50"}, "version B: weight of best sellers: must be a number from 0 to 10"),
-        ({"arm1_name": ""}, "Versions: must be a list of 2 to 5 arms"),
+        ({"arm1_name": ""}, "Versions: give names to two versions or more"),
         ({"target_visitors": "12"}, "Visitors per version: must be a whole number from 100"),
         ({"arm1_model": "999"}, "version B: model: there is no stored model version 999"),
     ):

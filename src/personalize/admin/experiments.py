@@ -4,6 +4,8 @@ challenger against the current version, start/stop and roll out."""
 
 from __future__ import annotations
 
+import re
+
 from flask import flash, redirect, render_template, request, url_for
 from sqlalchemy import select
 
@@ -89,7 +91,8 @@ def _friendly(message: str) -> str:
         message = message.replace(f"arms[{i}].override.", f"version {letter}: ").replace(f"arms[{i}].", f"version {letter}: ")
     for source, label in SOURCE_LABELS.items():
         message = message.replace(f"weight of {source}:", f"weight of {label}:")
-    return message.replace("target_visitors:", "visitors per version:").replace("arms:", "versions:")
+    message = message.replace("target_visitors:", "visitors per version:")
+    return re.sub(r"^arms: must be a list of 2 to (\d) arms.*", r"versions: give names to two versions or more (A is the one the others are compared against)", message)
 
 
 def describe_override(override: dict, versions: dict[int, str]) -> str:
