@@ -159,10 +159,10 @@ def test_rolling_out_makes_the_winner_what_everyone_sees_and_ends_the_experiment
         assert result.strategy == "popular"
         assert arm_of_rec_id(result.rec_id) is None
     assert recommend_for(site, "runner-1", slot="product", limit=3, product="run-shoe").strategy == "personal"
-    # a new experiment on the slot compares against the rolled-out version through its own control arm
+    # a new experiment on the slot builds on the rolled-out version: an empty override is the slot as served now
     again = start_experiment(site, create_experiment(site, {**POPULAR_TEST, "name": "Again",
-                                                            "arms": [{"name": "Best sellers", "override": {"strategy": "popular"}},
-                                                                     {"name": "Personal", "override": {}}]}))
+                                                            "arms": [{"name": "As now", "override": {}},
+                                                                     {"name": "Personal", "override": {"strategy": "personal"}}]}))
     strategies = {arm_of_rec_id(r.rec_id)[1]: r.strategy for r in (recommend_for(site, f"runner-{n}", slot="home", limit=3) for n in range(12))}
     assert again.status == "running"
     assert strategies == {0: "popular", 1: "personal"}
@@ -205,7 +205,25 @@ def test_bad_definitions_are_refused_naming_the_field(trained, change, field):
 
 
 def test_overrides_are_normalised():
-    assert clean_override({"strategy": "personal", "rules": {"weights": {"popular": 1.0}}}) == {}
+    assert clean_override({"strategy": "personal", "rules": {"weights": {"popular": 1.0}}}) == {"strategy": "personal"}
+    assert clean_override({"rules": {"weights": {"popular": 1.0}}}) == {}
     assert clean_override({"strategy": "popular", "rules": {"exclude": ["a", "a"]}}) == {"strategy": "popular", "rules": {"exclude": ["a"]}}
     with pytest.raises(ArmError):
         clean_override(["strategy"])
+
+
+def test_rolling_out_builds_on_the_slots_earlier_default(trained):
+    site = _site(trained)
+    first = start_experiment(site, create_experiment(site, {**POPULAR_TEST, "arms": [
+        {"name": "As today", "override": {}}, {"name": "No socks", "override": {"rules": {"exclude": ["run-sock"]}}}]}))
+    roll_out(site, first, 1)
+    second = start_experiment(site, create_experiment(site, {**POPULAR_TEST, "name": "Then best sellers"}))
+    roll_out(site, second, 1)
+    assert site.settings["experiments"]["defaults"]["home"] == {"rules": {"exclude": ["run-sock"]}, "strategy": "popular"}
+    for n in range(6):
+        result = recommend_for(site, f"runner-{n}", slot="home", limit=8)
+        assert result.strategy == "popular" and "run-sock" not in {i["id"] for i in result.items}
+    third = start_experiment(site, create_experiment(site, {**POPULAR_TEST, "name": "Back to A", "arms": [
+        {"name": "As now", "override": {}}, {"name": "Today", "override": {}}]}))
+    roll_out(site, third, 0)
+    assert site.settings["experiments"]["defaults"]["home"] == {"rules": {"exclude": ["run-sock"]}, "strategy": "popular"}

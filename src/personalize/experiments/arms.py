@@ -75,8 +75,8 @@ def clean_override(raw: Any, field: str = "override") -> dict[str, Any]:
     strategy = raw.get("strategy")
     if strategy not in (None, "", *STRATEGIES):
         raise ArmError(f"{field}.strategy", f"must be one of {', '.join(STRATEGIES)}")
-    if strategy and strategy != "personal":
-        out["strategy"] = strategy
+    if strategy:
+        out["strategy"] = strategy  # "personal" kept when given: it undoes a rolled-out "popular" (see layered)
     version = raw.get("model_version")
     if version is not None:
         if isinstance(version, bool) or not isinstance(version, int) or version < 1:
@@ -146,14 +146,40 @@ def choose(settings: dict | None, site_id: int, visitor: str | None, slot: str) 
     default, else ``None`` (serve as usual). Reads only ``settings["experiments"]``, which
     :mod:`personalize.experiments.store` keeps."""
     mirror = (settings or {}).get("experiments") or {}
+    default = (mirror.get("defaults") or {}).get(slot) or {}
     running = (mirror.get("running") or {}).get(slot)
     if running and visitor:
         arms = running.get("arms") or []
         if arms:
             index = arm_index(site_id, int(running["id"]), visitor, len(arms))
-            return Choice(arms[index] or {}, int(running["id"]), index)
-    default = (mirror.get("defaults") or {}).get(slot)
+            return Choice(layered(default, arms[index]), int(running["id"]), index)
     return Choice(default) if default else None
+
+
+def layered(base: dict | None, override: dict | None) -> dict[str, Any]:
+    """``override`` on top of ``base`` (a slot's rolled-out default): its strategy and model win, its
+    rules add to the base's (lists joined, maps merged, its values winning)."""
+    out = dict(base or {})
+    for key in ("strategy", "model_version"):
+        if key in (override or {}):
+            out[key] = override[key]
+    rules = dict(out.get("rules") or {})
+    for key, value in ((override or {}).get("rules") or {}).items():
+        if isinstance(value, list):
+            rules[key] = list(dict.fromkeys([*(rules.get(key) or []), *value]))
+        else:
+            rules[key] = {**(rules.get(key) or {}), **value}
+    if rules:
+        out["rules"] = rules
+    return out
+
+
+def effective(override: dict | None) -> dict[str, Any]:
+    """The override without what changes nothing (the personal strategy is the slot as served)."""
+    out = {k: v for k, v in (override or {}).items() if v}
+    if out.get("strategy") == "personal":
+        del out["strategy"]
+    return out
 
 
 def arm_of_rec_id(rec_id: str | None) -> tuple[int, int] | None:

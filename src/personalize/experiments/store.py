@@ -16,7 +16,7 @@ from sqlalchemy import select
 from ..db import db
 from ..insights.experiments import DEFAULT_TARGET, METRICS
 from ..models import ModelVersion, Site, utcnow
-from .arms import MAX_ARMS, ArmError, clean_override
+from .arms import MAX_ARMS, ArmError, clean_override, effective, layered
 from .models import DRAFT, ROLLED_OUT, RUNNING, STOPPED, Experiment
 
 SLOT = re.compile(r"^[A-Za-z0-9_.:\-]{1,64}$")
@@ -155,7 +155,8 @@ def roll_out(site: Site, experiment: Experiment, arm: Any) -> Experiment:
     settings = dict(site.settings)
     mirror = dict(settings["experiments"])
     defaults = dict(mirror.get("defaults") or {})
-    override = experiment.arms[arm]["override"]
+    # what the winner's visitors were shown: its override on top of the slot's earlier default
+    override = effective(layered(defaults.get(experiment.slot), experiment.arms[arm]["override"]))
     if override:
         defaults[experiment.slot] = override
     else:
