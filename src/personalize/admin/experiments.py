@@ -9,6 +9,7 @@ import re
 from flask import flash, redirect, render_template, request, url_for
 from sqlalchemy import select
 
+from ..catalog.currency import site_currency
 from ..db import db
 from ..experiments.arms import BLEND_SOURCES, ArmError
 from ..experiments.models import DRAFT, ROLLED_OUT, RUNNING, STOPPED
@@ -182,6 +183,7 @@ def experiments_show(s: Site, experiment_id: int):
     if missing:
         return missing
     report = experiment_report(experiment)
+    report.currency = report.currency or site_currency(s)
     fmt = _fmt(experiment.metric, report.currency)
     label = METRIC_LABELS[experiment.metric]
     bars = hbar_chart(f"{label} per version", [(f"{LETTERS[a.index]} {a.name}"[:18], getattr(a.totals, experiment.metric)) for a in report.arms], fmt)
