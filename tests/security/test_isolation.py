@@ -79,6 +79,8 @@ class World:
     connection: dict[str, str] = field(default_factory=dict)
     journey: dict[str, str] = field(default_factory=dict)
     spare_journey: dict[str, str] = field(default_factory=dict)  # deleted by the last requests
+    experiment: dict[str, int] = field(default_factory=dict)
+    spare_experiment: dict[str, int] = field(default_factory=dict)  # deleted by the last requests
     hook_secret: dict[str, str] = field(default_factory=dict)
     markers: dict[str, set[str]] = field(default_factory=dict)  # strings only that site's data holds
     secrets: set[str] = field(default_factory=set)  # strings no answer may ever hold
@@ -139,6 +141,11 @@ def _seed_site(w: World, x: str) -> None:
     set_status(create_journey(site.id, w.journey[x], f"{m}-journey-name", {"trigger": {"type": "api"}, "reentry": {"mode": "every_time"}, "steps": [
         {"id": "s1", "type": "wait", "seconds": 3600}, {"id": "s2", "type": "email", "subject": "Hi", "html": "<p>Hi</p>", "recommendations": 2}]}), "active")
     create_journey(site.id, w.spare_journey[x], f"{m}-spare-journey-name", {"trigger": {"type": "api"}, "steps": []})
+    from personalize.experiments.store import create_experiment, start_experiment
+
+    arms = [{"name": f"{m}-arm-today", "override": {}}, {"name": f"{m}-arm-popular", "override": {"strategy": "popular"}}]
+    w.experiment[x] = start_experiment(site, create_experiment(site, {"name": f"{m}-experiment-name", "slot": "home", "arms": arms})).id
+    w.spare_experiment[x] = create_experiment(site, {"name": f"{m}-spare-experiment-name", "slot": "home", "arms": arms}).id
     signing = signing_secret(site.id)
     db.session.commit()
     from personalize.recommend.service import train_site
@@ -146,7 +153,7 @@ def _seed_site(w: World, x: str) -> None:
     train_site(site.id)  # recommendations come from the site's own model, not only from best sellers
     w.markers[x] = {
         site.name, site.public_key, signing, w.segment[x], f"{m}-segment-name", w.spare_segment[x], f"{m}-spare-name", w.connection[x], f"{m}-store", f"{m}-category",
-        f"https://{m}.example", w.journey[x], f"{m}-journey-name", w.spare_journey[x], f"{m}-spare-journey-name", *(p.id for p in products), *(p.title for p in products),
+        f"https://{m}.example", w.journey[x], f"{m}-journey-name", w.spare_journey[x], f"{m}-spare-journey-name", f"{m}-experiment-name", f"{m}-spare-experiment-name", f"{m}-arm-popular", *(p.id for p in products), *(p.title for p in products),
         *(f"{m}-visitor-{n}" for n in range(4)), *(f"{m}-person-{n}@{x}.example" for n in range(4)),
         *(f"{m}-cust-{n}" for n in range(4)), *(f"{m}-order-{n}" for n in range(4)), *(f"{m}-note-{n}" for n in range(4)),
     }
@@ -161,11 +168,13 @@ def _missing_site(w: World) -> None:
     w.profile["z"], w.merged["z"], w.erasable["z"] = n + 1, n + 2, n + 3
     w.segment["z"], w.spare_segment["z"], w.connection["z"], w.hook_secret["z"] = "zmark_seg", "zmark_spare", "zmarkconn", "zmark-hook"
     w.journey["z"], w.spare_journey["z"] = "zmark-journey", "zmark-spare-journey"
+    w.experiment["z"], w.spare_experiment["z"] = n + 4, n + 5
 
 
 def identifiers(w: World, x: str) -> list[str]:
     return [str(v) for v in (w.site[x], w.profile[x], w.merged[x], w.erasable[x], w.product[x], w.visitor[x], w.email[x],
-                             w.segment[x], w.spare_segment[x], w.connection[x], w.journey[x], w.spare_journey[x])]
+                             w.segment[x], w.spare_segment[x], w.connection[x], w.journey[x], w.spare_journey[x],
+                             w.experiment[x], w.spare_experiment[x])]
 
 
 def normalised(body: str, ids: list[str]) -> str:
@@ -554,6 +563,18 @@ SPECS: dict[tuple[str, str], list[Spec]] = {
     ],
     ("admin.journeys_test_email", "POST"): [Spec("site_edit", lambda w, p, q: Req(f"/admin/sites/{w.site[p]}/journeys/{w.journey[q]}/steps/s2/test",
                                                                                   form={"to": "me@x.example"}), objects="both", order=1)],
+    ("admin.experiments", "GET"): [Spec("site_view", _admin("/admin/sites/{s}/experiments"), objects="path")],
+    ("admin.experiments_create", "POST"): [Spec("site_edit", lambda w, p, q: Req(f"/admin/sites/{w.site[p]}/experiments", form={
+        "name": w.fresh("test-"), "slot": "product", "arm0_name": "Today", "arm1_name": "Best sellers", "arm1_strategy": "popular"}),
+        objects="path", order=1)],
+    ("admin.experiments_show", "GET"): [Spec("site_view", lambda w, p, q: Req(f"/admin/sites/{w.site[p]}/experiments/{w.experiment[q]}"),
+                                             objects="both")],
+    ("admin.experiments_status", "POST"): [
+        Spec("site_edit", lambda w, p, q: Req(f"/admin/sites/{w.site[p]}/experiments/{w.experiment[q]}/status", form={"action": "stop"}),
+             objects="both", order=1, label="stop"),
+        Spec("site_edit", lambda w, p, q: Req(f"/admin/sites/{w.site[p]}/experiments/{w.spare_experiment[q]}/status", form={"action": "delete"}),
+             objects="both", order=2, label="delete"),
+    ],
     ("admin.journeys_email_settings", "GET"): [Spec("site_view", _admin("/admin/sites/{s}/email-settings"), objects="path")],
     ("admin.journeys_email_settings", "POST"): [Spec("site_edit", lambda w, p, q: Req(f"/admin/sites/{w.site[p]}/email-settings", form={
         "smtp_host": "smtp.example.com", "smtp_port": "587", "from_email": "shop@x.example", "timezone": "UTC", "smtp_password": "mail-password-value"}),

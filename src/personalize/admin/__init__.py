@@ -73,6 +73,7 @@ def init_app(app: Flask) -> None:
         account,
         connectors,
         dashboard,
+        experiments,
         journeys,
         merchandising,
         plugins,

@@ -80,6 +80,10 @@ def _rules(site_id: int, slot: str | None = None, profile_id: int | None = None)
         return {}
     rules = settings.get("rules", {})
     merged = merge_rules(rules, slot)
+    from personalize.experiments.arms import current_arm_rules
+
+    if arm := current_arm_rules():  # an experiment's arm adds its own rules, as a slot's add to the site's
+        merged = merge_rules({**merged, "slots": {"": arm}}, "")
     return _segment_rules(rules.get("segments") or {}, profile_id, {k: v for k, v in merged.items() if k != "segments"})
 
 

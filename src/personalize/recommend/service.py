@@ -24,6 +24,7 @@ from sqlalchemy import and_, bindparam, func, select
 from sqlalchemy.exc import DBAPIError
 
 from ..db import db
+from ..experiments.arms import arm_rules, choose, pinned_versions
 from ..models import Identity, Interaction, ModelVersion, Product, Site
 from ..plugins import hooks, notify
 from ..profiles.identity import VISITOR
@@ -125,11 +126,16 @@ def train_site(site_id: int, progress=None) -> dict[str, Any]:
 
 
 def _prune_old_models(site_id: int, keep: int, retain: int = 3) -> None:
-    """Keep the newest few model files (a server may still be loading the previous one)."""
+    """Keep the newest few model files (a server may still be loading the previous one), and
+    those an experiment's arm or a rolled-out winner serves."""
+    site = db.session.get(Site, site_id)
+    pinned = pinned_versions((site.settings or {}) if site is not None else {})
     old = db.session.scalars(
         select(ModelVersion).where(ModelVersion.site_id == site_id, ModelVersion.id != keep).order_by(ModelVersion.id.desc())
     ).all()
     for version in old[retain - 1 :]:
+        if version.id in pinned:
+            continue
         Path(version.path).unlink(missing_ok=True)
         db.session.delete(version)
     db.session.commit()
@@ -159,9 +165,16 @@ class ModelCache:
     def __init__(self, check_seconds: float = 5.0):
         self.check_seconds = check_seconds
         self._loaded: dict[int, _Loaded] = {}
+        self._pinned: dict[tuple[int, int], _Loaded] = {}  # (site, version): stored versions experiments serve
         self._lock = threading.Lock()
 
-    def get(self, site_id: int) -> _Loaded | None:
+    def get(self, site_id: int, version: int | None = None) -> _Loaded | None:
+        """The site's newest active model; with ``version``, that stored version (an experiment's arm
+        may serve one), else the newest if it is gone."""
+        if version is not None:
+            pinned = self._version(site_id, version)
+            if pinned is not None:
+                return pinned
         now = time.monotonic()
         current = self._loaded.get(site_id)
         if current is not None and now - current.checked < self.check_seconds:
@@ -185,6 +198,24 @@ class ModelCache:
             loaded = _Loaded(version_id, model, model.items.index(), now)
             self._loaded[site_id] = loaded
             return loaded
+
+    def _version(self, site_id: int, version: int) -> _Loaded | None:
+        found = self._pinned.get((site_id, version))
+        if found is not None:
+            return found
+        rows = _VERSION.rows({"site_id": site_id, "version": version})
+        if not rows:
+            return None
+        with self._lock:
+            try:
+                model = Recommender.load(rows[0][1])
+            except (OSError, ValueError) as exc:
+                log.error("model %s for site %s cannot be loaded: %s", rows[0][1], site_id, exc)
+                return None
+            if len(self._pinned) >= 8:
+                self._pinned.clear()
+            found = self._pinned[(site_id, version)] = _Loaded(version, model, model.items.index(), time.monotonic())
+            return found
 
     def expire(self, site_id: int) -> None:
         """Look for a newer model at the next request, not the next poll (a new one was announced)."""
@@ -281,6 +312,9 @@ def _renew_read_connection(error: Exception) -> bool:
     return True
 
 
+_VERSION = DriverQuery(
+    select(ModelVersion.id, ModelVersion.path).where(ModelVersion.site_id == bindparam("site_id"), ModelVersion.id == bindparam("version"))
+)
 _LATEST = DriverQuery(
     select(ModelVersion.id, ModelVersion.path).where(ModelVersion.site_id == bindparam("site_id"), ModelVersion.active.is_(True))
     .order_by(ModelVersion.id.desc()).limit(1)
@@ -574,11 +608,20 @@ def recommend_for(site: Site, visitor: str | None, slot: str = "home", limit: in
         in_cart = set(cart or ())
         shown = holdout_items(site, limit + len(in_cart), product)
         return RecommendationList(new_rec_id(), slot, HOLDOUT, [i for i in shown if i["id"] not in in_cart][:limit])
-    loaded = model_cache().get(site.id)
+    settings = site.settings or {}
+    # an experiment's arm, or a rolled-out winner, may change how this slot's list is computed (personalize.experiments)
+    arm = choose(settings, site.id, visitor, slot)
+    override = arm.override if arm is not None else {}
+    if override.get("strategy") in PAGE_STRATEGIES:  # an arm may try a page strategy against the slot's own
+        page = override["strategy"]
+    elif override.get("strategy") in ("personal", "popular"):
+        page = None
+    loaded = model_cache().get(site.id, override.get("model_version"))
     history_length = current_app.config.get("HISTORY_LENGTH", 200)
     facts = visitor_history(site.id, visitor, history_length)
     profile_id, segment, rows = facts.profile_id, facts.segment, facts.rows
-    settings = site.settings or {}
+    if override.get("strategy") == "popular":
+        rows = []  # ranked as for a newcomer: best sellers
     key = None
     builtin_only = _only_builtin_rules()
     if loaded is not None and _rankings_reproducible(settings, builtin_only):
@@ -587,21 +630,25 @@ def recommend_for(site: Site, visitor: str | None, slot: str = "home", limit: in
             site.id, loaded.version, slot, limit, product, json.dumps(rules, sort_keys=True) if rules else "",
             profile_id, segment, len(rows), rows[0] if rows else None, hash(tuple(rows)), page, tuple(cart or ()),
             facts.catalog if rules and rules.get("attribute_rules") else None,  # rules by attribute read the catalogue
+            arm.key if arm else "",
         )
         cached = ranking_cache().get(key)
         if cached is not None:
             out = _serve_ranking(site.id, facts.catalog, slot, limit, *cached)
             if out is not None:
+                if arm is not None:
+                    out.rec_id = arm.tag(out.rec_id)
                 return out
     # the built-in rules are the only plugin and the site has none: asking them would change nothing
-    hooks_apply = bool(settings.get("rules")) or not builtin_only
-    if page is not None:
-        strategy, ranked, cards = _rank_page(site.id, facts.catalog, loaded, profile_id, rows, slot, limit, product, cart, page, hooks_apply)
-    else:
-        strategy, ranked, cards = _rank(site.id, facts.catalog, loaded, profile_id, segment, rows, slot, limit, product, hooks_apply)
+    hooks_apply = bool(settings.get("rules")) or bool(override.get("rules")) or not builtin_only
+    with arm_rules(override.get("rules")):
+        if page is not None:
+            strategy, ranked, cards = _rank_page(site.id, facts.catalog, loaded, profile_id, rows, slot, limit, product, cart, page, hooks_apply)
+        else:
+            strategy, ranked, cards = _rank(site.id, facts.catalog, loaded, profile_id, segment, rows, slot, limit, product, hooks_apply)
     if key is not None:
         ranking_cache().put(key, strategy, ranked)
-    out = RecommendationList(new_rec_id(), slot, strategy)
+    out = RecommendationList(arm.tag(new_rec_id()) if arm is not None else new_rec_id(), slot, strategy)
     for pid, reason in ranked[:limit]:
         out.items.append(_item(cards[pid], reason))
     return out
