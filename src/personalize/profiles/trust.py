@@ -93,7 +93,15 @@ def make_token(site_id: int, email: str | None = None, customer_id: str | None =
 
 
 def read_token(site_id: int, token: str | None, now: float | None = None) -> TokenIdentity | None:
-    """The person a valid, unexpired token of this site names; ``None`` otherwise."""
+    """The person a valid, unexpired token of this site names; ``None`` otherwise.
+
+    Takes the sealed tokens of :mod:`personalize.profiles.contact_tokens` too (the links of
+    the email block): they name a profile, whose email and customer id are read here."""
+    from .contact_tokens import PREFIX, read_site_token
+
+    if isinstance(token, str) and token.startswith(PREFIX):
+        sealed = read_site_token(site_id, token, None, now)
+        return None if sealed is None else _profile_identity(site_id, sealed.profile_id)
     if not token or token.count(".") != 1 or len(token) > 1000 or not token.isascii():  # base64url, so ASCII
         return None
     body, mac = token.split(".")
@@ -107,3 +115,22 @@ def read_token(site_id: int, token: str | None, now: float | None = None) -> Tok
     if not isinstance(payload, dict) or payload.get("s") != site_id or payload.get("x", 0) < (now or time.time()):
         return None
     return TokenIdentity(payload.get("e"), payload.get("c"))
+
+
+def _profile_identity(site_id: int, profile_id: int) -> TokenIdentity | None:
+    """The email and customer id of a profile (or of the one it was merged into)."""
+    from ..models import Identity
+    from .merge import resolve_profile_id
+
+    live = resolve_profile_id(site_id, profile_id)
+    if live is None:
+        return None
+    found: dict[str, str] = {}
+    for kind, value in db.session.execute(
+        select(Identity.kind, Identity.value).where(Identity.site_id == site_id, Identity.profile_id == live,
+                                                    Identity.kind.in_(("email", "customer_id"))).order_by(Identity.id)
+    ):
+        found.setdefault(kind, value)
+    if not found:
+        return None
+    return TokenIdentity(found.get("email"), found.get("customer_id"))

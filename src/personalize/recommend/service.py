@@ -353,10 +353,11 @@ class VisitorFacts:
     rows: list[tuple]
 
 
-def visitor_history(site_id: int, visitor: str | None, limit: int) -> VisitorFacts:
+def visitor_history(site_id: int, visitor: str | None, limit: int, kind: str = VISITOR) -> VisitorFacts:
     """The visitor's profile, cluster name and newest interactions (none for a visitor we have
-    never seen, or no visitor), with the site's catalogue version, in one round trip."""
-    rows = _VISITOR.rows({"site_id": site_id, "kind": VISITOR, "value": visitor or "", "limit": limit})
+    never seen, or no visitor), with the site's catalogue version, in one round trip.
+    ``kind``: which identity ``visitor`` is (``email``, ``customer_id``: a server asking by person)."""
+    rows = _VISITOR.rows({"site_id": site_id, "kind": kind, "value": visitor or "", "limit": limit})
     if not rows:
         return VisitorFacts(None, None, None, [])
     first = rows[0]
@@ -549,7 +550,8 @@ def _rankings_reproducible(site_settings: dict, builtin_only: bool) -> bool:
     return builtin_only and not (site_settings.get("rules") or {}).get("segments")
 
 
-def recommend_for(site: Site, visitor: str | None, slot: str = "home", limit: int = 8, product: str | None = None) -> RecommendationList:
+def recommend_for(site: Site, visitor: str | None, slot: str = "home", limit: int = 8, product: str | None = None,
+                  kind: str = VISITOR) -> RecommendationList:
     """The visitor's list for a page slot, best first, each item with a human reason.
 
     Reads the visitor's newest interactions live, so their latest event already
@@ -560,7 +562,7 @@ def recommend_for(site: Site, visitor: str | None, slot: str = "home", limit: in
         return RecommendationList(new_rec_id(), slot, HOLDOUT, holdout_items(site, limit, product))
     loaded = model_cache().get(site.id)
     history_length = current_app.config.get("HISTORY_LENGTH", 200)
-    facts = visitor_history(site.id, visitor, history_length)
+    facts = visitor_history(site.id, visitor, history_length, kind)
     profile_id, segment, rows = facts.profile_id, facts.segment, facts.rows
     settings = site.settings or {}
     key = None
