@@ -90,8 +90,13 @@ def site_token(site_id: int, profile_id: int, ttl_seconds: int, purpose: str = "
 
 
 def read_site_token(site_id: int, token: str, purpose: str | None = "email", now: float | None = None) -> ContactToken | None:
+    """:func:`unseal` with the site's signing secret; ``None`` for a site that does not exist."""
+    from ..db import db
+    from ..models import Site
     from .trust import signing_secret
 
-    if not isinstance(token, str) or not token.startswith(PREFIX):
+    if not isinstance(token, str) or not token.startswith(PREFIX) or not isinstance(site_id, int) or not 0 < site_id < 2**31:
+        return None
+    if db.session.get(Site, site_id) is None:
         return None
     return unseal(signing_secret(site_id), site_id, token, purpose, now)
