@@ -87,6 +87,7 @@ SETTINGS: dict[str, tuple[Any, str]] = {
     # recommendations in email and other channels (docs/api.md "Email block", docs/connectors.md "Recommendations")
     "EMAIL_TOKEN_DAYS": (60, "How many days the addresses of a person's email block (image and clicks) and of the recommendation fields pushed to email tools stay valid; pushes renew them halfway."),
     "EMAIL_IMAGE_DIR": (None, "Where product pictures for the email block are kept (fetched in the background during pushes, never while an image is served). Default: email-images/ in the instance folder."),
+    "EMAIL_IMAGE_FETCH": (True, "After pushing recommendations, fetch the pushed products' pictures for the email block (through the outbound policy; 3 s timeouts, pictures over 2 MB dropped, 50 a push); off: cards without a picture on disk show the product's initials."),
     "RECOMMENDATION_PUSH_MAX": (5000, "Most contacts whose recommendation fields one sync of a connection pushes (the others follow at the next syncs)."),
 }
 
