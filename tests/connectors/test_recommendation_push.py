@@ -7,8 +7,8 @@ import io
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from PIL import Image
 from personalize_mailchimp import subscriber_hash
+from PIL import Image
 
 from personalize.db import db
 from personalize.profiles.identity import lookup
@@ -17,8 +17,8 @@ from personalize.sync.connections import ConnectionSettingsError, save_connectio
 from personalize.sync.tasks import sync_connection
 from personalize.sync.testing import ProviderServer
 
-from .test_hubspot import TOKEN, HubSpot, contact
 from .test_hubspot import T0 as HUB_T0
+from .test_hubspot import TOKEN, HubSpot, contact
 from .test_mailchimp import KEY, LIST, T0, Mailchimp, member, problem
 
 PRODUCTS = [
