@@ -157,8 +157,10 @@ class BlockUrls:
     def click(self, position: int, channel: str = "block") -> str:
         return f"{self.prefix}/{'s' if channel == 'push' else ''}{position}"
 
-    def card(self, position: int) -> str:
-        return f"{self.prefix}/{position}.png"
+    def card(self, position: int, of: int | None = None) -> str:
+        """The card at ``position`` alone; ``of``: how long the list is (every card of one email
+        must name the same length, so they come from the same list)."""
+        return f"{self.prefix}/{position}.png" + (f"?n={of}" if of else "")
 
 
 def block_urls(base: str, site_id: int, profile_id: int, now: float | None = None) -> BlockUrls:
