@@ -154,9 +154,13 @@ def test_an_erased_person_has_no_block(client, trained, people):
     from personalize.profiles.privacy import erase_profile
     from personalize.recommend.channels import ContactList
 
+    from personalize.recommend.channels import block_cache
+
     block = urls(trained, people["runner"])
     client.get(path(block.image))
+    assert any(k[1] == people["runner"] for k in block_cache()._entries)
     erase_profile(trained.id, people["runner"])
+    assert not any(k[1] == people["runner"] for k in block_cache()._entries), "their pictures leave the memory too"
     assert db.session.query(ContactList).filter_by(profile_id=people["runner"]).count() == 0
     assert client.get(path(block.image)).status_code == 404
     assert client.get(path(block.click(1))).status_code == 404
