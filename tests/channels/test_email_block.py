@@ -152,9 +152,7 @@ def test_landing_with_the_click_token_proves_who_the_visitor_is(client, trained,
 
 def test_an_erased_person_has_no_block(client, trained, people):
     from personalize.profiles.privacy import erase_profile
-    from personalize.recommend.channels import ContactList
-
-    from personalize.recommend.channels import block_cache
+    from personalize.recommend.channels import ContactList, block_cache
 
     block = urls(trained, people["runner"])
     client.get(path(block.image))
