@@ -19,6 +19,12 @@ private-app token; segment membership pushed back as a contact property.
   ``true``/``false``) created through the Properties API when missing; values are
   written with ``POST /crm/v3/objects/contacts/batch/update`` (≤ 100 a request),
   contacts found by their HubSpot id, or by email through ``batch/read``.
+- Recommendations (the connection's ``recommendations`` setting, 1-10): after each sync, each
+  contact's top N as single-line text properties ``<prefix>rec1_title``, ``…rec1_url``,
+  ``…rec1_image``, ``…rec1_price`` … and ``<prefix>rec_block`` (the start of the contact's
+  open-time email block addresses), created once through the Properties API and written
+  with ``batch/update`` like segments; positions the list no longer fills are emptied.
+  In a HubSpot email: ``{{ contact.personalize_rec1_title }}``.
 """
 
 from __future__ import annotations
@@ -38,11 +44,13 @@ from personalize.connectors import (
     Stream,
     StreamError,
     parse_time,
+    recommendations_setting,
 )
 from personalize.records import (
     ActionResult,
     ActionTarget,
     Checkpoint,
+    ContactRecommendations,
     ContactRecord,
     DeletedRecord,
     PushResult,
@@ -62,6 +70,8 @@ SEARCH_INTERVAL = 0.2
 DEFAULT_PROPERTIES = ("email", "firstname", "lastname", "lifecyclestage", "hs_lead_status", "company", "jobtitle", "lastmodifieddate")
 BOOKKEEPING = {"email", "hs_object_id", "lastmodifieddate", "createdate"}
 PROPERTY_GROUP = "contactinformation"
+RECOMMENDATION_SLOTS = 10
+REC_PARTS = (("title", "title"), ("url", "url"), ("image", "image"), ("price", "price_text"))
 
 
 def epoch_ms(when: datetime) -> int:
@@ -92,7 +102,10 @@ class HubSpotConnector(Connector):
         Setting("property_prefix", "Segment property prefix", required=False, default="personalize_", help="Segments become checkbox properties named prefix + segment."),
         Setting("api_url", "API address", type="url", required=False, default="https://api.hubapi.com",
                 help="Leave as is. Another address (a proxy, a test server) works only when the server operator trusts it (OUTBOUND_ALLOWED_HOSTS)."),
+        recommendations_setting(RECOMMENDATION_SLOTS, "How many of each contact's recommendations to write as contact properties "
+                                "(prefix + rec1_title, rec1_url, rec1_image, rec1_price…) after every sync, 0 to 10 (0: none)."),
     )
+    recommendation_slots = RECOMMENDATION_SLOTS
     allowed_hosts = ("api.hubapi.com",)
     streams = (
         Stream("contacts", "contact", primary_key="id", cursor_field="lastmodifieddate", sorted=False, lookback_seconds=300),
@@ -234,6 +247,66 @@ class HubSpotConnector(Connector):
                     results.append(PushResult(change.profile_id, change.segment, "failed", failed[contact]))
                 else:
                     results.append(PushResult(change.profile_id, change.segment, "ok"))
+        return results
+
+    # -- recommendations --
+
+    def recommendation_properties(self, positions: int) -> dict[str, str]:
+        """Property name -> label of the properties recommendations use."""
+        prefix = str(self.config.get("property_prefix") or "personalize_")
+        out = {f"{prefix}rec_block"[:100]: "Recommendations: email block address"}
+        for n in range(1, positions + 1):
+            for part, _attr in REC_PARTS:
+                out[f"{prefix}rec{n}_{part}"[:100]] = f"Recommendation {n}: {part}"
+        return out
+
+    def ensure_text_property(self, name: str, label: str) -> None:
+        if name in self._properties_ready:
+            return
+        response = self.api.request("GET", f"/crm/v3/properties/contacts/{name}", allow=(404,))
+        if response.status_code == 404:
+            self.api.post_json("/crm/v3/properties/contacts", {
+                "name": name, "label": label[:100], "type": "string", "fieldType": "text", "groupName": PROPERTY_GROUP,
+                "description": "Set by personalize after every sync: the contact's current recommendations.",
+            })
+        self._properties_ready.add(name)
+
+    def push_recommendations(self, lists: list[ContactRecommendations]) -> list[PushResult]:
+        positions = max(1, min(RECOMMENDATION_SLOTS, int(self.config.get("recommendations") or 0)))
+        wanted = self.recommendation_properties(positions)
+        names = list(wanted)
+        results: list[PushResult] = []
+        ids = self._ids_by_email([c.email for c in lists if not c.identities.get("hubspot_id") and c.email])
+        updates: list[tuple[ContactRecommendations, str]] = []
+        for contact in lists:
+            cid = contact.identities.get("hubspot_id") or ids.get(contact.email.lower())
+            if not cid:
+                results.append(PushResult(contact.profile_id, "recommendations", "skipped", "not a HubSpot contact"))
+            else:
+                updates.append((contact, cid))
+        if updates:
+            for name, label in wanted.items():
+                self.ensure_text_property(name, label)
+        for start in range(0, len(updates), BATCH):
+            batch = updates[start : start + BATCH]
+            inputs = []
+            for contact, cid in batch:
+                props = {name: "" for name in names}
+                props[names[0]] = contact.block_url
+                prefix = names[0][: -len("rec_block")]
+                for item in contact.items[:positions]:
+                    for part, attr in REC_PARTS:
+                        props[f"{prefix}rec{item.position}_{part}"[:100]] = str(getattr(item, attr) or "")
+                inputs.append({"id": cid, "properties": props})
+            response = self.api.request("POST", "/crm/v3/objects/contacts/batch/update", json={"inputs": inputs}, allow=(207,))
+            answer = response.json()
+            _results(answer, "batch update")
+            failed = _failed_ids(answer) if response.status_code == 207 else {}
+            for contact, cid in batch:
+                if cid in failed:
+                    results.append(PushResult(contact.profile_id, "recommendations", "failed", failed[cid]))
+                else:
+                    results.append(PushResult(contact.profile_id, "recommendations", "ok"))
         return results
 
     def _ids_by_email(self, emails: list[str]) -> dict[str, str]:

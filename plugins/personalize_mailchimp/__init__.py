@@ -20,6 +20,13 @@ and segments pushed back as member tags — through the Marketing API 3.0.
 - Tags: ``POST /lists/{list_id}/members/{md5 of the lower-cased email}/tags`` with
   ``{"name", "status": "active" | "inactive"}``; Mailchimp compares tag names
   without regard to case. A member who is not in the audience is skipped.
+- Recommendations (the connection's ``recommendations`` setting, 1-6): after each sync, each
+  member's top N as audience merge fields ``REC1_TITLE``, ``REC1_URL``, ``REC1_IMAGE``,
+  ``REC1_PRICE``… and ``REC_BLOCK`` (the start of the member's open-time email block
+  addresses), written with ``PATCH /lists/{list_id}/members/{hash}`` (``merge_fields``);
+  the merge fields are created once (``POST /lists/{list_id}/merge-fields``, text, not
+  required, hidden from the signup form). Positions the list no longer fills are emptied.
+  Values are cut to 255 characters (Mailchimp's text field limit).
 - At most 10 simultaneous connections per key: the sync engine uses one.
 """
 
@@ -41,11 +48,13 @@ from personalize.connectors import (
     Stream,
     StreamError,
     parse_time,
+    recommendations_setting,
 )
 from personalize.records import (
     ActionResult,
     ActionTarget,
     Checkpoint,
+    ContactRecommendations,
     ContactRecord,
     DeletedRecord,
     EngagementRecord,
@@ -62,6 +71,9 @@ PAGE_SIZE = 1000
 ARCHIVED_LOOKBACK = timedelta(hours=1)
 STATE_VERSION = 1
 ACTIONS = {"open": "email_open", "click": "email_click", "bounce": "email_bounce"}
+RECOMMENDATION_SLOTS = 6  # merge tags are at most 10 characters: REC1_TITLE … REC9_TITLE
+REC_PARTS = (("TITLE", "title"), ("URL", "url"), ("IMAGE", "image"), ("PRICE", "price_text"))
+TEXT_LIMIT = 255
 MEMBER_FIELDS = ",".join(
     f"members.{f}" for f in ("id", "email_address", "status", "merge_fields", "tags", "last_changed", "member_rating", "stats", "language", "vip")
 ) + ",total_items"
@@ -98,7 +110,10 @@ class MailchimpConnector(Connector):
                 help="Campaigns sent within this many days are read for opens and clicks."),
         Setting("api_url", "API address", type="url", required=False,
                 help="Leave empty: https://<dc>.api.mailchimp.com/3.0, the data centre taken from the key. Another address works only when the server operator trusts it (OUTBOUND_ALLOWED_HOSTS)."),
+        recommendations_setting(RECOMMENDATION_SLOTS, "How many of each member's recommendations to write as merge fields "
+                                "(REC1_TITLE, REC1_URL, REC1_IMAGE, REC1_PRICE…) after every sync, 0 to 6 (0: none)."),
     )
+    recommendation_slots = RECOMMENDATION_SLOTS
     #: https://<dc>.api.mailchimp.com: one data centre label, like us20
     allowed_hosts = ("*.api.mailchimp.com",)
     streams = (
@@ -291,6 +306,65 @@ class MailchimpConnector(Connector):
             else:
                 results.append(PushResult(change.profile_id, change.segment, "ok"))
         return results
+
+
+    # -- recommendations --
+
+    def merge_fields_for(self, positions: int) -> dict[str, str]:
+        """The merge tags recommendations use, with the names shown in Mailchimp."""
+        out = {"REC_BLOCK": "Recommendations: email block address"}
+        for n in range(1, positions + 1):
+            for tag, _attr in REC_PARTS:
+                out[f"REC{n}_{tag}"] = f"Recommendation {n}: {tag.lower()}"
+        return out
+
+    def ensure_merge_fields(self, wanted: dict[str, str]) -> None:
+        if getattr(self, "_merge_fields_ready", None) is not None and set(wanted) <= self._merge_fields_ready:
+            return
+        page = self.api.get_json(f"/lists/{self.list_id}/merge-fields", params={"count": 1000, "fields": "merge_fields.tag,total_items"})
+        present = {str(f.get("tag") or "").upper() for f in _items(page, "merge_fields") if isinstance(f, dict)}
+        for tag, label in wanted.items():
+            if tag not in present:
+                self.api.post_json(f"/lists/{self.list_id}/merge-fields", {"tag": tag, "name": label, "type": "text", "required": False, "public": False})
+                present.add(tag)
+        self._merge_fields_ready = present
+
+    def push_recommendations(self, lists: list[ContactRecommendations]) -> list[PushResult]:
+        positions = max(1, min(RECOMMENDATION_SLOTS, int(self.config.get("recommendations") or 0)))
+        results: list[PushResult] = []
+        wanted = self.merge_fields_for(positions)
+        if any(c.email for c in lists):
+            self.ensure_merge_fields(wanted)
+        for contact in lists:
+            if not contact.email:
+                results.append(PushResult(contact.profile_id, "recommendations", "skipped", "no email address"))
+                continue
+            fields = {tag: "" for tag in wanted}
+            fields["REC_BLOCK"] = contact.block_url
+            for item in contact.items[:positions]:
+                for tag, attr in REC_PARTS:
+                    fields[f"REC{item.position}_{tag}"] = str(getattr(item, attr) or "")
+            fields = {k: v[:TEXT_LIMIT] for k, v in fields.items()}
+            try:
+                response = self.api.request("PATCH", f"/lists/{self.list_id}/members/{subscriber_hash(contact.email)}",
+                                            json={"merge_fields": fields}, params={"fields": "id"}, allow=(404,))
+            except HttpStatusError as exc:  # 400: a value Mailchimp refuses for this member
+                results.append(PushResult(contact.profile_id, "recommendations", "failed", f"Mailchimp refused the merge fields ({exc.status})"))
+                continue
+            if response.status_code == 404:
+                results.append(PushResult(contact.profile_id, "recommendations", "skipped", "not a member of the audience"))
+            elif not isinstance(_json_or_none(response), dict) or not _json_or_none(response).get("id"):
+                results.append(PushResult(contact.profile_id, "recommendations", "failed", "unexpected answer to the member update"))
+            else:
+                results.append(PushResult(contact.profile_id, "recommendations", "ok"))
+        return results
+
+
+def _json_or_none(response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return None
 
 
 def _items(page: Any, key: str) -> list[Any]:

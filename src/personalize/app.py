@@ -159,7 +159,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     limits.init_app(app)  # rate limits per address and per key; ProxyFix when TRUSTED_PROXIES is set
 
-    from . import admin, api, unsubscribe, widget
+    from . import admin, api, email_block, unsubscribe, widget
     from .api import cors, errors
 
     errors.init_app(app)
@@ -167,6 +167,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(api.bp)
     app.register_blueprint(widget.bp)
     app.register_blueprint(unsubscribe.bp)
+    app.register_blueprint(email_block.bp)
     admin.init_app(app)
     for blueprints in registry.hook.register_blueprints():
         for blueprint in blueprints or []:

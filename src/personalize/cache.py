@@ -169,7 +169,7 @@ def shared_cache(app: Flask | None = None) -> SharedCache:
 
 
 class CachePlugin:
-    """Announces a trained model to every web process; forgets an erased person's rankings."""
+    """Announces a trained model to every web process; forgets an erased person's rankings and email block pictures."""
 
     @hookimpl
     def model_trained(self, site_id, summary):
@@ -180,6 +180,9 @@ class CachePlugin:
         rankings = current_app.extensions.get("personalize.rankings")
         if rankings is not None:
             rankings.forget_profile(profile_id)
+        blocks = current_app.extensions.get("personalize.email_blocks")  # the email block's pictures of their list
+        if blocks is not None:
+            blocks.forget_profile(site_id, profile_id)
 
 
 def init_app(app: Flask, registry) -> None:

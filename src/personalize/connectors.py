@@ -17,6 +17,10 @@ knows one outside system (a shop, a CRM, an email provider, files). It declares:
   and :class:`~personalize.records.Checkpoint` states;
 - ``push_targets`` it can write segment membership to: ``push(target, changes)``
   returns one :class:`~personalize.records.PushResult` per change;
+- optionally recommendations: ``recommendation_slots`` (how many per person it can write),
+  a ``recommendations`` setting (:func:`recommendations_setting`: how many a connection
+  pushes, 0 for none) and ``push_recommendations(lists)``, which gets each person's
+  :class:`~personalize.records.ContactRecommendations` after every sync;
 - optionally webhooks: ``verify_webhook`` and ``parse_webhook``.
 
 Connectors get everything they need through :class:`ConnectorContext` (settings,
@@ -40,7 +44,7 @@ from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import Any, ClassVar
 
-from .records import PushResult, SegmentChange
+from .records import ContactRecommendations, PushResult, SegmentChange
 
 KINDS = ("shop", "crm", "email", "any")
 _HOST_PATTERN = re.compile(r"(\*\.)?([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]{0,62}")
@@ -209,8 +213,11 @@ class Connector:
     identity_kind: ClassVar[str] = ""
     #: remote contact field -> profile attribute name; a connection may override each
     default_mapping: ClassVar[dict[str, str]] = {}
-    #: segment changes per push call
+    #: segment changes per push call (and people per ``push_recommendations`` call)
     push_batch_size: ClassVar[int] = 100
+    #: how many recommendations per person :meth:`push_recommendations` can write (0: none); a
+    #: connection chooses how many it pushes in its ``recommendations`` setting
+    recommendation_slots: ClassVar[int] = 0
     #: the hosts requests may go to: names (``api.hubapi.com``) or one-label wildcards
     #: (``*.myshopify.com``), reached over https on port 443. Empty: any public host (for a
     #: connector whose address is the admin's to choose, like a webhook). Private, loopback and
@@ -237,6 +244,13 @@ class Connector:
     def push(self, target: str, changes: list[SegmentChange]) -> list[PushResult]:
         """Apply segment changes in the remote system; idempotent; one result per change."""
         raise NotImplementedError(f"{self.name} cannot push to {target!r}")
+
+    def push_recommendations(self, lists: list[ContactRecommendations]) -> list[PushResult]:
+        """Write each person's current top N into the remote system (merge fields, contact
+        properties…), replacing what the last push wrote; idempotent; one result per person
+        (``segment="recommendations"``). Called after each sync of a connection whose
+        ``recommendations`` setting is above 0, for the people whose list changed."""
+        raise NotImplementedError(f"{self.name} cannot push recommendations")
 
     def verify_webhook(self, headers: Mapping[str, str], body: bytes) -> bool:
         """True when a webhook delivery is authentic (for example its HMAC signature checks out)."""
@@ -283,6 +297,16 @@ class Connector:
         }
 
 
+RECOMMENDATIONS_SETTING = "recommendations"
+
+
+def recommendations_setting(most: int, help: str = "") -> Setting:
+    """The setting a connector with ``recommendation_slots`` declares: how many of each person's
+    recommendations a connection pushes after every sync (0, the default: none)."""
+    return Setting(RECOMMENDATIONS_SETTING, "Recommendations per person", "integer", required=False, default=0,
+                   help=help or f"How many of each person's recommendations to write after every sync, 0 to {most} (0: none).")
+
+
 def validate_connector_class(cls: type) -> list[str]:
     """Problems with a connector class's declarations (empty when it is well formed)."""
     problems = []
@@ -302,6 +326,12 @@ def validate_connector_class(cls: type) -> list[str]:
                 problems.append(f"{cls.name}: setting {s.name} has a bad pattern: {exc}")
     if isinstance(cls.allowed_hosts, str) or not all(isinstance(h, str) and _HOST_PATTERN.fullmatch(h) for h in cls.allowed_hosts):
         problems.append(f"{cls.name}: allowed_hosts must be a tuple of host names or *.domain patterns, got {cls.allowed_hosts!r}")
+    if cls.recommendation_slots:
+        found = next((x for x in cls.settings if x.name == RECOMMENDATIONS_SETTING), None)
+        if found is None or found.type != "integer":
+            problems.append(f"{cls.name}: recommendation_slots needs an integer setting named {RECOMMENDATIONS_SETTING!r} (recommendations_setting())")
+        if cls.push_recommendations is Connector.push_recommendations:
+            problems.append(f"{cls.name}: recommendation_slots needs push_recommendations()")
     for st in cls.streams:
         if st.entity not in ENTITIES:
             problems.append(f"{cls.name}: stream {st.name} has unknown entity {st.entity!r}")

@@ -204,6 +204,50 @@ class PushResult:
     message: str = ""
 
 
+@dataclass(frozen=True)
+class RecommendedItem:
+    """One position of a person's pushed list (see :class:`ContactRecommendations`).
+
+    ``url`` is the click address on the personalize server: it redirects to the product
+    with attribution (the list's ``rec_id`` and a sealed token naming the person), so a
+    provider's template links to it as is. ``image`` is the product's own picture address;
+    ``price_text`` the price as the shop shows it (``"45.00 EUR"``).
+    """
+
+    position: int
+    product_id: str
+    title: str
+    url: str
+    image: str = ""
+    price: float | None = None
+    currency: str = ""
+    price_text: str = ""
+
+
+@dataclass(frozen=True)
+class ContactRecommendations:
+    """A person's current top N, what a push of recommendations receives (``push_recommendations``).
+
+    ``items`` is best first (at most the connection's ``recommendations`` setting; fewer
+    when the shop has fewer to offer: clear the remaining positions). ``block_url`` is the
+    start of the person's open-time email block addresses: ``block_url + ".png"`` is the
+    image of their list when the email is opened, ``block_url + "/1"`` the click on its first
+    position, ``block_url + "/1.png"`` its first card alone. ``identities`` as in
+    :class:`SegmentChange`. The push's result per person is a :class:`PushResult` whose
+    ``segment`` is ``"recommendations"``.
+    """
+
+    profile_id: int
+    items: tuple[RecommendedItem, ...]
+    identities: dict[str, str] = field(default_factory=dict)
+    rec_id: str = ""
+    block_url: str = ""
+
+    @property
+    def email(self) -> str:
+        return self.identities.get("email", "")
+
+
 # --- Journeys: what a connector's journey action receives and answers ---
 
 

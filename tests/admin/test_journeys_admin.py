@@ -63,6 +63,13 @@ def test_the_builder_edits_steps_publishes_and_activates(as_owner, site, ctx):
     assert j.definition["steps"][0] == {"id": "s1", "type": "wait", "seconds": 7200}
     s2 = next(s for s in j.definition["steps"] if s["id"] == "s2")
     assert s2["subject"] == "Your cart misses you" and s2["recommendations"] == 3
+    assert "recommendations_at" not in s2
+    # the list as it is when the email is opened: the open-time block
+    post(as_owner, f"{base}/cart/steps/s2", {"subject": "Your cart misses you", "html": "<p>{{ recommendations_block }}</p>",
+                                             "recommendations": "3", "recommendations_at": "open"})
+    s2 = next(s for s in get_journey(site.id, "cart").definition["steps"] if s["id"] == "s2")
+    assert s2["recommendations_at"] == "open"
+    assert 'value="open" selected' in as_owner.get(f"{base}/cart").get_data(as_text=True)
     # a broken template is refused, naming the step; nothing is saved
     r = post(as_owner, f"{base}/cart/steps/s2", {"subject": "{{ oops", "html": "x", "recommendations": "0"}, follow_redirects=True)
     assert "Step s2" in r.get_data(as_text=True) and get_journey(site.id, "cart").definition["steps"][2]["subject"] == "Your cart misses you"

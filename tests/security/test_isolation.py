@@ -437,6 +437,10 @@ SPECS: dict[tuple[str, str], list[Spec]] = {
     ("unsubscribe.unsubscribe", "GET"): [Spec("open", lambda w, p, q: Req("/email/unsubscribe/eyJzIjoxLCJwIjoxfQ.forged"), expect=(404,))],
     ("unsubscribe.unsubscribe", "POST"): [Spec("open", lambda w, p, q: Req("/email/unsubscribe/eyJzIjoxLCJwIjoxfQ.forged",
                                                                          form={"List-Unsubscribe": "One-Click"}), expect=(404,))],
+    # the email block: a sealed token in the address is the only authority (tests/channels check real ones, of each site)
+    ("email_block.block_image", "GET"): [Spec("open", lambda w, p, q: Req(f"/email/recs/{w.site[p]}/pz1{'A' * 40}.png"), expect=(404,))],
+    ("email_block.card_image", "GET"): [Spec("open", lambda w, p, q: Req(f"/email/recs/{w.site[p]}/pz1{'A' * 40}/1.png"), expect=(404,))],
+    ("email_block.click", "GET"): [Spec("open", lambda w, p, q: Req(f"/email/recs/{w.site[p]}/pz1{'A' * 40}/1"), expect=(404,))],
     ("api.receive_webhook", "POST"): [Spec("webhook", lambda w, p, q: Req(f"/api/v1/webhooks/{w.public[p]}/{w.connection[q]}"))],
     # ---- admin: no site
     ("admin.static", "GET"): [Spec("open", lambda w, p, q: Req("/admin/static/admin.css"))],
@@ -780,7 +784,7 @@ def run_case(app, w: World, p: Principal, client, headers, endpoint, method, spe
     except Exception as exc:  # TESTING propagates what would be a 500
         db.session.remove()
         return [f"{what}: server error {type(exc).__name__}: {exc}"]
-    body = r.get_data(as_text=True)
+    body = r.get_data().decode("utf-8", "replace")  # pictures (the email block) are searched for markers too
     problems = []
     status = r.status_code
     if "login" in statuses:

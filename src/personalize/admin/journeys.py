@@ -328,6 +328,9 @@ def step_from_form(step_id: str, kind: str, form, site_id: int) -> dict:
         step.update(subject=form.get("subject") or "", html=form.get("html") or "", recommendations=int(form.get("recommendations") or 0))
         if (form.get("text") or "").strip():
             step["text"] = form["text"]
+        step.pop("recommendations_at", None)
+        if form.get("recommendations_at") == "open":
+            step["recommendations_at"] = "open"
     elif kind == "webhook":
         fields = {}
         for n, line in enumerate((form.get("fields") or "").splitlines(), 1):

@@ -276,9 +276,14 @@ def _paths() -> dict[str, Any]:
         "/recommendations": {
             "get": _op(
                 "A visitor's recommendations for a page slot", {"200": _ok("the list, best first", _ref("Recommendations"))},
-                security=PUBLIC, errors=("Unauthorized", "Forbidden"), tag="public",
+                security=[*PUBLIC, *SECRET], errors=("Unauthorized", "Forbidden"), tag="public",
+                description="A page asks with the public key and its visitor id. A server asks with its secret key "
+                            "(Authorization: Bearer sk_…) and `customer_id` or `email` instead of `visitor`; a public key "
+                            "sending either is refused with 403.",
                 parameters=[
                     _query("visitor", {"type": "string", "pattern": ID_PATTERN, "maxLength": 128}, "the widget's visitor id; omit on a first visit"),
+                    _query("customer_id", {"type": "string", "maxLength": 200}, "secret key only: the shop's customer id of the person"),
+                    _query("email", {"type": "string", "maxLength": 320}, "secret key only: the person's email address"),
                     _query("slot", {"type": "string", "pattern": ID_PATTERN, "maxLength": 64, "default": "home"}, "the page slot"),
                     _query("limit", _whole(1, current_app.config["RECOMMENDATION_LIMIT_MAX"], 8), "how many items"),
                     _query("product", {"type": "string", "maxLength": 200}, "the product of the current page: left out of the list"),

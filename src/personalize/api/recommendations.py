@@ -17,6 +17,7 @@ from ..recommend.service import (
 from ..validation import json_text
 from . import bp
 from .errors import ApiError
+from .people import person_param
 from .widget_keys import widget_site
 
 _TOKEN = re.compile(r"^[A-Za-z0-9_.:\-]{1,128}$")
@@ -62,13 +63,13 @@ def get_recommendations():
     limit_text = request.args.get("limit", "8")
     if not limit_text.isdigit() or not 1 <= int(limit_text) <= max_limit:
         raise ApiError(400, "invalid", f"must be a whole number from 1 to {max_limit}", "limit")
-    visitor = _param("visitor")
+    visitor, kind = person_param(_param("visitor"))  # customer_id / email: secret key only (api/people.py)
     slot = _param("slot", "home", 64)
     product = _param("product", None, 200, pattern=None)
     strategy = _param("strategy", None, 32)
     if strategy is not None and strategy not in STRATEGIES:
         raise ApiError(400, "invalid", f"must be one of {', '.join(STRATEGIES)}", "strategy")
-    result = recommend_for(site, visitor, slot=slot, limit=int(limit_text), product=product, cart=_cart(), strategy=strategy)
+    result = recommend_for(site, visitor, slot=slot, limit=int(limit_text), product=product, cart=_cart(), strategy=strategy, kind=kind)
     LISTS.add((result.strategy,))
     answer = result.as_json()
     # each item in its product's own currency, else the site's (catalog/currency.py); "" when neither is known

@@ -31,6 +31,7 @@ from .email import (
     html_to_text,
     message_id,
     missing_for_sending,
+    open_time_block,
     permanent,
     recommendations_block,
     render,
@@ -259,8 +260,16 @@ def email_context(site, settings, entry_data: dict, journey: tuple, contact: Con
     unsubscribe = server_base(settings, config) + UNSUBSCRIBE_PATH + unsubscribe_token(site.id, contact.profile_id)
     token = make_token(site.id, email=contact.email) if contact.email else ""
     campaign = {"utm_source": "personalize", "utm_medium": "email", "utm_campaign": journey[2] or "journey"}
-    items, rec_id = [], ""
-    if step.get("recommendations"):
+    items, rec_id, block = [], "", None
+    if step.get("recommendations") and step.get("recommendations_at") == "open":
+        # the open-time block: pictures of the list as it is when the email is opened (personalize/email_block.py)
+        from ..recommend.channels import block_urls
+
+        n = int(step["recommendations"])
+        urls = block_urls(server_base(settings, config), site.id, contact.profile_id)
+        cards = [{"image": urls.card(p, n), "url": urls.click(p)} for p in range(1, n + 1)]
+        block = {"image": f"{urls.image}?n={n}", "cards": cards, "prefix": urls.prefix}
+    elif step.get("recommendations"):
         recs = recommend_for(site, contact.visitor, "email", int(step["recommendations"]))
         rec_id = recs.rec_id
         for item in recs.items:
@@ -287,7 +296,8 @@ def email_context(site, settings, entry_data: dict, journey: tuple, contact: Con
             "attributes": attrs, "orders": contact.orders,
         },
         "recommendations": items,
-        "recommendations_block": recommendations_block(items),
+        "recommendations_block": open_time_block(block["cards"]) if block else recommendations_block(items),
+        "email_block": block or {},
         "trigger": trigger,
         "shop": {"name": site.name, "url": base},
         "journey": {"key": journey[2], "name": journey[3]},

@@ -298,7 +298,7 @@ def _step(s: Any, path: str, depth: int, seen: set[str]) -> dict:
             raise InvalidInput(f"{path}.shares", "the percentages must add up to 100")
         out["branches"] = _branches(s.get("branches", {}), labels, path, depth, seen)
     elif kind == "email":
-        _only(s, {"id", "type", "subject", "html", "text", "recommendations"}, path)
+        _only(s, {"id", "type", "subject", "html", "text", "recommendations", "recommendations_at"}, path)
         from .email import check_template
 
         out["subject"] = check_template(_text(s.get("subject"), f"{path}.subject", 300), f"{path}.subject")
@@ -307,6 +307,12 @@ def _step(s: Any, path: str, depth: int, seen: set[str]) -> dict:
         if text:
             out["text"] = check_template(text, f"{path}.text")
         out["recommendations"] = _whole(s.get("recommendations", 4), f"{path}.recommendations", 0, 12)
+        at = s.get("recommendations_at", "send")
+        if at not in ("send", "open"):
+            raise InvalidInput(f"{path}.recommendations_at", "must be send (the list as it is when the email goes out) "
+                               "or open (an image of the list as it is when the email is opened)")
+        if at == "open":
+            out["recommendations_at"] = "open"
     elif kind == "webhook":
         _only(s, {"id", "type", "url", "fields"}, path)
         out["url"] = check_url(s.get("url"), f"{path}.url")

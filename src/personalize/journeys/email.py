@@ -396,6 +396,20 @@ def recommendations_block(items: list[dict[str, Any]]) -> Markup:
     return Markup('<table role="presentation" cellspacing="0" cellpadding="0" class="recommendations">' + "".join(rows) + "</table>")
 
 
+def open_time_block(cards: list[dict[str, str]], columns: int = 2) -> Markup:
+    """The HTML of an open-time block: one linked picture per position (``image``, ``url``), drawn
+    by the server when the email is opened (:mod:`personalize.email_block`)."""
+    if not cards:
+        return Markup("")
+    cells = [
+        f'<td style="padding:6px;vertical-align:top"><a href="{escape(c["url"])}">'
+        f'<img src="{escape(c["image"])}" alt="Recommended for you" width="224" style="display:block;max-width:100%;border:0"></a></td>'
+        for c in cards
+    ]
+    rows = ["<tr>" + "".join(cells[i : i + columns]) + "</tr>" for i in range(0, len(cells), columns)]
+    return Markup('<table role="presentation" cellspacing="0" cellpadding="0" class="recommendations">' + "".join(rows) + "</table>")
+
+
 def footer_html(unsubscribe_url: str, postal_address: str) -> str:
     address = f"<br>{escape(postal_address)}" if postal_address else ""
     return (

@@ -37,6 +37,7 @@ PERSONAL_TABLES: dict[str, str] = {
     "journey_steps": "profile_id",  # before their entries, which they point at
     "journey_enrollments": "profile_id",
     "engagements": "profile_id",
+    "contact_lists": "profile_id",
     "profile_merges": "kept_profile_id",
 }
 

@@ -24,6 +24,7 @@ from sqlalchemy import select
 
 from ..db import db, insert_ignoring_conflicts
 from ..models import utcnow
+from .contact_tokens import PREFIX, ContactToken, expiry, seal, unseal
 from .models import SigningSecret
 
 TOKEN_TTL_SECONDS = 30 * 86400
@@ -93,7 +94,13 @@ def make_token(site_id: int, email: str | None = None, customer_id: str | None =
 
 
 def read_token(site_id: int, token: str | None, now: float | None = None) -> TokenIdentity | None:
-    """The person a valid, unexpired token of this site names; ``None`` otherwise."""
+    """The person a valid, unexpired token of this site names; ``None`` otherwise.
+
+    Takes the sealed tokens of :mod:`personalize.profiles.contact_tokens` too (the links of
+    the email block): they name a profile, whose email and customer id are read here."""
+    if isinstance(token, str) and token.startswith(PREFIX):
+        sealed = read_site_token(site_id, token, None, now)
+        return None if sealed is None else _profile_identity(site_id, sealed.profile_id)
     if not token or token.count(".") != 1 or len(token) > 1000 or not token.isascii():  # base64url, so ASCII
         return None
     body, mac = token.split(".")
@@ -107,3 +114,41 @@ def read_token(site_id: int, token: str | None, now: float | None = None) -> Tok
     if not isinstance(payload, dict) or payload.get("s") != site_id or payload.get("x", 0) < (now or time.time()):
         return None
     return TokenIdentity(payload.get("e"), payload.get("c"))
+
+
+def _profile_identity(site_id: int, profile_id: int) -> TokenIdentity | None:
+    """The email and customer id of a profile (or of the one it was merged into)."""
+    from ..models import Identity
+    from .merge import resolve_profile_id
+
+    live = resolve_profile_id(site_id, profile_id)
+    if live is None:
+        return None
+    found: dict[str, str] = {}
+    for kind, value in db.session.execute(
+        select(Identity.kind, Identity.value).where(Identity.site_id == site_id, Identity.profile_id == live,
+                                                    Identity.kind.in_(("email", "customer_id"))).order_by(Identity.id)
+    ):
+        found.setdefault(kind, value)
+    if not found:
+        return None
+    return TokenIdentity(found.get("email"), found.get("customer_id"))
+
+
+# ---------------------------------------------------------------- sealed tokens with the site's secret
+
+
+def site_token(site_id: int, profile_id: int, ttl_seconds: int, purpose: str = "email", now: float | None = None) -> str:
+    """:func:`personalize.profiles.contact_tokens.seal` with the site's own signing secret (created on first use)."""
+    return seal(signing_secret(site_id), site_id, purpose, profile_id, expiry(ttl_seconds, now))
+
+
+def read_site_token(site_id: int, token: str, purpose: str | None = "email", now: float | None = None) -> ContactToken | None:
+    """:func:`personalize.profiles.contact_tokens.unseal` with the site's signing secret; ``None`` for a site that does not exist."""
+    from ..models import Site
+
+    if not isinstance(token, str) or not token.startswith(PREFIX) or not isinstance(site_id, int) or not 0 < site_id < 2**31:
+        return None
+    if db.session.get(Site, site_id) is None:
+        return None
+    return unseal(signing_secret(site_id), site_id, token, purpose, now)

@@ -394,10 +394,11 @@ class VisitorFacts:
     rows: list[tuple]
 
 
-def visitor_history(site_id: int, visitor: str | None, limit: int) -> VisitorFacts:
+def visitor_history(site_id: int, visitor: str | None, limit: int, kind: str = VISITOR) -> VisitorFacts:
     """The visitor's profile, cluster name and newest interactions (none for a visitor we have
-    never seen, or no visitor), with the site's catalogue version, in one round trip."""
-    rows = _VISITOR.rows({"site_id": site_id, "kind": VISITOR, "value": visitor or "", "limit": limit})
+    never seen, or no visitor), with the site's catalogue version, in one round trip.
+    ``kind``: which identity ``visitor`` is (``email``, ``customer_id``: a server asking by person)."""
+    rows = _VISITOR.rows({"site_id": site_id, "kind": kind, "value": visitor or "", "limit": limit})
     if not rows:
         return VisitorFacts(None, None, None, [])
     first = rows[0]
@@ -591,7 +592,7 @@ def _rankings_reproducible(site_settings: dict, builtin_only: bool) -> bool:
 
 
 def recommend_for(site: Site, visitor: str | None, slot: str = "home", limit: int = 8, product: str | None = None,
-                  cart: list[str] | None = None, strategy: str | None = None) -> RecommendationList:
+                  cart: list[str] | None = None, strategy: str | None = None, kind: str = VISITOR) -> RecommendationList:
     """The visitor's list for a page slot, best first, each item with a human reason.
 
     Reads the visitor's newest interactions live, so their latest event already
@@ -604,7 +605,7 @@ def recommend_for(site: Site, visitor: str | None, slot: str = "home", limit: in
     page = page_strategy(slot, strategy)
     if in_holdout(site, visitor):  # test and learn: this visitor sees best sellers (personalize.insights)
         if page == CART_PAGE and cart is None:  # never what is in the cart, for them too
-            cart = cart_of(visitor_history(site.id, visitor, current_app.config.get("HISTORY_LENGTH", 200)).rows)
+            cart = cart_of(visitor_history(site.id, visitor, current_app.config.get("HISTORY_LENGTH", 200), kind).rows)
         in_cart = set(cart or ())
         shown = holdout_items(site, limit + len(in_cart), product)
         return RecommendationList(new_rec_id(), slot, HOLDOUT, [i for i in shown if i["id"] not in in_cart][:limit])
@@ -618,7 +619,7 @@ def recommend_for(site: Site, visitor: str | None, slot: str = "home", limit: in
         page = None
     loaded = model_cache().get(site.id, override.get("model_version"))
     history_length = current_app.config.get("HISTORY_LENGTH", 200)
-    facts = visitor_history(site.id, visitor, history_length)
+    facts = visitor_history(site.id, visitor, history_length, kind)
     profile_id, segment, rows = facts.profile_id, facts.segment, facts.rows
     if override.get("strategy") == "popular":
         rows = []  # ranked as for a newcomer: best sellers

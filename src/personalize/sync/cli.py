@@ -165,6 +165,13 @@ def register(cli: click.Group, make_app: Callable[[], Any], resolve_site: Callab
             except KeyError as exc:  # an unknown stream: the message names the ones there are
                 raise click.ClickException(exc.args[0]) from None
             _print_summary(summary, as_json)
+            from .connections import get_connection
+            from .recommendations import positions_for, push_recommendations
+
+            conn = get_connection(s.id, connection)
+            if conn is not None and positions_for(conn) > 0 and summary["status"] != "failed":
+                pushed = push_recommendations(s.id, connection, trigger="cli")
+                click.echo(f"recommendations: {pushed['status']}: {pushed['message']}", err=True)
             if summary["status"] == "failed":
                 sys.exit(1)
 

@@ -27,7 +27,13 @@ from flask import current_app
 from sqlalchemy import select
 from urllib3.util import parse_url
 
-from ..connectors import Connector, ConnectorContext, relative_folder, validate_connector_class
+from ..connectors import (
+    RECOMMENDATIONS_SETTING,
+    Connector,
+    ConnectorContext,
+    relative_folder,
+    validate_connector_class,
+)
 from ..db import db
 from ..models import utcnow
 from ..plugins import registry
@@ -146,6 +152,8 @@ def _coerce(connector: type[Connector], raw: dict[str, Any], partial: bool, site
                 value = int(value)
             except (TypeError, ValueError):
                 raise ConnectionSettingsError(s.name, "must be a whole number") from None
+            if s.name == RECOMMENDATIONS_SETTING and not 0 <= value <= connector.recommendation_slots:
+                raise ConnectionSettingsError(s.name, f"must be a whole number from 0 to {connector.recommendation_slots}")
         elif s.type == "boolean":
             if isinstance(value, str):
                 if value.lower() not in ("true", "false", "1", "0", "yes", "no", "on", "off"):

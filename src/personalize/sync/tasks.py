@@ -15,18 +15,28 @@ from sqlalchemy import func, select
 from ..db import db
 from ..models import utcnow
 from ..records import SegmentChange
-from .connections import connector_class, connector_context
+from .connections import connector_class, connector_context, get_connection
 from .engine import AlreadyRunning, apply_records, make_http, run_sync
 from .models import Connection, SyncRun, WebhookDelivery
 from .push import push_changes
+from .recommendations import positions_for, push_recommendations
 
 
 def sync_connection(site_id: int, connection: str, trigger: str = "schedule", streams: list[str] | None = None, full: bool = False) -> dict[str, Any]:
-    """Pull a connection's streams (the ``sync`` job)."""
+    """Pull a connection's streams (the ``sync`` job), then push its people's recommendations
+    when it is set to (:mod:`.recommendations`)."""
     try:
-        return run_sync(site_id, connection, streams=streams, trigger=trigger, full=full)
+        summary = run_sync(site_id, connection, streams=streams, trigger=trigger, full=full)
     except AlreadyRunning as exc:
         return {"status": "skipped", "message": str(exc)}
+    conn = get_connection(site_id, connection)
+    if conn is not None and positions_for(conn) > 0 and summary.get("status") != "failed":
+        try:
+            pushed = push_recommendations(site_id, connection, trigger=trigger[:16])
+        except AlreadyRunning as exc:
+            pushed = {"status": "skipped", "message": str(exc)}
+        summary["recommendations"] = {k: v for k, v in pushed.items() if k != "results"}
+    return summary
 
 
 def push_segment_changes(site_id: int, connection: str, target: str, changes: list[dict[str, Any]], trigger: str = "segments") -> dict[str, Any]:

@@ -1,14 +1,14 @@
 """experiments: A/B/n tests of a page slot between strategies, rule sets, blend weights or
 model versions.
 
-Revision ID: 0010_c
+Revision ID: 0010
 Revises: 0009
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0010_c"
+revision = "0010"
 down_revision = "0009"
 branch_labels = None
 depends_on = None
