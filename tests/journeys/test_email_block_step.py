@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from personalize.journeys.definition import validate_definition
-from personalize.journeys.runner import run_due
+from personalize.journeys.batches import run_due
 from personalize.profiles import ingest_events
 from personalize.profiles.trust import read_token
 from personalize.sites import get_site
