@@ -7,6 +7,20 @@
     return input ? input.value : '';
   }
 
+  // Narrow screens show a table's rows as blocks: each cell carries its column's name (admin.css).
+  document.querySelectorAll('table').forEach(function (table) {
+    var heads = table.querySelectorAll('thead th');
+    if (heads.length < 3) return;
+    table.querySelectorAll('tbody tr').forEach(function (row) {
+      var col = 0;
+      Array.prototype.forEach.call(row.children, function (cell) {
+        var head = heads[col];
+        if (head && head.textContent.trim() && !cell.hasAttribute('data-label')) cell.setAttribute('data-label', head.textContent.trim());
+        col += cell.colSpan || 1;
+      });
+    });
+  });
+
   // Copy buttons: <button data-copy="#element-id">
   document.querySelectorAll('[data-copy]').forEach(function (button) {
     button.addEventListener('click', function () {
