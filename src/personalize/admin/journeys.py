@@ -40,6 +40,7 @@ from ..validation import InvalidInput
 from . import SITE_TABS, bp
 from .access import site_page
 from .formatting import sentence
+from .labels import event_label
 from .segments import (
     BEHAVIOUR_ROWS,
     CONDITION_ROWS,
@@ -97,7 +98,8 @@ def rule_text(rule: dict | None) -> str:
     if "behaviour" in rule:
         b = rule["behaviour"]
         window = f" in the last {b['within_days']:g} days" if "within_days" in b else ""
-        return f"{b['event']} at least {b.get('min', 1):g} times{window}"
+        what = event_label(b["event"]).lower() + (f" in category {b['category']}" if b.get("category") else "") + (f" product {b['product_id']}" if b.get("product_id") else "")
+        return f"{what} at least {b.get('min', 1):g} times{window}"
     value = rule.get("value")
     shown = ", ".join(map(str, value)) if isinstance(value, list) else ("" if value is None else str(value))
     return f"{rule['field']} {OP_LABELS.get(rule['op'], rule['op'])} {shown}".strip()
@@ -108,7 +110,7 @@ def step_text(step: dict) -> str:
     if kind == "wait":
         return f"Wait {duration_text(step['seconds'])}" if "seconds" in step else f"Wait until {step['until']} (the person's time)"
     if kind == "wait_event":
-        return f"Wait up to {duration_text(step['seconds'])} for {step['event']}"
+        return f"Wait up to {duration_text(step['seconds'])} for “{event_label(step['event']).lower()}”"
     if kind == "branch":
         return f"If {rule_text(step['rule'])}"
     if kind == "split":
@@ -129,7 +131,7 @@ def trigger_text(trigger: dict) -> str:
     kind = trigger["type"]
     if kind == "event":
         where = " and ".join(f"{w['field']} {OP_LABELS.get(w['op'], w['op'])} {w.get('value', '')}".strip() for w in trigger.get("where") or [])
-        text = f"When someone sends {trigger['event']}" + (f" where {where}" if where else "")
+        text = f"When someone does “{event_label(trigger['event']).lower()}”" + (f" where {where}" if where else "")
     elif kind == "segment_entered":
         text = f"When someone enters segment {trigger['segment']}"
     elif kind == "segment_left":

@@ -63,7 +63,7 @@
         .then(function (data) {
           if (!data) return;
           if (data.last_event_at) {
-            summary.textContent = 'Last event (' + data.last_event_type + ') ' + age(data.seconds_ago) + '; ' +
+            summary.textContent = 'Last event (' + (data.last_event_label || data.last_event_type).toLowerCase() + ') ' + age(data.seconds_ago) + '; ' +
               data.events_last_hour + ' in the last hour.';
             state.className = 'live-state ' + (data.seconds_ago < 3600 ? 'ok' : 'waiting');
           }
