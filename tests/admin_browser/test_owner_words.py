@@ -11,7 +11,7 @@ import pytest
 from personalize.profiles import ingest_events
 from personalize.sites import get_site
 
-from .conftest import sign_in
+from .conftest import sign_in, wait_for_text
 
 pytestmark = pytest.mark.browser
 
@@ -84,3 +84,37 @@ def test_a_profile_shows_events_in_words(admin_page, live_server, owner, site):
         assert internal not in text, internal
     timeline = admin_page.locator("#timeline").inner_text()
     assert "Was shown recommendations" in timeline and "Clicked a recommendation" in timeline and "Bought" in timeline
+
+
+def test_the_segment_builder_suggests_forgives_case_and_starts_without_an_error(admin_page, live_server, owner, site):
+    from personalize.segments.store import get_segment
+
+    sign_in(admin_page, live_server.url, *owner)
+    admin_page.goto(f"{live_server.url}/admin/sites/{site.id}/segments/new")
+    # an empty form is not a mistake
+    wait_for_text(admin_page, "#live-count", "Add a condition")
+    assert admin_page.locator("main .error").count() == 0
+    assert "muted" in admin_page.locator("#live-count").get_attribute("class")
+    # fields come with words, categories and values from the shop's own data
+    assert admin_page.locator("#fields option[value='orders.total']").get_attribute("label") == "Total spent"
+    assert admin_page.locator("#values-category option").evaluate_all("os => os.map(o => o.value)") == ["running", "tea"]
+    assert admin_page.locator("#b0_category").get_attribute("list") == "values-category"
+    admin_page.fill("#c0_field", "scores.rfm_segment")
+    assert admin_page.locator("#c0_value").get_attribute("list") == "values-scores-rfm_segment"
+    admin_page.fill("#c0_field", "")
+    # the raw rule is one click away, not in the way
+    assert not admin_page.locator("#rule_json").is_visible()
+    admin_page.click("#raw-rule summary")
+    assert admin_page.locator("#rule_json").is_visible()
+    admin_page.click("#raw-rule summary")
+    # a category typed in another case finds the catalogue's
+    admin_page.select_option("#b0_event", "purchased")
+    assert admin_page.locator("#b0_event option:checked").inner_text() != "purchased", "events have human names"
+    admin_page.fill("#b0_category", "TEA")
+    wait_for_text(admin_page, "#live-count", "12 profiles match")
+    admin_page.fill("#key", "tea-buyers")
+    admin_page.fill("#seg-name", "Tea buyers")
+    admin_page.click("#save-segment")
+    admin_page.wait_for_url("**/segments/tea-buyers")
+    assert get_segment(site.id, "tea-buyers").rule == {"and": [{"behaviour": {"event": "purchased", "category": "tea", "min": 1}}]}
+    assert "bought" in admin_page.locator("#rule-words").inner_text().lower()

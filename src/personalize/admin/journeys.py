@@ -48,6 +48,7 @@ from .segments import (
     builder_rows,
     field_names,
     rule_from_form,
+    rule_text,
     schedule,
 )
 
@@ -83,26 +84,6 @@ def _split_duration(seconds: int) -> tuple[int, str]:
         if seconds and seconds % UNITS[unit] == 0:
             return seconds // UNITS[unit], unit
     return max(1, round(seconds / 60)), "minutes"
-
-
-def rule_text(rule: dict | None) -> str:
-    if not rule:
-        return ""
-    if "and" in rule or "or" in rule:
-        kind = "and" if "and" in rule else "or"
-        return f" {kind} ".join(rule_text(c) for c in rule[kind])
-    if "not" in rule:
-        return f"not ({rule_text(rule['not'])})"
-    if "segment" in rule:
-        return f"in segment {rule['segment']}"
-    if "behaviour" in rule:
-        b = rule["behaviour"]
-        window = f" in the last {b['within_days']:g} days" if "within_days" in b else ""
-        what = event_label(b["event"]).lower() + (f" in category {b['category']}" if b.get("category") else "") + (f" product {b['product_id']}" if b.get("product_id") else "")
-        return f"{what} at least {b.get('min', 1):g} times{window}"
-    value = rule.get("value")
-    shown = ", ".join(map(str, value)) if isinstance(value, list) else ("" if value is None else str(value))
-    return f"{rule['field']} {OP_LABELS.get(rule['op'], rule['op'])} {shown}".strip()
 
 
 def step_text(step: dict) -> str:

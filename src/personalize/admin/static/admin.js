@@ -21,6 +21,18 @@
     });
   });
 
+  // The segment builder: a value box suggests the shop's values for the field chosen next to it.
+  document.querySelectorAll('input[data-values-for]').forEach(function (field) {
+    var value = document.getElementById(field.getAttribute('data-values-for'));
+    var suggest = function () {
+      var list = document.getElementById('values-' + field.value.trim().replace(/\./g, '-'));
+      if (list) value.setAttribute('list', list.id); else value.removeAttribute('list');
+    };
+    field.addEventListener('input', suggest);
+    field.addEventListener('change', suggest);
+    suggest();
+  });
+
   // Copy buttons: <button data-copy="#element-id">
   document.querySelectorAll('[data-copy]').forEach(function (button) {
     button.addEventListener('click', function () {
@@ -114,6 +126,7 @@
           method: 'POST', credentials: 'same-origin', body: new FormData(form),
           headers: { 'X-CSRF-Token': csrf(), Accept: 'application/json' }
         }).then(function (r) { return r.json(); }).then(function (data) {
+          if (data.empty) { out.textContent = data.message; out.className = 'muted'; return; }
           out.textContent = data.error ? data.error : data.count + ' ' + (data.count === 1 ? 'profile matches' : 'profiles match');
           out.className = data.error ? 'error' : 'count';
         }).catch(function () {});
