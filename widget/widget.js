@@ -223,6 +223,24 @@
     } catch (e) { return ''; }
   }
   // Text from the API is shown as text, and never more than a tile can hold (a 1 MB title is cut).
+  // Reasons and the list's name in the page's language: data-lang (slot or script), else <html lang>.
+  // English is the server's own text; data-text='{"popular":"…","list":"…"}' on the script overrides any wording.
+  var WORDS = {
+    de: 'Schon gekauft|Im Warenkorb|Zuletzt angesehen|Oft gekauft mit $|Passt zu $|Weil Sie $ ansahen|Ähnlich wie $|Beliebt bei Kunden wie Ihnen|Gerade beliebt|Im Trend|Regelmäßig gekauft|Für Sie',
+    fr: 'Déjà acheté|Dans votre panier|Vu récemment|Souvent acheté avec $|Va avec $|Vous avez vu $|Proche de $|Apprécié de clients comme vous|Populaire|Tendance|Acheté régulièrement|Pour vous',
+    es: 'Ya comprado|En tu carrito|Visto hace poco|Se compra con $|Combina con $|Porque viste $|Parecido a $|Gusta a clientes como tú|Popular ahora|Tendencia|Compra habitual|Para ti'
+  }, CODES = 'bought cart viewed bought_with cart_with viewed_with similar like_you popular trending rhythm list'.split(' ');
+  function words(slot) {
+    var out = {}, own = {};
+    (WORDS[(slot.dataset.lang || ds.lang || d.documentElement.lang || '').slice(0, 2)] || '').split('|').forEach(function (w, i) { out[CODES[i]] = w.replace('$', '{title}'); });
+    try { own = JSON.parse(ds.text); } catch (e) {}
+    for (var k in own) out[k] = own[k];
+    return out;
+  }
+  function say(w, code, args, text) {
+    var t = w[code];
+    return t ? t.replace(/\{(\w+)\}/g, function (m, k) { return (args || {})[k] || ''; }) : text;
+  }
   function cut(t) {
     t = String(t);
     return t.length > 200 ? t.slice(0, 199) + '\u2026' : t;
@@ -286,7 +304,8 @@
     // A labelled list of links; each link is named by its title and price, the reason describes it.
     var box = d.createDocumentFragment(), list = el('ul', 'list');
     list.setAttribute('role', 'list'); // list-style:none would hide the list from some screen readers
-    list.setAttribute('aria-label', cut(title || 'Recommended for you'));
+    var w = words(slot);
+    list.setAttribute('aria-label', cut(title || w.list || 'Recommended for you'));
     if (title) box.appendChild(el('h2', 'heading', title));
     box.appendChild(list);
     items.forEach(function (it, i) {
@@ -304,8 +323,9 @@
       }
       a.appendChild(el('span', 'title', it.title));
       if (price) a.appendChild(el('span', 'price', price));
-      if (it.reason) {
-        var why = a.appendChild(el('span', 'reason', it.reason));
+      var reason = typeof it.reason === 'string' ? say(w, it.reason_code, it.reason_args, it.reason) : '';
+      if (reason) {
+        var why = a.appendChild(el('span', 'reason', reason));
         why.id = 'pz-' + rid(12);
         a.setAttribute('aria-describedby', why.id);
       }

@@ -14,6 +14,7 @@ from typing import Any
 
 from flask import current_app
 
+from ..reasons import REASONS
 from . import bp
 
 JSON = "application/json"
@@ -173,6 +174,9 @@ def _schemas(max_events: int, max_limit: int) -> dict[str, Any]:
             "rec_id": STR, "slot": STR, "strategy": {"type": "string", "description": "personal, popular or holdout"},
             "items": {"type": "array", "maxItems": max_limit, "items": _obj({
                 "id": STR, "title": STR, "url": STR, "image": STR, "price": _nullable(NUM), "currency": STR, "reason": _nullable(STR),
+                "reason_code": {**_nullable(STR), "description": "why, as a code the widget words in the page's language: "
+                                + ", ".join(REASONS) + ", or custom (show `reason` as it is)"},
+                "reason_args": {"type": "object", "additionalProperties": STR, "description": "the code's arguments, e.g. {\"title\": \"Tea pot\"}"},
             }, ["id", "title"])},
         }, ["rec_id", "slot", "strategy", "items"]),
         "ProductInput": product,

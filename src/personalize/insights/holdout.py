@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 
 from ..db import db
 from ..models import Interaction, Site
+from ..reasons import reason_fields
 
 HOLDOUT = "holdout"
 DEFAULT_SHARE = 0.0
@@ -87,7 +88,7 @@ def holdout_items(site: Site, limit: int, product: str | None = None) -> list[di
             continue
         out.append({
             "id": card[0], "title": card[1], "url": card[2], "image": card[3], "price": card[4],
-            "currency": card[5], "reason": HOLDOUT_REASON,
+            "currency": card[5], "reason": HOLDOUT_REASON, **reason_fields(HOLDOUT_REASON),
         })
         if len(out) == limit:
             break
