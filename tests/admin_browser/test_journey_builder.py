@@ -104,5 +104,5 @@ def test_build_activate_and_follow_a_cart_abandonment_journey(admin_page, live_s
     assert page.inner_text("#kpi-entered") == "1"
     page.goto(f"{base}/admin/sites/{site.id}/profiles/{ann}")
     entry = page.inner_text("#journeys-of-profile")
-    assert "Cart abandonment" in entry and "acted: “You left something in your cart”" in entry
+    assert "Cart abandonment" in entry and "done: “You left something in your cart”" in entry
     assert not page.errors, page.errors

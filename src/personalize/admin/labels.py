@@ -32,3 +32,26 @@ def event_label(name: object) -> str:
 def connector_kind(name: object) -> str:
     text = str(name or "")
     return CONNECTOR_KINDS.get(text) or text.replace("_", " ").capitalize()
+
+
+#: what a journey step did, for the profile page
+STEP_OUTCOMES = {
+    "acted": "done", "waited": "waited", "yes": "yes", "no": "no", "received": "it happened", "timed_out": "it did not happen in time",
+    "control": "held back (control group)", "skipped_cap": "skipped: contact limit reached", "skipped_consent": "skipped: no consent",
+    "skipped_recent": "skipped: contacted recently", "failed": "failed", "exited": "left the journey", "goal": "reached the goal",
+    "cancelled": "cancelled",
+}
+
+
+def step_outcome(name: object) -> str:
+    text = str(name or "")
+    return STEP_OUTCOMES.get(text) or (f"path {text.upper()}" if len(text) == 1 else text.replace("_", " "))
+
+
+def entry_source(source: object) -> str:
+    """How someone entered a journey: "event product_viewed" reads "after “viewed a product”"."""
+    text = str(source or "")
+    kind, _, rest = text.partition(" ")
+    if kind == "event" and rest:
+        return f"after “{event_label(rest).lower()}”"
+    return text
