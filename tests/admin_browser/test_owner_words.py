@@ -52,6 +52,8 @@ def test_the_lift_verdict_and_its_chart_use_one_interval_in_percentage_points(ad
     assert colour in admin_page.locator("#lift .lift-chart circle.estimate").first.get_attribute("class")
     assert "percentage points" in admin_page.locator("#lift-verdict").inner_text()
     assert admin_page.locator("#demo-holdout").count() == 0, "only the demo explains its simulated holdout"
+    kinds = admin_page.locator("#per-strategy tbody td:first-child").all_inner_texts()
+    assert kinds == ["Holdout: best sellers, for comparison", "Personal recommendations"], kinds
 
 
 def test_the_demo_dashboard_explains_its_holdout(admin_page, live_server, owner, site):

@@ -86,9 +86,9 @@ def browser(user_agent: str | None) -> str:
 
 
 def register_filters(app: Flask) -> None:
-    from .labels import connector_kind, entry_source, event_label, step_outcome
+    from .labels import connector_kind, entry_source, event_label, step_outcome, strategy_label
 
-    app.jinja_env.filters.update(event_label=event_label, entry_source=entry_source, step_outcome=step_outcome, connector_kind=connector_kind, money=money, percent=percent, points=points, ago=ago, when=when, browser=browser)
+    app.jinja_env.filters.update(event_label=event_label, strategy_label=strategy_label, entry_source=entry_source, step_outcome=step_outcome, connector_kind=connector_kind, money=money, percent=percent, points=points, ago=ago, when=when, browser=browser)
 
 
 def sentence(message: object) -> str:

@@ -55,3 +55,15 @@ def entry_source(source: object) -> str:
     if kind == "event" and rest:
         return f"after “{event_label(rest).lower()}”"
     return text
+
+
+#: the kinds of recommendation list (the ``strategy`` a list reports)
+STRATEGY_LABELS = {
+    "personal": "Personal recommendations", "popular": "Best sellers (no history yet)", "holdout": "Holdout: best sellers, for comparison",
+    "unknown": "Not reported",
+}
+
+
+def strategy_label(name: object) -> str:
+    text = str(name or "")
+    return STRATEGY_LABELS.get(text) or text.replace("_", " ").replace("-", " ").capitalize()
