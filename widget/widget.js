@@ -223,6 +223,17 @@
     } catch (e) { return ''; }
   }
   // Text from the API is shown as text, and never more than a tile can hold (a 1 MB title is cut).
+  // Reasons and the list's name come in the page's language (the request's lang: data-lang on the
+  // slot or script, else <html lang>); data-text='{"popular":"…","list":"…"}' on the script overrides any wording.
+  function words() {
+    var own = {};
+    try { own = JSON.parse(ds.text) || {}; } catch (e) {}
+    return own;
+  }
+  function say(w, code, args, text) {
+    var t = w[code];
+    return t ? t.replace(/\{(\w+)\}/g, function (m, k) { return (args || {})[k] || ''; }) : text;
+  }
   function cut(t) {
     t = String(t);
     return t.length > 200 ? t.slice(0, 199) + '\u2026' : t;
@@ -265,6 +276,8 @@
       // listing's ids (data-products) to re-order for the visitor (POST /api/v1/rank).
       if (pid) q.product = pid;
       if (sd.strategy) q.strategy = sd.strategy;
+      var lang = sd.lang || ds.lang || d.documentElement.lang || '';
+      if (/^[a-z]{2}/i.test(lang)) q.lang = lang.slice(0, 2);
       if (sd.cart != null) q.cart = ids(sd.cart, 50).join();
       gen.set(slot, token);
       var h = slot.offsetHeight;
@@ -298,7 +311,8 @@
     // A labelled list of links; each link is named by its title and price, the reason describes it.
     var box = d.createDocumentFragment(), list = el('ul', 'list');
     list.setAttribute('role', 'list'); // list-style:none would hide the list from some screen readers
-    list.setAttribute('aria-label', cut(title || 'Recommended for you'));
+    var w = words();
+    list.setAttribute('aria-label', cut(title || w.list || data.label || 'Recommended for you'));
     if (title) box.appendChild(el('h2', 'heading', title));
     box.appendChild(list);
     items.forEach(function (it, i) {
@@ -316,8 +330,9 @@
       }
       a.appendChild(el('span', 'title', it.title));
       if (price) a.appendChild(el('span', 'price', price));
-      if (it.reason) {
-        var why = a.appendChild(el('span', 'reason', it.reason));
+      var reason = typeof it.reason === 'string' ? say(w, it.reason_code, it.reason_args, it.reason) : '';
+      if (reason) {
+        var why = a.appendChild(el('span', 'reason', reason));
         why.id = 'pz-' + rid(12);
         a.setAttribute('aria-describedby', why.id);
       }

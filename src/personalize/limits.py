@@ -242,7 +242,7 @@ def sign_in_wait(email: str) -> int | None:
 #: the longest value each query parameter of the API may have (the same as docs/api.md and /api/v1/openapi.json);
 #: any other parameter: QUERY_VALUE_MAX. Numbers (limit, offset, after) are range-checked by their endpoints.
 QUERY_MAX = {"key": 128, "visitor": 128, "slot": 64, "product": 200, "email": 320, "customer_id": 200, "segment": 64,
-             "limit": 20, "offset": 20, "after": 20, "strategy": 32, "cart": 4096}
+             "limit": 20, "offset": 20, "after": 20, "strategy": 32, "cart": 4096, "lang": 16}
 QUERY_VALUE_MAX = 512
 QUERY_PARAMS_MAX = 20
 

@@ -51,8 +51,8 @@ def test_the_profile_page_shows_the_propensities(as_owner, site):
 
 def test_the_rule_builder_offers_propensity_fields(as_owner, site):
     page = as_owner.get(f"/admin/sites/{site.id}/segments/new").get_data(as_text=True)
-    assert '<option value="scores.order_propensity">' in page
-    assert '<option value="scores.category_propensity.tea">' in page and '<option value="scores.category_propensity.running">' in page
+    assert '<option value="scores.order_propensity" label="Chance of ordering in the next 30 days (0-1)">' in page
+    assert '<option value="scores.category_propensity.tea" label="Chance of buying in tea (0-1)">' in page and 'value="scores.category_propensity.running"' in page
 
 
 def test_the_segments_page_counts_who_is_expected_to_order(as_owner, site):

@@ -58,7 +58,7 @@ def test_nested_rules_are_edited_as_json(as_owner, site):
     r = post(as_owner, f"/admin/sites/{site.id}/segments/new", {"key": "nested", "mode": "json", "rule_json": json.dumps(rule)})
     assert r.status_code == 302 and get_segment(site.id, "nested").rule == rule
     edit = as_owner.get(f"/admin/sites/{site.id}/segments/nested/edit").get_data(as_text=True)
-    assert 'name="mode" value="json" checked' in edit
+    assert 'name="mode" value="json" id="mode-json" checked' in edit
 
 
 def test_invalid_segments_are_named_and_not_saved(as_owner, site):

@@ -49,7 +49,7 @@ def test_build_activate_and_follow_a_cart_abandonment_journey(admin_page, live_s
     page.fill("#step-s5 input[name=rule_c0_value]", "2")
     page.click("#step-s5 .step-form button[type=submit]")
     wait_for_text(page, ".flash", "Step s5 saved")
-    assert "orders.count ≥ 2" in page.inner_text("#step-s5 .step-text")
+    assert "number of orders ≥ 2" in page.inner_text("#step-s5 .step-text")
     assert page.locator("#step-s5 .branch").count() == 2, "Yes and No branches"
 
     # the trigger form shows the fields of the trigger chosen
@@ -104,5 +104,5 @@ def test_build_activate_and_follow_a_cart_abandonment_journey(admin_page, live_s
     assert page.inner_text("#kpi-entered") == "1"
     page.goto(f"{base}/admin/sites/{site.id}/profiles/{ann}")
     entry = page.inner_text("#journeys-of-profile")
-    assert "Cart abandonment" in entry and "acted: “You left something in your cart”" in entry
+    assert "Cart abandonment" in entry and "done: “You left something in your cart”" in entry
     assert not page.errors, page.errors

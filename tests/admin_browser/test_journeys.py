@@ -48,7 +48,7 @@ def test_first_run_create_a_site_copy_its_snippet_and_see_events_arrive(admin_pa
     assert "No event received yet" in page.inner_text("#live")
 
     send_events(base, site.public_key, [{"id": "e1", "type": "page_viewed", "visitor": "v1", "url": "https://my.shop/"}])
-    wait_for_text(page, "#live-summary", "Last event (page_viewed)")
+    wait_for_text(page, "#live-summary", "Last event (viewed a page)")
     assert "1 in the last hour" in page.inner_text("#live-summary")
     page.reload()
     shoot(page, "site", "main")

@@ -27,8 +27,8 @@ def test_answer_shape(client, trained):
     assert body["strategy"] == "popular"
     assert 1 <= len(body["items"]) <= 4
     for item in body["items"]:
-        assert set(item) == {"id", "title", "url", "image", "price", "currency", "reason"}
-        assert item["reason"]
+        assert set(item) == {"id", "title", "url", "image", "price", "currency", "reason", "reason_code", "reason_args"}
+        assert item["reason"] and item["reason_code"] == "popular" and item["reason_args"] == {}
 
 
 def test_each_answer_has_its_own_rec_id(client, trained):

@@ -9,8 +9,8 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from PIL import Image
 
-from personalize.journeys.definition import validate_definition
 from personalize.journeys.batches import run_due
+from personalize.journeys.definition import validate_definition
 from personalize.profiles import ingest_events
 from personalize.profiles.trust import read_token
 from personalize.sites import get_site

@@ -41,7 +41,7 @@ def _charts(report) -> dict:
         if comp is not None and comp.lift is not None and comp.lift_low is not None:
             rows.append((name, comp.lift_low, comp.lift, comp.lift_high))
     if rows:
-        charts["lift"] = interval_chart("Lift of personalized over holdout, with 95 % intervals", rows, fmt=lambda v: f"{v * 100:+.0f} %")
+        charts["lift"] = interval_chart("Lift of personalized over holdout, with the 95 % intervals of the table and the verdict", rows, fmt=lambda v: f"{v * 100:+.0f} %")
     return charts
 
 
@@ -54,8 +54,14 @@ def dashboard(s: Site):
     report = site_report(s.id, days=days)
     return render_template(
         "admin/dashboard.html", site=s, report=report, charts=_charts(report), days=days, windows=WINDOWS,
-        share=holdout_share(s), max_share=MAX_SHARE,
+        share=holdout_share(s), max_share=MAX_SHARE, demo_holdout=demo_holdout(s),
     )
+
+
+def demo_holdout(s: Site) -> float | None:
+    """The holdout share the demo's simulated traffic used, on the demo's site (None elsewhere)."""
+    share = (s.settings or {}).get("demo_holdout")
+    return float(share) if isinstance(share, int | float) and share > 0 else None
 
 
 @bp.post("/sites/<int:site_id>/holdout")

@@ -37,6 +37,15 @@ def percent(value: object, digits: int = 1, signed: bool = False) -> str:
     return f"{share * 100:{'+' if signed else ''}.{digits}f} %"
 
 
+def points(value: object, digits: int = 1, signed: bool = True) -> str:
+    """A difference of two rates in percentage points: 0.012 is "+1.2 pp" (a rate going from 10 % to
+    11.2 %), never "+1.2 %", which would read as a relative change."""
+    share = _finite(value)
+    if share is None:
+        return "–" if value is None else str(value)
+    return f"{share * 100:{'+' if signed else ''}.{digits}f} pp"
+
+
 def ago(when: object) -> str:
     if when is None:
         return "never"
@@ -77,7 +86,9 @@ def browser(user_agent: str | None) -> str:
 
 
 def register_filters(app: Flask) -> None:
-    app.jinja_env.filters.update(money=money, percent=percent, ago=ago, when=when, browser=browser)
+    from .labels import connector_kind, entry_source, event_label, step_outcome, strategy_label
+
+    app.jinja_env.filters.update(event_label=event_label, strategy_label=strategy_label, entry_source=entry_source, step_outcome=step_outcome, connector_kind=connector_kind, money=money, percent=percent, points=points, ago=ago, when=when, browser=browser)
 
 
 def sentence(message: object) -> str:

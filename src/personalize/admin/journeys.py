@@ -40,6 +40,7 @@ from ..validation import InvalidInput
 from . import SITE_TABS, bp
 from .access import site_page
 from .formatting import sentence
+from .labels import event_label
 from .segments import (
     BEHAVIOUR_ROWS,
     CONDITION_ROWS,
@@ -47,6 +48,7 @@ from .segments import (
     builder_rows,
     field_names,
     rule_from_form,
+    rule_text,
     schedule,
 )
 
@@ -84,31 +86,12 @@ def _split_duration(seconds: int) -> tuple[int, str]:
     return max(1, round(seconds / 60)), "minutes"
 
 
-def rule_text(rule: dict | None) -> str:
-    if not rule:
-        return ""
-    if "and" in rule or "or" in rule:
-        kind = "and" if "and" in rule else "or"
-        return f" {kind} ".join(rule_text(c) for c in rule[kind])
-    if "not" in rule:
-        return f"not ({rule_text(rule['not'])})"
-    if "segment" in rule:
-        return f"in segment {rule['segment']}"
-    if "behaviour" in rule:
-        b = rule["behaviour"]
-        window = f" in the last {b['within_days']:g} days" if "within_days" in b else ""
-        return f"{b['event']} at least {b.get('min', 1):g} times{window}"
-    value = rule.get("value")
-    shown = ", ".join(map(str, value)) if isinstance(value, list) else ("" if value is None else str(value))
-    return f"{rule['field']} {OP_LABELS.get(rule['op'], rule['op'])} {shown}".strip()
-
-
 def step_text(step: dict) -> str:
     kind = step["type"]
     if kind == "wait":
         return f"Wait {duration_text(step['seconds'])}" if "seconds" in step else f"Wait until {step['until']} (the person's time)"
     if kind == "wait_event":
-        return f"Wait up to {duration_text(step['seconds'])} for {step['event']}"
+        return f"Wait up to {duration_text(step['seconds'])} for “{event_label(step['event']).lower()}”"
     if kind == "branch":
         return f"If {rule_text(step['rule'])}"
     if kind == "split":
@@ -129,7 +112,7 @@ def trigger_text(trigger: dict) -> str:
     kind = trigger["type"]
     if kind == "event":
         where = " and ".join(f"{w['field']} {OP_LABELS.get(w['op'], w['op'])} {w.get('value', '')}".strip() for w in trigger.get("where") or [])
-        text = f"When someone sends {trigger['event']}" + (f" where {where}" if where else "")
+        text = f"When someone does “{event_label(trigger['event']).lower()}”" + (f" where {where}" if where else "")
     elif kind == "segment_entered":
         text = f"When someone enters segment {trigger['segment']}"
     elif kind == "segment_left":

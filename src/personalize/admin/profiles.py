@@ -21,6 +21,7 @@ from ..segments.store import segments_of_profile
 from ..validation import json_text
 from . import SITE_TABS, bp
 from .access import site_page
+from .journeys import STEP_LABELS
 from .lookup import find_profile
 
 SITE_TABS.append({"endpoint": "admin.profiles", "label": "Profiles", "order": 3})
@@ -59,7 +60,7 @@ def profile(s: Site, profile_id: int):
         summary=timeline_summary(s.id, profile_id), events=events, titles=titles, scores=profile_scores(profile_id),
         segments=segments_of_profile(profile_id), recs=recs, visitor=visitor, held=in_holdout(s, visitor),
         orders=orders, site_currency=site_currency(s),
-        journeys=journeys_of_profile(profile_id),
+        journeys=journeys_of_profile(profile_id), step_labels=STEP_LABELS,
     )
 
 

@@ -38,6 +38,7 @@ from ..segments.store import (
 from ..validation import InvalidInput
 from . import SITE_TABS, bp
 from .access import can_edit, denied, site_page
+from .labels import event_label
 
 SITE_TABS.append({"endpoint": "admin.segments", "label": "Segments", "order": 2})
 log = logging.getLogger(__name__)
@@ -63,6 +64,76 @@ def field_names(site_id: int) -> list[str]:
             *(f"attributes.{n}" for n in attribute_names(site_id))]
 
 
+FIELD_LABELS = {
+    "profile.email": "Email address", "profile.customer_id": "Customer id in your shop", "profile.created_at": "First seen (date)",
+    "profile.last_seen_at": "Last seen (date)", "orders.count": "Number of orders", "orders.total": "Total spent",
+    "orders.avg": "Average order value", "orders.first_at": "First order (date)", "orders.last_at": "Last order (date)",
+    "scores.rfm_segment": "RFM class (e.g. Champions, At risk)", "scores.cluster_name": "Customer group (cluster)",
+    "scores.value": "Expected value, next 12 months", "scores.attrition": "Chance they stopped buying (0-1)",
+    "scores.potential": "Potential", "scores.order_propensity": "Chance of ordering in the next 30 days (0-1)",
+    "scores.recency_days": "Days since the last order", "scores.total_spent": "Total spent (scores)",
+}
+
+
+def field_label(name: str) -> str:
+    """What the builder's field suggestions say next to the field's name."""
+    if name in FIELD_LABELS:
+        return FIELD_LABELS[name]
+    if name.startswith(CATEGORY_PROPENSITY):
+        return f"Chance of buying in {name[len(CATEGORY_PROPENSITY):]} (0-1)"
+    if name.startswith("attributes."):
+        return f"Profile attribute {name[len('attributes.'):]}"
+    return name.split(".", 1)[-1].replace("_", " ").capitalize()
+
+
+def value_lists(site_id: int) -> dict[str, list[str]]:
+    """Values the builder suggests, from the shop's own data: field -> values."""
+    computed = computed_segments(site_id)
+    return {
+        "scores.rfm_segment": [name for name, _n in computed.get("rfm") or []],
+        "scores.cluster_name": [name for name, _n in computed.get("clusters") or []],
+        "category": categories(site_id)[:CATEGORY_FIELDS_SHOWN * 5],
+    }
+
+
+def canonical_categories(rule: Any, known: dict[str, str]) -> Any:
+    """The rule with each category it names spelled as the catalogue does ("tea" -> "Tea"): the builder
+    matches categories without regard to case; a category the catalogue lacks stays as typed."""
+    if isinstance(rule, list):
+        return [canonical_categories(r, known) for r in rule]
+    if not isinstance(rule, dict):
+        return rule
+    out = {k: canonical_categories(v, known) if k in ("and", "or", "not") else v for k, v in rule.items()}
+    b = out.get("behaviour")
+    if isinstance(b, dict) and isinstance(b.get("category"), str):
+        out["behaviour"] = {**b, "category": known.get(b["category"].strip().casefold(), b["category"])}
+    field = out.get("field")
+    if isinstance(field, str) and field.startswith(CATEGORY_PROPENSITY):
+        name = field[len(CATEGORY_PROPENSITY):]
+        out["field"] = CATEGORY_PROPENSITY + known.get(name.strip().casefold(), name)
+    return out
+
+
+def rule_text(rule: dict | None) -> str:
+    if not rule:
+        return ""
+    if "and" in rule or "or" in rule:
+        kind = "and" if "and" in rule else "or"
+        return f" {kind} ".join(rule_text(c) for c in rule[kind])
+    if "not" in rule:
+        return f"not ({rule_text(rule['not'])})"
+    if "segment" in rule:
+        return f"in segment {rule['segment']}"
+    if "behaviour" in rule:
+        b = rule["behaviour"]
+        window = f" in the last {b['within_days']:g} days" if "within_days" in b else ""
+        what = event_label(b["event"]).lower() + (f" in category {b['category']}" if b.get("category") else "") + (f" product {b['product_id']}" if b.get("product_id") else "")
+        return f"{what} at least {b.get('min', 1):g} times{window}"
+    value = rule.get("value")
+    shown = ", ".join(map(str, value)) if isinstance(value, list) else ("" if value is None else str(value))
+    return f"{field_label(rule['field']).split(' (')[0].lower()} {OP_LABELS.get(rule['op'], rule['op'])} {shown}".strip()
+
+
 def _scalar(text: str, kind: str | None) -> Any:
     text = text.strip()
     if kind in ("text", "date"):
@@ -74,9 +145,23 @@ def _scalar(text: str, kind: str | None) -> Any:
     return int(number) if number.is_integer() else number
 
 
-def rule_from_form(form) -> dict:
-    """The rule tree the builder's rows describe, or the JSON typed in the advanced box."""
+def rule_from_form(form, site_id: int | None = None) -> dict:
+    """The rule tree the builder's rows describe, or the JSON typed in the advanced box; with
+    ``site_id``, categories spelled as that site's catalogue spells them."""
+    rule = _rule_from_form(form)
+    if site_id is not None:
+        rule = canonical_categories(rule, {c.casefold(): c for c in categories(site_id)})
+    return rule
+
+
+class EmptyRule(InvalidInput):
+    """The builder has no condition yet: not a mistake while the form is being filled in."""
+
+
+def _rule_from_form(form) -> dict:
     if form.get("mode") == "json":
+        if not (form.get("rule_json") or "").strip():
+            raise EmptyRule("rule", "write a rule, or use the conditions above")
         try:
             return json.loads(form.get("rule_json") or "")
         except json.JSONDecodeError as exc:
@@ -112,7 +197,7 @@ def rule_from_form(form) -> dict:
                 b[key] = raw
         children.append({"behaviour": b})
     if not children:
-        raise InvalidInput("rule", "add at least one condition")
+        raise EmptyRule("rule", "add at least one condition")
     return {form.get("combine", "and") if form.get("combine") in ("and", "or") else "and": children}
 
 
@@ -173,7 +258,9 @@ def segments(s: Site):
 def segment_count(s: Site):
     """The live preview: how many profiles the rule on screen matches now."""
     try:
-        return jsonify(count=preview_count(s.id, rule_from_form(request.form)))
+        return jsonify(count=preview_count(s.id, rule_from_form(request.form, s.id)))
+    except EmptyRule:
+        return jsonify(empty=True, message="Add a condition to see how many profiles match.")
     except InvalidInput as exc:
         return jsonify(error=explain(exc, request.form)), 400
 
@@ -196,7 +283,7 @@ def segment_edit(s: Site, key: str | None = None):
         mode = request.form.get("mode", "builder")
         rule_json = request.form.get("rule_json", "")
         try:
-            rule = rule_from_form(request.form)
+            rule = rule_from_form(request.form, s.id)
             body = {"name": request.form.get("name", "").strip(), "description": request.form.get("description", ""), "rule": rule}
             if seg is None:
                 # create_segment takes the description only through an update (it sets its own default)
@@ -216,7 +303,7 @@ def segment_edit(s: Site, key: str | None = None):
             return redirect(url_for("admin.segment", site_id=s.id, key=seg.key))
     return render_template(
         "admin/segment_edit.html", site=s, seg=seg, values=values, mode=mode, rule_json=rule_json, error=error,
-        fields=field_names(s.id), ops=[(op, OP_LABELS[op]) for op in sorted(OPS, key=list(OP_LABELS).index)],
+        fields=[(f, field_label(f)) for f in field_names(s.id)], value_lists=value_lists(s.id), ops=[(op, OP_LABELS[op]) for op in sorted(OPS, key=list(OP_LABELS).index)],
         events=BEHAVIOUR_EVENTS, condition_rows=CONDITION_ROWS, behaviour_rows=BEHAVIOUR_ROWS,
     ), (400 if error else 200)
 
@@ -231,7 +318,8 @@ def segment(s: Site, key: str):
     if not 0 <= after < 2**31:  # a profile id; anything else starts from the first page
         after = 0
     members = members_page(s.id, key, after=after, limit=50)
-    return render_template("admin/segment.html", site=s, seg=seg, members=members, after=after, rule_json=json.dumps(seg.rule, indent=2))
+    return render_template("admin/segment.html", site=s, seg=seg, members=members, after=after, rule_json=json.dumps(seg.rule, indent=2),
+                           rule_words=rule_text(seg.rule))
 
 
 @bp.post("/sites/<int:site_id>/segments/<key>/rebuild")

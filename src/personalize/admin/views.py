@@ -41,6 +41,7 @@ from ..sites import (
 from . import bp
 from .access import can_edit, denied, grant, login_required, site_ids_for, site_page, visible_sites
 from .formatting import sentence
+from .labels import event_label
 from .sessions import stash_secret, take_secret
 
 
@@ -84,7 +85,7 @@ def live(s: Site):
     last = status["last_event_at"]
     now = utcnow()
     return jsonify(
-        last_event_at=last.isoformat() + "Z" if last else None, last_event_type=status["last_event_type"],
+        last_event_at=last.isoformat() + "Z" if last else None, last_event_type=status["last_event_type"], last_event_label=event_label(status["last_event_type"]) if status["last_event_type"] else None,
         events_last_hour=status["events_last_hour"], seconds_ago=status["seconds_ago"],
         refused=[
             {"origin": r["origin"], "reason": r["reason"], "meaning": r["meaning"], "message": r["message"], "count": r["count"],

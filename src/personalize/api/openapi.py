@@ -14,6 +14,7 @@ from typing import Any
 
 from flask import current_app
 
+from ..reasons import REASONS
 from . import bp
 
 JSON = "application/json"
@@ -174,8 +175,12 @@ def _schemas(max_events: int, max_limit: int) -> dict[str, Any]:
                 "personal, popular or holdout; on page slots similar, together, cart or recent; on POST /rank rank or as-given")},
             "items": {"type": "array", "maxItems": max_limit, "items": _obj({
                 "id": STR, "title": STR, "url": STR, "image": STR, "price": _nullable(NUM), "currency": STR, "reason": _nullable(STR),
+                "reason_code": {**_nullable(STR), "description": "why, as a code the widget words in the page's language: "
+                                + ", ".join(REASONS) + ", or custom (show `reason` as it is)"},
+                "reason_args": {"type": "object", "additionalProperties": STR, "description": "the code's arguments, e.g. {\"title\": \"Tea pot\"}"},
             }, ["id", "title"])},
             "products": {"type": "array", "items": STR, "description": "POST /rank only: every given id, in the new order"},
+            "label": {"type": "string", "description": "GET /recommendations: the list's name for screen readers, in the request's `lang`"},
         }, ["rec_id", "slot", "strategy", "items"]),
         "ProductInput": product,
         "Product": _obj({
@@ -291,6 +296,8 @@ def _paths() -> dict[str, Any]:
                            "instead of the strategy the slot's type chooses (product: similar, cart: cart, recent: recent)"),
                     _query("cart", {"type": "string", "maxLength": 4096},
                            "the cart's product ids, separated by commas (at most 50 of at most 200 characters, 4096 in all); never shown"),
+                    _query("lang", {"type": "string", "maxLength": 16, "pattern": r"^[A-Za-z]{2,8}(-[A-Za-z0-9]{1,8})*$"},
+                           "the page's language (de, fr, es…): reasons and `label` said in it; English otherwise"),
                 ],
             ),
             "options": preflight,

@@ -8,6 +8,7 @@ from flask import Response, current_app, request
 
 from .. import metrics
 from ..catalog.currency import site_currency
+from ..reasons import language, list_label, localize
 from ..recommend.service import (
     PAGE_STRATEGIES,
     recommend_for,
@@ -21,6 +22,7 @@ from .people import person_param
 from .widget_keys import widget_site
 
 _TOKEN = re.compile(r"^[A-Za-z0-9_.:\-]{1,128}$")
+_LANG = re.compile(r"^[A-Za-z]{2,8}(-[A-Za-z0-9]{1,8})*$")
 MAX_CART = 50  # product ids in a cart= list
 STRATEGIES = ("personal", *PAGE_STRATEGIES)
 
@@ -75,5 +77,9 @@ def get_recommendations():
     # each item in its product's own currency, else the site's (catalog/currency.py); "" when neither is known
     currency = site_currency(site)
     answer["items"] = [item if item.get("currency") else {**item, "currency": currency} for item in answer["items"]]
+    lang = language(_param("lang", None, 16, pattern=_LANG))  # the page's language: reasons said in it (reasons.py)
+    if lang is not None:
+        answer["items"] = [localize(item, lang) for item in answer["items"]]
+    answer["label"] = list_label(lang)
     body = json_text(answer, separators=(",", ":"))
     return Response(body, mimetype="application/json", headers={"Cache-Control": "private, no-store"})

@@ -265,6 +265,7 @@ def simulate_demo_traffic(site_id: int, products, n_visitors: int, seed: int) ->
     )
     site = get_site(site_id)
     set_holdout_share(site, before)
-    site.settings = {**(site.settings or {}), "demo_traffic": marker}
+    # the dashboard explains the holdout the simulated traffic had (the site's own holdout is off again)
+    site.settings = {**(site.settings or {}), "demo_traffic": marker, "demo_holdout": DEMO_HOLDOUT}
     db.session.commit()
     return counts

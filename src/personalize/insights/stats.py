@@ -11,8 +11,9 @@ counts in their group.
 * Revenue per visitor: the difference of two means with Welch's standard error,
   ``se = sqrt(s1²/n1 + s0²/n0)`` (normal approximation; with hundreds of visitors per
   group the sample means are close to normal even though revenue is skewed).
-* Relative lift ``m1/m0 - 1``: its interval comes from the delta method on the log of
-  the ratio, ``se(log r) = sqrt(se1²/m1² + se0²/m0²)``, then ``exp(log r ± 1.96 se) - 1``.
+* Relative lift ``m1/m0 - 1``: the difference and its interval divided by the holdout's
+  value, ``(m1 - m0)/m0`` from ``low/m0`` to ``high/m0``. One interval, so the chart (which
+  draws the lift), the table and the verdict (which read the difference) always agree.
 """
 
 from __future__ import annotations
@@ -46,6 +47,11 @@ class Comparison:
         """The interval of the difference excludes zero."""
         return self.difference_low > 0 or self.difference_high < 0
 
+    @property
+    def verdict(self) -> str:
+        """``better``, ``worse`` or ``unsure``: where the one interval lies (chart, table and text read this)."""
+        return "better" if self.difference_low > 0 else ("worse" if self.difference_high < 0 else "unsure")
+
 
 def _mean_var(values: Sequence[float]) -> tuple[float, float]:
     n = len(values)
@@ -54,12 +60,11 @@ def _mean_var(values: Sequence[float]) -> tuple[float, float]:
     return mean, var
 
 
-def _relative(m1: float, se1: float, m0: float, se0: float) -> tuple[float | None, float | None, float | None]:
-    if m0 <= 0 or m1 <= 0:
-        return (m1 / m0 - 1.0 if m0 > 0 else None), None, None
-    ratio = m1 / m0
-    se_log = math.sqrt((se1 / m1) ** 2 + (se0 / m0) ** 2)
-    return ratio - 1.0, math.exp(math.log(ratio) - Z95 * se_log) - 1.0, math.exp(math.log(ratio) + Z95 * se_log) - 1.0
+def _relative(difference: float, low: float, high: float, m0: float) -> tuple[float | None, float | None, float | None]:
+    """The difference and its interval relative to the holdout's value (None without a holdout value)."""
+    if m0 <= 0:
+        return None, None, None
+    return difference / m0, low / m0, high / m0
 
 
 def compare_rates(metric: str, conv1: int, n1: int, conv0: int, n0: int) -> Comparison | None:
@@ -68,9 +73,7 @@ def compare_rates(metric: str, conv1: int, n1: int, conv0: int, n0: int) -> Comp
         return None
     p1, p0 = conv1 / n1, conv0 / n0
     se1, se0 = math.sqrt(p1 * (1 - p1) / n1), math.sqrt(p0 * (1 - p0) / n0)
-    se = math.hypot(se1, se0)
-    lift, low, high = _relative(p1, se1, p0, se0)
-    return Comparison(metric, p1, p0, n1, n0, p1 - p0, p1 - p0 - Z95 * se, p1 - p0 + Z95 * se, lift, low, high)
+    return _compared(metric, p1, p0, n1, n0, math.hypot(se1, se0))
 
 
 def compare_means(metric: str, values1: Sequence[float], values0: Sequence[float]) -> Comparison | None:
@@ -81,6 +84,10 @@ def compare_means(metric: str, values1: Sequence[float], values0: Sequence[float
     m1, v1 = _mean_var(values1)
     m0, v0 = _mean_var(values0)
     se1, se0 = math.sqrt(v1 / n1), math.sqrt(v0 / n0)
-    se = math.hypot(se1, se0)
-    lift, low, high = _relative(m1, se1, m0, se0)
-    return Comparison(metric, m1, m0, n1, n0, m1 - m0, m1 - m0 - Z95 * se, m1 - m0 + Z95 * se, lift, low, high)
+    return _compared(metric, m1, m0, n1, n0, math.hypot(se1, se0))
+
+
+def _compared(metric: str, m1: float, m0: float, n1: int, n0: int, se: float) -> Comparison:
+    difference = m1 - m0
+    low, high = difference - Z95 * se, difference + Z95 * se
+    return Comparison(metric, m1, m0, n1, n0, difference, low, high, *_relative(difference, low, high, m0))

@@ -28,6 +28,7 @@ from ..experiments.arms import arm_rules, choose, pinned_versions
 from ..models import Identity, Interaction, ModelVersion, Product, Site
 from ..plugins import hooks, notify
 from ..profiles.identity import VISITOR
+from ..reasons import reason_fields
 from ..records import Recommendation
 from ..segments.models import ProfileScore
 from ..segments.store import cluster_names_of
@@ -512,7 +513,7 @@ def _read_cards(site_id: int, product_ids: list[str]) -> dict[str, tuple]:
 
 
 def _item(card: tuple, reason: str) -> dict[str, Any]:
-    return {"id": card[0], "title": card[1], "url": card[2], "image": card[3], "price": card[4], "currency": card[5], "reason": reason}
+    return {"id": card[0], "title": card[1], "url": card[2], "image": card[3], "price": card[4], "currency": card[5], "reason": reason, **reason_fields(reason)}
 
 
 class RankingCache:
@@ -876,7 +877,7 @@ def holdout_items(site: Site, limit: int, product: str | None = None) -> list[di
             continue
         out.append({
             "id": card[0], "title": card[1], "url": card[2], "image": card[3], "price": card[4],
-            "currency": card[5], "reason": HOLDOUT_REASON,
+            "currency": card[5], "reason": HOLDOUT_REASON, **reason_fields(HOLDOUT_REASON),
         })
         if len(out) == limit:
             break

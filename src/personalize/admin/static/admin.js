@@ -7,6 +7,32 @@
     return input ? input.value : '';
   }
 
+  // Narrow screens show a table's rows as blocks: each cell carries its column's name (admin.css).
+  document.querySelectorAll('table').forEach(function (table) {
+    var heads = table.querySelectorAll('thead th');
+    if (heads.length < 3) return;
+    table.querySelectorAll('tbody tr').forEach(function (row) {
+      var col = 0;
+      Array.prototype.forEach.call(row.children, function (cell) {
+        var head = heads[col];
+        if (head && head.textContent.trim() && !cell.hasAttribute('data-label')) cell.setAttribute('data-label', head.textContent.trim());
+        col += cell.colSpan || 1;
+      });
+    });
+  });
+
+  // The segment builder: a value box suggests the shop's values for the field chosen next to it.
+  document.querySelectorAll('input[data-values-for]').forEach(function (field) {
+    var value = document.getElementById(field.getAttribute('data-values-for'));
+    var suggest = function () {
+      var list = document.getElementById('values-' + field.value.trim().replace(/\./g, '-'));
+      if (list) value.setAttribute('list', list.id); else value.removeAttribute('list');
+    };
+    field.addEventListener('input', suggest);
+    field.addEventListener('change', suggest);
+    suggest();
+  });
+
   // Copy buttons: <button data-copy="#element-id">
   document.querySelectorAll('[data-copy]').forEach(function (button) {
     button.addEventListener('click', function () {
@@ -49,7 +75,7 @@
         .then(function (data) {
           if (!data) return;
           if (data.last_event_at) {
-            summary.textContent = 'Last event (' + data.last_event_type + ') ' + age(data.seconds_ago) + '; ' +
+            summary.textContent = 'Last event (' + (data.last_event_label || data.last_event_type).toLowerCase() + ') ' + age(data.seconds_ago) + '; ' +
               data.events_last_hour + ' in the last hour.';
             state.className = 'live-state ' + (data.seconds_ago < 3600 ? 'ok' : 'waiting');
           }
@@ -100,6 +126,7 @@
           method: 'POST', credentials: 'same-origin', body: new FormData(form),
           headers: { 'X-CSRF-Token': csrf(), Accept: 'application/json' }
         }).then(function (r) { return r.json(); }).then(function (data) {
+          if (data.empty) { out.textContent = data.message; out.className = 'muted'; return; }
           out.textContent = data.error ? data.error : data.count + ' ' + (data.count === 1 ? 'profile matches' : 'profiles match');
           out.className = data.error ? 'error' : 'count';
         }).catch(function () {});
