@@ -319,7 +319,7 @@ def test_each_known_query_parameter_has_its_own_bound(client, site):
     where = {"key": "/api/v1/recommendations", "visitor": "/api/v1/recommendations", "slot": "/api/v1/recommendations",
              "product": "/api/v1/recommendations", "email": "/api/v1/profiles", "customer_id": "/api/v1/profiles",
              "segment": "/api/v1/segments/changes", "limit": "/api/v1/products", "offset": "/api/v1/products", "after": "/api/v1/segments/changes",
-             "strategy": "/api/v1/recommendations", "cart": "/api/v1/recommendations"}
+             "strategy": "/api/v1/recommendations", "cart": "/api/v1/recommendations", "lang": "/api/v1/recommendations"}
     assert set(where) == set(QUERY_MAX)
     for name, path in where.items():
         too_long = {"key": site.public_key, name: "1" * (QUERY_MAX[name] + 1)}
