@@ -53,6 +53,7 @@ from bench_http import (  # noqa: E402
     free_port,
     machine_speed,
     seed_histories,
+    server_cpu_seconds,
     site_and_products,
     start_server,
     vacuum_if_autovacuum_is_off,
@@ -110,15 +111,22 @@ def parse_wrk(out: str) -> dict:
             "p99": ms(pct.get("99")), "bad": int(bad.group(1)) if bad else 0, "sock": sock.group(1) if sock else ""}
 
 
+PGID: dict[int, int] = {}  # port -> the server's process group, for its CPU time
+
+
 def wrk(port: int, script: str, duration: float, connections: int) -> dict:
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
         f.write(script)
+    cpu = server_cpu_seconds(PGID[port]) if port in PGID else 0.0
     try:
         cmd = ["wrk", "-t", "2", "-c", str(connections), "-d", f"{duration:g}s", "--latency", "-s", f.name, f"http://127.0.0.1:{port}"]
         out = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 60).stdout
     finally:
         os.unlink(f.name)
-    return parse_wrk(out)
+    result = parse_wrk(out)
+    cpu = server_cpu_seconds(PGID[port]) - cpu if port in PGID else float("nan")
+    result["cpu_ms"] = cpu * 1000 / max(1, result["done"])  # the server's CPU per answered request
+    return result
 
 
 def start_bare(kind: str, port: int, workers: int, threads: int, database: str, env: dict) -> subprocess.Popen:
@@ -145,7 +153,7 @@ def count_rows(url: str, table: str, prefix: str) -> tuple[int, int]:
     engine = create_engine(url)
     with engine.connect() as connection:
         row = connection.execute(text(f"SELECT count(*), count(DISTINCT event_id) FROM {table} WHERE event_id LIKE :p"),
-                                 {"p": prefix + "-%"}).one()
+                                 {"p": prefix + "%"}).one()
     engine.dispose()
     return int(row[0]), int(row[1])
 
@@ -224,6 +232,8 @@ def main() -> None:
     try:
         servers.append(start_bare("rec", rec_port, workers, threads, bare_db, env))
         servers.append(start_bare("events", ev_port, workers, threads, bare_db, env))
+        for port, server in zip((ours_port, rec_port, ev_port), servers, strict=True):
+            PGID[port] = server.pid  # each started in a session of its own
         sample = visitors_with_history(app, [], args.rec_visitors)
         if len(sample) < args.rec_visitors:
             sample += seed_histories(ours_port, key, products, args.rec_visitors - len(sample), 10)
@@ -245,8 +255,8 @@ def main() -> None:
             for r in range(args.rounds):
                 results["bare_rec"].append(wrk(rec_port, rec_script, args.duration, args.connections))
                 results["ours_rec"].append(wrk(ours_port, rec_script, args.duration, args.connections))
-                b = wrk(ev_port, events_script(f"{run}b"), args.duration, args.connections)
-                o = wrk(ours_port, events_script(f"{run}o"), args.duration, args.connections)
+                b = wrk(ev_port, events_script(f"{run}b{r}"), args.duration, args.connections)
+                o = wrk(ours_port, events_script(f"{run}o{r}"), args.duration, args.connections)
                 results["bare_ev"].append(b)
                 results["ours_ev"].append(o)
                 done_ev["bare"] += b["done"]
@@ -285,13 +295,16 @@ def print_table(results: dict, args, database: str) -> None:
     b, o = rates("bare_rec"), rates("ours_rec")
     be, oe = rates("bare_ev", args.batch), rates("ours_ev", args.batch)
     p99 = lambda name: span([x["p99"] for x in results[name]])  # noqa: E731
+    cpu = lambda name: med([x["cpu_ms"] for x in results[name]])  # noqa: E731
     print()
-    print(f"| {database} | personalize | bare ceiling | ratio (medians; per round) |")
-    print("|---|---|---|---|")
+    print(f"| {database} | personalize | bare ceiling | ratio (medians; per round) | server CPU per request, ours / bare (ratio) |")
+    print("|---|---|---|---|---|")
     print(f"| `GET /api/v1/recommendations` ({args.rec_visitors:,} visitors with histories) | {span(o)} req/s, p99 {p99('ours_rec')} ms "
-          f"| {span(b)} req/s, p99 {p99('bare_rec')} ms | {med(o) / med(b):.2f} ({', '.join(f'{x / y:.2f}' for x, y in zip(o, b, strict=True))}) |")
+          f"| {span(b)} req/s, p99 {p99('bare_rec')} ms | {med(o) / med(b):.2f} ({', '.join(f'{x / y:.2f}' for x, y in zip(o, b, strict=True))}) "
+          f"| {cpu('ours_rec'):.2f} / {cpu('bare_rec'):.2f} ms ({cpu('bare_rec') / cpu('ours_rec'):.2f}) |")
     print(f"| `POST /api/v1/events`, {args.batch} events a request | {span(oe)} events/s, p99 {p99('ours_ev')} ms "
-          f"| {span(be)} events/s, p99 {p99('bare_ev')} ms | {med(oe) / med(be):.2f} ({', '.join(f'{x / y:.2f}' for x, y in zip(oe, be, strict=True))}) |")
+          f"| {span(be)} events/s, p99 {p99('bare_ev')} ms | {med(oe) / med(be):.2f} ({', '.join(f'{x / y:.2f}' for x, y in zip(oe, be, strict=True))}) "
+          f"| {cpu('ours_ev'):.2f} / {cpu('bare_ev'):.2f} ms ({cpu('bare_ev') / cpu('ours_ev'):.2f}) |")
     print()
 
 
