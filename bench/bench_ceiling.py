@@ -309,23 +309,36 @@ def print_table(results: dict, args, database: str) -> None:
 
 
 def burst(port: int, key: str, products: list[str], visitors: list[str], rec_script: str, events_script, run: str, args, app) -> None:
-    """Our lists before, during a steady stream of events, and right after a full-speed burst."""
-    before = wrk(port, rec_script, args.duration, args.connections)
-    stream = Stream(port, key, products, visitors, args.burst_rate, args.batch)
-    stream.start()
-    time.sleep(0.5)
-    during = wrk(port, rec_script, args.duration, args.connections)
-    stream.stop.set()
-    stream.join()
-    full = wrk(port, events_script(f"{run}u"), args.duration, args.connections)
-    after = wrk(port, rec_script, args.duration, args.connections)
-    later = wrk(port, rec_script, args.duration, args.connections)
-    print(f"| lists around an ingest burst ({database_name(app)}) | req/s | p99 ms | against before |")
-    print("|---|---|---|---|")
-    for name, x in (("before", before), (f"during a stream of {stream.sent / args.duration:,.0f} events/s", during),
-                    (f"right after {full['rps'] * args.batch:,.0f} events/s for {args.duration:g} s", after),
-                    (f"{args.duration:g} s after that", later)):
-        print(f"| {name} | {x['rps']:,.0f} | {x['p99']:.1f} | {x['rps'] / before['rps']:.2f} |")
+    """Our lists before, during a steady stream of events, and right after a full-speed burst;
+    beside the same timeline without any event (the control: what the lists do by themselves
+    over the same minute, e.g. rankings reaching the end of their reuse time)."""
+    rows = {}
+    for label, with_events in (("control, no events", False), ("with events", True)):
+        before = wrk(port, rec_script, args.duration, args.connections)
+        stream = Stream(port, key, products, visitors, args.burst_rate if with_events else 0, args.batch)
+        if with_events:
+            stream.start()
+            time.sleep(0.5)
+        during = wrk(port, rec_script, args.duration, args.connections)
+        if with_events:
+            stream.stop.set()
+            stream.join()
+            full = wrk(port, events_script(f"{run}u"), args.duration, args.connections)
+        else:
+            full = {"rps": 0.0}
+            time.sleep(args.duration)
+        after = wrk(port, rec_script, args.duration, args.connections)
+        later = wrk(port, rec_script, args.duration, args.connections)
+        rows[label] = (before, during, after, later, stream.sent / args.duration, full["rps"] * args.batch)
+    print(f"| lists around an ingest burst ({database_name(app)}) | req/s | p99 ms | against before | control (no events): req/s, against before |")
+    print("|---|---|---|---|---|")
+    before, during, after, later, streamed, burst_rate = rows["with events"]
+    control = rows["control, no events"]
+    names = ("before", f"during a stream of {streamed:,.0f} events/s", f"right after {burst_rate:,.0f} events/s for {args.duration:g} s",
+             f"{args.duration:g} s after that")
+    for i, (name, x) in enumerate(zip(names, (before, during, after, later), strict=True)):
+        c = control[i]
+        print(f"| {name} | {x['rps']:,.0f} | {x['p99']:.1f} | {x['rps'] / before['rps']:.2f} | {c['rps']:,.0f}, {c['rps'] / control[0]['rps']:.2f} |")
 
 
 def database_name(app) -> str:
