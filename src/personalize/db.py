@@ -61,7 +61,8 @@ class SQLiteWriterTurn:
     (events/s fell to a fifth of what one process stored alone). The group commit of
     :mod:`personalize.batching` takes this turn around its transaction instead: an
     exclusive ``flock`` on a file beside the database, which wakes the next waiter the
-    moment it is released. Other writers (the admin, imports) keep SQLite's own waiting;
+    moment it is released; so does the segment refresh that follows each batch
+    (:func:`personalize.segments.live.refresh_profiles`). Other writers (the admin, imports) keep SQLite's own waiting;
     the turn only orders the busiest one. Nothing for PostgreSQL, an in-memory database
     or a system without ``fcntl``.
     """
@@ -70,15 +71,21 @@ class SQLiteWriterTurn:
         import threading
 
         self.path = f"{database}.writer-lock" if database and database != ":memory:" and not database.startswith("file:") else None
-        self._thread = threading.Lock()  # flock is per open file: the threads of a process queue here first
+        # flock is per open file: the threads of a process queue here first; re-entrant, since a writer
+        # holding the turn may call code that takes it too (a merge refreshing segments)
+        self._thread = threading.RLock()
         self._handle = None
         self._pid = 0
         self._held = False
+        self._depth = 0
 
     def __enter__(self):
         if self.path is None:
             return self
         self._thread.acquire()
+        self._depth += 1
+        if self._depth > 1:
+            return self
         try:
             import fcntl
 
@@ -95,7 +102,8 @@ class SQLiteWriterTurn:
         if self.path is None:
             return
         try:
-            if self._held:
+            self._depth -= 1
+            if self._held and self._depth == 0:
                 import fcntl
 
                 self._held = False
