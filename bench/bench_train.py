@@ -35,7 +35,7 @@ def main() -> None:
     print(f"item model: {model.item_model}, neighbour entries: {model.neighbours.nnz:,}, content entries: {model.content.nnz:,}")
     print(f"fit wall time: {wall:.1f} s   peak RSS: {peak_gib:.2f} GiB   model file: {args.model_out.stat().st_size / 1e6:.0f} MB")
     print("load average (1 / 5 / 15 min): {:.1f} / {:.1f} / {:.1f}".format(*os.getloadavg()))
-    print(f"tuned: {dict((k, model.params[k]) for k in ('item_weight', 'popular_weight', 'content_weight', 'personal_half_life_days', 'context_half_life_days', 'tuned_recall_all', 'tuned_recall_new'))}")
+    print(f"tuned: {dict((k, model.params.get(k)) for k in ('item_weight', 'popular_weight', 'content_weight', 'personal_half_life_days', 'context_half_life_days', 'tuned_recall_all', 'tuned_recall_new'))}")
 
 
 if __name__ == "__main__":

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 
 from flask import current_app, has_request_context, request
 
-from .db import database_unavailable, db
+from .db import database_unavailable, db, writer_turn
 from .models import utcnow
 from .plugins import notify_each
 from .profiles import IncomingEvent, IngestResult, store_events
@@ -76,9 +76,10 @@ class EventBatcher:
             writer = self._writer.setdefault(site_id, threading.Lock())
         with writer:
             if not mine.done:  # nobody took them while we waited: we write, for everyone queued
-                with self._lock:
-                    group = self._queued.pop(site_id, [])
-                _write(site_id, group, self.known_facts)
+                with writer_turn():  # SQLite: one writing process at a time, woken at once (db.SQLiteWriterTurn)
+                    with self._lock:
+                        group = self._queued.pop(site_id, [])
+                    _write(site_id, group, self.known_facts)
         if mine.error is not None:
             raise mine.error
         assert mine.result is not None

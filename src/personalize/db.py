@@ -52,6 +52,78 @@ def database_unavailable(exc: BaseException) -> bool:
     return isinstance(exc, DBAPIError) and bool(exc.connection_invalidated)
 
 
+class SQLiteWriterTurn:
+    """One writer at a time across the processes of one SQLite file, queued by the kernel.
+
+    SQLite lets one connection write at a time; the others wait in its busy handler, which
+    sleeps 1, 2, 5, 10 … 100 ms between tries. With several web processes storing event
+    batches, the database sat unlocked for most of those sleeps while every writer slept
+    (events/s fell to a fifth of what one process stored alone). The group commit of
+    :mod:`personalize.batching` takes this turn around its transaction instead: an
+    exclusive ``flock`` on a file beside the database, which wakes the next waiter the
+    moment it is released; so does the segment refresh that follows each batch
+    (:func:`personalize.segments.live.refresh_profiles`). Other writers (the admin, imports) keep SQLite's own waiting;
+    the turn only orders the busiest one. Nothing for PostgreSQL, an in-memory database
+    or a system without ``fcntl``.
+    """
+
+    def __init__(self, database: str | None):
+        import threading
+
+        self.path = f"{database}.writer-lock" if database and database != ":memory:" and not database.startswith("file:") else None
+        # flock is per open file: the threads of a process queue here first; re-entrant, since a writer
+        # holding the turn may call code that takes it too (a merge refreshing segments)
+        self._thread = threading.RLock()
+        self._handle = None
+        self._pid = 0
+        self._held = False
+        self._depth = 0
+
+    def __enter__(self):
+        if self.path is None:
+            return self
+        self._thread.acquire()
+        self._depth += 1
+        if self._depth > 1:
+            return self
+        try:
+            import fcntl
+
+            if self._handle is None or self._pid != os.getpid():  # a handle opened before a fork is the parent's
+                self._handle, self._pid = open(self.path, "a"), os.getpid()  # noqa: SIM115 - kept open for the process's life
+            fcntl.flock(self._handle, fcntl.LOCK_EX)
+            self._held = True
+        except (ImportError, OSError) as exc:  # no turn: SQLite's own waiting still orders the writers
+            log.warning("no SQLite writer turn at %s (%s)", self.path, exc)
+            self._held = False
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.path is None:
+            return
+        try:
+            self._depth -= 1
+            if self._held and self._depth == 0:
+                import fcntl
+
+                self._held = False
+                fcntl.flock(self._handle, fcntl.LOCK_UN)
+        finally:
+            self._thread.release()
+
+
+def writer_turn():
+    """The app's :class:`SQLiteWriterTurn` (a context manager that does nothing on PostgreSQL)."""
+    from flask import current_app
+
+    turn = current_app.extensions.get("personalize.writer_turn")
+    if turn is None:
+        url = db.engine.url
+        turn = current_app.extensions.setdefault(
+            "personalize.writer_turn", SQLiteWriterTurn(url.database if url.get_backend_name() == "sqlite" else None))
+    return turn
+
+
 def ping_idle_connections(engine, idle_seconds: float) -> None:
     """Test a pooled connection before use only when it has been idle for ``idle_seconds``
     (the ``DATABASE_PING_IDLE_SECONDS`` setting).

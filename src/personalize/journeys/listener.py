@@ -26,6 +26,7 @@ from personalize import hookimpl
 
 log = logging.getLogger(__name__)
 GATHER_SECONDS = 0.2  # at most this often a process's inbox is drained: a busy moment's events share one transaction
+DRAIN_MAX = 2000  # items handled per drain: a burst's backlog is worked off in bounded steps, not one long transaction
 
 
 class Inbox:
@@ -56,29 +57,33 @@ class Inbox:
                 self._thread.start()
 
     def _run(self) -> None:
-        last = 0.0
+        last, pause = 0.0, GATHER_SECONDS
         while True:
-            self.wake.wait(timeout=5.0)
+            if not self.items:
+                self.wake.wait(timeout=5.0)
             # a quiet moment's event is handled at once; under load the drains come GATHER_SECONDS apart,
-            # each taking what gathered meanwhile (one transaction for many: SQLite has one writer)
-            time.sleep(max(0.0, last + GATHER_SECONDS - time.monotonic()))
+            # each taking what gathered meanwhile (one transaction for many: SQLite has one writer), and
+            # at least as long apart as the last drain took: after a burst, the backlog is worked off with
+            # this thread busy half the time at most, so the process's requests keep their share
+            time.sleep(max(0.0, last + pause - time.monotonic()))
             last = time.monotonic()
             self.wake.clear()
             try:
                 with self.app.app_context():
-                    self.drain()
+                    self.drain(DRAIN_MAX)
             except Exception:  # the inbox thread must keep going; the catch-up redoes what failed
                 log.exception("journeys inbox failed")
+            pause = max(GATHER_SECONDS, time.monotonic() - last)
             if not self.items:
                 self.idle.set()
 
-    def drain(self) -> int:
-        """Handle everything queued (an application context must be active)."""
+    def drain(self, limit: int | None = None) -> int:
+        """Handle everything queued, or the first ``limit`` items (an application context must be active)."""
         from ..db import db
         from .triggers import on_events, on_segment_changes
 
         batch = []
-        while self.items:
+        while self.items and (limit is None or len(batch) < limit):
             batch.append(self.items.popleft())
         if not batch:
             return 0

@@ -30,6 +30,17 @@ def lookup(site_id: int, kind: str, values: Iterable[str]) -> dict[str, int]:
     if db.session.autoflush:
         db.session.flush()
     connection = db.session.connection()
+    if connection.dialect.name == "sqlite":  # on the driver's cursor: binding through SQLAlchemy cost more than the query
+        cursor = connection.connection.driver_connection.cursor()
+        try:
+            for start in range(0, len(values), 500):
+                chunk = values[start : start + 500]
+                cursor.execute(f"SELECT value, profile_id FROM {Identity.__tablename__} WHERE site_id = ? AND kind = ? "
+                               f"AND value IN ({', '.join('?' * len(chunk))})", (site_id, kind, *chunk))
+                out.update(cursor.fetchall())
+        finally:
+            cursor.close()
+        return out
     for start in range(0, len(values), 500):
         out.update(connection.execute(_LOOKUP, {"site_id": site_id, "kind": kind, "values": values[start : start + 500]}).all())
     return out

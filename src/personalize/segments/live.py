@@ -28,7 +28,7 @@ from sqlalchemy import (
     update,
 )
 
-from ..db import db
+from ..db import db, writer_turn
 from ..kinds import PURCHASE
 from ..models import Event, Interaction, Order, Product, Profile, utcnow
 from ..profiles.models import ProfileAttribute
@@ -316,7 +316,9 @@ def refresh_profiles(site_id: int, profile_ids: list[int], now: datetime | None 
         if db.session.connection().dialect.name == "postgresql":
             changes, identities = _write_and_commit_pg(site_id, changes, now)
         else:
-            changes = _write(site_id, changes, now)
+            with writer_turn():  # SQLite: after the events' group, not against it in SQLite's sleeping wait
+                changes = _write(site_id, changes, now)
+                db.session.commit()
         db.session.commit()
     except Exception:
         db.session.rollback()
