@@ -68,7 +68,10 @@ def test_sign_in_preview_recommendations_and_save_rules(admin_page, live_server,
     page.click("text=Test shop")
     page.click("nav.tabs >> text=Recommendations")
     assert "Trained" in page.inner_text("#model") and "Serves the fixed blend" in page.inner_text("#model-check")
-    page.fill("#pin", "tea-pot")
+    page.get_by_label("Search products to add: Pin (shown first, in this order; one id per line)").click()  # the picker
+    page.keyboard.type("tea")
+    page.locator('[role=listbox]:visible [role=option][data-product="tea-pot"]').click()
+    page.locator('#picked-1 li[data-product="tea-pot"]').wait_for()
     page.fill("#bought_show", "run-shoe -> tea-cup")
     page.fill("#profile", "runner-0")
     page.click("#preview-button")
