@@ -702,7 +702,7 @@ def _rank_page(site_id: int, catalog: tuple | None, loaded: _Loaded | None, prof
     else:
         picks = [(c.product_id, c.score, c.reason, c.source) for c in _popular_from_database(site_id, want)]
     candidates = [Recommendation(pid, score, reason, source) for pid, score, reason, source in picks[:want]]
-    seen_history = [(r[0], _KIND_WORDS.get(r[1], "view")) for r in rows]  # what rules by attribute look at
+    seen_history = [(r[0], _KIND_WORDS.get(r[1], "view")) for r in rows] if hooks_apply else []  # what rules by attribute look at
     if hooks_apply:
         g.personalize_catalog = (site_id, catalog)
         for extra in hooks().recommendation_candidates(site_id=site_id, profile_id=profile_id, slot=slot, product_id=product, limit=limit,
