@@ -173,7 +173,10 @@ def site_and_products(app) -> tuple[str, list[str]]:
     from personalize.sites import list_sites
 
     with app.app_context():
-        site = list_sites()[0]
+        sites = list_sites()
+        if not sites:
+            sys.exit("this instance has no site yet: run once with --setup (imports Online Retail and trains)")
+        site = sites[0]
         ids = [pid for (pid,) in db.session.execute(
             select(Product.external_id).where(Product.site_id == site.id, Product.in_stock.is_(True)).order_by(Product.id).limit(2000)
         )]

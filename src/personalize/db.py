@@ -62,8 +62,9 @@ class SQLiteWriterTurn:
     :mod:`personalize.batching` takes this turn around its transaction instead: an
     exclusive ``flock`` on a file beside the database, which wakes the next waiter the
     moment it is released; so does the segment refresh that follows each batch
-    (:func:`personalize.segments.live.refresh_profiles`). Other writers (the admin, imports) keep SQLite's own waiting;
-    the turn only orders the busiest one. Nothing for PostgreSQL, an in-memory database
+    (:func:`personalize.segments.live.refresh_profiles`), and so do the journeys' background
+    writers (:func:`holding_writer_turn`). Other writers (the admin, imports) keep SQLite's own
+    waiting; the turn only orders the busiest ones. Nothing for PostgreSQL, an in-memory database
     or a system without ``fcntl``.
     """
 
@@ -122,6 +123,20 @@ def writer_turn():
         turn = current_app.extensions.setdefault(
             "personalize.writer_turn", SQLiteWriterTurn(url.database if url.get_backend_name() == "sqlite" else None))
     return turn
+
+
+def holding_writer_turn(fn):
+    """Decorate a function that writes in one transaction and commits: it runs holding the
+    :func:`writer_turn`, so on SQLite it never waits in SQLite's sleeping lock wait, nor makes
+    the event batches wait there (background writers: the journeys' triggers and step runner)."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        with writer_turn():
+            return fn(*args, **kwargs)
+
+    return wrapper
 
 
 def ping_idle_connections(engine, idle_seconds: float) -> None:

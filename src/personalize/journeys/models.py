@@ -73,7 +73,7 @@ class JourneyEnrollment(db.Model):
     __table_args__ = (
         UniqueConstraint("journey_id", "dedupe", name="uq_journey_enrollments_journey_dedupe"),
         UniqueConstraint("journey_id", "active_profile", name="uq_journey_enrollments_journey_active"),
-        Index("ix_journey_enrollments_profile", "profile_id"),
+        Index("ix_journey_enrollments_profile_journey", "profile_id", "journey_id"),  # cool-downs and goals: these people in these journeys
     )
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     site_id: Mapped[int] = mapped_column(ForeignKey("sites.id", ondelete="CASCADE"))
@@ -109,7 +109,7 @@ class JourneyStep(db.Model):
         UniqueConstraint("enrollment_id", "step_id", name="uq_journey_steps_enrollment_step"),
         Index("ix_journey_steps_state_due", "state", "due_at"),
         Index("ix_journey_steps_journey_step", "journey_id", "step_id"),
-        Index("ix_journey_steps_profile", "profile_id"),
+        Index("ix_journey_steps_profile_state", "profile_id", "state"),  # waits for an event: these people's due steps
     )
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     # no foreign keys to sites and journeys: the entry's cascades (a deleted journey or site deletes its

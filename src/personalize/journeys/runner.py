@@ -39,7 +39,7 @@ from typing import Any
 from flask import current_app
 from sqlalchemy import bindparam, select, update
 
-from ..db import db
+from ..db import db, holding_writer_turn
 from ..metrics import JOURNEY_STEPS
 from .definition import ACTIONS, SPLIT_LABELS, Flow
 from .models import Journey, JourneyEnrollment, JourneySettings, JourneyStep
@@ -153,6 +153,7 @@ def _setting(name: str, default: Any) -> Any:
         return default
 
 
+@holding_writer_turn
 def claim(limit: int, now: datetime, lease_seconds: float, token: str) -> list[Claimed]:
     """Claim up to ``limit`` due steps of active journeys for ``lease_seconds``; commits."""
     j = Journey.__table__
@@ -324,6 +325,7 @@ class Mover:
 # ---------------------------------------------------------------- writing
 
 
+@holding_writer_turn
 def write(changes: list[Change], token: str, now: datetime) -> tuple[int, int]:
     """Apply changes in one transaction; a change whose row this runner no longer holds is
     dropped whole. Returns ``(applied, lost)``. Commits (or rolls back and raises)."""

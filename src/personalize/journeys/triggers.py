@@ -23,7 +23,7 @@ from typing import Any, NamedTuple
 
 from sqlalchemy import and_, func, select
 
-from ..db import db
+from ..db import db, holding_writer_turn
 from ..models import Event, Order, Profile, utcnow
 from .models import JourneyCursor, JourneyEnrollment, JourneyStep
 from .runner import (
@@ -145,6 +145,7 @@ def decided() -> Decided:
     return current_app.extensions.setdefault("personalize.journeys.decided", Decided())
 
 
+@holding_writer_turn
 def enter_many(wanted: list[tuple[LiveJourney, list[Candidate]]], now: datetime | None = None, commit: bool = True,
                remember: bool = False) -> list[tuple[int, int, int, bool]]:
     """:func:`enter` for several journeys in a few statements: one look at recent entries (the
@@ -288,6 +289,7 @@ def event_data(event) -> dict[str, Any]:
     return data
 
 
+@holding_writer_turn
 def on_events(site_id: int, events: list, now: datetime | None = None, received: dict[str, datetime] | None = None,
               remember: bool = False) -> int:
     """Handle stored events (``personalize.records.Event``): enter people, end entries whose goal
@@ -387,6 +389,7 @@ def answer_waits(site_id: int, hits: list[tuple[int, str, str, datetime]], now: 
     return answered
 
 
+@holding_writer_turn
 def on_segment_changes(site_id: int, changes: list[tuple[int, str, bool, datetime]], now: datetime | None = None) -> int:
     """Handle ``(profile, segment key, entered, when)`` changes: enter people, and end the entries of
     those who left a journey's trigger segment when the journey says so. Commits."""
