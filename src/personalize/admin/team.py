@@ -38,6 +38,13 @@ def team_page(view):
     return wrapped
 
 
+def _refused(exc: AdminUserError):
+    """A change to an account the rules refused (the last owner…): undone, and said on the team page."""
+    db.session.rollback()
+    flash(sentence(exc), "error")
+    return redirect(url_for("admin.team"))
+
+
 def _site_choice() -> set[int]:
     known = {s.id for s in list_sites()}
     return {int(v) for v in request.form.getlist("sites") if v.isdigit() and int(v) in known}
@@ -70,9 +77,7 @@ def team_update(user: AdminUser):
     try:
         set_role(user, request.form.get("role", user.role))
     except AdminUserError as exc:
-        db.session.rollback()
-        flash(sentence(exc), "error")
-        return redirect(url_for("admin.team"))
+        return _refused(exc)
     set_site_access(user, _site_choice())
     flash(f"{user.email} saved.", "ok")
     return redirect(url_for("admin.team"))
@@ -84,11 +89,9 @@ def team_remove(user: AdminUser):
     try:
         remove_admin_user(user)
     except AdminUserError as exc:
-        db.session.rollback()
-        flash(sentence(exc), "error")
-    else:
-        flash(f"{user.email} removed.", "ok")
-        if user.id == g.admin.id:
-            session.clear()
-            return redirect(url_for("admin.login"))
+        return _refused(exc)
+    flash(f"{user.email} removed.", "ok")
+    if user.id == g.admin.id:
+        session.clear()
+        return redirect(url_for("admin.login"))
     return redirect(url_for("admin.team"))
