@@ -14,7 +14,7 @@ from personalize.db import db
 from personalize.journeys.batches import run_due
 from personalize.journeys.models import JourneyEnrollment, JourneyStep
 from personalize.journeys.runner import Change, _claimed_again, claim, write
-from personalize.journeys.triggers import catch_up_events
+from personalize.journeys.triggers import catch_up_events, catch_up_segments
 from personalize.profiles import ingest_events
 from personalize.sites import get_site
 
@@ -100,3 +100,33 @@ def test_catch_up_enters_whom_a_lost_notification_missed_and_nobody_twice(app, t
     assert catch_up_events(clock.advance(seconds=61)) == 0
     sources = sorted(db.session.scalars(select(JourneyEnrollment.dedupe)))
     assert len(sources) == 3 and len(set(sources)) == 3
+
+
+def test_catch_up_enters_whom_a_lost_segment_notification_missed_and_nobody_twice(inline, trained, clock):
+    from personalize.profiles import set_attributes
+    from personalize.segments.store import create_segment
+
+    site = get_site(trained.id)
+    create_segment(site.id, {"key": "gold", "name": "Gold", "rule": {"field": "attributes.tier", "op": "eq", "value": "gold"}})
+    ann, bob, cat = (customer(site, f"{n}-v", f"{n}@example.com") for n in ("ann", "bob", "cat"))
+    journey(site.id, "gold", {"trigger": {"type": "segment_entered", "segment": "gold"}, "control": 0,
+                              "steps": [{"id": "s1", "type": "wait", "seconds": 3600}]})
+    catch_up_segments(clock.now)  # the cursor starts at the newest change
+    set_attributes(site.id, ann, {"tier": "gold"}, "crm")  # heard
+    registry = inline.extensions["personalize.plugins"]
+    listener = registry.pm.get_plugin("personalize.journeys.listener")
+    registry.pm.unregister(listener)  # the process dies between the commit and the notification
+    try:
+        for pid in (bob, cat):
+            set_attributes(site.id, pid, {"tier": "gold"}, "crm")
+    finally:
+        registry.pm.register(listener, name="personalize.journeys.listener")
+
+    def entered() -> set[int]:
+        return set(db.session.scalars(select(JourneyEnrollment.profile_id)))
+
+    assert entered() == {ann}
+    assert catch_up_segments(clock.now) == 0, "changes younger than a minute are left to their notification"
+    assert catch_up_segments(clock.advance(seconds=61)) == 2, "the two missed entries are made; the heard one is not repeated"
+    assert entered() == {ann, bob, cat}
+    assert catch_up_segments(clock.advance(seconds=61)) == 0

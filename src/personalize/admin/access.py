@@ -11,8 +11,9 @@ nothing about other shops leaks through ids.
 from __future__ import annotations
 
 from functools import wraps
+from typing import NoReturn, TypeVar
 
-from flask import abort, flash, g, redirect, render_template, request, url_for
+from flask import abort, flash, g, make_response, redirect, render_template, request, url_for
 from sqlalchemy import delete, select
 
 from ..db import db
@@ -21,6 +22,8 @@ from ..sites import get_site
 from .models import AdminSiteAccess
 
 EDIT_ROLES = ("owner", "editor")
+
+T = TypeVar("T")
 
 
 def is_owner(user: AdminUser) -> bool:
@@ -73,6 +76,19 @@ def denied(message: str = "Your role may not change settings."):
     return render_template("admin/message.html", message=message), 403
 
 
+def not_found(what: str) -> NoReturn:
+    """Stop the view with the 404 page "No such <what>."."""
+    abort(make_response(render_template("admin/message.html", message=f"No such {what}."), 404))
+
+
+def found(row: T | None, what: str) -> T:
+    """``row``, or the 404 page "No such <what>." when the lookup (already limited to the
+    admin's site) found nothing."""
+    if row is None:
+        not_found(what)
+    return row
+
+
 def login_required(view):
     @wraps(view)
     def wrapped(*args, **kwargs):
@@ -100,7 +116,7 @@ def site_page(edit: bool = False, owner: bool = False):
         def wrapped(site_id: int, *args, **kwargs):
             site = get_site(site_id)
             if site is None or not may_see(g.admin, site_id):
-                return render_template("admin/message.html", message="No such site."), 404
+                not_found("site")
             if owner and not is_owner(g.admin):
                 return denied("Only an owner may do this.")
             if edit and not can_edit(g.admin):

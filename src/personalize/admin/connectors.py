@@ -6,12 +6,10 @@ from __future__ import annotations
 from flask import flash, g, redirect, render_template, request, url_for
 
 from .. import jobs
-from ..connectors import AuthError, ConfigError, TransientError
 from ..db import db
 from ..models import Site, utcnow
 from ..sync.connections import (
     ConnectionSettingsError,
-    SecretsNotBound,
     cleared_secrets_notice,
     connector_catalog,
     delete_connection,
@@ -24,31 +22,16 @@ from ..sync.connections import (
     site_files_root,
     uses_files,
 )
-from ..sync.engine import build_connector, make_http, run_log
-from ..sync.secrets import SecretsUnreadable, redact
+from ..sync.engine import build_connector, check_message, make_http, run_log
+from ..sync.secrets import redact
 from . import SITE_TABS, bp
-from .access import can_edit, denied, site_page
+from .access import can_edit, denied, found, site_page
 from .formatting import sentence
 
 SITE_TABS.append({"endpoint": "admin.connectors", "label": "Connectors", "order": 1})
 
 # a "test connection" answers while the admin waits: one try, short timeouts
 CHECK_HTTP = {"max_retries": 0, "timeout": (5.0, 15.0), "max_wait": 0.0}
-
-
-def plain_check_error(exc: Exception) -> str:
-    """What went wrong with a test, in words an admin can act on."""
-    if isinstance(exc, AuthError):
-        return f"The service refused the credentials: {exc}. Check the token or key and its permissions."
-    if isinstance(exc, ConfigError):
-        return f"A setting is wrong: {exc}."
-    if isinstance(exc, TransientError):
-        return f"The service could not be reached or is busy: {exc}. Try again in a minute."
-    if isinstance(exc, SecretsNotBound):
-        return f"The stored secrets were not used: {exc}."
-    if isinstance(exc, SecretsUnreadable):
-        return "The stored secrets cannot be read with this server's key (was ENCRYPTION_KEY or SECRET_KEY changed?). Enter them again."
-    return f"The test failed: {type(exc).__name__}: {exc}"
 
 
 def check_connection(conn) -> tuple[bool, str]:
@@ -60,7 +43,7 @@ def check_connection(conn) -> tuple[bool, str]:
         connector = build_connector(conn, utcnow(), make_http(cls, **CHECK_HTTP))
         result = connector.check()
     except Exception as exc:  # every failure is reported to the admin, never a 500
-        return False, redact(plain_check_error(exc), hidden_values(conn))
+        return False, redact(check_message(exc), hidden_values(conn))
     message = result.message + (f" (API {result.api_version})" if result.api_version else "")
     return result.ok, redact(message, hidden_values(conn))
 
@@ -106,9 +89,7 @@ def connectors(s: Site):
 @bp.route("/sites/<int:site_id>/connectors/<name>/settings", methods=["GET", "POST"])
 @site_page()
 def connection(s: Site, connector: str | None = None, name: str | None = None):
-    conn = get_connection(s.id, name) if name else None
-    if name and conn is None:
-        return render_template("admin/message.html", message="No such connection."), 404
+    conn = found(get_connection(s.id, name), "connection") if name else None
     kind = conn.connector if conn else connector
     cls = connector_catalog().classes.get(kind or "")
     if cls is None:
@@ -162,9 +143,7 @@ def _minutes(raw: str) -> int | None:
 @bp.post("/sites/<int:site_id>/connectors/<name>/test")
 @site_page(edit=True)
 def connection_test(s: Site, name: str):
-    conn = get_connection(s.id, name)
-    if conn is None:
-        return render_template("admin/message.html", message="No such connection."), 404
+    conn = found(get_connection(s.id, name), "connection")
     ok, message = check_connection(conn)
     flash(("Connection works: " if ok else "") + message, "ok" if ok else "error")
     return redirect(url_for("admin.connection", site_id=s.id, name=name))
@@ -173,9 +152,7 @@ def connection_test(s: Site, name: str):
 @bp.post("/sites/<int:site_id>/connectors/<name>/sync")
 @site_page(edit=True)
 def connection_sync(s: Site, name: str):
-    conn = get_connection(s.id, name)
-    if conn is None:
-        return render_template("admin/message.html", message="No such connection."), 404
+    conn = found(get_connection(s.id, name), "connection")
     if not conn.enabled:
         flash("This connection is switched off; switch it on to sync.", "error")
     else:
@@ -187,9 +164,7 @@ def connection_sync(s: Site, name: str):
 @bp.post("/sites/<int:site_id>/connectors/<name>/delete")
 @site_page(edit=True)
 def connection_delete(s: Site, name: str):
-    conn = get_connection(s.id, name)
-    if conn is None:
-        return render_template("admin/message.html", message="No such connection."), 404
+    conn = found(get_connection(s.id, name), "connection")
     delete_connection(conn)
     flash(f"Connection {name} removed; the data it brought in stays.", "ok")
     return redirect(url_for("admin.connectors", site_id=s.id))

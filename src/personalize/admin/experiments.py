@@ -27,7 +27,7 @@ from ..insights.charts import hbar_chart, interval_chart
 from ..insights.experiments import DEFAULT_TARGET
 from ..models import ModelVersion, Site
 from . import SITE_TABS, bp
-from .access import site_page
+from .access import found, site_page
 from .formatting import money, percent, sentence
 from .recommendations import known_slots
 
@@ -141,13 +141,6 @@ def experiments_create(s: Site):
     return redirect(url_for("admin.experiments_show", site_id=s.id, experiment_id=experiment.id))
 
 
-def _experiment_or_404(s: Site, experiment_id: int):
-    experiment = get_experiment(s.id, experiment_id)
-    if experiment is None:
-        return None, (render_template("admin/message.html", message="No such experiment."), 404)
-    return experiment, None
-
-
 def _fmt(metric: str, currency: str):
     if metric == "revenue_per_visitor":
         return lambda v: money(v, currency)
@@ -179,9 +172,7 @@ def headline(report) -> str:
 @bp.get("/sites/<int:site_id>/experiments/<int:experiment_id>")
 @site_page()
 def experiments_show(s: Site, experiment_id: int):
-    experiment, missing = _experiment_or_404(s, experiment_id)
-    if missing:
-        return missing
+    experiment = found(get_experiment(s.id, experiment_id), "experiment")
     report = experiment_report(experiment)
     report.currency = report.currency or site_currency(s)
     fmt = _fmt(experiment.metric, report.currency)
@@ -202,9 +193,7 @@ def experiments_show(s: Site, experiment_id: int):
 @bp.post("/sites/<int:site_id>/experiments/<int:experiment_id>/status")
 @site_page(edit=True)
 def experiments_status(s: Site, experiment_id: int):
-    experiment, missing = _experiment_or_404(s, experiment_id)
-    if missing:
-        return missing
+    experiment = found(get_experiment(s.id, experiment_id), "experiment")
     action = request.form.get("action") or ""
     try:
         if action == "start":

@@ -38,7 +38,7 @@ from ..models import Site
 from ..records import EVENT_TYPES
 from ..validation import InvalidInput
 from . import SITE_TABS, bp
-from .access import site_page
+from .access import found, not_found, site_page
 from .formatting import sentence
 from .labels import event_label
 from .segments import (
@@ -159,15 +159,15 @@ def _lists(steps: list[dict]):
     yield None, steps
     for step in steps:
         for label, inner in (step.get("branches") or {}).items():
-            for owner, found in _lists(inner):
-                yield (owner or (step["id"], label)), found
+            for owner, listed in _lists(inner):
+                yield (owner or (step["id"], label)), listed
 
 
 def find_list(steps: list[dict], step_id: str) -> tuple[list[dict], int] | None:
-    for _owner, found in _lists(steps):
-        for i, step in enumerate(found):
+    for _owner, listed in _lists(steps):
+        for i, step in enumerate(listed):
             if step["id"] == step_id:
-                return found, i
+                return listed, i
     return None
 
 
@@ -411,11 +411,12 @@ def _guess(raw: str) -> Any:
 # ---------------------------------------------------------------- pages
 
 
-def _journey_or_404(s: Site, key: str):
-    journey = get_journey(s.id, key)
-    if journey is None:
-        return None, (render_template("admin/message.html", message="No such journey."), 404)
-    return journey, None
+def _step(journey, step_id: str, kind: str = "") -> dict:
+    """The step ``step_id`` of the journey's draft (of type ``kind`` when given), or the 404 page."""
+    place = find_list(journey.definition["steps"], step_id)
+    if place is None or (kind and place[0][place[1]]["type"] != kind):
+        not_found(f"{kind} step" if kind else "step")
+    return place[0][place[1]]
 
 
 def _back(s: Site, key: str, anchor: str = ""):
@@ -472,9 +473,7 @@ def journeys_show(s: Site, key: str):
     from ..segments.store import all_segments
     from ..sync.connections import list_connections
 
-    journey, missing = _journey_or_404(s, key)
-    if missing:
-        return missing
+    journey = found(get_journey(s.id, key), "journey")
     definition = journey.definition
     report = journey_report(journey)
     catalog = connector_actions()
@@ -503,9 +502,7 @@ def journeys_show(s: Site, key: str):
 @bp.post("/sites/<int:site_id>/journeys/<key>/settings")
 @site_page(edit=True)
 def journeys_settings(s: Site, key: str):
-    journey, missing = _journey_or_404(s, key)
-    if missing:
-        return missing
+    journey = found(get_journey(s.id, key), "journey")
     try:
         definition = settings_from_form(request.form, journey.definition)
     except InvalidInput as exc:
@@ -521,9 +518,7 @@ def journeys_settings(s: Site, key: str):
 @bp.post("/sites/<int:site_id>/journeys/<key>/steps")
 @site_page(edit=True)
 def journeys_step_add(s: Site, key: str):
-    journey, missing = _journey_or_404(s, key)
-    if missing:
-        return missing
+    journey = found(get_journey(s.id, key), "journey")
     kind = request.form.get("type") or ""
     where = request.form.get("position") or ""
     try:
@@ -544,13 +539,8 @@ def journeys_step_add(s: Site, key: str):
 @bp.post("/sites/<int:site_id>/journeys/<key>/steps/<step_id>")
 @site_page(edit=True)
 def journeys_step(s: Site, key: str, step_id: str):
-    journey, missing = _journey_or_404(s, key)
-    if missing:
-        return missing
-    place = find_list(journey.definition["steps"], step_id)
-    if place is None:
-        return render_template("admin/message.html", message="No such step."), 404
-    current = place[0][place[1]]
+    journey = found(get_journey(s.id, key), "journey")
+    current = _step(journey, step_id)
     try:
         definition = replace_step(journey.definition, step_id, step_from_form(step_id, current["type"], request.form, s.id))
     except InvalidInput as exc:
@@ -563,13 +553,11 @@ def journeys_step(s: Site, key: str, step_id: str):
 @bp.post("/sites/<int:site_id>/journeys/<key>/steps/<step_id>/delete")
 @site_page(edit=True)
 def journeys_step_delete(s: Site, key: str, step_id: str):
-    journey, missing = _journey_or_404(s, key)
-    if missing:
-        return missing
+    journey = found(get_journey(s.id, key), "journey")
     try:
         definition = remove_step(journey.definition, step_id)
     except InvalidInput:
-        return render_template("admin/message.html", message="No such step."), 404
+        not_found("step")
     _save(journey, definition, f"Step {step_id} removed (with its branches). People waiting at it finish on the version they are on.")
     return _back(s, key, "steps")
 
@@ -577,9 +565,7 @@ def journeys_step_delete(s: Site, key: str, step_id: str):
 @bp.post("/sites/<int:site_id>/journeys/<key>/status")
 @site_page(edit=True)
 def journeys_status(s: Site, key: str):
-    journey, missing = _journey_or_404(s, key)
-    if missing:
-        return missing
+    journey = found(get_journey(s.id, key), "journey")
     action = request.form.get("action")
     try:
         if action == "publish":
@@ -607,21 +593,17 @@ def journeys_status(s: Site, key: str):
 def journeys_test_email(s: Site, key: str, step_id: str):
     from ..journeys.actions import send_test_email
 
-    journey, missing = _journey_or_404(s, key)
-    if missing:
-        return missing
-    place = find_list(journey.definition["steps"], step_id)
-    if place is None or place[0][place[1]]["type"] != "email":
-        return render_template("admin/message.html", message="No such email step."), 404
+    journey = found(get_journey(s.id, key), "journey")
+    step = _step(journey, step_id, "email")
     from .lookup import find_profile
 
     to = (request.form.get("to") or "").strip()
     who = (request.form.get("as_profile") or "").strip()
-    found = find_profile(s.id, who) if who else None
+    person = find_profile(s.id, who) if who else None
     try:
-        if who and found is None:
+        if who and person is None:
             raise InvalidInput("as_profile", f"no profile has the email, visitor id or id {who!r}")
-        outcome = send_test_email(s, journey, place[0][place[1]], to, found.profile_id if found else None, found.visitor if found else None)
+        outcome = send_test_email(s, journey, step, to, person.profile_id if person else None, person.visitor if person else None)
     except InvalidInput as exc:
         flash(sentence(str(exc)), "error")
     else:

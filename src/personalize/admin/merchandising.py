@@ -14,7 +14,7 @@ from ..db import db
 from ..models import Product, Site
 from ..recommend import merchandising as m
 from . import bp
-from .access import can_edit, site_page
+from .access import can_edit, denied, site_page
 from .formatting import sentence
 
 SEARCH_LIMIT = 10
@@ -140,7 +140,7 @@ def attribute_rules_page(s: Site):
     error, bad_input = None, None
     if request.method == "POST":
         if not can_edit(g.admin):
-            return render_template("admin/message.html", message="Your role may not change settings."), 403
+            return denied()
         action = request.form.get("do", "save")
         target = request.form.get("rule_id", "")
         if action in ("delete", "enable", "disable"):

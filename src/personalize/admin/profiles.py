@@ -20,7 +20,7 @@ from ..recommend.service import recommend_for
 from ..segments.store import segments_of_profile
 from ..validation import json_text
 from . import SITE_TABS, bp
-from .access import site_page
+from .access import found, site_page
 from .journeys import STEP_LABELS
 from .lookup import find_profile
 
@@ -42,9 +42,7 @@ def profiles(s: Site):
 @bp.get("/sites/<int:site_id>/profiles/<int:profile_id>")
 @site_page()
 def profile(s: Site, profile_id: int):
-    live = resolve_profile_id(s.id, profile_id)
-    if live is None:
-        return render_template("admin/message.html", message="No such profile (it may have been erased)."), 404
+    live = found(resolve_profile_id(s.id, profile_id), "profile (it may have been erased)")
     if live != profile_id:  # merged into another profile
         return redirect(url_for("admin.profile", site_id=s.id, profile_id=live))
     identities = identities_by_kind(profile_id)
@@ -67,9 +65,7 @@ def profile(s: Site, profile_id: int):
 @bp.get("/sites/<int:site_id>/profiles/<int:profile_id>/export")
 @site_page(edit=True)
 def profile_export(s: Site, profile_id: int):
-    data = export_profile(s.id, profile_id)
-    if data is None:
-        return render_template("admin/message.html", message="No such profile."), 404
+    data = found(export_profile(s.id, profile_id), "profile")
     body = json_text(data, indent=2, default=str)
     return Response(body, mimetype="application/json",
                     headers={"Content-Disposition": f'attachment; filename="profile-{profile_id}.json"'})
@@ -81,8 +77,6 @@ def profile_erase(s: Site, profile_id: int):
     if request.form.get("confirm") != "erase":
         flash("Tick the box to confirm: erasing cannot be undone.", "error")
         return redirect(url_for("admin.profile", site_id=s.id, profile_id=profile_id))
-    gone = erase_profile(s.id, profile_id)
-    if gone is None:
-        return render_template("admin/message.html", message="No such profile."), 404
+    found(erase_profile(s.id, profile_id), "profile")
     flash(f"Profile {profile_id} and everything stored about it were erased.", "ok")
     return redirect(url_for("admin.profiles", site_id=s.id))

@@ -19,7 +19,7 @@ from ..recommend.data import KIND_NAMES
 from ..recommend.engine import STRATEGY_LABELS, read_summary
 from ..recommend.service import latest_version, recommend_for
 from . import bp
-from .access import can_edit, site_page
+from .access import can_edit, denied, site_page
 from .formatting import sentence
 from .lookup import find_profile
 
@@ -201,7 +201,7 @@ def recommendations(s: Site):
         values = {k: request.form.get(k, "") for k in values}
         action = request.form.get("action", "preview")
         if action == "save" and not can_edit(g.admin):
-            return render_template("admin/message.html", message="Your role may not change settings."), 403
+            return denied()
         try:
             rules = parse_rules(request.form)
             unknown = _unknown_products(s.id, rules)

@@ -37,7 +37,7 @@ from ..segments.store import (
 )
 from ..validation import InvalidInput
 from . import SITE_TABS, bp
-from .access import can_edit, denied, site_page
+from .access import can_edit, denied, found, site_page
 from .labels import event_label
 
 SITE_TABS.append({"endpoint": "admin.segments", "label": "Segments", "order": 2})
@@ -269,9 +269,7 @@ def segment_count(s: Site):
 @bp.route("/sites/<int:site_id>/segments/<key>/edit", methods=["GET", "POST"])
 @site_page()
 def segment_edit(s: Site, key: str | None = None):
-    seg = get_segment(s.id, key) if key else None
-    if key and seg is None:
-        return render_template("admin/message.html", message="No such segment."), 404
+    seg = found(get_segment(s.id, key), "segment") if key else None
     error = None
     values, fits = builder_rows(seg.rule if seg else None)
     mode = "builder" if fits else "json"
@@ -311,9 +309,7 @@ def segment_edit(s: Site, key: str | None = None):
 @bp.get("/sites/<int:site_id>/segments/<key>")
 @site_page()
 def segment(s: Site, key: str):
-    seg = get_segment(s.id, key)
-    if seg is None:
-        return render_template("admin/message.html", message="No such segment."), 404
+    seg = found(get_segment(s.id, key), "segment")
     after = request.args.get("after", type=int) or 0
     if not 0 <= after < 2**31:  # a profile id; anything else starts from the first page
         after = 0
@@ -325,8 +321,7 @@ def segment(s: Site, key: str):
 @bp.post("/sites/<int:site_id>/segments/<key>/rebuild")
 @site_page(edit=True)
 def segment_rebuild(s: Site, key: str):
-    if get_segment(s.id, key) is None:
-        return render_template("admin/message.html", message="No such segment."), 404
+    found(get_segment(s.id, key), "segment")
     if schedule("segment_rebuild", site_id=s.id, key=key):
         flash("Members are being worked out again; reload in a moment.", "ok")
     return redirect(url_for("admin.segment", site_id=s.id, key=key))
@@ -335,9 +330,7 @@ def segment_rebuild(s: Site, key: str):
 @bp.post("/sites/<int:site_id>/segments/<key>/delete")
 @site_page(edit=True)
 def segment_delete(s: Site, key: str):
-    seg = get_segment(s.id, key)
-    if seg is None:
-        return render_template("admin/message.html", message="No such segment."), 404
+    seg = found(get_segment(s.id, key), "segment")
     try:
         delete_segment(seg)
     except InvalidInput as exc:

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from functools import wraps
+
 from flask import flash, g, redirect, render_template, request, session, url_for
 
 from ..db import db
 from ..models import AdminUser
 from ..sites import list_sites
 from . import bp
-from .access import denied, granted_site_ids, login_required, set_site_access
+from .access import denied, found, granted_site_ids, is_owner, login_required, set_site_access
 from .formatting import sentence
 from .users import (
     ROLES,
@@ -20,8 +22,27 @@ from .users import (
 )
 
 
-def _owner_only():
-    return None if g.admin.role == "owner" else denied("Only an owner may manage the team.")
+def team_page(view):
+    """Sign-in and the owner check for the team's views; a view of ``/team/<user_id>…``
+    receives the :class:`AdminUser` instead of its id (404 when there is no such user)."""
+
+    @wraps(view)
+    @login_required
+    def wrapped(**kwargs):
+        if not is_owner(g.admin):
+            return denied("Only an owner may manage the team.")
+        if "user_id" in kwargs:
+            kwargs["user"] = found(db.session.get(AdminUser, kwargs.pop("user_id")), "user")
+        return view(**kwargs)
+
+    return wrapped
+
+
+def _refused(exc: AdminUserError):
+    """A change to an account the rules refused (the last owner…): undone, and said on the team page."""
+    db.session.rollback()
+    flash(sentence(exc), "error")
+    return redirect(url_for("admin.team"))
 
 
 def _site_choice() -> set[int]:
@@ -30,20 +51,16 @@ def _site_choice() -> set[int]:
 
 
 @bp.get("/team")
-@login_required
+@team_page
 def team():
-    if (refused := _owner_only()) is not None:
-        return refused
     users = list_admin_users()
     access = {u.id: granted_site_ids(u) for u in users}
     return render_template("admin/team.html", users=users, access=access, sites=list_sites(), roles=ROLES)
 
 
 @bp.post("/team")
-@login_required
+@team_page
 def team_add():
-    if (refused := _owner_only()) is not None:
-        return refused
     try:
         user = create_admin_user(request.form.get("email", ""), request.form.get("password", ""), request.form.get("role", "viewer"))
     except AdminUserError as exc:
@@ -55,40 +72,26 @@ def team_add():
 
 
 @bp.post("/team/<int:user_id>")
-@login_required
-def team_update(user_id: int):
-    if (refused := _owner_only()) is not None:
-        return refused
-    user = db.session.get(AdminUser, user_id)
-    if user is None:
-        return render_template("admin/message.html", message="No such user."), 404
+@team_page
+def team_update(user: AdminUser):
     try:
         set_role(user, request.form.get("role", user.role))
     except AdminUserError as exc:
-        db.session.rollback()
-        flash(sentence(exc), "error")
-        return redirect(url_for("admin.team"))
+        return _refused(exc)
     set_site_access(user, _site_choice())
     flash(f"{user.email} saved.", "ok")
     return redirect(url_for("admin.team"))
 
 
 @bp.post("/team/<int:user_id>/remove")
-@login_required
-def team_remove(user_id: int):
-    if (refused := _owner_only()) is not None:
-        return refused
-    user = db.session.get(AdminUser, user_id)
-    if user is None:
-        return render_template("admin/message.html", message="No such user."), 404
+@team_page
+def team_remove(user: AdminUser):
     try:
         remove_admin_user(user)
     except AdminUserError as exc:
-        db.session.rollback()
-        flash(sentence(exc), "error")
-    else:
-        flash(f"{user.email} removed.", "ok")
-        if user.id == g.admin.id:
-            session.clear()
-            return redirect(url_for("admin.login"))
+        return _refused(exc)
+    flash(f"{user.email} removed.", "ok")
+    if user.id == g.admin.id:
+        session.clear()
+        return redirect(url_for("admin.login"))
     return redirect(url_for("admin.team"))

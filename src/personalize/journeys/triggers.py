@@ -444,6 +444,24 @@ def _settled_bound(table, time_column, after: int, edge: datetime) -> int:
     return bound
 
 
+def _catch_up(name: str, table, time_column, now: datetime, handle) -> int:
+    """Walk ``table`` past the cursor ``name`` one settled window at a time: ``handle(after, bound, sites)``
+    handles the rows with ``after < id <= bound`` for the sites that have a live journey and says how many
+    it handled; the cursor moves past the window in the same commit."""
+    cursor = _cursor(name, lambda: db.session.scalar(select(func.max(table.c.id))))
+    sites = _sites_with_live_journeys()
+    handled = 0
+    while True:
+        bound = _settled_bound(table, time_column, cursor.position, now - timedelta(seconds=SETTLE_SECONDS))
+        if bound <= cursor.position:
+            break
+        if sites:
+            handled += handle(cursor.position, bound, sites)
+        cursor.position, cursor.updated_at = bound, now
+        db.session.commit()
+    return handled
+
+
 def catch_up_events(now: datetime | None = None) -> int:
     """Handle the events stored since the cursor that are a minute old: whatever their
     notification did not (a process that died) is done now, and nothing twice."""
@@ -451,29 +469,21 @@ def catch_up_events(now: datetime | None = None) -> int:
 
     now = now or utcnow()
     e = Event.__table__
-    cursor = _cursor("events", lambda: db.session.scalar(select(func.max(e.c.id))))
-    sites = _sites_with_live_journeys()
-    handled = 0
-    while True:
-        bound = _settled_bound(e, e.c.received_at, cursor.position, now - timedelta(seconds=SETTLE_SECONDS))
-        if bound <= cursor.position:
-            break
-        if sites:
-            rows = db.session.execute(
-                select(e.c.site_id, e.c.event_id, e.c.type, e.c.visitor, e.c.profile_id, e.c.occurred_at, e.c.product_id, e.c.properties,
-                       e.c.received_at)
-                .where(e.c.id > cursor.position, e.c.id <= bound, e.c.site_id.in_(sites), e.c.profile_id.is_not(None)).order_by(e.c.id)
-            ).all()
-            by_site: dict[int, list] = defaultdict(list)
-            received: dict[str, datetime] = {}
-            for site_id, event_id, etype, visitor, pid, at, product, props, got in rows:
-                by_site[site_id].append(EventRecord(site_id, event_id, etype, visitor, pid, at, product or "", properties=props or {}))
-                received[event_id] = got
-            for site_id, events in by_site.items():
-                handled += on_events(site_id, events, now, received)
-        cursor.position, cursor.updated_at = bound, now
-        db.session.commit()
-    return handled
+
+    def handle(after: int, bound: int, sites: list[int]) -> int:
+        rows = db.session.execute(
+            select(e.c.site_id, e.c.event_id, e.c.type, e.c.visitor, e.c.profile_id, e.c.occurred_at, e.c.product_id, e.c.properties,
+                   e.c.received_at)
+            .where(e.c.id > after, e.c.id <= bound, e.c.site_id.in_(sites), e.c.profile_id.is_not(None)).order_by(e.c.id)
+        ).all()
+        by_site: dict[int, list] = defaultdict(list)
+        received: dict[str, datetime] = {}
+        for site_id, event_id, etype, visitor, pid, at, product, props, got in rows:
+            by_site[site_id].append(EventRecord(site_id, event_id, etype, visitor, pid, at, product or "", properties=props or {}))
+            received[event_id] = got
+        return sum(on_events(site_id, events, now, received) for site_id, events in by_site.items())
+
+    return _catch_up("events", e, e.c.received_at, now, handle)
 
 
 def catch_up_segments(now: datetime | None = None) -> int:
@@ -482,26 +492,18 @@ def catch_up_segments(now: datetime | None = None) -> int:
 
     now = now or utcnow()
     c = SegmentChange.__table__
-    cursor = _cursor("segment_changes", lambda: db.session.scalar(select(func.max(c.c.id))))
-    sites = _sites_with_live_journeys()
-    handled = 0
-    while True:
-        bound = _settled_bound(c, c.c.at, cursor.position, now - timedelta(seconds=SETTLE_SECONDS))
-        if bound <= cursor.position:
-            break
-        if sites:
-            rows = db.session.execute(
-                select(c.c.site_id, c.c.profile_id, Segment.key, c.c.change, c.c.at).join(Segment, Segment.id == c.c.segment_id)
-                .where(c.c.id > cursor.position, c.c.id <= bound, c.c.site_id.in_(sites)).order_by(c.c.id)
-            ).all()
-            by_site: dict[int, list] = defaultdict(list)
-            for site_id, pid, key, change, at in rows:
-                by_site[site_id].append((pid, key, change == "entered", at))
-            for site_id, changes in by_site.items():
-                handled += on_segment_changes(site_id, changes, now)
-        cursor.position, cursor.updated_at = bound, now
-        db.session.commit()
-    return handled
+
+    def handle(after: int, bound: int, sites: list[int]) -> int:
+        rows = db.session.execute(
+            select(c.c.site_id, c.c.profile_id, Segment.key, c.c.change, c.c.at).join(Segment, Segment.id == c.c.segment_id)
+            .where(c.c.id > after, c.c.id <= bound, c.c.site_id.in_(sites)).order_by(c.c.id)
+        ).all()
+        by_site: dict[int, list] = defaultdict(list)
+        for site_id, pid, key, change, at in rows:
+            by_site[site_id].append((pid, key, change == "entered", at))
+        return sum(on_segment_changes(site_id, changes, now) for site_id, changes in by_site.items())
+
+    return _catch_up("segment_changes", c, c.c.at, now, handle)
 
 
 def date_candidates(journey: LiveJourney, day: date, site_zone) -> list[Candidate]:

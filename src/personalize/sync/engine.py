@@ -48,6 +48,7 @@ from ..records import (
 )
 from . import store
 from .connections import (
+    SecretsNotBound,
     connector_class,
     connector_context,
     effective_mapping,
@@ -294,14 +295,38 @@ def _count_json(count: StreamCount) -> dict[str, Any]:
     return {"in": count.records_in, "stored": count.stored, "skipped": count.skipped, "status": count.status, "error": count.error}
 
 
+# What went wrong with a connection, in words an admin can act on: (the error, what a run's log
+# says, what "test connection" answers while the admin waits). ``{exc}`` is the error's own message;
+# the first matching row counts, so a subclass comes before its base.
+WORDING: tuple[tuple[type[Exception], str, str], ...] = (
+    (AuthError, "credentials refused: {exc}. Check the connection's token or key, and its permissions.",
+     "The service refused the credentials: {exc}. Check the token or key and its permissions."),
+    (ConfigError, "settings problem: {exc}", "A setting is wrong: {exc}."),
+    (TransientError, "the service is unavailable: {exc}. The next run resumes from the last checkpoint.",
+     "The service could not be reached or is busy: {exc}. Try again in a minute."),
+    (SecretsNotBound, "{exc}", "The stored secrets were not used: {exc}."),
+    (SecretsUnreadable, "{exc}",
+     "The stored secrets cannot be read with this server's key (was ENCRYPTION_KEY or SECRET_KEY changed?). Enter them again."),
+)
+
+
+def _worded(exc: Exception, column: int) -> str | None:
+    for kind, *texts in WORDING:
+        if isinstance(exc, kind):
+            return texts[column].format(exc=exc)
+    return None
+
+
 def fatal_message(exc: Exception) -> str:
-    if isinstance(exc, AuthError):
-        return f"credentials refused: {exc}. Check the connection's token or key, and its permissions."
-    if isinstance(exc, ConfigError):
-        return f"settings problem: {exc}"
-    if isinstance(exc, TransientError):
-        return f"the service is unavailable: {exc}. The next run resumes from the last checkpoint."
-    return str(exc)
+    """``exc`` as the message of the run it stopped."""
+    worded = _worded(exc, 0)
+    return str(exc) if worded is None else worded
+
+
+def check_message(exc: Exception) -> str:
+    """``exc`` as the answer to a test of the connection."""
+    worded = _worded(exc, 1)
+    return f"The test failed: {type(exc).__name__}: {exc}" if worded is None else worded
 
 
 def _finish(ctx: RunContext, counts: dict[str, StreamCount], fatal: str) -> dict[str, Any]:
