@@ -139,6 +139,43 @@ def holding_writer_turn(fn):
     return wrapper
 
 
+def sqlite_time(value) -> str | None:
+    """A naive UTC datetime as SQLAlchemy's SQLite ``DateTime`` stores it (always with microseconds)."""
+    if value is None:
+        return None
+    return value.isoformat(" ", "microseconds")  # naive: no offset; the same text as "%Y-%m-%d %H:%M:%S.%f"
+
+
+def sqlite_insert_rows(table: str, columns: tuple[tuple[str, str], ...], rows: list[dict], suffix: str = "", chunk: int = 500) -> list[tuple]:
+    """Insert ``rows`` on SQLite with multi-row statements on the driver's cursor (the session's
+    connection, in its transaction): what each row's column holds, stored as SQLAlchemy would
+    store it (``json`` columns as JSON text, ``timestamp`` ones as its text). Returns what
+    ``suffix``'s ``RETURNING`` gives, if any.
+
+    Through SQLAlchemy, binding the parameters (each row's values processed one by one, the
+    statement's parameter list rebuilt per row) cost more than SQLite spent storing the rows.
+    """
+    import json
+
+    names = [name for name, _kind in columns]
+    convert = [(name, json.dumps if kind == "json" else sqlite_time if kind == "timestamp" else None) for name, kind in columns]
+    one = "(" + ", ".join("?" * len(columns)) + ")"
+    cursor = db.session.connection().connection.driver_connection.cursor()
+    out: list[tuple] = []
+    try:
+        for start in range(0, len(rows), chunk):
+            part = rows[start : start + chunk]
+            args: list = []
+            for row in part:
+                args += [row[name] if f is None else f(row[name]) for name, f in convert]
+            cursor.execute(f"INSERT INTO {table} ({', '.join(names)}) VALUES {', '.join([one] * len(part))} {suffix}", args)
+            if "RETURNING" in suffix.upper():
+                out.extend(cursor.fetchall())
+    finally:
+        cursor.close()
+    return out
+
+
 def ping_idle_connections(engine, idle_seconds: float) -> None:
     """Test a pooled connection before use only when it has been idle for ``idle_seconds``
     (the ``DATABASE_PING_IDLE_SECONDS`` setting).

@@ -39,7 +39,7 @@ from typing import Any
 from flask import current_app
 from sqlalchemy import bindparam, select, update
 
-from ..db import db, holding_writer_turn
+from ..db import db, holding_writer_turn, sqlite_insert_rows
 from ..metrics import JOURNEY_STEPS
 from .definition import ACTIONS, SPLIT_LABELS, Flow
 from .models import Journey, JourneyEnrollment, JourneySettings, JourneyStep
@@ -455,7 +455,7 @@ def insert_steps(rows: list[dict]) -> None:
         for start in range(0, len(rows), 5000):
             _bulk_pg(_INSERT_STEPS_PG, column_arrays(rows[start : start + 5000], STEP_COLUMNS))
     else:
-        db.session.execute(STEPS.insert(), rows)
+        sqlite_insert_rows("journey_steps", STEP_COLUMNS, rows, chunk=400)  # 16 columns: under SQLite's 32,766 parameters
 
 
 def _bulk_pg(sql: str, params: dict):

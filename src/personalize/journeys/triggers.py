@@ -23,7 +23,7 @@ from typing import Any, NamedTuple
 
 from sqlalchemy import and_, func, select
 
-from ..db import db, holding_writer_turn
+from ..db import db, holding_writer_turn, sqlite_insert_rows
 from ..models import Event, Order, Profile, utcnow
 from .models import JourneyCursor, JourneyEnrollment, JourneyStep
 from .runner import (
@@ -88,6 +88,9 @@ def _insert_ignoring(table, rows: list[dict], returning):
         for start in range(0, len(rows), 5000):
             out.extend(_bulk_pg(_INSERT_ENTRIES_PG, column_arrays(rows[start : start + 5000], ENTRY_COLUMNS)).fetchall())
         return out
+    if table is ENROLLMENTS:
+        names = ", ".join(c.name for c in returning)
+        return sqlite_insert_rows("journey_enrollments", ENTRY_COLUMNS, rows, f"ON CONFLICT DO NOTHING RETURNING {names}", chunk=400)
     from sqlalchemy.dialects.sqlite import insert
 
     stmt = insert(table).on_conflict_do_nothing().returning(*returning)

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import bindparam, insert, select, text, update
 
-from ..db import db, insert_ignoring_conflicts
+from ..db import db, insert_ignoring_conflicts, sqlite_time
 from ..kinds import CART, PURCHASE, VIEW
 from ..models import Event, Interaction, Order, Profile, utcnow
 from ..records import Event as EventRecord
@@ -38,13 +38,6 @@ _EVENTS_PG = text(
 )
 
 
-def _sqlite_time(value) -> str | None:
-    """A naive UTC datetime as SQLAlchemy's SQLite ``DateTime`` stores it (always with microseconds)."""
-    if value is None:
-        return None
-    return value.isoformat(" ", "microseconds")  # naive: no offset; the same text as "%Y-%m-%d %H:%M:%S.%f"
-
-
 # SQLite: the statements run on the driver's cursor (the session's connection, in its transaction).
 # Through SQLAlchemy, binding the parameters (a date converted per row, the statement's parameter
 # list rebuilt per row) cost the writer more than SQLite spent storing the rows.
@@ -58,7 +51,7 @@ def _sqlite_values(columns: int, n: int) -> str:
 
 def _insert_events_sqlite(connection, rows: list[dict]) -> set[str]:
     cursor = connection.connection.driver_connection.cursor()
-    now = _sqlite_time(utcnow())
+    now = sqlite_time(utcnow())
     inserted: set[str] = set()
     try:
         for start in range(0, len(rows), _SQLITE_ROWS):
@@ -67,7 +60,7 @@ def _insert_events_sqlite(connection, rows: list[dict]) -> set[str]:
             for row in chunk:
                 args += (row["site_id"], row["event_id"], row["type"], row["visitor"], row["profile_id"], row["product_id"],
                          row["rec_id"], row["slot"], row["position"], row["url"], json.dumps(row["properties"]),
-                         _sqlite_time(row["occurred_at"]), now)
+                         sqlite_time(row["occurred_at"]), now)
             cursor.execute(f"INSERT INTO events ({', '.join(_EVENT_COLUMNS)}) VALUES {_sqlite_values(13, len(chunk))} "
                            "ON CONFLICT (site_id, event_id) DO NOTHING RETURNING event_id", args)
             inserted.update(event_id for (event_id,) in cursor.fetchall())
@@ -91,7 +84,7 @@ def _insert_interactions(rows: list[dict]) -> None:
             args: list = []
             for row in chunk:
                 args += (row["site_id"], row["profile_id"], row["order_id"], row["product_id"], row["kind"], row["quantity"],
-                         row["price"], _sqlite_time(row["occurred_at"]))
+                         row["price"], sqlite_time(row["occurred_at"]))
             cursor.execute(f"INSERT INTO interactions ({', '.join(_INTERACTION_COLUMNS)}) VALUES {_sqlite_values(8, len(chunk))}", args)
     finally:
         cursor.close()
