@@ -48,18 +48,23 @@ def _policy():
     return module if hasattr(module, "allow") and hasattr(module, "record") else None
 
 
-def with_identities(site_id: int, changes: Iterable[SegmentChange]) -> list[SegmentChange]:
-    """Fill in each change's identities from the profile's stored ones (given ones win)."""
-    changes = list(changes)
-    ids = sorted({c.profile_id for c in changes})
+def stored_identities(site_id: int, profile_ids: list[int]) -> dict[int, dict[str, str]]:
+    """Each profile's stored identities other than widget visitor ids, the first of each kind."""
     known: dict[int, dict[str, str]] = {}
-    for start in range(0, len(ids), 500):
+    for start in range(0, len(profile_ids), 500):
         for pid, kind, value in db.session.execute(
             select(Identity.profile_id, Identity.kind, Identity.value).where(
-                Identity.site_id == site_id, Identity.profile_id.in_(ids[start : start + 500]), Identity.kind != "visitor"
+                Identity.site_id == site_id, Identity.profile_id.in_(profile_ids[start : start + 500]), Identity.kind != "visitor"
             ).order_by(Identity.id)
         ).all():
             known.setdefault(pid, {}).setdefault(kind, value)
+    return known
+
+
+def with_identities(site_id: int, changes: Iterable[SegmentChange]) -> list[SegmentChange]:
+    """Fill in each change's identities from the profile's stored ones (given ones win)."""
+    changes = list(changes)
+    known = stored_identities(site_id, sorted({c.profile_id for c in changes}))
     return [replace(c, identities={**known.get(c.profile_id, {}), **c.identities}) for c in changes]
 
 

@@ -46,6 +46,7 @@ from .engine import (
     save_state,
     start_run,
 )
+from .push import stored_identities
 from .secrets import redact
 
 log = logging.getLogger(__name__)
@@ -76,18 +77,6 @@ def _people(site_id: int, kind: str, after: int, most: int) -> list[int]:
     return list(db.session.scalars(q))
 
 
-def _identities(site_id: int, profile_ids: list[int]) -> dict[int, dict[str, str]]:
-    known: dict[int, dict[str, str]] = {}
-    for start in range(0, len(profile_ids), 500):
-        for pid, kind, value in db.session.execute(
-            select(Identity.profile_id, Identity.kind, Identity.value).where(
-                Identity.site_id == site_id, Identity.profile_id.in_(profile_ids[start : start + 500]), Identity.kind != "visitor"
-            ).order_by(Identity.id)
-        ).all():
-            known.setdefault(pid, {}).setdefault(kind, value)
-    return known
-
-
 def contact_lists(site, profile_ids: list[int], positions: int, server: str, shop: str, now: float | None = None
                   ) -> tuple[list[ContactRecommendations], dict[int, tuple[Any, str]]]:
     """The lists to push: for each person whose list changed since the last push (or whose
@@ -105,7 +94,7 @@ def contact_lists(site, profile_ids: list[int], positions: int, server: str, sho
 
     now = now if now is not None else time.time()
     renew_before = utcnow() - timedelta(days=token_days() / 2)
-    identities = _identities(site.id, profile_ids)
+    identities = stored_identities(site.id, profile_ids)
     out: list[ContactRecommendations] = []
     pending: dict[int, tuple[Any, str]] = {}
     for pid in profile_ids:
