@@ -19,7 +19,9 @@ grocery: 2014-04-01, 60 days (its agreed split; an "order" there is a customer's
 Baselines: popularity (orders holding the item), plain co-occurrence counts (orders holding both),
 item-kNN (cosine over customers, k=200, as in docs/evaluation.md). Ours: bought-together with the
 per-shop setting chosen on the last 30 days before the cutoff; similar items and cart complements
-as served (personalize.recommend.strategies). Ties in every method go to popularity.
+as served (personalize.recommend.strategies). "before" rows: the same with the look-alike weight of
+bought together at 0 and the similar-items weights fixed (item-kNN 1, bought together 1, look-alikes
+0.3), as served before those were chosen per shop. Ties in every method go to popularity.
 """
 
 from __future__ import annotations
@@ -54,6 +56,8 @@ SHOPS = {
 }
 DAY = 86400.0
 K = 10
+# what was served before the look-alike and similar-items choices (alpha, gamma, half life still chosen)
+BEFORE = {"together_content_weight": 0.0, "similar_together_share": 0.5, "similar_content_weight": 0.3}
 
 
 def load(path: Path):
@@ -118,18 +122,28 @@ def run(shop: str) -> list[tuple]:
     binary = user_item_matrix(train, np.ones(len(train)))
     binary.data[:] = 1.0
     knn = sp.csr_matrix(cosine_neighbours(binary, 200).T)  # row a: the targets having a among their 200 nearest
+    content = content_neighbours(items, 30)  # the model's look-alike table (fitted with it, not timed here)
+    base_seconds = time.perf_counter() - loaded
+    titles = [t or i for t, i in zip(items.titles, items.ids, strict=True)]
+    # before: the counts family alone and fixed similar-items weights (as served before the look-alike
+    # and similar-items choices); after: everything chosen per shop on its own held-out window
     t_fit = time.perf_counter()
-    tables = fit_page_tables(train, cutoff)
+    tables_before = fit_page_tables(train, cutoff, BEFORE, content=content)
+    before_seconds = time.perf_counter() - t_fit
+    t_fit = time.perf_counter()
+    tables = fit_page_tables(train, cutoff, content=content)
     fit_seconds = time.perf_counter() - t_fit
-    content = content_neighbours(items, 30)
-    pages = Pages(tables, [t or i for t, i in zip(items.titles, items.ids, strict=True)], np.ones(n, dtype=bool),
-                  knn, content, orders.astype(np.float64))
-    base_seconds = t_fit - loaded
+    pages = Pages(tables, titles, np.ones(n, dtype=bool), knn, content, orders.astype(np.float64))
+    before = Pages(tables_before, titles, np.ones(n, dtype=bool), knn, content, orders.astype(np.float64))
+    c = tables.choice
     print(f"\n{name}: {n:,} items, {len(train):,} training rows, cutoff {cutoff_day}, {days} test days; "
-          f"bought-together chose alpha={tables.choice['alpha']:g}, gamma={tables.choice['gamma']:g} "
-          f"on {tables.choice.get('orders', 0):,} held-out orders; page tables fitted in {fit_seconds:.1f} s "
-          f"(baselines' tables {base_seconds:.1f} s; load average {os.getloadavg()[0]:.1f})", flush=True)
-    print("  held-out choice (recall@10):", tables.choice.get("recall"))
+          f"bought-together chose half life={c['half_life_days']:g} d, gamma={c['gamma']:g}, alpha={c['alpha']:g}, "
+          f"look-alikes={c['content']:g} on {c.get('orders', 0):,} held-out orders; similar items chose "
+          f"bought-together share={c['similar_together_share']:g}, look-alikes={c['similar_content']:g} on "
+          f"{c.get('similar_customers', 0):,} held-out customers; page tables fitted in {fit_seconds:.1f} s "
+          f"(before: {before_seconds:.1f} s; baselines' tables {base_seconds:.1f} s; load average {os.getloadavg()[0]:.1f})", flush=True)
+    print("  held-out choice, bought together (recall@10):", c.get("recall"))
+    print("  held-out choice, similar items (recall@10):", c.get("similar_recall"))
     rows: list[tuple] = []
     orders_t = test_orders(log, guest, cutoff, cutoff + days * DAY)
     popular_rows = lambda chunk: np.zeros((len(chunk), n))  # noqa: E731  (the tie alone: popularity)
@@ -144,7 +158,9 @@ def run(shop: str) -> list[tuple]:
         "popularity": popular_rows,
         "co-occurrence counts": lambda ch: dense_rows(counts, anchors[ch]),
         "item-kNN": lambda ch: dense_rows(knn, anchors[ch]),
+        "bought together (before)": lambda ch: picks_rows(lambda c: before.together(int(anchors[c]), K, fill=False), ch, n),
         "bought together (ours)": lambda ch: picks_rows(lambda c: pages.together(int(anchors[c]), K, fill=False), ch, n),
+        "similar items (before)": lambda ch: picks_rows(lambda c: before.similar(int(anchors[c]), K, fill=False), ch, n),
         "similar items (ours)": lambda ch: picks_rows(lambda c: pages.similar(int(anchors[c]), K, fill=False), ch, n),
     }
     for label, fn in methods.items():
@@ -169,7 +185,9 @@ def run(shop: str) -> list[tuple]:
         "popularity": popular_rows,
         "co-occurrence counts": lambda ch: dense_rows(counts, anchors2[ch]),
         "item-kNN": lambda ch: dense_rows(knn, anchors2[ch]),
+        "bought together (before)": lambda ch: picks_rows(lambda c: before.together(int(anchors2[c]), K, fill=False), ch, n),
         "bought together (ours)": lambda ch: picks_rows(lambda c: pages.together(int(anchors2[c]), K, fill=False), ch, n),
+        "similar items (before)": lambda ch: picks_rows(lambda c: before.similar(int(anchors2[c]), K, fill=False), ch, n),
         "similar items (ours)": lambda ch: picks_rows(lambda c: pages.similar(int(anchors2[c]), K, fill=False), ch, n),
     }
     for label, fn in methods2.items():
@@ -189,6 +207,7 @@ def run(shop: str) -> list[tuple]:
         "popularity": popular_rows,
         "co-occurrence counts": summed(counts),
         "item-kNN": summed(knn),
+        "cart complements (before)": lambda ch: picks_rows(lambda c: before.complements(carts[c].tolist(), K, fill=False), ch, n),
         "cart complements (ours)": lambda ch: picks_rows(lambda c: pages.complements(carts[c].tolist(), K, fill=False), ch, n),
     }
     for label, fn in methods3.items():

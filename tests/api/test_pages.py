@@ -158,3 +158,6 @@ def test_training_says_how_bought_together_was_chosen(site):
     assert set(pages) >= {"alpha", "gamma", "half_life_days", "beta", "orders"}
     assert pages["orders"] == 0  # a test shop: too few recent orders to measure, so the defaults
     assert (pages["alpha"], pages["gamma"], pages["half_life_days"]) == (0.0, 0.5, 0.0)
+    # similar items: the weights served before the per-shop choice, and no per-setting recall in the summary
+    assert (pages["content"], pages["similar_together_share"], pages["similar_content"]) == (0.0, 0.5, 0.3)
+    assert not any(key.endswith("recall") for key in pages)

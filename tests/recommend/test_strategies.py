@@ -13,6 +13,7 @@ from personalize.recommend.strategies import (
     Pages,
     PageTables,
     baskets,
+    choose_similar,
     choose_together,
     fit_page_tables,
     rerank,
@@ -67,8 +68,11 @@ def test_bought_together_follows_what_the_shop_measures_best_recent_pairs_here()
 
 def test_fixed_settings_skip_the_measurement():
     log = _log(_orders([(0, [0, 1]), (1, [0, 1]), (2, [1, 2])]), 3)
-    tables = fit_page_tables(log, float(log.ts.max()) + 1, {"together_alpha": 0.0, "together_gamma": 0.0, "together_half_life_days": 0.0})
-    assert tables.choice == {"alpha": 0.0, "gamma": 0.0, "half_life_days": 0.0, "beta": PAGE_PARAMS["together_beta"]}
+    fixed = {"together_alpha": 0.0, "together_gamma": 0.0, "together_half_life_days": 0.0, "together_content_weight": 0.0,
+             "similar_together_share": 1.0, "similar_content_weight": 0.1}
+    tables = fit_page_tables(log, float(log.ts.max()) + 1, fixed)
+    assert tables.choice == {"alpha": 0.0, "gamma": 0.0, "half_life_days": 0.0, "content": 0.0, "beta": PAGE_PARAMS["together_beta"],
+                             "similar_together_share": 1.0, "similar_content": 0.1}
     row = tables.together[1].toarray().ravel()
     assert row[0] == 2 and row[2] == 1 and row[1] == 0  # plain counts, never the item itself
 
@@ -138,3 +142,73 @@ def test_the_model_file_keeps_the_page_tables(tmp_path):
     assert again.page_tables.choice == model.page_tables.choice
     assert [p.item for p in again.pages.together(0, 3)] == [p.item for p in model.pages.together(0, 3)]
     assert again.pages.together(0, 1)[0].reason == "Frequently bought with Product 0"
+
+
+def _look_alikes(pairs, n):
+    """A content table: each (a, b) of ``pairs`` look alike (both ways)."""
+    r = [a for a, b in pairs] + [b for a, b in pairs]
+    c = [b for a, b in pairs] + [a for a, b in pairs]
+    return sp.csr_matrix((np.ones(len(r), np.float32), (r, c)), shape=(n, n))
+
+
+def test_similar_items_follow_the_shops_chosen_mix_and_still_show_look_alikes_for_a_new_item():
+    n = 6
+    together = sp.csr_matrix(np.array([[0, 0, 1, 0, 0, 0]] + [[0] * n] * (n - 1), dtype=np.float32))
+    knn = sp.csr_matrix(np.array([[0, 1, 0, 0, 0, 0]] + [[0] * n] * (n - 1), dtype=np.float32))
+    content = _look_alikes([(4, 5)], n)
+    titles = [f"item {i}" for i in range(n)]
+
+    def pages(choice):
+        return Pages(PageTables(together, sp.csr_matrix((n, n), dtype=np.float32), choice), titles, np.ones(n, bool), knn, content, np.arange(n, dtype=float))
+
+    # all bought-together: item 2 first, item 1 (only the same customers chose it) not at all
+    picks = pages({"similar_together_share": 1.0, "similar_content": 0.0}).similar(0, 2, fill=False)
+    assert [p.item for p in picks] == [2] and picks[0].source == "together"
+    # all item-kNN: item 1 first
+    assert [p.item for p in pages({"similar_together_share": 0.0, "similar_content": 0.0}).similar(0, 1)] == [1]
+    # item 4: nothing bought with it nor chosen with it, and no look-alike weight chosen: its look-alike shows
+    picks = pages({"similar_together_share": 1.0, "similar_content": 0.0}).similar(4, 3)
+    assert picks[0].item == 5 and picks[0].reason == "Similar to item 4" and picks[0].source == "content"
+    assert [p.source for p in picks[1:]] == ["popular", "popular"]
+
+
+def test_bought_together_adds_look_alikes_only_with_the_chosen_weight():
+    n = 6
+    together = sp.csr_matrix(np.array([[0, 0, 1, 0, 0, 0]] + [[0] * n] * (n - 1), dtype=np.float32))
+    content = _look_alikes([(0, 3)], n)
+
+    def pages(weight):
+        return Pages(PageTables(together, sp.csr_matrix((n, n), dtype=np.float32), {"content": weight}), [f"item {i}" for i in range(n)],
+                     np.ones(n, bool), sp.csr_matrix((n, n)), content, np.arange(n, dtype=float))
+
+    assert [p.item for p in pages(0.0).together(0, 3, fill=False)] == [2]
+    picks = pages(0.1).together(0, 3, fill=False)
+    assert [p.item for p in picks] == [2, 3]
+    assert [p.source for p in picks] == ["together", "content"] and picks[1].reason == "Similar to item 0"
+
+
+def test_the_held_out_choices_measure_each_setting_and_read_nothing_after_now():
+    # item 2k goes with 2k+1 in every order; customers later buy the partner of their last item
+    rng = np.random.default_rng(1)
+    rows, n = [], 40
+    for o in range(1200):
+        k = int(rng.integers(n // 2))
+        t = o * 0.25 * DAY  # 300 days
+        rows += [(1000 + o, 2 * k, PURCHASE, t), (1000 + o, 2 * k + 1, PURCHASE, t)]
+    for u in range(200):
+        a = int(rng.integers(n))
+        rows += [(u, a, PURCHASE, 200 * DAY), (u, a ^ 1, PURCHASE, 290 * DAY)]
+    log = _log(rows, n)
+    now = 300 * DAY
+    content = _look_alikes([(2 * k, 2 * k + 1) for k in range(n // 2)], n)
+    together = choose_together(log, now, {**PAGE_PARAMS}, content)
+    assert together["orders"] >= 50 and {"content=0.05", "content=0.1", "content=0.2"} <= set(together["recall"])
+    similar = choose_similar(log, now, {**PAGE_PARAMS}, together, content)
+    assert similar["similar_customers"] == 200
+    assert {"share=0.5,content=0.3", "share=0,content=0.3", "share=1,content=0.3"} <= set(similar["similar_recall"])
+    assert similar["similar_recall"]["share=1,content=0.3"] == 1.0  # the partner is the first pick
+    # what happens after now changes nothing
+    later = _log(rows + [(u, (7 * u) % n, PURCHASE, 310 * DAY) for u in range(200)], n)
+    assert choose_similar(later, now, {**PAGE_PARAMS}, together, content) == similar
+    tables = fit_page_tables(log, now, content=content)
+    assert {"similar_together_share", "similar_content", "content"} <= set(tables.choice)

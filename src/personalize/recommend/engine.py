@@ -275,7 +275,7 @@ class Recommender:
         learned = learn(log, items, now, p, user_segments, content=content, progress=progress)
         if progress:
             progress("learning what is bought together and viewed together")
-        return cls(items, p, learned.parts, learned, fit_page_tables(log, now))
+        return cls(items, p, learned.parts, learned, fit_page_tables(log, now, content=content))
 
     @classmethod
     def _fit_parts(cls, log: InteractionLog, items: ItemTable, now: float, p: dict, user_segments: Sequence[str] | None,

@@ -119,7 +119,7 @@ def train_site(site_id: int, progress=None) -> dict[str, Any]:
         "n_interactions": len(log_), "load_seconds": round(loaded - started, 3), "fit_seconds": round(fitted - loaded, 3),
         "served": model.serve, "check": model.check, "description": description,
         # how bought-together was chosen for this shop (personalize.recommend.strategies)
-        "pages": {k: v for k, v in model.page_tables.choice.items() if k != "recall"},
+        "pages": {k: v for k, v in model.page_tables.choice.items() if not k.endswith("recall")},
     }
     log.info("site %s: model %s trained in %.1f s. %s", site_id, version.id, fitted - loaded, description)
     notify("model_trained", site_id=site_id, summary=summary)

@@ -14,13 +14,19 @@ same model file and read by :class:`Pages` at serving time.
 
   ``alpha`` 0 is plain co-occurrence counts (best sellers win), 1 is lift (one lucky order
   of a rare item wins); ``beta`` shrinks the lift of rarely bought items towards counts.
-  ``alpha`` and ``gamma`` are chosen *per shop at fit time* by measurement: the orders of the
+  ``alpha``, ``gamma`` and the half life are chosen *per shop at fit time* by measurement: the orders of the
   shop's own most recent window (inside the training data) are held out and each setting of
   a small grid ranks their other items given one; the best recall@10 wins (see
   :func:`choose_together`).
+  A small weight of look-alikes (TF-IDF over title, category and description) is added when
+  the same measurement prefers it.
 * **Similar items** (product page): items the same people chose (the model's item-kNN, cosine
   over customers), items viewed in the same session (co-view), look-alikes (TF-IDF over title,
-  category and description) and, weakly, bought-together, each scaled to a maximum of 1.
+  category and description) and bought-together, each scaled to a maximum of 1; the share of
+  bought-together against item-kNN and the look-alikes' weight are chosen per shop by the same
+  kind of measurement (given the last item a customer bought before the held-out window, what
+  they bought in it; :func:`choose_similar`). An item nothing was bought or viewed with yet
+  still shows its look-alikes.
 * **Cart complements**: the bought-together rows of every cart item, each scaled to a maximum
   of 1 so every item of the cart votes alike; never an item already in the cart.
 * **Recently viewed**: the visitor's own views, newest first (no model needed).
@@ -53,11 +59,31 @@ PAGE_PARAMS: dict = {
     "together_half_lives": (0.0, 14.0, 30.0, 90.0),
     "together_validation_days": 30.0,
     "together_validation_anchors": 1500,
+    # leaving the setting tried first takes this much more recall (relative): held-out windows are small
+    "min_gain": 0.01,
+    # look-alikes (TF-IDF) added to bought-together, each row scaled to a maximum of 1
+    "together_content_weight": None,  # None: chosen per shop
+    "together_content_weights": (0.0, 0.05, 0.1, 0.2),
+    # similar items: the bought-together share of (item-kNN, bought together), and the look-alike weight
+    "similar_together_share": None,  # None: chosen per shop by choose_similar
+    "similar_together_shares": (0.5, 0.0, 0.25, 0.75, 1.0),
+    "similar_content_weight": None,
+    "similar_content_weights": (0.3, 0.0, 0.1),
+    "similar_validation_customers": 1500,
     "coview_session_minutes": 30.0,
 }
 
-# similar items: weights of the scaled parts
+# similar items: weights of the scaled parts when the shop's choice does not say (a model from before it)
 SIMILAR_WEIGHTS = {"also-chosen": 1.0, "co-view": 1.0, "content": 0.3, "together": 1.0}
+
+
+def similar_weights(choice: dict) -> dict[str, float]:
+    """The weights of the similar-items parts for a shop's choice: item-kNN ``2 (1 - share)``,
+    bought together ``2 share``, look-alikes as chosen, co-view 1 (share 0.5 and look-alikes 0.3:
+    :data:`SIMILAR_WEIGHTS`)."""
+    share = float(choice.get("similar_together_share", 0.5))
+    return {"also-chosen": 2.0 * (1.0 - share), "co-view": 1.0,
+            "content": float(choice.get("similar_content", SIMILAR_WEIGHTS["content"])), "together": 2.0 * share}
 
 
 # ----------------------------------------------------------------- orders and sessions
@@ -184,17 +210,33 @@ def top_k(score: np.ndarray, k: int) -> np.ndarray:
     return np.take_along_axis(part, order, axis=1)
 
 
-def choose_together(log: InteractionLog, now: float, p: dict) -> dict:
-    """The ``alpha``, ``gamma`` and half life of bought-together for this shop, by measurement on
-    its most recent ``together_validation_days`` (inside the log: nothing after ``now`` is read).
+def _scaled_rows(table: sp.csr_matrix | None, idx: np.ndarray, n: int) -> np.ndarray:
+    """Dense rows ``idx`` of ``table``, each scaled to a maximum of 1 (zeros without a table)."""
+    if table is None or table.shape != (n, n) or table.nnz == 0:
+        return np.zeros((len(idx), n), dtype=np.float32)
+    rows = sp.csr_matrix(table)[idx].toarray().astype(np.float32)
+    return _scaled(rows)
+
+
+def _scaled(rows: np.ndarray) -> np.ndarray:
+    top = rows.max(axis=1, keepdims=True)
+    return rows / np.where(top > 0, top, 1.0).astype(rows.dtype)
+
+
+def choose_together(log: InteractionLog, now: float, p: dict, content: sp.csr_matrix | None = None) -> dict:
+    """The ``alpha``, ``gamma``, half life and look-alike weight of bought-together for this shop,
+    by measurement on its most recent ``together_validation_days`` (inside the log: nothing after
+    ``now`` is read).
 
     The orders of that window with two items or more are held out; given one item of each, every
     setting ranks the full catalogue by the orders before the window, and the best recall@10 of
     the order's other items wins. A coordinate search: the half life first (at gamma 0.5,
-    alpha 0), then gamma, then alpha; a tie keeps the setting tried first. Returns ``{"alpha",
-    "gamma", "half_life_days", "recall": {setting: recall@10}, "orders": n}``; the defaults when
-    the window holds fewer than 50 such orders."""
-    chosen = {"alpha": 0.0, "gamma": 0.5, "half_life_days": 0.0, "orders": 0, "recall": {}}
+    alpha 0), then gamma, then alpha, then the weight of the ``content`` look-alikes added to the
+    row (each scaled to a maximum of 1). Leaving the setting tried first takes ``min_gain`` more
+    recall (relative): a held-out window is small, and a setting better by less is noise. Returns ``{"alpha",
+    "gamma", "half_life_days", "content", "recall": {setting: recall@10}, "orders": n}``; the
+    defaults when the window holds fewer than 50 such orders."""
+    chosen = {"alpha": 0.0, "gamma": 0.5, "half_life_days": 0.0, "content": 0.0, "orders": 0, "recall": {}}
     if len(log) == 0:
         return chosen
     start = now - float(p["together_validation_days"]) * DAY
@@ -226,13 +268,14 @@ def choose_together(log: InteractionLog, now: float, p: dict) -> dict:
             chosen["recall"][label] = round(recall_at(top_k(s, 10), truths, 10), 4)
         return chosen["recall"][label]
 
+    gain = 1.0 + float(p["min_gain"])
     best = {"half_life_days": 0.0, "gamma": 0.5, "alpha": 0.0}
     for key, grid in (("half_life_days", p["together_half_lives"]), ("gamma", p["together_gammas"]), ("alpha", p["together_alphas"])):
         top, pick = -1.0, best[key]
         for value in grid:
             trial = {**best, key: float(value)}
             r = score(trial["half_life_days"], trial["gamma"], trial["alpha"])
-            if r > top + 1e-9:
+            if r > top * gain + 1e-9:
                 top, pick = r, float(value)
             # keep only the best one's co-occurrence rows (each is anchors x items)
             lead = {**best, key: pick}
@@ -240,6 +283,107 @@ def choose_together(log: InteractionLog, now: float, p: dict) -> dict:
                 del memo[k]
         best[key] = pick
     chosen.update(best)
+    weights = [float(w) for w in p["together_content_weights"] if float(w) > 0]
+    if weights and content is not None and content.nnz:
+        co = memo[(best["half_life_days"], best["gamma"])]
+        base = _scaled(co / ((count + beta) ** best["alpha"]).astype(np.float32)[None, :])
+        looks = _scaled_rows(content, anchors, log.n_items)
+        top = chosen["recall"][f"half_life={best['half_life_days']:g},gamma={best['gamma']:g},alpha={best['alpha']:g}"]
+        for w in weights:
+            s = base + np.float32(w) * looks + tie.astype(np.float32)[None, :]
+            s[rows, anchors] = -np.inf
+            r = chosen["recall"][f"content={w:g}"] = round(recall_at(top_k(s, 10), truths, 10), 4)
+            if r > top * gain + 1e-9:
+                top, chosen["content"] = r, w
+    return chosen
+
+
+def held_out_next(log: InteractionLog, start: float, most: int, rng: np.random.Generator) -> tuple[np.ndarray, list[np.ndarray]]:
+    """``(anchors, truths)``: for customers who bought before ``start`` and from ``start`` on, the
+    last item bought before (the product page they land on) and the other items bought from
+    ``start`` on; at most ``most`` customers (sampled)."""
+    buys = log.select(log.kind == PURCHASE)
+    before, after = buys.ts < start, buys.ts >= start
+    if not before.any() or not after.any():
+        return np.zeros(0, dtype=np.int64), []
+    # the last purchase row before start of each customer (the latest moment; among its lines the last one)
+    idx = np.flatnonzero(before)
+    order = idx[np.lexsort((idx, buys.ts[idx], buys.user[idx]))]
+    last_of = {}
+    for u, i in zip(buys.user[order].tolist(), buys.item[order].tolist(), strict=True):
+        last_of[u] = i
+    later: dict[int, set[int]] = {}
+    for u, i in zip(buys.user[after].tolist(), buys.item[after].tolist(), strict=True):
+        if u in last_of:
+            later.setdefault(u, set()).add(i)
+    users = [u for u in sorted(later) if later[u] - {last_of[u]}]
+    if len(users) > most:
+        users = sorted(rng.choice(users, most, replace=False).tolist())
+    anchors = np.array([last_of[u] for u in users], dtype=np.int64)
+    return anchors, [np.array(sorted(later[u] - {last_of[u]}), dtype=np.int64) for u in users]
+
+
+def choose_similar(log: InteractionLog, now: float, p: dict, together: dict, content: sp.csr_matrix | None = None) -> dict:
+    """How similar items mixes its parts for this shop, by measurement on its most recent
+    ``together_validation_days`` (nothing after ``now`` is read).
+
+    Held out: the customers who bought both before that window and in it; given the last item
+    each bought before (the product page they land on), every setting ranks the full catalogue
+    by the purchases before the window, and the best recall@10 of what they bought in it wins.
+    The parts: items the same customers chose (cosine over customers), bought together (with the
+    ``together`` choice's settings) and the ``content`` look-alikes, each row scaled to a maximum
+    of 1. The bought-together share first (at look-alike weight 0.3), then the look-alike weight;
+    leaving the setting tried first takes ``min_gain`` more recall (share 0.5 and 0.3 are the
+    weights served before this choice). Returns ``{"similar_together_share", "similar_content", "similar_recall",
+    "similar_customers"}``; the defaults when fewer than 50 customers are held out."""
+    chosen = {"similar_together_share": 0.5, "similar_content": SIMILAR_WEIGHTS["content"], "similar_customers": 0, "similar_recall": {}}
+    if len(log) == 0:
+        return chosen
+    n = log.n_items
+    start = now - float(p["together_validation_days"]) * DAY
+    most = max(100, min(int(p["similar_validation_customers"]), 20_000_000 // max(n, 1)))
+    anchors, truths = held_out_next(log.select(log.ts < now), start, most, np.random.default_rng(7))
+    chosen["similar_customers"] = len(anchors)
+    if len(anchors) < min(50, most):
+        return chosen
+    prior = log.select((log.ts < start) & (log.kind == PURCHASE))
+    b, when = baskets(prior)
+    count = np.asarray(b.sum(axis=0), dtype=np.float64).ravel()
+    tie = (count / (count.max(initial=0.0) + 1.0) * 1e-6).astype(np.float32)
+    w = basket_weights(b, when, start, float(together["gamma"]), float(together["half_life_days"]))
+    co = (sp.csr_matrix(b.T)[anchors] @ sp.diags(w.astype(np.float32)) @ b).toarray().astype(np.float32)
+    co /= ((count + float(p["together_beta"])) ** float(together["alpha"])).astype(np.float32)[None, :]
+    parts = {"together": _scaled(co)}
+    # item-kNN: cosine over customers (who bought the item at all)
+    x = sp.csr_matrix((np.ones(len(prior), dtype=np.float32), (prior.user.astype(np.int64), prior.item.astype(np.int64))),
+                      shape=(prior.n_users, n))
+    x.data[:] = 1.0
+    norm = np.sqrt(np.asarray(x.sum(axis=0), dtype=np.float64).ravel())
+    norm[norm == 0] = 1.0
+    cos = (sp.csr_matrix(x.T)[anchors] @ x).toarray().astype(np.float32) / norm.astype(np.float32)[None, :]
+    parts["also-chosen"] = _scaled(cos)
+    parts["content"] = _scaled_rows(content, anchors, n)
+    rows = np.arange(len(anchors))
+
+    def score(share: float, look: float) -> float:
+        label = f"share={share:g},content={look:g}"
+        if label not in chosen["similar_recall"]:
+            s = (2.0 * (1.0 - share)) * parts["also-chosen"] + (2.0 * share) * parts["together"] + np.float32(look) * parts["content"]
+            s += tie[None, :]
+            s[rows, anchors] = -np.inf
+            chosen["similar_recall"][label] = round(recall_at(top_k(s, 10), truths, 10), 4)
+        return chosen["similar_recall"][label]
+
+    gain = 1.0 + float(p["min_gain"])
+    best = {"share": 0.5, "look": SIMILAR_WEIGHTS["content"]}
+    for key, grid in (("share", p["similar_together_shares"]), ("look", p["similar_content_weights"])):
+        top, pick = -1.0, best[key]
+        for value in grid:
+            r = score(**{**best, key: float(value)})
+            if r > top * gain + 1e-9:
+                top, pick = r, float(value)
+        best[key] = pick
+    chosen["similar_together_share"], chosen["similar_content"] = best["share"], best["look"]
     return chosen
 
 
@@ -259,21 +403,28 @@ class PageTables:
         return cls(z, z.copy(), {})
 
 
-def fit_page_tables(log: InteractionLog, now: float, params: dict | None = None) -> PageTables:
-    """Learn bought-together (with this shop's ``alpha`` and ``gamma``) and co-view from ``log``
-    rows before ``now``."""
+def fit_page_tables(log: InteractionLog, now: float, params: dict | None = None, content: sp.csr_matrix | None = None) -> PageTables:
+    """Learn bought-together (with this shop's ``alpha``, ``gamma``, half life and look-alike
+    weight), how similar items mixes its parts, and co-view from ``log`` rows before ``now``.
+    ``content``: the catalogue's look-alike table (TF-IDF neighbours), if any."""
     p = {**PAGE_PARAMS, **(params or {})}
     if len(log) and log.ts.max() >= now:
         log = log.select(log.ts < now)
     n = log.n_items
     if n == 0 or len(log) == 0:
         return PageTables.empty(n)
-    fixed = {name: p[f"together_{name}"] for name in ("alpha", "gamma", "half_life_days")}
-    choice = choose_together(log, now, p) if any(v is None for v in fixed.values()) else {}
+    fixed = {name: p[f"together_{name}"] for name in ("alpha", "gamma", "half_life_days", "content_weight")}
+    choice = choose_together(log, now, p, content) if any(v is None for v in fixed.values()) else {}
     for name, value in fixed.items():
         if value is not None:
-            choice[name] = float(value)
+            choice["content" if name == "content_weight" else name] = float(value)
     choice["beta"] = float(p["together_beta"])
+    mix = {"similar_together_share": p["similar_together_share"], "similar_content": p["similar_content_weight"]}
+    if any(v is None for v in mix.values()):
+        choice.update(choose_similar(log, now, p, choice, content))
+    for name, value in mix.items():
+        if value is not None:
+            choice[name] = float(value)
     b, when = baskets(log)
     weights = basket_weights(b, when, now, choice["gamma"], choice["half_life_days"])
     together = pair_table(b, int(p["together_neighbours"]), choice["alpha"], choice["beta"], weights)
@@ -360,9 +511,13 @@ class Pages:
     def together(self, item: int, k: int, exclude=(), fill: bool = True) -> list[PagePick]:
         """Frequently bought together with ``item`` (never ``item`` itself)."""
         allowed = self._allowed([*exclude, item])
-        score = self._ties(_row(self.tables.together, item, self.n))
+        bought = _row(self.tables.together, item, self.n)
+        look = float(self.tables.choice.get("content", 0.0) or 0.0)
+        looks = look * _row(self.content, item, self.n) if look > 0 else np.zeros(self.n)
+        score = self._ties(bought + looks)
         title = self.titles[item] if 0 <= item < self.n else ""
-        out = [PagePick(j, float(score[j]), f"Frequently bought with {title}", "together") for j in _best(score, allowed, k).tolist()]
+        out = [PagePick(j, float(score[j]), f"Frequently bought with {title}", "together") if bought[j] >= looks[j]
+               else PagePick(j, float(score[j]), f"Similar to {title}", "content") for j in _best(score, allowed, k).tolist()]
         return self._fill(out, allowed, k) if fill else out
 
     def similar(self, item: int, k: int, exclude=(), fill: bool = True) -> list[PagePick]:
@@ -374,7 +529,8 @@ class Pages:
             "content": _row(self.content, item, self.n),
             "together": _row(self.tables.together, item, self.n),
         }
-        score = self._ties(sum(SIMILAR_WEIGHTS[name] * vec for name, vec in parts.items()))
+        weights = similar_weights(self.tables.choice)
+        score = self._ties(sum(weights[name] * vec for name, vec in parts.items()))
         title = self.titles[item] if 0 <= item < self.n else ""
         reasons = {
             "also-chosen": f"Customers who chose {title} also chose this",
@@ -383,11 +539,17 @@ class Pages:
             "together": f"Frequently bought with {title}",
         }
         names = list(parts)
-        stacked = np.stack([SIMILAR_WEIGHTS[name] * parts[name] for name in names])
+        stacked = np.stack([weights[name] * parts[name] for name in names])
         out = []
         for j in _best(score, allowed, k).tolist():
             source = names[int(np.argmax(stacked[:, j]))]
             out.append(PagePick(j, float(score[j]), reasons[source], source))
+        if len(out) < k:
+            # a new item (nothing bought or viewed with it yet) still shows its look-alikes
+            rest = allowed.copy()
+            rest[[p.item for p in out]] = False
+            looks = self._ties(parts["content"]) * 1e-3
+            out += [PagePick(j, float(looks[j]), reasons["content"], "content") for j in _best(looks, rest, k - len(out)).tolist()]
         return self._fill(out, allowed, k) if fill else out
 
     def complements(self, cart: list[int], k: int, exclude=(), fill: bool = True) -> list[PagePick]:
