@@ -257,6 +257,9 @@ def product_facts(site_id: int, product_ids: list[str]) -> dict[str, ProductFact
     return out
 
 
+PRODUCT_FIELDS = frozenset({"product_id", "product.category", "product.price"})  # what a trigger filter reads of the product alone
+
+
 def _where_holds(cond: dict, event, product) -> bool:
     name, op, target = cond["field"], cond["op"], cond.get("value")
     if name == "product_id":
@@ -275,7 +278,11 @@ def _where_holds(cond: dict, event, product) -> bool:
     if op in ("gt", "gte", "lt", "lte"):
         if not numeric:
             return False
-        return {"gt": value > target, "gte": value >= target, "lt": value < target, "lte": value <= target}[op]
+        if op == "gt":
+            return value > target
+        if op == "gte":
+            return value >= target
+        return value < target if op == "lt" else value <= target
     if op == "contains":
         return isinstance(value, str) and target in value
     same = (lambda a, b: type(a) is type(b) and a == b) if not numeric else (lambda a, b: isinstance(b, int | float) and not isinstance(b, bool) and a == b)
@@ -322,12 +329,20 @@ def on_events(site_id: int, events: list, now: datetime | None = None, received:
                 by_type[e.type].append(e)
         for journey in {j.id: j for e in wanted for j in live.by_event[e.type]}.values():
             where = journey.trigger.get("where") or []
+            # filters on the product alone hold or not for every event of that product: asked once per product
+            by_product: dict[str, bool] | None = {} if all(w["field"] in PRODUCT_FIELDS for w in where) else None
             found: dict[int, Candidate] = {}  # the first event of each person counts: they enter once at a time
             for e in by_type[journey.trigger["event"]]:
                 if e.profile_id in found or (memory is not None and memory.known(journey.id, e.profile_id, clock)):
                     continue
-                if where and not all(_where_holds(w, e, products.get(e.product_id)) for w in where):
-                    continue
+                if where:
+                    holds = None if by_product is None else by_product.get(e.product_id)
+                    if holds is None:
+                        holds = all(_where_holds(w, e, products.get(e.product_id)) for w in where)
+                        if by_product is not None:
+                            by_product[e.product_id] = holds
+                    if not holds:
+                        continue
                 if e.event_id not in data:
                     data[e.event_id] = event_data(e)
                 found[e.profile_id] = Candidate(e.profile_id, f"e:{e.event_id}", f"event {e.type}", data[e.event_id])
