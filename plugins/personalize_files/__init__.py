@@ -44,27 +44,25 @@ from collections.abc import Iterator
 from typing import Any
 
 from personalize import hookimpl
-from personalize.connectors import (
+from personalize.records import (
+    Checkpoint,
     CheckResult,
     ConfigError,
     Connector,
-    PushTarget,
-    Setting,
-    SiteFolder,
-    Stream,
-    csv_row,
-    parse_time,
-)
-from personalize.records import (
-    Checkpoint,
     ContactRecord,
     EngagementRecord,
     OrderLine,
     OrderRecord,
     ProductRecord,
     PushResult,
+    PushTarget,
     SegmentChange,
+    Setting,
+    SiteFolder,
     SkippedRecord,
+    Stream,
+    csv_row,
+    parse_time,
 )
 
 __version__ = "1.0.0"

@@ -35,29 +35,27 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from personalize import hookimpl
-from personalize.connectors import (
+from personalize.records import (
+    ActionResult,
+    ActionTarget,
+    Checkpoint,
     CheckResult,
     Connector,
+    ContactRecommendations,
+    ContactRecord,
+    DeletedRecord,
+    HttpStatusError,
     JourneyAction,
+    PushResult,
     PushTarget,
+    SegmentChange,
     Setting,
+    SkippedRecord,
     Stream,
     StreamError,
     parse_time,
     recommendations_setting,
 )
-from personalize.records import (
-    ActionResult,
-    ActionTarget,
-    Checkpoint,
-    ContactRecommendations,
-    ContactRecord,
-    DeletedRecord,
-    PushResult,
-    SegmentChange,
-    SkippedRecord,
-)
-from personalize.sync.http import HttpStatusError
 
 __version__ = "1.0.0"
 

@@ -38,31 +38,29 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from personalize import hookimpl
-from personalize.connectors import (
+from personalize.records import (
+    ActionResult,
+    ActionTarget,
+    Checkpoint,
     CheckResult,
     ConfigError,
     Connector,
+    ContactRecommendations,
+    ContactRecord,
+    DeletedRecord,
+    EngagementRecord,
+    HttpStatusError,
     JourneyAction,
+    PushResult,
     PushTarget,
+    SegmentChange,
     Setting,
+    SkippedRecord,
     Stream,
     StreamError,
     parse_time,
     recommendations_setting,
 )
-from personalize.records import (
-    ActionResult,
-    ActionTarget,
-    Checkpoint,
-    ContactRecommendations,
-    ContactRecord,
-    DeletedRecord,
-    EngagementRecord,
-    PushResult,
-    SegmentChange,
-    SkippedRecord,
-)
-from personalize.sync.http import HttpStatusError
 
 __version__ = "1.0.0"
 

@@ -17,33 +17,31 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from personalize import hookimpl
-from personalize.connectors import (
+from personalize.records import (
+    ActionResult,
+    ActionTarget,
     AuthError,
+    Checkpoint,
     CheckResult,
     ConfigError,
     Connector,
+    ContactRecord,
+    DeletedRecord,
     JourneyAction,
+    OrderLine,
+    OrderRecord,
+    ProductRecord,
+    PushResult,
     PushTarget,
+    RetryLater,
+    SegmentChange,
     Setting,
+    SkippedRecord,
     Stream,
     StreamError,
     hmac_sha256_matches,
     parse_time,
 )
-from personalize.records import (
-    ActionResult,
-    ActionTarget,
-    Checkpoint,
-    ContactRecord,
-    DeletedRecord,
-    OrderLine,
-    OrderRecord,
-    ProductRecord,
-    PushResult,
-    SegmentChange,
-    SkippedRecord,
-)
-from personalize.sync.http import RetryLater
 
 __version__ = "1.0.0"
 

@@ -42,9 +42,10 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from .records import ContactRecommendations, PushResult, SegmentChange
+if TYPE_CHECKING:  # annotations only: records re-exports this contract, so plugins need import records alone
+    from .records import ContactRecommendations, PushResult, SegmentChange
 
 KINDS = ("shop", "crm", "email", "any")
 _HOST_PATTERN = re.compile(r"(\*\.)?([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]{0,62}")
@@ -73,6 +74,31 @@ class TransientError(ConnectorError):
 
 class StreamError(ConnectorError):
     """An unexpected answer for one stream: that stream fails, the others go on."""
+
+
+class HttpStatusError(StreamError):
+    """An answer outside 2xx that retrying will not fix; ``status`` says what came, ``body`` keeps the
+    answer (credentials hidden) for the server log: it is never part of the message."""
+
+    def __init__(self, message: str, status: int, body: str = ""):
+        super().__init__(message)
+        self.status, self.body = status, body
+
+
+class HttpAuthError(AuthError):
+    """401 or 403; ``status`` and ``body`` as on :class:`HttpStatusError`."""
+
+    def __init__(self, message: str, status: int, body: str = ""):
+        super().__init__(message)
+        self.status, self.body = status, body
+
+
+class RetryLater(Exception):
+    """Raised by a ``check`` function for a 2xx that is really "slow down" (e.g. a throttled GraphQL call)."""
+
+    def __init__(self, reason: str, after: float | None = None):
+        super().__init__(reason)
+        self.after = after
 
 
 # --- Declarations ---

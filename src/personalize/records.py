@@ -285,3 +285,84 @@ class ActionResult:
     key: str
     status: str
     message: str = ""
+
+
+# The connector contract, so that a plugin imports ``personalize.hookimpl`` and this module and
+# nothing else: the base class and declarations a connector is written with, the errors it raises,
+# and the small helpers every connector needs. They are defined in ``personalize.connectors``
+# (which uses the records above only in annotations), and are the same objects there.
+
+from .connectors import (  # noqa: E402  (after the records: connectors' annotations name them)
+    ENTITIES,
+    FIELD_TYPES,
+    KINDS,
+    RECOMMENDATIONS_SETTING,
+    AuthError,
+    CheckResult,
+    ConfigError,
+    Connector,
+    ConnectorContext,
+    ConnectorError,
+    HttpAuthError,
+    HttpStatusError,
+    JourneyAction,
+    PushTarget,
+    RetryLater,
+    Setting,
+    SiteFolder,
+    Stream,
+    StreamError,
+    TransientError,
+    csv_cell,
+    csv_row,
+    hmac_sha256_matches,
+    parse_time,
+    recommendations_setting,
+)
+
+__all__ = [
+    # the records
+    "ActionResult",
+    "ActionTarget",
+    "Checkpoint",
+    "ContactRecommendations",
+    "ContactRecord",
+    "DeletedRecord",
+    "EVENT_TYPES",
+    "EngagementRecord",
+    "Event",
+    "OrderLine",
+    "OrderRecord",
+    "ProductRecord",
+    "PushResult",
+    "Recommendation",
+    "RecommendedItem",
+    "SegmentChange",
+    "SkippedRecord",
+    # the connector contract
+    "ENTITIES",
+    "FIELD_TYPES",
+    "KINDS",
+    "RECOMMENDATIONS_SETTING",
+    "AuthError",
+    "CheckResult",
+    "ConfigError",
+    "Connector",
+    "ConnectorContext",
+    "ConnectorError",
+    "HttpAuthError",
+    "HttpStatusError",
+    "JourneyAction",
+    "PushTarget",
+    "RetryLater",
+    "Setting",
+    "SiteFolder",
+    "Stream",
+    "StreamError",
+    "TransientError",
+    "csv_cell",
+    "csv_row",
+    "hmac_sha256_matches",
+    "parse_time",
+    "recommendations_setting",
+]

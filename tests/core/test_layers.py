@@ -182,6 +182,25 @@ def test_no_import_circle(graph):
         " <-> ".join(group) for group in found)
 
 
+PLUGIN_FACE = {"personalize", "personalize.records"}  # what a plugin may import of the server: hookimpl and the records
+
+
+def test_plugins_see_only_hookimpl_and_records(graph):
+    """The house rule for plugins: the server's face to them is ``personalize.hookimpl`` and
+    ``personalize.records`` (which re-exports the connector contract); nothing else of the package."""
+    beyond = [
+        f"{m} imports {t}" for m, targets in sorted(graph.items()) if m != "personalize" and not m.startswith("personalize.")
+        for t in sorted(targets) if (t == "personalize" or t.startswith("personalize.")) and t not in PLUGIN_FACE
+    ]
+    assert not beyond, "plugins that reach past hookimpl and records:\n" + "\n".join(beyond)
+    import personalize.connectors as contract
+    import personalize.records as records
+
+    # one contract, not a copy: a connector's errors are the ones the sync engine catches
+    for name in ("Connector", "Setting", "Stream", "AuthError", "HttpStatusError", "RetryLater", "parse_time"):
+        assert name in records.__all__ and getattr(records, name) is getattr(contract, name)
+
+
 def test_the_checks_catch_what_they_are_for():
     """The detectors themselves: a circle of three and an upward arrow are found."""
     assert circles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]

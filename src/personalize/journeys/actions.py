@@ -387,8 +387,7 @@ def _people(site_id: int, profile_ids: list[int]) -> dict[int, dict[str, str]]:
 
 def _call_webhooks(site_id: int, items: list[Item], mover: Mover, token: str, now: datetime, deadline: float, summary: Summary,
                    sleep) -> list[Item]:
-    from ..connectors import AuthError, TransientError
-    from ..sync.http import HttpStatusError
+    from ..connectors import AuthError, HttpStatusError, TransientError
     from . import webhooks
 
     secret = webhooks.webhook_secret(site_id, current_app.config)

@@ -48,7 +48,14 @@ from urllib3.util import parse_url
 from urllib3.util.connection import allowed_gai_family
 from urllib3.util.timeout import _DEFAULT_TIMEOUT
 
-from ..connectors import AuthError, ConfigError, StreamError, TransientError
+from ..connectors import (
+    ConfigError,
+    HttpAuthError,
+    HttpStatusError,
+    RetryLater,
+    StreamError,
+    TransientError,
+)
 from .outbound import DEFAULT_PORTS, OutboundPolicy, OutboundRefused, normal_host
 from .secrets import HIDDEN, redact
 
@@ -62,33 +69,11 @@ MAX_REDIRECTS = 3
 BODY_KEPT = 2000
 
 
-class HttpStatusError(StreamError):
-    """An answer outside 2xx that retrying will not fix; ``status`` says what came, ``body`` keeps the
-    answer (credentials hidden) for the server log: it is never part of the message."""
-
-    def __init__(self, message: str, status: int, body: str = ""):
-        super().__init__(message)
-        self.status, self.body = status, body
-
-
-class HttpAuthError(AuthError):
-    """401 or 403; ``status`` and ``body`` as on :class:`HttpStatusError`."""
-
-    def __init__(self, message: str, status: int, body: str = ""):
-        super().__init__(message)
-        self.status, self.body = status, body
 
 
 class RedirectRefused(ConfigError):
     """An answer that redirects somewhere the client does not follow (another host, a write, too many)."""
 
-
-class RetryLater(Exception):
-    """Raised by a ``check`` function for a 2xx that is really "slow down" (e.g. a throttled GraphQL call)."""
-
-    def __init__(self, reason: str, after: float | None = None):
-        super().__init__(reason)
-        self.after = after
 
 
 def retry_after_seconds(value: str | None, now: float | None = None) -> float | None:
