@@ -42,8 +42,8 @@ def document(client):
 
 
 def test_the_description_is_a_valid_openapi_document(document):
-    validate(document)  # raises on any violation of the OpenAPI 3.0 schema
-    assert document["openapi"].startswith("3.0")
+    validate(document)  # raises on any violation of the OpenAPI 3.1 schema
+    assert document["openapi"].startswith("3.1")
     assert document["servers"] == [{"url": PREFIX}]
 
 

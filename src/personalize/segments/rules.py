@@ -95,6 +95,52 @@ def _scalar(v: Any) -> bool:
     return isinstance(v, str | bool) or _is_number(v)
 
 
+def rule_schema() -> dict[str, Any]:
+    """The JSON Schema the API description shows for a rule tree; every rule of this form passes
+    :func:`validate_rule`. It shows conditions and one level of and / or / not over them; the
+    server takes deeper trees (docs/segments.md) and ``{"segment": key}`` of a stored segment."""
+    builtins = {**{name: kind for name, (_col, kind) in PROFILE_FIELDS.items()}, **ORDER_FIELDS,
+                **{f"scores.{name}": kind for name, kind in SCORE_FIELDS.items()}}
+
+    def fields(kind: str) -> dict[str, Any]:
+        return {"enum": sorted(name for name, k in builtins.items() if k == kind)}
+
+    def condition(field: dict, ops: list[str], value: dict | None) -> dict[str, Any]:
+        props: dict[str, Any] = {"field": field, "op": {"enum": ops}}
+        if value is not None:
+            props["value"] = value
+        return {"type": "object", "additionalProperties": False, "properties": props, "required": sorted(props)}
+
+    text = {"type": "string", "minLength": 1, "maxLength": 200}
+    attribute = {"type": "string", "pattern": r"^attributes\.[A-Za-z0-9_][A-Za-z0-9_.\-]{0,99}$"}
+    days = {"type": "number", "minimum": 0, "maximum": 100_000}
+    leaf = [
+        condition(fields(NUM), ["eq", "neq", "gt", "gte", "lt", "lte"], {"type": "number"}),
+        condition(fields(TEXT), ["eq", "neq", "contains", "starts_with"], text),
+        condition(fields(DATE), ["within_days", "older_than_days"], days),
+        condition({"enum": sorted(builtins)}, sorted(NO_VALUE), None),
+        condition(attribute, ["eq", "neq"], {"type": ["string", "number", "boolean"], "maxLength": 200}),
+        condition(attribute, ["gt", "gte", "lt", "lte"], {"type": "number"}),
+        condition(attribute, sorted(NO_VALUE), None),
+        {"type": "object", "additionalProperties": False, "required": ["behaviour"], "properties": {"behaviour": {
+            "type": "object", "additionalProperties": False, "required": ["event"], "properties": {
+                "event": {"enum": list(BEHAVIOUR_EVENTS)}, "category": text, "product_id": text,
+                "within_days": {"type": "number", "minimum": 0.001, "maximum": 1e6},
+                "min": {"type": "number", "minimum": 0, "maximum": 1e6},
+            }}}},
+    ]
+    one = {"anyOf": leaf}
+
+    def node(kind: str, schema: dict) -> dict[str, Any]:
+        return {"type": "object", "additionalProperties": False, "required": [kind], "properties": {kind: schema}}
+
+    return {"anyOf": [*leaf, node("and", {"type": "array", "minItems": 1, "maxItems": 5, "items": one}),
+                      node("or", {"type": "array", "minItems": 1, "maxItems": 5, "items": one}), node("not", one)],
+            "description": ("a rule tree (docs/segments.md): conditions {field, op, value}, {behaviour: {…}}, {segment: key}, "
+                            f"combined by and / or / not up to {MAX_DEPTH} levels and {MAX_NODES} conditions; shown here: "
+                            "conditions and one level of and / or / not")}
+
+
 def validate_rule(rule: Any, path: str = "rule") -> dict:
     """Check a rule tree and return it normalised; raise :class:`InvalidInput` naming the node."""
     counter = [0]
