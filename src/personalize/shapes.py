@@ -26,8 +26,36 @@ from .validation import InvalidInput, integer, mapping, number, only_known, text
 
 _MISSING = object()
 ID_RE = re.compile(r"^[A-Za-z0-9_.:\-]+$")
-#: the largest whole number a text field that takes numbers accepts (a 64-bit id)
-MAX_WHOLE = 2**63 - 1
+
+
+# Python's \s also matches \x1c-\x1f and \x85, which JSON Schema's (ECMA-262) \s does not; \d and
+# the rest of the patterns used here mean the same in both.
+_PY_ONLY_SPACE = r"\x1c-\x1f\x85"
+
+
+def json_pattern(pattern: str) -> str:
+    """A Python regular expression written so that JSON Schema (ECMA-262) reads it the same way."""
+    out, in_class, i = [], False, 0
+    while i < len(pattern):
+        c = pattern[i]
+        if c == "\\" and i + 1 < len(pattern):
+            pair = pattern[i:i + 2]
+            if pair == "\\s":
+                out.append(pair + _PY_ONLY_SPACE if in_class else f"[\\s{_PY_ONLY_SPACE}]")
+            elif pair == "\\S":
+                assert not in_class, "\\S inside a class"
+                out.append(f"[^\\s{_PY_ONLY_SPACE}]")
+            else:
+                out.append(pair)
+            i += 2
+            continue
+        if c == "[" and not in_class:
+            in_class = True
+        elif c == "]" and in_class:
+            in_class = False
+        out.append(c)
+        i += 1
+    return "".join(out)
 
 
 def _with_null(schema: dict[str, Any], nullable: bool) -> dict[str, Any]:
@@ -63,29 +91,26 @@ class Shape:
 class Text(Shape):
     """A string of at most ``max_len`` characters; ``""`` and ``null`` count as absent.
 
-    ``whole_numbers``: a JSON whole number from 0 to 2^63-1 is taken too and read as its digits
-    (shops' product, customer and order ids are often numbers in their own systems).
+    A JSON number is refused, even for an id: ``"123"`` is the id, ``123`` is a mistake to report (a
+    large number loses digits in JavaScript before it is ever sent).
     ``check`` runs after the built-in checks on the value read (e.g. an email's form); ``pattern``
     is matched from the start as :func:`re.match` does, which is how JSON Schema reads ``^…``; with a
     ``check``, the check decides and ``pattern`` only describes the form it takes.
     """
 
     def __init__(self, max_len: int = 200, *, required: bool = False, pattern: re.Pattern | None = None,
-                 pattern_message: str | None = None, whole_numbers: bool = False, enum: Iterable[str] | None = None,
+                 pattern_message: str | None = None, enum: Iterable[str] | None = None,
                  check: Callable[[str, str], str] | None = None, description: str | None = None,
                  min_len: int | None = None):
-        self.max_len, self.required, self.pattern, self.whole_numbers = max_len, required, pattern, whole_numbers
+        self.max_len, self.required, self.pattern = max_len, required, pattern
         self.pattern_message = pattern_message or "may only contain letters, digits and _ . : -"
         self.enum = tuple(enum) if enum is not None else None
         self.check, self.description, self.min_len = check, description, min_len
 
     def read(self, obj: dict, key: str, path: str) -> str | None:
         value = obj.get(key)
-        if self.whole_numbers and isinstance(value, float) and value.is_integer() and 0 <= value <= MAX_WHOLE:
-            obj, value = {key: int(value)}, int(value)  # JSON has one kind of number: 12.0 is the id 12
-        if isinstance(value, int) and not isinstance(value, bool) and not (self.whole_numbers and 0 <= value <= MAX_WHOLE):
-            expect = f"a string or a whole number from 0 to {MAX_WHOLE}" if self.whole_numbers else "a string"
-            raise InvalidInput(f"{path}{key}", f"must be {expect}, got {value!r}"[:120])
+        if isinstance(value, int | float) and not isinstance(value, bool):  # text() would take an int as its digits
+            raise InvalidInput(f"{path}{key}", f"must be a string, got {type(value).__name__}")
         value = text(obj, key, path, required=self.required, max_len=self.max_len)
         if value is None:
             return None
@@ -105,12 +130,9 @@ class Text(Shape):
         if low:
             schema["minLength"] = low
         if self.pattern is not None:
-            schema["pattern"] = self.pattern.pattern
+            schema["pattern"] = json_pattern(self.pattern.pattern)
         if self.enum is not None:
             schema = {"type": "string", "enum": list(self.enum)}
-        if self.whole_numbers:
-            return {"type": ["string", "integer"], **{k: v for k, v in schema.items() if k != "type"},
-                    "minimum": 0, "maximum": MAX_WHOLE}
         return schema
 
 
@@ -205,7 +227,7 @@ class Map(Shape):
     def value_schema(self) -> dict[str, Any]:
         names: dict[str, Any] = {"maxLength": self.key_max}
         if self.key_pattern is not None:
-            names["pattern"] = self.key_pattern.pattern
+            names["pattern"] = json_pattern(self.key_pattern.pattern)
         return {"type": "object", "maxProperties": self.max_keys, "propertyNames": names,
                 "additionalProperties": {"type": ["string", "number", "boolean", "null"], "maxLength": self.value_max}}
 
@@ -237,7 +259,7 @@ class ObjectMap(Shape):
         return out
 
     def value_schema(self) -> dict[str, Any]:
-        return {"type": "object", "maxProperties": self.max_keys, "propertyNames": {"pattern": self.key_pattern.pattern},
+        return {"type": "object", "maxProperties": self.max_keys, "propertyNames": {"pattern": json_pattern(self.key_pattern.pattern)},
                 "additionalProperties": self.value.schema(as_field=False)}
 
 
@@ -299,7 +321,8 @@ class Obj(Shape):
             if value is None:
                 raise InvalidInput(field, "must not be null")
             try:
-                return shape.read({"": value}, "", "")
+                read = shape.read({"": value}, "", "")
+                return value if read is None else read  # an empty string stays itself in a list
             except InvalidInput as exc:
                 raise InvalidInput(field + exc.field, exc.message, exc.code) from None
 

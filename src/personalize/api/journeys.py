@@ -35,7 +35,7 @@ def _stripped(value: str, field: str) -> str:
 ENROLLMENT = Obj({
     "profile_id": Whole(1, 2**31 - 1, description="a profile id"),
     "email": Text(320, check=_email, pattern=EMAIL_RE, description="an email address; one not seen yet makes a profile"),
-    "customer_id": Text(200, whole_numbers=True, check=_stripped, pattern=re.compile(r"\S"),
+    "customer_id": Text(200, check=_stripped, pattern=re.compile(r"\S"),
                         description="your customer id; one not seen yet makes a profile"),
     "visitor": Text(200, description="a widget visitor id (404 when no profile has it)"),
     "data": Map(MAX_DATA, key_pattern=NAME_RE, key_message="names are 1-100 letters, digits or _ . -",

@@ -21,7 +21,7 @@ URL_RE = re.compile(r"^(https?://|/$|/[^/])")
 _URL = Text(2000, pattern=URL_RE, pattern_message="must be an http(s) URL or a path starting with /",
             description="an http(s) URL, or a path on the shop's site starting with / (not //)")
 PRODUCT = Obj({
-    "id": Text(200, required=True, whole_numbers=True, description="your product id: a string, or a whole number (read as its digits)"),
+    "id": Text(200, required=True, description="your product id"),
     "title": Text(500, required=True),
     "url": _URL,
     "image": _URL,

@@ -69,7 +69,7 @@ PROFILE_PATCH = Obj({
 }, unknown_message="is not a field here (attributes, source, at)", unknown_code="invalid")
 MERGE = Obj({"profile_id": Whole(1, 2**31 - 1, required=True, description="the profile to fold in")}, open=True)
 TOKEN = Obj({
-    "email": Text(320), "customer_id": Text(200, whole_numbers=True),
+    "email": Text(320), "customer_id": Text(200),
     "ttl_days": Number(0, 365, exclusive_min=True, description="days the token is good for (30 when absent)"),
 }, any_of=("email", "customer_id"), any_of_message="give an email or a customer_id", open=True)
 FIND = Query({

@@ -22,10 +22,10 @@ def rank_body(max_limit: int) -> Obj:
     return Obj({
         "key": Anything("the public key, when not sent as ?key= or X-Personalize-Key", {"type": "string", "maxLength": 200}),
         "visitor": Text(128, description="the widget's visitor id; omit for a first visit"),
-        "products": List(Text(200, required=True, whole_numbers=True), min_items=1, max_items=MAX_PRODUCTS, required=True,
+        "products": List(Text(200, required=True), min_items=1, max_items=MAX_PRODUCTS, required=True,
                          missing_message="must be a non-empty list of product ids", empty_code="invalid",
                          message="must be a non-empty list of product ids",
-                         description="the listing's product ids (strings, or whole numbers read as their digits)"),
+                         description="the listing's product ids"),
         "limit": Whole(1, max_limit, default=8, description="how many cards in items"),
     })
 

@@ -27,7 +27,7 @@ def _email(value: str, field: str) -> str:
 
 
 # The declaration of every event type: what validate_event checks and what the OpenAPI description shows.
-PRODUCT_ID = Text(200, whole_numbers=True, description="your product id: a string, or a whole number (read as its digits)")
+PRODUCT_ID = Text(200, description="your product id")
 _TEXT = Text(2000)
 _COMMON = {
     "id": Ident(64, required=True, description="unique per event: the idempotency key"),
@@ -46,9 +46,9 @@ _CURRENCY = Text(8)
 _STRATEGY = Text(32)
 _EMAIL = Text(320, check=_email, pattern=EMAIL_RE, pattern_message="is not an email address",
               description="an email address (spaces around it are dropped; read in lower case)")
-_CUSTOMER = Text(200, whole_numbers=True)
+_CUSTOMER = Text(200)
 ORDER_ITEM = Obj({
-    "product_id": Text(200, whole_numbers=True, required=True),
+    "product_id": Text(200, required=True),
     "quantity": Number(0, 1e6, exclusive_min=True, description="1 when absent"),
     "price": _PRICE,
     "title": Text(2000, description="not stored: the catalogue has the product's title"),
@@ -58,7 +58,7 @@ ORDER_ITEM = Obj({
 def _event(fields: dict, *, product: bool = False, rec: bool = False, **kw) -> Obj:
     extra = dict(fields)
     if product:
-        extra["product_id"] = Text(200, whole_numbers=True, required=True, description=PRODUCT_ID.description)
+        extra["product_id"] = Text(200, required=True, description=PRODUCT_ID.description)
     if rec:
         extra["rec_id"] = Ident(64, required=True)
     return Obj({**_COMMON, **extra}, **kw)
@@ -72,11 +72,11 @@ EVENT = Tagged("type", {
     "order_completed": _event({
         "rec_id": Ident(64),
         "items": List(ORDER_ITEM, min_items=1, max_items=MAX_ITEMS, required=True, missing_message="an order needs at least one item"),
-        "order_id": Text(200, whole_numbers=True, description="the event id when absent"),
+        "order_id": Text(200, description="the event id when absent"),
         "revenue": Number(0, 1e12), "currency": _CURRENCY, "email": _EMAIL, "customer_id": _CUSTOMER,
     }),
     "rec_impression": _event({"slot": Ident(64), "strategy": _STRATEGY,
-                              "items": List(Text(200, whole_numbers=True), max_items=100, description="the product ids shown")},
+                              "items": List(Text(200), max_items=100, description="the product ids shown")},
                              rec=True),
     "rec_clicked": _event({"slot": Ident(64), "position": _POSITION, "strategy": _STRATEGY}, product=True, rec=True),
     "identify": _event({

@@ -167,8 +167,10 @@ def rules_schema() -> dict:
     taken by :func:`validate_rules` (which also takes the admin form's shorthands: values as
     comma-separated text, numbers as text, a missing ``op`` meaning ``is``). Two rules with one
     ``id``, and product ids the catalogue does not know, are refused too; no schema can say so."""
+    # not only white space (as str.strip sees it: JSON Schema's \S would let \x1c-\x1f and \x85 through)
+    NOT_BLANK = r"[^\s\x1c-\x1f\x85]"  # noqa: N806
     texts = {"type": "array", "minItems": 1, "maxItems": MAX_VALUES,
-             "items": {"type": "string", "maxLength": MAX_TEXT, "pattern": r"\S"}}
+             "items": {"type": "string", "maxLength": MAX_TEXT, "pattern": NOT_BLANK}}
     number = {"type": "number"}
 
     def selector(field: dict, op: list[str], value: dict) -> dict:
@@ -186,7 +188,7 @@ def rules_schema() -> dict:
     day = "-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])$"
     common = {
         "id": {"type": "string", "pattern": RULE_ID.pattern, "description": "made up when absent; unique among the rules"},
-        "name": {"type": "string", "maxLength": 100, "pattern": r"\S"},
+        "name": {"type": "string", "maxLength": 100, "pattern": NOT_BLANK},
         "items": items,
         "when": {"type": "object", "required": ["did", "items"], "additionalProperties": False,
                  "properties": {"did": {"enum": list(DID)}, "items": items}},
