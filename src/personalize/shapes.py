@@ -89,7 +89,8 @@ class Shape:
 
 
 class Text(Shape):
-    """A string of at most ``max_len`` characters; ``""`` and ``null`` count as absent.
+    """A string of at most ``max_len`` characters; ``""`` and ``null`` count as absent (unless a
+    ``min_len`` is given: then ``""`` is refused).
 
     A JSON number is refused, even for an id: ``"123"`` is the id, ``123`` is a mistake to report (a
     large number loses digits in JavaScript before it is ever sent).
@@ -111,6 +112,8 @@ class Text(Shape):
         value = obj.get(key)
         if isinstance(value, int | float) and not isinstance(value, bool):  # text() would take an int as its digits
             raise InvalidInput(f"{path}{key}", f"must be a string, got {type(value).__name__}")
+        if value == "" and self.min_len:  # with a min_len, "" is a wrong value, not an absent one
+            raise InvalidInput(f"{path}{key}", f"must be a string of {self.min_len} to {self.max_len} characters")
         value = text(obj, key, path, required=self.required, max_len=self.max_len)
         if value is None:
             return None

@@ -40,7 +40,7 @@ ENROLLMENT = Obj({
     "visitor": Text(200, description="a widget visitor id (404 when no profile has it)"),
     "data": Map(MAX_DATA, key_pattern=NAME_RE, key_message="names are 1-100 letters, digits or _ . -",
                 description="what the journey's templates see as `trigger`"),
-    "idempotency_key": Text(100, description="a request sent again with the same key enters the person once"),
+    "idempotency_key": Text(100, min_len=1, description="a request sent again with the same key enters the person once"),
 }, one_of=ID_KINDS, unknown_message="is not a field (known: profile_id, email, customer_id, visitor, data, idempotency_key)",
    unknown_code="invalid")
 

@@ -64,7 +64,7 @@ class Attributes(Shape):
 
 PROFILE_PATCH = Obj({
     "attributes": Attributes(),
-    "source": Text(64, description="who says so (api when absent)"),
+    "source": Text(64, min_len=1, description="who says so (api when absent)"),
     "at": Text(40, check=_when, pattern=_AT_FORM, description="when the values were true at the source (now when absent)"),
 }, unknown_message="is not a field here (attributes, source, at)", unknown_code="invalid")
 MERGE = Obj({"profile_id": Whole(1, 2**31 - 1, required=True, description="the profile to fold in")}, open=True)

@@ -21,7 +21,7 @@ def rank_body(max_limit: int) -> Obj:
     """The body of POST /rank: read here, and shown in the OpenAPI description."""
     return Obj({
         "key": Anything("the public key, when not sent as ?key= or X-Personalize-Key", {"type": "string", "maxLength": 200}),
-        "visitor": Text(128, description="the widget's visitor id; omit for a first visit"),
+        "visitor": Text(128, min_len=1, description="the widget's visitor id; omit for a first visit"),
         "products": List(Text(200, required=True), min_items=1, max_items=MAX_PRODUCTS, required=True,
                          missing_message="must be a non-empty list of product ids", empty_code="invalid",
                          message="must be a non-empty list of product ids",
