@@ -6,8 +6,8 @@ request may hold is not written here: each body and query is declared once, next
 to the endpoint that reads it (``personalize.shapes``), and both the endpoint's
 checks and the schemas below come from that declaration. A rule a schema cannot
 say (one that depends on what is stored, such as a product id the catalogue must
-know) is listed in the operation's ``x-refusals``: the field, the error code and
-when. A test
+know) is listed in the operation's ``x-refusals``: the field (``[]`` for any
+index), the error code, words of the error message, and when. A test
 (``tests/security/test_openapi.py``) checks that every ``/api/v1`` route is
 described with the same methods, and that every described path exists; another
 (``tests/security/test_fuzz.py``) sends generated requests to every operation
@@ -194,17 +194,17 @@ def _query(name: str, schema: dict[str, Any], description: str, required: bool =
     return {"name": name, "in": "query", "required": required, "schema": schema, "description": description}
 
 
-KEY_FIXED = ("key", "invalid", "key differs from the segment's own: a key is fixed once created")
+KEY_FIXED = ("key", "invalid", "cannot change", "key differs from the segment's own: a key is fixed once created")
 PROFILE_ID = _path_param("profile_id", {"type": "integer", "minimum": 1, "maximum": 2**31 - 1}, "a profile id; a merged profile's old id still works")
 SEGMENT_KEY = _path_param("key", {"type": "string", "minLength": 1, "maxLength": 64}, "the segment's key")
 
 
 def _op(summary: str, responses: dict[str, Any], *, security: list | None = None, errors: tuple[str, ...] = (),
         body: dict[str, Any] | None = None, parameters: list | None = None, description: str | None = None,
-        tag: str, refusals: list[tuple[str, str, str]] = ()) -> dict[str, Any]:
+        tag: str, refusals: list[tuple[str, str, str, str]] = ()) -> dict[str, Any]:
     op: dict[str, Any] = {"summary": summary, "tags": [tag], "responses": dict(responses)}
-    if refusals:  # 400s a schema cannot foretell: (field, code, when)
-        op["x-refusals"] = [{"field": field, "code": code, "when": when} for field, code, when in refusals]
+    if refusals:  # 400s a schema cannot foretell: (field, code, words of the message, when)
+        op["x-refusals"] = [{"field": field, "code": code, "message": words, "when": when} for field, code, words, when in refusals]
     if description:
         op["description"] = description
     if security is not None:
@@ -247,7 +247,8 @@ def _paths() -> dict[str, Any]:
                             "(Authorization: Bearer sk_…) and `customer_id` or `email` instead of `visitor`; a public key "
                             "sending either is refused with 403.",
                 parameters=recommendations_query(current_app.config["RECOMMENDATION_LIMIT_MAX"]).parameters(),
-                refusals=[("customer_id", "invalid", "more than one of visitor, customer_id and email is given")],
+                refusals=[(name, "invalid", "not several", "more than one of visitor, customer_id and email is given")
+                          for name in ("customer_id", "email")],
             ),
             "options": preflight,
         },
@@ -304,7 +305,7 @@ def _paths() -> dict[str, Any]:
         "/profiles": {
             "get": _secret("Find the profile holding an email, customer id or visitor id", {"200": _ok("the profile", profile_ref)},
                            description="Give one of the three parameters (the first given of email, customer_id, visitor counts).",
-                           parameters=FIND.parameters(), refusals=[("email", "missing", "none of email, customer_id and visitor is given")],
+                           parameters=FIND.parameters(), refusals=[("email", "missing", "give one of", "none of email, customer_id and visitor is given")],
                            tag="profiles"),
         },
         "/profiles/{profile_id}": {
@@ -339,7 +340,7 @@ def _paths() -> dict[str, Any]:
             "get": _secret("Every segment of the site", {"200": _ok("segments by key", _obj({"segments": {"type": "array", "items": segment_ref}}, ["segments"]))}, tag="segments"),
             "post": _secret("Create a segment (its members are built in the background)", {"201": _ok("the segment", segment_ref)},
                             errors=("Conflict",), body=_body(SEGMENT_CREATE.schema(as_field=False)), tag="segments",
-                            refusals=[("key", "invalid", f"the site has {MAX_SEGMENTS} segments already")]),
+                            refusals=[("key", "invalid", "segments", f"the site has {MAX_SEGMENTS} segments already")]),
         },
         "/segments/preview": {
             "post": _secret("How many profiles a rule matches now", {"200": _ok("the count", _obj({"count": INT}, ["count"]))},
@@ -393,15 +394,15 @@ def _paths() -> dict[str, Any]:
             "put": _secret("Replace the site's rules by attribute (the rules by product id stay)",
                            {"200": _ok("the rules as stored", _obj({"rules": {"type": "array", "items": {"type": "object"}}}))},
                            body=_body(PUT_RULES.schema(as_field=False)), tag="site",
-                           refusals=[("rules[].id", "invalid", "two rules have one id"),
-                                     ("rules[].items.value", "invalid", "a rule names a product id the catalogue does not know"),
-                                     ("rules[].when.items.value", "invalid", "a rule names a product id the catalogue does not know")]),
+                           refusals=[("rules[].id", "invalid", "is used by another rule", "two rules have one id"),
+                                     *((f"rules[].{where}.value", "invalid", "unknown product id", "a rule names a product id the catalogue does not know")
+                                       for where in ("items", "when.items"))]),
         },
         "/contact-policy": {
             "get": _secret("How often each channel may contact one person", {"200": _ok("the policy", _ref("ContactPolicy"))}, tag="segments"),
             "put": _secret("Set channel limits", {"200": _ok("the policy", _ref("ContactPolicy"))},
                            body=_body(POLICY.schema(as_field=False)), tag="segments",
-                           refusals=[("channels", "invalid", f"the site would have more than {MAX_CHANNELS} channels with those stored")]),
+                           refusals=[("channels", "invalid", "at most", f"the site would have more than {MAX_CHANNELS} channels with those stored")]),
         },
     }
 
@@ -416,7 +417,8 @@ def openapi_document() -> dict[str, Any]:
             "version": str(config.get("VERSION", "1")),
             "description": "Events and recommendations for the widget (public key); catalogue, profiles and segments for "
                            "your servers (secret key). Every error is JSON of one shape: `{\"error\": {\"code\", \"message\", \"field\"}}`. "
-                           "See docs/api.md.",
+                           "No string, key or parameter may hold a NUL character (\\u0000). A 400 an operation's schema cannot "
+                           "foretell is listed in its `x-refusals`. See docs/api.md.",
         },
         "servers": [{"url": "/api/v1"}],
         "tags": [{"name": n} for n in ("public", "catalogue", "site", "profiles", "segments", "journeys", "webhooks", "operations")],

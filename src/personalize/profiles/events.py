@@ -20,14 +20,13 @@ EARLIEST_MS = 946684800000  # 2000-01-01
 
 
 def _email(value: str, field: str) -> str:
-    value = value.strip().lower()
+    value = value.strip()
     if not EMAIL_RE.match(value):
         raise InvalidInput(field, "is not an email address")
-    return value
+    return value.lower()
 
 
 # The declaration of every event type: what validate_event checks and what the OpenAPI description shows.
-PRODUCT_ID = Text(200, description="your product id")
 _TEXT = Text(2000)
 _COMMON = {
     "id": Ident(64, required=True, description="unique per event: the idempotency key"),
@@ -58,7 +57,7 @@ ORDER_ITEM = Obj({
 def _event(fields: dict, *, product: bool = False, rec: bool = False, **kw) -> Obj:
     extra = dict(fields)
     if product:
-        extra["product_id"] = Text(200, required=True, description=PRODUCT_ID.description)
+        extra["product_id"] = Text(200, required=True, description="your product id")
     if rec:
         extra["rec_id"] = Ident(64, required=True)
     return Obj({**_COMMON, **extra}, **kw)
