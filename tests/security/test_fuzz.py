@@ -56,7 +56,8 @@ EXAMPLES = int(os.environ.get("PERSONALIZE_FUZZ_EXAMPLES", "25"))
 DEEPER = {"POST /events": 4, "GET /recommendations": 2}
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 KEY_MODES = ("valid",) * 4 + ("none", "unknown", "other_site", "wrong_kind")
-RUN = {"cases": Counter(), "statuses": Counter(), "server_errors": 0, "operations": set(), "crashes": [], "refused_valid": []}
+RUN = {"cases": Counter(), "statuses": Counter(), "server_errors": 0, "operations": set(), "crashes": [], "refused_valid": [],
+       "positive_statuses": Counter(), "documented_refusals": Counter()}
 
 
 @schemathesis.serializer("text/plain")
@@ -225,6 +226,10 @@ def fuzz(target: Target, mode: GenerationMode) -> None:
                 RUN["server_errors"] += 1
                 RUN["crashes"].append(f"{case.operation.label} {case.query} {case.body!r}"[:1500] + f"\n-> {response.status_code} {response.text[:500]}")
             checks = CHECKS
+            if mode == GenerationMode.POSITIVE:
+                RUN["positive_statuses"][response.status_code] += 1
+                if documented_refusal(case, response):
+                    RUN["documented_refusals"][case.operation.label] += 1
             if mode == GenerationMode.POSITIVE and not documented_refusal(case, response):
                 checks = [*CHECKS, positive_data_acceptance]
                 if response.status_code == 400:
@@ -258,7 +263,9 @@ def test_the_run_covered_every_operation(target, capsys):
     assert total >= len(described) * 2 * 5 and RUN["server_errors"] == 0
     with capsys.disabled():
         print(f"\nfuzz: {total} cases ({dict(RUN['cases'])}) over {len(described)} operations, "
-              f"{RUN['server_errors']} server errors; statuses {dict(sorted(RUN['statuses'].items()))}")
+              f"{RUN['server_errors']} server errors; statuses {dict(sorted(RUN['statuses'].items()))}; "
+              f"valid requests: statuses {dict(sorted(RUN['positive_statuses'].items()))}, "
+              f"400s listed in x-refusals {dict(sorted(RUN['documented_refusals'].items()))}")
 
 
 # What the fuzzer found, pinned as plain tests (each was a 500 before its fix).
