@@ -22,7 +22,16 @@ import re
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from .validation import InvalidInput, integer, mapping, number, only_known, text
+from .validation import (
+    MAP_KEY_MAX,
+    MAP_VALUE_MAX,
+    InvalidInput,
+    integer,
+    mapping,
+    number,
+    only_known,
+    text,
+)
 
 _MISSING = object()
 ID_RE = re.compile(r"^[A-Za-z0-9_.:\-]+$")
@@ -208,15 +217,12 @@ class Boolean(Shape):
 
 
 class Map(Shape):
-    """An object of names to a string (at most ``value_max`` characters), number, boolean or null.
+    """An object of names (at most 100 characters) to a string (at most 2000), number, boolean or null:
+    :func:`~personalize.validation.mapping`. ``key_pattern`` (with its message) narrows the names."""
 
-    ``key_pattern`` (with its message) narrows the names beyond at most ``key_max`` characters.
-    """
-
-    def __init__(self, max_keys: int = 50, *, key_max: int = 100, value_max: int = 2000, key_pattern: re.Pattern | None = None,
-                 key_message: str = "", description: str | None = None):
-        assert key_max == 100 and value_max == 2000, "validation.mapping's limits"
-        self.max_keys, self.key_max, self.value_max = max_keys, key_max, value_max
+    def __init__(self, max_keys: int = 50, *, key_pattern: re.Pattern | None = None, key_message: str = "",
+                 description: str | None = None):
+        self.max_keys, self.key_max, self.value_max = max_keys, MAP_KEY_MAX, MAP_VALUE_MAX
         self.key_pattern, self.key_message, self.description = key_pattern, key_message, description
 
     def read(self, obj: dict, key: str, path: str) -> dict[str, Any]:
@@ -303,7 +309,7 @@ class Obj(Shape):
     """A JSON object of declared fields; any other name is refused (``unknown_field``).
 
     ``any_of``: at least one of these fields must be given (not empty); ``one_of``: exactly one.
-    ``rules`` run on the values read, for what spans fields; each raises :class:`InvalidInput`.
+    ``open``: other names are ignored (and the schema allows them).
     """
 
     def __init__(self, fields: dict[str, Shape], *, required: bool = False, any_of: tuple[str, ...] = (),
@@ -462,7 +468,7 @@ class Tagged(Shape):
         if not isinstance(raw, dict):
             raise InvalidInput(field, self.message)
         kind = raw.get(self.tag)
-        if kind not in self.variants:
+        if not isinstance(kind, str) or kind not in self.variants:  # a list or an object cannot even be looked up
             if kind is None:
                 raise InvalidInput(f"{field}.{self.tag}", "is required", "missing")
             raise InvalidInput(f"{field}.{self.tag}", f"must be one of {', '.join(self.variants)}; got {str(kind)[:40]!r}")

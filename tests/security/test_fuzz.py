@@ -303,3 +303,9 @@ def test_an_identify_with_a_non_ascii_signature_or_token_is_only_a_claim(client,
         {"id": "tok-1", "type": "identify", "visitor": "v-tok", "token": "\u00e9.\u00e9"},
     ]})
     assert r.status_code == 202 and r.json["accepted"] == 2
+
+
+def test_an_event_type_that_is_a_list_or_an_object_is_refused_by_name(client, site):
+    for etype in ([], ["page_viewed"], {"a": 1}, 5):
+        r = client.post("/api/v1/events", json={"key": site.public_key, "events": [{"id": "t-1", "type": etype, "visitor": "v"}]})
+        assert r.status_code == 400 and r.json["error"]["field"] == "events[0].type", r.json
