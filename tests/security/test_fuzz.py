@@ -309,3 +309,15 @@ def test_an_event_type_that_is_a_list_or_an_object_is_refused_by_name(client, si
     for etype in ([], ["page_viewed"], {"a": 1}, 5):
         r = client.post("/api/v1/events", json={"key": site.public_key, "events": [{"id": "t-1", "type": etype, "visitor": "v"}]})
         assert r.status_code == 400 and r.json["error"]["field"] == "events[0].type", r.json
+
+
+def test_a_rule_with_a_list_as_op_or_a_window_beyond_the_calendar_is_refused_by_name(client, site):
+    """Found once the description showed real rule trees: both were 500s."""
+    secret = {"Authorization": f"Bearer {site.secret_key}"}
+    r = client.post("/api/v1/segments/preview", json={"rule": {"field": "orders.count", "op": ["gt"], "value": 1}}, headers=secret)
+    assert r.status_code == 400 and r.json["error"]["field"] == "rule.op", r.json
+    far = {"behaviour": {"event": "product_viewed", "within_days": 876050}}
+    r = client.post("/api/v1/segments", json={"key": "far", "rule": far}, headers=secret)
+    assert r.status_code == 400 and r.json["error"]["field"] == "rule.behaviour.within_days", r.json
+    r = client.post("/api/v1/segments", json={"key": "far", "rule": {"behaviour": {**far["behaviour"], "within_days": 100_000}}}, headers=secret)
+    assert r.status_code == 201, r.json

@@ -67,6 +67,7 @@ OPS = {
 ORDERED = {"gt", "gte", "lt", "lte", "between"}
 NO_VALUE = {"exists", "missing"}
 MAX_NODES = 200
+MAX_DAYS = 100_000  # within_days / older_than_days, and a behaviour's window
 MAX_DEPTH = 12
 KEY_RE = re.compile(r"^[a-z0-9][a-z0-9_\-]{0,63}$")
 
@@ -113,7 +114,7 @@ def rule_schema() -> dict[str, Any]:
 
     text = {"type": "string", "minLength": 1, "maxLength": 200}
     attribute = {"type": "string", "pattern": r"^attributes\.[A-Za-z0-9_][A-Za-z0-9_.\-]{0,99}$"}
-    days = {"type": "number", "minimum": 0, "maximum": 100_000}
+    days = {"type": "number", "minimum": 0, "maximum": MAX_DAYS}
     leaf = [
         condition(fields(NUM), ["eq", "neq", "gt", "gte", "lt", "lte"], {"type": "number"}),
         condition(fields(TEXT), ["eq", "neq", "contains", "starts_with"], text),
@@ -125,7 +126,7 @@ def rule_schema() -> dict[str, Any]:
         {"type": "object", "additionalProperties": False, "required": ["behaviour"], "properties": {"behaviour": {
             "type": "object", "additionalProperties": False, "required": ["event"], "properties": {
                 "event": {"enum": list(BEHAVIOUR_EVENTS)}, "category": text, "product_id": text,
-                "within_days": {"type": "number", "minimum": 0.001, "maximum": 1e6},
+                "within_days": {"type": "number", "minimum": 0.001, "maximum": MAX_DAYS},
                 "min": {"type": "number", "minimum": 0, "maximum": 1e6},
             }}}},
     ]
@@ -194,11 +195,12 @@ def _validate_behaviour(b: Any, path: str) -> dict:
             if not isinstance(b[key], str) or not b[key] or len(b[key]) > 200:
                 raise InvalidInput(f"{path}.{key}", "must be a non-empty string")
             out[key] = b[key]
-    for key, low in (("within_days", 0.001), ("min", 0), ("max", 0)):
+    # a window reaches back at most MAX_DAYS (about 270 years): further back is before the calendar's start
+    for key, low, high in (("within_days", 0.001, MAX_DAYS), ("min", 0, 1e6), ("max", 0, 1e6)):
         if b.get(key) is not None:
             v = b[key]
-            if not _is_number(v) or v < low or v > 1e6:
-                raise InvalidInput(f"{path}.{key}", f"must be a number from {low} to 1000000")
+            if not _is_number(v) or v < low or v > high:
+                raise InvalidInput(f"{path}.{key}", f"must be a number from {low} to {high:.0f}")
             out[key] = v
     if "min" not in out and "max" not in out:
         out["min"] = 1
@@ -220,7 +222,7 @@ def _validate_condition(node: dict, path: str) -> dict:
     if kind is None and not (name.startswith("attributes.") and NAME_RE.match(name[11:])):
         raise InvalidInput(f"{path}.field", "must be profile.*, orders.*, scores.* or attributes.<name> (see docs/segments.md)")
     op = node.get("op")
-    if op not in OPS:
+    if not isinstance(op, str) or op not in OPS:
         raise InvalidInput(f"{path}.op", f"must be one of {', '.join(sorted(OPS))}")
     value = node.get("value")
     vpath = f"{path}.value"
@@ -229,7 +231,7 @@ def _validate_condition(node: dict, path: str) -> dict:
     if value is None:
         raise InvalidInput(vpath, "is required", "missing")
     if op in ("within_days", "older_than_days"):
-        if not _is_number(value) or value < 0 or value > 100_000:
+        if not _is_number(value) or value < 0 or value > MAX_DAYS:
             raise InvalidInput(vpath, "must be a number of days")
         if kind not in (DATE, None):
             raise InvalidInput(f"{path}.op", f"{op} needs a date field")
