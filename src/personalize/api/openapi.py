@@ -22,6 +22,7 @@ from flask import current_app
 
 from ..profiles.events import EVENT
 from ..reasons import REASONS
+from ..segments.rules import rule_schema
 from ..segments.store import MAX_SEGMENTS, SEGMENT_CREATE, SEGMENT_INPUT
 from . import bp
 from .events import event_batch
@@ -169,6 +170,7 @@ def _schemas(max_events: int, max_limit: int) -> dict[str, Any]:
             "merged_from": {"type": "integer", "description": "the id asked for, when it was merged into this profile"},
         }, ["id", "email", "customer_id", "identities", "attributes", "timeline", "scores", "segments"]),
         "SegmentInput": SEGMENT_INPUT.schema(as_field=False),
+        "Rule": rule_schema(),
         "Segment": _obj({
             "key": STR, "name": STR, "description": STR, "rule": {"type": "object"},
             "status": {"type": "string", "description": "building or ready"}, "member_count": INT,
@@ -188,10 +190,6 @@ def _upsert_schema() -> dict[str, Any]:
 
 def _path_param(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
     return {"name": name, "in": "path", "required": True, "schema": schema, "description": description}
-
-
-def _query(name: str, schema: dict[str, Any], description: str, required: bool = False) -> dict[str, Any]:
-    return {"name": name, "in": "query", "required": required, "schema": schema, "description": description}
 
 
 KEY_FIXED = ("key", "invalid", "cannot change", "key differs from the segment's own: a key is fixed once created")

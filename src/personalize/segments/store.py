@@ -13,7 +13,7 @@ from ..models import utcnow
 from ..shapes import Obj, Shape, Text
 from ..validation import InvalidInput
 from .models import Segment, SegmentMember
-from .rules import KEY_RE, referenced_segments, rule_schema, validate_rule
+from .rules import KEY_RE, referenced_segments, validate_rule
 
 
 class Rule(Shape):
@@ -30,7 +30,7 @@ class Rule(Shape):
         return validate_rule(obj[key], f"{path}{key}")
 
     def value_schema(self) -> dict[str, Any]:
-        return rule_schema()
+        return {"$ref": "#/components/schemas/Rule"}  # rule_schema(), once in the description
 
     def schema(self, *, as_field: bool = True) -> dict[str, Any]:
         return self.value_schema()
