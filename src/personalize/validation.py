@@ -22,6 +22,8 @@ class InvalidInput(ValueError):
 
 
 _ID_RE = re.compile(r"^[A-Za-z0-9_.:\-]+$")
+MAP_KEY_MAX = 100  # characters in a name of a flat map (mapping)
+MAP_VALUE_MAX = 2000  # characters in one of its string values
 
 
 def text_problem(value: str) -> str | None:
@@ -137,12 +139,12 @@ def mapping(obj: dict, key: str, path: str, *, max_keys: int = 50) -> dict[str, 
     if len(value) > max_keys:
         raise InvalidInput(f"{path}{key}", f"has more than {max_keys} keys")
     for k, v in value.items():
-        if len(k) > 100:
-            raise InvalidInput(f"{path}{key}", "has a key longer than 100 characters")
+        if len(k) > MAP_KEY_MAX:
+            raise InvalidInput(f"{path}{key}", f"has a key longer than {MAP_KEY_MAX} characters")
         if isinstance(v, dict | list):
             raise InvalidInput(f"{path}{key}.{k}", "must be a string, number, boolean or null")
-        if isinstance(v, str) and len(v) > 2000:
-            raise InvalidInput(f"{path}{key}.{k}", "is longer than 2000 characters")
+        if isinstance(v, str) and len(v) > MAP_VALUE_MAX:
+            raise InvalidInput(f"{path}{key}.{k}", f"is longer than {MAP_VALUE_MAX} characters")
     check_storable(value, f"{path}{key}")
     return dict(value)
 

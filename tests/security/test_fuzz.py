@@ -8,7 +8,16 @@ site's, or a public key where a secret one belongs. Every answer must:
 
 * never be a server error (5xx);
 * when it is an error, be JSON in the one documented shape ``{"error": {code, message, field?}}``;
-* conform to the description: a documented status, content type and schema.
+* conform to the description: a documented status, content type and schema;
+* for a valid request (positive mode), not be a refusal of its input: schemathesis'
+  ``positive_data_acceptance`` (2xx, or 401/403 for a key, 404 for an unknown id, 409 for
+  a conflict with what is stored). The only 400s it may get are those its operation lists
+  in ``x-refusals`` (a rule no schema can say, such as a product id the catalogue must
+  know), with that field and code.
+
+The description and the server's checks come from one declaration (``personalize.shapes``),
+so this is a check of that declaration: what it calls valid, the server takes. Strings are
+generated without NUL characters, which no field takes (the description says so).
 
 The run is derandomized (same cases every time) and bounded by ``EXAMPLES``
 examples per operation and mode; the last test prints how many cases were sent.
@@ -18,6 +27,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import traceback
 from collections import Counter
 
@@ -30,6 +40,7 @@ from schemathesis import GenerationMode
 from schemathesis.checks import (
     content_type_conformance,
     not_a_server_error,
+    positive_data_acceptance,
     response_schema_conformance,
     status_code_conformance,
 )
@@ -45,7 +56,16 @@ EXAMPLES = int(os.environ.get("PERSONALIZE_FUZZ_EXAMPLES", "25"))
 DEEPER = {"POST /events": 4, "GET /recommendations": 2}
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 KEY_MODES = ("valid",) * 4 + ("none", "unknown", "other_site", "wrong_kind")
-RUN = {"cases": Counter(), "statuses": Counter(), "server_errors": 0, "operations": set(), "crashes": []}
+RUN = {"cases": Counter(), "statuses": Counter(), "server_errors": 0, "operations": set(), "crashes": [], "refused_valid": [],
+       "positive_statuses": Counter(), "documented_refusals": Counter()}
+
+
+@schemathesis.serializer("text/plain")
+def beacon_text(ctx, value) -> bytes:
+    """A text/plain body is the JSON object written as text, as navigator.sendBeacon sends it."""
+    if isinstance(value, bytes):
+        return value
+    return value.encode("utf-8", "surrogatepass") if isinstance(value, str) else json.dumps(value).encode()
 
 
 PRODUCTS = [
@@ -114,6 +134,7 @@ def target(tmp_path_factory):
             set_status(create_journey(shop.id, "welcome", "Welcome", {"trigger": {"type": "api"}, "reentry": {"mode": "every_time"},
                                                                        "steps": [{"id": "s1", "type": "wait", "seconds": 3600}]}), "active")
         schema = schemathesis.openapi.from_wsgi("/api/v1/openapi.json", app)
+        schema.config.generation.update(allow_x00=False)  # no field takes NUL (the description's info says so)
         yield Target(app, schema, site, other_site)
         with app.app_context():
             db.session.remove()
@@ -159,6 +180,16 @@ def check_error_shape(case, response) -> None:
     assert all(isinstance(v, str) and v for v in error.values()), body
 
 
+def documented_refusal(case, response) -> bool:
+    """A 400 that the operation lists in ``x-refusals`` (field, with ``[]`` for any index; code; words of the message)."""
+    if response.status_code != 400:
+        return False
+    error = json.loads(response.content)["error"]
+    field = re.sub(r"\[\d+\]", "[]", error.get("field", ""))
+    refusals = case.operation.definition.raw.get("x-refusals", [])
+    return any(r["field"] == field and r["code"] == error["code"] and r["message"] in error["message"] for r in refusals)
+
+
 def check_no_success_without_a_key(case, keys: str, response) -> None:
     """No key, an unknown one, or a public key where a secret one belongs: never a success."""
     security = case.operation.definition.raw.get("security")
@@ -194,7 +225,16 @@ def fuzz(target: Target, mode: GenerationMode) -> None:
             if response.status_code >= 500:
                 RUN["server_errors"] += 1
                 RUN["crashes"].append(f"{case.operation.label} {case.query} {case.body!r}"[:1500] + f"\n-> {response.status_code} {response.text[:500]}")
-            case.validate_response(response, checks=CHECKS)
+            checks = CHECKS
+            if mode == GenerationMode.POSITIVE:
+                RUN["positive_statuses"][response.status_code] += 1
+                if documented_refusal(case, response):
+                    RUN["documented_refusals"][case.operation.label] += 1
+            if mode == GenerationMode.POSITIVE and not documented_refusal(case, response):
+                checks = [*CHECKS, positive_data_acceptance]
+                if response.status_code == 400:
+                    RUN["refused_valid"].append(f"{case.operation.label} {case.query} {case.body!r}"[:1000] + f"\n-> {response.text[:300]}")
+            case.validate_response(response, checks=checks)
             check_error_shape(case, response)
             check_no_success_without_a_key(case, keys, response)
 
@@ -202,9 +242,9 @@ def fuzz(target: Target, mode: GenerationMode) -> None:
             run()
         except Unsatisfiable:
             assert mode == GenerationMode.NEGATIVE  # nothing to break in a request without parameters or body
-        except (Exception, ExceptionGroup) as exc:  # keep going: one report of every operation that fails
+        except (Exception, BaseExceptionGroup) as exc:  # keep going: one report of every operation that fails
             failures.append(f"{label}: {exc}"[:3000])
-    assert not failures, "\n\n".join(failures + RUN["crashes"][:3])
+    assert not failures, "\n\n".join(failures + RUN["crashes"][:3] + RUN["refused_valid"][:5])
 
 
 @pytest.mark.slow
@@ -223,7 +263,9 @@ def test_the_run_covered_every_operation(target, capsys):
     assert total >= len(described) * 2 * 5 and RUN["server_errors"] == 0
     with capsys.disabled():
         print(f"\nfuzz: {total} cases ({dict(RUN['cases'])}) over {len(described)} operations, "
-              f"{RUN['server_errors']} server errors; statuses {dict(sorted(RUN['statuses'].items()))}")
+              f"{RUN['server_errors']} server errors; statuses {dict(sorted(RUN['statuses'].items()))}; "
+              f"valid requests: statuses {dict(sorted(RUN['positive_statuses'].items()))}, "
+              f"400s listed in x-refusals {dict(sorted(RUN['documented_refusals'].items()))}")
 
 
 # What the fuzzer found, pinned as plain tests (each was a 500 before its fix).
@@ -261,3 +303,21 @@ def test_an_identify_with_a_non_ascii_signature_or_token_is_only_a_claim(client,
         {"id": "tok-1", "type": "identify", "visitor": "v-tok", "token": "\u00e9.\u00e9"},
     ]})
     assert r.status_code == 202 and r.json["accepted"] == 2
+
+
+def test_an_event_type_that_is_a_list_or_an_object_is_refused_by_name(client, site):
+    for etype in ([], ["page_viewed"], {"a": 1}, 5):
+        r = client.post("/api/v1/events", json={"key": site.public_key, "events": [{"id": "t-1", "type": etype, "visitor": "v"}]})
+        assert r.status_code == 400 and r.json["error"]["field"] == "events[0].type", r.json
+
+
+def test_a_rule_with_a_list_as_op_or_a_window_beyond_the_calendar_is_refused_by_name(client, site):
+    """Found once the description showed real rule trees: both were 500s."""
+    secret = {"Authorization": f"Bearer {site.secret_key}"}
+    r = client.post("/api/v1/segments/preview", json={"rule": {"field": "orders.count", "op": ["gt"], "value": 1}}, headers=secret)
+    assert r.status_code == 400 and r.json["error"]["field"] == "rule.op", r.json
+    far = {"behaviour": {"event": "product_viewed", "within_days": 876050}}
+    r = client.post("/api/v1/segments", json={"key": "far", "rule": far}, headers=secret)
+    assert r.status_code == 400 and r.json["error"]["field"] == "rule.behaviour.within_days", r.json
+    r = client.post("/api/v1/segments", json={"key": "far", "rule": {"behaviour": {**far["behaviour"], "within_days": 100_000}}}, headers=secret)
+    assert r.status_code == 201, r.json

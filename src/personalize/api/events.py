@@ -13,6 +13,8 @@ from .. import metrics
 from ..batching import store_batched
 from ..db import database_unavailable
 from ..profiles import validate_event
+from ..profiles.events import EVENT
+from ..shapes import Anything, List, Obj, Text
 from ..validation import InvalidInput, check_storable
 from . import bp
 from .errors import ApiError
@@ -24,6 +26,19 @@ EVENTS = metrics.counter("personalize_events_total", "Events sent to POST /api/v
                          "duplicate (an event id stored before), rejected (invalid).", ["outcome"])
 for _outcome in ("accepted", "duplicate", "rejected"):
     EVENTS.add((_outcome,), 0)  # every series exists from the start, so rate() sees the first events
+
+
+def event_batch(max_events: int) -> Obj:
+    """The body of POST /events. Each event is read on its own (one bad event costs only itself);
+    the batch's other fields are checked here."""
+    return Obj({
+        "key": Text(200, description="the public key, when not sent as ?key= or X-Personalize-Key"),
+        "events": List(EVENT, min_items=1, max_items=max_events, required=True),
+        "sent_at": Anything("when the widget sent the batch (epoch milliseconds); informational, not read"),
+    })
+
+
+BATCH_FIELDS = tuple(event_batch(1).fields)
 
 
 class _NotJsonNumber(ValueError):
@@ -85,9 +100,9 @@ def post_events():
     check_storable({name: value for name, value in body.items() if name != "events"})
     key = body.get("key") if isinstance(body.get("key"), str) else None
     site = widget_site(key)
-    unknown = sorted(set(body) - {"key", "events", "sent_at"})
+    unknown = sorted(set(body) - set(BATCH_FIELDS))
     if unknown:
-        raise ApiError(400, "unknown_field", "is not a known field (known: key, events, sent_at)", unknown[0])
+        raise ApiError(400, "unknown_field", f"is not a known field (known: {', '.join(BATCH_FIELDS)})", unknown[0])
     max_events = current_app.config["MAX_EVENTS_PER_BATCH"]
     events = body.get("events")
     if isinstance(events, list) and len(events) > max_events:

@@ -3,10 +3,12 @@ whose trigger is an API call — after a sign-up, a subscription, anything the s
 
 from __future__ import annotations
 
-import math
+import re
 import secrets
 
+from ..journeys.email import EMAIL_RE
 from ..profiles.attributes import NAME_RE
+from ..shapes import Map, Obj, Text, Whole
 from ..validation import InvalidInput
 from . import bp
 from .auth import secret_site
@@ -17,53 +19,49 @@ MAX_DATA = 50
 ID_KINDS = ("profile_id", "email", "customer_id", "visitor")
 
 
-def _data(raw) -> dict:
-    if raw is None:
-        return {}
-    if not isinstance(raw, dict) or len(raw) > MAX_DATA:
-        raise InvalidInput("data", f"must be an object of at most {MAX_DATA} names to strings, numbers, booleans or null")
-    for name, value in raw.items():
-        if not NAME_RE.match(name):
-            raise InvalidInput(f"data.{name[:40]}", "names are 1-100 letters, digits or _ . -")
-        if isinstance(value, str):
-            if len(value) > 2000:
-                raise InvalidInput(f"data.{name}", "is longer than 2000 characters")
-        elif isinstance(value, float) and not math.isfinite(value):
-            raise InvalidInput(f"data.{name}", "must be a finite number")
-        elif value is not None and not isinstance(value, bool | int | float):
-            raise InvalidInput(f"data.{name}", "must be a string, number, boolean or null")
-    return raw
+def _email(value: str, field: str) -> str:
+    value = value.strip()
+    if not value or not EMAIL_RE.match(value):
+        raise InvalidInput(field, "must be an email address")
+    return value.lower()
 
 
-def _profile(site_id: int, body: dict) -> int:
+def _stripped(value: str, field: str) -> str:
+    if not value.strip():
+        raise InvalidInput(field, "must be a non-empty string")
+    return value.strip()
+
+
+ENROLLMENT = Obj({
+    "profile_id": Whole(1, 2**31 - 1, description="a profile id"),
+    "email": Text(320, check=_email, pattern=EMAIL_RE, description="an email address; one not seen yet makes a profile"),
+    "customer_id": Text(200, check=_stripped, pattern=re.compile(r"\S"),
+                        description="your customer id; one not seen yet makes a profile"),
+    "visitor": Text(200, description="a widget visitor id (404 when no profile has it)"),
+    "data": Map(MAX_DATA, key_pattern=NAME_RE, key_message="names are 1-100 letters, digits or _ . -",
+                description="what the journey's templates see as `trigger`"),
+    "idempotency_key": Text(100, min_len=1, description="a request sent again with the same key enters the person once"),
+}, one_of=ID_KINDS, unknown_message="is not a field (known: profile_id, email, customer_id, visitor, data, idempotency_key)",
+   unknown_code="invalid")
+
+
+def _profile(site_id: int, given: dict) -> int:
     """The profile the body names (an email or customer id not seen yet makes a profile: the shop's
     server vouches for it, as a connector would)."""
     from ..profiles import resolve_contact
     from ..profiles.identity import VISITOR, lookup
     from ..profiles.merge import resolve_profile_id
 
-    given = [k for k in ID_KINDS if body.get(k) is not None]
-    if len(given) != 1:
-        raise InvalidInput("profile_id", "give exactly one of profile_id, email, customer_id or visitor", "missing" if not given else "invalid")
-    kind = given[0]
-    value = body[kind]
-    if kind == "profile_id":
-        if not isinstance(value, int) or isinstance(value, bool) or not 0 < value < 2**31:
-            raise InvalidInput("profile_id", "must be a profile id (a whole number)")
-        found = resolve_profile_id(site_id, value)
+    if given["profile_id"] is not None:
+        found = resolve_profile_id(site_id, given["profile_id"])
         if found is None:
             raise ApiError(404, "not_found", "no such profile", "profile_id")
         return found
-    if not isinstance(value, str) or not value.strip() or len(value) > (320 if kind == "email" else 200):
-        raise InvalidInput(kind, "must be a non-empty string")
-    if kind == "email":
-        from ..journeys.email import EMAIL_RE
-
-        if not EMAIL_RE.match(value.strip()):
-            raise InvalidInput("email", "must be an email address")
-        return resolve_contact(site_id, email=value.strip().lower(), source="api")
-    if kind == "customer_id":
-        return resolve_contact(site_id, customer_id=value.strip(), source="api")
+    if given["email"] is not None:
+        return resolve_contact(site_id, email=given["email"], source="api")
+    if given["customer_id"] is not None:
+        return resolve_contact(site_id, customer_id=given["customer_id"], source="api")
+    value = given["visitor"]
     found = lookup(site_id, VISITOR, [value]).get(value)
     if found is None:
         raise ApiError(404, "not_found", "no profile has this visitor id", "visitor")
@@ -81,20 +79,14 @@ def enroll(journey: str):
     found = get_journey(site.id, journey)
     if found is None:
         raise ApiError(404, "not_found", f"no journey {journey[:64]!r}", "journey")
-    body = json_body()
-    unknown = sorted(set(body) - {*ID_KINDS, "data", "idempotency_key"})
-    if unknown:
-        raise InvalidInput(unknown[0], "is not a field (known: profile_id, email, customer_id, visitor, data, idempotency_key)")
-    data = _data(body.get("data"))
-    key = body.get("idempotency_key")
-    if key is not None and (not isinstance(key, str) or not 1 <= len(key) <= 100):
-        raise InvalidInput("idempotency_key", "must be a string of 1 to 100 characters")
+    given = ENROLLMENT.read_object(json_body(), "")
+    data, key = given["data"], given["idempotency_key"]
     live = next((j for j in live_journeys(site.id).journeys if j.id == found.id), None)
     if live is None:
         raise ApiError(409, "journey_not_active", f"journey {found.key!r} is {found.status}; activate it first", "journey")
     if live.trigger["type"] != "api":
         raise ApiError(409, "not_api_triggered", f"journey {found.key!r} is entered by its {live.trigger['type']} trigger, not by this API", "journey")
-    profile_id = _profile(site.id, body)
+    profile_id = _profile(site.id, given)
     occurrence = f"api:{key}" if key else f"api:{secrets.token_hex(12)}"
     entered = enter(live, [Candidate(profile_id, occurrence, "api", data)])
     if entered:

@@ -1,7 +1,13 @@
-"""``GET /api/v1/openapi.json``: the API described in OpenAPI 3.0, built here as plain Python data.
+"""``GET /api/v1/openapi.json``: the API described in OpenAPI 3.1, built here as plain Python data.
 
 The description lives in code rather than in a YAML file so the server needs no
-YAML parser at run time and the wheel carries it like any other module. A test
+YAML parser at run time and the wheel carries it like any other module. What a
+request may hold is not written here: each body and query is declared once, next
+to the endpoint that reads it (``personalize.shapes``), and both the endpoint's
+checks and the schemas below come from that declaration. A rule a schema cannot
+say (one that depends on what is stored, such as a product id the catalogue must
+know) is listed in the operation's ``x-refusals``: the field (``[]`` for any
+index), the error code, words of the error message, and when. A test
 (``tests/security/test_openapi.py``) checks that every ``/api/v1`` route is
 described with the same methods, and that every described path exists; another
 (``tests/security/test_fuzz.py``) sends generated requests to every operation
@@ -14,11 +20,21 @@ from typing import Any
 
 from flask import current_app
 
+from ..profiles.events import EVENT
 from ..reasons import REASONS
+from ..segments.rules import rule_schema
+from ..segments.store import MAX_SEGMENTS, SEGMENT_CREATE, SEGMENT_INPUT
 from . import bp
+from .events import event_batch
+from .journeys import ENROLLMENT
+from .products import PAGE, PRODUCT, UPSERT
+from .profiles import FIND, MERGE, PROFILE_PATCH, TOKEN
+from .rank import rank_body
+from .recommendations import recommendations_query
+from .rules import PUT_RULES
+from .segments import CHANGES, MAX_CHANNELS, MEMBERS, POLICY, PREVIEW
 
 JSON = "application/json"
-ID_PATTERN = r"^[A-Za-z0-9_.:\-]+$"
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -30,7 +46,10 @@ def _resp(name: str) -> dict[str, str]:
 
 
 def _nullable(schema: dict[str, Any]) -> dict[str, Any]:
-    return {**schema, "nullable": True}
+    kind = schema.get("type")
+    if kind is None:
+        return {"anyOf": [schema, {"type": "null"}]}
+    return {**schema, "type": [*(kind if isinstance(kind, list) else [kind]), "null"]}
 
 
 def _obj(properties: dict[str, Any], required: list[str] | None = None, additional: Any = True) -> dict[str, Any]:
@@ -49,7 +68,8 @@ def _ok(description: str, schema: dict[str, Any]) -> dict[str, Any]:
 def _body(schema: dict[str, Any], *, plain_text: bool = False, required: bool = True) -> dict[str, Any]:
     content: dict[str, Any] = {JSON: {"schema": schema}}
     if plain_text:
-        content["text/plain"] = {"schema": {"type": "string", "description": "the same JSON object, sent as text (navigator.sendBeacon)"}}
+        # navigator.sendBeacon sends the same JSON object as text/plain (no CORS preflight)
+        content["text/plain"] = {"schema": {**schema, "description": "the same JSON object, written as JSON text (navigator.sendBeacon)"}}
     return {"required": required, "content": content}
 
 
@@ -98,74 +118,15 @@ LIMITS = _obj({
 
 
 def _schemas(max_events: int, max_limit: int) -> dict[str, Any]:
-    text = {"type": "string", "maxLength": 2000}
-    ident = {"type": "string", "pattern": ID_PATTERN, "minLength": 1, "maxLength": 64}
-    common = {
-        "id": {**ident, "description": "unique per event: the idempotency key"},
-        "visitor": {"type": "string", "pattern": ID_PATTERN, "minLength": 1, "maxLength": 128},
-        "ts": {"type": "number", "minimum": 946684800000, "description": "epoch milliseconds"},
-        "url": text, "title": text, "referrer": text,
-        "properties": {"type": "object", "maxProperties": 50, "additionalProperties": {"nullable": True, "oneOf": [STR, NUM, {"type": "boolean"}]}},
-    }
-    product_id = {"type": "string", "minLength": 1, "maxLength": 200}
-    price = {"type": "number", "minimum": 0, "maximum": 1e9}
-    position = {"type": "integer", "minimum": 0, "maximum": 1000}
-    email = {"type": "string", "format": "email", "maxLength": 320}
-
-    def event(etype: str, extra: dict[str, Any], required: tuple[str, ...] = ()) -> dict[str, Any]:
-        return _obj({"type": {"type": "string", "enum": [etype]}, **common, **extra},
-                    ["id", "type", "visitor", *required], additional=False)
-
-    order_item = _obj({"product_id": product_id, "quantity": {"type": "number", "exclusiveMinimum": True, "minimum": 0},
-                       "price": price, "title": text}, ["product_id"], additional=False)
-    events = {
-        "page_viewed": event("page_viewed", {}),
-        "product_viewed": event("product_viewed", {"product_id": product_id, "price": price, "rec_id": ident, "slot": ident, "position": position}, ("product_id",)),
-        "product_added": event("product_added", {
-            "product_id": product_id, "quantity": {"type": "number", "exclusiveMinimum": True, "minimum": 0, "maximum": 1e6},
-            "price": price, "currency": {"type": "string", "maxLength": 8}, "rec_id": ident, "slot": ident, "position": position,
-        }, ("product_id",)),
-        "order_completed": event("order_completed", {
-            "items": {"type": "array", "minItems": 1, "maxItems": 500, "items": order_item},
-            "order_id": {"type": "string", "maxLength": 200}, "revenue": {"type": "number", "minimum": 0, "maximum": 1e12},
-            "currency": {"type": "string", "maxLength": 8}, "rec_id": ident, "email": email, "customer_id": {"type": "string", "maxLength": 200},
-        }, ("items",)),
-        "rec_impression": event("rec_impression", {
-            "rec_id": ident, "slot": ident, "items": {"type": "array", "maxItems": 100, "items": {"type": "string", "maxLength": 200}},
-            "strategy": {"type": "string", "maxLength": 32},
-        }, ("rec_id",)),
-        "rec_clicked": event("rec_clicked", {"rec_id": ident, "product_id": product_id, "slot": ident, "position": position,
-                                             "strategy": {"type": "string", "maxLength": 32}}, ("rec_id", "product_id")),
-        "identify": event("identify", {
-            "email": email, "customer_id": {"type": "string", "maxLength": 200},
-            "traits": {"type": "object", "maxProperties": 50, "additionalProperties": {"nullable": True, "oneOf": [STR, NUM, {"type": "boolean"}]}},
-            "signature": {"type": "string", "maxLength": 128, "description": "hex HMAC-SHA256 of the identity with the site's signing secret"},
-            "token": {"type": "string", "maxLength": 1000, "description": "a click-through token from POST /profiles/tokens"},
-        }, ("email",)),
-    }
-    product = _obj({
-        "id": {"type": "string", "minLength": 1, "maxLength": 200}, "title": {"type": "string", "minLength": 1, "maxLength": 500},
-        "url": {"type": "string", "maxLength": 2000, "description": "an http(s) URL or a path starting with /"},
-        "image": {"type": "string", "maxLength": 2000, "description": "an http(s) URL or a path starting with /"},
-        "price": price, "currency": {"type": "string", "maxLength": 8}, "category": {"type": "string", "maxLength": 200},
-        "description": {"type": "string", "maxLength": 20000}, "in_stock": {"type": "boolean"},
-        "attributes": {"type": "object", "maxProperties": 50, "additionalProperties": {"nullable": True, "oneOf": [{"type": "string", "maxLength": 2000}, NUM, {"type": "boolean"}]}},
-    }, ["id", "title"], additional=False)
-    rule = {
-        "type": "object",
-        "description": "a rule tree: {\"and\"|\"or\": [rules]}, {\"not\": rule}, {\"field\", \"op\", \"value\"}, {\"segment\": key} or {\"behaviour\": {…}} (docs/segments.md)",
-    }
-    segment_key = {"type": "string", "pattern": r"^[a-z0-9][a-z0-9_\-]{0,63}$"}
+    batch = event_batch(max_events).schema(as_field=False)
+    batch["properties"]["events"]["items"] = _ref("Event")
+    product = PRODUCT.schema(as_field=False)
     identities = {"type": "object", "additionalProperties": {"type": "array", "items": STR}}
     membership = _obj({"key": STR, "name": STR, "since": TIME}, ["key", "since"])
     return {
         "Error": ERROR,
-        "Event": {"oneOf": list(events.values())},
-        "EventBatch": _obj({
-            "key": {"type": "string", "description": "the public key, when not sent as ?key= or X-Personalize-Key"},
-            "events": {"type": "array", "minItems": 1, "maxItems": max_events, "items": _ref("Event")},
-            "sent_at": {"type": "number", "description": "when the widget sent the batch (epoch milliseconds); informational"},
-        }, ["events"], additional=False),
+        "Event": EVENT.schema(as_field=False),
+        "EventBatch": batch,
         "EventsAccepted": _obj({
             "accepted": INT, "duplicates": INT,
             "rejected": {"type": "array", "items": _obj({"index": INT, "field": STR, "code": STR, "message": STR}, ["index", "code", "message"])},
@@ -190,7 +151,7 @@ def _schemas(max_events: int, max_limit: int) -> dict[str, Any]:
         "Profile": _obj({
             "id": INT, "email": _nullable(STR), "customer_id": _nullable(STR), "created_at": TIME, "last_seen_at": _nullable(TIME),
             "identities": identities,
-            "attributes": {"type": "object", "additionalProperties": _obj({"value": {"nullable": True}, "source": STR, "updated_at": _nullable(TIME)})},
+            "attributes": {"type": "object", "additionalProperties": _obj({"value": {}, "source": STR, "updated_at": _nullable(TIME)})},
             "timeline": _obj({"events": {"type": "object"}, "orders": _obj({"count": INT, "total": NUM})}, ["events", "orders"]),
             "scores": _nullable({**_obj({
                 "orders": INT, "total_spent": NUM, "avg_order": NUM, "recency_days": NUM, "tenure_days": NUM,
@@ -208,10 +169,8 @@ def _schemas(max_events: int, max_limit: int) -> dict[str, Any]:
             "segments": {"type": "array", "items": membership},
             "merged_from": {"type": "integer", "description": "the id asked for, when it was merged into this profile"},
         }, ["id", "email", "customer_id", "identities", "attributes", "timeline", "scores", "segments"]),
-        "SegmentInput": _obj({
-            "key": {**segment_key, "description": "1-64 lowercase letters, digits, _ or -; fixed once created"},
-            "name": {"type": "string", "maxLength": 200}, "description": {"type": "string", "maxLength": 2000}, "rule": rule,
-        }, additional=False),
+        "SegmentInput": SEGMENT_INPUT.schema(as_field=False),
+        "Rule": rule_schema(),
         "Segment": _obj({
             "key": STR, "name": STR, "description": STR, "rule": {"type": "object"},
             "status": {"type": "string", "description": "building or ready"}, "member_count": INT,
@@ -223,27 +182,27 @@ def _schemas(max_events: int, max_limit: int) -> dict[str, Any]:
     }
 
 
+def _upsert_schema() -> dict[str, Any]:
+    schema = UPSERT.schema(as_field=False)
+    schema["properties"]["products"]["items"] = _ref("ProductInput")
+    return schema
+
+
 def _path_param(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
     return {"name": name, "in": "path", "required": True, "schema": schema, "description": description}
 
 
-def _query(name: str, schema: dict[str, Any], description: str, required: bool = False) -> dict[str, Any]:
-    return {"name": name, "in": "query", "required": required, "schema": schema, "description": description}
-
-
-def _whole(low: int, high: int, default: int) -> dict[str, Any]:
-    # sent as digits only: no sign, no spaces
-    return {"type": "integer", "minimum": low, "maximum": high, "default": default}
-
-
+KEY_FIXED = ("key", "invalid", "cannot change", "key differs from the segment's own: a key is fixed once created")
 PROFILE_ID = _path_param("profile_id", {"type": "integer", "minimum": 1, "maximum": 2**31 - 1}, "a profile id; a merged profile's old id still works")
 SEGMENT_KEY = _path_param("key", {"type": "string", "minLength": 1, "maxLength": 64}, "the segment's key")
 
 
 def _op(summary: str, responses: dict[str, Any], *, security: list | None = None, errors: tuple[str, ...] = (),
         body: dict[str, Any] | None = None, parameters: list | None = None, description: str | None = None,
-        tag: str) -> dict[str, Any]:
+        tag: str, refusals: list[tuple[str, str, str, str]] = ()) -> dict[str, Any]:
     op: dict[str, Any] = {"summary": summary, "tags": [tag], "responses": dict(responses)}
+    if refusals:  # 400s a schema cannot foretell: (field, code, words of the message, when)
+        op["x-refusals"] = [{"field": field, "code": code, "message": words, "when": when} for field, code, words, when in refusals]
     if description:
         op["description"] = description
     if security is not None:
@@ -285,20 +244,9 @@ def _paths() -> dict[str, Any]:
                 description="A page asks with the public key and its visitor id. A server asks with its secret key "
                             "(Authorization: Bearer sk_…) and `customer_id` or `email` instead of `visitor`; a public key "
                             "sending either is refused with 403.",
-                parameters=[
-                    _query("visitor", {"type": "string", "pattern": ID_PATTERN, "maxLength": 128}, "the widget's visitor id; omit on a first visit"),
-                    _query("customer_id", {"type": "string", "maxLength": 200}, "secret key only: the shop's customer id of the person"),
-                    _query("email", {"type": "string", "maxLength": 320}, "secret key only: the person's email address"),
-                    _query("slot", {"type": "string", "pattern": ID_PATTERN, "maxLength": 64, "default": "home"}, "the page slot"),
-                    _query("limit", _whole(1, current_app.config["RECOMMENDATION_LIMIT_MAX"], 8), "how many items"),
-                    _query("product", {"type": "string", "maxLength": 200}, "the product of the current page: left out of the list"),
-                    _query("strategy", {"type": "string", "enum": ["personal", "similar", "together", "cart", "recent"]},
-                           "instead of the strategy the slot's type chooses (product: similar, cart: cart, recent: recent)"),
-                    _query("cart", {"type": "string", "maxLength": 4096},
-                           "the cart's product ids, separated by commas (at most 50 of at most 200 characters, 4096 in all); never shown"),
-                    _query("lang", {"type": "string", "maxLength": 16, "pattern": r"^[A-Za-z]{2,8}(-[A-Za-z0-9]{1,8})*$"},
-                           "the page's language (de, fr, es…): reasons and `label` said in it; English otherwise"),
-                ],
+                parameters=recommendations_query(current_app.config["RECOMMENDATION_LIMIT_MAX"]).parameters(),
+                refusals=[(name, "invalid", "not several", "more than one of visitor, customer_id and email is given")
+                          for name in ("customer_id", "email")],
             ),
             "options": preflight,
         },
@@ -308,21 +256,16 @@ def _paths() -> dict[str, Any]:
                 security=[*PUBLIC, {}], errors=("Unauthorized", "Forbidden"), tag="public",
                 description="The public key may also be sent in the body as `key`. Ids the shop does not know stay in `products`; "
                             "`items` holds the cards of the first `limit` known, in-stock ones. More than 200 ids is a 413.",
-                body=_body(_obj({
-                    "key": STR,
-                    "visitor": {"type": "string", "minLength": 1, "maxLength": 128},
-                    "products": {"type": "array", "minItems": 1, "maxItems": 200, "items": {"type": "string", "minLength": 1, "maxLength": 200}},
-                    "limit": _whole(1, current_app.config["RECOMMENDATION_LIMIT_MAX"], 8),
-                }, ["products"], additional=False), plain_text=True),
+                body=_body(rank_body(current_app.config["RECOMMENDATION_LIMIT_MAX"]).schema(as_field=False), plain_text=True),
             ),
             "options": preflight,
         },
         "/products": {
             "post": _secret("Insert or update up to 1000 products", {"200": _ok("counts", _obj({"inserted": INT, "updated": INT, "unchanged": INT}, ["inserted", "updated", "unchanged"]))},
-                            body=_body(_obj({"products": {"type": "array", "minItems": 1, "maxItems": 1000, "items": _ref("ProductInput")}}, ["products"], additional=False)),
+                            body=_body(_upsert_schema()),
                             tag="catalogue"),
             "get": _secret("A page of the catalogue", {"200": _ok("products by id", _obj({"products": {"type": "array", "items": _ref("Product")}, "total": INT, "limit": INT, "offset": INT}, ["products", "total", "limit", "offset"]))},
-                           parameters=[_query("limit", _whole(1, 1000, 100), "page size"), _query("offset", _whole(0, 10**9, 0), "products to skip")],
+                           parameters=PAGE.parameters(),
                            tag="catalogue"),
         },
         "/products/{product_id}": {
@@ -344,7 +287,7 @@ def _paths() -> dict[str, Any]:
             }, security=[], tag="operations"),
         },
         "/openapi.json": {
-            "get": _op("This description", {"200": _ok("an OpenAPI 3.0 document", {"type": "object", "required": ["openapi", "paths"]})}, security=[], tag="operations"),
+            "get": _op("This description", {"200": _ok("an OpenAPI 3.1 document", {"type": "object", "required": ["openapi", "paths"]})}, security=[], tag="operations"),
         },
         "/webhooks/{key}/{connection}": {
             "post": _op(
@@ -360,20 +303,14 @@ def _paths() -> dict[str, Any]:
         "/profiles": {
             "get": _secret("Find the profile holding an email, customer id or visitor id", {"200": _ok("the profile", profile_ref)},
                            description="Give one of the three parameters (the first given of email, customer_id, visitor counts).",
-                           parameters=[_query("email", {"type": "string", "maxLength": 320}, "an email address"),
-                                       _query("customer_id", {"type": "string", "maxLength": 200}, "your customer id"),
-                                       _query("visitor", {"type": "string", "maxLength": 128}, "a widget visitor id")],
+                           parameters=FIND.parameters(), refusals=[("email", "missing", "give one of", "none of email, customer_id and visitor is given")],
                            tag="profiles"),
         },
         "/profiles/{profile_id}": {
             "parameters": [PROFILE_ID],
             "get": _secret("One profile: identities, attributes, timeline, scores, segments", {"200": _ok("the profile", profile_ref)}, tag="profiles"),
             "patch": _secret("Set attributes (the newest value wins)", {"200": _ok("the names changed, and the profile", _obj({"changed": {"type": "array", "items": STR}, "profile": profile_ref}, ["changed", "profile"]))},
-                             body=_body(_obj({
-                                 "attributes": {"type": "object", "additionalProperties": {"nullable": True}},
-                                 "source": {"type": "string", "minLength": 1, "maxLength": 64, "default": "api"},
-                                 "at": {"type": "string", "format": "date-time", "description": "when the values were true at the source"},
-                             }, additional=False)), tag="profiles"),
+                             body=_body(PROFILE_PATCH.schema(as_field=False)), tag="profiles"),
             "delete": _secret("Erase a profile and every row about it", {"200": _ok("erased", _obj({"erased": INT, "identities": {"type": "object"}}, ["erased", "identities"]))}, tag="profiles"),
         },
         "/profiles/{profile_id}/export": {
@@ -383,7 +320,7 @@ def _paths() -> dict[str, Any]:
         "/profiles/{profile_id}/merge": {
             "parameters": [PROFILE_ID],
             "post": _secret("Fold another profile into this one", {"200": _ok("the merged profile, and the rows moved per table", _obj({"profile": profile_ref, "moved": {"type": "object", "additionalProperties": INT}}, ["profile", "moved"]))},
-                            errors=("Conflict",), body=_body(_obj({"profile_id": {"type": "integer", "minimum": 1, "maximum": 2**31 - 1}}, ["profile_id"])), tag="profiles"),
+                            errors=("Conflict",), body=_body(MERGE.schema(as_field=False)), tag="profiles"),
         },
         "/profiles/{profile_id}/segments": {
             "parameters": [PROFILE_ID],
@@ -391,8 +328,7 @@ def _paths() -> dict[str, Any]:
         },
         "/profiles/tokens": {
             "post": _secret("A signed click-through token naming a person (for email links)", {"200": _ok("the token", _obj({"token": STR}, ["token"]))},
-                            body=_body(_obj({"email": {"type": "string", "maxLength": 320}, "customer_id": {"type": "string", "maxLength": 200},
-                                             "ttl_days": {"type": "number", "exclusiveMinimum": True, "minimum": 0, "maximum": 365, "default": 30}})), tag="profiles"),
+                            body=_body(TOKEN.schema(as_field=False)), tag="profiles"),
         },
         "/profiles/signing-secret": {
             "get": _secret("The secret the shop signs identities with", {"200": _ok("the secret", _obj({"signing_secret": STR}, ["signing_secret"]))}, tag="profiles"),
@@ -401,24 +337,26 @@ def _paths() -> dict[str, Any]:
         "/segments": {
             "get": _secret("Every segment of the site", {"200": _ok("segments by key", _obj({"segments": {"type": "array", "items": segment_ref}}, ["segments"]))}, tag="segments"),
             "post": _secret("Create a segment (its members are built in the background)", {"201": _ok("the segment", segment_ref)},
-                            errors=("Conflict",), body=_body({**_ref("SegmentInput")}), tag="segments"),
+                            errors=("Conflict",), body=_body(SEGMENT_CREATE.schema(as_field=False)), tag="segments",
+                            refusals=[("key", "invalid", "segments", f"the site has {MAX_SEGMENTS} segments already")]),
         },
         "/segments/preview": {
             "post": _secret("How many profiles a rule matches now", {"200": _ok("the count", _obj({"count": INT}, ["count"]))},
-                            body=_body(_obj({"rule": {"type": "object"}}, ["rule"])), tag="segments"),
+                            body=_body(PREVIEW.schema(as_field=False)), tag="segments"),
         },
         "/segments/changes": {
             "get": _secret("The membership change feed", {"200": _ok("changes, oldest first; pass next as after", _obj({
                 "changes": {"type": "array", "items": _obj({"id": INT, "segment": STR, "profile_id": INT, "change": STR, "at": TIME, "identities": {"type": "object"}}, ["id", "segment", "profile_id", "change", "at"])},
                 "next": INT}, ["changes", "next"]))},
-                parameters=[_query("after", _whole(0, 2**62, 0), "the last change id seen"), _query("limit", _whole(1, 5000, 500), "page size"),
-                            _query("segment", {"type": "string", "maxLength": 64}, "only this segment's changes")], tag="segments"),
+                parameters=CHANGES.parameters(), tag="segments"),
         },
         "/segments/{key}": {
             "parameters": [SEGMENT_KEY],
             "get": _secret("One segment", {"200": _ok("the segment", segment_ref)}, tag="segments"),
-            "put": _secret("Change a segment (a new rule rebuilds its members)", {"200": _ok("the segment", segment_ref)}, body=_body(_ref("SegmentInput")), tag="segments"),
-            "patch": _secret("Change a segment (a new rule rebuilds its members)", {"200": _ok("the segment", segment_ref)}, body=_body(_ref("SegmentInput")), tag="segments"),
+            "put": _secret("Change a segment (a new rule rebuilds its members)", {"200": _ok("the segment", segment_ref)}, body=_body(_ref("SegmentInput")), tag="segments",
+                           refusals=[KEY_FIXED]),
+            "patch": _secret("Change a segment (a new rule rebuilds its members)", {"200": _ok("the segment", segment_ref)}, body=_body(_ref("SegmentInput")), tag="segments",
+                             refusals=[KEY_FIXED]),
             "delete": _secret("Delete a segment no other segment refers to", {"200": _ok("deleted", _obj({"deleted": STR}, ["deleted"]))}, errors=("Conflict",), tag="segments"),
         },
         "/segments/{key}/rebuild": {
@@ -431,7 +369,7 @@ def _paths() -> dict[str, Any]:
                 "segment": STR, "member_count": INT, "next": _nullable(INT),
                 "members": {"type": "array", "items": _obj({"profile_id": INT, "since": TIME, "email": _nullable(STR), "customer_id": _nullable(STR)}, ["profile_id", "since"])},
             }, ["segment", "member_count", "members", "next"]))},
-                parameters=[_query("after", _whole(0, 2**62, 0), "the last profile id of the previous page"), _query("limit", _whole(1, 1000, 100), "page size")],
+                parameters=MEMBERS.parameters(),
                 tag="segments"),
         },
         "/journeys/{journey}/enrollments": {
@@ -445,13 +383,7 @@ def _paths() -> dict[str, Any]:
                             "not seen yet makes a profile. `data` (a flat object) is what the journey's templates see as `trigger`. "
                             "With an `idempotency_key`, a request sent again enters the person once. 409 when the journey is not "
                             "active or is entered by another trigger.",
-                body=_body(_obj({
-                    "profile_id": {"type": "integer", "minimum": 1, "maximum": 2**31 - 1},
-                    "email": {"type": "string", "maxLength": 320}, "customer_id": {"type": "string", "maxLength": 200},
-                    "visitor": {"type": "string", "maxLength": 128},
-                    "data": {"type": "object", "maxProperties": 50, "additionalProperties": {"nullable": True, "oneOf": [{"type": "string", "maxLength": 2000}, NUM, {"type": "boolean"}]}},
-                    "idempotency_key": {"type": "string", "minLength": 1, "maxLength": 100},
-                }, additional=False)),
+                body=_body(ENROLLMENT.schema(as_field=False)),
             ),
         },
         "/rules": {
@@ -459,27 +391,32 @@ def _paths() -> dict[str, Any]:
                            tag="site"),
             "put": _secret("Replace the site's rules by attribute (the rules by product id stay)",
                            {"200": _ok("the rules as stored", _obj({"rules": {"type": "array", "items": {"type": "object"}}}))},
-                           body=_body(_obj({"rules": {"type": "array", "maxItems": 200, "items": {"type": "object"}}}, ["rules"])), tag="site"),
+                           body=_body(PUT_RULES.schema(as_field=False)), tag="site",
+                           refusals=[("rules[].id", "invalid", "is used by another rule", "two rules have one id"),
+                                     *((f"rules[].{where}.value", "invalid", "unknown product id", "a rule names a product id the catalogue does not know")
+                                       for where in ("items", "when.items"))]),
         },
         "/contact-policy": {
             "get": _secret("How often each channel may contact one person", {"200": _ok("the policy", _ref("ContactPolicy"))}, tag="segments"),
             "put": _secret("Set channel limits", {"200": _ok("the policy", _ref("ContactPolicy"))},
-                           body=_body(_obj({"channels": {"type": "object", "maxProperties": 20, "additionalProperties": LIMITS}}, ["channels"])), tag="segments"),
+                           body=_body(POLICY.schema(as_field=False)), tag="segments",
+                           refusals=[("channels", "invalid", "at most", f"the site would have more than {MAX_CHANNELS} channels with those stored")]),
         },
     }
 
 
 def openapi_document() -> dict[str, Any]:
-    """The OpenAPI 3.0 description of ``/api/v1`` under the current app's settings."""
+    """The OpenAPI 3.1 description of ``/api/v1`` under the current app's settings."""
     config = current_app.config
     return {
-        "openapi": "3.0.3",
+        "openapi": "3.1.0",
         "info": {
             "title": "personalize API",
             "version": str(config.get("VERSION", "1")),
             "description": "Events and recommendations for the widget (public key); catalogue, profiles and segments for "
                            "your servers (secret key). Every error is JSON of one shape: `{\"error\": {\"code\", \"message\", \"field\"}}`. "
-                           "See docs/api.md.",
+                           "No string, key or parameter may hold a NUL character (\\u0000). A 400 an operation's schema cannot "
+                           "foretell is listed in its `x-refusals`. See docs/api.md.",
         },
         "servers": [{"url": "/api/v1"}],
         "tags": [{"name": n} for n in ("public", "catalogue", "site", "profiles", "segments", "journeys", "webhooks", "operations")],

@@ -8,13 +8,38 @@ whoever reads it must not be able to learn what someone else looked at.
 
 from __future__ import annotations
 
+import re
+
 from flask import request
 
 from ..journeys.email import EMAIL_RE
 from ..profiles.identity import CUSTOMER, EMAIL, VISITOR
+from ..shapes import Text
+from ..validation import InvalidInput
 from .errors import ApiError
 
 PERSON_FIELDS = ("customer_id", "email")
+
+
+def _email(value: str, field: str) -> str:
+    value = value.strip()
+    if not EMAIL_RE.match(value):
+        raise InvalidInput(field, "must be an email address such as ana@example.com")
+    return value.lower()
+
+
+def _customer_id(value: str, field: str) -> str:
+    value = value.strip()
+    if not value.isprintable():
+        raise InvalidInput(field, "must be at most 200 printable characters")
+    return value
+
+
+# what the description shows is the plain form (any printable text is read; spaces around it are dropped)
+PERSON = {
+    "customer_id": Text(200, check=_customer_id, pattern=re.compile(r"^[!-~]([ -~]*[!-~])?$")),
+    "email": Text(320, check=_email, pattern=EMAIL_RE),
+}
 
 
 def opened_with_secret_key() -> bool:
@@ -38,12 +63,5 @@ def person_param(visitor: str | None) -> tuple[str | None, str]:
                        "(Authorization: Bearer sk_…); a page sends its visitor id instead", name)
     if len(given) > 1 or visitor:
         raise ApiError(400, "invalid", "give one of visitor, customer_id or email, not several", name)
-    value = request.args[name].strip()
-    if name == "email":
-        value = value.lower()
-        if len(value) > 320 or not EMAIL_RE.match(value):
-            raise ApiError(400, "invalid", "must be an email address such as ana@example.com", "email")
-        return value, EMAIL
-    if len(value) > 200 or not value.isprintable():
-        raise ApiError(400, "invalid", "must be at most 200 printable characters", "customer_id")
-    return value, CUSTOMER
+    value = PERSON[name].read(request.args, name, "")
+    return value, EMAIL if name == "email" else CUSTOMER

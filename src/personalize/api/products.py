@@ -2,46 +2,54 @@
 
 from __future__ import annotations
 
+import re
+
 from flask import request
 
 from ..catalog import count_products, get_product, list_products, upsert_products
 from ..records import ProductRecord
-from ..validation import InvalidInput, mapping, number, only_known, text
+from ..shapes import Boolean, List, Map, Number, Obj, Query, Text, WholeText
 from . import bp
 from .auth import secret_site
 from .errors import ApiError
 from .events import json_body
 
 MAX_PRODUCTS = 1000
-PRODUCT_FIELDS = {"id", "title", "url", "image", "price", "currency", "category", "description", "in_stock", "attributes"}
-
-
-def _url(obj: dict, key: str, path: str) -> str:
-    value = text(obj, key, path, max_len=2000) or ""
-    if value and not (value.startswith(("http://", "https://", "/")) and not value.startswith("//")):
-        raise InvalidInput(f"{path}{key}", "must be an http(s) URL or a path starting with /")
-    return value
+# a product's address or picture: absolute http(s), or a path on the shop's own site (not "//host", which
+# leaves the site); a relative path such as "p/mug" has no base to resolve against, so it is refused
+URL_RE = re.compile(r"^(https?://|/$|/[^/])")
+_URL = Text(2000, pattern=URL_RE, pattern_message="must be an http(s) URL or a path starting with /",
+            description="an http(s) URL, or a path on the shop's site starting with / (not //)")
+PRODUCT = Obj({
+    "id": Text(200, required=True, description="your product id"),
+    "title": Text(500, required=True),
+    "url": _URL,
+    "image": _URL,
+    "price": Number(0, 1e9),
+    "currency": Text(8),
+    "category": Text(200),
+    "description": Text(20000),
+    "in_stock": Boolean(default=True),
+    "attributes": Map(50),
+})
+UPSERT = Obj({"products": List(PRODUCT, min_items=1, max_items=MAX_PRODUCTS, required=True,
+                               missing_message="must be a non-empty list of products")})
+PRODUCT_FIELDS = set(PRODUCT.fields)
+PAGE = Query({
+    "limit": (WholeText(1, 1000, 100), "page size"),
+    "offset": (WholeText(0, 10**9, 0, message="must be a whole number from 0"), "products to skip"),
+})
 
 
 def parse_product(raw, i: int) -> ProductRecord:
-    path = f"products[{i}]."
-    if not isinstance(raw, dict):
-        raise InvalidInput(f"products[{i}]", "must be an object")
-    only_known(raw, PRODUCT_FIELDS, path)
-    in_stock = raw.get("in_stock", True)
-    if not isinstance(in_stock, bool):
-        raise InvalidInput(f"{path}in_stock", "must be true or false")
+    return _record(PRODUCT.read_object(raw, f"products[{i}]"))
+
+
+def _record(v: dict) -> ProductRecord:
     return ProductRecord(
-        id=text(raw, "id", path, required=True),
-        title=text(raw, "title", path, required=True, max_len=500),
-        url=_url(raw, "url", path),
-        image=_url(raw, "image", path),
-        price=number(raw, "price", path, minimum=0, maximum=1e9),
-        currency=text(raw, "currency", path, max_len=8) or "",
-        category=text(raw, "category", path) or "",
-        description=text(raw, "description", path, max_len=20000) or "",
-        in_stock=in_stock,
-        attributes=mapping(raw, "attributes", path),
+        id=v["id"], title=v["title"], url=v["url"] or "", image=v["image"] or "", price=v["price"],
+        currency=v["currency"] or "", category=v["category"] or "", description=v["description"] or "",
+        in_stock=v["in_stock"], attributes=v["attributes"],
     )
 
 
@@ -57,13 +65,10 @@ def product_json(p) -> dict:
 def upsert():
     site = secret_site()
     body = json_body()
-    only_known(body, {"products"}, "")
     products = body.get("products")
-    if not isinstance(products, list) or not products:
-        raise InvalidInput("products", "must be a non-empty list of products", "missing")
-    if len(products) > MAX_PRODUCTS:
+    if isinstance(products, list) and len(products) > MAX_PRODUCTS:
         raise ApiError(413, "too_many_products", f"at most {MAX_PRODUCTS} products per request", "products")
-    records = [parse_product(raw, i) for i, raw in enumerate(products)]
+    records = [_record(v) for v in UPSERT.read_object(body, "")["products"]]
     result = upsert_products(site.id, records)
     return {"inserted": result.inserted, "updated": result.updated, "unchanged": result.unchanged}
 
@@ -71,14 +76,9 @@ def upsert():
 @bp.get("/products")
 def index():
     site = secret_site()
-    limit = request.args.get("limit", "100")
-    offset = request.args.get("offset", "0")
-    if not limit.isdigit() or not 1 <= int(limit) <= 1000:
-        raise ApiError(400, "invalid", "must be a whole number from 1 to 1000", "limit")
-    if not offset.isdigit() or int(offset) > 10**9:
-        raise ApiError(400, "invalid", "must be a whole number from 0", "offset")
-    rows = list_products(site.id, limit=int(limit), offset=int(offset))
-    return {"products": [product_json(p) for p in rows], "total": count_products(site.id), "limit": int(limit), "offset": int(offset)}
+    q = PAGE.read(request.args)
+    rows = list_products(site.id, limit=q["limit"], offset=q["offset"])
+    return {"products": [product_json(p) for p in rows], "total": count_products(site.id), "limit": q["limit"], "offset": q["offset"]}
 
 
 @bp.get("/products/<path:product_id>")

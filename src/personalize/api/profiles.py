@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Any
 
@@ -23,11 +24,59 @@ from ..profiles.privacy import identities_by_kind, timeline_summary
 from ..profiles.trust import make_token, rotate_signing_secret, signing_secret
 from ..segments.models import ProfileScore
 from ..segments.store import segments_of_profile
+from ..shapes import Number, Obj, Query, Shape, Text, Whole
 from ..validation import InvalidInput
 from . import bp
 from .auth import secret_site
 from .errors import ApiError
 from .events import json_body
+
+# the form the description shows for `at`: a real calendar date (days 01-28 in every month), a time, UTC;
+# the server reads any ISO 8601 date or date-time with an offset
+_AT_FORM = re.compile(r"^[1-9][0-9]{3}-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])(T([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9])?Z)?$")
+
+
+def _when(value: str, field: str) -> datetime:
+    from ..profiles.attributes import parse_when
+
+    at = parse_when(value)
+    if at is None:
+        raise InvalidInput(field, "must be an ISO date-time such as 2024-05-01T10:00:00Z")
+    return at
+
+
+class Attributes(Shape):
+    """A profile's attributes as PATCH takes them (checked by profiles.check_attributes)."""
+
+    def read(self, obj: dict, key: str, path: str) -> dict:
+        from ..profiles.attributes import check_attributes
+
+        value = obj.get(key)
+        return {} if value is None else check_attributes(value, f"{path}{key}")
+
+    def value_schema(self) -> dict[str, Any]:
+        from ..profiles.attributes import MAX_ATTRIBUTES, MAX_TEXT, NAME_RE
+
+        return {"type": "object", "maxProperties": MAX_ATTRIBUTES, "propertyNames": {"pattern": NAME_RE.pattern},
+                "additionalProperties": {"type": ["string", "number", "boolean", "null"], "maxLength": MAX_TEXT},
+                "description": "names to values; null removes one (a list or object of up to 8,000 characters is kept too)"}
+
+
+PROFILE_PATCH = Obj({
+    "attributes": Attributes(),
+    "source": Text(64, min_len=1, description="who says so (api when absent)"),
+    "at": Text(40, check=_when, pattern=_AT_FORM, description="when the values were true at the source (now when absent)"),
+}, unknown_message="is not a field here (attributes, source, at)", unknown_code="invalid")
+MERGE = Obj({"profile_id": Whole(1, 2**31 - 1, required=True, description="the profile to fold in")}, open=True)
+TOKEN = Obj({
+    "email": Text(320), "customer_id": Text(200),
+    "ttl_days": Number(0, 365, exclusive_min=True, description="days the token is good for (30 when absent)"),
+}, any_of=("email", "customer_id"), any_of_message="give an email or a customer_id", open=True)
+FIND = Query({
+    "email": (Text(320), "an email address"),
+    "customer_id": (Text(200), "your customer id"),
+    "visitor": (Text(128), "a widget visitor id"),
+})
 
 
 def _iso(v: datetime | None) -> str | None:
@@ -67,8 +116,9 @@ def profile_json(site_id: int, profile_id: int) -> dict[str, Any]:
 def find_profile():
     """``?email=`` / ``?customer_id=`` / ``?visitor=``: the profile holding that id."""
     site = secret_site()
+    given = FIND.read(request.args)
     for kind, param in ((EMAIL, "email"), (CUSTOMER, "customer_id"), (VISITOR, "visitor")):
-        value = request.args.get(param)
+        value = given[param]
         if value:
             if kind == EMAIL:
                 value = value.strip().lower()
@@ -94,21 +144,8 @@ def update_profile(profile_id: int):
     """``{"attributes": {...}, "source": "crm", "at": "2024-05-01T10:00:00Z"}`` — newest value wins."""
     site = secret_site()
     live = _profile_id(site.id, profile_id)
-    body = json_body()
-    unknown = set(body) - {"attributes", "source", "at"}
-    if unknown:
-        raise InvalidInput(sorted(unknown)[0], "is not a field here (attributes, source, at)")
-    source = body.get("source", "api")
-    if not isinstance(source, str) or not 1 <= len(source) <= 64:
-        raise InvalidInput("source", "must be a string of 1-64 characters")
-    at = None
-    if body.get("at") is not None:
-        from ..profiles.attributes import parse_when
-
-        at = parse_when(body["at"])
-        if at is None:
-            raise InvalidInput("at", "must be an ISO date-time such as 2024-05-01T10:00:00Z")
-    changed = set_attributes(site.id, live, body.get("attributes") or {}, source, at)
+    v = PROFILE_PATCH.read_object(json_body(), "")
+    changed = set_attributes(site.id, live, v["attributes"], v["source"] or "api", v["at"])
     return {"changed": changed, "profile": profile_json(site.id, live)}
 
 
@@ -132,9 +169,7 @@ def merge(profile_id: int):
     """``{"profile_id": other}``: the caller (a server) vouches they are one person; other folds in."""
     site = secret_site()
     live = _profile_id(site.id, profile_id)
-    other = json_body().get("profile_id")
-    if not isinstance(other, int) or isinstance(other, bool):
-        raise InvalidInput("profile_id", "must be the id of the profile to fold in")
+    other = MERGE.read_object(json_body(), "")["profile_id"]
     other_live = _profile_id(site.id, other)
     try:
         moved = merge_profiles(site.id, live, other_live, "api")
@@ -154,17 +189,9 @@ def profile_segments(profile_id: int):
 def new_token():
     """A signed click-through token for an email link: ``{"email"|"customer_id", "ttl_days"}``."""
     site = secret_site()
-    body = json_body()
-    email, customer_id = body.get("email"), body.get("customer_id")
-    for name, value, longest in (("email", email, 320), ("customer_id", customer_id, 200)):
-        if value is not None and (not isinstance(value, str) or len(value) > longest):
-            raise InvalidInput(name, f"must be a string of at most {longest} characters")
-    if not (isinstance(email, str) and email) and not (isinstance(customer_id, str) and customer_id):
-        raise InvalidInput("email", "give an email or a customer_id", "missing")
-    ttl = body.get("ttl_days", 30)
-    if not isinstance(ttl, int | float) or isinstance(ttl, bool) or not 0 < ttl <= 365:
-        raise InvalidInput("ttl_days", "must be a number of days from 1 to 365")
-    return {"token": make_token(site.id, email or None, customer_id or None, int(ttl * 86400))}
+    v = TOKEN.read_object(json_body(), "")
+    ttl = 30 if v["ttl_days"] is None else v["ttl_days"]
+    return {"token": make_token(site.id, v["email"], v["customer_id"], max(1, int(ttl * 86400)))}
 
 
 @bp.route("/profiles/signing-secret", methods=["GET", "POST"])

@@ -7,6 +7,7 @@ from flask import Response, current_app, request
 from .. import metrics
 from ..catalog.currency import site_currency
 from ..recommend.service import rank_for, use_read_connection
+from ..shapes import Anything, List, Obj, Text, Whole
 from ..validation import json_text
 from . import bp
 from .errors import ApiError
@@ -14,7 +15,22 @@ from .events import json_body
 from .widget_keys import widget_site
 
 MAX_PRODUCTS = 200  # ids one request may re-order
-_FIELDS = ("key", "visitor", "products", "limit")
+
+
+def rank_body(max_limit: int) -> Obj:
+    """The body of POST /rank: read here, and shown in the OpenAPI description."""
+    return Obj({
+        "key": Anything("the public key, when not sent as ?key= or X-Personalize-Key", {"type": "string", "maxLength": 200}),
+        "visitor": Text(128, min_len=1, description="the widget's visitor id; omit for a first visit"),
+        "products": List(Text(200, required=True), min_items=1, max_items=MAX_PRODUCTS, required=True,
+                         missing_message="must be a non-empty list of product ids", empty_code="invalid",
+                         message="must be a non-empty list of product ids",
+                         description="the listing's product ids"),
+        "limit": Whole(1, max_limit, default=8, description="how many cards in items"),
+    })
+
+
+_FIELDS = tuple(rank_body(8).fields)
 
 RANKED = metrics.counter("personalize_rank_lists_total", "Lists re-ordered by POST /api/v1/rank, by strategy (rank, as-given).", ["strategy"])
 
@@ -27,25 +43,12 @@ def post_rank():
     body = json_body()
     key = body.get("key") if isinstance(body.get("key"), str) else None
     site = widget_site(key)
-    unknown = sorted(set(body) - set(_FIELDS))
-    if unknown:
-        raise ApiError(400, "unknown_field", f"is not a known field (known: {', '.join(_FIELDS)})", unknown[0])
-    visitor = body.get("visitor")
-    if visitor is not None and (not isinstance(visitor, str) or not 1 <= len(visitor) <= 128):
-        raise ApiError(400, "invalid", "must be a string of 1 to 128 characters", "visitor")
     products = body.get("products")
-    if not isinstance(products, list) or not products:
-        raise ApiError(400, "missing" if products is None else "invalid", "must be a non-empty list of product ids", "products")
-    if len(products) > MAX_PRODUCTS:
+    if isinstance(products, list) and len(products) > MAX_PRODUCTS:
         raise ApiError(413, "too_many_products", f"at most {MAX_PRODUCTS} product ids per request", "products")
-    for i, pid in enumerate(products):
-        if not isinstance(pid, str) or not 1 <= len(pid) <= 200:
-            raise ApiError(400, "invalid", "must be a product id: a string of 1 to 200 characters", f"products[{i}]")
-    max_limit = current_app.config["RECOMMENDATION_LIMIT_MAX"]
-    limit = body.get("limit", 8)
-    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= max_limit:
-        raise ApiError(400, "invalid", f"must be a whole number from 1 to {max_limit}", "limit")
-    ids = list(dict.fromkeys(products))  # each once, first place kept
+    v = rank_body(current_app.config["RECOMMENDATION_LIMIT_MAX"]).read_object(body, "")
+    visitor, limit = v["visitor"], v["limit"]
+    ids = list(dict.fromkeys(v["products"]))  # each once, first place kept
     result = rank_for(site, visitor, ids, limit)
     RANKED.add((result.strategy,))
     answer = result.as_json()

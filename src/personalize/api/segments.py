@@ -11,6 +11,7 @@ from ..segments import policy
 from ..segments.bulk import members_page, preview_count, rebuild_segment
 from ..segments.outbox import changes_after
 from ..segments.store import (
+    RULE,
     all_segments,
     create_segment,
     delete_segment,
@@ -18,6 +19,7 @@ from ..segments.store import (
     segment_json,
     update_segment,
 )
+from ..shapes import Obj, ObjectMap, Query, Text, Whole, WholeText
 from ..validation import InvalidInput
 from . import bp
 from .auth import secret_site
@@ -27,6 +29,24 @@ from .events import json_body
 log = logging.getLogger(__name__)
 
 MAX_CHANNELS = 20  # email, sms, push, … : a site has a handful
+LIMIT = Whole(0, 10_000, description="at most this many messages per person (no limit when null or absent)")
+POLICY = Obj({"channels": ObjectMap(
+    Obj({"per_day": LIMIT, "per_week": LIMIT}, message="must be an object with per_day and/or per_week",
+        unknown_message="must be an object with per_day and/or per_week", unknown_code="invalid"),
+    max_keys=MAX_CHANNELS, key_pattern=policy.CHANNEL_RE, key_field="channel",
+    key_message="channels are 1-32 lowercase letters, digits or _ (email, sms, push…)", required=True,
+    description=f"channel → limits; a site has at most {MAX_CHANNELS} channels in all (those stored and those sent)",
+)}, open=True)
+CHANGES = Query({
+    "after": (WholeText(0, 2**62, 0), "the last change id seen"),
+    "limit": (WholeText(1, 5000, 500), "page size"),
+    "segment": (Text(64), "only this segment's changes"),
+})
+MEMBERS = Query({
+    "after": (WholeText(0, 2**62, 0), "the last profile id of the previous page"),
+    "limit": (WholeText(1, 1000, 100), "page size"),
+})
+PREVIEW = Obj({"rule": RULE}, open=True)
 
 
 def _conflicts_as_409(fn, *args):
@@ -44,13 +64,6 @@ def _segment(site_id: int, key: str):
     if seg is None:
         raise ApiError(404, "not_found", f"no segment {key!r}", "key")
     return seg
-
-
-def _int_arg(name: str, default: int, low: int, high: int) -> int:
-    raw = request.args.get(name, str(default))
-    if not raw.isdigit() or not low <= int(raw) <= high:
-        raise ApiError(400, "invalid", f"must be a whole number from {low} to {high}", name)
-    return int(raw)
 
 
 def schedule_rebuild(site_id: int, key: str) -> None:
@@ -86,19 +99,16 @@ def new_segment():
 def preview():
     """``{"rule": {...}}`` → how many profiles it matches now, before saving it."""
     site = secret_site()
-    body = json_body()
-    if "rule" not in body:
-        raise InvalidInput("rule", "is required", "missing")
-    return {"count": preview_count(site.id, body["rule"])}
+    return {"count": preview_count(site.id, PREVIEW.read_object(json_body(), "")["rule"])}
 
 
 @bp.get("/segments/changes")
 def changes():
     """The membership change feed: ``?after=<last id seen>&limit=…&segment=<key>``."""
     site = secret_site()
-    after = _int_arg("after", 0, 0, 2**62)
-    limit = _int_arg("limit", 500, 1, 5000)
-    rows = changes_after(site.id, after, limit, request.args.get("segment") or None)
+    q = CHANGES.read(request.args)
+    after = q["after"]
+    rows = changes_after(site.id, after, q["limit"], q["segment"])
     return {"changes": rows, "next": rows[-1]["id"] if rows else after}
 
 
@@ -137,9 +147,8 @@ def members(key: str):
     """``?after=<last profile id>&limit=…``: members by profile id."""
     site = secret_site()
     seg = _segment(site.id, key)
-    after = _int_arg("after", 0, 0, 2**62)
-    limit = _int_arg("limit", 100, 1, 1000)
-    rows = members_page(site.id, key, after, limit)
+    q = MEMBERS.read(request.args)
+    rows = members_page(site.id, key, q["after"], q["limit"])
     return {"segment": key, "member_count": seg.member_count, "members": rows, "next": rows[-1]["profile_id"] if rows else None}
 
 
@@ -157,6 +166,7 @@ def put_policy():
     channels = body.get("channels")
     if not isinstance(channels, dict):
         raise InvalidInput("channels", "must be an object of channel → {per_day, per_week}")
+    channels = POLICY.read_object(body, "")["channels"]
     if len(set(channels) | set(policy.get_policies(site.id))) > MAX_CHANNELS:
         raise InvalidInput("channels", f"a site has at most {MAX_CHANNELS} channels")
     for channel, limits in channels.items():

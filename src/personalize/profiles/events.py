@@ -9,23 +9,85 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ..records import EVENT_TYPES
-from ..validation import InvalidInput, identifier, integer, mapping, number, only_known, text
+from ..shapes import Ident, List, Map, Number, Obj, Tagged, Text, Whole
+from ..validation import InvalidInput
+from .attributes import NAME_RE  # traits become attributes
 
 EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")
 MAX_ITEMS = 500
 # Events from before this are surely a broken clock; later than a day ahead too.
 EARLIEST_MS = 946684800000  # 2000-01-01
 
-COMMON = {"id", "type", "visitor", "ts", "url", "title", "referrer", "properties"}
-FIELDS = {
-    "page_viewed": COMMON,
-    "product_viewed": COMMON | {"product_id", "rec_id", "slot", "position", "price"},
-    "product_added": COMMON | {"product_id", "quantity", "price", "rec_id", "slot", "position", "currency"},
-    "order_completed": COMMON | {"order_id", "items", "revenue", "currency", "rec_id", "email", "customer_id"},
-    "rec_impression": COMMON | {"rec_id", "slot", "items", "strategy"},
-    "rec_clicked": COMMON | {"rec_id", "slot", "product_id", "position", "strategy"},
-    "identify": COMMON | {"email", "customer_id", "traits", "signature", "token"},
+
+def _email(value: str, field: str) -> str:
+    value = value.strip()
+    if not EMAIL_RE.match(value):
+        raise InvalidInput(field, "is not an email address")
+    return value.lower()
+
+
+# The declaration of every event type: what validate_event checks and what the OpenAPI description shows.
+_TEXT = Text(2000)
+_COMMON = {
+    "id": Ident(64, required=True, description="unique per event: the idempotency key"),
+    "visitor": Ident(128, required=True),
+    "ts": Number(EARLIEST_MS, description="epoch milliseconds; more than a day ahead of the server's clock, or absent: "
+                                          "the time it arrived"),
+    "url": _TEXT,
+    "properties": Map(50),
+    "title": _TEXT,
+    "referrer": _TEXT,
 }
+_REC = {"rec_id": Ident(64), "slot": Ident(64)}
+_POSITION = Whole(0, 1000)
+_PRICE = Number(0, 1e9)
+_CURRENCY = Text(8)
+_STRATEGY = Text(32)
+_EMAIL = Text(320, check=_email, pattern=EMAIL_RE, pattern_message="is not an email address",
+              description="an email address (spaces around it are dropped; read in lower case)")
+_CUSTOMER = Text(200)
+ORDER_ITEM = Obj({
+    "product_id": Text(200, required=True),
+    "quantity": Number(0, 1e6, exclusive_min=True, description="1 when absent"),
+    "price": _PRICE,
+    "title": Text(2000, description="not stored: the catalogue has the product's title"),
+}, message="must be an object with product_id, quantity, price")
+
+
+def _event(fields: dict, *, product: bool = False, rec: bool = False, **kw) -> Obj:
+    extra = dict(fields)
+    if product:
+        extra["product_id"] = Text(200, required=True, description="your product id")
+    if rec:
+        extra["rec_id"] = Ident(64, required=True)
+    return Obj({**_COMMON, **extra}, **kw)
+
+
+EVENT = Tagged("type", {
+    "page_viewed": _event({}),
+    "product_viewed": _event({**_REC, "position": _POSITION, "price": _PRICE}, product=True),
+    "product_added": _event({**_REC, "position": _POSITION, "quantity": Number(0, 1e6, exclusive_min=True), "price": _PRICE,
+                             "currency": _CURRENCY}, product=True),
+    "order_completed": _event({
+        "rec_id": Ident(64),
+        "items": List(ORDER_ITEM, min_items=1, max_items=MAX_ITEMS, required=True, missing_message="an order needs at least one item"),
+        "order_id": Text(200, description="the event id when absent"),
+        "revenue": Number(0, 1e12), "currency": _CURRENCY, "email": _EMAIL, "customer_id": _CUSTOMER,
+    }),
+    "rec_impression": _event({"slot": Ident(64), "strategy": _STRATEGY,
+                              "items": List(Text(200), max_items=100, description="the product ids shown")},
+                             rec=True),
+    "rec_clicked": _event({"slot": Ident(64), "position": _POSITION, "strategy": _STRATEGY}, product=True, rec=True),
+    "identify": _event({
+        "email": _EMAIL, "customer_id": _CUSTOMER,
+        "traits": Map(50, key_pattern=NAME_RE, key_message="trait names are letters, digits or _ . - (at most 100)",
+                      description="attributes of the person; names as attribute names"),
+        "signature": Text(128, description="hex HMAC-SHA256 of the identity with the site's signing secret"),
+        "token": Text(1000, description="a click-through token from POST /profiles/tokens"),
+    }, any_of=("email", "customer_id", "token"), any_of_message="identify needs an email, a customer_id or a token"),
+})
+assert set(EVENT.variants) == set(EVENT_TYPES)
+FIELDS = {etype: {"type", *shape.fields} for etype, shape in EVENT.variants.items()}
 
 
 @dataclass
@@ -55,101 +117,33 @@ class IncomingEvent:
     token: str | None = None  # a signed click-through token: a trusted identify
 
 
-def _timestamp(raw: dict, path: str, now_ms: float) -> datetime:
-    ts = number(raw, "ts", path, minimum=EARLIEST_MS)
+def validate_event(raw: Any, index: int, now_ms: float | None = None) -> IncomingEvent:
+    """Check one event dict against its declaration (:data:`EVENT`); raise :class:`InvalidInput`
+    naming ``events[index].<field>``."""
+    etype, v = EVENT.read_object(raw, f"events[{index}]")
+    now_ms = time.time() * 1000 if now_ms is None else now_ms
+    ts = v["ts"]
     if ts is None or ts > now_ms + 86_400_000:
         ts = now_ms  # missing, or a clock far ahead: the moment we received it is the best guess
-    return datetime.fromtimestamp(ts / 1000.0, UTC).replace(tzinfo=None)
-
-
-def _order_items(raw: dict, path: str) -> list[dict[str, Any]]:
-    items = raw.get("items")
-    if items is None:
-        return []
-    if not isinstance(items, list):
-        raise InvalidInput(f"{path}items", "must be a list")
-    if len(items) > MAX_ITEMS:
-        raise InvalidInput(f"{path}items", f"has more than {MAX_ITEMS} entries")
-    out = []
-    for j, item in enumerate(items):
-        ipath = f"{path}items[{j}]."
-        if not isinstance(item, dict):
-            raise InvalidInput(f"{path}items[{j}]", "must be an object with product_id, quantity, price")
-        only_known(item, {"product_id", "quantity", "price", "title"}, ipath)
-        out.append({
-            "product_id": text(item, "product_id", ipath, required=True),
-            "quantity": number(item, "quantity", ipath, minimum=0, maximum=1e6, exclusive_min=True) or 1.0,
-            "price": number(item, "price", ipath, minimum=0, maximum=1e9),
-        })
-    return out
-
-
-def validate_event(raw: Any, index: int, now_ms: float | None = None) -> IncomingEvent:
-    """Check one event dict; raise :class:`InvalidInput` naming ``events[index].<field>``."""
-    path = f"events[{index}]."
-    if not isinstance(raw, dict):
-        raise InvalidInput(f"events[{index}]", "must be an object")
-    etype = raw.get("type")
-    if etype not in FIELDS:
-        if etype is None:
-            raise InvalidInput(f"{path}type", "is required", "missing")
-        raise InvalidInput(f"{path}type", f"must be one of {', '.join(EVENT_TYPES)}; got {str(etype)[:40]!r}")
-    only_known(raw, FIELDS[etype], path)
-    now_ms = time.time() * 1000 if now_ms is None else now_ms
     ev = IncomingEvent(
-        id=identifier(raw, "id", path, required=True, max_len=64),
-        type=etype,
-        visitor=identifier(raw, "visitor", path, required=True, max_len=128),
-        occurred_at=_timestamp(raw, path, now_ms),
-        url=text(raw, "url", path, max_len=2000),
-        properties=mapping(raw, "properties", path),
+        id=v["id"], type=etype, visitor=v["visitor"], occurred_at=datetime.fromtimestamp(ts / 1000.0, UTC).replace(tzinfo=None),
+        url=v["url"], properties=v["properties"],
     )
-    for key in ("title", "referrer"):
-        value = text(raw, key, path, max_len=2000)
-        if value:
-            ev.properties[key] = value
-    need_product = etype in ("product_viewed", "product_added", "rec_clicked")
-    ev.product_id = text(raw, "product_id", path, required=need_product)
-    ev.rec_id = identifier(raw, "rec_id", path, required=etype in ("rec_impression", "rec_clicked"))
-    ev.slot = identifier(raw, "slot", path)
-    ev.position = integer(raw, "position", path, maximum=1000)
-    ev.quantity = number(raw, "quantity", path, minimum=0, maximum=1e6, exclusive_min=True)
-    ev.price = number(raw, "price", path, minimum=0, maximum=1e9)
-    ev.currency = text(raw, "currency", path, max_len=8)
-    strategy = text(raw, "strategy", path, max_len=32)
-    if strategy:
-        ev.properties["strategy"] = strategy
-    if etype == "rec_impression":
-        shown = raw.get("items")
-        if shown is not None:
-            if not isinstance(shown, list) or len(shown) > 100 or not all(isinstance(s, str) and len(s) <= 200 for s in shown):
-                raise InvalidInput(f"{path}items", "must be a list of at most 100 product ids")
-            ev.properties["items"] = ",".join(shown)[:2000]
+    for key in ("title", "referrer", "strategy"):
+        if v.get(key):
+            ev.properties[key] = v[key]
+    for key in ("product_id", "rec_id", "slot", "position", "quantity", "price", "currency", "order_id", "revenue",
+                "email", "customer_id", "signature", "token"):
+        if key in v:
+            setattr(ev, key, v[key])
+    if etype == "rec_impression" and v["items"] is not None:
+        ev.properties["items"] = ",".join(v["items"])[:2000]
     if etype == "order_completed":
-        ev.items = _order_items(raw, path)
-        if not ev.items:
-            raise InvalidInput(f"{path}items", "an order needs at least one item", "missing")
-        ev.order_id = text(raw, "order_id", path) or ev.id
-        ev.revenue = number(raw, "revenue", path, minimum=0, maximum=1e12)
-    if etype in ("identify", "order_completed"):
-        email = text(raw, "email", path, max_len=320)
-        if email is not None:
-            email = email.strip().lower()
-            if not EMAIL_RE.match(email):
-                raise InvalidInput(f"{path}email", "is not an email address")
-        ev.email = email
-        ev.customer_id = text(raw, "customer_id", path)
+        ev.items = [{"product_id": item["product_id"], "quantity": item["quantity"] or 1.0, "price": item["price"]}
+                    for item in v["items"]]
+        ev.order_id = ev.order_id or ev.id
     if etype == "identify":
-        ev.traits = mapping(raw, "traits", path)
-        from .attributes import NAME_RE
-
-        for name in ev.traits:
-            if not NAME_RE.match(name):
-                raise InvalidInput(f"{path}traits.{name[:40]}", "trait names are letters, digits or _ . - (at most 100)")
-        ev.signature = text(raw, "signature", path, max_len=128)
-        ev.token = text(raw, "token", path, max_len=1000)
-        if not ev.email and not ev.customer_id and not ev.token:
-            raise InvalidInput(f"{path}email", "identify needs an email, a customer_id or a token", "missing")
+        ev.traits = v["traits"]
     return ev
 
 

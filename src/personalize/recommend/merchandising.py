@@ -162,6 +162,56 @@ def validate_selector(raw, where: str) -> dict:
     return {"field": name, "op": op, "value": _number(value, f"{where}.value")}
 
 
+def rules_schema() -> dict:
+    """The JSON form of a list of rules as the API description shows it: every rule of this form is
+    taken by :func:`validate_rules` (which also takes the admin form's shorthands: values as
+    comma-separated text, numbers as text, a missing ``op`` meaning ``is``). Two rules with one
+    ``id``, and product ids the catalogue does not know, are refused too; no schema can say so."""
+    # not only white space (as str.strip sees it: JSON Schema's \S would let \x1c-\x1f and \x85 through)
+    NOT_BLANK = r"[^\s\x1c-\x1f\x85]"  # noqa: N806
+    texts = {"type": "array", "minItems": 1, "maxItems": MAX_VALUES,
+             "items": {"type": "string", "maxLength": MAX_TEXT, "pattern": NOT_BLANK}}
+    number = {"type": "number"}
+
+    def selector(field: dict, op: list[str], value: dict) -> dict:
+        return {"type": "object", "required": ["field", "op", "value"], "additionalProperties": False,
+                "properties": {"field": field, "op": {"enum": op}, "value": value}}
+
+    attribute = {"type": "string", "pattern": ATTRIBUTE.pattern}
+    items = {"anyOf": [
+        selector({"const": "id"}, ["is"], texts),
+        selector({"const": "category"}, list(TEXT_OPS), texts),
+        selector({"const": "price"}, ["below", "above"], number),
+        selector(attribute, list(TEXT_OPS), texts),
+        selector(attribute, ["below", "above"], number),
+    ], "description": "the products: by id, category, price or attributes.<name> (between takes [low, high])"}
+    day = "-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])$"
+    common = {
+        "id": {"type": "string", "pattern": RULE_ID.pattern, "description": "made up when absent; unique among the rules"},
+        "name": {"type": "string", "maxLength": 100, "pattern": NOT_BLANK},
+        "items": items,
+        "when": {"type": "object", "required": ["did", "items"], "additionalProperties": False,
+                 "properties": {"did": {"enum": list(DID)}, "items": items}},
+        # the form shown keeps ends after starts; any ISO date or date-time is read
+        "starts": {"type": "string", "pattern": "^20[0-4][0-9]" + day, "description": "from this date (ISO 8601)"},
+        "ends": {"type": "string", "pattern": "^20[5-9][0-9]" + day, "description": "until this date, after starts"},
+        "slots": {"type": "array", "maxItems": 50, "items": {"type": "string", "pattern": SLOT.pattern}},
+        "reason": {"type": "string", "maxLength": 120},
+        "enabled": {"type": "boolean"},
+    }
+
+    def action(name: str, extra: dict | None = None, required: tuple[str, ...] = ()) -> dict:
+        return {"type": "object", "required": ["name", "action", "items", *required],
+                "properties": {**common, "action": {"const": name}, **(extra or {})}}
+
+    rule = {"anyOf": [
+        action("show", {"count": {"type": "integer", "minimum": 1, "maximum": MAX_COUNT, "default": DEFAULT_COUNT}}),
+        action("boost", {"factor": {"type": "number", "minimum": MIN_FACTOR, "maximum": MAX_FACTOR}}, ("factor",)),
+        action("bury"), action("hide"),
+    ]}
+    return {"type": "array", "maxItems": MAX_RULES, "items": rule}
+
+
 def validate_rule(raw, where: str = "rule") -> dict:
     """One rule checked and normalized (an ``id`` is made up when it has none); raises
     :class:`RuleError` naming the field."""

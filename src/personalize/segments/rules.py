@@ -67,6 +67,7 @@ OPS = {
 ORDERED = {"gt", "gte", "lt", "lte", "between"}
 NO_VALUE = {"exists", "missing"}
 MAX_NODES = 200
+MAX_DAYS = 100_000  # within_days / older_than_days, and a behaviour's window
 MAX_DEPTH = 12
 KEY_RE = re.compile(r"^[a-z0-9][a-z0-9_\-]{0,63}$")
 
@@ -93,6 +94,52 @@ def _is_number(v: Any) -> bool:
 
 def _scalar(v: Any) -> bool:
     return isinstance(v, str | bool) or _is_number(v)
+
+
+def rule_schema() -> dict[str, Any]:
+    """The JSON Schema the API description shows for a rule tree; every rule of this form passes
+    :func:`validate_rule`. It shows conditions and one level of and / or / not over them; the
+    server takes deeper trees (docs/segments.md) and ``{"segment": key}`` of a stored segment."""
+    builtins = {**{name: kind for name, (_col, kind) in PROFILE_FIELDS.items()}, **ORDER_FIELDS,
+                **{f"scores.{name}": kind for name, kind in SCORE_FIELDS.items()}}
+
+    def fields(kind: str) -> dict[str, Any]:
+        return {"enum": sorted(name for name, k in builtins.items() if k == kind)}
+
+    def condition(field: dict, ops: list[str], value: dict | None) -> dict[str, Any]:
+        props: dict[str, Any] = {"field": field, "op": {"enum": ops}}
+        if value is not None:
+            props["value"] = value
+        return {"type": "object", "additionalProperties": False, "properties": props, "required": sorted(props)}
+
+    text = {"type": "string", "minLength": 1, "maxLength": 200}
+    attribute = {"type": "string", "pattern": r"^attributes\.[A-Za-z0-9_][A-Za-z0-9_.\-]{0,99}$"}
+    days = {"type": "number", "minimum": 0, "maximum": MAX_DAYS}
+    leaf = [
+        condition(fields(NUM), ["eq", "neq", "gt", "gte", "lt", "lte"], {"type": "number"}),
+        condition(fields(TEXT), ["eq", "neq", "contains", "starts_with"], text),
+        condition(fields(DATE), ["within_days", "older_than_days"], days),
+        condition({"enum": sorted(builtins)}, sorted(NO_VALUE), None),
+        condition(attribute, ["eq", "neq"], {"type": ["string", "number", "boolean"], "maxLength": 200}),
+        condition(attribute, ["gt", "gte", "lt", "lte"], {"type": "number"}),
+        condition(attribute, sorted(NO_VALUE), None),
+        {"type": "object", "additionalProperties": False, "required": ["behaviour"], "properties": {"behaviour": {
+            "type": "object", "additionalProperties": False, "required": ["event"], "properties": {
+                "event": {"enum": list(BEHAVIOUR_EVENTS)}, "category": text, "product_id": text,
+                "within_days": {"type": "number", "minimum": 0.001, "maximum": MAX_DAYS},
+                "min": {"type": "number", "minimum": 0, "maximum": 1e6},
+            }}}},
+    ]
+    one = {"anyOf": leaf}
+
+    def node(kind: str, schema: dict) -> dict[str, Any]:
+        return {"type": "object", "additionalProperties": False, "required": [kind], "properties": {kind: schema}}
+
+    return {"anyOf": [*leaf, node("and", {"type": "array", "minItems": 1, "maxItems": 5, "items": one}),
+                      node("or", {"type": "array", "minItems": 1, "maxItems": 5, "items": one}), node("not", one)],
+            "description": ("a rule tree (docs/segments.md): conditions {field, op, value}, {behaviour: {…}}, {segment: key}, "
+                            f"combined by and / or / not up to {MAX_DEPTH} levels and {MAX_NODES} conditions; shown here: "
+                            "conditions and one level of and / or / not")}
 
 
 def validate_rule(rule: Any, path: str = "rule") -> dict:
@@ -148,11 +195,12 @@ def _validate_behaviour(b: Any, path: str) -> dict:
             if not isinstance(b[key], str) or not b[key] or len(b[key]) > 200:
                 raise InvalidInput(f"{path}.{key}", "must be a non-empty string")
             out[key] = b[key]
-    for key, low in (("within_days", 0.001), ("min", 0), ("max", 0)):
+    # a window reaches back at most MAX_DAYS (about 270 years): further back is before the calendar's start
+    for key, low, high in (("within_days", 0.001, MAX_DAYS), ("min", 0, 1e6), ("max", 0, 1e6)):
         if b.get(key) is not None:
             v = b[key]
-            if not _is_number(v) or v < low or v > 1e6:
-                raise InvalidInput(f"{path}.{key}", f"must be a number from {low} to 1000000")
+            if not _is_number(v) or v < low or v > high:
+                raise InvalidInput(f"{path}.{key}", f"must be a number from {low} to {high:.0f}")
             out[key] = v
     if "min" not in out and "max" not in out:
         out["min"] = 1
@@ -174,7 +222,7 @@ def _validate_condition(node: dict, path: str) -> dict:
     if kind is None and not (name.startswith("attributes.") and NAME_RE.match(name[11:])):
         raise InvalidInput(f"{path}.field", "must be profile.*, orders.*, scores.* or attributes.<name> (see docs/segments.md)")
     op = node.get("op")
-    if op not in OPS:
+    if not isinstance(op, str) or op not in OPS:
         raise InvalidInput(f"{path}.op", f"must be one of {', '.join(sorted(OPS))}")
     value = node.get("value")
     vpath = f"{path}.value"
@@ -183,7 +231,7 @@ def _validate_condition(node: dict, path: str) -> dict:
     if value is None:
         raise InvalidInput(vpath, "is required", "missing")
     if op in ("within_days", "older_than_days"):
-        if not _is_number(value) or value < 0 or value > 100_000:
+        if not _is_number(value) or value < 0 or value > MAX_DAYS:
             raise InvalidInput(vpath, "must be a number of days")
         if kind not in (DATE, None):
             raise InvalidInput(f"{path}.op", f"{op} needs a date field")

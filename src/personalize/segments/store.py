@@ -10,9 +10,48 @@ from sqlalchemy import func, select, update
 
 from ..db import db
 from ..models import utcnow
+from ..shapes import Obj, Shape, Text
 from ..validation import InvalidInput
 from .models import Segment, SegmentMember
 from .rules import KEY_RE, referenced_segments, validate_rule
+
+
+class Rule(Shape):
+    """A segment's rule tree, checked by :func:`validate_rule` (docs/segments.md)."""
+
+    def __init__(self, *, required: bool = False):
+        self.required = required
+
+    def read(self, obj: dict, key: str, path: str) -> dict | None:
+        if key not in obj:
+            if self.required:
+                raise InvalidInput(f"{path}{key}", "is required", "missing")
+            return None
+        return validate_rule(obj[key], f"{path}{key}")
+
+    def value_schema(self) -> dict[str, Any]:
+        return {"$ref": "#/components/schemas/Rule"}  # rule_schema(), once in the description
+
+    def schema(self, *, as_field: bool = True) -> dict[str, Any]:
+        return self.value_schema()
+
+
+RULE = Rule(required=True)
+KEY_MESSAGE = "must be 1-64 lowercase letters, digits, _ or - (starting with a letter or digit)"
+
+
+def _segment_input(create: bool) -> Obj:
+    return Obj({
+        "key": Text(64, pattern=KEY_RE, pattern_message=KEY_MESSAGE, required=create,
+                    description="1-64 lowercase letters, digits, _ or -; fixed once created"),
+        "name": Text(200, description="the key when absent"),
+        "description": Text(2000),
+        "rule": Rule(required=create),
+    }, unknown_message="is not a segment field (key, name, description, rule)", unknown_code="invalid")
+
+
+SEGMENT_CREATE = _segment_input(create=True)  # POST /segments
+SEGMENT_INPUT = _segment_input(create=False)  # PUT and PATCH /segments/<key>: what is given changes
 
 MAX_SEGMENTS = 500
 
@@ -32,32 +71,24 @@ def check_definition(site_id: int, body: dict, key: str | None = None, existing:
     """
     if not isinstance(body, dict):
         raise InvalidInput("", "the body must be a JSON object")
-    unknown = set(body) - {"key", "name", "description", "rule"}
-    if unknown:
-        raise InvalidInput(sorted(unknown)[0], "is not a segment field (key, name, description, rule)")
+    # the rule is read last, below, with the segments it may name; the key may come from the address
+    given = SEGMENT_INPUT.read_object({k: v for k, v in body.items() if k != "rule"}, "")
     out: dict[str, Any] = {}
     if existing is None:
-        key = body.get("key", key)
+        key = given["key"] or key
         if not isinstance(key, str) or not KEY_RE.match(key):
-            raise InvalidInput("key", "must be 1-64 lowercase letters, digits, _ or - (starting with a letter or digit)")
+            raise InvalidInput("key", KEY_MESSAGE)
         out["key"] = key
     else:
         key = existing.key
         if "key" in body and body["key"] != key:
             raise InvalidInput("key", "cannot change; create a new segment instead")
     if existing is None or "name" in body:
-        name = body.get("name") or key
-        if not isinstance(name, str) or len(name) > 200:
-            raise InvalidInput("name", "must be a string of at most 200 characters")
-        out["name"] = name
+        out["name"] = given["name"] or key
     if "description" in body:
-        if not isinstance(body["description"], str) or len(body["description"]) > 2000:
-            raise InvalidInput("description", "must be a string of at most 2000 characters")
-        out["description"] = body["description"]
+        out["description"] = given["description"] or ""
     if existing is None or "rule" in body:
-        if "rule" not in body:
-            raise InvalidInput("rule", "is required", "missing")
-        rule = validate_rule(body["rule"])
+        rule = RULE.read(body, "rule", "")
         known = {s.key: s for s in all_segments(site_id)}
         for ref in referenced_segments(rule):
             if ref not in known and ref != key:
