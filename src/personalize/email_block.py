@@ -24,6 +24,8 @@ import re
 
 from flask import Blueprint, Response, abort, current_app, redirect, request
 
+from .validation import whole_number
+
 bp = Blueprint("email_block", __name__)
 
 _TOKEN = re.compile(r"^[A-Za-z0-9_\-]{20,120}$")
@@ -41,10 +43,11 @@ def _whole(name: str, default: int, low: int, high: int) -> int:
     value = request.args.get(name)
     if value in (None, ""):
         return default
-    if not value.isdigit() or not low <= int(value) <= high:
+    number = whole_number(value)
+    if number is None or not low <= number <= high:
         abort(Response(f'{{"error":{{"code":"invalid","message":"must be a whole number from {low} to {high}","field":"{name}"}}}}',
                        400, mimetype="application/json"))
-    return int(value)
+    return number
 
 
 def _person(site_id: int, token: str):

@@ -36,7 +36,7 @@ from ..journeys.store import (
 from ..journeys.templates import TEMPLATES, create_from_template
 from ..models import Site
 from ..records import EVENT_TYPES
-from ..validation import InvalidInput
+from ..validation import InvalidInput, whole_number
 from . import SITE_TABS, bp
 from .access import found, not_found, site_page
 from .formatting import sentence
@@ -303,9 +303,9 @@ def step_from_form(step_id: str, kind: str, form, site_id: int) -> dict:
         for label in jdef.SPLIT_LABELS:
             raw = (form.get(f"share_{label}") or "").strip()
             if raw:
-                if not raw.isdigit():
+                if whole_number(raw) is None:
                     raise InvalidInput(f"share_{label}", "must be a whole percentage")
-                shares[label] = int(raw)
+                shares[label] = whole_number(raw)
         step.update(shares=shares, branches={label: [] for label in shares})
     elif kind == "email":
         step.update(subject=form.get("subject") or "", html=form.get("html") or "", recommendations=int(form.get("recommendations") or 0))

@@ -6,7 +6,7 @@ from flask import request
 
 from ..catalog import count_products, get_product, list_products, upsert_products
 from ..records import ProductRecord
-from ..validation import InvalidInput, mapping, number, only_known, text
+from ..validation import InvalidInput, mapping, number, only_known, text, whole_number
 from . import bp
 from .auth import secret_site
 from .errors import ApiError
@@ -73,9 +73,9 @@ def index():
     site = secret_site()
     limit = request.args.get("limit", "100")
     offset = request.args.get("offset", "0")
-    if not limit.isdigit() or not 1 <= int(limit) <= 1000:
+    if not 1 <= (whole_number(limit) or 0) <= 1000:
         raise ApiError(400, "invalid", "must be a whole number from 1 to 1000", "limit")
-    if not offset.isdigit() or int(offset) > 10**9:
+    if whole_number(offset) is None or whole_number(offset) > 10**9:
         raise ApiError(400, "invalid", "must be a whole number from 0", "offset")
     rows = list_products(site.id, limit=int(limit), offset=int(offset))
     return {"products": [product_json(p) for p in rows], "total": count_products(site.id), "limit": int(limit), "offset": int(offset)}

@@ -15,7 +15,7 @@ from ..recommend.service import (
     release_read_connection,
     use_read_connection,
 )
-from ..validation import json_text
+from ..validation import json_text, whole_number
 from . import bp
 from .errors import ApiError
 from .people import person_param
@@ -63,7 +63,7 @@ def get_recommendations():
     site = widget_site()
     max_limit = current_app.config["RECOMMENDATION_LIMIT_MAX"]
     limit_text = request.args.get("limit", "8")
-    if not limit_text.isdigit() or not 1 <= int(limit_text) <= max_limit:
+    if not 1 <= (whole_number(limit_text) or 0) <= max_limit:
         raise ApiError(400, "invalid", f"must be a whole number from 1 to {max_limit}", "limit")
     visitor, kind = person_param(_param("visitor"))  # customer_id / email: secret key only (api/people.py)
     slot = _param("slot", "home", 64)

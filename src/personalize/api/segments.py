@@ -18,7 +18,7 @@ from ..segments.store import (
     segment_json,
     update_segment,
 )
-from ..validation import InvalidInput
+from ..validation import InvalidInput, whole_number
 from . import bp
 from .auth import secret_site
 from .errors import ApiError
@@ -48,7 +48,7 @@ def _segment(site_id: int, key: str):
 
 def _int_arg(name: str, default: int, low: int, high: int) -> int:
     raw = request.args.get(name, str(default))
-    if not raw.isdigit() or not low <= int(raw) <= high:
+    if whole_number(raw) is None or not low <= whole_number(raw) <= high:
         raise ApiError(400, "invalid", f"must be a whole number from {low} to {high}", name)
     return int(raw)
 
