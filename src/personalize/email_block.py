@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import base64
 import re
+from urllib.parse import urlsplit
 
 from flask import Blueprint, Response, abort, current_app, redirect, request
 
@@ -119,7 +120,7 @@ def card_image(site_id: int, token: str, position: int):
 
 @bp.get("/email/recs/<int:site_id>/<token>/<click>")
 def click(site_id: int, token: str, click: str):
-    from .journeys.email import tracked_link
+    from .journeys.email import shop_hosts, tracked_link
     from .profiles.trust import site_token
     from .recommend.channels import shown_list, site_addresses
     from .recommend.service import cards_of
@@ -150,7 +151,9 @@ def click(site_id: int, token: str, click: str):
         if card is not None and card[2]:
             params = {"utm_source": "personalize", "utm_medium": "email", "utm_campaign": "recommendations", "pz_rec": rec_id,
                       "pz_token": site_token(site.id, live, CLICK_TOKEN_SECONDS)}
-            target = tracked_link(shop, card[2], params)
+            target = tracked_link(shop, card[2], params, shop_hosts(shop, site.allowed_origins))
+    if target and (urlsplit(target).hostname or "").lower() not in shop_hosts(shop, site.allowed_origins):
+        target = ""  # this address redirects only to the shop's own hosts, never to wherever a product feed points
     if not target:  # the product left the catalogue, or the list is shorter now: the shop itself
         target = shop if shop.startswith(("http://", "https://")) else ""
     if not target:

@@ -591,13 +591,28 @@ def html_to_text(html: str) -> str:
     return re.sub(r"\n\s*\n\s*(\n\s*)+", "\n\n", text).strip() + "\n"
 
 
-def tracked_link(base: str, url: str, params: dict[str, str]) -> str:
-    """``url`` made absolute against the shop's ``base`` with ``params`` added to its query."""
+#: what a link carries that proves who the person is: only ever sent to the shop's own hosts
+IDENTITY_PARAMS = ("pz_token",)
+
+
+def shop_hosts(base: str, origins: Any = ()) -> set[str]:
+    """The host names of the shop: its address and the site's allowed origins."""
+    return {h.lower() for h in (urlsplit(u).hostname for u in (base, *(origins or ())) if isinstance(u, str)) if h}
+
+
+def tracked_link(base: str, url: str, params: dict[str, str], hosts: set[str] | None = None) -> str:
+    """``url`` made absolute against the shop's ``base`` with ``params`` added to its query.
+
+    A link to a host that is not the shop's (``hosts``, by default the host of ``base``) gets no
+    :data:`IDENTITY_PARAMS`: a product address a feed points elsewhere must not hand a token
+    that signs its reader in as the person to another site."""
     absolute = urljoin(base + "/", url) if base else url
     parts = urlsplit(absolute)
     if parts.scheme not in ("http", "https"):
         return ""
-    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k not in params]
+    if (parts.hostname or "").lower() not in (hosts if hosts is not None else shop_hosts(base)):
+        params = {k: v for k, v in params.items() if k not in IDENTITY_PARAMS}
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k not in params and k not in IDENTITY_PARAMS]
     return urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode([*query, *params.items()]), parts.fragment))
 
 
