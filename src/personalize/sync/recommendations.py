@@ -222,7 +222,7 @@ def fetch_thumbnails(image_urls: list[str], config=None, http=None, most: int = 
         thumbnail_dir,
         thumbnail_path,
     )
-    from .http import HttpClient
+    from .http import HttpClient, ResponseTooLarge
     from .outbound import SETTING, OutboundPolicy, parse_allowed_hosts
 
     config = config if config is not None else current_app.config
@@ -254,6 +254,8 @@ def fetch_thumbnails(image_urls: list[str], config=None, http=None, most: int = 
             pic.save(partial, "PNG")
             partial.replace(target)
             out[url] = "fetched"
+        except ResponseTooLarge:
+            out[url] = "too large"
         except Exception as exc:  # one picture must not stop the others; the card shows a tile instead
             out[url] = f"{type(exc).__name__}"
             log.info("product picture %s not kept: %s", url[:200], exc)
