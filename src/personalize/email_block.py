@@ -21,8 +21,11 @@ from __future__ import annotations
 
 import base64
 import re
+from urllib.parse import urlsplit
 
 from flask import Blueprint, Response, abort, current_app, redirect, request
+
+from .validation import whole_number
 
 bp = Blueprint("email_block", __name__)
 
@@ -41,10 +44,11 @@ def _whole(name: str, default: int, low: int, high: int) -> int:
     value = request.args.get(name)
     if value in (None, ""):
         return default
-    if not value.isdigit() or not low <= int(value) <= high:
+    number = whole_number(value)
+    if number is None or not low <= number <= high:
         abort(Response(f'{{"error":{{"code":"invalid","message":"must be a whole number from {low} to {high}","field":"{name}"}}}}',
                        400, mimetype="application/json"))
-    return int(value)
+    return number
 
 
 def _person(site_id: int, token: str):
@@ -116,7 +120,7 @@ def card_image(site_id: int, token: str, position: int):
 
 @bp.get("/email/recs/<int:site_id>/<token>/<click>")
 def click(site_id: int, token: str, click: str):
-    from .journeys.email import tracked_link
+    from .journeys.email import shop_hosts, tracked_link
     from .profiles.trust import site_token
     from .recommend.channels import shown_list, site_addresses
     from .recommend.service import cards_of
@@ -147,7 +151,9 @@ def click(site_id: int, token: str, click: str):
         if card is not None and card[2]:
             params = {"utm_source": "personalize", "utm_medium": "email", "utm_campaign": "recommendations", "pz_rec": rec_id,
                       "pz_token": site_token(site.id, live, CLICK_TOKEN_SECONDS)}
-            target = tracked_link(shop, card[2], params)
+            target = tracked_link(shop, card[2], params, shop_hosts(shop, site.allowed_origins))
+    if target and (urlsplit(target).hostname or "").lower() not in shop_hosts(shop, site.allowed_origins):
+        target = ""  # this address redirects only to the shop's own hosts, never to wherever a product feed points
     if not target:  # the product left the catalogue, or the list is shorter now: the shop itself
         target = shop if shop.startswith(("http://", "https://")) else ""
     if not target:

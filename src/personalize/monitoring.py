@@ -20,6 +20,7 @@ from flask import Flask, Response, current_app, request
 
 from . import metrics
 from .logs import REQUEST_ID, request_id_from
+from .validation import whole_number
 
 access_log = logging.getLogger("personalize.access")
 log = logging.getLogger(__name__)
@@ -59,7 +60,7 @@ class RequestMiddleware:
         def start(status_line: str, headers: list[tuple[str, str]], exc_info=None):
             headers.append(("X-Request-ID", rid))
             status[:] = [int(status_line[:3])]
-            length[:] = [next((int(v) for k, v in headers if k.lower() == "content-length" and v.isdigit()), None)]
+            length[:] = [next((whole_number(v) for k, v in headers if k.lower() == "content-length" and whole_number(v) is not None), None)]
             return start_response(status_line, headers, exc_info)
 
         # The answer is complete when the application returns it (start_response has been called):

@@ -31,6 +31,7 @@ from .validation import (
     number,
     only_known,
     text,
+    whole_number,
 )
 
 _MISSING = object()
@@ -423,9 +424,10 @@ class WholeText(Shape):
         raw = obj.get(key)
         if raw is None:
             return self.default
-        if not raw.isdigit() or not self.low <= int(raw) <= self.high:
+        number = whole_number(raw)
+        if number is None or not self.low <= number <= self.high:
             raise InvalidInput(f"{path}{key}", self.message)
-        return int(raw)
+        return number
 
     def value_schema(self) -> dict[str, Any]:
         return {"type": "integer", "minimum": self.low, "maximum": self.high, "default": self.default}

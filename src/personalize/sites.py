@@ -17,6 +17,7 @@ from sqlalchemy import bindparam, select
 
 from .db import db
 from .models import ApiKey, Site, utcnow
+from .validation import whole_number
 
 
 class SiteError(ValueError):
@@ -152,8 +153,8 @@ def resolve_site(ref: str) -> Site | None:
     naming their ids, so a command never picks one of them by chance.
     """
     ref = (ref or "").strip()
-    if ref.isdigit():
-        return get_site(int(ref))
+    if whole_number(ref) is not None:
+        return get_site(whole_number(ref))
     if ref.startswith("pk_"):
         return site_for_public_key(ref)
     named = sites_named(ref)

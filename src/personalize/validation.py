@@ -24,6 +24,17 @@ class InvalidInput(ValueError):
 _ID_RE = re.compile(r"^[A-Za-z0-9_.:\-]+$")
 MAP_KEY_MAX = 100  # characters in a name of a flat map (mapping)
 MAP_VALUE_MAX = 2000  # characters in one of its string values
+_DIGITS = re.compile(r"[0-9]{1,18}")
+
+
+def whole_number(text: Any) -> int | None:
+    """``text`` read as a whole number when it is 1 to 18 ASCII digits; ``None`` otherwise.
+
+    Every number read from a URL, a query or a form goes through this, never ``str.isdigit``:
+    ``isdigit`` also says yes to ``"²"`` (which ``int`` refuses: a 500) and to ``"١٢"``, and
+    ``int`` refuses more than 4,300 digits.
+    """
+    return int(text) if isinstance(text, str) and _DIGITS.fullmatch(text) else None
 
 
 def text_problem(value: str) -> str | None:

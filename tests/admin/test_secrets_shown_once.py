@@ -14,7 +14,7 @@ from personalize.db import db
 from .conftest import make_user, post, sign_in
 from .test_sessions import cookie, decoded
 
-SECRET = re.compile(r"\b(?:sk|ss)_[A-Za-z0-9_\-]{10,}")
+SECRET = re.compile(r"\b(?:sk|ss|whsec)_[A-Za-z0-9_\-]{10,}")
 
 
 def cookies_set(response) -> list[str]:
@@ -29,7 +29,7 @@ def assert_no_secret_in_cookies(app, client, response, secret: str) -> None:
 
 
 def shown(page: str, element: str) -> str:
-    return re.search(rf'id="{element}">((?:sk|ss)_[^<]+)<', page).group(1)
+    return re.search(rf'id="{element}">((?:sk|ss|whsec)_[^<]+)<', page).group(1)
 
 
 ACTIONS = [
@@ -37,6 +37,9 @@ ACTIONS = [
     ("a rotated secret key", "/admin/sites/{site}/rotate", {}, "secret-key"),
     ("the signing secret", "/admin/sites/{site}/signing-secret", {}, "signing-secret"),
     ("a rotated signing secret", "/admin/sites/{site}/signing-secret", {"rotate": "1"}, "signing-secret"),
+    # the journeys' webhook secret was kept in the cookie until an outside review found it
+    ("the journeys' webhook secret", "/admin/sites/{site}/email-settings/webhook-secret", {}, "webhook-secret"),
+    ("a rotated webhook secret", "/admin/sites/{site}/email-settings/webhook-secret", {"rotate": "1"}, "webhook-secret"),
 ]
 
 
@@ -69,6 +72,10 @@ def test_a_secret_waits_for_its_own_site_and_its_own_session(app, client, as_own
     assert not SECRET.search(second.get(f"/admin/sites/{site.id}").get_data(as_text=True)), "not in another session"
     page = as_owner.get(r.headers["Location"]).get_data(as_text=True)
     assert shown(page, "secret-key").startswith("sk_")
+    r = post(as_owner, f"/admin/sites/{site.id}/email-settings/webhook-secret")
+    assert not SECRET.search(as_owner.get(f"/admin/sites/{other.id}/email-settings").get_data(as_text=True)), "not on another site's page"
+    assert not SECRET.search(second.get(f"/admin/sites/{site.id}/email-settings").get_data(as_text=True)), "not in another session"
+    assert shown(as_owner.get(r.headers["Location"].split("#")[0]).get_data(as_text=True), "webhook-secret").startswith("whsec_")
 
 
 def test_signing_out_drops_a_secret_not_shown_yet(app, as_owner, site):

@@ -10,6 +10,7 @@ import os
 import secrets
 import socket
 import time
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -482,3 +483,54 @@ def test_admin_pages_take_an_out_of_range_page_start(app, client, site):
     client.post("/admin/login", data={"email": "owner@shop.example", "password": "correct horse battery", "csrf_token": token})
     for after in (str(10**30), "-5", "x"):
         assert client.get(f"/admin/sites/{site.id}/segments/big", query_string={"after": after}).status_code == 200
+
+
+# ---------------------------------------------------------------- whole numbers and JSON bodies (outside review, new surfaces)
+
+ODD_NUMBERS = ["²", "١٢", "9" * 5000, "-1", "1e3", " 3"]
+
+
+def test_a_number_in_a_query_is_ascii_digits_or_a_400_naming_it(client, trained):
+    """``str.isdigit`` says yes to "²" (which ``int`` refuses: it was a 500) and to Arabic-Indic digits;
+    ``int`` refuses more than 4,300 digits. Every number read from a URL or form goes through one helper."""
+    from personalize.recommend.channels import block_urls
+    from personalize.sites import get_site
+
+    block = block_urls("", trained.id, _a_profile(trained), None)
+    image = urlsplit(block.image).path
+    secret = {"Authorization": f"Bearer {trained.secret_key}"}
+    asks = [
+        (f"/api/v1/recommendations?key={trained.public_key}&limit={{}}", {}, "limit"),
+        ("/api/v1/products?limit={}", secret, "limit"),
+        ("/api/v1/products?offset={}", secret, "offset"),
+        (image + "?n={}", {}, "n"),
+        (image + "?columns={}", {}, "columns"),
+    ]
+    assert get_site(trained.id) is not None
+    for template, headers, field in asks:
+        for odd in ODD_NUMBERS:
+            r = client.get(template.format(odd), headers=headers)
+            assert r.status_code == 400, (template, odd, r.status_code)
+            assert r.get_json()["error"]["field"] == field, (template, odd)
+
+
+def _a_profile(site) -> int:
+    from personalize.models import Profile
+
+    return db.session.scalar(db.select(Profile.id).where(Profile.site_id == site.id).limit(1))
+
+
+def test_no_isdigit_in_the_source():
+    """The class, not the instance: nothing under src/ reads a number with ``isdigit``."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2] / "src"
+    found = [f"{p}:{n}" for p in root.rglob("*.py") for n, line in enumerate(p.read_text().splitlines(), 1)
+             if ".isdigit()" in line or ".isnumeric()" in line or ".isdecimal()" in line]
+    assert not found, "use personalize.validation.whole_number: " + ", ".join(found)
+
+
+def test_a_body_that_is_not_a_json_object_names_the_body(client, trained):
+    for body in (b"[1]", b'"x"', b"{", b'{"a": NaN}'):
+        r = client.post("/api/v1/rank", data=body, content_type="application/json")
+        assert r.status_code == 400 and r.get_json()["error"]["field"] == "body", body

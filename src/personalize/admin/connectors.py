@@ -24,6 +24,7 @@ from ..sync.connections import (
 )
 from ..sync.engine import build_connector, check_message, make_http, run_log
 from ..sync.secrets import redact
+from ..validation import whole_number
 from . import SITE_TABS, bp
 from .access import can_edit, denied, found, site_page
 from .formatting import sentence
@@ -135,7 +136,7 @@ def _minutes(raw: str) -> int | None:
     raw = (raw or "").strip()
     if not raw:
         return None
-    if not raw.isdigit() or int(raw) < 1:
+    if not whole_number(raw) or whole_number(raw) > 10**6:
         raise ConnectionSettingsError("schedule", "enter a whole number of minutes (at least 1), or leave it empty for no schedule")
     return int(raw)
 

@@ -26,6 +26,7 @@ from ..experiments.store import (
 from ..insights.charts import hbar_chart, interval_chart
 from ..insights.experiments import DEFAULT_TARGET
 from ..models import ModelVersion, Site
+from ..validation import whole_number
 from . import SITE_TABS, bp
 from .access import found, site_page
 from .formatting import money, percent, sentence
@@ -57,7 +58,7 @@ def definition_from_form(form) -> dict:
         override: dict = {"strategy": form.get(f"arm{i}_strategy") or "personal"}
         model = (form.get(f"arm{i}_model") or "").strip()
         if model:
-            if not model.isdigit():
+            if whole_number(model) is None:
                 raise ArmError(f"version {LETTERS[i]}: model", "choose a stored model")
             override["model_version"] = int(model)
         rules: dict = {}
@@ -79,7 +80,7 @@ def definition_from_form(form) -> dict:
     target = (form.get("target_visitors") or "").strip().replace(",", "")
     return {
         "name": form.get("name") or "", "slot": (form.get("slot") or "").strip() or "home", "metric": form.get("metric") or "revenue_per_visitor",
-        "target_visitors": int(target) if target.isdigit() else (target or DEFAULT_TARGET), "arms": arms,
+        "target_visitors": whole_number(target) if whole_number(target) is not None else (target or DEFAULT_TARGET), "arms": arms,
     }
 
 
@@ -204,7 +205,7 @@ def experiments_status(s: Site, experiment_id: int):
             flash("Stopped: everyone sees the slot as before. You can still roll out a version.", "ok")
         elif action == "rollout":
             arm = request.form.get("arm") or ""
-            roll_out(s, experiment, int(arm) if arm.isdigit() else arm)
+            roll_out(s, experiment, whole_number(arm) if whole_number(arm) is not None else arm)
             flash(f"Version {LETTERS[experiment.winner]} “{experiment.arms[experiment.winner]['name']}” is now what everyone sees "
                   f"on the {experiment.slot} slot. The experiment has ended.", "ok")
         elif action == "delete":

@@ -9,7 +9,7 @@ import json
 import re
 from typing import Any
 
-from flask import current_app, flash, g, redirect, render_template, request, session, url_for
+from flask import current_app, flash, g, redirect, render_template, request, url_for
 
 from ..db import db
 from ..journeys import definition as jdef
@@ -36,7 +36,7 @@ from ..journeys.store import (
 from ..journeys.templates import TEMPLATES, create_from_template
 from ..models import Site
 from ..records import EVENT_TYPES
-from ..validation import InvalidInput
+from ..validation import InvalidInput, whole_number
 from . import SITE_TABS, bp
 from .access import found, not_found, site_page
 from .formatting import sentence
@@ -51,6 +51,7 @@ from .segments import (
     rule_text,
     schedule,
 )
+from .sessions import stash_secret, take_secret
 
 SITE_TABS.append({"endpoint": "admin.journeys", "label": "Journeys", "order": 4})
 
@@ -303,12 +304,15 @@ def step_from_form(step_id: str, kind: str, form, site_id: int) -> dict:
         for label in jdef.SPLIT_LABELS:
             raw = (form.get(f"share_{label}") or "").strip()
             if raw:
-                if not raw.isdigit():
+                if whole_number(raw) is None:
                     raise InvalidInput(f"share_{label}", "must be a whole percentage")
-                shares[label] = int(raw)
+                shares[label] = whole_number(raw)
         step.update(shares=shares, branches={label: [] for label in shares})
     elif kind == "email":
-        step.update(subject=form.get("subject") or "", html=form.get("html") or "", recommendations=int(form.get("recommendations") or 0))
+        count = whole_number((form.get("recommendations") or "0").strip())
+        if count is None:
+            raise InvalidInput("recommendations", "must be a whole number of products")
+        step.update(subject=form.get("subject") or "", html=form.get("html") or "", recommendations=count)
         if (form.get("text") or "").strip():
             step["text"] = form["text"]
         step.pop("recommendations_at", None)
@@ -631,7 +635,7 @@ def journeys_email_settings(s: Site):
         return redirect(url_for("admin.journeys_email_settings", site_id=s.id))
     return render_template("admin/email_settings.html", site=s, settings=settings, values={}, zones=time_zones(), security=SECURITY,
                            consent_modes=CONSENT_MODES, missing=missing_for_sending(settings, current_app.config),
-                           webhook_secret=session.pop("webhook_secret", None))
+                           webhook_secret=take_secret(g.admin_session, "webhook_secret", s.id))
 
 
 @bp.post("/sites/<int:site_id>/email-settings/webhook-secret")
@@ -640,7 +644,9 @@ def journeys_webhook_secret(s: Site):
     from ..journeys.webhooks import rotate_webhook_secret, webhook_secret
 
     rotate = request.form.get("rotate") == "1"
-    session["webhook_secret"] = rotate_webhook_secret(s.id, current_app.config) if rotate else webhook_secret(s.id, current_app.config)
+    # shown once, from the server (admin/sessions.py), for this site only: never in the cookie, which whoever holds it can read
+    secret = rotate_webhook_secret(s.id, current_app.config) if rotate else webhook_secret(s.id, current_app.config)
+    stash_secret(g.admin_session, "webhook_secret", s.id, secret)
     if rotate:
         flash("New webhook secret: receivers checking the old one now refuse journey webhooks until you give them this one.", "ok")
     return redirect(url_for("admin.journeys_email_settings", site_id=s.id) + "#webhooks")

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from ..profiles.identity import CUSTOMER, EMAIL, VISITOR, lookup
 from ..profiles.merge import resolve_profile_id
 from ..profiles.privacy import identities_by_kind
+from ..validation import whole_number
 
 
 @dataclass
@@ -28,8 +29,8 @@ def find_profile(site_id: int, query: str) -> Found | None:
             return Found(profile_id, query)
     if profile_id is None:
         profile_id = lookup(site_id, CUSTOMER, [query]).get(query)
-    if profile_id is None and query.isdigit():
-        profile_id = resolve_profile_id(site_id, int(query))
+    if profile_id is None and whole_number(query) is not None:
+        profile_id = resolve_profile_id(site_id, whole_number(query))
     if profile_id is None:
         return None
     visitors = identities_by_kind(profile_id).get(VISITOR) or []

@@ -35,7 +35,7 @@ from ..segments.store import (
     get_segment,
     update_segment,
 )
-from ..validation import InvalidInput
+from ..validation import InvalidInput, whole_number
 from . import SITE_TABS, bp
 from .access import can_edit, denied, found, site_page
 from .labels import event_label
@@ -361,9 +361,9 @@ def contact_policy(s: Site):
             limits = {}
             for key in ("per_day", "per_week"):
                 raw = request.form.get(f"{key}_{channel}" if channel != new else f"new_{key}", "").strip()
-                if raw and not raw.isdigit():
+                if raw and whole_number(raw) is None:
                     raise InvalidInput(f"{channel}.{key}", "must be a whole number, or empty for no limit")
-                limits[key] = int(raw) if raw else None
+                limits[key] = whole_number(raw) if raw else None
             set_policy(s.id, channel, limits)
     except InvalidInput as exc:
         db.session.rollback()

@@ -9,6 +9,7 @@ from flask import flash, g, redirect, render_template, request, session, url_for
 from ..db import db
 from ..models import AdminUser
 from ..sites import list_sites
+from ..validation import whole_number
 from . import bp
 from .access import denied, found, granted_site_ids, is_owner, login_required, set_site_access
 from .formatting import sentence
@@ -47,7 +48,7 @@ def _refused(exc: AdminUserError):
 
 def _site_choice() -> set[int]:
     known = {s.id for s in list_sites()}
-    return {int(v) for v in request.form.getlist("sites") if v.isdigit() and int(v) in known}
+    return {whole_number(v) for v in request.form.getlist("sites") if whole_number(v) in known}
 
 
 @bp.get("/team")

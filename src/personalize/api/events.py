@@ -62,9 +62,9 @@ def parse_json(raw: bytes) -> object:
     try:
         return json.loads(raw, parse_constant=_no_constant, parse_float=_finite)
     except _NotJsonNumber as exc:
-        raise ApiError(400, "invalid_json", f"the body is not valid JSON: {exc}"[:200]) from None
+        raise ApiError(400, "invalid_json", f"the body is not valid JSON: {exc}"[:200], "body") from None
     except (UnicodeDecodeError, ValueError) as exc:  # ValueError: JSONDecodeError, and integers of over 4,300 digits
-        raise ApiError(400, "invalid_json", f"the body is not valid JSON ({exc})"[:200]) from None
+        raise ApiError(400, "invalid_json", f"the body is not valid JSON ({exc})"[:200], "body") from None
     except RecursionError:  # thousands of nested brackets: no endpoint takes anything that deep
         raise ApiError(400, "invalid_json", "the body nests arrays or objects too deeply", "body") from None
 
@@ -86,7 +86,7 @@ def json_body(check_text: bool = True) -> dict:
     raw = request.get_data(cache=False)
     body = parse_json(raw)
     if not isinstance(body, dict):
-        raise ApiError(400, "invalid_json", "the body must be a JSON object")
+        raise ApiError(400, "invalid_json", "the body must be a JSON object", "body")
     if check_text and _RISKY_ESCAPE.search(raw):
         check_storable(body)
     return body

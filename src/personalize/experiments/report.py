@@ -18,6 +18,7 @@ from sqlalchemy import and_, func, select
 from ..db import db
 from ..insights.experiments import ArmTotals, Interval, compare
 from ..models import Event, Order, utcnow
+from ..validation import whole_number
 from .models import Experiment
 
 
@@ -84,7 +85,7 @@ def experiment_report(experiment: Experiment, now: datetime | None = None) -> Ex
     }
     sums = [dict(visitors=0, lists=0, clicks=0, clickers=0, buyers=0, revenue=0.0, revenue_squares=0.0) for _ in arms]
     for visitor, a, lists, orders, revenue in rows:
-        i = int(a) if str(a).isdigit() else -1
+        i = whole_number(str(a)) if whole_number(str(a)) is not None else -1
         if not 0 <= i < len(arms):
             continue
         s, c, revenue = sums[i], clicks.get((visitor, a), 0), float(revenue or 0.0)
@@ -103,7 +104,7 @@ def experiment_report(experiment: Experiment, now: datetime | None = None) -> Ex
         .where(Order.site_id == site_id, Order.rec_id.like(prefix + "%"))
         .group_by(order_arm)
     ):
-        if str(a).isdigit() and int(a) < len(arms):
+        if whole_number(str(a)) is not None and whole_number(str(a)) < len(arms):
             arms[int(a)].attributed_orders, arms[int(a)].attributed_revenue = int(n), float(total or 0.0)
     _compare(experiment, arms)
     currency = db.session.scalar(

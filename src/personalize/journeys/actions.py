@@ -36,6 +36,7 @@ from .email import (
     recommendations_block,
     render,
     server_base,
+    shop_hosts,
     smtp_password,
     tracked_link,
     unsubscribe_token,
@@ -260,6 +261,7 @@ def email_context(site, settings, entry_data: dict, journey: tuple, contact: Con
     unsubscribe = server_base(settings, config) + UNSUBSCRIBE_PATH + unsubscribe_token(site.id, contact.profile_id)
     token = make_token(site.id, email=contact.email) if contact.email else ""
     campaign = {"utm_source": "personalize", "utm_medium": "email", "utm_campaign": journey[2] or "journey"}
+    hosts = shop_hosts(base, site.allowed_origins)  # the person's token goes only to the shop's own hosts
     items, rec_id, block = [], "", None
     if step.get("recommendations") and step.get("recommendations_at") == "open":
         # the open-time block: pictures of the list as it is when the email is opened (personalize/email_block.py)
@@ -273,7 +275,7 @@ def email_context(site, settings, entry_data: dict, journey: tuple, contact: Con
         recs = recommend_for(site, contact.visitor, "email", int(step["recommendations"]))
         rec_id = recs.rec_id
         for item in recs.items:
-            link = tracked_link(base, item.get("url") or "", {**campaign, "pz_rec": rec_id, "pz_token": token})
+            link = tracked_link(base, item.get("url") or "", {**campaign, "pz_rec": rec_id, "pz_token": token}, hosts)
             price = item.get("price")
             items.append({
                 **item, "url": link,
@@ -286,7 +288,7 @@ def email_context(site, settings, entry_data: dict, journey: tuple, contact: Con
         if product is not None:
             trigger["product"] = {
                 "id": product.external_id, "title": product.title, "image": product.image, "price": product.price,
-                "currency": product.currency, "url": tracked_link(base, product.url or "", {**campaign, "pz_token": token}),
+                "currency": product.currency, "url": tracked_link(base, product.url or "", {**campaign, "pz_token": token}, hosts),
             }
     attrs = dict(contact.attributes)
     context = {

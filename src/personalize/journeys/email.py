@@ -24,18 +24,23 @@ import re
 import smtplib
 import ssl
 from collections.abc import Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import format_datetime, formataddr
 from html.parser import HTMLParser
-from typing import Any
+from string import Formatter
+from typing import Any, NoReturn
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
-from jinja2 import ChainableUndefined, TemplateError, TemplateSyntaxError
+from jinja2 import ChainableUndefined, TemplateError, TemplateSyntaxError, nodes, pass_context
+from jinja2.compiler import CodeGenerator
 from jinja2.exceptions import SecurityError
+from jinja2.runtime import LoopContext
 from jinja2.sandbox import ImmutableSandboxedEnvironment
+from jinja2.visitor import NodeTransformer
 from markupsafe import Markup, escape
 
 from ..db import db
@@ -295,8 +300,212 @@ class _Undefined(ChainableUndefined):
         return self.__str__()
 
 
+# A template is typed by an editor and rendered by the web process (a test send) and by the workers
+# (every email): whatever it does must stay small. Every value it builds, everything it writes and
+# every loop it runs is counted against these, per rendering; going over fails the template (a
+# ValueError, like any template error), never the process.
+MAX_TEXT = 200_000  # characters of any one string or list a template builds
+MAX_OUTPUT = 1_000_000  # characters one rendering writes in all (macros, loops and blocks included)
+MAX_ITERATIONS = 20_000  # turns of all its loops together
+MAX_WIDTH = 10_000  # a width, padding or count handed to a string method or filter
+MAX_INT_BITS = 4_096  # the size of a whole number arithmetic may make
+
+_WIDTH_FILTERS = {"center", "indent", "truncate", "wordwrap", "batch", "slice"}  # their arguments are widths and counts
+_PERCENT_SPEC = re.compile(r"%(?:\([^)]*\))?[-#0 +]*(\*|\d+)?(?:\.(\*|\d+))?")
+_BUDGET: ContextVar[list[int] | None] = ContextVar("personalize_template_budget", default=None)
+
+
+class TemplateTooCostly(SecurityError):
+    """A template went over one of the limits above."""
+
+
+def _too_costly(what: str) -> NoReturn:
+    raise TemplateTooCostly(what)
+
+
+def _spend(index: int, amount: int, what: str) -> None:
+    budget = _BUDGET.get()
+    if budget is None:
+        return
+    budget[index] -= amount
+    if budget[index] < 0:
+        _too_costly(what)
+
+
+def _sized(value: Any) -> Any:
+    if isinstance(value, str | list | tuple | bytes) and len(value) > MAX_TEXT:
+        _too_costly(f"a value of more than {MAX_TEXT:,} characters or items")
+    return value
+
+
+def _check_width(value: Any) -> None:
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_WIDTH:
+        _too_costly(f"a width or count above {MAX_WIDTH:,}")
+
+
+def _check_format(pattern: str) -> None:
+    """Refuse ``str.format`` / ``%`` patterns that pad to huge widths (``{:999999999}``, ``%0999999999d``,
+    or a width taken from an argument)."""
+    for _text, _name, spec, _conv in Formatter().parse(pattern):
+        if spec and ("{" in spec or any(len(run) > 4 for run in re.findall(r"\d+", spec))):
+            _too_costly("a format width above 9,999 or taken from an argument")
+
+
+def _check_percent(pattern: str) -> None:
+    for width, precision in _PERCENT_SPEC.findall(pattern):
+        for part in (width, precision):
+            if part == "*" or len(part) > 4:
+                _too_costly("a format width above 9,999 or taken from an argument")
+
+
+@pass_context
+def _counted_filter(_context, items: Any):
+    return _counted(items)
+
+
+@pass_context
+def _written_filter(_context, value: Any) -> Any:
+    return _written(value)  # a filter of the context, so that Jinja never runs it ahead, on constant text
+
+
+def _counted(items: Any):
+    """The items of a loop, each turn counted against the rendering's budget."""
+    for item in items:
+        _spend(0, 1, f"loops of more than {MAX_ITERATIONS:,} turns")
+        yield item
+
+
+def _written(value: Any) -> Any:
+    """What an output writes, counted against the rendering's budget."""
+    if isinstance(value, str):
+        _spend(1, len(value), f"more than {MAX_OUTPUT:,} characters of output")
+    return value
+
+
+def _guard_filter(name: str, f):
+    """A built-in filter, with the widths and counts it is given checked first."""
+
+    @functools.wraps(f)
+    def guarded(*args, **kwargs):
+        values = [*args, *kwargs.values()]
+        if name == "format":
+            pattern = next((a for a in args if isinstance(a, str)), "")
+            _check_percent(pattern)
+        elif name == "replace":
+            texts = [a for a in args if isinstance(a, str)]
+            if len(texts) >= 3:
+                _check_replace(*texts[:3])
+        elif name == "join" and args:
+            parts = list(args[1]) if len(args) > 1 and not isinstance(args[1], str) else None
+            if parts is not None:
+                sep = next((a for a in args[2:] if isinstance(a, str)), kwargs.get("d", ""))
+                _check_join(sep, parts)
+                args = (args[0], parts, *args[2:])
+        elif name == "indent":
+            for v in values[1:]:
+                if isinstance(v, str) and len(v) > MAX_WIDTH:
+                    _too_costly(f"a width or count above {MAX_WIDTH:,}")
+        if name in _WIDTH_FILTERS:
+            for v in values[1:]:
+                _check_width(v)
+        return _sized(f(*args, **kwargs))
+
+    return guarded
+
+
+def _check_join(separator: str, parts: list) -> None:
+    if len(parts) > MAX_TEXT or sum(len(str(p)) for p in parts) + len(separator) * len(parts) > MAX_TEXT:
+        _too_costly(f"a value of more than {MAX_TEXT:,} characters or items")
+
+
+def _check_replace(text: str, old: str, new: str) -> None:
+    grows = max(0, len(new) - len(old))
+    if grows and len(text) + grows * (text.count(old) if old else len(text) + 1) > MAX_TEXT:
+        _too_costly(f"a value of more than {MAX_TEXT:,} characters or items")
+
+
+class _Budgeted(NodeTransformer):
+    """Rewrites a parsed template so that every loop's items pass :func:`_counted` and everything
+    written passes :func:`_written` (static text inside a loop or a macro included)."""
+
+    def visit_For(self, node: nodes.For) -> nodes.Node:
+        self.generic_visit(node)
+        node.iter = nodes.Filter(node.iter, "pz_counted", [], [], None, None, lineno=node.lineno)
+        return node
+
+    def visit_Output(self, node: nodes.Output) -> nodes.Node:
+        self.generic_visit(node)
+        node.nodes = [
+            nodes.Filter(nodes.MarkSafe(nodes.Const(n.data)) if isinstance(n, nodes.TemplateData) else n, "pz_written", [], [], None, None,
+                         lineno=n.lineno)
+            for n in node.nodes
+        ]
+        return node
+
+
+class _Generator(CodeGenerator):
+    """Joins (``~``) are checked for size like every other value a template builds."""
+
+    def visit_Concat(self, node: nodes.Concat, frame) -> None:
+        self.write("environment.pz_sized(")
+        super().visit_Concat(node, frame)
+        self.write(")")
+
+
 class _Environment(ImmutableSandboxedEnvironment):
-    pass
+    code_generator_class = _Generator
+    intercepted_binops = frozenset({"+", "*", "**", "%"})
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.filters = {name: _guard_filter(name, f) for name, f in self.filters.items()}
+        self.filters["pz_counted"] = _counted_filter
+        self.filters["pz_written"] = _written_filter
+
+    @staticmethod
+    def pz_sized(value: Any) -> Any:
+        return _sized(value)
+
+    def _parse(self, source, name, filename):
+        return _Budgeted().visit(super()._parse(source, name, filename))
+
+    def call_binop(self, context, operator: str, left: Any, right: Any) -> Any:
+        numbers = all(isinstance(v, int) and not isinstance(v, bool) for v in (left, right))
+        if operator == "**" and numbers and abs(left) > 1 and right > 0 and abs(left).bit_length() * right > MAX_INT_BITS:
+            _too_costly(f"a number of more than {MAX_INT_BITS:,} bits")
+        if operator == "*":
+            if numbers and left.bit_length() + right.bit_length() > MAX_INT_BITS:
+                _too_costly(f"a number of more than {MAX_INT_BITS:,} bits")
+            for seq, times in ((left, right), (right, left)):
+                if isinstance(seq, str | list | tuple) and isinstance(times, int) and len(seq) * times > MAX_TEXT:
+                    _too_costly(f"a value of more than {MAX_TEXT:,} characters or items")
+        if operator == "+" and isinstance(left, str | list | tuple) and isinstance(right, str | list | tuple):
+            _sized(left), _sized(right)
+            if len(left) + len(right) > MAX_TEXT:
+                _too_costly(f"a value of more than {MAX_TEXT:,} characters or items")
+        if operator == "%" and isinstance(left, str):
+            _check_percent(left)
+        return _sized(super().call_binop(context, operator, left, right))
+
+    def wrap_str_format(self, value: Any):
+        wrapped = super().wrap_str_format(value)
+        if wrapped is not None:
+            _check_format(value.__self__)
+        return wrapped
+
+    def call(__self, __context, __obj, *args, **kwargs):  # noqa: N805 (the sandbox's own signature)
+        if isinstance(__obj, LoopContext):  # loop(children) of a recursive loop: counted like any loop
+            args = tuple(_counted(a) if i == 0 else a for i, a in enumerate(args))
+        elif isinstance(getattr(__obj, "__self__", None), str):  # a string's own method
+            for v in (*args, *kwargs.values()):
+                _check_width(v)
+            if __obj.__name__ == "replace" and len(args) >= 2 and all(isinstance(a, str) for a in args[:2]):
+                _check_replace(__obj.__self__, args[0], args[1])
+            if __obj.__name__ == "join" and args:
+                parts = list(args[0])
+                _check_join(__obj.__self__, parts)
+                args = (parts, *args[1:])
+        return _sized(super().call(__context, __obj, *args, **kwargs))
 
 
 @functools.cache
@@ -320,13 +529,25 @@ def check_template(source: str, path: str) -> str:
 
 
 def render(source: str, context: dict[str, Any], html: bool) -> str:
-    """Render a template in the sandbox; a template error becomes :class:`ValueError` with its message."""
+    """Render a template in the sandbox; a template error becomes :class:`ValueError` with its message.
+
+    So does a template that costs too much (see ``MAX_TEXT`` and the limits beside it), recurses
+    without end, or runs out of memory: the email step fails and says why; the process goes on."""
+    budget = _BUDGET.set([MAX_ITERATIONS, MAX_OUTPUT])
     try:
-        return _compiled(source, html).render(**context)
+        return "".join(_compiled(source, html).generate(**context))
+    except TemplateTooCostly as exc:
+        raise ValueError(f"the template does too much: {exc}") from None
     except TemplateError as exc:
         raise ValueError(f"the template failed: {exc}") from None
+    except RecursionError:
+        raise ValueError("the template failed: it calls itself without end") from None
+    except MemoryError:
+        raise ValueError("the template does too much: it ran out of memory") from None
     except (ArithmeticError, TypeError, ValueError, LookupError) as exc:
         raise ValueError(f"the template failed: {type(exc).__name__}: {exc}") from None
+    finally:
+        _BUDGET.reset(budget)
 
 
 class _Text(HTMLParser):
@@ -370,13 +591,28 @@ def html_to_text(html: str) -> str:
     return re.sub(r"\n\s*\n\s*(\n\s*)+", "\n\n", text).strip() + "\n"
 
 
-def tracked_link(base: str, url: str, params: dict[str, str]) -> str:
-    """``url`` made absolute against the shop's ``base`` with ``params`` added to its query."""
+#: what a link carries that proves who the person is: only ever sent to the shop's own hosts
+IDENTITY_PARAMS = ("pz_token",)
+
+
+def shop_hosts(base: str, origins: Any = ()) -> set[str]:
+    """The host names of the shop: its address and the site's allowed origins."""
+    return {h.lower() for h in (urlsplit(u).hostname for u in (base, *(origins or ())) if isinstance(u, str)) if h}
+
+
+def tracked_link(base: str, url: str, params: dict[str, str], hosts: set[str] | None = None) -> str:
+    """``url`` made absolute against the shop's ``base`` with ``params`` added to its query.
+
+    A link to a host that is not the shop's (``hosts``, by default the host of ``base``) gets no
+    :data:`IDENTITY_PARAMS`: a product address a feed points elsewhere must not hand a token
+    that signs its reader in as the person to another site."""
     absolute = urljoin(base + "/", url) if base else url
     parts = urlsplit(absolute)
     if parts.scheme not in ("http", "https"):
         return ""
-    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k not in params]
+    if (parts.hostname or "").lower() not in (hosts if hosts is not None else shop_hosts(base)):
+        params = {k: v for k, v in params.items() if k not in IDENTITY_PARAMS}
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k not in params and k not in IDENTITY_PARAMS]
     return urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode([*query, *params.items()]), parts.fragment))
 
 

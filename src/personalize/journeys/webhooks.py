@@ -30,6 +30,7 @@ from .models import JourneySettings
 
 SIGNATURE_HEADER = "X-Personalize-Signature"
 TOLERANCE_SECONDS = 300
+WEBHOOK_ANSWER_BYTES = 1_000_000  # a receiver's answer is read up to this much, then refused
 
 
 def webhook_secret(site_id: int, config: Mapping[str, Any]) -> str:
@@ -95,7 +96,9 @@ def client(config: Mapping[str, Any]):
     from ..sync.outbound import SETTING, OutboundPolicy, parse_allowed_hosts
 
     policy = OutboundPolicy(provider="webhook", trusted=parse_allowed_hosts(config.get(SETTING)))
-    return HttpClient(timeout=(5.0, 15.0), max_retries=2, backoff=0.5, max_backoff=2.0, max_wait=4.0, policy=policy)
+    # only the status matters: an answer longer than WEBHOOK_ANSWER_BYTES is refused as it arrives, never held whole
+    return HttpClient(timeout=(5.0, 15.0), max_retries=2, backoff=0.5, max_backoff=2.0, max_wait=4.0, policy=policy,
+                      max_bytes=WEBHOOK_ANSWER_BYTES)
 
 
 def deliver(http, url: str, body: bytes, secret: str, key: str, attempt: int) -> int:

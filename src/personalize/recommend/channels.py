@@ -43,6 +43,7 @@ CHANNELS = ("block", "push")
 EMAIL_SLOT = "email"
 MAX_POSITIONS = 12
 THUMBNAIL_BYTES = 2_000_000
+THUMBNAIL_PIXELS = 4096 * 4096  # a product picture larger than this is not decoded (a PNG of 2 MB can hold 200 million pixels)
 
 
 class ContactList(db.Model):

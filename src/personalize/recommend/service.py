@@ -32,6 +32,7 @@ from ..reasons import reason_fields
 from ..records import Recommendation
 from ..segments.models import ProfileScore
 from ..segments.store import cluster_names_of
+from ..validation import whole_number
 from .data import CART, PURCHASE, VIEW, HistoryArrays, InteractionLog, ItemTable
 from .engine import Recommender
 from .holdout import HOLDOUT, HOLDOUT_REASON, in_holdout
@@ -99,7 +100,7 @@ def train_site(site_id: int, progress=None) -> dict[str, Any]:
     loaded = time.perf_counter()
     say(f"fitting on {len(log_):,} interactions, {log_.n_users:,} people, {len(items):,} products")
     clusters = cluster_names_of(site_id)  # "popular with customers like you": per cluster of personalize scores
-    user_segments = [clusters.get(int(u)) if u.isdigit() else None for u in users] if clusters else None
+    user_segments = [clusters.get(whole_number(u)) if whole_number(u) is not None else None for u in users] if clusters else None
     model = Recommender.fit(log_, items, now=time.time(), user_segments=user_segments, progress=say)
     fitted = time.perf_counter()
     description = model.describe()

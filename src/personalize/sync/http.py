@@ -56,6 +56,7 @@ from ..connectors import (
     StreamError,
     TransientError,
 )
+from ..validation import whole_number
 from .outbound import DEFAULT_PORTS, OutboundPolicy, OutboundRefused, normal_host
 from .secrets import HIDDEN, redact
 
@@ -69,6 +70,10 @@ MAX_REDIRECTS = 3
 BODY_KEPT = 2000
 
 
+
+
+class ResponseTooLarge(StreamError):
+    """An answer longer than the client's ``max_bytes`` (counted as it arrives, after decompression)."""
 
 
 class RedirectRefused(ConfigError):
@@ -279,7 +284,9 @@ class HttpClient:
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
         policy: OutboundPolicy | None = None,
+        max_bytes: int | None = None,
     ):
+        self.max_bytes = max_bytes  # answers longer than this are refused as they arrive (None: no limit)
         self.base_url = base_url.rstrip("/")
         self.policy = policy or OutboundPolicy()
         self.session = GuardedSession(self.policy)
@@ -301,7 +308,7 @@ class HttpClient:
         options = {
             "timeout": self.timeout, "max_retries": self.max_retries, "backoff": self.backoff,
             "max_backoff": self.max_backoff, "max_wait": self.max_wait, "min_interval": self.min_interval,
-            "sleep": self.sleep, "clock": self.clock, "policy": self.policy,
+            "sleep": self.sleep, "clock": self.clock, "policy": self.policy, "max_bytes": self.max_bytes,
         }
         options.update(changes)
         return HttpClient(**options)
@@ -377,7 +384,8 @@ class HttpClient:
     def _send(self, method: str, url: str, shown: str, **kwargs: Any) -> requests.Response:
         """One request, following a redirect only for a read and only within the same scheme, host and
         port (at most :data:`MAX_REDIRECTS`): the credentials it carries never go anywhere else."""
-        response = self.session.request(method, url, timeout=self.timeout, allow_redirects=False, **kwargs)
+        stream = self.max_bytes is not None
+        response = self.session.request(method, url, timeout=self.timeout, allow_redirects=False, stream=stream, **kwargs)
         hops = 0
         while response.is_redirect:
             target = urljoin(response.url, response.headers.get("Location", ""))
@@ -391,7 +399,29 @@ class HttpClient:
                 raise RedirectRefused(f"{method} {shown}: more than {MAX_REDIRECTS} redirects")
             hops += 1
             response.close()
-            response = self.session.request(method, target, headers=kwargs.get("headers"), timeout=self.timeout, allow_redirects=False)
+            response = self.session.request(method, target, headers=kwargs.get("headers"), timeout=self.timeout, allow_redirects=False,
+                                            stream=stream)
+        return self._bounded(response, method, shown) if stream else response
+
+    def _bounded(self, response: requests.Response, method: str, shown: str) -> requests.Response:
+        """Read the body of a streamed answer, refusing it once it passes ``max_bytes`` (a host a
+        shop's data names may answer with gigabytes, or a small gzip that unpacks to them)."""
+        limit = int(self.max_bytes or 0)
+        declared = whole_number((response.headers.get("Content-Length") or "").strip())
+        chunks, size = [], 0
+        try:
+            if declared is not None and declared > limit:
+                raise ResponseTooLarge(f"{method} {shown}: the answer is larger than {limit:,} bytes")
+            for chunk in response.iter_content(64 * 1024):
+                size += len(chunk)
+                if size > limit:
+                    raise ResponseTooLarge(f"{method} {shown}: the answer is larger than {limit:,} bytes")
+                chunks.append(chunk)
+        except ResponseTooLarge:
+            response.close()
+            raise
+        response._content = b"".join(chunks)
+        response._content_consumed = True
         return response
 
     def _pace(self) -> None:

@@ -42,6 +42,7 @@ from urllib3.exceptions import LocationParseError
 from urllib3.util import parse_url
 
 from ..connectors import ConfigError
+from ..validation import whole_number
 
 #: the server setting that trusts more hosts
 SETTING = "OUTBOUND_ALLOWED_HOSTS"
@@ -211,12 +212,12 @@ def parse_allowed_hosts(value: Any) -> tuple[HostRule, ...]:
         if entry.startswith("["):
             host, _, rest = entry[1:].partition("]")
             if rest:
-                if not rest.startswith(":") or not rest[1:].isdigit():
+                if not rest.startswith(":") or whole_number(rest[1:]) is None:
                     raise ValueError(f"{SETTING}: {entry!r} is not [IPv6 address]:port")
                 port = int(rest[1:])
         elif entry.count(":") == 1:
             host, _, digits = entry.partition(":")
-            if not digits.isdigit():
+            if whole_number(digits) is None:
                 raise ValueError(f"{SETTING}: {entry!r} is not host:port")
             port = int(digits)
         if port is not None and not 0 < port < 65536:

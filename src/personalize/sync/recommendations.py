@@ -216,14 +216,19 @@ def fetch_thumbnails(image_urls: list[str], config=None, http=None, most: int = 
     of a sync), never while an image is being served. Returns ``{url: outcome}``."""
     from PIL import Image
 
-    from ..recommend.channels import THUMBNAIL_BYTES, thumbnail_dir, thumbnail_path
-    from .http import HttpClient
+    from ..recommend.channels import (
+        THUMBNAIL_BYTES,
+        THUMBNAIL_PIXELS,
+        thumbnail_dir,
+        thumbnail_path,
+    )
+    from .http import HttpClient, ResponseTooLarge
     from .outbound import SETTING, OutboundPolicy, parse_allowed_hosts
 
     config = config if config is not None else current_app.config
     if http is None:
         policy = OutboundPolicy(provider="product pictures", trusted=parse_allowed_hosts(config.get(SETTING)))
-        http = HttpClient(timeout=(3.0, 3.0), max_retries=0, max_wait=0.0, policy=policy)
+        http = HttpClient(timeout=(3.0, 3.0), max_retries=0, max_wait=0.0, policy=policy, max_bytes=THUMBNAIL_BYTES)
     out: dict[str, str] = {}
     folder = thumbnail_dir()
     folder.mkdir(parents=True, exist_ok=True)
@@ -239,6 +244,9 @@ def fetch_thumbnails(image_urls: list[str], config=None, http=None, most: int = 
                 out[url] = "too large"
                 continue
             with Image.open(io.BytesIO(body)) as img:
+                if img.width * img.height > THUMBNAIL_PIXELS:  # read from the header: a small file may unpack to gigabytes
+                    out[url] = "too large"
+                    continue
                 img.draft("RGB", (400, 400))
                 pic = img.convert("RGB")
             pic.thumbnail((200, 200))
@@ -246,6 +254,8 @@ def fetch_thumbnails(image_urls: list[str], config=None, http=None, most: int = 
             pic.save(partial, "PNG")
             partial.replace(target)
             out[url] = "fetched"
+        except ResponseTooLarge:
+            out[url] = "too large"
         except Exception as exc:  # one picture must not stop the others; the card shows a tile instead
             out[url] = f"{type(exc).__name__}"
             log.info("product picture %s not kept: %s", url[:200], exc)
