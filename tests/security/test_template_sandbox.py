@@ -120,8 +120,7 @@ def test_what_an_email_template_does_still_works_within_the_limits():
 
 def test_a_template_bomb_in_a_test_send_is_a_message_not_a_server_error(client, site, ctx):
     """The admin's test send renders in the web process: the editor reads why, the server goes on."""
-    from tests.admin.conftest import make_user, post, sign_in
-
+    from admin.conftest import make_user, post, sign_in
     from personalize.journeys.email import save_settings
     from personalize.journeys.store import get_journey, save_definition
 
