@@ -42,10 +42,9 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
-if TYPE_CHECKING:  # annotations only: records re-exports this contract, so plugins need import records alone
-    from .records import ContactRecommendations, PushResult, SegmentChange
+from .recordtypes import ContactRecommendations, PushResult, SegmentChange
 
 KINDS = ("shop", "crm", "email", "any")
 _HOST_PATTERN = re.compile(r"(\*\.)?([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]{0,62}")
