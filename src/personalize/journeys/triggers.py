@@ -80,24 +80,16 @@ ENTRY_COLUMNS = (
 _INSERT_ENTRIES_PG = unnest_insert("journey_enrollments", ENTRY_COLUMNS, "ON CONFLICT DO NOTHING RETURNING id, journey_id, profile_id, control")
 
 
-def _insert_ignoring(table, rows: list[dict], returning):
-    """Insert, skipping rows a unique key refuses (already entered, already in it); the inserted rows' ``returning``."""
-    connection = db.session.connection()
-    if connection.dialect.name == "postgresql" and table is ENROLLMENTS:
+def _insert_entries(rows: list[dict]) -> list[tuple]:
+    """Insert entries, skipping rows a unique key refuses (already entered, already in it); returns
+    ``(id, journey_id, profile_id, control)`` of the inserted rows. One statement per chunk on
+    either database."""
+    if db.session.connection().dialect.name == "postgresql":
         out = []
         for start in range(0, len(rows), 5000):
             out.extend(_bulk_pg(_INSERT_ENTRIES_PG, column_arrays(rows[start : start + 5000], ENTRY_COLUMNS)).fetchall())
         return out
-    if table is ENROLLMENTS:
-        names = ", ".join(c.name for c in returning)
-        return sqlite_insert_rows("journey_enrollments", ENTRY_COLUMNS, rows, f"ON CONFLICT DO NOTHING RETURNING {names}", chunk=400)
-    from sqlalchemy.dialects.sqlite import insert
-
-    stmt = insert(table).on_conflict_do_nothing().returning(*returning)
-    out = []
-    for start in range(0, len(rows), 500):
-        out.extend(connection.execute(stmt, rows[start : start + 500]).all())
-    return out
+    return sqlite_insert_rows("journey_enrollments", ENTRY_COLUMNS, rows, "ON CONFLICT DO NOTHING RETURNING id, journey_id, profile_id, control", chunk=400)
 
 
 def enter(journey: LiveJourney, candidates: list[Candidate], now: datetime | None = None, commit: bool = True) -> list[tuple[int, int, bool]]:
@@ -200,7 +192,7 @@ def enter_many(wanted: list[tuple[LiveJourney, list[Candidate]]], now: datetime 
     if not rows:
         return []
     try:
-        entered = _insert_ignoring(ENROLLMENTS, rows, (ENROLLMENTS.c.id, ENROLLMENTS.c.journey_id, ENROLLMENTS.c.profile_id, ENROLLMENTS.c.control))
+        entered = _insert_entries(rows)
         by_journey: dict[int, list] = defaultdict(list)
         for eid, jid, pid, control in entered:
             by_journey[jid].append((eid, pid, control))
