@@ -49,6 +49,7 @@ RANKER = "ranker"
 BLEND = "blend"
 VIEWS = ("all", "new")
 MIN_CUSTOMERS = 30  # validation customers needed to check anything
+MIN_PRODUCTS = 25  # fewer products than this: a top 20 is nearly the whole catalogue, nothing to check
 MIN_HISTORY_DAYS = 7.0  # a training window needs at least this much history before it
 
 
@@ -160,9 +161,10 @@ def learn(log: InteractionLog, items: ItemTable, now: float, p: dict, user_segme
     v_buyers = np.unique(log.user[in_v])
     v_buyers = v_buyers[had[v_buyers]]
     learned.check = {"window_days": round(window, 1), "customers": int(len(v_buyers))}
-    if not p["tune"] or len(v_buyers) < MIN_CUSTOMERS or len(items) < 25:
+    if not p["tune"] or len(v_buyers) < MIN_CUSTOMERS or len(items) < MIN_PRODUCTS:
         learned.check["note"] = (
             "not checked: ranking settings fixed" if not p["tune"]
+            else f"not checked: {len(items)} products (at least {MIN_PRODUCTS} needed)" if len(items) < MIN_PRODUCTS
             else f"not checked: {len(v_buyers)} customers bought in the last {window:g} days after an earlier visit (at least {MIN_CUSTOMERS} needed)"
         )
         return learned
