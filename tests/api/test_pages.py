@@ -156,7 +156,7 @@ def test_training_says_how_bought_together_was_chosen(site):
 
     pages = train_site(site.id)["pages"]
     assert set(pages) >= {"alpha", "gamma", "half_life_days", "beta", "orders"}
-    assert pages["orders"] == 0  # a test shop: too few recent orders to measure, so the defaults
+    assert pages["orders"] < 50  # a test shop: too few orders in its last 30 days to measure (50 needed), so the defaults
     assert (pages["alpha"], pages["gamma"], pages["half_life_days"]) == (0.0, 0.5, 0.0)
     # similar items: the weights served before the per-shop choice, and no per-setting recall in the summary
     assert (pages["content"], pages["similar_together_share"], pages["similar_content"]) == (0.0, 0.5, 0.3)

@@ -228,6 +228,8 @@ class Recommender:
         if any(v == RANKER for v in self.serve.values()) and self.ranker is None:
             raise ValueError("the ranker is served but was not trained")
         self.fitted_at = parts.now
+        # how far the wall clock was past the data when this was trained (see clock())
+        self.clock_offset = 0.0
         self.item_model = parts.item_model
         self.neighbours = parts.neighbours
         self.content = parts.content
@@ -290,6 +292,16 @@ class Recommender:
             titles = [self._title(i) for i in range(len(self.items))]
             self._pages = Pages(self.page_tables, titles, self.items.in_stock, self.parts.knn, self.content, self.popular_scores)
         return self._pages
+
+    def clock(self, wall: float | None = None) -> float:
+        """The time to rank at, given the wall clock: the model's own time, which runs from where
+        its data ended (``fitted_at``) as the wall clock runs from when it was trained.
+
+        A live shop's data ends moments before training, so this is the wall clock to within
+        seconds. A shop whose history was imported (or that went quiet) is ranked as of the
+        end of its data, the time its windows, recencies and rhythms were learned at, instead
+        of years after anything the ranker saw. Events newer than this time count as just now."""
+        return (time.time() if wall is None else wall) - self.clock_offset
 
     def describe(self) -> str:
         """What this model serves and why, in one or two sentences for the owner."""
@@ -491,6 +503,7 @@ class Recommender:
             return None
         if now is None:
             now = float(ts[ok].max())
+        ts = np.minimum(ts, now)  # an event after the model's clock (see clock()) happened just now
         seg = np.array([self._segment_index.get(segment, -1) if segment is not None else -1])
         batch = history_batch(np.zeros(len(items_), dtype=np.int64), items_.astype(np.int64), kinds.astype(np.int64),
                               ts.astype(np.float64), qty.astype(np.float64), 1, n, now, int(self.params["max_history"]),
@@ -698,6 +711,7 @@ class Recommender:
             "format": FORMAT_VERSION,
             "params": self.params,
             "fitted_at": self.fitted_at,
+            "clock_offset": self.clock_offset,
             "item_model": self.item_model,
             "items": {
                 "ids": self.items.ids,
@@ -784,7 +798,9 @@ class Recommender:
             learned = Learned(parts, Forest.from_arrays(z, "ranker"), Forest.from_arrays(z, "ranker_new"), Forest.from_arrays(z, "activity"),
                               meta["serve"], meta["check"])
             pages = PageTables(tables["tg"], tables["cv"], meta.get("pages") or {}) if "tg" in tables and "cv" in tables else None
-            return cls(items, _params(meta["params"]), parts, learned, pages)
+            model = cls(items, _params(meta["params"]), parts, learned, pages)
+            model.clock_offset = float(meta.get("clock_offset") or 0.0)
+            return model
 
 
 def read_summary(path: str | os.PathLike) -> dict:

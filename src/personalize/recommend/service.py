@@ -15,6 +15,7 @@ import threading
 import time
 from calendar import timegm
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,7 @@ from .holdout import HOLDOUT, HOLDOUT_REASON, in_holdout
 from .strategies import rerank
 
 log = logging.getLogger(__name__)
+STALE_DATA_SECONDS = 2 * 86400  # data that ended longer before training than this is said so at train
 
 
 def load_site_data(site_id: int, before=None) -> tuple[InteractionLog, ItemTable, list[str]]:
@@ -101,9 +103,18 @@ def train_site(site_id: int, progress=None) -> dict[str, Any]:
     say(f"fitting on {len(log_):,} interactions, {log_.n_users:,} people, {len(items):,} products")
     clusters = cluster_names_of(site_id)  # "popular with customers like you": per cluster of personalize scores
     user_segments = [clusters.get(whole_number(u)) if whole_number(u) is not None else None for u in users] if clusters else None
-    model = Recommender.fit(log_, items, now=time.time(), user_segments=user_segments, progress=say)
+    # the model's clock starts where the data ends (Recommender.clock): an imported history is
+    # checked on its own last weeks and ranked as of its end, not years later
+    wall = time.time()
+    anchor = min(wall, float(log_.ts.max()) + 1.0) if len(log_) else wall
+    model = Recommender.fit(log_, items, now=anchor, user_segments=user_segments, progress=say)
+    model.clock_offset = wall - anchor
     fitted = time.perf_counter()
     description = model.describe()
+    if model.clock_offset > STALE_DATA_SECONDS:
+        ends = datetime.fromtimestamp(anchor, tz=UTC).date().isoformat()
+        description += (f" The newest data is from {ends}, {model.clock_offset / 86400:,.0f} days ago: lists are ranked "
+                        "as of that day, and the model's clock runs on from there.")
     say(description)
     path = model_dir() / f"site{site_id}-{int(time.time())}-{secrets.token_hex(3)}.model"
     say(f"saving {path.name}")
@@ -779,7 +790,7 @@ def _ranked_ids(site: Site, facts: VisitorFacts, product_ids: list[str]) -> tupl
     known = sorted({i for i in listed if i >= 0})
     keep = set(known)
     others = [i for i in range(len(loaded.model.items)) if i not in keep]
-    scored = loaded.model.recommend(history, k=len(known), now=time.time(), exclude=others, segment=facts.segment)
+    scored = loaded.model.recommend(history, k=len(known), now=loaded.model.clock(), exclude=others, segment=facts.segment)
     by_item = {s.item: s.score for s in scored}
     order = rerank(np.array([by_item.get(i, 0.0) if i >= 0 else 0.0 for i in listed]))
     return "rank", [product_ids[o] for o in order.tolist()]
@@ -800,9 +811,9 @@ def _rank(site_id: int, catalog: tuple | None, loaded: _Loaded | None, profile_i
             idx = loaded.index[product]
             exclude.add(idx)
             # the product on screen counts as the newest view
-            history = HistoryArrays(*(np.append(a, v) for a, v in zip(history, (idx, VIEW, time.time(), 1.0), strict=True)))
+            history = HistoryArrays(*(np.append(a, v) for a, v in zip(history, (idx, VIEW, loaded.model.clock(), 1.0), strict=True)))
         known = bool((history.items >= 0).any())
-        scored = loaded.model.recommend(history, k=want, now=time.time(), exclude=exclude, segment=segment) if known else loaded.model.popular(want, exclude=exclude, segment=segment)
+        scored = loaded.model.recommend(history, k=want, now=loaded.model.clock(), exclude=exclude, segment=segment) if known else loaded.model.popular(want, exclude=exclude, segment=segment)
         if known:
             strategy = "personal"
         ids = loaded.model.items.ids
