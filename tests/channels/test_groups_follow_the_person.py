@@ -115,7 +115,7 @@ def test_identification_and_merges_never_change_a_persons_key(client, trained):
     set_holdout_share(site, 0.5)
     start_experiment(site, create_experiment(site, TEST))
     people = _known_people(client, trained)
-    for visitor, email, _customer in people:
+    for visitor, _email, _customer in people:
         pid = lookup(trained.id, "visitor", [visitor])[visitor]
         assert db.session.get(Profile, pid).assignment_key == visitor  # identification kept the widget's key
     for i, (visitor, email, _customer) in enumerate(people[:8]):
