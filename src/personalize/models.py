@@ -90,6 +90,9 @@ class Profile(db.Model):
     attributes: Mapped[dict] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     last_seen_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    # what the holdout and experiment arms hash (personalize.profiles.identity.assignment_key): set once,
+    # from the identity the profile was created by; identification and merges never change it
+    assignment_key: Mapped[str | None] = mapped_column(String(360), nullable=True)
 
 
 class Identity(db.Model):

@@ -7,7 +7,7 @@ from flask import Response, flash, redirect, render_template, request, url_for
 
 from ..catalog import products_by_ids
 from ..catalog.currency import site_currency
-from ..insights import in_holdout
+from ..insights import profile_in_holdout
 from ..insights.computed import profile_scores, recent_events, recent_profiles
 from ..journeys.report import journeys_of_profile
 from ..models import Site
@@ -56,7 +56,7 @@ def profile(s: Site, profile_id: int):
     return render_template(
         "admin/profile.html", site=s, profile_id=profile_id, identities=identities, attributes=attributes_of(profile_id),
         summary=timeline_summary(s.id, profile_id), events=events, titles=titles, scores=profile_scores(profile_id),
-        segments=segments_of_profile(profile_id), recs=recs, visitor=visitor, held=in_holdout(s, visitor),
+        segments=segments_of_profile(profile_id), recs=recs, visitor=visitor, held=profile_in_holdout(s, profile_id),
         orders=orders, site_currency=site_currency(s),
         journeys=journeys_of_profile(profile_id), step_labels=STEP_LABELS,
     )

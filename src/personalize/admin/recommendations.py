@@ -12,7 +12,7 @@ from sqlalchemy import select
 from ..builtins.rules import STRATEGIES, merge_rules
 from ..catalog import products_by_ids
 from ..db import db
-from ..insights import in_holdout
+from ..insights import profile_in_holdout
 from ..models import Event, Site, utcnow
 from ..profiles import recent_interactions
 from ..recommend.data import KIND_NAMES
@@ -150,7 +150,7 @@ def _preview(site: Site, slot: str, draft_settings: dict, who: str, product: str
     found = find_profile(site.id, who)
     if found is None:
         return {"error": f"No profile found for {who!r} (try a visitor id, an email, a customer id or a profile id)."}
-    held = in_holdout(site, found.visitor)
+    held = profile_in_holdout(site, found.profile_id)
     history = []
     rows = recent_interactions(site.id, found.profile_id, 8)
     titles = {pid: p.title for pid, p in products_by_ids(site.id, [r[0] for r in rows]).items()}

@@ -133,7 +133,7 @@ def _schemas(max_events: int, max_limit: int) -> dict[str, Any]:
         }, ["accepted", "duplicates"]),
         "Recommendations": _obj({
             "rec_id": STR, "slot": STR, "strategy": {"type": "string", "description": (
-                "personal, popular or holdout; on page slots similar, together, cart or recent; on POST /rank rank or as-given")},
+                "personal, popular or holdout; on page slots similar, together, cart or recent; on POST /rank rank, as-given or holdout")},
             "items": {"type": "array", "maxItems": max_limit, "items": _obj({
                 "id": STR, "title": STR, "url": STR, "image": STR, "price": _nullable(NUM), "currency": STR, "reason": _nullable(STR),
                 "reason_code": {**_nullable(STR), "description": "why, as a code the widget words in the page's language: "

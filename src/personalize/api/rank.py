@@ -32,7 +32,7 @@ def rank_body(max_limit: int) -> Obj:
 
 _FIELDS = tuple(rank_body(8).fields)
 
-RANKED = metrics.counter("personalize_rank_lists_total", "Lists re-ordered by POST /api/v1/rank, by strategy (rank, as-given).", ["strategy"])
+RANKED = metrics.counter("personalize_rank_lists_total", "Lists re-ordered by POST /api/v1/rank, by strategy (rank, as-given, holdout).", ["strategy"])
 
 
 @bp.route("/rank", methods=["POST", "OPTIONS"])

@@ -7,9 +7,11 @@ An arm is a declarative override of how a slot's list is computed::
     {"model_version": 41}                          # a stored model version instead of the newest
     {}                                             # as the shop serves it today (a control)
 
-Assignment depends only on the site, the experiment and the visitor id, through a hash, so
-a visitor sees the same arm on every page, in every process, with nothing stored. The
-holdout is decided first: a holdout visitor never enters an experiment. Lists served in an
+Assignment depends only on the site, the experiment and the person's assignment key (their
+profile's ``assignment_key``, or for someone without a profile yet the key it will get), through a
+hash, so a person sees the same arm on every page, in every process and whichever id a request
+names them by (visitor id, email, customer id), with nothing stored. The holdout is decided
+first: a holdout person never enters an experiment. Lists served in an
 experiment carry their arm in the ``rec_id`` (``x<experiment>-<arm>_…``), which the widget
 sends back on every impression, click, add-to-cart and order, so all of them attribute to
 the arm that was shown.
@@ -110,9 +112,10 @@ def clean_override(raw: Any, field: str = "override") -> dict[str, Any]:
     return out
 
 
-def hash_point(site_id: int, experiment_id: int, visitor: str) -> float:
-    """The visitor's fixed point in [0, 1) for this experiment (independent of the holdout's)."""
-    digest = hashlib.sha256(f"personalize-experiment:{site_id}:{experiment_id}:{visitor}".encode()).digest()
+def hash_point(site_id: int, experiment_id: int, key: str) -> float:
+    """The person's fixed point in [0, 1) for this experiment (independent of the holdout's);
+    ``key``: their assignment key."""
+    digest = hashlib.sha256(f"personalize-experiment:{site_id}:{experiment_id}:{key}".encode()).digest()
     return int.from_bytes(digest[:8], "big") / 2**64
 
 
@@ -142,7 +145,7 @@ class Choice:
 
 
 def choose(settings: dict | None, site_id: int, visitor: str | None, slot: str) -> Choice | None:
-    """The running experiment's arm for this visitor on this slot, else the slot's rolled-out
+    """The running experiment's arm for this person (``visitor``: their assignment key) on this slot, else the slot's rolled-out
     default, else ``None`` (serve as usual). Reads only ``settings["experiments"]``, which
     :mod:`personalize.experiments.store` keeps."""
     mirror = (settings or {}).get("experiments") or {}

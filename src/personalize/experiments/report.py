@@ -1,11 +1,15 @@
 """Per-arm figures of an experiment, read from the events, with always-valid intervals.
 
-A visitor counts in an arm from the first list of the experiment they were shown
-(``rec_impression`` with the arm's rec_id tag). Per visitor: whether they clicked one of
-the experiment's lists, whether they ordered from that moment until the experiment ended
-(all their orders, attributed or not: an intention-to-treat comparison, as for the
-holdout) and what they spent. Orders that carry an arm's rec_id are also counted as
-"orders through the lists", for reading, not for the intervals.
+Who counts is a person (a profile), not an id: the visitor ids of one person (two devices, a
+visitor who later identified and was merged) count once. A person counts in the arm of the
+first list of the experiment they were shown (``rec_impression`` with the arm's rec_id tag),
+from that moment on; lists and clicks they had in another arm (an id that reached their profile
+only later, when the assignment still followed that id) are left out rather than counted twice.
+Per person: whether they clicked one of the experiment's lists in their arm, whether they
+ordered from their first list until the experiment ended (all their orders, attributed or
+not: an intention-to-treat comparison, as for the holdout) and what they spent. An impression
+without a profile counts by its visitor id. Orders that carry an arm's rec_id are also counted
+as "orders through the lists", for reading, not for the intervals.
 """
 
 from __future__ import annotations
@@ -69,28 +73,42 @@ def experiment_report(experiment: Experiment, now: datetime | None = None) -> Ex
     window = (Event.site_id == site_id, Event.rec_id.like(prefix + "%"))
     until = () if experiment.stopped_at is None else (Order.occurred_at <= experiment.stopped_at,)
     arm = _arm_column(prefix)
-    exposed = (
-        select(Event.visitor.label("visitor"), arm.label("arm"), func.max(Event.profile_id).label("profile_id"),
-               func.min(Event.occurred_at).label("first_at"), func.count().label("lists"))
-        .where(*window, Event.type == "rec_impression").group_by(Event.visitor, arm)
-    ).subquery()
-    spent = and_(Order.site_id == site_id, Order.profile_id == exposed.c.profile_id, Order.occurred_at >= exposed.c.first_at, *until)
-    rows = db.session.execute(
-        select(exposed.c.visitor, exposed.c.arm, exposed.c.lists, func.count(Order.id), func.coalesce(func.sum(Order.total), 0.0))
-        .select_from(exposed).outerjoin(Order, spent).group_by(exposed.c.visitor, exposed.c.arm, exposed.c.lists)
-    ).all()
-    clicks = {
-        (visitor, a): int(n) for visitor, a, n in db.session.execute(
-            select(Event.visitor, arm, func.count()).where(*window, Event.type == "rec_clicked").group_by(Event.visitor, arm))
+    # per person, profile id or (no profile) visitor id, and arm: when they first saw a list, how many
+    exposures: dict[tuple, dict[str, list]] = {}
+    for profile_id, visitor, a, first_at, lists in db.session.execute(
+        select(Event.profile_id, Event.visitor, arm, func.min(Event.occurred_at), func.count())
+        .where(*window, Event.type == "rec_impression").group_by(Event.profile_id, Event.visitor, arm)
+    ):
+        person = ("p", profile_id) if profile_id is not None else ("v", visitor)
+        seen = exposures.setdefault(person, {}).setdefault(str(a), [first_at, 0])
+        seen[0], seen[1] = min(seen[0], first_at), seen[1] + int(lists)
+    clicks: dict[tuple, int] = {}
+    for profile_id, visitor, a, n in db.session.execute(
+        select(Event.profile_id, Event.visitor, arm, func.count()).where(*window, Event.type == "rec_clicked")
+        .group_by(Event.profile_id, Event.visitor, arm)
+    ):
+        key = (("p", profile_id) if profile_id is not None else ("v", visitor), str(a))
+        clicks[key] = clicks.get(key, 0) + int(n)
+    # orders of each exposed person from their first list on
+    first = select(Event.profile_id.label("profile_id"), func.min(Event.occurred_at).label("first_at")).where(
+        *window, Event.type == "rec_impression", Event.profile_id.is_not(None)).group_by(Event.profile_id).subquery()
+    spent = {
+        pid: (int(n), float(total or 0.0)) for pid, n, total in db.session.execute(
+            select(first.c.profile_id, func.count(Order.id), func.coalesce(func.sum(Order.total), 0.0))
+            .select_from(first).join(Order, and_(Order.site_id == site_id, Order.profile_id == first.c.profile_id,
+                                                  Order.occurred_at >= first.c.first_at, *until))
+            .group_by(first.c.profile_id))
     }
     sums = [dict(visitors=0, lists=0, clicks=0, clickers=0, buyers=0, revenue=0.0, revenue_squares=0.0) for _ in arms]
-    for visitor, a, lists, orders, revenue in rows:
-        i = whole_number(str(a)) if whole_number(str(a)) is not None else -1
+    for person, by_arm in exposures.items():
+        a, (_first_at, lists) = min(by_arm.items(), key=lambda kv: (kv[1][0], kv[0]))  # the arm they saw first
+        i = whole_number(a) if whole_number(a) is not None else -1
         if not 0 <= i < len(arms):
             continue
-        s, c, revenue = sums[i], clicks.get((visitor, a), 0), float(revenue or 0.0)
+        orders, revenue = spent.get(person[1], (0, 0.0)) if person[0] == "p" else (0, 0.0)
+        s, c = sums[i], clicks.get((person, a), 0)
         s["visitors"] += 1
-        s["lists"] += int(lists)
+        s["lists"] += lists
         s["clicks"] += c
         s["clickers"] += 1 if c else 0
         s["buyers"] += 1 if orders else 0

@@ -9,9 +9,10 @@ from ..recommend.holdout import (
     hash_point,
     holdout_share,
     in_holdout,
+    profile_in_holdout,
     set_holdout_share,
 )
 from ..recommend.service import holdout_items
 
 __all__ = ["DEFAULT_SHARE", "HOLDOUT", "HOLDOUT_REASON", "MAX_SHARE", "hash_point", "holdout_items", "holdout_share",
-           "in_holdout", "set_holdout_share"]
+           "in_holdout", "profile_in_holdout", "set_holdout_share"]

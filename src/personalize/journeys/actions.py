@@ -272,7 +272,14 @@ def email_context(site, settings, entry_data: dict, journey: tuple, contact: Con
         cards = [{"image": urls.card(p, n), "url": urls.click(p)} for p in range(1, n + 1)]
         block = {"image": f"{urls.image}?n={n}", "cards": cards, "prefix": urls.prefix}
     elif step.get("recommendations"):
-        recs = recommend_for(site, contact.visitor, "email", int(step["recommendations"]))
+        if contact.visitor:
+            recs = recommend_for(site, contact.visitor, "email", int(step["recommendations"]))
+        else:  # known by email or customer id only: by one of their identities, so the holdout and arms are theirs too
+            from ..recommend.channels import person_identity
+
+            found = person_identity(site.id, contact.profile_id)
+            value, kind = (found[2], found[1]) if found else (None, "visitor")
+            recs = recommend_for(site, value, "email", int(step["recommendations"]), kind=kind)
         rec_id = recs.rec_id
         for item in recs.items:
             link = tracked_link(base, item.get("url") or "", {**campaign, "pz_rec": rec_id, "pz_token": token}, hosts)

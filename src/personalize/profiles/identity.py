@@ -14,6 +14,21 @@ VISITOR, EMAIL, CUSTOMER = "visitor", "email", "customer_id"
 MAX_TRAITS = 50
 
 
+def assignment_key(kind: str, value: str) -> str:
+    """What the holdout and the experiments' arms are decided by for a person first known by this
+    identity: a widget visitor id as it is; ``email:<address, trimmed and lower-cased>``;
+    ``customer_id:<id>`` (any other kind of id: ``<kind>:<id>``).
+
+    A profile gets it once, when it is created (``profiles.assignment_key``), and keeps it through
+    identification and merges; a request for someone without a profile yet is decided by the same
+    key, so their first request and every later one agree."""
+    if kind == VISITOR:
+        return value
+    if kind == EMAIL:
+        return f"{EMAIL}:{value.strip().lower()}"
+    return f"{kind}:{value}"
+
+
 _LOOKUP = select(Identity.value, Identity.profile_id).where(
     Identity.site_id == bindparam("site_id"), Identity.kind == bindparam("kind"),
     Identity.value.in_(bindparam("values", expanding=True)),
@@ -73,7 +88,8 @@ def profiles_and_created(
             shapes.setdefault(tuple(sorted((attrs or {}).get(value, {}))), []).append(value)
         connection = db.session.connection()
         for group in shapes.values():
-            rows = [{"site_id": site_id, "created_at": now, "last_seen_at": now, "attributes": {}, **(attrs or {}).get(v, {})} for v in group]
+            rows = [{"site_id": site_id, "created_at": now, "last_seen_at": now, "attributes": {},
+                     "assignment_key": assignment_key(kind, v), **(attrs or {}).get(v, {})} for v in group]
             ids = connection.execute(_NEW_PROFILES, rows).scalars().all()
             created.update(zip(group, ids, strict=True))
         rows = [{"site_id": site_id, "kind": kind, "value": v, "profile_id": created[v], "created_at": now} for v in missing]

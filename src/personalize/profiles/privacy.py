@@ -246,7 +246,9 @@ def export_profile(site_id: int, profile_id: int) -> dict[str, Any] | None:
         return None
     out: dict[str, Any] = {
         "profile": {"id": profile.id, "email": profile.email, "customer_id": profile.customer_id,
-                    "created_at": _iso(profile.created_at), "last_seen_at": _iso(profile.last_seen_at)},
+                    "created_at": _iso(profile.created_at), "last_seen_at": _iso(profile.last_seen_at),
+                    # what decides their holdout group and experiment arms: an id of theirs (visitor id, email…)
+                    "assignment_key": profile.assignment_key},
     }
     for name, column in profile_tables().items():
         table = _table(name)

@@ -1,17 +1,23 @@
 """The holdout: a stable share of each site's visitors sees best sellers, not personal lists.
 
-Whether a visitor is held out depends only on the site, the visitor id and the share,
-through a hash, so the same visitor is in the same group on every page and in every
-server process, with nothing stored. Raising the share only moves visitors from the
-personalized group into the holdout (a visitor's hash point never moves).
+Whether a person is held out depends only on the site, the person's assignment key and the
+share, through a hash, so the same person is in the same group on every page, in every
+server process and whichever id a request names them by. The key is their profile's
+``assignment_key``, set once when the profile was created (the widget's visitor id, or
+``email:…`` / ``customer_id:…`` for people a server made known first) and kept through
+identification and merges; someone without a profile yet is decided by the key their profile
+will get (:func:`personalize.profiles.identity.assignment_key`). Raising the share only moves
+people from the personalized group into the holdout (a key's hash point never moves).
 """
 
 from __future__ import annotations
 
 import hashlib
 
+from sqlalchemy import select
+
 from ..db import db
-from ..models import Site
+from ..models import Profile, Site
 
 HOLDOUT = "holdout"
 DEFAULT_SHARE = 0.0
@@ -39,15 +45,22 @@ def set_holdout_share(site: Site, share: float) -> None:
     db.session.commit()
 
 
-def hash_point(site_id: int, visitor: str) -> float:
-    """The visitor's fixed point in [0, 1) for this site."""
-    digest = hashlib.sha256(f"personalize-holdout:{site_id}:{visitor}".encode()).digest()
+def hash_point(site_id: int, key: str) -> float:
+    """The person's fixed point in [0, 1) for this site (``key``: their assignment key)."""
+    digest = hashlib.sha256(f"personalize-holdout:{site_id}:{key}".encode()).digest()
     return int.from_bytes(digest[:8], "big") / 2**64
 
 
-def in_holdout(site: Site, visitor: str | None) -> bool:
-    """True when ``visitor`` belongs to the site's holdout group."""
-    if not visitor:
+def in_holdout(site: Site, key: str | None) -> bool:
+    """True when the person with assignment key ``key`` belongs to the site's holdout group."""
+    if not key:
         return False
     share = holdout_share(site)
-    return share > 0 and hash_point(site.id, visitor) < share
+    return share > 0 and hash_point(site.id, key) < share
+
+
+def profile_in_holdout(site: Site, profile_id: int) -> bool:
+    """Whether the profile's person is in the site's holdout (by their ``assignment_key``)."""
+    if holdout_share(site) <= 0:
+        return False
+    return in_holdout(site, db.session.scalar(select(Profile.assignment_key).where(Profile.id == profile_id, Profile.site_id == site.id)))

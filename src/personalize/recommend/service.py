@@ -26,9 +26,9 @@ from sqlalchemy.exc import DBAPIError
 
 from ..db import db
 from ..experiments.arms import arm_rules, choose, pinned_versions
-from ..models import Identity, Interaction, ModelVersion, Product, Site
+from ..models import Identity, Interaction, ModelVersion, Product, Profile, Site
 from ..plugins import hooks, notify
-from ..profiles.identity import VISITOR
+from ..profiles.identity import VISITOR, assignment_key
 from ..reasons import reason_fields
 from ..records import Recommendation
 from ..segments.models import ProfileScore
@@ -36,7 +36,7 @@ from ..segments.store import cluster_names_of
 from ..validation import whole_number
 from .data import CART, PURCHASE, VIEW, HistoryArrays, InteractionLog, ItemTable
 from .engine import Recommender
-from .holdout import HOLDOUT, HOLDOUT_REASON, in_holdout
+from .holdout import HOLDOUT, HOLDOUT_REASON, holdout_share, in_holdout
 from .strategies import rerank
 
 log = logging.getLogger(__name__)
@@ -371,16 +371,22 @@ def _driver_connection():
     return memo[1], memo[2], None
 
 
-def _visitor_statement():
+def _visitor_statement(keyed: bool = False):
+    """The visitor's facts; ``keyed``: with their profile's ``assignment_key`` (one more join, read
+    only while a holdout or an experiment needs it)."""
     site, ident, inter, scores = Site.__table__, Identity.__table__, Interaction.__table__, ProfileScore.__table__
     source = site.outerjoin(
         ident, and_(ident.c.site_id == site.c.id, ident.c.kind == bindparam("kind"), ident.c.value == bindparam("value"))
     ).outerjoin(
         inter, and_(inter.c.site_id == ident.c.site_id, inter.c.profile_id == ident.c.profile_id)
     ).outerjoin(scores, scores.c.profile_id == ident.c.profile_id)
+    head = [site.c.catalog_version, site.c.created_at, ident.c.profile_id, scores.c.cluster_name]
+    if keyed:
+        profile = Profile.__table__
+        source = source.outerjoin(profile, profile.c.id == ident.c.profile_id)
+        head.append(profile.c.assignment_key)
     return (
-        select(site.c.catalog_version, site.c.created_at, ident.c.profile_id, scores.c.cluster_name,
-               inter.c.product_id, inter.c.kind, inter.c.occurred_at, inter.c.quantity)
+        select(*head, inter.c.product_id, inter.c.kind, inter.c.occurred_at, inter.c.quantity)
         .select_from(source)
         .where(site.c.id == bindparam("site_id"))
         .order_by(inter.c.occurred_at.desc(), inter.c.id.desc())
@@ -391,6 +397,8 @@ def _visitor_statement():
 # one round trip per request: the catalogue's version (see CardCache), the visitor's profile, its
 # cluster ("customers like you") and newest interactions
 _VISITOR = DriverQuery(_visitor_statement())
+# the same with the profile's assignment key, while the site has a holdout or the slot an experiment
+_VISITOR_KEYED = DriverQuery(_visitor_statement(keyed=True))
 _CARD_COLUMNS = (Product.external_id, Product.title, Product.url, Product.image, Product.price, Product.currency, Product.in_stock)
 _CARDS: dict[int, DriverQuery] = {}  # by the number of ids asked for
 
@@ -405,17 +413,38 @@ class VisitorFacts:
     profile_id: int | None
     segment: str | None
     rows: list[tuple]
+    assignment_key: str | None = None  # the profile's (read with ``keyed=True`` only)
 
 
-def visitor_history(site_id: int, visitor: str | None, limit: int, kind: str = VISITOR) -> VisitorFacts:
+def visitor_history(site_id: int, visitor: str | None, limit: int, kind: str = VISITOR, keyed: bool = False) -> VisitorFacts:
     """The visitor's profile, cluster name and newest interactions (none for a visitor we have
     never seen, or no visitor), with the site's catalogue version, in one round trip.
-    ``kind``: which identity ``visitor`` is (``email``, ``customer_id``: a server asking by person)."""
-    rows = _VISITOR.rows({"site_id": site_id, "kind": kind, "value": visitor or "", "limit": limit})
+    ``kind``: which identity ``visitor`` is (``email``, ``customer_id``: a server asking by person);
+    ``keyed``: read the profile's ``assignment_key`` too."""
+    query = _VISITOR_KEYED if keyed else _VISITOR
+    rows = query.rows({"site_id": site_id, "kind": kind, "value": visitor or "", "limit": limit})
     if not rows:
         return VisitorFacts(None, None, None, [])
-    first = rows[0]
-    return VisitorFacts((first[0], str(first[1])), first[2], first[3], [r[4:] for r in rows if r[4] is not None])
+    first, n = rows[0], 5 if keyed else 4
+    return VisitorFacts((first[0], str(first[1])), first[2], first[3], [r[n:] for r in rows if r[n] is not None],
+                        first[4] if keyed else None)
+
+
+def assignment_needed(site: Site, slot: str | None = None) -> bool:
+    """Whether a list for ``slot`` depends on who the person is beyond their history: the site
+    holds some people out, or an experiment runs on the slot (``None``: on any slot)."""
+    if holdout_share(site) > 0:
+        return True
+    running = ((site.settings or {}).get("experiments") or {}).get("running") or {}
+    return bool(running) if slot is None else bool(running.get(slot))
+
+
+def assigned_key(facts: VisitorFacts, visitor: str | None, kind: str = VISITOR) -> str | None:
+    """What the holdout and the arms are decided by: the person's profile's key, else (nobody
+    known by this id yet) the key their profile will get (:func:`assignment_key`)."""
+    if facts.assignment_key:
+        return facts.assignment_key
+    return assignment_key(kind, visitor) if visitor else None
 
 
 def _history_of(rows: list[tuple], index: dict[str, int]) -> HistoryArrays:
@@ -616,23 +645,29 @@ def recommend_for(site: Site, visitor: str | None, slot: str = "home", limit: in
     ``None``: what the visitor added since their last order), recently viewed.
     """
     page = page_strategy(slot, strategy)
-    if in_holdout(site, visitor):  # test and learn: this visitor sees best sellers (personalize.insights)
+    history_length = current_app.config.get("HISTORY_LENGTH", 200)
+    facts, person = None, visitor
+    if visitor and assignment_needed(site, slot):
+        # the holdout and the arms follow the person: their profile's key, whichever id asked
+        facts = visitor_history(site.id, visitor, history_length, kind, keyed=True)
+        person = assigned_key(facts, visitor, kind)
+    if in_holdout(site, person):  # test and learn: this person sees best sellers (personalize.insights)
         if page == CART_PAGE and cart is None:  # never what is in the cart, for them too
-            cart = cart_of(visitor_history(site.id, visitor, current_app.config.get("HISTORY_LENGTH", 200), kind).rows)
+            cart = cart_of((facts or visitor_history(site.id, visitor, history_length, kind)).rows)
         in_cart = set(cart or ())
         shown = holdout_items(site, limit + len(in_cart), product)
         return RecommendationList(new_rec_id(), slot, HOLDOUT, [i for i in shown if i["id"] not in in_cart][:limit])
     settings = site.settings or {}
     # an experiment's arm, or a rolled-out winner, may change how this slot's list is computed (personalize.experiments)
-    arm = choose(settings, site.id, visitor, slot)
+    arm = choose(settings, site.id, person, slot)
     override = arm.override if arm is not None else {}
     if override.get("strategy") in PAGE_STRATEGIES:  # an arm may try a page strategy against the slot's own
         page = override["strategy"]
     elif override.get("strategy") in ("personal", "popular"):
         page = None
     loaded = model_cache().get(site.id, override.get("model_version"))
-    history_length = current_app.config.get("HISTORY_LENGTH", 200)
-    facts = visitor_history(site.id, visitor, history_length, kind)
+    if facts is None:
+        facts = visitor_history(site.id, visitor, history_length, kind)
     profile_id, segment, rows = facts.profile_id, facts.segment, facts.rows
     if override.get("strategy") == "popular":
         rows = []  # ranked as for a newcomer: best sellers
@@ -768,9 +803,14 @@ def rank_for(site: Site, visitor: str | None, product_ids: list[str], limit: int
     for them blended with their given place (:func:`personalize.recommend.strategies.rerank`).
     The list's ``products`` are every id in the new order (unknown ones too); its ``items`` the
     cards of the first ``limit`` known, in-stock ones. Strategy ``rank``, or ``as-given`` (the
-    order unchanged) when there is no model or no history."""
-    facts = visitor_history(site.id, visitor, current_app.config.get("HISTORY_LENGTH", 200))
-    strategy, ordered = _ranked_ids(site, facts, product_ids)
+    order unchanged) when there is no model or no history, or ``holdout`` (the order unchanged too)
+    for a person in the site's holdout."""
+    keyed = bool(visitor) and holdout_share(site) > 0
+    facts = visitor_history(site.id, visitor, current_app.config.get("HISTORY_LENGTH", 200), keyed=keyed)
+    if keyed and in_holdout(site, assigned_key(facts, visitor)):
+        strategy, ordered = HOLDOUT, list(product_ids)
+    else:
+        strategy, ordered = _ranked_ids(site, facts, product_ids)
     out = RecommendationList(new_rec_id(), "listing", strategy)
     out.products = ordered
     cards = cards_of(site.id, ordered, facts.catalog)
