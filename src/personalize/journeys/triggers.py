@@ -149,12 +149,14 @@ def enter_many(wanted: list[tuple[LiveJourney, list[Candidate]]], now: datetime 
         return []
     with writer_turn():
         try:
-            entered = write_entries(plans, now, remember)
+            entered = write_entries(plans, now)
             if commit:
                 db.session.commit()
         except Exception:
             db.session.rollback()
             raise
+    if remember:
+        remember_entries(plans)
     return entered
 
 
@@ -207,7 +209,13 @@ def plan_entries(wanted: list[tuple[LiveJourney, list[Candidate]]], now: datetim
     return [(j, firsts) for j, firsts in plans if firsts]
 
 
-def write_entries(plans: list[Plan], now: datetime, remember: bool = False) -> list[tuple[int, int, int, bool]]:
+def remember_entries(plans: list[Plan]) -> None:
+    """Once :func:`write_entries`' transaction is committed: this process decided these people (:class:`Decided`)."""
+    clock = time.monotonic()
+    decided().note([(j.id, pid, clock + Decided.ttl(j)) for j, firsts in plans for pid in firsts if Decided.ttl(j)])
+
+
+def write_entries(plans: list[Plan], now: datetime) -> list[tuple[int, int, int, bool]]:
     """Insert the entries :func:`plan_entries` decided and their first steps, in the caller's
     transaction (no commit; on SQLite the caller holds the writer turn). Rows a unique key refuses
     are skipped. Returns ``(journey id, entry id, profile id, control)`` of those who entered."""
@@ -231,9 +239,6 @@ def write_entries(plans: list[Plan], now: datetime, remember: bool = False) -> l
             first_steps(journey, [(eid, pid, control, firsts[pid].data) for eid, pid, control in by_journey[journey.id]], now, steps, ends)
     insert_steps(steps)
     end_entries(ends, now)
-    if remember:
-        clock = time.monotonic()
-        decided().note([(j.id, pid, clock + Decided.ttl(j)) for j, firsts in plans for pid in firsts if Decided.ttl(j)])
     return [(jid, eid, pid, bool(control)) for eid, jid, pid, control in entered]
 
 
@@ -477,7 +482,7 @@ def on_events(site_id: int, events: list, now: datetime | None = None, received:
     received = received or {}
     with writer_turn():
         try:
-            entered = len(write_entries(plans, now, remember)) if plans else 0
+            entered = len(write_entries(plans, now)) if plans else 0
             if goal_events:
                 reach_goals(site_id, [(e.profile_id, e.type, received.get(e.event_id, now), e.event_id) for e in goal_events], now)
             if awaited:
@@ -486,6 +491,8 @@ def on_events(site_id: int, events: list, now: datetime | None = None, received:
         except Exception:
             db.session.rollback()
             raise
+    if remember and plans:
+        remember_entries(plans)
     return entered
 
 
