@@ -453,14 +453,15 @@ def event_data(event) -> dict[str, Any]:
 
 
 def on_events(site_id: int, events: list, now: datetime | None = None, received: dict[str, datetime] | None = None,
-              remember: bool = False) -> int:
+              remember: bool = False, catch_up: bool = False) -> int:
     """Handle stored events (``personalize.records.Event``): enter people, end entries whose goal
     was reached, answer waits for events. Returns the number of entries made. Commits.
 
     ``received`` gives the time each event (by id) was stored, when it is not now (the
     catch-up): goals and waits count an event stored after the person reached the step,
-    whatever the clock of the browser that sent it said, and a journey is entered only for
-    events stored since it was last activated (nothing that happened while it was paused).
+    whatever the clock of the browser that sent it said. With ``catch_up`` (the catch-up's
+    second look) a journey is entered only for events stored since it was last activated
+    (nothing that happened while it was paused).
     ``remember`` (the listener, not the catch-up) drops repeated triggers this process
     decided lately (:class:`Decided`).
 
@@ -474,7 +475,7 @@ def on_events(site_id: int, events: list, now: datetime | None = None, received:
     plans: list[Plan] = []
     wanted = [e for e in events if e.type in live.by_event and e.profile_id]
     if wanted:
-        plans = plan_entries(match_events(site_id, live, wanted, received, remember), now, remember)
+        plans = plan_entries(match_events(site_id, live, wanted, received if catch_up else None, remember), now, remember)
     goal_events = [e for e in events if e.type in live.goal_events and e.profile_id]
     awaited = [e for e in events if e.type in live.awaited and e.profile_id]
     if not (plans or goal_events or awaited):
@@ -501,7 +502,8 @@ def match_events(site_id: int, live, events: list, received: dict[str, datetime]
     """Which journeys each event (of a known person) triggers: its type, and the trigger's
     ``where`` filters (compiled once per journey version, :func:`compile_where`); filters on
     the product alone are decided once per product (:class:`ProductVerdicts`). The first
-    matching event of a person counts. No writes."""
+    matching event of a person counts; with ``received`` (when each event was stored), an event
+    stored before the journey was last activated counts for nobody. No writes."""
     memory, clock = (decided(), time.monotonic()) if remember else (None, 0.0)
     by_type: dict[str, list] = defaultdict(list)
     for e in events:
@@ -682,7 +684,7 @@ def catch_up_events(now: datetime | None = None) -> int:
         for site_id, event_id, etype, visitor, pid, at, product, props, got in rows:
             by_site[site_id].append(EventRecord(site_id, event_id, etype, visitor, pid, at, product or "", properties=props or {}))
             received[event_id] = got
-        return sum(on_events(site_id, events, now, received) for site_id, events in by_site.items())
+        return sum(on_events(site_id, events, now, received, catch_up=True) for site_id, events in by_site.items())
 
     return _catch_up("events", e, e.c.received_at, now, handle)
 
