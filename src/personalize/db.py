@@ -146,30 +146,39 @@ def sqlite_time(value) -> str | None:
     return value.isoformat(" ", "microseconds")  # naive: no offset; the same text as "%Y-%m-%d %H:%M:%S.%f"
 
 
-def sqlite_insert_rows(table: str, columns: tuple[tuple[str, str], ...], rows: list[dict], suffix: str = "", chunk: int = 500) -> list[tuple]:
-    """Insert ``rows`` on SQLite with multi-row statements on the driver's cursor (the session's
-    connection, in its transaction): what each row's column holds, stored as SQLAlchemy would
-    store it (``json`` columns as JSON text, ``timestamp`` ones as its text). Returns what
-    ``suffix``'s ``RETURNING`` gives, if any.
+def sqlite_insert_rows(table: str, columns: tuple[tuple[str, str], ...], rows: list[tuple], suffix: str = "", chunk: int = 500) -> list[tuple]:
+    """Insert ``rows`` (tuples in the order of ``columns``) on SQLite with multi-row statements on
+    the driver's cursor (the session's connection, in its transaction), stored as SQLAlchemy
+    would store them (``json`` columns as JSON text, ``timestamp`` ones as its text). Returns
+    what ``suffix``'s ``RETURNING`` gives, if any.
 
     Through SQLAlchemy, binding the parameters (each row's values processed one by one, the
     statement's parameter list rebuilt per row) cost more than SQLite spent storing the rows.
+    Rows are tuples, not dicts: only the columns that need a conversion are touched, and a
+    chunk's parameters are one flattened list.
     """
     import json
+    from itertools import chain
 
-    names = [name for name, _kind in columns]
-    convert = [(name, json.dumps if kind == "json" else sqlite_time if kind == "timestamp" else None) for name, kind in columns]
+    names = ", ".join(name for name, _kind in columns)
+    convert = [(i, json.dumps if kind == "json" else sqlite_time) for i, (_name, kind) in enumerate(columns) if kind in ("json", "timestamp")]
     one = "(" + ", ".join("?" * len(columns)) + ")"
     cursor = db.session.connection().connection.driver_connection.cursor()
+    returning = "RETURNING" in suffix.upper()
     out: list[tuple] = []
     try:
         for start in range(0, len(rows), chunk):
             part = rows[start : start + chunk]
-            args: list = []
-            for row in part:
-                args += [row[name] if f is None else f(row[name]) for name, f in convert]
-            cursor.execute(f"INSERT INTO {table} ({', '.join(names)}) VALUES {', '.join([one] * len(part))} {suffix}", args)
-            if "RETURNING" in suffix.upper():
+            if convert:
+                fixed = []
+                for row in part:
+                    row = list(row)
+                    for i, f in convert:
+                        row[i] = f(row[i])
+                    fixed.append(row)
+                part = fixed
+            cursor.execute(f"INSERT INTO {table} ({names}) VALUES {', '.join([one] * len(part))} {suffix}", list(chain.from_iterable(part)))
+            if returning:
                 out.extend(cursor.fetchall())
     finally:
         cursor.close()

@@ -120,7 +120,7 @@ class Change:
     outcome: str = ""  # the row is done with this outcome; "" with ``release``: due again
     detail: dict = field(default_factory=dict)
     release: datetime | None = None
-    inserts: list[dict] = field(default_factory=list)
+    inserts: list[tuple] = field(default_factory=list)  # new step rows (:meth:`Mover.row`)
     ends: list[tuple[int, str, str, datetime | None]] = field(default_factory=list)  # (entry, status, reason, goal_at)
     version: tuple[int, int] | None = None  # (entry, version) it moved to
     contact: tuple[int, str] | None = None  # (profile, channel) to count on the contact policy
@@ -153,15 +153,25 @@ def _setting(name: str, default: Any) -> Any:
         return default
 
 
-@holding_writer_turn
-def claim(limit: int, now: datetime, lease_seconds: float, token: str) -> list[Claimed]:
-    """Claim up to ``limit`` due steps of active journeys for ``lease_seconds``; commits."""
+def _due(now: datetime):
     j = Journey.__table__
-    inner = (
-        select(STEPS.c.id).join(j, j.c.id == STEPS.c.journey_id)
-        .where(STEPS.c.state == "due", STEPS.c.due_at <= now, j.c.status == "active")
-        .order_by(STEPS.c.due_at).limit(limit)
-    )
+    return select(STEPS.c.id).join(j, j.c.id == STEPS.c.journey_id).where(STEPS.c.state == "due", STEPS.c.due_at <= now, j.c.status == "active")
+
+
+def claim(limit: int, now: datetime, lease_seconds: float, token: str) -> list[Claimed]:
+    """Claim up to ``limit`` due steps of active journeys for ``lease_seconds``; commits.
+
+    When nothing is due (most ticks of a quiet runner) it only reads: no write transaction,
+    and on SQLite no writer turn taken from the events' batches."""
+    if db.session.execute(_due(now).limit(1)).first() is None:
+        db.session.commit()  # ends the read (PostgreSQL: its transaction), as the claim's commit did
+        return []
+    return _claim(limit, now, lease_seconds, token)
+
+
+@holding_writer_turn
+def _claim(limit: int, now: datetime, lease_seconds: float, token: str) -> list[Claimed]:
+    inner = _due(now).order_by(STEPS.c.due_at).limit(limit)
     if db.session.get_bind().dialect.name == "postgresql":
         inner = inner.with_for_update(of=STEPS, skip_locked=True)
     stmt = (
@@ -248,14 +258,14 @@ class Mover:
         return mine or zone(self.zones.of(entry.site_id)) or UTC
 
     def row(self, entry: Entry, step: dict, due: datetime, state: str = "due", outcome: str = "", detail: dict | None = None,
-            claimed: bool = False) -> dict:
-        return {
-            "site_id": entry.site_id, "journey_id": entry.journey_id, "enrollment_id": entry.id, "profile_id": entry.profile_id,
-            "step_id": step["id"], "kind": step["type"], "state": state, "outcome": outcome,
-            "due_at": self.lease_until if claimed else due, "claim": self.token if claimed else None, "attempts": 1 if claimed else 0,
-            "signal": None, "idempotency_key": step_key(entry.id, step["id"]), "detail": detail or {},
-            "entered_at": self.now, "done_at": self.now if state == "done" else None,
-        }
+            claimed: bool = False) -> tuple:
+        """A new ``journey_steps`` row, its values in the order of :data:`STEP_COLUMNS`."""
+        claimed = claimed and self.token is not None
+        return (
+            entry.site_id, entry.journey_id, entry.id, entry.profile_id, step["id"], step["type"], state, outcome,
+            self.lease_until if claimed else due, self.token if claimed else None, 1 if claimed else 0,
+            None, step_key(entry.id, step["id"]), detail or {}, self.now, self.now if state == "done" else None,
+        )
 
     def advance(self, items: list[tuple[Change, Entry, str | None]], claim_actions: bool) -> None:
         """Move each entry on from a step to ``next_id`` (None: the end), through every step that
@@ -443,12 +453,16 @@ def unnest_insert(table: str, columns: tuple[tuple[str, str], ...], suffix: str 
 _INSERT_STEPS_PG = unnest_insert("journey_steps", STEP_COLUMNS)
 
 
-def column_arrays(rows: list[dict], columns: tuple[tuple[str, str], ...]) -> dict[str, list]:
-    return {name: [json.dumps(r[name]) if kind == "json" else r[name] for r in rows] for name, kind in columns}
+def column_arrays(rows: list[tuple], columns: tuple[tuple[str, str], ...]) -> dict[str, list]:
+    """Rows (tuples in the order of ``columns``) as one array per column, for :func:`unnest_insert`."""
+    if not rows:
+        return {name: [] for name, _kind in columns}
+    return {name: [json.dumps(v) for v in values] if kind == "json" else list(values)
+            for (name, kind), values in zip(columns, zip(*rows, strict=True), strict=True)}
 
 
-def insert_steps(rows: list[dict]) -> None:
-    """Store new step rows (in the caller's transaction)."""
+def insert_steps(rows: list[tuple]) -> None:
+    """Store new step rows (tuples in the order of :data:`STEP_COLUMNS`; in the caller's transaction)."""
     if not rows:
         return
     if db.session.get_bind().dialect.name == "postgresql":

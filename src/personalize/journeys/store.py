@@ -149,8 +149,9 @@ def set_status(journey: Journey, status: str) -> None:
             raise InvalidInput("status", "publish the journey before activating it")
         if not (live_definition(journey) or {}).get("steps"):
             raise InvalidInput("status", "add at least one step before activating the journey")
-        journey.activated_at = journey.activated_at or utcnow()
     now = utcnow()
+    if status == "active" and journey.status != "active":
+        journey.activated_at = now  # the catch-up enters nobody for what was stored before (a pause)
     journey.status = status
     journey.updated_at = now
     if status == "stopped":
@@ -243,6 +244,7 @@ class LiveJourney:
     definition: dict
     flow: Flow
     created_at: datetime
+    activated_at: datetime | None = None  # when it was last made active: the catch-up ignores what came before
 
     @property
     def trigger(self) -> dict:
@@ -297,13 +299,13 @@ def live_journeys(site_id: int) -> SiteJourneys:
         cached.checked = now
         return cached
     rows = db.session.execute(
-        select(Journey.id, Journey.key, Journey.name, Journey.version, Journey.created_at)
+        select(Journey.id, Journey.key, Journey.name, Journey.version, Journey.created_at, Journey.activated_at)
         .where(Journey.site_id == site_id, Journey.status == "active", Journey.version > 0).order_by(Journey.id)
     ).all()
     journeys = []
-    for jid, key, name, version, created in rows:
+    for jid, key, name, version, created, activated in rows:
         definition, flow = version_flow(jid, version)
-        journeys.append(LiveJourney(jid, site_id, key, name, version, definition, flow, created))
+        journeys.append(LiveJourney(jid, site_id, key, name, version, definition, flow, created, activated))
     result = SiteJourneys.of(stamp, journeys)
     result.checked = now
     with _lock:

@@ -23,7 +23,7 @@ from typing import Any, NamedTuple
 
 from sqlalchemy import and_, func, select
 
-from ..db import db, holding_writer_turn, sqlite_insert_rows
+from ..db import db, holding_writer_turn, sqlite_insert_rows, writer_turn
 from ..models import Event, Order, Profile, utcnow
 from .models import JourneyCursor, JourneyEnrollment, JourneyStep
 from .runner import (
@@ -66,12 +66,6 @@ def in_control(journey_id: int, profile_id: int, percent: int) -> bool:
     return int.from_bytes(digest[:8], "big") / 2**64 * 100 < percent
 
 
-def _dedupe(journey: LiveJourney, candidate: Candidate) -> str:
-    if journey.definition["reentry"]["mode"] == "once":
-        return str(candidate.profile_id)
-    return f"{candidate.profile_id}:{candidate.occurrence}"[:200]
-
-
 ENTRY_COLUMNS = (
     ("site_id", "integer"), ("journey_id", "integer"), ("profile_id", "bigint"), ("version", "integer"), ("dedupe", "varchar"),
     ("active_profile", "bigint"), ("source", "varchar"), ("control", "boolean"), ("status", "varchar"), ("exit_reason", "varchar"),
@@ -80,8 +74,8 @@ ENTRY_COLUMNS = (
 _INSERT_ENTRIES_PG = unnest_insert("journey_enrollments", ENTRY_COLUMNS, "ON CONFLICT DO NOTHING RETURNING id, journey_id, profile_id, control")
 
 
-def _insert_entries(rows: list[dict]) -> list[tuple]:
-    """Insert entries, skipping rows a unique key refuses (already entered, already in it); returns
+def _insert_entries(rows: list[tuple]) -> list[tuple]:
+    """Insert entries (tuples in the order of :data:`ENTRY_COLUMNS`), skipping rows a unique key refuses (already entered, already in it); returns
     ``(id, journey_id, profile_id, control)`` of the inserted rows. One statement per chunk on
     either database."""
     if db.session.connection().dialect.name == "postgresql":
@@ -140,19 +134,46 @@ def decided() -> Decided:
     return current_app.extensions.setdefault("personalize.journeys.decided", Decided())
 
 
-@holding_writer_turn
 def enter_many(wanted: list[tuple[LiveJourney, list[Candidate]]], now: datetime | None = None, commit: bool = True,
                remember: bool = False) -> list[tuple[int, int, int, bool]]:
     """:func:`enter` for several journeys in a few statements: one look at recent entries (the
     cool-downs), one insert of entries and one of first steps. With ``remember`` (the listener),
     decisions are kept in this process's :class:`Decided` and repeats are dropped before the
-    database. Returns ``(journey id, entry id, profile id, control)`` of those who entered."""
+    database. Returns ``(journey id, entry id, profile id, control)`` of those who entered.
+
+    The deciding (:func:`plan_entries`: reads only) runs before the writer turn is taken; only
+    the inserts (:func:`write_entries`) hold it."""
+    now = now or utcnow()
+    plans = plan_entries(wanted, now, remember)
+    if not plans:
+        return []
+    with writer_turn():
+        try:
+            entered = write_entries(plans, now)
+            if commit:
+                db.session.commit()
+        except Exception:
+            db.session.rollback()
+            raise
+    if remember:
+        remember_entries(plans)
+    return entered
+
+
+Plan = tuple[LiveJourney, dict[int, Candidate]]  # a journey and who is to enter it (by profile: their trigger)
+
+
+def plan_entries(wanted: list[tuple[LiveJourney, list[Candidate]]], now: datetime, remember: bool = False) -> list[Plan]:
+    """Who of the candidates may enter which journey: the first candidate of each person, the
+    trigger's condition holds, the re-entry rule allows it (a cool-down: no entry lately). Reads
+    only, so it runs outside the SQLite writer turn; the inserts' unique keys (one active entry
+    of a person per journey, one per trigger occurrence) still refuse whatever became a repeat
+    since. With ``remember``, drops what this process decided lately (:class:`Decided`)."""
     from ..segments.bulk import matching
 
-    now = now or utcnow()
     clock = time.monotonic()
     memory = decided() if remember else None
-    plans: list[tuple[LiveJourney, dict[int, Candidate]]] = []
+    plans: list[Plan] = []
     for journey, candidates in wanted:
         firsts: dict[int, Candidate] = {}
         for c in candidates:
@@ -180,40 +201,48 @@ def enter_many(wanted: list[tuple[LiveJourney, list[Candidate]]], now: datetime 
             ):
                 if at > cooling[jid]:
                     recent.add((jid, pid))
-        plans = [(j, {pid: c for pid, c in firsts.items() if (j.id, pid) not in recent}) for j, firsts in plans]
-        if memory is not None:
-            memory.note([(jid, pid, clock + Decided.ttl(next(j for j, _f in plans if j.id == jid))) for jid, pid in recent])
-    rows = [{
-        "site_id": journey.site_id, "journey_id": journey.id, "profile_id": pid, "version": journey.version,
-        "dedupe": _dedupe(journey, c), "active_profile": pid, "source": c.source[:120],
-        "control": in_control(journey.id, pid, journey.definition["control"]), "status": "active", "exit_reason": "",
-        "data": c.data, "entered_at": now, "finished_at": None, "goal_at": None,
-    } for journey, firsts in plans for pid, c in firsts.items()]
+        if recent:
+            plans = [(j, {pid: c for pid, c in firsts.items() if (j.id, pid) not in recent}) for j, firsts in plans]
+            if memory is not None:
+                ttl = {j.id: Decided.ttl(j) for j, _f in plans}
+                memory.note([(jid, pid, clock + ttl[jid]) for jid, pid in recent])
+    return [(j, firsts) for j, firsts in plans if firsts]
+
+
+def remember_entries(plans: list[Plan]) -> None:
+    """Once :func:`write_entries`' transaction is committed: this process decided these people (:class:`Decided`)."""
+    clock = time.monotonic()
+    decided().note([(j.id, pid, clock + Decided.ttl(j)) for j, firsts in plans for pid in firsts if Decided.ttl(j)])
+
+
+def write_entries(plans: list[Plan], now: datetime) -> list[tuple[int, int, int, bool]]:
+    """Insert the entries :func:`plan_entries` decided and their first steps, in the caller's
+    transaction (no commit; on SQLite the caller holds the writer turn). Rows a unique key refuses
+    are skipped. Returns ``(journey id, entry id, profile id, control)`` of those who entered."""
+    rows = []
+    for journey, firsts in plans:
+        jid, site_id, version, percent = journey.id, journey.site_id, journey.version, journey.definition["control"]
+        once = journey.definition["reentry"]["mode"] == "once"
+        for pid, c in firsts.items():
+            rows.append((site_id, jid, pid, version, str(pid) if once else f"{pid}:{c.occurrence}"[:200], pid, c.source[:120],
+                         in_control(jid, pid, percent), "active", "", c.data, now, None, None))
     if not rows:
         return []
-    try:
-        entered = _insert_entries(rows)
-        by_journey: dict[int, list] = defaultdict(list)
-        for eid, jid, pid, control in entered:
-            by_journey[jid].append((eid, pid, control))
-        steps: list[dict] = []
-        ends: list = []
-        for journey, firsts in plans:
-            if by_journey.get(journey.id):
-                first_steps(journey, [(eid, pid, control, firsts[pid].data) for eid, pid, control in by_journey[journey.id]], now, steps, ends)
-        insert_steps(steps)
-        end_entries(ends, now)
-        if commit:
-            db.session.commit()
-    except Exception:
-        db.session.rollback()
-        raise
-    if memory is not None:
-        memory.note([(j.id, pid, clock + Decided.ttl(j)) for j, firsts in plans for pid in firsts if Decided.ttl(j)])
+    entered = _insert_entries(rows)
+    by_journey: dict[int, list] = defaultdict(list)
+    for eid, jid, pid, control in entered:
+        by_journey[jid].append((eid, pid, control))
+    steps: list[tuple] = []
+    ends: list = []
+    for journey, firsts in plans:
+        if by_journey.get(journey.id):
+            first_steps(journey, [(eid, pid, control, firsts[pid].data) for eid, pid, control in by_journey[journey.id]], now, steps, ends)
+    insert_steps(steps)
+    end_entries(ends, now)
     return [(jid, eid, pid, bool(control)) for eid, jid, pid, control in entered]
 
 
-def first_steps(journey: LiveJourney, entered: list[tuple[int, int, bool, dict]], now: datetime, steps: list[dict], ends: list) -> None:
+def first_steps(journey: LiveJourney, entered: list[tuple[int, int, bool, dict]], now: datetime, steps: list[tuple], ends: list) -> None:
     """The first step rows of new entries (the steps that take no time are run through), added to
     ``steps``; entries that end at once (no step, an exit) added to ``ends``."""
     definition, flow = version_flow(journey.id, journey.version)
@@ -283,6 +312,138 @@ def _where_holds(cond: dict, event, product) -> bool:
     return same(value, target) if op == "eq" else not same(value, target)
 
 
+class Where:
+    """A trigger's ``where`` filters compiled into tests (:func:`compile_where`)."""
+
+    __slots__ = ("tests", "product_only", "reads_product")
+
+    def __init__(self, tests: list, product_only: bool, reads_product: bool):
+        self.tests, self.product_only, self.reads_product = tests, product_only, reads_product
+
+    def holds(self, event, product) -> bool:
+        return all(test(event, product) for test in self.tests)
+
+
+def _getter(name: str):
+    if name == "product_id":
+        return lambda e, p: e.product_id or None
+    if name == "product.category":
+        return lambda e, p: p.category if p is not None else None
+    if name == "product.price":
+        return lambda e, p: p.price if p is not None else None
+    key = name[11:]
+    return lambda e, p: (e.properties or {}).get(key)
+
+
+def _number(v) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool)
+
+
+def _compile(cond: dict):
+    """One condition as ``test(event, product) -> bool``: what :func:`_where_holds` decides, with the
+    field and operator looked up once instead of per event."""
+    get, op, target = _getter(cond["field"]), cond["op"], cond.get("value")
+    if op == "exists":
+        return lambda e, p: get(e, p) not in (None, "")
+    if op in ("gt", "gte", "lt", "lte"):
+        compare = {"gt": lambda v: v > target, "gte": lambda v: v >= target, "lt": lambda v: v < target, "lte": lambda v: v <= target}[op]
+
+        def ordered(e, p):
+            v = get(e, p)
+            return v is not None and _number(v) and compare(v)
+
+        return ordered
+    if op == "contains":
+        def contains(e, p):
+            v = get(e, p)
+            return isinstance(v, str) and target in v
+
+        return contains
+
+    def same(v, t) -> bool:
+        if _number(v):
+            return _number(t) and v == t
+        return type(v) is type(t) and v == t
+
+    if op == "in":
+        def among(e, p):
+            v = get(e, p)
+            return v is not None and any(same(v, t) for t in target)
+
+        return among
+    if op == "eq":
+        def equal(e, p):
+            v = get(e, p)
+            return v is not None and same(v, target)
+
+        return equal
+
+    def differs(e, p):
+        v = get(e, p)
+        return v is not None and not same(v, target)
+
+    return differs
+
+
+def compile_where(journey: LiveJourney) -> Where:
+    """The journey's trigger filters as tests, compiled once per live journey (a version never changes)."""
+    compiled = journey.__dict__.get("_where")
+    if compiled is None:
+        where = journey.trigger.get("where") or []
+        compiled = Where([_compile(w) for w in where], all(w["field"] in PRODUCT_FIELDS for w in where),
+                         any(w["field"].startswith("product.") for w in where))
+        journey.__dict__["_where"] = compiled
+    return compiled
+
+
+class ProductVerdicts:
+    """Per process: whether a journey version's filters on the product alone hold for a product, decided
+    once per product, and the product facts they read. Everything a site's entry holds is forgotten
+    when its catalogue changes (``sites.catalog_version``, raised by every product write and read
+    once per batch of events)."""
+
+    def __init__(self, size: int = 100_000):
+        self.size = size
+        self._sites: dict[int, SiteVerdicts] = {}
+        self._lock = threading.Lock()
+
+    def of_site(self, site_id: int) -> SiteVerdicts:
+        from ..models import Site
+
+        version = db.session.scalar(select(Site.__table__.c.catalog_version).where(Site.__table__.c.id == site_id))
+        found = self._sites.get(site_id)
+        if found is None or found.catalog != version or len(found.facts) > self.size:
+            found = SiteVerdicts(version)
+            with self._lock:
+                self._sites[site_id] = found
+        return found
+
+
+class SiteVerdicts:
+    def __init__(self, catalog: int | None):
+        self.catalog = catalog
+        self.facts: dict[str, ProductFacts | None] = {}
+        self.verdicts: dict[tuple[int, int], dict[str, bool]] = {}
+
+    def of(self, journey: LiveJourney) -> dict[str, bool]:
+        return self.verdicts.setdefault((journey.id, journey.version), {})
+
+    def knows(self, journey: LiveJourney, product_id: str) -> bool:
+        return product_id in self.facts or product_id in self.verdicts.get((journey.id, journey.version), ())
+
+    def load(self, site_id: int, product_ids) -> None:
+        wanted = [p for p in product_ids if p not in self.facts]
+        if wanted:
+            found = product_facts(site_id, wanted)
+            self.facts.update({p: found.get(p) for p in wanted})
+
+
+def product_verdicts() -> ProductVerdicts:
+    from flask import current_app
+
+    return current_app.extensions.setdefault("personalize.journeys.product_verdicts", ProductVerdicts())
+
+
 def event_data(event) -> dict[str, Any]:
     when = event.occurred_at.isoformat() + "Z" if isinstance(event.occurred_at, datetime) else str(event.occurred_at)
     data = {"event": event.type, "event_id": event.event_id, "occurred_at": when, "properties": dict(event.properties or {})}
@@ -291,64 +452,96 @@ def event_data(event) -> dict[str, Any]:
     return data
 
 
-@holding_writer_turn
 def on_events(site_id: int, events: list, now: datetime | None = None, received: dict[str, datetime] | None = None,
-              remember: bool = False) -> int:
+              remember: bool = False, catch_up: bool = False) -> int:
     """Handle stored events (``personalize.records.Event``): enter people, end entries whose goal
     was reached, answer waits for events. Returns the number of entries made. Commits.
 
     ``received`` gives the time each event (by id) was stored, when it is not now (the
     catch-up): goals and waits count an event stored after the person reached the step,
-    whatever the clock of the browser that sent it said. ``remember`` (the listener, not the
-    catch-up) drops repeated triggers this process decided lately (:class:`Decided`).
+    whatever the clock of the browser that sent it said. With ``catch_up`` (the catch-up's
+    second look) a journey is entered only for events stored since it was last activated
+    (nothing that happened while it was paused).
+    ``remember`` (the listener, not the catch-up) drops repeated triggers this process
+    decided lately (:class:`Decided`).
+
+    Which events enter whom is decided first (:func:`match_events`, :func:`plan_entries`:
+    reads); the SQLite writer turn is taken only for the writes.
     """
     now = now or utcnow()
-    received = received or {}
     live = live_journeys(site_id)
     if not live.journeys:
         return 0
-    entered = 0
-    wanted = [e for e in events if e.type in live.by_event]
+    plans: list[Plan] = []
+    wanted = [e for e in events if e.type in live.by_event and e.profile_id]
     if wanted:
-        needs_product = any(w["field"].startswith("product.") for js in live.by_event.values() for j in js for w in j.trigger.get("where", ()))
-        products = product_facts(site_id, [e.product_id for e in wanted if e.product_id]) if needs_product else {}
-        batch = []
-        memory, clock = (decided(), time.monotonic()) if remember else (None, 0.0)
-        data: dict[str, dict] = {}
-        by_type: dict[str, list] = defaultdict(list)
-        for e in wanted:
-            if e.profile_id:
-                by_type[e.type].append(e)
-        for journey in {j.id: j for e in wanted for j in live.by_event[e.type]}.values():
-            where = journey.trigger.get("where") or []
-            # filters on the product alone hold or not for every event of that product: asked once per product
-            by_product: dict[str, bool] | None = {} if all(w["field"] in PRODUCT_FIELDS for w in where) else None
-            found: dict[int, Candidate] = {}  # the first event of each person counts: they enter once at a time
-            for e in by_type[journey.trigger["event"]]:
-                if e.profile_id in found or (memory is not None and memory.known(journey.id, e.profile_id, clock)):
-                    continue
-                if where:
-                    holds = None if by_product is None else by_product.get(e.product_id)
-                    if holds is None:
-                        holds = all(_where_holds(w, e, products.get(e.product_id)) for w in where)
-                        if by_product is not None:
-                            by_product[e.product_id] = holds
-                    if not holds:
-                        continue
-                if e.event_id not in data:
-                    data[e.event_id] = event_data(e)
-                found[e.profile_id] = Candidate(e.profile_id, f"e:{e.event_id}", f"event {e.type}", data[e.event_id])
-            if found:
-                batch.append((journey, list(found.values())))
-        entered += len(enter_many(batch, now, commit=False, remember=remember))
+        plans = plan_entries(match_events(site_id, live, wanted, received if catch_up else None, remember), now, remember)
     goal_events = [e for e in events if e.type in live.goal_events and e.profile_id]
-    if goal_events:
-        reach_goals(site_id, [(e.profile_id, e.type, received.get(e.event_id, now), e.event_id) for e in goal_events], now)
     awaited = [e for e in events if e.type in live.awaited and e.profile_id]
-    if awaited:
-        answer_waits(site_id, [(e.profile_id, e.type, e.event_id, received.get(e.event_id, now)) for e in awaited], now)
-    db.session.commit()
+    if not (plans or goal_events or awaited):
+        return 0
+    received = received or {}
+    with writer_turn():
+        try:
+            entered = len(write_entries(plans, now)) if plans else 0
+            if goal_events:
+                reach_goals(site_id, [(e.profile_id, e.type, received.get(e.event_id, now), e.event_id) for e in goal_events], now)
+            if awaited:
+                answer_waits(site_id, [(e.profile_id, e.type, e.event_id, received.get(e.event_id, now)) for e in awaited], now)
+            db.session.commit()
+        except Exception:
+            db.session.rollback()
+            raise
+    if remember and plans:
+        remember_entries(plans)
     return entered
+
+
+def match_events(site_id: int, live, events: list, received: dict[str, datetime] | None = None,
+                 remember: bool = False) -> list[tuple[LiveJourney, list[Candidate]]]:
+    """Which journeys each event (of a known person) triggers: its type, and the trigger's
+    ``where`` filters (compiled once per journey version, :func:`compile_where`); filters on
+    the product alone are decided once per product (:class:`ProductVerdicts`). The first
+    matching event of a person counts; with ``received`` (when each event was stored), an event
+    stored before the journey was last activated counts for nobody. No writes."""
+    memory, clock = (decided(), time.monotonic()) if remember else (None, 0.0)
+    by_type: dict[str, list] = defaultdict(list)
+    for e in events:
+        by_type[e.type].append(e)
+    journeys = [j for t in by_type for j in live.by_event.get(t, ())]
+    verdicts = product_verdicts().of_site(site_id) if any(compile_where(j).reads_product for j in journeys) else None
+    if verdicts is not None:  # the facts of the products some filter still has to decide, in one query
+        missing = {e.product_id for j in journeys if compile_where(j).reads_product for e in by_type[j.trigger["event"]]
+                   if e.product_id and not verdicts.knows(j, e.product_id)}
+        verdicts.load(site_id, missing)
+    data: dict[str, dict] = {}
+    out: list[tuple[LiveJourney, list[Candidate]]] = []
+    for journey in journeys:
+        where = compile_where(journey)
+        since = journey.activated_at if received is not None else None
+        known = verdicts.of(journey) if verdicts is not None and where.product_only else None
+        found: dict[int, Candidate] = {}  # the first event of each person counts: they enter once at a time
+        for e in by_type[journey.trigger["event"]]:
+            pid = e.profile_id
+            if pid in found or (memory is not None and memory.known(journey.id, pid, clock)):
+                continue
+            if since is not None and (received.get(e.event_id) or since) < since:
+                continue  # stored while the journey was not live
+            if where.tests:
+                if known is not None:
+                    holds = known.get(e.product_id)
+                    if holds is None:
+                        holds = known[e.product_id] = where.holds(e, verdicts.facts.get(e.product_id))
+                else:
+                    holds = where.holds(e, verdicts.facts.get(e.product_id) if verdicts is not None else None)
+                if not holds:
+                    continue
+            if e.event_id not in data:
+                data[e.event_id] = event_data(e)
+            found[pid] = Candidate(pid, f"e:{e.event_id}", f"event {e.type}", data[e.event_id])
+        if found:
+            out.append((journey, list(found.values())))
+    return out
 
 
 def reach_goals(site_id: int, hits: list[tuple[int, str, datetime, str]], now: datetime) -> int:
@@ -491,7 +684,7 @@ def catch_up_events(now: datetime | None = None) -> int:
         for site_id, event_id, etype, visitor, pid, at, product, props, got in rows:
             by_site[site_id].append(EventRecord(site_id, event_id, etype, visitor, pid, at, product or "", properties=props or {}))
             received[event_id] = got
-        return sum(on_events(site_id, events, now, received) for site_id, events in by_site.items())
+        return sum(on_events(site_id, events, now, received, catch_up=True) for site_id, events in by_site.items())
 
     return _catch_up("events", e, e.c.received_at, now, handle)
 
