@@ -11,7 +11,13 @@ import tracemalloc
 import pytest
 
 from personalize.connectors import HttpAuthError, HttpStatusError, TransientError
-from personalize.sync.http import DEFAULT_DEADLINE, DEFAULT_MAX_BYTES, DeadlineExceeded, HttpClient, ResponseTooLarge
+from personalize.sync.http import (
+    DEFAULT_DEADLINE,
+    DEFAULT_MAX_BYTES,
+    DeadlineExceeded,
+    HttpClient,
+    ResponseTooLarge,
+)
 from personalize.sync.testing import local_policy
 
 from .hostile import MB, Hostile, declared, drip, drip_headers, endless, gzip_bomb, status
