@@ -148,3 +148,16 @@ def test_a_connector_may_ask_for_more_for_one_request(hostile):
 def test_an_ordinary_answer_is_whole(hostile):
     hostile.on("/ok", status(200, b'{"ok": true}'))
     assert client().get_json(hostile.url + "/ok") == {"ok": True}
+
+
+def test_a_dripping_product_picture_is_given_up_after_ten_seconds(ctx, hostile, monkeypatch):
+    from personalize.sync import recommendations
+    from personalize.sync.recommendations import fetch_thumbnails
+
+    assert recommendations.PICTURE_SECONDS == 10
+    monkeypatch.setattr(recommendations, "PICTURE_SECONDS", 1.5)  # the same path, without waiting ten seconds
+    hostile.on("/img/drip.jpg", drip(every=0.3)).on("/img/bomb.jpg", gzip_bomb(unpacked=1024 * MB))
+    started = time.monotonic()
+    outcome = fetch_thumbnails([hostile.url + "/img/drip.jpg", hostile.url + "/img/bomb.jpg"])
+    assert outcome == {hostile.url + "/img/drip.jpg": "DeadlineExceeded", hostile.url + "/img/bomb.jpg": "too large"}
+    assert time.monotonic() - started < 4

@@ -404,7 +404,7 @@ def _call_webhooks(site_id: int, items: list[Item], mover: Mover, token: str, no
         body = webhooks.payload(item.row.key, {"key": item.journey[2], "name": item.journey[3], "version": item.entry.version},
                                 item.step["id"], person, item.entry.data, item.step.get("fields") or {})
         try:
-            status = webhooks.deliver(http, item.step["url"], body, secret, item.row.key, item.row.attempts)
+            status, note = webhooks.deliver(http, item.step["url"], body, secret, item.row.key, item.row.attempts)
         except TransientError as exc:
             change = _retry(item, now, str(exc))
         except (AuthError, HttpStatusError) as exc:
@@ -412,7 +412,8 @@ def _call_webhooks(site_id: int, items: list[Item], mover: Mover, token: str, no
         except Exception as exc:  # an address the client refuses, a bad certificate…
             change = _end(item, "failed", {"error": f"{type(exc).__name__}: {exc}"[:300]})
         else:
-            change = _end(item, "acted", {"status": status, **({"attempt": item.row.attempts} if item.row.attempts > 1 else {})})
+            change = _end(item, "acted", {"status": status, **({"attempt": item.row.attempts} if item.row.attempts > 1 else {}),
+                                          **({"note": note} if note else {})})
             change.contact = (item.entry.profile_id, "webhook")
         _commit([change], mover, token, now, summary)
     return []
