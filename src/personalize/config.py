@@ -83,11 +83,13 @@ SETTINGS: dict[str, tuple[Any, str]] = {
     "JOURNEY_BATCH_SIZE": (500, "How many due journey steps a runner claims at once."),
     "JOURNEY_LEASE_SECONDS": (300, "How long a runner holds the steps it claimed; a runner that dies leaves them to another one after this time."),
     "JOURNEY_TRIGGER_SECONDS": (30, "How often the journeys' catch-up runs: events and segment changes a process stored but did not hand to journeys (it died), and date triggers."),
+    "JOURNEY_WEBHOOK_SECONDS": (20, "Seconds one webhook delivery of a journey step may take in all (connecting, the receiver's answer, its quick retries); a slower receiver is tried again later with a growing delay, like a 5xx."),
+    "JOURNEY_TEST_SENDS_PER_DAY": (50, "Test emails of journey steps one site may send a day (UTC); more are refused (429) until the next day."),
     "JOURNEY_WORKERS": (2, "With BROKER_URL: how many `journeys_run` jobs the scheduler keeps queued at once while steps are due."),
     # recommendations in email and other channels (docs/api.md "Email block", docs/connectors.md "Recommendations")
     "EMAIL_TOKEN_DAYS": (60, "How many days the addresses of a person's email block (image and clicks) and of the recommendation fields pushed to email tools stay valid; pushes renew them halfway."),
     "EMAIL_IMAGE_DIR": (None, "Where product pictures for the email block are kept (fetched in the background during pushes, never while an image is served). Default: email-images/ in the instance folder."),
-    "EMAIL_IMAGE_FETCH": (True, "After pushing recommendations, fetch the pushed products' pictures for the email block (through the outbound policy; 3 s timeouts, pictures over 2 MB dropped, 50 a push); off: cards without a picture on disk show the product's initials."),
+    "EMAIL_IMAGE_FETCH": (True, "After pushing recommendations, fetch the pushed products' pictures for the email block (through the outbound policy; 3 s timeouts, 10 s in all a picture, pictures over 2 MB dropped, 50 a push); off: cards without a picture on disk show the product's initials."),
     "RECOMMENDATION_PUSH_MAX": (5000, "Most contacts whose recommendation fields one sync of a connection pushes (the others follow at the next syncs)."),
 }
 

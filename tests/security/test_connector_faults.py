@@ -464,3 +464,66 @@ def test_no_secret_reaches_logs_run_log_cli_pages_exports_or_api_answers(app, si
 
 def report_faults(n: int) -> None:
     print(f"faults injected in the secrets check: {n}")
+
+
+# ---------------------------------------------------------------- a page that never ends
+
+
+def test_a_page_that_never_ends_is_stopped_by_the_bounds(app, site, small_pages):
+    """A provider (or whoever answers at its address) that sends a page without end: the default
+    32 MB bound stops the stream with a message naming the limit; a page that drips stops at the
+    deadline and the run is tried again later. The next run with a sane provider fills everything."""
+    from werkzeug.wrappers import Response
+
+    from personalize.sync.http import DEFAULT_MAX_BYTES
+
+    api = Revocable([contact(i, T0 + timedelta(minutes=i)) for i in range(35)])
+
+    def endless_page():
+        yield b'{"results": ['
+        while True:
+            yield b'{"id": "1", "properties": {}},' * 2000
+
+    def dripping_page():
+        while True:
+            time.sleep(0.3)
+            yield b" "
+
+    answers = []
+    api.before_page = lambda page, request: answers and (_ for _ in ()).throw(_Answer(answers.pop(0)))
+    real_search = api.search
+
+    def search(request, match):
+        try:
+            return real_search(request, match)
+        except _Answer as answer:
+            return Response(answer.body(), 200, content_type="application/json")
+
+    with api.server:
+        for route in api.server.routes:
+            if route.handler == real_search:
+                route.handler = search
+        save_connection(site.id, "hubspot", {"access_token": TOKEN, "api_url": api.server.url})
+        answers.append(endless_page)
+        started = time.monotonic()
+        cut = engine.run_sync(site.id, "hubspot", sleep=recording_sleep())
+        assert time.monotonic() - started < 60
+        assert cut["streams"]["contacts"]["status"] == "failed", cut
+        message = json.dumps(cut, default=str)
+        assert f"{DEFAULT_MAX_BYTES:,} bytes" in message and "/crm/v3/objects/contacts/search" in message
+
+        answers.append(dripping_page)
+        started = time.monotonic()
+        slow = engine.run_sync(site.id, "hubspot", sleep=recording_sleep(), http_options={"deadline": 1.5, "timeout": (2.0, 2.0)})
+        assert time.monotonic() - started < 10
+        assert "no complete answer within 1.5 s" in json.dumps(slow, default=str), slow
+
+        done = engine.run_sync(site.id, "hubspot", sleep=recording_sleep())
+        assert done["status"] == "succeeded", done
+        assert reconcile(site.id, api) == 35
+
+
+class _Answer(Exception):
+    def __init__(self, body):
+        super().__init__("a hostile answer")
+        self.body = body

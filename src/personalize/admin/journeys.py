@@ -595,7 +595,7 @@ def journeys_status(s: Site, key: str):
 @bp.post("/sites/<int:site_id>/journeys/<key>/steps/<step_id>/test")
 @site_page(edit=True)
 def journeys_test_email(s: Site, key: str, step_id: str):
-    from ..journeys.actions import send_test_email
+    from ..journeys.actions import TooManyTestSends, send_test_email
 
     journey = found(get_journey(s.id, key), "journey")
     step = _step(journey, step_id, "email")
@@ -608,6 +608,13 @@ def journeys_test_email(s: Site, key: str, step_id: str):
         if who and person is None:
             raise InvalidInput("as_profile", f"no profile has the email, visitor id or id {who!r}")
         outcome = send_test_email(s, journey, step, to, person.profile_id if person else None, person.visitor if person else None)
+    except TooManyTestSends as exc:
+        if request.accept_mimetypes.best == "application/json" or request.is_json:
+            from ..api.errors import error_response
+
+            return error_response(429, "rate_limited", str(exc), "JOURNEY_TEST_SENDS_PER_DAY")
+        flash(f"Not sent: this site sent its {exc.limit} test emails today (the server's JOURNEY_TEST_SENDS_PER_DAY); "
+              "more can go tomorrow (UTC).", "error")
     except InvalidInput as exc:
         flash(sentence(str(exc)), "error")
     else:

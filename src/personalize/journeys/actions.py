@@ -411,7 +411,7 @@ def _call_webhooks(site_id: int, items: list[Item], mover: Mover, token: str, no
         body = webhooks.payload(item.row.key, {"key": item.journey[2], "name": item.journey[3], "version": item.entry.version},
                                 item.step["id"], person, item.entry.data, item.step.get("fields") or {})
         try:
-            status = webhooks.deliver(http, item.step["url"], body, secret, item.row.key, item.row.attempts)
+            status, note = webhooks.deliver(http, item.step["url"], body, secret, item.row.key, item.row.attempts)
         except TransientError as exc:
             change = _retry(item, now, str(exc))
         except (AuthError, HttpStatusError) as exc:
@@ -419,7 +419,8 @@ def _call_webhooks(site_id: int, items: list[Item], mover: Mover, token: str, no
         except Exception as exc:  # an address the client refuses, a bad certificate…
             change = _end(item, "failed", {"error": f"{type(exc).__name__}: {exc}"[:300]})
         else:
-            change = _end(item, "acted", {"status": status, **({"attempt": item.row.attempts} if item.row.attempts > 1 else {})})
+            change = _end(item, "acted", {"status": status, **({"attempt": item.row.attempts} if item.row.attempts > 1 else {}),
+                                          **({"note": note} if note else {})})
             change.contact = (item.entry.profile_id, "webhook")
         _commit([change], mover, token, now, summary)
     return []
@@ -468,10 +469,44 @@ def _run_connectors(site_id: int, items: list[Item], mover: Mover, token: str, n
 
 
 
+class TooManyTestSends(Exception):
+    """The site sent its JOURNEY_TEST_SENDS_PER_DAY test emails today (UTC)."""
+
+    def __init__(self, limit: int):
+        super().__init__(f"at most {limit} test emails a day per site (JOURNEY_TEST_SENDS_PER_DAY); try again tomorrow (UTC)")
+        self.limit = limit
+
+
+def count_test_send(site_id: int, limit: int, today: str | None = None) -> bool:
+    """Count one test email of the site today if it is under ``limit``; False when it is not.
+    One conditional UPDATE checks and counts, so processes sending at once count together."""
+    from sqlalchemy import and_, case, or_, update
+
+    from ..db import db
+    from .models import JourneySettings
+
+    day = today or utcnow_day()
+    t = JourneySettings.__table__
+    result = db.session.execute(
+        update(t)
+        .where(t.c.site_id == site_id, or_(t.c.test_sends_day != day, and_(t.c.test_sends_day == day, t.c.test_sends < limit)))
+        .values(test_sends=case((t.c.test_sends_day == day, t.c.test_sends + 1), else_=1), test_sends_day=day)
+    )
+    db.session.commit()
+    return result.rowcount == 1
+
+
+def utcnow_day() -> str:
+    from ..models import utcnow
+
+    return utcnow().strftime("%Y-%m-%d")
+
+
 def send_test_email(site, journey, step: dict, to: str, profile_id: int | None = None, visitor: str | None = None) -> str:
     """Send one email step to ``to`` now, rendered for a real person of the site (``profile_id``) or
     for a stand-in, outside any journey. Returns what happened; raises :class:`InvalidInput` naming
-    the problem (settings, address, the SMTP server's answer)."""
+    the problem (settings, address, the SMTP server's answer), :class:`TooManyTestSends` past the
+    site's JOURNEY_TEST_SENDS_PER_DAY."""
     import secrets as _secrets
 
     from ..validation import InvalidInput
@@ -495,6 +530,9 @@ def send_test_email(site, journey, step: dict, to: str, profile_id: int | None =
     except ValueError as exc:
         raise InvalidInput("template", str(exc)) from None
     rendered.subject = "[Test] " + rendered.subject
+    limit = int(config.get("JOURNEY_TEST_SENDS_PER_DAY", 50))
+    if not count_test_send(site.id, limit):  # counted before sending: a send the SMTP server refuses counts too
+        raise TooManyTestSends(limit)
     key = "pz-test-" + _secrets.token_hex(12)
     msg = build_message(settings, to, rendered, key, context["unsubscribe_url"], None, {"X-Personalize-Journey": journey.key})
     mailer = Mailer(settings, smtp_password(settings, config), config)

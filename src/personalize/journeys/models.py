@@ -160,6 +160,9 @@ class JourneySettings(db.Model):
     timezone: Mapped[str] = mapped_column(String(64), default="UTC")
     consent: Mapped[str] = mapped_column(String(16), default="opt_in")
     webhook_secret: Mapped[str] = mapped_column(Text, default="")
+    #: test emails sent on ``test_sends_day`` (UTC, YYYY-MM-DD): at most JOURNEY_TEST_SENDS_PER_DAY a day
+    test_sends_day: Mapped[str] = mapped_column(String(10), default="", server_default="")
+    test_sends: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
 

@@ -96,17 +96,26 @@ def client(config: Mapping[str, Any]):
     from ..sync.outbound import SETTING, OutboundPolicy, parse_allowed_hosts
 
     policy = OutboundPolicy(provider="webhook", trusted=parse_allowed_hosts(config.get(SETTING)))
-    # only the status matters: an answer longer than WEBHOOK_ANSWER_BYTES is refused as it arrives, never held whole
+    # only the status matters: an answer longer than WEBHOOK_ANSWER_BYTES is refused as it arrives, never held whole;
+    # a delivery (its quick retries included) ends within JOURNEY_WEBHOOK_SECONDS however slowly the receiver answers
+    seconds = float(config.get("JOURNEY_WEBHOOK_SECONDS") or 20)
     return HttpClient(timeout=(5.0, 15.0), max_retries=2, backoff=0.5, max_backoff=2.0, max_wait=4.0, policy=policy,
-                      max_bytes=WEBHOOK_ANSWER_BYTES)
+                      max_bytes=WEBHOOK_ANSWER_BYTES, deadline=seconds)
 
 
-def deliver(http, url: str, body: bytes, secret: str, key: str, attempt: int) -> int:
-    """POST one delivery; returns the status. Raises the client's errors (TransientError, AuthError,
-    HttpStatusError) for the caller to classify."""
+def deliver(http, url: str, body: bytes, secret: str, key: str, attempt: int) -> tuple[int, str]:
+    """POST one delivery; returns the status and a note. A 2xx answer longer than
+    :data:`WEBHOOK_ANSWER_BYTES` is delivered (the receiver took it; its answer is not read), with
+    a note. Raises the client's errors (TransientError, including a receiver slower than the deadline,
+    AuthError, HttpStatusError) for the caller to classify."""
+    from ..sync.http import ResponseTooLarge
+
     headers = {
         "Content-Type": "application/json", SIGNATURE_HEADER: sign(secret, body), "Idempotency-Key": key,
         "X-Personalize-Delivery": str(attempt),
     }
-    response = http.request("POST", url, data=body, headers=headers)
-    return response.status_code
+    try:
+        response = http.request("POST", url, data=body, headers=headers)
+    except ResponseTooLarge as exc:
+        return exc.status, f"delivered; the receiver's answer was longer than {exc.limit:,} bytes and was not read"
+    return response.status_code, ""

@@ -209,10 +209,14 @@ def push_recommendations(site_id: int, connection: str, *, trigger: str = "sync"
     return summary
 
 
+#: seconds one product picture may take to arrive in all
+PICTURE_SECONDS = 10.0
+
+
 def fetch_thumbnails(image_urls: list[str], config=None, http=None, most: int = 50) -> dict[str, str]:
     """Download missing product pictures to :func:`thumbnail_path` as small PNGs, through the
-    guarded HTTP client (the outbound address policy; 3 s timeouts, no retries, pictures over
-    :data:`THUMBNAIL_BYTES` dropped, at most ``most`` a call). Run in the background (the pushes
+    guarded HTTP client (the outbound address policy; 3 s timeouts, 10 s in all for one picture
+    however slowly it drips, no retries, pictures over :data:`THUMBNAIL_BYTES` dropped, at most ``most`` a call). Run in the background (the pushes
     of a sync), never while an image is being served. Returns ``{url: outcome}``."""
     from PIL import Image
 
@@ -228,7 +232,8 @@ def fetch_thumbnails(image_urls: list[str], config=None, http=None, most: int = 
     config = config if config is not None else current_app.config
     if http is None:
         policy = OutboundPolicy(provider="product pictures", trusted=parse_allowed_hosts(config.get(SETTING)))
-        http = HttpClient(timeout=(3.0, 3.0), max_retries=0, max_wait=0.0, policy=policy, max_bytes=THUMBNAIL_BYTES)
+        http = HttpClient(timeout=(3.0, 3.0), max_retries=0, max_wait=0.0, policy=policy, max_bytes=THUMBNAIL_BYTES,
+                          deadline=PICTURE_SECONDS)
     out: dict[str, str] = {}
     folder = thumbnail_dir()
     folder.mkdir(parents=True, exist_ok=True)
