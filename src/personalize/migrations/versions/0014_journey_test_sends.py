@@ -5,15 +5,15 @@ A test email goes out at once, to any address an editor types: without a cap, an
 The count lives on the site's journey settings row, with the UTC day it counts, so every
 web process counts together and one conditional UPDATE both checks and counts.
 
-Revision ID: 0013
-Revises: 0012
+Revision ID: 0014
+Revises: 0013
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0013"
-down_revision = "0012"
+revision = "0014"
+down_revision = "0013"
 branch_labels = None
 depends_on = None
 
