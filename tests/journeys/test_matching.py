@@ -14,7 +14,7 @@ from personalize.db import db
 from personalize.journeys.batches import run_due
 from personalize.journeys.models import JourneyEnrollment
 from personalize.journeys.store import live_journeys, set_status
-from personalize.journeys.triggers import ProductFacts, _where_holds, catch_up_events, compile_where
+from personalize.journeys.triggers import ProductFacts, catch_up_events, compile_where
 from personalize.profiles import ingest_events
 from personalize.records import Event, ProductRecord
 from personalize.sites import get_site
@@ -50,7 +50,7 @@ def test_product_filters_follow_the_catalogue(inline, site):
 
 def test_compiled_filters_decide_as_the_rules_say(inline, site):
     """Every operator on every kind of field, against values of every kind: the compiled test and
-    the rule as documented (:func:`_where_holds`) give the same answer."""
+    the rule as documented (:func:`_where_holds`, written out plainly here) give the same answer."""
     values = [None, "", "red", "redder", 0, 5, 5.0, 7.5, True, False, [1], {"a": 1}]
     targets = {"eq": values, "neq": values, "gt": [5, 5.5], "gte": [5], "lt": [5, 7.5], "lte": [5.0], "contains": ["red", "e"],
                "in": [["red", 5], [True, "x"], []], "exists": [None]}
@@ -68,6 +68,38 @@ def test_compiled_filters_decide_as_the_rules_say(inline, site):
                 assert compiled.holds(ev, product) == _where_holds(cond, ev, product), (cond, value, product)
                 checked += 1
     assert checked > 5000
+
+
+def _where_holds(cond: dict, event, product) -> bool:
+    """The filter rule for one condition, spelled out step by step: the oracle."""
+    name, op, target = cond["field"], cond["op"], cond.get("value")
+    if name == "product_id":
+        value = event.product_id or None
+    elif name == "product.category":
+        value = product.category if product is not None else None
+    elif name == "product.price":
+        value = product.price if product is not None else None
+    else:
+        value = (event.properties or {}).get(name[11:])
+    if op == "exists":
+        return value not in (None, "")
+    if value is None:
+        return False
+    numeric = isinstance(value, int | float) and not isinstance(value, bool)
+    if op in ("gt", "gte", "lt", "lte"):
+        if not numeric:
+            return False
+        if op == "gt":
+            return value > target
+        if op == "gte":
+            return value >= target
+        return value < target if op == "lt" else value <= target
+    if op == "contains":
+        return isinstance(value, str) and target in value
+    same = (lambda a, b: type(a) is type(b) and a == b) if not numeric else (lambda a, b: isinstance(b, int | float) and not isinstance(b, bool) and a == b)
+    if op == "in":
+        return any(same(value, t) for t in target)
+    return same(value, target) if op == "eq" else not same(value, target)
 
 
 def _live_stub():
@@ -146,3 +178,22 @@ def test_a_runner_with_nothing_due_does_not_write(inline, site, clock):
         assert any(w.lstrip().upper().startswith("UPDATE") for w in writes)
     finally:
         event.remove(engine, "before_cursor_execute", seen)
+
+
+def test_the_preview_applies_the_trigger_filters(inline, site):
+    """Who would enter now, for an event trigger with a filter on the catalogue: only the people
+    whose event passes it (the same compiled filters the listener uses)."""
+    from personalize.journeys.preview import preview
+
+    s = get_site(site.id)
+    upsert_products(site.id, [ProductRecord("pot", "Tea pot", "/p/pot", "", 150.0, "EUR", "tea"),
+                              ProductRecord("cup", "Tea cup", "/p/cup", "", 9.0, "EUR", "tea")])
+    for name in ("dee", "eve"):
+        customer(s, f"{name}-v", f"{name}@example.com")
+    ingest_events(s, [{"id": "dee-view", "type": "product_viewed", "visitor": "dee-v", "product_id": "pot", "ts": T0 + 10},
+                      {"id": "eve-view", "type": "product_viewed", "visitor": "eve-v", "product_id": "cup", "ts": T0 + 20}])
+    definition = {"trigger": {"type": "event", "event": "product_viewed", "where": [{"field": "product.price", "op": "gte", "value": 100}]},
+                  "reentry": {"mode": "every_time"}, "control": 0, "steps": WAIT}
+    assert preview(site.id, definition).count == 1
+    definition["trigger"]["where"] = [{"field": "product.category", "op": "eq", "value": "tea"}]
+    assert preview(site.id, definition).count == 2

@@ -35,7 +35,7 @@ class Preview:
 def preview(site_id: int, definition: dict) -> Preview:
     from ..segments.bulk import matching
     from .store import LiveJourney
-    from .triggers import _where_holds, date_candidates
+    from .triggers import compile_filters, date_candidates
 
     now = utcnow()
     trigger = definition["trigger"]
@@ -63,8 +63,8 @@ def preview(site_id: int, definition: dict) -> Preview:
         capped = len(rows) > SCAN
         events = [EventRecord(site_id, r[0], r[1], r[2], r[3], r[4], r[5] or "", properties=r[6] or {}) for r in rows[:SCAN]]
         products = product_facts(site_id, [e.product_id for e in events if e.product_id])
-        where = trigger.get("where") or []
-        pids = list(dict.fromkeys(e.profile_id for e in events if all(_where_holds(w, e, products.get(e.product_id)) for w in where)))
+        where = compile_filters(trigger.get("where") or [])
+        pids = list(dict.fromkeys(e.profile_id for e in events if where.holds(e, products.get(e.product_id))))
     elif kind == "date":
         from .email import get_settings
         from .pressure import local, zone

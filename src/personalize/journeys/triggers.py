@@ -281,37 +281,6 @@ def product_facts(site_id: int, product_ids: list[str]) -> dict[str, ProductFact
 PRODUCT_FIELDS = frozenset({"product_id", "product.category", "product.price"})  # what a trigger filter reads of the product alone
 
 
-def _where_holds(cond: dict, event, product) -> bool:
-    name, op, target = cond["field"], cond["op"], cond.get("value")
-    if name == "product_id":
-        value = event.product_id or None
-    elif name == "product.category":
-        value = product.category if product is not None else None
-    elif name == "product.price":
-        value = product.price if product is not None else None
-    else:
-        value = (event.properties or {}).get(name[11:])
-    if op == "exists":
-        return value not in (None, "")
-    if value is None:
-        return False
-    numeric = isinstance(value, int | float) and not isinstance(value, bool)
-    if op in ("gt", "gte", "lt", "lte"):
-        if not numeric:
-            return False
-        if op == "gt":
-            return value > target
-        if op == "gte":
-            return value >= target
-        return value < target if op == "lt" else value <= target
-    if op == "contains":
-        return isinstance(value, str) and target in value
-    same = (lambda a, b: type(a) is type(b) and a == b) if not numeric else (lambda a, b: isinstance(b, int | float) and not isinstance(b, bool) and a == b)
-    if op == "in":
-        return any(same(value, t) for t in target)
-    return same(value, target) if op == "eq" else not same(value, target)
-
-
 class Where:
     """A trigger's ``where`` filters compiled into tests (:func:`compile_where`)."""
 
@@ -340,8 +309,11 @@ def _number(v) -> bool:
 
 
 def _compile(cond: dict):
-    """One condition as ``test(event, product) -> bool``: what :func:`_where_holds` decides, with the
-    field and operator looked up once instead of per event."""
+    """One condition as ``test(event, product) -> bool``, the field and operator looked up once
+    instead of per event. The rule: ``exists`` holds for a value that is neither
+    missing nor empty; the others need a value; ``gt``/``gte``/``lt``/``lte`` need a number;
+    ``contains`` a string; ``eq``/``neq``/``in`` compare numbers by value and anything else by
+    type and value (``True`` is not 1)."""
     get, op, target = _getter(cond["field"]), cond["op"], cond.get("value")
     if op == "exists":
         return lambda e, p: get(e, p) not in (None, "")
@@ -385,14 +357,17 @@ def _compile(cond: dict):
     return differs
 
 
+def compile_filters(where: list[dict]) -> Where:
+    """A trigger's ``where`` filters (all must hold) as one :class:`Where`."""
+    return Where([_compile(w) for w in where], all(w["field"] in PRODUCT_FIELDS for w in where),
+                 any(w["field"].startswith("product.") for w in where))
+
+
 def compile_where(journey: LiveJourney) -> Where:
     """The journey's trigger filters as tests, compiled once per live journey (a version never changes)."""
     compiled = journey.__dict__.get("_where")
     if compiled is None:
-        where = journey.trigger.get("where") or []
-        compiled = Where([_compile(w) for w in where], all(w["field"] in PRODUCT_FIELDS for w in where),
-                         any(w["field"].startswith("product.") for w in where))
-        journey.__dict__["_where"] = compiled
+        compiled = journey.__dict__["_where"] = compile_filters(journey.trigger.get("where") or [])
     return compiled
 
 
