@@ -57,7 +57,10 @@ SHOPS = {
 DAY = 86400.0
 K = 10
 # what was served before the look-alike and similar-items choices (alpha, gamma, half life still chosen)
-BEFORE = {"together_content_weight": 0.0, "similar_together_share": 0.5, "similar_content_weight": 0.3}
+BEFORE = {"together_content_weight": 0.0, "similar_together_share": 0.5, "similar_content_weight": 0.3, "together_learned": False,
+          "similar_learned": False}
+# the fixed settings alone, chosen per shop: what bought together and similar items served before they were learned
+COUNTS = {"together_learned": False, "similar_learned": False}
 
 
 def load(path: Path):
@@ -131,9 +134,13 @@ def run(shop: str) -> list[tuple]:
     tables_before = fit_page_tables(train, cutoff, BEFORE, content=content)
     before_seconds = time.perf_counter() - t_fit
     t_fit = time.perf_counter()
+    tables_counts = fit_page_tables(train, cutoff, COUNTS, content=content)
+    counts_seconds = time.perf_counter() - t_fit
+    t_fit = time.perf_counter()
     tables = fit_page_tables(train, cutoff, content=content)
     fit_seconds = time.perf_counter() - t_fit
     pages = Pages(tables, titles, np.ones(n, dtype=bool), knn, content, orders.astype(np.float64))
+    counted = Pages(tables_counts, titles, np.ones(n, dtype=bool), knn, content, orders.astype(np.float64))
     before = Pages(tables_before, titles, np.ones(n, dtype=bool), knn, content, orders.astype(np.float64))
     c = tables.choice
     print(f"\n{name}: {n:,} items, {len(train):,} training rows, cutoff {cutoff_day}, {days} test days; "
@@ -141,9 +148,11 @@ def run(shop: str) -> list[tuple]:
           f"look-alikes={c['content']:g} on {c.get('orders', 0):,} held-out orders; similar items chose "
           f"bought-together share={c['similar_together_share']:g}, look-alikes={c['similar_content']:g} on "
           f"{c.get('similar_customers', 0):,} held-out customers; page tables fitted in {fit_seconds:.1f} s "
-          f"(before: {before_seconds:.1f} s; baselines' tables {base_seconds:.1f} s; load average {os.getloadavg()[0]:.1f})", flush=True)
+          f"(counts family alone {counts_seconds:.1f} s; before: {before_seconds:.1f} s; baselines' tables {base_seconds:.1f} s; load average {os.getloadavg()[0]:.1f})", flush=True)
     print("  held-out choice, bought together (recall@10):", c.get("recall"))
     print("  held-out choice, similar items (recall@10):", c.get("similar_recall"))
+    print("  held-out choice, bought together learned or counts family (recall@10):", c.get("learned"))
+    print("  held-out choice, similar items learned or chosen mix (recall@10):", c.get("similar_learned"))
     rows: list[tuple] = []
     orders_t = test_orders(log, guest, cutoff, cutoff + days * DAY)
     popular_rows = lambda chunk: np.zeros((len(chunk), n))  # noqa: E731  (the tie alone: popularity)
@@ -159,8 +168,10 @@ def run(shop: str) -> list[tuple]:
         "co-occurrence counts": lambda ch: dense_rows(counts, anchors[ch]),
         "item-kNN": lambda ch: dense_rows(knn, anchors[ch]),
         "bought together (before)": lambda ch: picks_rows(lambda c: before.together(int(anchors[c]), K, fill=False), ch, n),
+        "bought together (counts family)": lambda ch: picks_rows(lambda c: counted.together(int(anchors[c]), K, fill=False), ch, n),
         "bought together (ours)": lambda ch: picks_rows(lambda c: pages.together(int(anchors[c]), K, fill=False), ch, n),
         "similar items (before)": lambda ch: picks_rows(lambda c: before.similar(int(anchors[c]), K, fill=False), ch, n),
+        "similar items (chosen mix)": lambda ch: picks_rows(lambda c: counted.similar(int(anchors[c]), K, fill=False), ch, n),
         "similar items (ours)": lambda ch: picks_rows(lambda c: pages.similar(int(anchors[c]), K, fill=False), ch, n),
     }
     for label, fn in methods.items():
@@ -188,6 +199,7 @@ def run(shop: str) -> list[tuple]:
         "bought together (before)": lambda ch: picks_rows(lambda c: before.together(int(anchors2[c]), K, fill=False), ch, n),
         "bought together (ours)": lambda ch: picks_rows(lambda c: pages.together(int(anchors2[c]), K, fill=False), ch, n),
         "similar items (before)": lambda ch: picks_rows(lambda c: before.similar(int(anchors2[c]), K, fill=False), ch, n),
+        "similar items (chosen mix)": lambda ch: picks_rows(lambda c: counted.similar(int(anchors2[c]), K, fill=False), ch, n),
         "similar items (ours)": lambda ch: picks_rows(lambda c: pages.similar(int(anchors2[c]), K, fill=False), ch, n),
     }
     for label, fn in methods2.items():

@@ -13,8 +13,10 @@ from personalize.recommend.strategies import (
     Pages,
     PageTables,
     baskets,
+    choose_learned,
     choose_similar,
     choose_together,
+    describe_pages,
     fit_page_tables,
     rerank,
 )
@@ -69,8 +71,10 @@ def test_bought_together_follows_what_the_shop_measures_best_recent_pairs_here()
 def test_fixed_settings_skip_the_measurement():
     log = _log(_orders([(0, [0, 1]), (1, [0, 1]), (2, [1, 2])]), 3)
     fixed = {"together_alpha": 0.0, "together_gamma": 0.0, "together_half_life_days": 0.0, "together_content_weight": 0.0,
-             "similar_together_share": 1.0, "similar_content_weight": 0.1}
+             "similar_together_share": 1.0, "similar_content_weight": 0.1, "together_learned": False,
+             "similar_learned": False}
     tables = fit_page_tables(log, float(log.ts.max()) + 1, fixed)
+    assert tables.learned is None and tables.similar is None
     assert tables.choice == {"alpha": 0.0, "gamma": 0.0, "half_life_days": 0.0, "content": 0.0, "beta": PAGE_PARAMS["together_beta"],
                              "similar_together_share": 1.0, "similar_content": 0.1}
     row = tables.together[1].toarray().ravel()
@@ -212,3 +216,112 @@ def test_the_held_out_choices_measure_each_setting_and_read_nothing_after_now():
     assert choose_similar(later, now, {**PAGE_PARAMS}, together, content) == similar
     tables = fit_page_tables(log, now, content=content)
     assert {"similar_together_share", "similar_content", "content"} <= set(tables.choice)
+
+
+def _paired_shop(seed=3, n=200, orders=3000, days=180):
+    """Item 2k goes with 2k+1 (and, less often, with 2k+2); every order adds a random item; the
+    catalogue's look-alikes pair 2k with 2k+3, which are never bought together by design."""
+    rng = np.random.default_rng(seed)
+    popular = rng.zipf(1.3, size=orders) % (n // 2)
+    rows = []
+    for o in range(orders):
+        k = int(popular[o])
+        t = o * days / orders * DAY
+        items = {2 * k, 2 * k + 1 if rng.random() < 0.8 else (2 * k + 2) % n, int(rng.integers(n))}
+        rows += [(o % 700, i, PURCHASE, t) for i in items]
+    content = _look_alikes([(2 * k, (2 * k + 3) % n) for k in range(n // 2)], n)
+    return _log(rows, n, 700), content, days * DAY
+
+
+def test_bought_together_is_learned_only_where_it_wins_on_the_shops_own_last_window():
+    log, content, now = _paired_shop()
+    p = {**PAGE_PARAMS}
+    choice = fit_page_tables(log, now, {"together_learned": False}, content=content).choice
+    booster, said = choose_learned(log, now, p, choice, content)
+    assert said["orders"] >= 50 and set(said["recall"]) == {"counts family", "learned"}
+    # served exactly when it beats the counts setting by the shop's minimum gain, measured on the same window
+    assert said["serve"] == (said["recall"]["learned"] > said["recall"]["counts family"] * (1 + p["min_gain"]) + 1e-9)
+    assert (booster is not None) == said["serve"]
+    # forced on, the served list follows the learned table and names why each item is there
+    tables = fit_page_tables(log, now, {"together_learned": True}, content=content)
+    assert tables.choice["learned"]["serve"] and tables.learned is not None and tables.learned.nnz
+    pages = Pages(tables, [f"item {i}" for i in range(200)], np.ones(200, bool), sp.csr_matrix((200, 200)), content, np.ones(200))
+    for a in (0, 2, 4):
+        picks = pages.together(a, 5, fill=False)
+        row = tables.learned[a].toarray().ravel()
+        assert [p.item for p in picks] == sorted(np.flatnonzero(row), key=lambda j: (-row[j], j))[:5]
+        assert picks[0].item == a + 1, picks  # its partner, bought with it four times in five
+        assert picks[0].reason == f"Frequently bought with item {a}" and a not in [p.item for p in picks]
+
+
+def test_a_learned_look_alike_is_said_as_one_and_orders_after_now_change_nothing():
+    log, content, now = _paired_shop()
+    n = 200
+    tables = fit_page_tables(log, now, {"together_learned": True}, content=content)
+    pages = Pages(tables, [f"item {i}" for i in range(n)], np.ones(n, bool), sp.csr_matrix((n, n)), content, np.ones(n))
+    sources = []
+    for a in range(0, n, 2):
+        for pick in pages.together(a, 50, fill=False):
+            bought = tables.together[a, pick.item] > 0
+            assert (pick.source, pick.reason) == (("together", f"Frequently bought with item {a}") if bought else ("content", f"Similar to item {a}"))
+            sources.append(pick.source)
+    assert "content" in sources and "together" in sources  # a look-alike never bought with it still shows, said as one
+    later = _log([*zip(log.user.tolist(), log.item.tolist(), log.kind.tolist(), log.ts.tolist(), strict=True)]
+                 + [(5, 7, PURCHASE, now + DAY), (5, 8, PURCHASE, now + DAY)], n, 700)
+    again = fit_page_tables(later, now, {"together_learned": True}, content=content)
+    assert (again.learned != tables.learned).nnz == 0
+
+
+def test_the_model_file_keeps_the_learned_tables(tmp_path):
+    log, content, now = _paired_shop(n=60, orders=2000)
+    items = ItemTable([f"p{i}" for i in range(60)], [f"Product {i}" for i in range(60)], [""] * 60, [""] * 60, np.ones(60, bool))
+    model = Recommender.fit(log, items, now=now, params={"tune": False, "pages": {"together_learned": True, "similar_learned": True}})
+    for name in ("learned", "similar"):
+        assert getattr(model.page_tables, name) is not None and getattr(model.page_tables, name).nnz
+    model.save(tmp_path / "m.model")
+    again = Recommender.load(tmp_path / "m.model")
+    for name in ("learned", "similar"):
+        assert (getattr(again.page_tables, name) != getattr(model.page_tables, name)).nnz == 0
+    assert [p.item for p in again.pages.together(0, 5)] == [p.item for p in model.pages.together(0, 5)]
+    assert [p.item for p in again.pages.similar(0, 5)] == [p.item for p in model.pages.similar(0, 5)]
+
+
+def test_similar_items_are_learned_only_where_they_win_and_keep_their_reasons():
+    log, content, now = _paired_shop()
+    n = 200
+    p = {**PAGE_PARAMS}
+    choice = fit_page_tables(log, now, {"together_learned": False, "similar_learned": False}, content=content).choice
+    booster, said = choose_learned(log, now, p, choice, content, "similar")
+    assert said["customers"] >= 50 and set(said["recall"]) == {"chosen mix", "learned"}
+    assert said["serve"] == (said["recall"]["learned"] > said["recall"]["chosen mix"] * (1 + p["min_gain"]) + 1e-9)
+    assert (booster is not None) == said["serve"]
+    tables = fit_page_tables(log, now, {"similar_learned": True}, content=content)
+    assert tables.choice["similar_learned"]["serve"] and tables.similar is not None and tables.similar.nnz
+    knn = sp.csr_matrix((n, n), dtype=np.float32)
+    pages = Pages(tables, [f"item {i}" for i in range(n)], np.ones(n, bool), knn, content, np.ones(n))
+    reasons = {"together": "Frequently bought with item {}", "content": "Similar to item {}",
+               "also-chosen": "Customers who chose item {} also chose this"}
+    for a in (0, 2, 4, 10):
+        picks = pages.similar(a, 5, fill=False)
+        row = tables.similar[a].toarray().ravel()
+        # the learned order (no co-view in this shop), never the item itself
+        assert [q.item for q in picks] == sorted(np.flatnonzero(row), key=lambda j: (-row[j], j))[:5]
+        assert a not in [q.item for q in picks]
+        for q in picks:
+            assert q.reason == reasons[q.source].format(a)
+            if q.source == "together":
+                assert tables.together[a, q.item] > 0
+            if q.source == "content":
+                assert content[a, q.item] > 0
+
+
+def test_train_says_which_product_page_lists_are_learned_and_by_how_much():
+    log, content, now = _paired_shop()
+    choice = fit_page_tables(log, now, {"together_learned": True}, content=content).choice
+    said = describe_pages(choice)
+    learned = choice["learned"]["recall"]
+    assert said.startswith("Product pages: bought together learned (")
+    assert f"{learned['learned']:.1%} vs {learned['counts family']:.1%}" in said
+    mix = choice["similar_learned"]
+    assert ("similar items learned" in said) == mix["serve"] and ("similar items on fixed settings" in said) == (not mix["serve"])
+    assert describe_pages(fit_page_tables(log, now, {"together_learned": False, "similar_learned": False}, content=content).choice) == ""

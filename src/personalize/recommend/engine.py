@@ -103,6 +103,7 @@ DEFAULT_PARAMS: dict = {
     "min_segment_users": 20,
     # the learned ranker and its self-check (see training.py)
     "tune": True,  # False: no ranker, no check; the fixed blend is served
+    "pages": None,  # overrides of the page strategies' settings (strategies.PAGE_PARAMS), e.g. {"together_learned": False}
     "validation_days": None,  # the self-check's window; None: the shop's cadence (7 to 30 days)
     "ranker_windows": 4,  # training windows before the validation window
     "train_customers": 3000,  # customers sampled per training window
@@ -277,7 +278,7 @@ class Recommender:
         learned = learn(log, items, now, p, user_segments, content=content, progress=progress)
         if progress:
             progress("learning what is bought together and viewed together")
-        return cls(items, p, learned.parts, learned, fit_page_tables(log, now, content=content))
+        return cls(items, p, learned.parts, learned, fit_page_tables(log, now, p.get("pages"), content=content))
 
     @classmethod
     def _fit_parts(cls, log: InteractionLog, items: ItemTable, now: float, p: dict, user_segments: Sequence[str] | None,
@@ -737,6 +738,10 @@ class Recommender:
             arrays[name] = np.asarray(getattr(parts, name))
         tables = (("nb", parts.neighbours), ("ct", parts.content), ("knn", parts.knn),
                   ("tg", self.page_tables.together), ("cv", self.page_tables.coview))
+        if self.page_tables.learned is not None:
+            tables += (("tl", self.page_tables.learned),)
+        if self.page_tables.similar is not None:
+            tables += (("sl", self.page_tables.similar),)
         for name, table in tables:
             arrays[f"{name}_indptr"] = table.indptr.astype(np.int64)
             arrays[f"{name}_indices"] = table.indices.astype(np.int32)
@@ -781,7 +786,7 @@ class Recommender:
             )
             tables = {
                 name: sp.csr_matrix((z[f"{name}_data"], z[f"{name}_indices"], z[f"{name}_indptr"]), shape=(n, n))
-                for name in ("nb", "ct", "knn", "tg", "cv") if f"{name}_indptr" in z
+                for name in ("nb", "ct", "knn", "tg", "cv", "tl", "sl") if f"{name}_indptr" in z
             }
             seg = z["segment_popular"]
             if fmt == 1:
@@ -797,7 +802,7 @@ class Recommender:
             )
             learned = Learned(parts, Forest.from_arrays(z, "ranker"), Forest.from_arrays(z, "ranker_new"), Forest.from_arrays(z, "activity"),
                               meta["serve"], meta["check"])
-            pages = PageTables(tables["tg"], tables["cv"], meta.get("pages") or {}) if "tg" in tables and "cv" in tables else None
+            pages = PageTables(tables["tg"], tables["cv"], meta.get("pages") or {}, tables.get("tl"), tables.get("sl")) if "tg" in tables and "cv" in tables else None
             model = cls(items, _params(meta["params"]), parts, learned, pages)
             model.clock_offset = float(meta.get("clock_offset") or 0.0)
             return model

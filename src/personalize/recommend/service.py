@@ -37,7 +37,7 @@ from ..validation import whole_number
 from .data import CART, PURCHASE, VIEW, HistoryArrays, InteractionLog, ItemTable
 from .engine import Recommender
 from .holdout import HOLDOUT, HOLDOUT_REASON, holdout_share, in_holdout
-from .strategies import rerank
+from .strategies import describe_pages, rerank
 
 log = logging.getLogger(__name__)
 STALE_DATA_SECONDS = 2 * 86400  # data that ended longer before training than this is said so at train
@@ -115,6 +115,9 @@ def train_site(site_id: int, progress=None) -> dict[str, Any]:
         ends = datetime.fromtimestamp(anchor, tz=UTC).date().isoformat()
         description += (f" The newest data is from {ends}, {model.clock_offset / 86400:,.0f} days ago: lists are ranked "
                         "as of that day, and the model's clock runs on from there.")
+    pages = describe_pages(model.page_tables.choice)
+    if pages:
+        description += " " + pages
     say(description)
     path = model_dir() / f"site{site_id}-{int(time.time())}-{secrets.token_hex(3)}.model"
     say(f"saving {path.name}")
