@@ -424,16 +424,24 @@ class _Sparse:
     def votes(cls, table: sp.csr_matrix, items: np.ndarray, weights: np.ndarray, n_cols: int) -> _Sparse:
         """One visitor's votes: the sum of ``weights[h]`` times row ``items[h]`` of ``table``
         (what ``x @ table`` gives for a single row, without scipy's per-call overhead)."""
+        return cls.votes_each(table, items, (weights,), n_cols)[0]
+
+    @classmethod
+    def votes_each(cls, table: sp.csr_matrix, items: np.ndarray, weightings, n_cols: int) -> list[_Sparse]:
+        """:meth:`votes` for several weightings of the same rows, which are gathered once."""
         starts = table.indptr[items]
         lens = table.indptr[items + 1] - starts
         total = int(lens.sum())
         if total == 0:
-            return cls(np.zeros(0, dtype=np.int64), np.zeros(0), 1, n_cols)
-        pos = np.repeat(np.arange(len(items)), lens)
+            return [cls(np.zeros(0, dtype=np.int64), np.zeros(0), 1, n_cols) for _ in weightings]
         idx = np.repeat(starts - np.concatenate(([0], np.cumsum(lens)[:-1])), lens) + np.arange(total)
-        data = np.bincount(table.indices[idx], weights=table.data[idx] * weights[pos], minlength=n_cols)
-        cols = np.flatnonzero(data)
-        return cls(cols.astype(np.int64), data[cols], 1, n_cols)
+        targets, values = table.indices.take(idx), table.data.take(idx)
+        out = []
+        for weights in weightings:
+            data = np.bincount(targets, weights=values * np.repeat(weights, lens), minlength=n_cols)
+            cols = np.flatnonzero(data)
+            out.append(cls(cols.astype(np.int64), data.take(cols), 1, n_cols))
+        return out
 
     def dense(self) -> np.ndarray:
         out = np.zeros(self.n_rows * self.n_cols)
@@ -502,9 +510,13 @@ def batch_scores(parts: Parts, batch: Batch) -> Scores:
     empty = _Sparse(np.zeros(0, dtype=np.int64), np.zeros(0), batch.size, n)
     if batch.size == 1:
         ones = np.ones(len(cols))
+        if parts.item_model == "ease":
+            item_item, ease = _Sparse.votes_each(parts.neighbours, cols, (context, ones), n)
+        else:
+            item_item, ease = _Sparse.votes(parts.neighbours, cols, context, n), empty
         return Scores(
-            _Sparse.votes(parts.neighbours, cols, context, n),
-            _Sparse.votes(parts.neighbours, cols, ones, n) if parts.item_model == "ease" else empty,
+            item_item,
+            ease,
             _Sparse.votes(parts.knn, cols, ones, n),
             _Sparse.votes(parts.content, cols, context, n),
             personal,
