@@ -55,14 +55,14 @@ class Forest:
     def _complete(self):
         """The trees as complete binary trees, one table per level: per level ``d`` the node at
         each place (trees x 2**d, flattened tree-major), its split feature, threshold and
-        expected value; and the leaf value and expected value at each place of the last level."""
+        expected value; and the leaf value, expected value and node at each place of the last level."""
         n_trees = len(self.roots)
         node = self.roots.astype(np.int64)
         levels = []
         for _ in range(self.depth):
             levels.append((self._feat[node].astype(np.intp), self._thr[node], self.mean[node]))
             node = self._child.reshape(-1, 2)[node].reshape(n_trees, -1).ravel()  # a leaf is its own two children
-        return levels, self.value[node], self.mean[node]
+        return levels, self.value[node], self.mean[node], node
 
     def _depth(self) -> int:
         if not len(self.roots):
@@ -80,7 +80,7 @@ class Forest:
     def _places(self, x: np.ndarray, track: bool = False):
         """The complete-tree walk: each (row, tree)'s place in the last level (rows x trees, an
         index into that level's tables) and, with ``track``, per-feature contributions."""
-        levels, _, _ = self._levels
+        levels = self._levels[0]
         n_rows, n_features = x.shape
         n_trees = len(self.roots)
         xt = np.ascontiguousarray(x.T).ravel()  # feature f of row r at f * n_rows + r
@@ -127,6 +127,13 @@ class Forest:
                 np.add.at(contrib, base + f, self.mean[nxt] - self.mean[node])  # 0 at a leaf (it stays)
             node = nxt
         return node.reshape(n_rows, n_trees), (contrib.reshape(n_rows, n_features) if track else None)
+
+    def leaves(self, x: np.ndarray) -> np.ndarray:
+        """The leaf (node index) each row reaches in each tree (rows x trees; NaN features are read as 0)."""
+        x = np.nan_to_num(np.asarray(x, dtype=np.float64), nan=0.0)
+        if self._levels is not None:
+            return self._levels[3].take(self._places(x)[0])
+        return self._walk(x)[0]
 
     def raw(self, x: np.ndarray) -> np.ndarray:
         """The log-odds of each row (NaN features are read as 0)."""
