@@ -62,6 +62,9 @@ class Forest:
         for _ in range(self.depth):
             levels.append((self._feat[node].astype(np.intp), self._thr[node], self.mean[node]))
             node = self._child.reshape(-1, 2)[node].reshape(n_trees, -1).ravel()  # a leaf is its own two children
+        # every level's split features in one array (``_places`` scales them by the row count once)
+        self._feat_levels = np.concatenate([feat for feat, _, _ in levels]) if levels else np.zeros(0, dtype=np.intp)
+        self._level_at = np.cumsum([0] + [len(feat) for feat, _, _ in levels])
         return levels, self.value[node], self.mean[node], node
 
     def _depth(self) -> int:
@@ -86,13 +89,15 @@ class Forest:
         xt = np.ascontiguousarray(x.T).ravel()  # feature f of row r at f * n_rows + r
         rows = np.arange(n_rows, dtype=np.intp)[:, None]
         place = np.broadcast_to(np.arange(n_trees, dtype=np.intp), (n_rows, n_trees)).copy()  # level 0: the roots
+        at = self._feat_levels * n_rows  # where in ``xt`` each place's feature starts
         steps = []
-        for feat, thr, _ in levels:
-            f = feat.take(place)
-            go = xt.take(f * n_rows + rows) > thr.take(place)
+        for d, (feat, thr, _) in enumerate(levels):
+            g = at[self._level_at[d]:self._level_at[d + 1]].take(place)
+            g += rows
+            go = xt.take(g) > thr.take(place)
             if track:
-                steps.append((place, f))
-            place = place * 2
+                steps.append((place.copy(), feat.take(place)))
+            place *= 2
             place += go
         if not track:
             return place, None
