@@ -106,10 +106,11 @@ def test_the_complete_tree_walk_reaches_the_leaves_a_row_by_row_walk_reaches(for
 def test_a_threshold_equal_to_the_feature_goes_left():
     # one tree: x0 <= 2.5 -> left (leaf 1.0), else right (leaf -1.0)
     forest = Forest([0, -1, -1], [2.5, 0, 0], [False] * 3, [1, 1, 2], [2, 1, 2], [0.0, 1.0, -1.0], [0.0, 1.0, -1.0], [0], 0.0)
-    x = np.array([[2.5], [np.nextafter(2.5, 3)], [np.nextafter(2.5, 2)], [-np.inf], [np.nan]])
-    assert forest.leaves(x)[:, 0].tolist() == [1, 2, 1, 1, 1]
-    assert forest.raw(x).tolist() == [1.0, -1.0, 1.0, 1.0, 1.0]
-    assert forest.contributions(x)[:, 0].tolist() == [1.0, -1.0, 1.0, 1.0, 1.0]
+    x = np.array([[2.5], [np.nextafter(2.5, 3)], [np.nextafter(2.5, 2)], [-np.inf], [np.nan], [np.inf]])
+    assert forest.leaves(x)[:, 0].tolist() == [1, 2, 1, 1, 1, 2]
+    assert forest.raw(x).tolist() == [1.0, -1.0, 1.0, 1.0, 1.0, -1.0]
+    assert forest.contributions(x)[:, 0].tolist() == [1.0, -1.0, 1.0, 1.0, 1.0, -1.0]
+    assert np.isnan(x[4, 0])  # the caller's rows are not changed
 
 
 def test_stumps_shallow_leaves_and_forests_too_deep_to_complete():

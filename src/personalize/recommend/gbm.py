@@ -135,14 +135,14 @@ class Forest:
 
     def leaves(self, x: np.ndarray) -> np.ndarray:
         """The leaf (node index) each row reaches in each tree (rows x trees; NaN features are read as 0)."""
-        x = np.nan_to_num(np.asarray(x, dtype=np.float64), nan=0.0)
+        x = _finite(x)
         if self._levels is not None:
             return self._levels[3].take(self._places(x)[0])
         return self._walk(x)[0]
 
     def raw(self, x: np.ndarray) -> np.ndarray:
         """The log-odds of each row (NaN features are read as 0)."""
-        x = np.nan_to_num(np.asarray(x, dtype=np.float64), nan=0.0)
+        x = _finite(x)
         if x.shape[0] == 0:
             return np.zeros(0)
         if self._levels is not None:
@@ -158,7 +158,7 @@ class Forest:
     def contributions(self, x: np.ndarray) -> np.ndarray:
         """Per row and feature, how much the feature moved the log-odds (rows x features);
         with the trees' mean root value, each row sums to its log-odds."""
-        x = np.nan_to_num(np.asarray(x, dtype=np.float64), nan=0.0)
+        x = _finite(x)
         if self._levels is not None:
             return self._places(x, track=True)[1]
         _, contrib = self._walk(x, track=True)
@@ -260,3 +260,10 @@ def export_lightgbm(booster) -> Forest:
             mean[i] = (count_a[a] * mean[a] + count_a[b] * mean[b]) / total if total > 0 else 0.5 * (mean[a] + mean[b])
     return Forest(feature_a, np.asarray(threshold), np.zeros(len(feature_a), dtype=bool), left_a, right_a, value_a, mean,
                   np.asarray(roots, dtype=np.int32), 0.0)
+
+
+def _finite(x) -> np.ndarray:
+    """``x`` as float64 with NaN read as 0 (copied only when it has a NaN). Infinities stay: every
+    threshold is finite, so they compare as the largest finite values would."""
+    x = np.asarray(x, dtype=np.float64)
+    return np.where(np.isnan(x), 0.0, x) if np.isnan(x).any() else x
