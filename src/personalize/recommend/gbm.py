@@ -64,7 +64,9 @@ class Forest:
             node = self._child.reshape(-1, 2)[node].reshape(n_trees, -1).ravel()  # a leaf is its own two children
         # every level's split features in one array (``_places`` scales them by the row count once)
         self._feat_levels = np.concatenate([feat for feat, _, _ in levels]) if levels else np.zeros(0, dtype=np.intp)
-        self._level_at = np.cumsum([0] + [len(feat) for feat, _, _ in levels])
+        self._thr_levels = [thr for _, thr, _ in levels]
+        self._mean_levels = np.concatenate([mean for _, _, mean in levels] + [self.mean[node]])  # and the last level's
+        self._level_at = np.cumsum([0] + [len(feat) for feat, _, _ in levels], dtype=np.intp)
         return levels, self.value[node], self.mean[node], node
 
     def _depth(self) -> int:
@@ -90,29 +92,25 @@ class Forest:
         rows = np.arange(n_rows, dtype=np.intp)[:, None]
         place = np.broadcast_to(np.arange(n_trees, dtype=np.intp), (n_rows, n_trees)).copy()  # level 0: the roots
         at = self._feat_levels * n_rows  # where in ``xt`` each place's feature starts
-        steps = []
-        for d, (feat, thr, _) in enumerate(levels):
+        path = [place.copy()] if track else None
+        for d, thr in enumerate(self._thr_levels):
             g = at[self._level_at[d]:self._level_at[d + 1]].take(place)
             g += rows
             go = xt.take(g) > thr.take(place)
-            if track:
-                steps.append((place.copy(), feat.take(place)))
             place *= 2
             place += go
+            if track:
+                path.append(place.copy())
         if not track:
             return place, None
+        if not levels:
+            return place, np.zeros((n_rows, n_features))
         # each step adds the change in expected value to its split's feature, level by level and
         # row by row as the plain walk's np.add.at does (a repeated leaf adds 0 to feature 0)
-        base = rows * n_features
-        idx, delta = [], []
-        for d, (pl, f) in enumerate(steps):
-            nxt = steps[d + 1][0] if d + 1 < len(steps) else place
-            nxt_mean = levels[d + 1][2] if d + 1 < len(steps) else self._levels[2]
-            idx.append((base + f).ravel())
-            delta.append((nxt_mean.take(nxt) - levels[d][2].take(pl)).ravel())
-        if not idx:
-            return place, np.zeros((n_rows, n_features))
-        contrib = np.bincount(np.concatenate(idx), weights=np.concatenate(delta), minlength=n_rows * n_features)
+        path = np.stack(path) + self._level_at[:, None, None]  # places in the all-levels tables
+        mean = self._mean_levels.take(path)
+        feat = (self._feat_levels.take(path[:-1]) + rows * n_features).ravel()
+        contrib = np.bincount(feat, weights=(mean[1:] - mean[:-1]).ravel(), minlength=n_rows * n_features)
         return place, contrib.reshape(n_rows, n_features)
 
     def _walk(self, x: np.ndarray, track: bool = False):

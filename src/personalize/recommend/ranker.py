@@ -406,7 +406,10 @@ class _Sparse:
         self.keys, self.data, self.n_rows, self.n_cols = keys, data, n_rows, n_cols
         self.rowid = keys // n_cols if n_cols else keys
         tops = np.zeros(n_rows)
-        if len(data):
+        if n_rows == 1:  # one visitor (serving): the row's maximum
+            if len(data):
+                tops[0] = data.max()
+        elif len(data):
             starts = np.flatnonzero(np.r_[True, self.rowid[1:] != self.rowid[:-1]])
             tops[self.rowid[starts]] = np.maximum.reduceat(data, starts)
         self.row_max = tops
@@ -663,6 +666,10 @@ def _rank_within_rows(rows: np.ndarray, values: np.ndarray) -> np.ndarray:
     """0 for each row's largest value, 1 for the next, ... (``rows`` sorted)."""
     if len(rows) == 0:
         return np.zeros(0)
+    if rows[0] == rows[-1]:  # one row (serving): the stable order of -values is what lexsort gives
+        rank = np.empty(len(rows))
+        rank[np.argsort(-values, kind="stable")] = np.arange(len(rows))
+        return rank
     order = np.lexsort((-values, rows))
     starts = np.searchsorted(rows[order], rows[order], side="left")
     rank = np.empty(len(rows))
