@@ -424,14 +424,15 @@ class _Sparse:
         return cls(rowid * n_cols + m.indices, m.data.astype(np.float64), n_rows, n_cols)
 
     @classmethod
-    def votes(cls, table: sp.csr_matrix, items: np.ndarray, weights: np.ndarray, n_cols: int) -> _Sparse:
+    def votes(cls, table: sp.csr_matrix, items: np.ndarray, weights: np.ndarray | None, n_cols: int) -> _Sparse:
         """One visitor's votes: the sum of ``weights[h]`` times row ``items[h]`` of ``table``
         (what ``x @ table`` gives for a single row, without scipy's per-call overhead)."""
         return cls.votes_each(table, items, (weights,), n_cols)[0]
 
     @classmethod
     def votes_each(cls, table: sp.csr_matrix, items: np.ndarray, weightings, n_cols: int) -> list[_Sparse]:
-        """:meth:`votes` for several weightings of the same rows, which are gathered once."""
+        """:meth:`votes` for several weightings of the same rows, which are gathered once
+        (a weighting of ``None`` weighs every row 1)."""
         starts = table.indptr[items]
         lens = table.indptr[items + 1] - starts
         total = int(lens.sum())
@@ -440,8 +441,8 @@ class _Sparse:
         idx = np.repeat(starts - np.concatenate(([0], np.cumsum(lens)[:-1])), lens) + np.arange(total)
         targets, values = table.indices.take(idx), table.data.take(idx)
         out = []
-        for weights in weightings:
-            data = np.bincount(targets, weights=values * np.repeat(weights, lens), minlength=n_cols)
+        for weights in weightings:  # None: every row weighs 1 (the product would be the value itself)
+            data = np.bincount(targets, weights=values if weights is None else values * np.repeat(weights, lens), minlength=n_cols)
             cols = np.flatnonzero(data)
             out.append(cls(cols.astype(np.int64), data.take(cols), 1, n_cols))
         return out
@@ -512,15 +513,14 @@ def batch_scores(parts: Parts, batch: Batch) -> Scores:
     personal = _Sparse(batch.keys, batch.personal, batch.size, n)
     empty = _Sparse(np.zeros(0, dtype=np.int64), np.zeros(0), batch.size, n)
     if batch.size == 1:
-        ones = np.ones(len(cols))
         if parts.item_model == "ease":
-            item_item, ease = _Sparse.votes_each(parts.neighbours, cols, (context, ones), n)
+            item_item, ease = _Sparse.votes_each(parts.neighbours, cols, (context, None), n)
         else:
             item_item, ease = _Sparse.votes(parts.neighbours, cols, context, n), empty
         return Scores(
             item_item,
             ease,
-            _Sparse.votes(parts.knn, cols, ones, n),
+            _Sparse.votes(parts.knn, cols, None, n),
             _Sparse.votes(parts.content, cols, context, n),
             personal,
             _Sparse.votes(parts.twins, cols, context, n),
