@@ -424,22 +424,29 @@ class _Sparse:
         return cls(rowid * n_cols + m.indices, m.data.astype(np.float64), n_rows, n_cols)
 
     @classmethod
-    def votes(cls, table: sp.csr_matrix, items: np.ndarray, weights: np.ndarray | None, n_cols: int) -> _Sparse:
+    def votes(cls, table: sp.csr_matrix, items: np.ndarray, weights: np.ndarray | None, n_cols: int,
+              read: dict | None = None, name: str = "") -> _Sparse:
         """One visitor's votes: the sum of ``weights[h]`` times row ``items[h]`` of ``table``
         (what ``x @ table`` gives for a single row, without scipy's per-call overhead)."""
-        return cls.votes_each(table, items, (weights,), n_cols)[0]
+        return cls.votes_each(table, items, (weights,), n_cols, read, name)[0]
 
     @classmethod
-    def votes_each(cls, table: sp.csr_matrix, items: np.ndarray, weightings, n_cols: int) -> list[_Sparse]:
+    def votes_each(cls, table: sp.csr_matrix, items: np.ndarray, weightings, n_cols: int,
+                   read: dict | None = None, name: str = "") -> list[_Sparse]:
         """:meth:`votes` for several weightings of the same rows, which are gathered once
-        (a weighting of ``None`` weighs every row 1)."""
+        (a weighting of ``None`` weighs every row 1). With ``read``, ``read[name]`` keeps the rows
+        read: (position in ``items``, column, value) per entry, for the reasons."""
         starts = table.indptr[items]
         lens = table.indptr[items + 1] - starts
         total = int(lens.sum())
         if total == 0:
+            if read is not None:
+                read[name] = (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), np.zeros(0))
             return [cls(np.zeros(0, dtype=np.int64), np.zeros(0), 1, n_cols) for _ in weightings]
         idx = np.repeat(starts - np.concatenate(([0], np.cumsum(lens)[:-1])), lens) + np.arange(total)
         targets, values = table.indices.take(idx), table.data.take(idx)
+        if read is not None:
+            read[name] = (np.repeat(np.arange(len(items)), lens), targets, values)
         out = []
         for weights in weightings:  # None: every row weighs 1 (the product would be the value itself)
             data = np.bincount(targets, weights=values if weights is None else values * np.repeat(weights, lens), minlength=n_cols)
@@ -499,6 +506,9 @@ class Scores:
     content: _Sparse
     personal: _Sparse
     twins: _Sparse | None = None
+    # one visitor's rows of the item-item ("item-item") and content ("content") tables as read
+    # for the votes: (position in the history, column, value) per entry
+    read: dict = field(default_factory=dict)
 
 
 def batch_scores(parts: Parts, batch: Batch) -> Scores:
@@ -513,17 +523,19 @@ def batch_scores(parts: Parts, batch: Batch) -> Scores:
     personal = _Sparse(batch.keys, batch.personal, batch.size, n)
     empty = _Sparse(np.zeros(0, dtype=np.int64), np.zeros(0), batch.size, n)
     if batch.size == 1:
+        read: dict = {}
         if parts.item_model == "ease":
-            item_item, ease = _Sparse.votes_each(parts.neighbours, cols, (context, None), n)
+            item_item, ease = _Sparse.votes_each(parts.neighbours, cols, (context, None), n, read, "item-item")
         else:
-            item_item, ease = _Sparse.votes(parts.neighbours, cols, context, n), empty
+            item_item, ease = _Sparse.votes(parts.neighbours, cols, context, n, read, "item-item"), empty
         return Scores(
             item_item,
             ease,
             _Sparse.votes(parts.knn, cols, None, n),
-            _Sparse.votes(parts.content, cols, context, n),
+            _Sparse.votes(parts.content, cols, context, n, read, "content"),
             personal,
             _Sparse.votes(parts.twins, cols, context, n),
+            read,
         )
     ctx = sp.csr_matrix((context, (rows, cols)), shape=(batch.size, n))
     binary = sp.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(batch.size, n))
