@@ -4,6 +4,11 @@ reasons) and the trees alone on 200 candidates, p50 / p99 over many calls.
     python bench/bench_rank.py                       # Online Retail, fitted at the agreed cutoff
     python bench/bench_rank.py --synthetic grocery   # a synthetic regime instead
 
+The trees alone are timed twice, call by call alternately: the served complete-tree walk
+and the node-by-node walk it replaced (``Forest._walk``, still used for forests deeper than
+10 levels). For recommend() before / after, run this script from a checkout of the previous
+commit and from this one alternately (docs/evaluation.md "Serving latency").
+
 No timed assertion anywhere: this prints figures (with the machine's load, which moves them).
 """
 
@@ -59,16 +64,28 @@ def main() -> None:
         wall.append(time.perf_counter() - t)
         cpu.append(time.process_time() - c)
     x = np.random.default_rng(1).random((200, int(model.ranker.feature.max()) + 1)) * 10
-    trees = []
-    for _ in range(args.calls):
-        t = time.perf_counter()
-        model.ranker.predict(x)
-        trees.append(time.perf_counter() - t)
+    forest = model.ranker
+
+    def before(rows):  # Forest.predict as it was: the node-by-node walk
+        raw = forest.baseline + forest.value[forest._walk(np.nan_to_num(rows, nan=0.0))[0]].sum(axis=1)
+        return 1.0 / (1.0 + np.exp(-raw))
+
+    walks = {"complete-tree walk": forest.predict, "node-by-node walk (before)": before}
+    per_walk: dict[str, list[float]] = {name: [] for name in walks}
+    for _ in range(args.calls):  # the two walks alternate call by call
+        for name, walk in walks.items():
+            t = time.perf_counter()
+            walk(x)
+            per_walk[name].append(time.perf_counter() - t)
+    trees = per_walk["complete-tree walk"]
     ms = lambda a: np.percentile(np.array(a) * 1000, [50, 99])  # noqa: E731
     print(f"{len(items):,} items, ranker of {model.ranker.n_trees} trees (depth {model.ranker.depth}), {args.calls} calls, k={args.k}")
     print("recommend() wall: p50 {:.2f} ms, p99 {:.2f} ms".format(*ms(wall)))
     print("recommend() CPU:  p50 {:.2f} ms, p99 {:.2f} ms".format(*ms(cpu)))
     print("trees on 200 candidates: p50 {:.2f} ms, p99 {:.2f} ms".format(*ms(trees)))
+    for name, t in per_walk.items():
+        print("  {}: p50 {:.2f} ms, p99 {:.2f} ms".format(name, *ms(t)))
+    print("  ratio before / now, p50: {:.2f}".format(ms(per_walk["node-by-node walk (before)"])[0] / ms(trees)[0]))
     print("load average (1 / 5 / 15 min): {:.1f} / {:.1f} / {:.1f}".format(*os.getloadavg()))
 
 

@@ -173,3 +173,60 @@ def test_saved_ranker_model_recommends_and_explains_exactly_as_fitted(tmp_path, 
         hist = history_of(shop.log, user)
         for view in ("all", "new"):
             assert loaded.recommend(hist, 20, view=view, segment="Germany") == model.recommend(hist, 20, view=view, segment="Germany")
+
+
+
+def test_one_visitor_shortcuts_give_what_the_batch_code_gives(shop, model):
+    # serving computes one visitor's votes (rows of each neighbour table gathered once), row
+    # maxima and ranks with shortcuts; the batch code (training, the self-check) multiplies
+    # sparse matrices and sorts per row: the shortcuts must give the same scores and features
+    import scipy.sparse as sp
+
+    from personalize.recommend.ranker import (
+        FEATURE_NAMES,
+        Scores,
+        _rank_within_rows,
+        _Sparse,
+        batch_scores,
+        candidates,
+        features,
+        log_batch,
+    )
+
+    parts, p = model.parts, model.params
+    n = parts.n_items
+    now = float(shop.log.ts.max()) + DAY
+    ranked = {"segment_rank": "segment_popular"} | {f"{name}_rank": name for name in ("item_item", "ease", "knn", "content", "personal")}
+    value_of_rank = {FEATURE_NAMES.index(r): FEATURE_NAMES.index(v) for r, v in ranked.items()}
+    for u in range(0, 120, 3):
+        seg = np.array([model._segment_index.get(shop.countries[u], -1)])
+        one = log_batch(shop.log, np.array([u]), now, int(p["max_history"]), parts.price, seg)
+        fast = batch_scores(parts, one)
+        tops = one.personal.max()
+        context = one.personal * (1.0 / tops if tops > 0 else 0.0)
+        cols = one.items
+        ctx = sp.csr_matrix((context, (np.zeros(len(cols), dtype=np.int64), cols)), shape=(1, n))
+        binary = sp.csr_matrix((np.ones(len(cols)), (np.zeros(len(cols), dtype=np.int64), cols)), shape=(1, n))
+        ref = Scores(_Sparse.of(ctx @ parts.neighbours),
+                     _Sparse.of(binary @ parts.neighbours) if parts.item_model == "ease" else fast.ease,
+                     _Sparse.of(binary @ parts.knn), _Sparse.of(ctx @ parts.content), fast.personal, _Sparse.of(ctx @ parts.twins))
+        for name in ("item_item", "ease", "knn", "content", "twins"):
+            a, b = getattr(fast, name), getattr(ref, name)
+            assert np.array_equal(a.keys, b.keys[b.data != 0]), (u, name)
+            assert np.allclose(a.data, b.data[b.data != 0], rtol=1e-9, atol=0), (u, name)
+            assert np.allclose(a.row_max, [b.data.max(initial=0.0)], rtol=1e-9, atol=0), (u, name)
+        keys = candidates(parts, one, fast, p)
+        got, want = features(parts, one, fast, keys), features(parts, one, ref, keys)
+        assert np.allclose(got, want, rtol=1e-9, atol=1e-12), u
+        for c, v in value_of_rank.items():  # ranks agree wherever the ranked values are not tied
+            vals = want[:, v]
+            untied = np.array([np.sum(np.isclose(vals, a, rtol=1e-9, atol=0)) == 1 for a in vals])
+            assert np.array_equal(got[untied, c], want[untied, c]), (u, FEATURE_NAMES[c])
+    # the one-row rank is the batch's (lexsort by row, then by value, stable), ties included
+    values = np.random.default_rng(0).integers(0, 5, 40).astype(np.float64)
+    rows = np.zeros(40, dtype=np.int64)
+    order = np.lexsort((-values, rows))
+    want = np.empty(40)
+    want[order] = np.arange(40)
+    assert np.array_equal(_rank_within_rows(rows, values), want)
+    assert np.array_equal(_rank_within_rows(np.r_[rows, 1], np.r_[values, 3.0])[:40], want)

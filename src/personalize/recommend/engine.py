@@ -464,7 +464,7 @@ class Recommender:
             if rules is not None:
                 score = self._apply_rules(score, rules, uniq)
             chosen = self._top(score, allowed, k)
-            out = self._explain_learned(strategy, chosen, score, batch, keys, x, segment, self._forest(view))
+            out = self._explain_learned(strategy, chosen, score, batch, keys, x, segment, self._forest(view), scores.read)
         if rules is not None:
             out = self._place_rules(out, rules, uniq, allowed, k)
         return out
@@ -593,7 +593,7 @@ class Recommender:
         return self.ranker_new if view == "new" and self.ranker_new is not None else self.ranker
 
     def _explain_learned(self, strategy: str, chosen: np.ndarray, score: np.ndarray, batch, keys, x, segment: str | None,
-                         forest: Forest | None) -> list[Scored]:
+                         forest: Forest | None, read: dict | None = None) -> list[Scored]:
         """Reasons for a list from the ranker or a baseline: from the feature family that raised
         each item's score most (ranker), or from what the baseline counts."""
         n = len(self.items)
@@ -622,7 +622,7 @@ class Recommender:
         def cause(name: str, j: int) -> int | None:
             if name not in causes:
                 table = self.neighbours if name == "item-item" else self.content
-                causes[name] = self._causes(table, chosen, hist, batch.personal)
+                causes[name] = self._causes(table, chosen, hist, batch.personal, (read or {}).get(name))
             return causes[name].get(j)
 
         out = []

@@ -8,6 +8,15 @@ another), and :class:`Forest` predicts from those arrays alone, all rows and all
 trees at once, one tree level per numpy step. The arrays go into the model's
 ``.npz`` like every other table.
 
+For serving, the constructor also lays every tree out as a complete binary tree
+of the forest's depth (a leaf above the last level is repeated down to it, its
+split "feature 0 > +inf" never taken), one small table per level. A row's place
+in level ``d + 1`` is then ``2 * place + (x > threshold)``: each step reads the
+feature and threshold of the row's place and compares, with no child look-up
+(about half the time of the node-by-node walk); the nodes visited, the leaves reached and every
+sum are the same as the plain walk's (tests/recommend/test_gbm_walk.py checks
+it against a one-row-at-a-time walk).
+
 :meth:`Forest.contributions` splits each prediction into one share per feature
 (the change in a tree's expected value at each split along the row's path,
 summed over trees), which is what the engine's reasons are read from.
@@ -17,6 +26,7 @@ from __future__ import annotations
 
 import numpy as np
 
+COMPLETE_MAX_DEPTH = 10  # deeper forests walk node by node (2**depth places per tree would be too many)
 ARRAYS = ("feature", "threshold", "missing_left", "left", "right", "value", "mean", "roots")
 
 
@@ -40,6 +50,24 @@ class Forest:
         self._thr = np.where(self.leaf, np.inf, self.threshold)
         self._child = np.stack([self.left, self.right], axis=1).ravel().astype(np.int32)  # [left, right] per node
         self.depth = self._depth()
+        self._levels = self._complete() if self.depth <= COMPLETE_MAX_DEPTH else None
+
+    def _complete(self):
+        """The trees as complete binary trees, one table per level: per level ``d`` the node at
+        each place (trees x 2**d, flattened tree-major), its split feature, threshold and
+        expected value; and the leaf value, expected value and node at each place of the last level."""
+        n_trees = len(self.roots)
+        node = self.roots.astype(np.int64)
+        levels = []
+        for _ in range(self.depth):
+            levels.append((self._feat[node].astype(np.intp), self._thr[node], self.mean[node]))
+            node = self._child.reshape(-1, 2)[node].reshape(n_trees, -1).ravel()  # a leaf is its own two children
+        # every level's split features in one array (``_places`` scales them by the row count once)
+        self._feat_levels = np.concatenate([feat for feat, _, _ in levels]) if levels else np.zeros(0, dtype=np.intp)
+        self._thr_levels = [thr for _, thr, _ in levels]
+        self._mean_levels = np.concatenate([mean for _, _, mean in levels] + [self.mean[node]])  # and the last level's
+        self._level_at = np.cumsum([0] + [len(feat) for feat, _, _ in levels], dtype=np.intp)
+        return levels, self.value[node], self.mean[node], node
 
     def _depth(self) -> int:
         if not len(self.roots):
@@ -53,6 +81,37 @@ class Forest:
     @property
     def n_trees(self) -> int:
         return len(self.roots)
+
+    def _places(self, x: np.ndarray, track: bool = False):
+        """The complete-tree walk: each (row, tree)'s place in the last level (rows x trees, an
+        index into that level's tables) and, with ``track``, per-feature contributions."""
+        levels = self._levels[0]
+        n_rows, n_features = x.shape
+        n_trees = len(self.roots)
+        xt = np.ascontiguousarray(x.T).ravel()  # feature f of row r at f * n_rows + r
+        rows = np.arange(n_rows, dtype=np.intp)[:, None]
+        place = np.broadcast_to(np.arange(n_trees, dtype=np.intp), (n_rows, n_trees)).copy()  # level 0: the roots
+        at = self._feat_levels * n_rows  # where in ``xt`` each place's feature starts
+        path = [place.copy()] if track else None
+        for d, thr in enumerate(self._thr_levels):
+            g = at[self._level_at[d]:self._level_at[d + 1]].take(place)
+            g += rows
+            go = xt.take(g) > thr.take(place)
+            place *= 2
+            place += go
+            if track:
+                path.append(place.copy())
+        if not track:
+            return place, None
+        if not levels:
+            return place, np.zeros((n_rows, n_features))
+        # each step adds the change in expected value to its split's feature, level by level and
+        # row by row as the plain walk's np.add.at does (a repeated leaf adds 0 to feature 0)
+        path = np.stack(path) + self._level_at[:, None, None]  # places in the all-levels tables
+        mean = self._mean_levels.take(path)
+        feat = (self._feat_levels.take(path[:-1]) + rows * n_features).ravel()
+        contrib = np.bincount(feat, weights=(mean[1:] - mean[:-1]).ravel(), minlength=n_rows * n_features)
+        return place, contrib.reshape(n_rows, n_features)
 
     def _walk(self, x: np.ndarray, track: bool = False):
         """Follow every row down every tree, one level per step for all (row, tree) pairs at
@@ -72,11 +131,21 @@ class Forest:
             node = nxt
         return node.reshape(n_rows, n_trees), (contrib.reshape(n_rows, n_features) if track else None)
 
+    def leaves(self, x: np.ndarray) -> np.ndarray:
+        """The leaf (node index) each row reaches in each tree (rows x trees; NaN features are read as 0)."""
+        x = _finite(x)
+        if self._levels is not None:
+            return self._levels[3].take(self._places(x)[0])
+        return self._walk(x)[0]
+
     def raw(self, x: np.ndarray) -> np.ndarray:
         """The log-odds of each row (NaN features are read as 0)."""
-        x = np.nan_to_num(np.asarray(x, dtype=np.float64), nan=0.0)
+        x = _finite(x)
         if x.shape[0] == 0:
             return np.zeros(0)
+        if self._levels is not None:
+            place, _ = self._places(x)
+            return self.baseline + self._levels[1].take(place).sum(axis=1)
         node, _ = self._walk(x)
         return self.baseline + self.value[node].sum(axis=1)
 
@@ -87,7 +156,9 @@ class Forest:
     def contributions(self, x: np.ndarray) -> np.ndarray:
         """Per row and feature, how much the feature moved the log-odds (rows x features);
         with the trees' mean root value, each row sums to its log-odds."""
-        x = np.nan_to_num(np.asarray(x, dtype=np.float64), nan=0.0)
+        x = _finite(x)
+        if self._levels is not None:
+            return self._places(x, track=True)[1]
         _, contrib = self._walk(x, track=True)
         return contrib
 
@@ -187,3 +258,10 @@ def export_lightgbm(booster) -> Forest:
             mean[i] = (count_a[a] * mean[a] + count_a[b] * mean[b]) / total if total > 0 else 0.5 * (mean[a] + mean[b])
     return Forest(feature_a, np.asarray(threshold), np.zeros(len(feature_a), dtype=bool), left_a, right_a, value_a, mean,
                   np.asarray(roots, dtype=np.int32), 0.0)
+
+
+def _finite(x) -> np.ndarray:
+    """``x`` as float64 with NaN read as 0 (copied only when it has a NaN). Infinities stay: every
+    threshold is finite, so they compare as the largest finite values would."""
+    x = np.asarray(x, dtype=np.float64)
+    return np.where(np.isnan(x), 0.0, x) if np.isnan(x).any() else x

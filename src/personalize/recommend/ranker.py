@@ -406,7 +406,10 @@ class _Sparse:
         self.keys, self.data, self.n_rows, self.n_cols = keys, data, n_rows, n_cols
         self.rowid = keys // n_cols if n_cols else keys
         tops = np.zeros(n_rows)
-        if len(data):
+        if n_rows == 1:  # one visitor (serving): the row's maximum
+            if len(data):
+                tops[0] = data.max()
+        elif len(data):
             starts = np.flatnonzero(np.r_[True, self.rowid[1:] != self.rowid[:-1]])
             tops[self.rowid[starts]] = np.maximum.reduceat(data, starts)
         self.row_max = tops
@@ -421,19 +424,35 @@ class _Sparse:
         return cls(rowid * n_cols + m.indices, m.data.astype(np.float64), n_rows, n_cols)
 
     @classmethod
-    def votes(cls, table: sp.csr_matrix, items: np.ndarray, weights: np.ndarray, n_cols: int) -> _Sparse:
+    def votes(cls, table: sp.csr_matrix, items: np.ndarray, weights: np.ndarray | None, n_cols: int,
+              read: dict | None = None, name: str = "") -> _Sparse:
         """One visitor's votes: the sum of ``weights[h]`` times row ``items[h]`` of ``table``
         (what ``x @ table`` gives for a single row, without scipy's per-call overhead)."""
+        return cls.votes_each(table, items, (weights,), n_cols, read, name)[0]
+
+    @classmethod
+    def votes_each(cls, table: sp.csr_matrix, items: np.ndarray, weightings, n_cols: int,
+                   read: dict | None = None, name: str = "") -> list[_Sparse]:
+        """:meth:`votes` for several weightings of the same rows, which are gathered once
+        (a weighting of ``None`` weighs every row 1). With ``read``, ``read[name]`` keeps the rows
+        read: (position in ``items``, column, value) per entry, for the reasons."""
         starts = table.indptr[items]
         lens = table.indptr[items + 1] - starts
         total = int(lens.sum())
         if total == 0:
-            return cls(np.zeros(0, dtype=np.int64), np.zeros(0), 1, n_cols)
-        pos = np.repeat(np.arange(len(items)), lens)
+            if read is not None:
+                read[name] = (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), np.zeros(0))
+            return [cls(np.zeros(0, dtype=np.int64), np.zeros(0), 1, n_cols) for _ in weightings]
         idx = np.repeat(starts - np.concatenate(([0], np.cumsum(lens)[:-1])), lens) + np.arange(total)
-        data = np.bincount(table.indices[idx], weights=table.data[idx] * weights[pos], minlength=n_cols)
-        cols = np.flatnonzero(data)
-        return cls(cols.astype(np.int64), data[cols], 1, n_cols)
+        targets, values = table.indices.take(idx), table.data.take(idx)
+        if read is not None:
+            read[name] = (np.repeat(np.arange(len(items)), lens), targets, values)
+        out = []
+        for weights in weightings:  # None: every row weighs 1 (the product would be the value itself)
+            data = np.bincount(targets, weights=values if weights is None else values * np.repeat(weights, lens), minlength=n_cols)
+            cols = np.flatnonzero(data)
+            out.append(cls(cols.astype(np.int64), data.take(cols), 1, n_cols))
+        return out
 
     def dense(self) -> np.ndarray:
         out = np.zeros(self.n_rows * self.n_cols)
@@ -487,6 +506,9 @@ class Scores:
     content: _Sparse
     personal: _Sparse
     twins: _Sparse | None = None
+    # one visitor's rows of the item-item ("item-item") and content ("content") tables as read
+    # for the votes: (position in the history, column, value) per entry
+    read: dict = field(default_factory=dict)
 
 
 def batch_scores(parts: Parts, batch: Batch) -> Scores:
@@ -501,14 +523,19 @@ def batch_scores(parts: Parts, batch: Batch) -> Scores:
     personal = _Sparse(batch.keys, batch.personal, batch.size, n)
     empty = _Sparse(np.zeros(0, dtype=np.int64), np.zeros(0), batch.size, n)
     if batch.size == 1:
-        ones = np.ones(len(cols))
+        read: dict = {}
+        if parts.item_model == "ease":
+            item_item, ease = _Sparse.votes_each(parts.neighbours, cols, (context, None), n, read, "item-item")
+        else:
+            item_item, ease = _Sparse.votes(parts.neighbours, cols, context, n, read, "item-item"), empty
         return Scores(
-            _Sparse.votes(parts.neighbours, cols, context, n),
-            _Sparse.votes(parts.neighbours, cols, ones, n) if parts.item_model == "ease" else empty,
-            _Sparse.votes(parts.knn, cols, ones, n),
-            _Sparse.votes(parts.content, cols, context, n),
+            item_item,
+            ease,
+            _Sparse.votes(parts.knn, cols, None, n),
+            _Sparse.votes(parts.content, cols, context, n, read, "content"),
             personal,
             _Sparse.votes(parts.twins, cols, context, n),
+            read,
         )
     ctx = sp.csr_matrix((context, (rows, cols)), shape=(batch.size, n))
     binary = sp.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(batch.size, n))
@@ -651,6 +678,10 @@ def _rank_within_rows(rows: np.ndarray, values: np.ndarray) -> np.ndarray:
     """0 for each row's largest value, 1 for the next, ... (``rows`` sorted)."""
     if len(rows) == 0:
         return np.zeros(0)
+    if rows[0] == rows[-1]:  # one row (serving): the stable order of -values is what lexsort gives
+        rank = np.empty(len(rows))
+        rank[np.argsort(-values, kind="stable")] = np.arange(len(rows))
+        return rank
     order = np.lexsort((-values, rows))
     starts = np.searchsorted(rows[order], rows[order], side="left")
     rank = np.empty(len(rows))
