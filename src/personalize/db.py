@@ -146,11 +146,13 @@ def sqlite_time(value) -> str | None:
     return value.isoformat(" ", "microseconds")  # naive: no offset; the same text as "%Y-%m-%d %H:%M:%S.%f"
 
 
-def sqlite_insert_rows(table: str, columns: tuple[tuple[str, str], ...], rows: list[tuple], suffix: str = "", chunk: int = 500) -> list[tuple]:
+def sqlite_insert_rows(table: str, columns: tuple[tuple[str, str], ...], rows: list[tuple], suffix: str = "", chunk: int = 500,
+                       stored: bool = False) -> list[tuple]:
     """Insert ``rows`` (tuples in the order of ``columns``) on SQLite with multi-row statements on
     the driver's cursor (the session's connection, in its transaction), stored as SQLAlchemy
-    would store them (``json`` columns as JSON text, ``timestamp`` ones as its text). Returns
-    what ``suffix``'s ``RETURNING`` gives, if any.
+    would store them (``json`` columns as JSON text, ``timestamp`` ones as its text; with
+    ``stored`` the rows hold those texts already: converted by the caller, e.g. before it took
+    the writer turn). Returns what ``suffix``'s ``RETURNING`` gives, if any.
 
     Through SQLAlchemy, binding the parameters (each row's values processed one by one, the
     statement's parameter list rebuilt per row) cost more than SQLite spent storing the rows.
@@ -161,7 +163,8 @@ def sqlite_insert_rows(table: str, columns: tuple[tuple[str, str], ...], rows: l
     from itertools import chain
 
     names = ", ".join(name for name, _kind in columns)
-    convert = [(i, json.dumps if kind == "json" else sqlite_time) for i, (_name, kind) in enumerate(columns) if kind in ("json", "timestamp")]
+    convert = [] if stored else [(i, json.dumps if kind == "json" else sqlite_time) for i, (_name, kind) in enumerate(columns)
+                                 if kind in ("json", "timestamp")]
     one = "(" + ", ".join("?" * len(columns)) + ")"
     cursor = db.session.connection().connection.driver_connection.cursor()
     returning = "RETURNING" in suffix.upper()

@@ -26,6 +26,8 @@ from personalize import hookimpl
 
 log = logging.getLogger(__name__)
 GATHER_SECONDS = 0.2  # at most this often a process's inbox is drained: a busy moment's events share one transaction
+BUSY_GATHER_SECONDS = 0.5  # …and this often while busy (the last drain had BUSY_ITEMS or more): fewer, larger transactions
+BUSY_ITEMS = 100
 DRAIN_MAX = 2000  # items handled per drain: a burst's backlog is worked off in bounded steps, not one long transaction
 
 
@@ -64,16 +66,21 @@ class Inbox:
             # a quiet moment's event is handled at once; under load the drains come GATHER_SECONDS apart,
             # each taking what gathered meanwhile (one transaction for many: SQLite has one writer), and
             # at least as long apart as the last drain took: after a burst, the backlog is worked off with
-            # this thread busy half the time at most, so the process's requests keep their share
+            # this thread busy half the time at most, so the process's requests keep their share. While
+            # busy (BUSY_ITEMS or more in the last drain) they come BUSY_GATHER_SECONDS apart: what a
+            # transaction of entries costs the one writer is mostly per transaction (the pages each of
+            # its indexes touches), so fewer, larger ones leave the event requests most of the writer
             time.sleep(max(0.0, last + pause - time.monotonic()))
             last = time.monotonic()
             self.wake.clear()
+            handled = self.handled
             try:
                 with self.app.app_context():
                     self.drain(DRAIN_MAX)
             except Exception:  # the inbox thread must keep going; the catch-up redoes what failed
                 log.exception("journeys inbox failed")
-            pause = max(GATHER_SECONDS, time.monotonic() - last)
+            busy = self.handled - handled >= BUSY_ITEMS
+            pause = max(BUSY_GATHER_SECONDS if busy else GATHER_SECONDS, time.monotonic() - last)
             if not self.items:
                 self.idle.set()
 

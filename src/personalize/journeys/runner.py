@@ -461,15 +461,16 @@ def column_arrays(rows: list[tuple], columns: tuple[tuple[str, str], ...]) -> di
             for (name, kind), values in zip(columns, zip(*rows, strict=True), strict=True)}
 
 
-def insert_steps(rows: list[tuple]) -> None:
-    """Store new step rows (tuples in the order of :data:`STEP_COLUMNS`; in the caller's transaction)."""
+def insert_steps(rows: list[tuple], stored: bool = False) -> None:
+    """Store new step rows (tuples in the order of :data:`STEP_COLUMNS`; in the caller's transaction).
+    ``stored``: on SQLite, the rows' JSON and timestamps are texts already (:func:`personalize.db.sqlite_insert_rows`)."""
     if not rows:
         return
     if db.session.get_bind().dialect.name == "postgresql":
         for start in range(0, len(rows), 5000):
             _bulk_pg(_INSERT_STEPS_PG, column_arrays(rows[start : start + 5000], STEP_COLUMNS))
     else:
-        sqlite_insert_rows("journey_steps", STEP_COLUMNS, rows, chunk=400)  # 16 columns: under SQLite's 32,766 parameters
+        sqlite_insert_rows("journey_steps", STEP_COLUMNS, rows, chunk=400, stored=stored)  # 16 columns: under SQLite's 32,766 parameters
 
 
 def _bulk_pg(sql: str, params: dict):

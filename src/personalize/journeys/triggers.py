@@ -23,8 +23,9 @@ from typing import Any, NamedTuple
 
 from sqlalchemy import and_, func, select
 
-from ..db import db, holding_writer_turn, sqlite_insert_rows, writer_turn
+from ..db import db, holding_writer_turn, sqlite_insert_rows, sqlite_time, writer_turn
 from ..models import Event, Order, Profile, utcnow
+from .definition import ACTIONS
 from .models import JourneyCursor, JourneyEnrollment, JourneyStep
 from .runner import (
     Change,
@@ -35,6 +36,7 @@ from .runner import (
     column_arrays,
     end_entries,
     insert_steps,
+    step_key,
     unnest_insert,
 )
 from .store import LiveJourney, finish_enrollments, live_journeys, version_flow
@@ -74,16 +76,17 @@ ENTRY_COLUMNS = (
 _INSERT_ENTRIES_PG = unnest_insert("journey_enrollments", ENTRY_COLUMNS, "ON CONFLICT DO NOTHING RETURNING id, journey_id, profile_id, control")
 
 
-def _insert_entries(rows: list[tuple]) -> list[tuple]:
+def _insert_entries(rows: list[tuple], stored: bool = False) -> list[tuple]:
     """Insert entries (tuples in the order of :data:`ENTRY_COLUMNS`), skipping rows a unique key refuses (already entered, already in it); returns
     ``(id, journey_id, profile_id, control)`` of the inserted rows. One statement per chunk on
-    either database."""
+    either database. ``stored``: on SQLite, the rows' JSON and timestamps are texts already."""
     if db.session.connection().dialect.name == "postgresql":
         out = []
         for start in range(0, len(rows), 5000):
             out.extend(_bulk_pg(_INSERT_ENTRIES_PG, column_arrays(rows[start : start + 5000], ENTRY_COLUMNS)).fetchall())
         return out
-    return sqlite_insert_rows("journey_enrollments", ENTRY_COLUMNS, rows, "ON CONFLICT DO NOTHING RETURNING id, journey_id, profile_id, control", chunk=400)
+    return sqlite_insert_rows("journey_enrollments", ENTRY_COLUMNS, rows, "ON CONFLICT DO NOTHING RETURNING id, journey_id, profile_id, control",
+                              chunk=400, stored=stored)
 
 
 def enter(journey: LiveJourney, candidates: list[Candidate], now: datetime | None = None, commit: bool = True) -> list[tuple[int, int, bool]]:
@@ -147,9 +150,10 @@ def enter_many(wanted: list[tuple[LiveJourney, list[Candidate]]], now: datetime 
     plans = plan_entries(wanted, now, remember)
     if not plans:
         return []
+    prepared = prepare_entries(plans, now)
     with writer_turn():
         try:
-            entered = write_entries(plans, now)
+            entered = write_entries(prepared, now)
             if commit:
                 db.session.commit()
         except Exception:
@@ -215,31 +219,95 @@ def remember_entries(plans: list[Plan]) -> None:
     decided().note([(j.id, pid, clock + Decided.ttl(j)) for j, firsts in plans for pid in firsts if Decided.ttl(j)])
 
 
-def write_entries(plans: list[Plan], now: datetime) -> list[tuple[int, int, int, bool]]:
-    """Insert the entries :func:`plan_entries` decided and their first steps, in the caller's
-    transaction (no commit; on SQLite the caller holds the writer turn). Rows a unique key refuses
-    are skipped. Returns ``(journey id, entry id, profile id, control)`` of those who entered."""
+class Prepared(NamedTuple):
+    """The rows of the entries :func:`plan_entries` decided, made before the writer turn is taken
+    (:func:`prepare_entries`), so that holding the turn costs only the inserts."""
+
+    plans: list[Plan]
+    rows: list[tuple]  # in the order of ENTRY_COLUMNS
+    stored: bool  # on SQLite: JSON and timestamps already as the texts SQLite stores
+    now: datetime
+
+
+def prepare_entries(plans: list[Plan], now: datetime) -> Prepared:
+    """The entry rows of ``plans``: their dedupe keys, their side of the control group (a hash), and
+    on SQLite the trigger's data as JSON text (once per trigger occurrence: one event entering a
+    person into several journeys shares it) and the times as text. Reads and writes nothing."""
+    import json
+
+    stored = db.session.get_bind().dialect.name != "postgresql"
+    at = sqlite_time(now) if stored else now
+    texts: dict[int, str] = {}  # id of a trigger's data (alive in the plans) -> its JSON text
     rows = []
     for journey, firsts in plans:
         jid, site_id, version, percent = journey.id, journey.site_id, journey.version, journey.definition["control"]
         once = journey.definition["reentry"]["mode"] == "once"
         for pid, c in firsts.items():
+            data = c.data
+            if stored:
+                text = texts.get(id(data))
+                if text is None:
+                    text = texts[id(data)] = json.dumps(data)
+                data = text
             rows.append((site_id, jid, pid, version, str(pid) if once else f"{pid}:{c.occurrence}"[:200], pid, c.source[:120],
-                         in_control(jid, pid, percent), "active", "", c.data, now, None, None))
-    if not rows:
+                         in_control(jid, pid, percent), "active", "", data, at, None, None))
+    return Prepared(plans, rows, stored, now)
+
+
+def write_entries(plans: list[Plan] | Prepared, now: datetime) -> list[tuple[int, int, int, bool]]:
+    """Insert the entries :func:`plan_entries` decided (their rows made by :func:`prepare_entries`,
+    best before the writer turn is taken) and their first steps, in the caller's transaction (no commit; on SQLite the
+    caller holds the writer turn). Rows a unique key refuses are skipped. Returns ``(journey id,
+    entry id, profile id, control)`` of those who entered."""
+    prepared = plans if isinstance(plans, Prepared) else prepare_entries(plans, now)
+    if not prepared.rows:
         return []
-    entered = _insert_entries(rows)
+    entered = _insert_entries(prepared.rows, prepared.stored)
     by_journey: dict[int, list] = defaultdict(list)
     for eid, jid, pid, control in entered:
         by_journey[jid].append((eid, pid, control))
     steps: list[tuple] = []
+    ready: list[tuple] = []  # first steps made from a journey's template, already as stored
     ends: list = []
-    for journey, firsts in plans:
-        if by_journey.get(journey.id):
-            first_steps(journey, [(eid, pid, control, firsts[pid].data) for eid, pid, control in by_journey[journey.id]], now, steps, ends)
+    for journey, firsts in prepared.plans:
+        mine = by_journey.get(journey.id)
+        if not mine:
+            continue
+        template = first_step_template(journey, now, prepared.stored)
+        if template is not None:
+            site_id, sid, kind, due, at, detail = template
+            ready.extend((site_id, journey.id, eid, pid, sid, kind, "due", "", due, None, 0, None, step_key(eid, sid), detail, at, None)
+                         for eid, pid, _control in mine)
+        else:
+            first_steps(journey, [(eid, pid, control, firsts[pid].data) for eid, pid, control in mine], now, steps, ends)
+    insert_steps(ready, stored=prepared.stored)
     insert_steps(steps)
     end_entries(ends, now)
     return [(jid, eid, pid, bool(control)) for eid, jid, pid, control in entered]
+
+
+def first_step_template(journey: LiveJourney, now: datetime, stored: bool) -> tuple | None:
+    """What every new entry of the journey's version stores as its first step, when that is the
+    same for everyone but the entry: the flow starts with a wait of a duration, a wait for an
+    event or an action (due then, unclaimed: what :class:`Mover` stores for them). ``(site, step
+    id, kind, due, now, detail)``, times and detail as stored on SQLite when ``stored``. None
+    when the first step depends on the person (a branch, a split, a wait until a time of their
+    day) or ends the entry: :func:`first_steps` works those out."""
+    _definition, flow = version_flow(journey.id, journey.version)
+    sid = flow.first
+    step = flow.steps.get(sid) if sid is not None else None
+    if step is None:
+        return None
+    kind = step["type"]
+    if kind in ("wait", "wait_event") and "seconds" in step:
+        due = now + timedelta(seconds=step["seconds"])
+    elif kind in ACTIONS:
+        due = now
+    else:
+        return None
+    if stored:
+        return journey.site_id, sid, kind, sqlite_time(due), sqlite_time(now), "{}"
+    return journey.site_id, sid, kind, due, now, {}
 
 
 def first_steps(journey: LiveJourney, entered: list[tuple[int, int, bool, dict]], now: datetime, steps: list[tuple], ends: list) -> None:
@@ -456,9 +524,10 @@ def on_events(site_id: int, events: list, now: datetime | None = None, received:
     if not (plans or goal_events or awaited):
         return 0
     received = received or {}
+    prepared = prepare_entries(plans, now) if plans else None
     with writer_turn():
         try:
-            entered = len(write_entries(plans, now)) if plans else 0
+            entered = len(write_entries(prepared, now)) if prepared is not None else 0
             if goal_events:
                 reach_goals(site_id, [(e.profile_id, e.type, received.get(e.event_id, now), e.event_id) for e in goal_events], now)
             if awaited:
