@@ -501,6 +501,14 @@ class _Orders:
         return m
 
 
+def _joined(out: list[tuple[np.ndarray, np.ndarray, np.ndarray]], width: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(anchors, candidates, features)`` of every anchor's rows, one after another."""
+    if not out:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, width), np.float32)
+    a, c, x = zip(*out, strict=True)
+    return np.concatenate(a), np.concatenate(c), np.vstack(x)
+
+
 def _rank_among(ordered: np.ndarray, cand: np.ndarray, beyond: int) -> np.ndarray:
     """Each of ``cand``'s position in ``ordered`` (``beyond`` where it is not there)."""
     if not len(ordered):
@@ -522,7 +530,7 @@ class _Snapshot(_Orders):
 
     def pairs(self, anchors: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(anchor, candidate, features)`` for every candidate of every anchor (anchors may repeat)."""
-        out_a, out_c, out_x = [], [], []
+        out: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         block = max(1, min(2048, 20_000_000 // max(self.n, 1)))
         uniq = np.unique(anchors)
         for lo in range(0, len(uniq), block):
@@ -551,12 +559,8 @@ class _Snapshot(_Orders):
                     chosen[i, cand], scaled[i, cand], co[1][i, cand], co[1][i, cand] / (self.orders[ai] + 1.0),
                     co[1][i, cand] / (self.orders[cand] + 1.0), co[2][i, cand], looks[i, cand], self.orders[cand], self.recent[cand],
                     np.full(len(cand), self.orders[ai]), rank, base[i, cand]]).astype(np.float32)
-                out_a.append(np.full(len(cand), ai, dtype=np.int64))
-                out_c.append(cand.astype(np.int64))
-                out_x.append(x)
-        if not out_a:
-            return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, len(LEARNED_FEATURES)), np.float32)
-        return np.concatenate(out_a), np.concatenate(out_c), np.vstack(out_x)
+                out.append((np.full(len(cand), ai, dtype=np.int64), cand.astype(np.int64), x))
+        return _joined(out, len(LEARNED_FEATURES))
 
 
 def _labelled(snap: _Snapshot, anchors: np.ndarray, truths: list[np.ndarray]):
@@ -672,7 +676,7 @@ class _SimilarSnapshot(_Orders):
         self.candidates = int(p["similar_learned_candidates"])
 
     def pairs(self, anchors: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        out_a, out_c, out_x = [], [], []
+        out: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         n = self.n
         block = max(1, min(1024, 20_000_000 // max(n, 1)))
         uniq = np.unique(anchors)
@@ -709,12 +713,8 @@ class _SimilarSnapshot(_Orders):
                     cos[i, cand], looks[i, cand], self.orders[cand], self.recent[cand], self.buyers[cand],
                     self.rows_per_item[cand] / np.maximum(self.buyers[cand], 1.0), np.full(len(cand), self.orders[ai]), rank,
                     mix[i, cand]]).astype(np.float32)
-                out_a.append(np.full(len(cand), ai, dtype=np.int64))
-                out_c.append(cand.astype(np.int64))
-                out_x.append(x)
-        if not out_a:
-            return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, len(SIMILAR_FEATURES)), np.float32)
-        return np.concatenate(out_a), np.concatenate(out_c), np.vstack(out_x)
+                out.append((np.full(len(cand), ai, dtype=np.int64), cand.astype(np.int64), x))
+        return _joined(out, len(SIMILAR_FEATURES))
 
 
 def learned_table(snap, trees, k: int, chunk: int = 4096) -> sp.csr_matrix:
