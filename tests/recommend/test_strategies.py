@@ -7,7 +7,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from personalize.recommend.data import CART, PURCHASE, VIEW, InteractionLog, ItemTable
-from personalize.recommend.engine import Recommender
+from personalize.recommend.engine import Recommender, read_summary
 from personalize.recommend.strategies import (
     PAGE_PARAMS,
     Pages,
@@ -284,6 +284,8 @@ def test_the_model_file_keeps_the_learned_tables(tmp_path):
         assert (getattr(again.page_tables, name) != getattr(model.page_tables, name)).nnz == 0
     assert [p.item for p in again.pages.together(0, 5)] == [p.item for p in model.pages.together(0, 5)]
     assert [p.item for p in again.pages.similar(0, 5)] == [p.item for p in model.pages.similar(0, 5)]
+    # the admin's model panel reads the file's summary: it says which product-page lists are learned
+    assert "Product pages: bought together learned (" in read_summary(tmp_path / "m.model")["description"]
 
 
 def test_similar_items_are_learned_only_where_they_win_and_keep_their_reasons():

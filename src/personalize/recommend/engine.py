@@ -57,7 +57,7 @@ from .ranker import (
     fit_parts,
     history_batch,
 )
-from .strategies import Pages, PageTables, fit_page_tables
+from .strategies import Pages, PageTables, describe_pages, fit_page_tables
 from .training import BLEND, RANKER, VIEWS, Learned, learn, strategy_scores
 
 FORMAT_VERSION = 2
@@ -815,7 +815,11 @@ def read_summary(path: str | os.PathLike) -> dict:
         meta = json.loads(bytes(z["meta"]).decode("utf-8"))
     serve = meta.get("serve") or {view: BLEND for view in VIEWS}
     check = meta.get("check") or {}
-    return {"serve": serve, "check": check, "description": describe_check(check, serve), "fitted_at": meta.get("fitted_at")}
+    description = describe_check(check, serve)
+    pages = describe_pages(meta.get("pages") or {})
+    if pages:
+        description += " " + pages
+    return {"serve": serve, "check": check, "description": description, "fitted_at": meta.get("fitted_at")}
 
 
 _PART_VECTORS = ("buyers", "popular", "popular_7", "trend", "repeat_rate", "interval", "price", "first_seen", "category", "donor", "donor_similarity")
