@@ -59,6 +59,25 @@ def step_key(enrollment_id: int, step_id: str) -> str:
     return "pz-" + hashlib.sha256(f"journey-step:{enrollment_id}:{step_id}".encode()).hexdigest()[:40]
 
 
+def step_row(site_id: int, journey_id: int, entry_id: int, profile_id: int, step: dict, due, now, state: str = "due", outcome: str = "",
+             detail=None, claim: str | None = None) -> tuple:
+    """A new ``journey_steps`` row, its values in the order of :data:`STEP_COLUMNS` (``due``, ``now``
+    and ``detail`` as given: datetimes and a dict, or the texts SQLite stores; ``claim``: the
+    claiming runner's token, the row then counts one attempt)."""
+    return (site_id, journey_id, entry_id, profile_id, step["id"], step["type"], state, outcome, due, claim, 1 if claim else 0,
+            None, step_key(entry_id, step["id"]), {} if detail is None else detail, now, now if state == "done" else None)
+
+
+def fixed_due(step: dict, now: datetime) -> datetime | None:
+    """When a new row of ``step`` is due, where that is the same for everyone: a wait of a duration
+    or for an event, ``now`` plus its seconds; an action, ``now``. None for the others (a wait
+    until a time of the person's day, the steps that take no time)."""
+    kind = step["type"]
+    if kind in ("wait", "wait_event") and "seconds" in step:
+        return now + timedelta(seconds=step["seconds"])
+    return now if kind in ACTIONS else None
+
+
 def retry_delay(retries: int) -> timedelta:
     return timedelta(seconds=min(RETRY_MAX_SECONDS, RETRY_BASE_SECONDS * 2 ** max(0, retries)))
 
@@ -261,11 +280,8 @@ class Mover:
             claimed: bool = False) -> tuple:
         """A new ``journey_steps`` row, its values in the order of :data:`STEP_COLUMNS`."""
         claimed = claimed and self.token is not None
-        return (
-            entry.site_id, entry.journey_id, entry.id, entry.profile_id, step["id"], step["type"], state, outcome,
-            self.lease_until if claimed else due, self.token if claimed else None, 1 if claimed else 0,
-            None, step_key(entry.id, step["id"]), detail or {}, self.now, self.now if state == "done" else None,
-        )
+        return step_row(entry.site_id, entry.journey_id, entry.id, entry.profile_id, step, self.lease_until if claimed else due,
+                        self.now, state, outcome, detail or {}, self.token if claimed else None)
 
     def advance(self, items: list[tuple[Change, Entry, str | None]], claim_actions: bool) -> None:
         """Move each entry on from a step to ``next_id`` (None: the end), through every step that
@@ -289,15 +305,14 @@ class Mover:
                 step = entry.flow.steps[sid]
                 kind = step["type"]
                 if kind == "wait":
-                    if "seconds" in step:
-                        due = self.now + timedelta(seconds=step["seconds"])
-                    else:
+                    due = fixed_due(step, self.now)
+                    if due is None:
                         from .pressure import next_local_time
 
                         due = next_local_time(self.now, step["until"], self.zone_of(entry))
                     change.inserts.append(self.row(entry, step, due))
                 elif kind == "wait_event":
-                    change.inserts.append(self.row(entry, step, self.now + timedelta(seconds=step["seconds"])))
+                    change.inserts.append(self.row(entry, step, fixed_due(step, self.now)))
                 elif kind == "branch":
                     label = "yes" if entry.profile_id in verdicts[(entry.journey_id, entry.version, sid)] else "no"
                     change.inserts.append(self.row(entry, step, self.now, "done", label))

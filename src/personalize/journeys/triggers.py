@@ -25,7 +25,6 @@ from sqlalchemy import and_, func, select
 
 from ..db import db, holding_writer_turn, sqlite_insert_rows, sqlite_time, writer_turn
 from ..models import Event, Order, Profile, utcnow
-from .definition import ACTIONS
 from .models import JourneyCursor, JourneyEnrollment, JourneyStep
 from .runner import (
     Change,
@@ -35,8 +34,9 @@ from .runner import (
     _bulk_pg,
     column_arrays,
     end_entries,
+    fixed_due,
     insert_steps,
-    step_key,
+    step_row,
     unnest_insert,
 )
 from .store import LiveJourney, finish_enrollments, live_journeys, version_flow
@@ -275,9 +275,8 @@ def write_entries(plans: list[Plan] | Prepared, now: datetime) -> list[tuple[int
             continue
         template = first_step_template(journey, now, prepared.stored)
         if template is not None:
-            site_id, sid, kind, due, at, detail = template
-            ready.extend((site_id, journey.id, eid, pid, sid, kind, "due", "", due, None, 0, None, step_key(eid, sid), detail, at, None)
-                         for eid, pid, _control in mine)
+            step, due, at, detail = template
+            ready.extend(step_row(journey.site_id, journey.id, eid, pid, step, due, at, detail=detail) for eid, pid, _control in mine)
         else:
             first_steps(journey, [(eid, pid, control, firsts[pid].data) for eid, pid, control in mine], now, steps, ends)
     insert_steps(ready, stored=prepared.stored)
@@ -288,26 +287,19 @@ def write_entries(plans: list[Plan] | Prepared, now: datetime) -> list[tuple[int
 
 def first_step_template(journey: LiveJourney, now: datetime, stored: bool) -> tuple | None:
     """What every new entry of the journey's version stores as its first step, when that is the
-    same for everyone but the entry: the flow starts with a wait of a duration, a wait for an
-    event or an action (due then, unclaimed: what :class:`Mover` stores for them). ``(site, step
-    id, kind, due, now, detail)``, times and detail as stored on SQLite when ``stored``. None
-    when the first step depends on the person (a branch, a split, a wait until a time of their
-    day) or ends the entry: :func:`first_steps` works those out."""
+    same for everyone but the entry (:func:`~personalize.journeys.runner.fixed_due`: a wait of a
+    duration, a wait for an event, an action; due then, unclaimed, as :class:`Mover` stores them):
+    ``(step, due, now, detail)``, times and detail as stored on SQLite when ``stored``. None when
+    the first step depends on the person (a branch, a split, a wait until a time of their day) or
+    ends the entry: :func:`first_steps` works those out."""
     _definition, flow = version_flow(journey.id, journey.version)
-    sid = flow.first
-    step = flow.steps.get(sid) if sid is not None else None
-    if step is None:
-        return None
-    kind = step["type"]
-    if kind in ("wait", "wait_event") and "seconds" in step:
-        due = now + timedelta(seconds=step["seconds"])
-    elif kind in ACTIONS:
-        due = now
-    else:
+    step = flow.steps.get(flow.first) if flow.first is not None else None
+    due = fixed_due(step, now) if step is not None else None
+    if due is None:
         return None
     if stored:
-        return journey.site_id, sid, kind, sqlite_time(due), sqlite_time(now), "{}"
-    return journey.site_id, sid, kind, due, now, {}
+        return step, sqlite_time(due), sqlite_time(now), "{}"
+    return step, due, now, {}
 
 
 def first_steps(journey: LiveJourney, entered: list[tuple[int, int, bool, dict]], now: datetime, steps: list[tuple], ends: list) -> None:
