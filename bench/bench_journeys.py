@@ -26,6 +26,14 @@ Event to first action queued (``personalize serve``: gunicorn, its journeys inbo
   local server speaking HubSpot's batch update. Afterwards the steps and the server's
   log are counted: lost = people whose contact was never updated, repeated = contacts
   updated more than once.
+
+The catch-up (events whose notification was lost, handled a minute later), per event::
+
+    python bench/bench_journeys.py catchup --history 300000 --events 50000 [--database-url …]
+
+  ``--history`` events are stored first with no journey live, then ``--events`` more with
+  their notifications lost (half of them heard by a live journey); prints the catch-up's
+  time and CPU per event and how many people it entered (one per product_added).
 """
 
 from __future__ import annotations
@@ -318,9 +326,61 @@ def bench_throughput(args, url: str, folder: str) -> None:
         raise SystemExit("FAILED: steps were lost, repeated or wrong (see the outcomes above)")
 
 
+# ---------------------------------------------------------------- the catch-up
+
+
+def bench_catchup(args, url: str, folder: str) -> None:
+    """The catch-up's cost per event: ``--history`` events of the site already stored (read by
+    nobody), then ``--events`` more whose notifications were lost (half product_added, which a
+    live journey hears, half product_viewed, which none does), caught up a minute later."""
+    from datetime import timedelta
+
+    from sqlalchemy import func, select, update
+
+    from personalize.db import db
+    from personalize.journeys.models import Journey, JourneyEnrollment
+    from personalize.journeys.store import create_journey, set_status
+    from personalize.journeys.triggers import catch_up_events
+    from personalize.models import utcnow
+    from personalize.profiles import ingest_events
+    from personalize.sites import create_site
+
+    app = make_app(url, folder)
+    app.config["JOURNEY_INBOX"] = "inline"
+    print(f"database {url.split(':', 1)[0]}; {machine_speed()}")
+    with app.app_context():
+        site, _secret = create_site("Bench shop")
+        journey = create_journey(site.id, "adds", "Cart abandonment", {
+            "trigger": {"type": "event", "event": "product_added"}, "reentry": {"mode": "every_time"}, "control": 0,
+            "steps": [{"id": "s1", "type": "wait", "seconds": 3600}]})
+        started = time.monotonic()
+
+        def store(n: int, prefix: str) -> None:
+            for start in range(0, n, 1000):
+                ingest_events(site, [{"id": f"{prefix}{i}", "type": "product_added" if i % 2 else "product_viewed",
+                                      "visitor": f"{prefix}v{i // 10}", "product_id": f"p{i % 500}", "ts": 1_700_000_000_000 + i}
+                                     for i in range(start, min(n, start + 1000))], max_events=1000)
+
+        store(args.history, "h")  # no journey is live: nobody hears them
+        print(f"history: {args.history:,} events stored in {time.monotonic() - started:.1f} s")
+        set_status(journey, "active")
+        catch_up_events(utcnow())  # the cursor starts at the newest event
+        db.session.execute(update(Journey).values(activated_at=utcnow() - timedelta(days=1)))
+        db.session.commit()
+        listener = app.extensions["personalize.plugins"].pm.get_plugin("personalize.journeys.listener")
+        app.extensions["personalize.plugins"].pm.unregister(listener)  # every notification is lost
+        store(args.events, "e")
+        wall, cpu = time.perf_counter(), time.process_time()
+        entered = catch_up_events(utcnow() + timedelta(minutes=2))
+        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+        total = db.session.scalar(select(func.count()).select_from(JourneyEnrollment))
+        print(f"catch-up of {args.events:,} events after {args.history:,}: {wall:.2f} s ({cpu:.2f} s CPU) = "
+              f"{1e6 * cpu / args.events:.0f} µs CPU per event, {args.events / wall:,.0f} events/s; entered {entered:,} (in all {total:,})")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("what", choices=["latency", "throughput"])
+    ap.add_argument("what", choices=["latency", "throughput", "catchup"])
     ap.add_argument("--database-url", default="", help="a PostgreSQL URL (a schema of its own is made and dropped); default: SQLite")
     ap.add_argument("--events", type=int, default=600)
     ap.add_argument("--rate", type=float, default=40.0, help="events a second (latency)")
@@ -331,12 +391,13 @@ def main() -> None:
     ap.add_argument("--runners", type=int, default=2)
     ap.add_argument("--batch", type=int, default=1000, help="steps a runner claims at once (throughput)")
     ap.add_argument("--timeout", type=float, default=600)
+    ap.add_argument("--history", type=int, default=300_000, help="events stored before the caught-up ones (catchup)")
     args = ap.parse_args()
     from personalize.testing import fresh_database
 
     folder = tempfile.mkdtemp(prefix="bench-journeys-")
     with fresh_database(folder, args.database_url or "sqlite") as url:
-        (bench_latency if args.what == "latency" else bench_throughput)(args, url, folder)
+        {"latency": bench_latency, "throughput": bench_throughput, "catchup": bench_catchup}[args.what](args, url, folder)
 
 
 if __name__ == "__main__":

@@ -102,6 +102,41 @@ def test_catch_up_enters_whom_a_lost_notification_missed_and_nobody_twice(app, t
     assert len(sources) == 3 and len(set(sources)) == 3
 
 
+def test_catch_up_reads_each_window_whole_and_enters_only_for_the_live_sites_events(app, trained, clock):
+    """The catch-up walks its windows by event id: events of a site with no live journey and of
+    types no journey hears pass by; the missed ones of the live site are entered, across windows."""
+    from personalize.journeys import triggers
+    from personalize.sites import create_site
+
+    site = get_site(trained.id)
+    other, _secret = create_site("Other shop")
+    app.config["JOURNEY_INBOX"] = "inline"
+    _people(site, 6)
+    journey(site.id, "adds", {"trigger": {"type": "event", "event": "product_added"}, "reentry": {"mode": "every_time"}, "control": 0,
+                              "steps": [{"id": "s1", "type": "wait", "seconds": 3600}]})
+    catch_up_events(clock.now)
+    registry = app.extensions["personalize.plugins"]
+    listener = registry.pm.get_plugin("personalize.journeys.listener")
+    registry.pm.unregister(listener)  # every notification below is lost
+    try:
+        for i in range(6):
+            ingest_events(other, [{"id": f"o{i}", "type": "product_added", "visitor": f"p{i}-v", "product_id": "tea-pot", "ts": T0 + i}])
+            ingest_events(site, [{"id": f"v{i}", "type": "product_viewed", "visitor": f"p{i}-v", "product_id": "tea-pot", "ts": T0 + i},
+                                 {"id": f"a{i}", "type": "product_added", "visitor": f"p{i}-v", "product_id": "tea-pot", "ts": T0 + i}])
+    finally:
+        registry.pm.register(listener, name="personalize.journeys.listener")
+    scan = triggers.SCAN
+    triggers.SCAN = 4  # several windows, each mixing the two sites and both types
+    try:
+        assert catch_up_events(clock.advance(seconds=61)) == 6
+    finally:
+        triggers.SCAN = scan
+    entries = db.session.execute(select(JourneyEnrollment.site_id, JourneyEnrollment.dedupe)).all()
+    assert {s for s, _d in entries} == {site.id}
+    assert sorted(d.split(":e:")[1] for _s, d in entries) == [f"a{i}" for i in range(6)]
+    assert catch_up_events(clock.advance(seconds=61)) == 0, "the cursor passed every window"
+
+
 def test_catch_up_enters_whom_a_lost_segment_notification_missed_and_nobody_twice(inline, trained, clock):
     from personalize.profiles import set_attributes
     from personalize.segments.store import create_segment

@@ -710,16 +710,24 @@ def catch_up_events(now: datetime | None = None) -> int:
     e = Event.__table__
 
     def handle(after: int, bound: int, sites: list[int]) -> int:
+        # the window by its ids alone (the primary key): a condition on the site here made SQLite walk
+        # the site's whole (site, time) index for every window; the sites and the event types their live
+        # journeys hear are picked out below
+        heard: dict[int, set[str]] = {}
+        for site_id in sites:
+            live = live_journeys(site_id)
+            heard[site_id] = set(live.by_event) | set(live.goal_events) | set(live.awaited)
         rows = db.session.execute(
             select(e.c.site_id, e.c.event_id, e.c.type, e.c.visitor, e.c.profile_id, e.c.occurred_at, e.c.product_id, e.c.properties,
                    e.c.received_at)
-            .where(e.c.id > after, e.c.id <= bound, e.c.site_id.in_(sites), e.c.profile_id.is_not(None)).order_by(e.c.id)
+            .where(e.c.id > after, e.c.id <= bound, e.c.profile_id.is_not(None)).order_by(e.c.id)
         ).all()
         by_site: dict[int, list] = defaultdict(list)
         received: dict[str, datetime] = {}
         for site_id, event_id, etype, visitor, pid, at, product, props, got in rows:
-            by_site[site_id].append(EventRecord(site_id, event_id, etype, visitor, pid, at, product or "", properties=props or {}))
-            received[event_id] = got
+            if etype in heard.get(site_id, ()):
+                by_site[site_id].append(EventRecord(site_id, event_id, etype, visitor, pid, at, product or "", properties=props or {}))
+                received[event_id] = got
         return sum(on_events(site_id, events, now, received, catch_up=True) for site_id, events in by_site.items())
 
     return _catch_up("events", e, e.c.received_at, now, handle)
