@@ -22,13 +22,15 @@ PostgreSQL (an empty database of its own; the instance folder keeps the model fi
     python bench/bench_http.py --only recommendations --duration 15 --rec-visitors 2000
     python bench/bench_http.py --only recommendations --duration 15 --rec-visitors 2000 --no-reuse
 
-With ``--compare-journeys 20`` the events phase runs four times instead, the site's 20 bench
-journeys (created the first time: a shop's programme, see ``listening_journeys``) paused then
-listening, first for new visitors (each enters the journeys their events trigger), then for the
-same visitors returning (already in, or cooling down from, them); it prints each listening rate
-against the paused one just before it (issue 15's target: at least 90 %)::
+With ``--compare-journeys 20`` the events phase runs with the site's 20 bench journeys
+(created the first time: a shop's programme, see ``listening_journeys``) paused and listening,
+first for new visitors (each enters the journeys their events trigger), then for the same
+visitors returning (already in, or cooling down from, them). ``--rounds 3`` runs three rounds
+of both sides, the order flipped each round (paused first, then listening first, …) so that
+what drifts over a run falls on both; it prints each round's listening rate against its paused
+one, their median and the rounds together (issue 15's target: at least 90 %)::
 
-    python bench/bench_http.py --compare-journeys 20 --duration 15 --clients 32
+    python bench/bench_http.py --compare-journeys 20 --rounds 3 --duration 15 --clients 32
 
 Add ``--redis-url redis://127.0.0.1:6379/15`` to run with Redis (model announcements
 and rate-limit counters; the rate limits themselves are off here, see below).
@@ -76,6 +78,7 @@ import re
 import secrets
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -406,10 +409,10 @@ def listening_journeys(n: int) -> list[tuple[str, dict]]:
 
 
 def bench_journeys_listening(app, port: int, key: str, products: list[str], args) -> None:
-    """The events phase four times: the site's ``--compare-journeys`` bench journeys paused, then
-    active (listening to product_viewed and product_added: entering people, ending goals), for
-    new visitors and then for the same visitors returning; each active phase against the paused
-    one before it."""
+    """The events phase with the site's ``--compare-journeys`` bench journeys paused and active
+    (listening to product_viewed and product_added: entering people, ending goals), for new
+    visitors and then for the same visitors returning; ``--rounds`` rounds of both sides, the
+    order flipped each round, each round's listening rate against its paused one."""
     from sqlalchemy import func, select
 
     from personalize.db import db
@@ -433,29 +436,44 @@ def bench_journeys_listening(app, port: int, key: str, products: list[str], args
             if j.status == "active":
                 set_status(j, "paused")
         db.session.remove()
-    rates = {}
-    crowd = {"a": [f"jr{secrets.token_hex(3)}-a-{i}" for i in range(args.visitors)],
-             "b": [f"jr{secrets.token_hex(3)}-b-{i}" for i in range(args.visitors)]}
-    # first sight: new visitors, each entering the journeys they trigger; returning: the same visitors
-    # again, already in (or cooling down from) them. Without journeys the same visitors meet paused ones.
-    for phase, listening, who in (("new", False, "a"), ("new", True, "b"), ("returning", False, "a"), ("returning", True, "b")):
-        with app.app_context():
-            for j in [get_journey(site_id, f"bench-journey-{i}") for i in range(n)]:
-                set_status(j, "active" if listening else "paused")
-            before = db.session.scalar(select(func.count()).select_from(JourneyEnrollment))
-            db.session.remove()
-        time.sleep(2.5)  # each web process sees the change within a second
-        print(f"-- {phase} visitors, {n} journeys {'listening' if listening else 'paused'}")
-        bench_events(app, port, key, products, args, crowd[who])
-        rates[(phase, listening)] = args.last_rate
-        time.sleep(2.0)  # the inbox threads finish what they queued
-        with app.app_context():
-            entered = db.session.scalar(select(func.count()).select_from(JourneyEnrollment)) - before
-            db.session.remove()
-        print(f"   people entered into journeys during the phase: {entered:,}")
+    rounds = max(1, args.rounds)
+    # Each round runs both sides, paused and listening, in turn; the order flips every round (ABBA…),
+    # so what drifts over a run (a cold server at first, a growing database, the machine's other
+    # work) falls on both sides alike. New visitors: a fresh crowd per phase, each entering the
+    # journeys they trigger. Returning: the crowd of the same side's new phase again, already in
+    # (or cooling down from) the journeys; without journeys the same visitors meet paused ones.
+    orders = [(False, True) if r % 2 == 0 else (True, False) for r in range(rounds)]
+    crowds = {(r, side): [f"jr{secrets.token_hex(3)}-{r}{'l' if side else 'p'}-{i}" for i in range(args.visitors)]
+              for r in range(rounds) for side in (False, True)}
+    rates: dict[tuple[str, int, bool], float] = {}
     for phase in ("new", "returning"):
-        on, off = rates[(phase, True)], rates[(phase, False)]
-        print(f"journeys, {phase} visitors: {on:,.0f} events/s with {n} journeys listening against {off:,.0f} without = {on / off:.1%}")
+        for r, order in enumerate(orders):
+            for listening in order:
+                with app.app_context():
+                    for j in [get_journey(site_id, f"bench-journey-{i}") for i in range(n)]:
+                        set_status(j, "active" if listening else "paused")
+                    before = db.session.scalar(select(func.count()).select_from(JourneyEnrollment))
+                    db.session.remove()
+                time.sleep(2.5)  # each web process sees the change within a second
+                print(f"-- round {r + 1}: {phase} visitors, {n} journeys {'listening' if listening else 'paused'}")
+                bench_events(app, port, key, products, args, crowds[(r, listening)])
+                rates[(phase, r, listening)] = args.last_rate
+                time.sleep(2.0)  # the inbox threads finish what they queued
+                with app.app_context():
+                    entered = db.session.scalar(select(func.count()).select_from(JourneyEnrollment)) - before
+                    db.session.remove()
+                print(f"   people entered into journeys during the phase: {entered:,}")
+    for phase in ("new", "returning"):
+        ratios = []
+        for r in range(rounds):
+            on, off = rates[(phase, r, True)], rates[(phase, r, False)]
+            ratios.append(on / off)
+            print(f"journeys, {phase} visitors, round {r + 1}: {on:,.0f} events/s with {n} journeys listening against {off:,.0f} without = {on / off:.1%}")
+        if rounds > 1:
+            on = sum(rates[(phase, r, True)] for r in range(rounds))
+            off = sum(rates[(phase, r, False)] for r in range(rounds))
+            print(f"journeys, {phase} visitors, {rounds} rounds: median {statistics.median(ratios):.1%}; "
+                  f"all rounds together {on / rounds:,.0f} against {off / rounds:,.0f} events/s = {on / off:.1%}")
     with app.app_context():
         for j in [get_journey(site_id, f"bench-journey-{i}") for i in range(n)]:
             set_status(j, "paused")
@@ -508,6 +526,8 @@ def main() -> None:
     ap.add_argument("--rec-visitors", type=int, default=2000, help="how many distinct visitors wrk asks for (fewer: more repeat visits)")
     ap.add_argument("--redis-url", default=os.environ.get("PERSONALIZE_REDIS_URL", ""), help="shared cache (default: none)")
     ap.add_argument("--only", choices=["events", "recommendations"], help="run one phase")
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="with --compare-journeys: rounds of both sides, the order flipped each round (default 1)")
     ap.add_argument("--compare-journeys", type=int, default=0, metavar="N",
                     help="instead of the phases: events with N live journeys listening, beside the same without them")
     ap.add_argument("--no-reuse", action="store_true", help="compute every list (RECOMMENDATION_CACHE_SECONDS=0)")
