@@ -37,7 +37,14 @@ MEASURE = """() => {
     const b = el.getBoundingClientRect();
     if (b.left < -1 || b.right > width + 1) unreachable.push(name(el) + ' ' + Math.round(b.left) + '..' + Math.round(b.right));
   }
+  const squeezed = [];  // a table's caption runs across its table, not one word a line beside it
+  for (const cap of document.querySelectorAll('main table > caption')) {
+    if (!visible(cap)) continue;
+    const c = cap.getBoundingClientRect(), t = cap.parentElement.getBoundingClientRect();
+    if (c.width < 0.9 * t.width) squeezed.push(name(cap.parentElement) + ' caption ' + Math.round(c.width) + ' of ' + Math.round(t.width) + ' px');
+  }
   return {scrollWidth: document.documentElement.scrollWidth, width: width, beyondMain: beyondMain.slice(0, 10), unreachable: unreachable.slice(0, 10),
+          squeezed: squeezed,
           nav: Array.from(document.querySelectorAll('header nav a')).filter(visible).length};
 }"""
 
@@ -63,6 +70,7 @@ def demo(tmp_path_factory):
                 select(Profile.id).where(Profile.site_id == site_id, Profile.email.is_not(None)).order_by(Profile.id).limit(1)
             ).one()
         server = stack.enter_context(serve_in_thread(app))
+        info["app"] = app
         yield server.url, info
         with app.app_context():
             db.engine.dispose()
@@ -98,6 +106,7 @@ def check_fits(page) -> None:
     assert m["scrollWidth"] <= m["width"], f"the page is {m['scrollWidth']} px wide in a {m['width']} px window"
     assert not m["beyondMain"], f"sticking out of the page's column: {m['beyondMain']}"
     assert not m["unreachable"], f"controls out of reach: {m['unreachable']}"
+    assert not m["squeezed"], f"captions narrower than their tables: {m['squeezed']}"
 
 
 @pytest.mark.browser
@@ -128,5 +137,41 @@ def test_signed_out_pages_fit_a_phone(browser, demo, path):
         page = context.new_page()
         page.goto(base + path)
         check_fits(page)
+    finally:
+        context.close()
+
+
+@pytest.mark.browser
+def test_the_model_check_table_reads_on_a_phone(browser, demo, tmp_path):
+    """The self-check's table on the Recommendations page: at phone width each strategy is a block
+    of labelled figures, under a caption that runs across the page."""
+    from personalize.db import db
+    from personalize.models import ModelVersion
+    from personalize.recommend.engine import Recommender
+    from personalize.recommend.synthetic import generate
+
+    base, info = demo
+    shop = generate(n_items=300, n_users=500, n_interactions=20_000, seed=4)
+    model = Recommender.fit(shop.log, shop.items)
+    assert model.check and model.check["recall"]["all"], "the shop is large enough to be checked"
+    path = tmp_path / "checked.model"
+    model.save(path)
+    with info["app"].app_context():
+        db.session.add(ModelVersion(site_id=info["site_id"], path=str(path), n_items=300, n_users=500, n_interactions=len(shop.log),
+                                    fit_seconds=3.0, active=True))
+        db.session.commit()
+    context = browser.new_context(viewport={"width": PHONE, "height": 800})
+    try:
+        page = context.new_page()
+        page.goto(base + "/admin/login")
+        page.fill("#email", info["admin_email"])
+        page.fill("#password", info["admin_password"])
+        page.click("button[type=submit]")
+        page.wait_for_url("**/admin/")
+        page.goto(f"{base}/admin/sites/{info['site_id']}/recommendations")
+        assert page.locator("#model table.check caption").is_visible()
+        check_fits(page)
+        first = page.locator("#model table.check tbody tr").first
+        assert first.locator("td").nth(1).get_attribute("data-label") == "All purchases"
     finally:
         context.close()
