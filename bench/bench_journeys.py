@@ -43,6 +43,7 @@ import contextlib
 import http.client
 import json
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -378,9 +379,71 @@ def bench_catchup(args, url: str, folder: str) -> None:
               f"{1e6 * cpu / args.events:.0f} µs CPU per event, {args.events / wall:,.0f} events/s; entered {entered:,} (in all {total:,})")
 
 
+def bench_inbox(args, url: str, folder: str) -> None:
+    """What the journeys inbox costs per event: the events API bench's 20 listening journeys
+    (``bench_http.listening_journeys``: browse and cart abandonment, price bands, big carts…)
+    live on a shop of 1,000 priced products; ``--events`` events of new visitors (10 each, every
+    fifth an add to cart) are stored with the notifications kept aside, then handed to an inbox
+    and drained as the web process's inbox thread drains them (at most 2,000 a step), timed."""
+    from bench_http import listening_journeys
+    from sqlalchemy import func, select
+
+    from personalize import hookimpl
+    from personalize.catalog import upsert_products
+    from personalize.db import db
+    from personalize.journeys.listener import DRAIN_MAX, Inbox
+    from personalize.journeys.models import JourneyEnrollment
+    from personalize.journeys.store import create_journey, get_journey, set_status
+    from personalize.profiles import ingest_events
+    from personalize.records import ProductRecord
+    from personalize.segments.store import create_segment
+    from personalize.sites import create_site
+
+    app = make_app(url, folder)
+    print(f"database {url.split(':', 1)[0]}; {machine_speed()}")
+    heard: list = []
+
+    class Ears:
+        @hookimpl
+        def event_received(self, site_id, event):
+            heard.append((site_id, event))
+
+    with app.app_context():
+        site, _secret = create_site("Bench shop")
+        prices = [0.5, 1.5, 2.5, 4, 6, 10, 20, 40, 60, 150, 300]
+        upsert_products(site.id, [ProductRecord(id=f"p{i}", title=f"Product {i}", price=prices[i % len(prices)] + (i % 7) / 10)
+                                  for i in range(1000)])
+        create_segment(site.id, {"key": "bench-vip", "rule": {"field": "orders.total", "op": "gte", "value": 5000}})
+        for i, (name, definition) in enumerate(listening_journeys(20)):
+            set_status(create_journey(site.id, f"bench-journey-{i}", name, definition), "active")
+        journeys = [get_journey(site.id, f"bench-journey-{i}") for i in range(20)]
+        assert all(j.status == "active" for j in journeys)
+        plugins = app.extensions["personalize.plugins"].pm
+        plugins.unregister(plugins.get_plugin("personalize.journeys.listener"))
+        plugins.register(Ears(), "bench-ears")
+        rng = random.Random(7)
+        for start in range(0, args.events, 1000):
+            ingest_events(site, [{"id": f"e{i}", "type": "product_added" if i % 5 == 4 else "product_viewed", "visitor": f"v{i // 10}",
+                                  "product_id": f"p{rng.randrange(1000)}", "ts": 1_700_000_000_000 + i}
+                                 for i in range(start, min(args.events, start + 1000))], max_events=1000)
+        db.session.remove()
+    box = Inbox(app)
+    for site_id, event in heard:
+        box.items.append(("event", site_id, event))
+    wall, cpu, drains = time.perf_counter(), time.process_time(), 0
+    with app.app_context():
+        while box.items:
+            box.drain(DRAIN_MAX)
+            drains += 1
+        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+        entered = db.session.scalar(select(func.count()).select_from(JourneyEnrollment))
+    print(f"inbox: {len(heard):,} events in {drains} drains: {wall:.2f} s ({cpu:.2f} s CPU) = {1e6 * cpu / len(heard):.0f} µs CPU per event; "
+          f"{entered:,} entries = {1e6 * cpu / max(1, entered):.0f} µs CPU per entry")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("what", choices=["latency", "throughput", "catchup"])
+    ap.add_argument("what", choices=["latency", "throughput", "catchup", "inbox"])
     ap.add_argument("--database-url", default="", help="a PostgreSQL URL (a schema of its own is made and dropped); default: SQLite")
     ap.add_argument("--events", type=int, default=600)
     ap.add_argument("--rate", type=float, default=40.0, help="events a second (latency)")
@@ -397,7 +460,7 @@ def main() -> None:
 
     folder = tempfile.mkdtemp(prefix="bench-journeys-")
     with fresh_database(folder, args.database_url or "sqlite") as url:
-        {"latency": bench_latency, "throughput": bench_throughput, "catchup": bench_catchup}[args.what](args, url, folder)
+        {"latency": bench_latency, "throughput": bench_throughput, "catchup": bench_catchup, "inbox": bench_inbox}[args.what](args, url, folder)
 
 
 if __name__ == "__main__":

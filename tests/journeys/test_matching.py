@@ -197,3 +197,19 @@ def test_the_preview_applies_the_trigger_filters(inline, site):
     assert preview(site.id, definition).count == 1
     definition["trigger"]["where"] = [{"field": "product.category", "op": "eq", "value": "tea"}]
     assert preview(site.id, definition).count == 2
+
+
+def test_a_process_remembers_whom_it_decided_per_journey_until_the_time_runs_out_and_within_its_size():
+    from personalize.journeys.triggers import Decided
+
+    memory = Decided(size=5)
+    memory.note(1, [10, 11], until=100.0)
+    memory.note(2, [10], until=50.0)
+    assert memory.known(1, 10, 99.0) and memory.known(1, 11, 99.0) and memory.known(2, 10, 49.0)
+    assert not memory.known(1, 10, 100.0)  # the time ran out
+    assert not memory.known(2, 11, 0.0) and not memory.known(3, 10, 0.0)  # another person, another journey
+    memory.note(1, [10], until=200.0)  # decided again: trusted longer, not counted twice
+    assert memory.known(1, 10, 150.0) and memory.count == 3
+    assert memory.of(1) == {10: 200.0, 11: 100.0} and memory.of(3) == {}
+    memory.note(3, [1, 2, 3], until=100.0)  # past its size: everything before is forgotten
+    assert not memory.known(1, 10, 0.0) and memory.known(3, 1, 0.0) and memory.count == 3

@@ -45,10 +45,14 @@ class Inbox:
         self.handled = 0
 
     def put(self, kind: str, site_id: int, payload) -> None:
-        self.idle.clear()
+        # once per event in the request that stored it: the events' locks are taken only when their state changes
+        # (the thread clears ``wake`` before it drains, so an item appended while ``wake`` is still set is in that drain)
+        if self.idle.is_set():
+            self.idle.clear()
         self.items.append((kind, site_id, payload))
         self._start()
-        self.wake.set()
+        if not self.wake.is_set():
+            self.wake.set()
 
     def _start(self) -> None:
         if self._thread is not None and self._thread.is_alive():
@@ -155,11 +159,17 @@ def _queue(kind: str, site_id: int, payload) -> None:
     inbox(app).put(kind, site_id, payload)
 
 
+_live_journeys = None  # personalize.journeys.store.live_journeys, imported on the first event (once, not per event)
+
+
 @hookimpl
 def event_received(site_id, event):
-    from .store import live_journeys
+    global _live_journeys
+    if _live_journeys is None:
+        from .store import live_journeys
 
-    live = live_journeys(site_id)
+        _live_journeys = live_journeys
+    live = _live_journeys(site_id)
     if not live.journeys:
         return
     if event.type in live.by_event or event.type in live.goal_events or event.type in live.awaited:

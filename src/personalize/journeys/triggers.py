@@ -107,7 +107,8 @@ class Decided:
 
     def __init__(self, size: int = 200_000):
         self.size = size
-        self.until: dict[tuple[int, int], float] = {}
+        self.until: dict[int, dict[int, float]] = {}  # journey id -> profile id -> trusted until (monotonic clock)
+        self.count = 0
         self._lock = threading.Lock()
 
     @staticmethod
@@ -119,16 +120,28 @@ class Decided:
             return min(3600.0, reentry["days"] * 86400.0)
         return 0.0
 
+    def of(self, journey_id: int) -> dict[int, float]:
+        """The journey's decisions, profile id -> trusted until (read-only for the caller)."""
+        return self.until.get(journey_id, _NOTHING)
+
     def known(self, journey_id: int, profile_id: int, clock: float) -> bool:
-        until = self.until.get((journey_id, profile_id))
+        until = self.until.get(journey_id, _NOTHING).get(profile_id)
         return until is not None and until > clock
 
-    def note(self, pairs: list[tuple[int, int, float]]) -> None:
+    def note(self, journey_id: int, profile_ids, until: float) -> None:
+        """These people of the journey were decided, trusted until ``until``."""
         with self._lock:
-            if len(self.until) + len(pairs) > self.size:
-                self.until.clear()
-            for jid, pid, until in pairs:
-                self.until[(jid, pid)] = until
+            if self.count + len(profile_ids) > self.size:
+                self.until, self.count = {}, 0
+            mine = self.until.get(journey_id)
+            if mine is None:
+                mine = self.until[journey_id] = {}
+            before = len(mine)
+            mine.update(dict.fromkeys(profile_ids, until))
+            self.count += len(mine) - before
+
+
+_NOTHING: dict = {}
 
 
 def decided() -> Decided:
@@ -208,15 +221,24 @@ def plan_entries(wanted: list[tuple[LiveJourney, list[Candidate]]], now: datetim
         if recent:
             plans = [(j, {pid: c for pid, c in firsts.items() if (j.id, pid) not in recent}) for j, firsts in plans]
             if memory is not None:
-                ttl = {j.id: Decided.ttl(j) for j, _f in plans}
-                memory.note([(jid, pid, clock + ttl[jid]) for jid, pid in recent])
+                cooled: dict[int, list[int]] = defaultdict(list)
+                for jid, pid in recent:
+                    cooled[jid].append(pid)
+                for j, _f in plans:
+                    ttl = Decided.ttl(j)
+                    if ttl and j.id in cooled:
+                        memory.note(j.id, cooled[j.id], clock + ttl)
     return [(j, firsts) for j, firsts in plans if firsts]
 
 
 def remember_entries(plans: list[Plan]) -> None:
     """Once :func:`write_entries`' transaction is committed: this process decided these people (:class:`Decided`)."""
     clock = time.monotonic()
-    decided().note([(j.id, pid, clock + Decided.ttl(j)) for j, firsts in plans for pid in firsts if Decided.ttl(j)])
+    memory = decided()
+    for j, firsts in plans:
+        ttl = Decided.ttl(j)
+        if ttl:
+            memory.note(j.id, list(firsts), clock + ttl)
 
 
 class Prepared(NamedTuple):
@@ -463,9 +485,6 @@ class SiteVerdicts:
     def of(self, journey: LiveJourney) -> dict[str, bool]:
         return self.verdicts.setdefault((journey.id, journey.version), {})
 
-    def knows(self, journey: LiveJourney, product_id: str) -> bool:
-        return product_id in self.facts or product_id in self.verdicts.get((journey.id, journey.version), ())
-
     def load(self, site_id: int, product_ids) -> None:
         wanted = [p for p in product_ids if p not in self.facts]
         if wanted:
@@ -547,9 +566,9 @@ def match_events(site_id: int, live, events: list, received: dict[str, datetime]
     journeys = [j for t in by_type for j in live.by_event.get(t, ())]
     verdicts = product_verdicts().of_site(site_id) if any(compile_where(j).reads_product for j in journeys) else None
     if verdicts is not None:  # the facts of the products some filter still has to decide, in one query
-        missing = {e.product_id for j in journeys if compile_where(j).reads_product for e in by_type[j.trigger["event"]]
-                   if e.product_id and not verdicts.knows(j, e.product_id)}
-        verdicts.load(site_id, missing)
+        facts = verdicts.facts  # a verdict is only ever made from loaded facts: a product without them has none either
+        reading = {j.trigger["event"] for j in journeys if compile_where(j).reads_product}
+        verdicts.load(site_id, {e.product_id for t in reading for e in by_type[t] if e.product_id and e.product_id not in facts})
     data: dict[str, dict] = {}
     out: list[tuple[LiveJourney, list[Candidate]]] = []
     for journey in journeys:
@@ -557,10 +576,17 @@ def match_events(site_id: int, live, events: list, received: dict[str, datetime]
         since = journey.activated_at if received is not None else None
         known = verdicts.of(journey) if verdicts is not None and where.product_only else None
         found: dict[int, Candidate] = {}  # the first event of each person counts: they enter once at a time
+        passed: set[int] = set()  # people this process decided lately for the journey (asked once per person, not per event)
+        lately = memory.of(journey.id) if memory is not None else None
         for e in by_type[journey.trigger["event"]]:
             pid = e.profile_id
-            if pid in found or (memory is not None and memory.known(journey.id, pid, clock)):
+            if pid in found or pid in passed:
                 continue
+            if lately is not None:
+                until = lately.get(pid)
+                if until is not None and until > clock:
+                    passed.add(pid)
+                    continue
             if since is not None and (received.get(e.event_id) or since) < since:
                 continue  # stored while the journey was not live
             if where.tests:
