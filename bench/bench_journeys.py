@@ -34,6 +34,14 @@ The catch-up (events whose notification was lost, handled a minute later), per e
   ``--history`` events are stored first with no journey live, then ``--events`` more with
   their notifications lost (half of them heard by a live journey); prints the catch-up's
   time and CPU per event and how many people it entered (one per product_added).
+
+The journeys inbox of a web process, alone (CPU per event and per entry)::
+
+    python bench/bench_journeys.py inbox --events 40000 [--database-url …]
+
+  The events API bench's 20 journeys (``bench_http.listening_journeys``) live on a shop of
+  1,000 priced products; ``--events`` events of new visitors (10 each) are stored, their
+  notifications handed to an inbox and drained in steps of 2,000, as the inbox thread does.
 """
 
 from __future__ import annotations
