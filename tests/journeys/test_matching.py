@@ -210,6 +210,6 @@ def test_a_process_remembers_whom_it_decided_per_journey_until_the_time_runs_out
     assert not memory.known(2, 11, 0.0) and not memory.known(3, 10, 0.0)  # another person, another journey
     memory.note(1, [10], until=200.0)  # decided again: trusted longer, not counted twice
     assert memory.known(1, 10, 150.0) and memory.count == 3
-    assert memory.of(1) == {10: 200.0, 11: 100.0} and memory.of(3) == {}
+    assert memory.known(1, 11, 99.0) and not memory.known(1, 11, 100.0) and not memory.known(3, 10, 0.0)  # the others as they were
     memory.note(3, [1, 2, 3], until=100.0)  # past its size: everything before is forgotten
     assert not memory.known(1, 10, 0.0) and memory.known(3, 1, 0.0) and memory.count == 3

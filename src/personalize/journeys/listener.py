@@ -24,6 +24,8 @@ from flask import Flask, current_app
 
 from personalize import hookimpl
 
+from .store import live_journeys  # at the top: this hook runs once per stored event
+
 log = logging.getLogger(__name__)
 GATHER_SECONDS = 0.2  # at most this often a process's inbox is drained: a busy moment's events share one transaction
 BUSY_GATHER_SECONDS = 0.5  # …and this often while busy (the last drain had BUSY_ITEMS or more): fewer, larger transactions
@@ -45,8 +47,8 @@ class Inbox:
         self.handled = 0
 
     def put(self, kind: str, site_id: int, payload) -> None:
-        # once per event in the request that stored it: the events' locks are taken only when their state changes
-        # (the thread clears ``wake`` before it drains, so an item appended while ``wake`` is still set is in that drain)
+        # once per event: each threading.Event's lock only when its state changes (the thread clears
+        # ``wake`` before it drains, so an item appended while ``wake`` is still set is in that drain)
         if self.idle.is_set():
             self.idle.clear()
         self.items.append((kind, site_id, payload))
@@ -159,17 +161,9 @@ def _queue(kind: str, site_id: int, payload) -> None:
     inbox(app).put(kind, site_id, payload)
 
 
-_live_journeys = None  # personalize.journeys.store.live_journeys, imported on the first event (once, not per event)
-
-
 @hookimpl
 def event_received(site_id, event):
-    global _live_journeys
-    if _live_journeys is None:
-        from .store import live_journeys
-
-        _live_journeys = live_journeys
-    live = _live_journeys(site_id)
+    live = live_journeys(site_id)
     if not live.journeys:
         return
     if event.type in live.by_event or event.type in live.goal_events or event.type in live.awaited:
@@ -178,8 +172,6 @@ def event_received(site_id, event):
 
 @hookimpl
 def segment_membership_changed(site_id, changes):
-    from .store import live_journeys
-
     live = live_journeys(site_id)
     if not live.by_segment:
         return

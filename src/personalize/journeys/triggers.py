@@ -120,10 +120,6 @@ class Decided:
             return min(3600.0, reentry["days"] * 86400.0)
         return 0.0
 
-    def of(self, journey_id: int) -> dict[int, float]:
-        """The journey's decisions, profile id -> trusted until (read-only for the caller)."""
-        return self.until.get(journey_id, _NOTHING)
-
     def known(self, journey_id: int, profile_id: int, clock: float) -> bool:
         until = self.until.get(journey_id, _NOTHING).get(profile_id)
         return until is not None and until > clock
@@ -577,16 +573,13 @@ def match_events(site_id: int, live, events: list, received: dict[str, datetime]
         known = verdicts.of(journey) if verdicts is not None and where.product_only else None
         found: dict[int, Candidate] = {}  # the first event of each person counts: they enter once at a time
         passed: set[int] = set()  # people this process decided lately for the journey (asked once per person, not per event)
-        lately = memory.of(journey.id) if memory is not None else None
         for e in by_type[journey.trigger["event"]]:
             pid = e.profile_id
             if pid in found or pid in passed:
                 continue
-            if lately is not None:
-                until = lately.get(pid)
-                if until is not None and until > clock:
-                    passed.add(pid)
-                    continue
+            if memory is not None and memory.known(journey.id, pid, clock):
+                passed.add(pid)
+                continue
             if since is not None and (received.get(e.event_id) or since) < since:
                 continue  # stored while the journey was not live
             if where.tests:
