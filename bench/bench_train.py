@@ -10,6 +10,7 @@ import argparse
 import os
 import resource
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -20,20 +21,57 @@ from gen_data import load  # noqa: E402
 from personalize.recommend.engine import Recommender  # noqa: E402
 
 
+class StageMemory:
+    """The peak resident memory of each stage of the fit (the progress messages name the stages),
+    sampled from /proc every 20 ms by a background thread."""
+
+    def __init__(self) -> None:
+        self.stage = "loading"
+        self.peaks: dict[str, float] = {}
+        self._done = threading.Event()
+        self._page = os.sysconf("SC_PAGE_SIZE")
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+
+    def _rss_gib(self) -> float:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * self._page / 1024 ** 3
+
+    def _sample(self) -> None:
+        while not self._done.wait(0.02):
+            rss = self._rss_gib()
+            if rss > self.peaks.get(self.stage, 0.0):
+                self.peaks[self.stage] = rss
+
+    def progress(self, message: str) -> None:
+        self.stage = message
+
+    def report(self) -> None:
+        self._done.set()
+        self._thread.join()
+        print("peak RSS by stage (GiB):")
+        for stage, peak in self.peaks.items():
+            print(f"  {peak:5.2f}  {stage}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("shop", type=Path)
     ap.add_argument("--model-out", type=Path, default=Path("bench/out/model.npz"))
+    ap.add_argument("--stages", action="store_true", help="also print the peak resident memory of each stage of the fit")
     args = ap.parse_args()
+    memory = StageMemory() if args.stages else None
     log, items = load(args.shop)
     print(f"{len(log):,} interactions, {log.n_users:,} users, {len(items):,} items")
     started = time.perf_counter()
-    model = Recommender.fit(log, items)
+    model = Recommender.fit(log, items, progress=memory.progress if memory else None)
     wall = time.perf_counter() - started
     model.save(args.model_out)
     peak_gib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 ** 2
     print(f"item model: {model.item_model}, neighbour entries: {model.neighbours.nnz:,}, content entries: {model.content.nnz:,}")
     print(f"fit wall time: {wall:.1f} s   peak RSS: {peak_gib:.2f} GiB   model file: {args.model_out.stat().st_size / 1e6:.0f} MB")
+    if memory:
+        memory.report()
     print("load average (1 / 5 / 15 min): {:.1f} / {:.1f} / {:.1f}".format(*os.getloadavg()))
     print(f"tuned: {dict((k, model.params.get(k)) for k in ('item_weight', 'popular_weight', 'content_weight', 'personal_half_life_days', 'context_half_life_days', 'tuned_recall_all', 'tuned_recall_new'))}")
 

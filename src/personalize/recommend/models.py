@@ -123,26 +123,35 @@ def _top_k_dense(block: np.ndarray, k: int, row_offset: int, exclude_self: bool,
     return r[keep], idx[keep], vals[keep]
 
 
-def _top_k_sparse_rows(m: sp.csr_matrix, k: int, row_offset: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Keep the ``k`` largest positive entries of each CSR row, dropping the diagonal."""
-    m = m.tocsr()
-    rows_out, cols_out, vals_out = [], [], []
-    for r in range(m.shape[0]):
-        lo, hi = m.indptr[r], m.indptr[r + 1]
-        cols = m.indices[lo:hi]
-        vals = m.data[lo:hi]
-        keep = (cols != r + row_offset) & (vals > 0)
-        cols, vals = cols[keep], vals[keep]
-        if len(vals) > k:
-            sel = np.argpartition(-vals, k - 1)[:k]
-            cols, vals = cols[sel], vals[sel]
-        rows_out.append(np.full(len(cols), r + row_offset, dtype=np.int64))
-        cols_out.append(cols)
-        vals_out.append(vals)
-    if not rows_out:
-        empty = np.zeros(0)
-        return empty.astype(np.int64), empty.astype(np.int64), empty
-    return np.concatenate(rows_out), np.concatenate(cols_out), np.concatenate(vals_out)
+def _top_k_csr(m: sp.csr_matrix, k: int, row_offset: int) -> sp.csr_matrix:
+    """Keep the ``k`` largest positive entries of each CSR row, dropping the diagonal (row ``r`` is
+    item ``r + row_offset``), as a float32 CSR block of the same shape. Rows with at most ``k``
+    such entries are kept whole without a Python step; only longer rows are cut. Indices are
+    left in ``m``'s order (:func:`_stack` sorts them)."""
+    n_rows = m.shape[0]
+    row = np.repeat(np.arange(n_rows, dtype=np.int32), np.diff(m.indptr))
+    keep = (m.data > 0) & (m.indices != row + row_offset)
+    counts = np.bincount(row[keep], minlength=n_rows)
+    long_rows = np.flatnonzero(counts > k)
+    if len(long_rows):
+        for r in long_rows:
+            lo, hi = m.indptr[r], m.indptr[r + 1]
+            inside = np.flatnonzero(keep[lo:hi]) + lo
+            drop = inside[np.argpartition(-m.data[inside], k - 1)[k:]]
+            keep[drop] = False
+        counts[long_rows] = k
+    indptr = np.zeros(n_rows + 1, dtype=np.int64)
+    np.cumsum(counts, out=indptr[1:])
+    return sp.csr_matrix((m.data[keep].astype(np.float32), m.indices[keep], indptr), shape=m.shape)
+
+
+def _stack(blocks: list[sp.csr_matrix], n: int) -> sp.csr_matrix:
+    """The row blocks of a neighbour table as one (n x n) float32 CSR table, indices sorted."""
+    if not blocks:
+        return sp.csr_matrix((n, n), dtype=np.float32)
+    table = sp.vstack(blocks, format="csr", dtype=np.float32)
+    table.sort_indices()
+    return table
 
 
 def _to_table(rows: list, cols: list, vals: list, n: int) -> sp.csr_matrix:
@@ -208,26 +217,36 @@ def ease_neighbours(x: sp.csr_matrix, lam: float, k: int, *, signed: bool = Fals
     return _to_table(rows, cols, vals, n)
 
 
-def cosine_neighbours(x: sp.csr_matrix, k: int, block: int = 2048) -> sp.csr_matrix:
+def cosine_neighbours(x: sp.csr_matrix, k: int, block: int = 2048, budget: int = 8_000_000) -> sp.csr_matrix:
     """Return each item's ``k`` most similar items by cosine over the columns of ``x``.
 
-    Works in blocks of items so peak memory is one block's co-occurrence rows.
+    Works in blocks of at most ``block`` items whose co-occurrence rows hold at most about
+    ``budget`` entries between them (an item's row can hold no more entries than the items its
+    buyers' rows hold in all), so peak memory stays bounded when a few items are in almost every
+    basket; the rows are scaled in place.
     """
     n = x.shape[1]
     xc = x.tocsc().astype(np.float32)
     norms = np.sqrt(np.asarray(xc.multiply(xc).sum(axis=0)).ravel())
     norms[norms == 0] = 1.0
+    inverse = 1.0 / norms  # float32, as the counts
     xt = xc.T.tocsr()
-    rows, cols, vals = [], [], []
-    for lo in range(0, n, block):
-        hi = min(n, lo + block)
+    per_user = np.diff(sp.csr_matrix(x).indptr).astype(np.float64)  # entries in each user's row
+    pattern = sp.csr_matrix((np.ones(xt.nnz), xt.indices, xt.indptr), shape=xt.shape)
+    work = np.minimum(pattern @ per_user, n)  # at most the entries of each item's co-occurrence row
+    reach = np.cumsum(work)
+    blocks = []
+    lo = 0
+    while lo < n:
+        hi = int(np.searchsorted(reach, (reach[lo - 1] if lo else 0.0) + budget, side="right"))
+        hi = min(max(hi, lo + 1), lo + block, n)
         co = (xt[lo:hi] @ xc).tocsr()
-        co = sp.diags(1.0 / norms[lo:hi]) @ co @ sp.diags(1.0 / norms)
-        r, c, v = _top_k_sparse_rows(sp.csr_matrix(co), k, lo)
-        rows.append(r)
-        cols.append(c)
-        vals.append(v)
-    return _to_table(rows, cols, vals, n)
+        co.data *= np.repeat(inverse[lo:hi], np.diff(co.indptr))
+        co.data *= inverse[co.indices]
+        blocks.append(_top_k_csr(co, k, lo))
+        del co
+        lo = hi
+    return _stack(blocks, n)
 
 
 def content_neighbours(items: ItemTable, k: int, block: int = 2048, min_similarity: float = 0.1) -> sp.csr_matrix:
@@ -246,14 +265,11 @@ def content_neighbours(items: ItemTable, k: int, block: int = 2048, min_similari
     except ValueError:  # every word too common or no words at all
         return sp.csr_matrix((n, n), dtype=np.float32)
     mt = m.T.tocsr()
-    rows, cols, vals = [], [], []
+    blocks = []
     for lo in range(0, n, block):
         hi = min(n, lo + block)
         sim = (m[lo:hi] @ mt).tocsr()
         sim.data[sim.data < min_similarity] = 0.0
         sim.eliminate_zeros()
-        r, c, v = _top_k_sparse_rows(sim, k, lo)
-        rows.append(r)
-        cols.append(c)
-        vals.append(v)
-    return _to_table(rows, cols, vals, n)
+        blocks.append(_top_k_csr(sim, k, lo))
+    return _stack(blocks, n)
