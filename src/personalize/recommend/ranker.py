@@ -735,16 +735,36 @@ def window_rows(log: InteractionLog, parts: Parts, start: float, end: float, p: 
     return TrainingRows(x, y, tag * 10_000_000 + keys // n, cb.customer, bought_any)
 
 
-def fit_forest(x: np.ndarray, y: np.ndarray, p: dict, *, small: bool = False, rng: np.random.Generator | None = None,
-               group: np.ndarray | None = None):
+def gather_rows(pieces: list[np.ndarray], index: np.ndarray) -> np.ndarray:
+    """Rows ``index`` (sorted) of the pieces stacked, without stacking them all first."""
+    out = np.empty((len(index), pieces[0].shape[1]), dtype=pieces[0].dtype)
+    start = 0
+    for piece in pieces:
+        lo, hi = np.searchsorted(index, [start, start + len(piece)])
+        out[lo:hi] = piece[index[lo:hi] - start]
+        start += len(piece)
+    return out
+
+
+def fit_forest(x: np.ndarray | list[np.ndarray], y: np.ndarray, p: dict, *, small: bool = False, rng: np.random.Generator | None = None,
+               group: np.ndarray | None = None, rows: np.ndarray | None = None):
     """Fit the gradient-boosted classifier; returns ``(Forest, predict)`` where ``predict(x)`` gives
     the same probabilities as the Forest, faster for many rows (``(None, None)``: nothing to learn).
+
+    ``x`` may be a list of pieces (the windows' rows, stacked in order) and ``rows`` picks some of
+    them (``y`` and ``group`` are then of all rows): only the rows the fit keeps are copied.
 
     LightGBM fits it when installed (four to five times faster than scikit-learn's
     ``HistGradientBoostingClassifier`` on one core, with the same trees' shape), else
     scikit-learn does. Negatives beyond ``ranker_negatives`` per positive are sampled
     away and the kept ones weigh for those left out, so the probabilities stay
     calibrated while the fit reads far fewer rows. 10 % of the rows decide when to stop."""
+    pieces = x if isinstance(x, list) else [x]
+    if rows is not None:
+        y = y[rows]
+        group = group[rows] if group is not None else None
+    else:
+        rows = np.arange(len(y))
     if len(y) < 50 or y.all() or not y.any():
         return None, None
     rng = rng or np.random.default_rng(0)
@@ -759,10 +779,11 @@ def fit_forest(x: np.ndarray, y: np.ndarray, p: dict, *, small: bool = False, rn
         neg_p = min(1.0, ratio * n_pos * pos_p / max(n_neg, 1))
         u = rng.random(len(y))
         keep = np.where(y, u < pos_p, u < neg_p)
-        x, y = x[keep], y[keep]
+        rows, y = rows[keep], y[keep]
         weight = np.where(y, 1.0 / pos_p, 1.0 / neg_p)
         if group is not None:
             group = group[keep]
+    x = pieces[0] if len(pieces) == 1 and len(rows) == len(pieces[0]) else gather_rows(pieces, rows)
     trees = 40 if small else int(p["ranker_trees"])
     try:
         import lightgbm

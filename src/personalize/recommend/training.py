@@ -182,6 +182,7 @@ def learn(log: InteractionLog, items: ItemTable, now: float, p: dict, user_segme
         rows.append(r)
         if i == 0:
             parts_v, v_seg = parts, seg
+        del parts, seg  # the next window's parts are fitted without this one's alive beside them
     v_rows = rows[0]
     earlier = [r for r in rows[1:] if r is not None]
     say(f"training the ranker on {sum(len(r.y) for r in earlier):,} candidates of {len(earlier)} earlier window(s)")
@@ -279,14 +280,14 @@ def _fit_rankers(rows: list[TrainingRows], p: dict, new: bool = True):
     decides between a staple and a new item)."""
     if not rows:
         return (None, None), (None, None)
-    x = np.vstack([r.x for r in rows])
+    pieces = [r.x for r in rows]  # not stacked: each fit copies only the rows it keeps
     y = np.concatenate([r.y for r in rows])
     group = np.concatenate([r.group for r in rows])
-    both = fit_forest(x, y, p, group=group)
+    both = fit_forest(pieces, y, p, group=group)
     if not new or not p["ranker_new_view"]:
         return both, (None, None)
-    fresh = x[:, FEATURE_NAMES.index("occasions")] == 0
-    return both, fit_forest(x[fresh], y[fresh], p, group=group[fresh])
+    fresh = np.concatenate([r.x[:, FEATURE_NAMES.index("occasions")] == 0 for r in rows])
+    return both, fit_forest(pieces, y, p, group=group, rows=np.flatnonzero(fresh))
 
 
 def _v_users(log: InteractionLog, start: float, now: float, p: dict, rng: np.random.Generator) -> np.ndarray:
