@@ -22,12 +22,14 @@ from personalize.recommend.engine import Recommender  # noqa: E402
 
 
 class StageMemory:
-    """The peak resident memory of each stage of the fit (the progress messages name the stages),
-    sampled from /proc every 20 ms by a background thread."""
+    """The peak resident memory and the wall time of each stage of the fit (the progress messages
+    name the stages), memory sampled from /proc every 20 ms by a background thread."""
 
     def __init__(self) -> None:
         self.stage = "loading"
         self.peaks: dict[str, float] = {}
+        self.seconds: dict[str, float] = {}
+        self._since = time.perf_counter()
         self._done = threading.Event()
         self._page = os.sysconf("SC_PAGE_SIZE")
         self._thread = threading.Thread(target=self._sample, daemon=True)
@@ -44,21 +46,24 @@ class StageMemory:
                 self.peaks[self.stage] = rss
 
     def progress(self, message: str) -> None:
-        self.stage = message
+        now = time.perf_counter()
+        self.seconds[self.stage] = self.seconds.get(self.stage, 0.0) + now - self._since
+        self.stage, self._since = message, now
 
     def report(self) -> None:
+        self.progress("")
         self._done.set()
         self._thread.join()
-        print("peak RSS by stage (GiB):")
+        print("by stage: peak RSS (GiB), wall time (s)")
         for stage, peak in self.peaks.items():
-            print(f"  {peak:5.2f}  {stage}")
+            print(f"  {peak:5.2f}  {self.seconds.get(stage, 0.0):6.1f}  {stage}")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("shop", type=Path)
     ap.add_argument("--model-out", type=Path, default=Path("bench/out/model.npz"))
-    ap.add_argument("--stages", action="store_true", help="also print the peak resident memory of each stage of the fit")
+    ap.add_argument("--stages", action="store_true", help="also print the peak resident memory and wall time of each stage of the fit")
     args = ap.parse_args()
     memory = StageMemory() if args.stages else None
     log, items = load(args.shop)
@@ -66,6 +71,8 @@ def main() -> None:
     started = time.perf_counter()
     model = Recommender.fit(log, items, progress=memory.progress if memory else None)
     wall = time.perf_counter() - started
+    if memory:
+        memory.progress("saving the model")
     model.save(args.model_out)
     peak_gib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 ** 2
     print(f"item model: {model.item_model}, neighbour entries: {model.neighbours.nnz:,}, content entries: {model.content.nnz:,}")

@@ -231,6 +231,7 @@ def cosine_neighbours(x: sp.csr_matrix, k: int, block: int = 2048, budget: int =
     norms[norms == 0] = 1.0
     inverse = 1.0 / norms  # float32, as the counts
     xt = xc.T.tocsr()
+    xr = xc.tocsr()  # the right-hand side as CSR once (a CSC one is converted again at every product)
     per_user = np.diff(sp.csr_matrix(x).indptr).astype(np.float64)  # entries in each user's row
     pattern = sp.csr_matrix((np.ones(xt.nnz), xt.indices, xt.indptr), shape=xt.shape)
     work = np.minimum(pattern @ per_user, n)  # at most the entries of each item's co-occurrence row
@@ -240,7 +241,7 @@ def cosine_neighbours(x: sp.csr_matrix, k: int, block: int = 2048, budget: int =
     while lo < n:
         hi = int(np.searchsorted(reach, (reach[lo - 1] if lo else 0.0) + budget, side="right"))
         hi = min(max(hi, lo + 1), lo + block, n)
-        co = (xt[lo:hi] @ xc).tocsr()
+        co = xt[lo:hi] @ xr
         co.data *= np.repeat(inverse[lo:hi], np.diff(co.indptr))
         co.data *= inverse[co.indices]
         blocks.append(_top_k_csr(co, k, lo))
