@@ -2,6 +2,7 @@
 
     python bench/gen_data.py --items 100000 --interactions 10000000
     python bench/bench_train.py bench/out/shop.npz
+    python bench/bench_train.py bench/out/shop.npz --stages   # and each stage's peak memory and time
 """
 
 from __future__ import annotations
