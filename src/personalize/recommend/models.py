@@ -133,13 +133,11 @@ def _top_k_csr(m: sp.csr_matrix, k: int, row_offset: int) -> sp.csr_matrix:
     keep = (m.data > 0) & (m.indices != row + row_offset)
     counts = np.bincount(row[keep], minlength=n_rows)
     long_rows = np.flatnonzero(counts > k)
-    if len(long_rows):
-        for r in long_rows:
-            lo, hi = m.indptr[r], m.indptr[r + 1]
-            inside = np.flatnonzero(keep[lo:hi]) + lo
-            drop = inside[np.argpartition(-m.data[inside], k - 1)[k:]]
-            keep[drop] = False
-        counts[long_rows] = k
+    for r in long_rows:
+        lo, hi = m.indptr[r], m.indptr[r + 1]
+        inside = np.flatnonzero(keep[lo:hi]) + lo
+        keep[inside[np.argpartition(-m.data[inside], k - 1)[k:]]] = False
+    counts[long_rows] = k
     indptr = np.zeros(n_rows + 1, dtype=np.int64)
     np.cumsum(counts, out=indptr[1:])
     return sp.csr_matrix((m.data[keep].astype(np.float32), m.indices[keep], indptr), shape=m.shape)
