@@ -1,4 +1,4 @@
-"""Rate limits: per client address and per key, in fixed one-minute windows.
+"""Rate limits: per client address and per key, over a sliding minute.
 
 Three limits, each a setting (0 turns it off):
 
@@ -10,8 +10,15 @@ Three limits, each a setting (0 turns it off):
   shop's own servers: catalogue, profiles, segments).
 
 A request over a limit is answered 429 in the API's error shape, with the name of
-the setting in the message and ``Retry-After`` set to the seconds left in the
-current window (the window then starts afresh).
+the setting in the message and ``Retry-After`` set to the seconds until a request
+would be let through again.
+
+The minute slides: hits are counted per whole minute, and a request is over the
+limit when this minute's hits plus the last minute's, weighted by the share of the
+last minute still inside the sliding 60 s, exceed it. Fixed windows alone would let
+a client spend a limit at the end of one minute and again at the start of the next:
+twice the limit in a second. Only requests let through are counted: a client that
+keeps asking beyond its limit still gets its limit's worth a minute, no more.
 
 Counters live in Redis when ``REDIS_URL`` is set, so every process and machine
 counts together, without Redis on the request path: each process counts in memory
@@ -83,21 +90,34 @@ class Limiter:
         self._stopped = threading.Event()
 
     def hit(self, bucket: str, limit: int, now: float | None = None) -> int | None:
-        """Count one request in ``bucket``; ``None`` if within ``limit``, else seconds until the window frees."""
+        """Count one request in ``bucket`` if it fits ``limit`` over the sliding minute and return ``None``;
+        else count nothing and return the seconds until one more request would fit."""
         now = time.time() if now is None else now
         number = int(now // self.window)
+        elapsed = now - number * self.window
         with self._lock:
             entry = self._counts.get((bucket, number))
             if entry is None:
                 if len(self._counts) >= 100_000:  # forget finished windows (an address flood makes many buckets)
-                    self._counts = {k: v for k, v in self._counts.items() if k[1] >= number}
+                    self._counts = {k: v for k, v in self._counts.items() if k[1] >= number - 1}
                 entry = self._counts[(bucket, number)] = [0, 0, limit]
-            entry[0] += 1
             entry[2] = limit
             hits = entry[0] + entry[1]
+            before = self._counts.get((bucket, number - 1))
+            earlier = before[0] + before[1] if before is not None else 0
+            fits = earlier * (1 - elapsed / self.window) + hits + 1 <= limit + 1e-9
+            if fits:
+                entry[0] += 1
         if self.url and (self._flusher is None or self._pid != os.getpid()):
             self._start_flusher()
-        return max(1, math.ceil((number + 1) * self.window - now)) if hits > limit else None
+        return None if fits else max(1, math.ceil(self._wait(earlier, hits, elapsed, limit)))
+
+    def _wait(self, earlier: int, hits: int, elapsed: float, limit: int) -> float:
+        """Seconds until one more request fits: the last minute's hits weigh less as it slides out, this one's in the next."""
+        window = self.window
+        if hits + 1 <= limit:  # still in this minute, once enough of the last one has slid out
+            return window * (1 - (limit - hits - 1) / earlier) - elapsed
+        return window - elapsed + window * (1 - (limit - 1) / hits)  # in the next minute, as this one slides out
 
     # -- sharing through Redis -------------------------------------------------------------------
 
