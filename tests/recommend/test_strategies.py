@@ -306,8 +306,10 @@ def test_similar_items_are_learned_only_where_they_win_and_keep_their_reasons():
     for a in (0, 2, 4, 10):
         picks = pages.similar(a, 5, fill=False)
         row = tables.similar[a].toarray().ravel()
-        # the learned order (no co-view in this shop), never the item itself
-        assert [q.item for q in picks] == sorted(np.flatnonzero(row), key=lambda j: (-row[j], j))[:5]
+        # the learned order (no co-view in this shop; equal scores go to the more popular item), never the item itself
+        best = sorted(np.flatnonzero(row), key=lambda j: (-row[j], j))[:5]
+        assert [row[q.item] for q in picks] == [row[j] for j in best]
+        assert {q.item for q in picks if row[q.item] > row[best[-1]]} == {j for j in best if row[j] > row[best[-1]]}
         assert a not in [q.item for q in picks]
         for q in picks:
             assert q.reason == reasons[q.source].format(a)

@@ -716,11 +716,23 @@ def window_rows(log: InteractionLog, parts: Parts, start: float, end: float, p: 
     if len(buyers) > most:
         buyers = np.sort(rng.choice(buyers, most, replace=False))
     allowed = first_seen < end  # items that exist by the window's end (offline catalogues hold future ones)
-    seg = seg_of_user[buyers] if seg_of_user is not None else None
-    batch = log_batch(log.select(before), buyers, start, int(p["max_history"]), parts.price, seg)
-    scores = batch_scores(parts, batch)
-    keys = candidates(parts, batch, scores, p, allowed)
-    x = features(parts, batch, scores, keys)
+    past = log.select(before)
+    # scored a few hundred customers at a time: every generator's scores of a customer reach most of
+    # a catalogue, so one batch of all of them would hold customers x items entries at once
+    step = max(16, min(512, 20_000_000 // max(n, 1)))
+    xs, ks = [], []
+    for lo in range(0, len(buyers), step):
+        chunk = buyers[lo:lo + step]
+        seg = seg_of_user[chunk] if seg_of_user is not None else None
+        batch = log_batch(past, chunk, start, int(p["max_history"]), parts.price, seg)
+        scores = batch_scores(parts, batch)
+        keys = candidates(parts, batch, scores, p, allowed)
+        xs.append(features(parts, batch, scores, keys))
+        ks.append(keys + lo * n)
+        del batch, scores
+    keys = np.concatenate(ks)
+    x = np.vstack(xs)
+    del xs, ks
     local = np.full(log.n_users, -1, dtype=np.int64)
     local[buyers] = np.arange(len(buyers))
     ins = log.select(inside)
@@ -730,7 +742,7 @@ def window_rows(log: InteractionLog, parts: Parts, start: float, end: float, p: 
     # customers for the "buys anything" model: buyers and non-buyers, uniformly
     everyone = np.flatnonzero(known)
     sample = np.sort(rng.choice(everyone, min(len(everyone), int(p["activity_customers"])), replace=False))
-    cb = log_batch(log.select(before), sample, start, int(p["max_history"]), parts.price)
+    cb = log_batch(past, sample, start, int(p["max_history"]), parts.price)
     bought_any = np.isin(sample, np.unique(log.user[inside]))
     return TrainingRows(x, y, tag * 10_000_000 + keys // n, cb.customer, bought_any)
 

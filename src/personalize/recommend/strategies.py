@@ -493,12 +493,122 @@ class _Orders:
         self.discount = (1.0 / (self.orders.astype(np.float64) + choice["beta"]) ** choice["alpha"]).astype(np.float32)
         self.content = content if content is not None and content.shape == (self.n, self.n) and content.nnz else None
         self.tie = (self.orders / (self.orders.max(initial=0.0) + 1.0) * 1e-6).astype(np.float32)
+        pattern = sp.csr_matrix((np.ones(self.bt.nnz), self.bt.indices, self.bt.indptr), shape=self.bt.shape)
+        self.work = np.minimum(pattern @ np.diff(self.b.indptr).astype(np.float64), self.n)  # at most an item's row's entries
 
-    def co(self, a: np.ndarray, weighting: int) -> np.ndarray:
-        """Dense rows ``a`` of the co-occurrence under one of the weightings (the item itself 0)."""
-        m = (self.bt[a] @ sp.diags(self.weights[weighting]) @ self.b).toarray().astype(np.float32)
-        m[np.arange(len(a)), a] = 0.0
-        return m
+    def co(self, a: np.ndarray, weighting: int) -> sp.csr_matrix:
+        """Rows ``a`` of the co-occurrence under one of the weightings, sparse (float32, the item itself left out)."""
+        m = sp.csr_matrix(self.bt[a] @ sp.diags(self.weights[weighting]) @ self.b)
+        m.data = m.data.astype(np.float32)
+        return _drop_own(m, a)
+
+    def blocks(self, anchors: np.ndarray, extra: np.ndarray | None = None, budget: int = 4_000_000, most: int = 4096):
+        """``anchors`` (sorted, unique) in blocks whose co-occurrence rows (plus ``extra[a]`` entries each)
+        hold at most about ``budget`` entries between them: an item's row holds no more entries than its
+        orders hold items, so a block of best sellers is as small in memory as one of the long tail."""
+        work = self.work[anchors] + (extra[anchors] if extra is not None else 0.0) + 1.0
+        reach = np.cumsum(work)
+        lo = 0
+        while lo < len(anchors):
+            hi = int(np.searchsorted(reach, (reach[lo - 1] if lo else 0.0) + budget, side="right"))
+            hi = min(max(hi, lo + 1), lo + most, len(anchors))
+            yield anchors[lo:hi]
+            lo = hi
+
+
+def _drop_own(m: sp.csr_matrix, a: np.ndarray) -> sp.csr_matrix:
+    """``m`` (rows of items ``a``) without each row's own item, indices sorted."""
+    rows = np.repeat(np.arange(m.shape[0]), np.diff(m.indptr))
+    own = m.indices == a[rows]
+    if own.any():
+        m.data[own] = 0.0
+        m.eliminate_zeros()
+    m.sort_indices()
+    return m
+
+
+class _Entries:
+    """The entries of a block's sparse rows: the union of the patterns of ``mats`` (CSR, same
+    shape, indices sorted), in ``(row, col)`` order, merged in linear time."""
+
+    def __init__(self, mats: list[sp.csr_matrix], n: int):
+        union = None
+        for bit, m in enumerate(mats):  # each member marks its entries with its own bit
+            mark = sp.csr_matrix((np.full(m.nnz, 1 << bit, dtype=np.int8), m.indices, m.indptr), shape=m.shape)
+            mark.has_canonical_format = True
+            union = mark if union is None else union + mark
+        self.mats, self.n, self.mark = mats, n, union.data
+        self.row = np.repeat(np.arange(union.shape[0]), np.diff(union.indptr))
+        self.col = union.indices.astype(np.int64)
+
+    def of(self, member: int, data: np.ndarray | None = None) -> np.ndarray:
+        """Member ``member``'s values (or ``data``, aligned with its entries) at every entry, 0 where it has none."""
+        out = np.zeros(len(self.col), dtype=np.float32)
+        out[(self.mark & (1 << member)) != 0] = self.mats[member].data if data is None else data
+        return out
+
+    def at(self, m: sp.csr_matrix, where: np.ndarray) -> np.ndarray:
+        """``m``'s values (indices sorted) at the entries ``where`` (0 where ``m`` has none)."""
+        keys = _keys(m, self.n)
+        want = self.row[where].astype(np.int64) * self.n + self.col[where]
+        out = np.zeros(len(want), dtype=np.float32)
+        if len(keys):
+            at = np.minimum(np.searchsorted(keys, want), len(keys) - 1)
+            found = keys[at] == want
+            out[found] = m.data[at[found]]
+        return out
+
+
+def _discounted(co: sp.csr_matrix, discount: np.ndarray) -> sp.csr_matrix:
+    """``co`` with each column times its item's popularity discount (float32, indices kept sorted)."""
+    out = co.copy()
+    out.data = out.data * discount[out.indices]
+    return out
+
+
+def _keys(m: sp.csr_matrix, n: int) -> np.ndarray:
+    """Sorted ``row * n + col`` of ``m``'s entries (``m``'s indices sorted)."""
+    return np.repeat(np.arange(m.shape[0], dtype=np.int64) * n, np.diff(m.indptr)) + m.indices
+
+
+def _row_scaled(m: sp.csr_matrix) -> sp.csr_matrix:
+    """``m`` with each row divided by its maximum (as :func:`_scaled` does to dense rows: rows whose
+    entries are all negative or absent are left as they are)."""
+    m = m.copy()
+    m.data = m.data.astype(np.float32)
+    lengths = np.diff(m.indptr)
+    top = np.zeros(m.shape[0], dtype=np.float32)
+    filled = np.flatnonzero(lengths)
+    if len(filled):
+        top[filled] = np.maximum.reduceat(m.data, m.indptr[filled])
+    top = np.where(top > 0, top, np.float32(1.0)).astype(np.float32)
+    m.data /= np.repeat(top, lengths)
+    return m
+
+
+def _content_rows(content: sp.csr_matrix | None, a: np.ndarray, n: int) -> sp.csr_matrix:
+    """Rows ``a`` of the look-alike table, each scaled to a maximum of 1 (empty without a table)."""
+    if content is None or content.shape != (n, n) or content.nnz == 0:
+        return sp.csr_matrix((len(a), n), dtype=np.float32)
+    rows = sp.csr_matrix(content)[a]
+    rows.sum_duplicates()
+    rows.sort_indices()
+    return _row_scaled(rows)
+
+
+def _positions(e: _Entries, score: np.ndarray, eligible: np.ndarray) -> np.ndarray:
+    """Each entry's place in its row among the ``eligible`` entries ordered by ``score`` (highest
+    first, ties to the lower item); ``-1`` for entries not eligible."""
+    idx = np.flatnonzero(eligible)  # in (row, col) order
+    by_score = idx[np.argsort(-score[idx], kind="stable")]  # ties keep the lower item first
+    rows = e.row[by_score]
+    order = by_score[np.argsort(rows.astype(np.int16) if len(e.mark) and e.row[-1] < 2 ** 15 else rows, kind="stable")]  # radix
+    rows = e.row[order]
+    starts = np.flatnonzero(np.r_[True, rows[1:] != rows[:-1]]) if len(rows) else np.zeros(0, np.int64)
+    first = np.repeat(starts, np.diff(np.r_[starts, len(rows)]))
+    out = np.full(len(e.col), -1, dtype=np.int64)
+    out[order] = np.arange(len(order)) - first
+    return out
 
 
 def _joined(out: list[tuple[np.ndarray, np.ndarray, np.ndarray]], width: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -507,15 +617,6 @@ def _joined(out: list[tuple[np.ndarray, np.ndarray, np.ndarray]], width: int) ->
         return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, width), np.float32)
     a, c, x = zip(*out, strict=True)
     return np.concatenate(a), np.concatenate(c), np.vstack(x)
-
-
-def _rank_among(ordered: np.ndarray, cand: np.ndarray, beyond: int) -> np.ndarray:
-    """Each of ``cand``'s position in ``ordered`` (``beyond`` where it is not there)."""
-    if not len(ordered):
-        return np.full(len(cand), beyond)
-    sort = np.argsort(ordered)
-    at = np.minimum(np.searchsorted(ordered[sort], cand), len(ordered) - 1)
-    return np.where(ordered[sort][at] == cand, sort[at], beyond)
 
 
 class _Snapshot(_Orders):
@@ -529,37 +630,33 @@ class _Snapshot(_Orders):
         self.candidates = int(p["learned_candidates"])
 
     def pairs(self, anchors: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """``(anchor, candidate, features)`` for every candidate of every anchor (anchors may repeat)."""
+        """``(anchor, candidate, features)`` for every candidate of every anchor (anchors may repeat),
+        anchors and each anchor's candidates in ascending order. A candidate is one of the anchor's
+        ``learned_candidates`` best by the counts setting (bought with it), or a look-alike; its rank
+        is its place in that order (``learned_candidates`` beyond it). Sparse: only items bought with
+        an anchor, or like it, are ever looked at."""
         out: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
-        block = max(1, min(2048, 20_000_000 // max(self.n, 1)))
-        uniq = np.unique(anchors)
-        for lo in range(0, len(uniq), block):
-            a = uniq[lo:lo + block]
-            r = np.arange(len(a))
+        n = self.n
+        k = min(self.candidates, n - 1)
+        for a in self.blocks(np.unique(anchors)):
             co = [self.co(a, w) for w in range(3)]
-            chosen = co[0] * self.discount[None, :]
-            scaled = _scaled(chosen)
-            looks = _scaled_rows(self.content, a, self.n) if self.content is not None else np.zeros_like(scaled)
-            base = scaled + np.float32(self.look) * looks + self.tie[None, :]
-            base[r, a] = -np.inf
-            k = min(self.candidates, self.n - 1)
-            top = np.argpartition(-base, k - 1, axis=1)[:, :k] if k > 0 else np.zeros((len(a), 0), np.int64)
-            for i in range(len(a)):
-                # the counts setting's order of its best candidates (rank k: beyond them)
-                ordered = top[i][np.lexsort((top[i], -base[i, top[i]]))]
-                cand = top[i][(chosen[i, top[i]] > 0)]
-                if self.content is not None:
-                    cand = np.union1d(cand, np.flatnonzero(looks[i] > 0))
-                cand = cand[cand != a[i]]
-                if not len(cand):
-                    continue
-                ai = int(a[i])
-                rank = _rank_among(ordered, cand, k)
-                x = np.column_stack([
-                    chosen[i, cand], scaled[i, cand], co[1][i, cand], co[1][i, cand] / (self.orders[ai] + 1.0),
-                    co[1][i, cand] / (self.orders[cand] + 1.0), co[2][i, cand], looks[i, cand], self.orders[cand], self.recent[cand],
-                    np.full(len(cand), self.orders[ai]), rank, base[i, cand]]).astype(np.float32)
-                out.append((np.full(len(cand), ai, dtype=np.int64), cand.astype(np.int64), x))
+            chosen = _discounted(co[0], self.discount)
+            scaled = _row_scaled(chosen)
+            looks = _content_rows(self.content, a, n)
+            e = _Entries([chosen, looks], n)
+            v_chosen, v_scaled, v_looks = e.of(0), e.of(0, scaled.data), e.of(1)
+            base = v_scaled + np.float32(self.look) * v_looks + self.tie[e.col]
+            place = _positions(e, base, e.col != a[e.row])
+            keep = (((place >= 0) & (place < k) & (v_chosen > 0)) | (v_looks > 0)) & (e.col != a[e.row])
+            if not keep.any():
+                continue
+            cand, ai = e.col[keep], a[e.row[keep]]
+            c1, c2 = e.at(co[1], keep), e.at(co[2], keep)
+            rank = np.where((place[keep] >= 0) & (place[keep] < k), place[keep], k).astype(np.float32)
+            x = np.column_stack([
+                v_chosen[keep], v_scaled[keep], c1, c1 / (self.orders[ai] + np.float32(1.0)), c1 / (self.orders[cand] + np.float32(1.0)),
+                c2, v_looks[keep], self.orders[cand], self.recent[cand], self.orders[ai], rank, base[keep]]).astype(np.float32)
+            out.append((ai.astype(np.int64), cand.astype(np.int64), x))
         return _joined(out, len(LEARNED_FEATURES))
 
 
@@ -674,46 +771,51 @@ class _SimilarSnapshot(_Orders):
         self.norm = np.sqrt(np.maximum(self.buyers, 1.0)).astype(np.float32)
         self.weights_mix = similar_weights(choice)
         self.candidates = int(p["similar_learned_candidates"])
+        per_buyer = np.diff(x.indptr).astype(np.float64)
+        pattern = sp.csr_matrix((np.ones(self.xt.nnz), self.xt.indices, self.xt.indptr), shape=self.xt.shape)
+        self.cos_work = np.minimum(pattern @ per_buyer, self.n)  # at most the entries of an item's row of cos
 
     def pairs(self, anchors: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(anchor, candidate, features)``, as :meth:`_Snapshot.pairs`: a candidate is one of the
+        anchor's ``similar_learned_candidates`` best in the chosen mix (beyond the popularity tie),
+        one of its 20 nearest by the customers who chose both, or a look-alike."""
         out: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         n = self.n
-        block = max(1, min(1024, 20_000_000 // max(n, 1)))
-        uniq = np.unique(anchors)
         w = self.weights_mix
-        for lo in range(0, len(uniq), block):
-            a = uniq[lo:lo + block]
-            r = np.arange(len(a))
-            chosen = self.co(a, 0) * self.discount[None, :]
+        k = min(self.candidates, n - 1)
+        near = min(20, n - 1)
+        if k <= 0:
+            return _joined(out, len(SIMILAR_FEATURES))
+        for a in self.blocks(np.unique(anchors), self.cos_work):
+            chosen = _discounted(self.co(a, 0), self.discount)
             counts = self.co(a, 1)
-            cos = (self.xt[a] @ self.x).toarray().astype(np.float32) / self.norm[None, :] / self.norm[a][:, None]
-            cos[r, a] = 0.0
-            s_chosen, s_cos = _scaled(chosen), _scaled(cos)
-            looks = _scaled_rows(self.content, a, n) if self.content is not None else np.zeros_like(s_cos)
-            mix = w["also-chosen"] * s_cos + w["together"] * s_chosen + w["content"] * looks + self.tie[None, :]
-            mix[r, a] = -np.inf
-            k = min(self.candidates, n - 1)
-            near = min(20, n - 1)
-            if k <= 0:
-                break
-            top = np.argpartition(-mix, k - 1, axis=1)[:, :k]
-            top_cos = np.argpartition(-cos, near - 1, axis=1)[:, :near]
-            for i in range(len(a)):
-                ai = int(a[i])
-                ordered = top[i][np.lexsort((top[i], -mix[i, top[i]]))]
-                ordered = ordered[mix[i, ordered] > self.tie[ordered] + 1e-12]  # something beyond the tie
-                cand = np.union1d(ordered, top_cos[i][cos[i, top_cos[i]] > 0])
-                cand = np.union1d(cand, np.flatnonzero(looks[i] > 0))
-                cand = cand[cand != ai]
-                if not len(cand):
-                    continue
-                rank = _rank_among(ordered, cand, k)
-                x = np.column_stack([
-                    s_chosen[i, cand], chosen[i, cand], counts[i, cand], counts[i, cand] / (self.orders[ai] + 1.0), s_cos[i, cand],
-                    cos[i, cand], looks[i, cand], self.orders[cand], self.recent[cand], self.buyers[cand],
-                    self.rows_per_item[cand] / np.maximum(self.buyers[cand], 1.0), np.full(len(cand), self.orders[ai]), rank,
-                    mix[i, cand]]).astype(np.float32)
-                out.append((np.full(len(cand), ai, dtype=np.int64), cand.astype(np.int64), x))
+            cos = sp.csr_matrix(self.xt[a] @ self.x)
+            cos.data = cos.data.astype(np.float32)
+            cos = _drop_own(cos, a)
+            rows = np.repeat(np.arange(len(a)), np.diff(cos.indptr))
+            cos.data = cos.data / self.norm[cos.indices] / self.norm[a][rows]
+            s_chosen, s_cos = _row_scaled(chosen), _row_scaled(cos)
+            looks = _content_rows(self.content, a, n)
+            e = _Entries([chosen, cos, looks], n)
+            v_s_chosen, v_chosen, v_s_cos, v_cos, v_looks = e.of(0, s_chosen.data), e.of(0), e.of(1, s_cos.data), e.of(1), e.of(2)
+            tie = self.tie[e.col]
+            mix = w["also-chosen"] * v_s_cos + w["together"] * v_s_chosen + w["content"] * v_looks + tie
+            own = e.col == a[e.row]
+            place = _positions(e, mix, (mix > tie + 1e-12) & ~own)  # something beyond the tie
+            ordered = (place >= 0) & (place < k)
+            nearest = _positions(e, v_cos, (v_cos > 0) & ~own)
+            keep = (ordered | ((nearest >= 0) & (nearest < near)) | (v_looks > 0)) & ~own
+            if not keep.any():
+                continue
+            cand, ai = e.col[keep], a[e.row[keep]]
+            c = e.at(counts, keep)
+            rank = np.where(ordered[keep], place[keep], k).astype(np.float32)
+            x = np.column_stack([
+                v_s_chosen[keep], v_chosen[keep], c, c / (self.orders[ai] + np.float32(1.0)), v_s_cos[keep], v_cos[keep],
+                v_looks[keep], self.orders[cand], self.recent[cand], self.buyers[cand],
+                self.rows_per_item[cand] / np.maximum(self.buyers[cand], np.float32(1.0)), self.orders[ai], rank,
+                mix[keep]]).astype(np.float32)
+            out.append((ai.astype(np.int64), cand.astype(np.int64), x))
         return _joined(out, len(SIMILAR_FEATURES))
 
 
