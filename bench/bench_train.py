@@ -3,6 +3,7 @@
     python bench/gen_data.py --items 100000 --interactions 10000000
     python bench/bench_train.py bench/out/shop.npz
     python bench/bench_train.py bench/out/shop.npz --stages   # and each stage's peak memory and time
+    python bench/bench_train.py grocery --stages              # a synthetic regime, at its cutoff (bench_evaluate's split)
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from bench_evaluate import REGIME_SPLITS  # noqa: E402  (the regimes are split as bench_evaluate.py splits them)
 from gen_data import load  # noqa: E402
 
 from personalize.recommend.engine import Recommender  # noqa: E402
@@ -62,15 +64,27 @@ class StageMemory:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("shop", type=Path)
+    ap.add_argument("shop", help="a shop written by gen_data.py (.npz), or a synthetic regime's name: grocery, electronics, fashion")
     ap.add_argument("--model-out", type=Path, default=Path("bench/out/model.npz"))
     ap.add_argument("--stages", action="store_true", help="also print the peak resident memory and wall time of each stage of the fit")
     args = ap.parse_args()
     memory = StageMemory() if args.stages else None
-    log, items = load(args.shop)
+    now = None
+    if args.shop.endswith(".npz"):
+        log, items = load(Path(args.shop))
+    else:
+        from personalize.recommend.evaluate import Split
+        from personalize.recommend.synthetic import REGIMES
+
+        if args.shop not in REGIMES:
+            raise SystemExit(f"{args.shop}: neither a .npz shop nor one of the regimes {', '.join(REGIMES)}")
+        day, days = REGIME_SPLITS[args.shop]
+        shop = REGIMES[args.shop]()
+        split = Split(shop.log, float(shop.log.ts.min()) + day * 86400.0, days)
+        log, items, now = split.train, shop.items, split.cutoff  # what bench_evaluate.py fits
     print(f"{len(log):,} interactions, {log.n_users:,} users, {len(items):,} items")
     started = time.perf_counter()
-    model = Recommender.fit(log, items, progress=memory.progress if memory else None)
+    model = Recommender.fit(log, items, now=now, progress=memory.progress if memory else None)
     wall = time.perf_counter() - started
     if memory:
         memory.progress("saving the model")

@@ -230,3 +230,23 @@ def test_one_visitor_shortcuts_give_what_the_batch_code_gives(shop, model):
     want[order] = np.arange(40)
     assert np.array_equal(_rank_within_rows(rows, values), want)
     assert np.array_equal(_rank_within_rows(np.r_[rows, 1], np.r_[values, 3.0])[:40], want)
+
+
+def test_a_windows_training_rows_do_not_depend_on_how_many_customers_are_scored_at_once(shop):
+    from personalize.recommend.engine import _params
+    from personalize.recommend.ranker import fit_parts, window_rows
+
+    p = _params(None)
+    log = shop.log
+    start = float(log.ts.min()) + 300 * DAY
+    parts = fit_parts(log, shop.items, start, p, None)
+    first_seen = np.full(len(shop.items), np.inf)
+    np.minimum.at(first_seen, log.item, log.ts)
+    whole = window_rows(log, parts, start, start + 30 * DAY, p, None, first_seen, np.random.default_rng(3), 0)
+    assert whole is not None and len(np.unique(whole.group)) > 40 and whole.y.any()
+    for step in (16, 7):
+        cut = window_rows(log, parts, start, start + 30 * DAY, p, None, first_seen, np.random.default_rng(3), 0, step=step)
+        np.testing.assert_array_equal(cut.x, whole.x)
+        np.testing.assert_array_equal(cut.y, whole.y)
+        np.testing.assert_array_equal(cut.group, whole.group)
+        np.testing.assert_array_equal(cut.customer, whole.customer)

@@ -700,9 +700,11 @@ class TrainingRows:
 
 
 def window_rows(log: InteractionLog, parts: Parts, start: float, end: float, p: dict, seg_of_user: np.ndarray | None,
-                first_seen: np.ndarray, rng: np.random.Generator, tag: int) -> TrainingRows | None:
+                first_seen: np.ndarray, rng: np.random.Generator, tag: int, step: int | None = None) -> TrainingRows | None:
     """Training rows for one window: the customers with a history before ``start`` who bought in
-    [start, end), their candidates from ``parts`` (fitted before ``start``) and labels."""
+    [start, end), their candidates from ``parts`` (fitted before ``start``) and labels. The
+    customers are scored ``step`` at a time (default: 512, fewer on a catalogue over 39,000 items);
+    the rows do not depend on it."""
     n = parts.n_items
     before = log.ts < start
     inside = (log.ts >= start) & (log.ts < end) & (log.kind == PURCHASE)
@@ -719,7 +721,7 @@ def window_rows(log: InteractionLog, parts: Parts, start: float, end: float, p: 
     past = log.select(before)
     # scored a few hundred customers at a time: every generator's scores of a customer reach most of
     # a catalogue, so one batch of all of them would hold customers x items entries at once
-    step = max(16, min(512, 20_000_000 // max(n, 1)))
+    step = step or max(16, min(512, 20_000_000 // max(n, 1)))
     xs, ks = [], []
     for lo in range(0, len(buyers), step):
         chunk = buyers[lo:lo + step]

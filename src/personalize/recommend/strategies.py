@@ -537,6 +537,7 @@ class _Entries:
             mark = sp.csr_matrix((np.full(m.nnz, 1 << bit, dtype=np.int8), m.indices, m.indptr), shape=m.shape)
             mark.has_canonical_format = True
             union = mark if union is None else union + mark
+        union.sort_indices()  # a sum of sorted rows is sorted already: this only checks
         self.mats, self.n, self.mark = mats, n, union.data
         self.row = np.repeat(np.arange(union.shape[0]), np.diff(union.indptr))
         self.col = union.indices.astype(np.int64)
