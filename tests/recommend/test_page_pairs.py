@@ -58,19 +58,20 @@ def _place(score: np.ndarray, eligible: np.ndarray) -> dict[int, int]:
     return {int(j): i for i, j in enumerate(cols)}
 
 
-def _by_pair(a, c, x):
-    return {(int(i), int(j)): row for i, j, row in zip(a, c, x, strict=True)}
+def _all_pairs(snapshot, setting: str, k: int, names: tuple[str, ...]):
+    """The snapshot (``k`` candidates) and its pairs of every anchor, by ``(anchor, candidate)``."""
+    log, content, now = _shop()
+    snap = snapshot(log, now, {**PAGE_PARAMS, setting: k}, CHOICE, content)
+    a, c, x = snap.pairs(np.arange(snap.n))
+    assert len(a) and x.shape[1] == len(names) and np.isfinite(x).all()
+    assert np.all(np.diff(a * snap.n + c) > 0), "anchors, then candidates, in ascending order"
+    return snap, content, {(int(i), int(j)): row for i, j, row in zip(a, c, x, strict=True)}
 
 
 def test_bought_together_pairs_match_dense_arithmetic():
-    log, content, now = _shop()
-    p = {**PAGE_PARAMS, "learned_candidates": 6}
-    snap = _Snapshot(log, now, p, CHOICE, content)
-    n, k = snap.n, 6
-    a, c, x = snap.pairs(np.arange(n))
-    assert len(a) and x.shape[1] == len(LEARNED_FEATURES) and np.isfinite(x).all()
-    assert np.all(np.diff(a * n + c) > 0), "anchors, then candidates, in ascending order"
-    got = _by_pair(a, c, x)
+    k = 6
+    snap, content, got = _all_pairs(_Snapshot, "learned_candidates", k, LEARNED_FEATURES)
+    n = snap.n
     co = [_dense(snap.bt @ sp.diags(w) @ snap.b) for w in snap.weights]
     for m in co:
         np.fill_diagonal(m, 0.0)
@@ -93,18 +94,15 @@ def test_bought_together_pairs_match_dense_arithmetic():
         np.testing.assert_allclose(got[pair], np.asarray(row, dtype=np.float32), rtol=1e-6, atol=0)
     # a look-alike never bought with its anchor is still a candidate (the shop's look-alike weight ranks it)
     never = [(i, j) for (i, j) in want if co[1][i, j] == 0]
-    assert never and all(got[q][LEARNED_FEATURES.index("look_alike")] > 0 == got[q][LEARNED_FEATURES.index("counts")] for q in never)
+    look, counts = LEARNED_FEATURES.index("look_alike"), LEARNED_FEATURES.index("counts")
+    assert never and all(got[q][look] > 0 and got[q][counts] == 0 for q in never)
     assert any(got[q][LEARNED_FEATURES.index("counts_rank")] == k for q in never)  # and some rank beyond the counts' best
 
 
 def test_similar_pairs_match_dense_arithmetic():
-    log, content, now = _shop()
-    p = {**PAGE_PARAMS, "similar_learned_candidates": 8}
-    snap = _SimilarSnapshot(log, now, p, CHOICE, content)
-    n, k = snap.n, 8
-    a, c, x = snap.pairs(np.arange(n))
-    assert len(a) and x.shape[1] == len(SIMILAR_FEATURES) and np.isfinite(x).all()
-    got = _by_pair(a, c, x)
+    k = 8
+    snap, content, got = _all_pairs(_SimilarSnapshot, "similar_learned_candidates", k, SIMILAR_FEATURES)
+    n = snap.n
     chosen = _dense(snap.bt @ sp.diags(snap.weights[0]) @ snap.b)
     np.fill_diagonal(chosen, 0.0)
     chosen *= snap.discount[None, :]
