@@ -230,22 +230,35 @@ def cosine_neighbours(x: sp.csr_matrix, k: int, block: int = 2048, budget: int =
     inverse = 1.0 / norms  # float32, as the counts
     xt = xc.T.tocsr()
     xr = xc.tocsr()  # the right-hand side as CSR once (a CSC one is converted again at every product)
-    per_user = np.diff(sp.csr_matrix(x).indptr).astype(np.float64)  # entries in each user's row
-    pattern = sp.csr_matrix((np.ones(xt.nnz), xt.indices, xt.indptr), shape=xt.shape)
-    work = np.minimum(pattern @ per_user, n)  # at most the entries of each item's co-occurrence row
-    reach = np.cumsum(work)
     blocks = []
-    lo = 0
-    while lo < n:
-        hi = int(np.searchsorted(reach, (reach[lo - 1] if lo else 0.0) + budget, side="right"))
-        hi = min(max(hi, lo + 1), lo + block, n)
+    for lo, hi in entry_blocks(entry_bound(x), budget, block):
         co = xt[lo:hi] @ xr
         co.data *= np.repeat(inverse[lo:hi], np.diff(co.indptr))
         co.data *= inverse[co.indices]
         blocks.append(_top_k_csr(co, k, lo))
         del co
-        lo = hi
     return _stack(blocks, n)
+
+
+def entry_bound(x: sp.spmatrix) -> np.ndarray:
+    """For each column ``j`` of ``x`` (rows: customers or orders), the most entries row ``j`` of
+    ``x.T @ x`` can hold: the entries of the rows holding ``j``, summed (at most the columns)."""
+    x = sp.csr_matrix(x)
+    pattern = sp.csr_matrix((np.ones(x.nnz), x.indices, x.indptr), shape=x.shape)
+    return np.minimum(pattern.T @ np.diff(x.indptr).astype(np.float64), x.shape[1])
+
+
+def entry_blocks(bound: np.ndarray, budget: float, most: int):
+    """``(lo, hi)`` cuts of ``range(len(bound))`` into blocks of at most ``most`` positions whose
+    ``bound`` sums to at most about ``budget`` (at least one position a block), so a block of best
+    sellers holds no more entries than a block of the long tail."""
+    reach = np.cumsum(bound)
+    lo = 0
+    while lo < len(bound):
+        hi = int(np.searchsorted(reach, (reach[lo - 1] if lo else 0.0) + budget, side="right"))
+        hi = min(max(hi, lo + 1), lo + most, len(bound))
+        yield lo, hi
+        lo = hi
 
 
 def content_neighbours(items: ItemTable, k: int, block: int = 2048, min_similarity: float = 0.1) -> sp.csr_matrix:

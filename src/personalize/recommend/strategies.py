@@ -46,7 +46,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from .data import PURCHASE, VIEW, InteractionLog
-from .models import decay
+from .models import decay, entry_blocks, entry_bound
 
 DAY = 86400.0
 
@@ -493,27 +493,24 @@ class _Orders:
         self.discount = (1.0 / (self.orders.astype(np.float64) + choice["beta"]) ** choice["alpha"]).astype(np.float32)
         self.content = content if content is not None and content.shape == (self.n, self.n) and content.nnz else None
         self.tie = (self.orders / (self.orders.max(initial=0.0) + 1.0) * 1e-6).astype(np.float32)
-        pattern = sp.csr_matrix((np.ones(self.bt.nnz), self.bt.indices, self.bt.indptr), shape=self.bt.shape)
-        self.work = np.minimum(pattern @ np.diff(self.b.indptr).astype(np.float64), self.n)  # at most an item's row's entries
+        self.work = entry_bound(self.b)  # at most the entries of an item's co-occurrence row
 
-    def co(self, a: np.ndarray, weighting: int) -> sp.csr_matrix:
-        """Rows ``a`` of the co-occurrence under one of the weightings, sparse (float32, the item itself left out)."""
-        m = sp.csr_matrix(self.bt[a] @ sp.diags(self.weights[weighting]) @ self.b)
-        m.data = m.data.astype(np.float32)
-        return _drop_own(m, a)
+    def co(self, a: np.ndarray, *weightings: int) -> list[sp.csr_matrix]:
+        """Rows ``a`` of the co-occurrence under each of the weightings, sparse (float32, the item itself left out)."""
+        left = self.bt[a]
+        out = []
+        for weighting in weightings:
+            m = sp.csr_matrix(left @ sp.diags(self.weights[weighting]) @ self.b)
+            m.data = m.data.astype(np.float32)
+            out.append(_drop_own(m, a))
+        return out
 
     def blocks(self, anchors: np.ndarray, extra: np.ndarray | None = None, budget: int = 4_000_000, most: int = 4096):
-        """``anchors`` (sorted, unique) in blocks whose co-occurrence rows (plus ``extra[a]`` entries each)
-        hold at most about ``budget`` entries between them: an item's row holds no more entries than its
-        orders hold items, so a block of best sellers is as small in memory as one of the long tail."""
-        work = self.work[anchors] + (extra[anchors] if extra is not None else 0.0) + 1.0
-        reach = np.cumsum(work)
-        lo = 0
-        while lo < len(anchors):
-            hi = int(np.searchsorted(reach, (reach[lo - 1] if lo else 0.0) + budget, side="right"))
-            hi = min(max(hi, lo + 1), lo + most, len(anchors))
+        """``anchors`` (sorted, unique) in blocks whose co-occurrence rows (plus ``extra[a]`` entries
+        each) hold at most about ``budget`` entries between them (:func:`models.entry_blocks`)."""
+        work = self.work[anchors] + (extra[anchors] if extra is not None else 0.0)
+        for lo, hi in entry_blocks(work, budget, most):
             yield anchors[lo:hi]
-            lo = hi
 
 
 def _drop_own(m: sp.csr_matrix, a: np.ndarray) -> sp.csr_matrix:
@@ -640,7 +637,7 @@ class _Snapshot(_Orders):
         n = self.n
         k = min(self.candidates, n - 1)
         for a in self.blocks(np.unique(anchors)):
-            co = [self.co(a, w) for w in range(3)]
+            co = self.co(a, 0, 1, 2)
             chosen = _discounted(co[0], self.discount)
             scaled = _row_scaled(chosen)
             looks = _content_rows(self.content, a, n)
@@ -772,9 +769,7 @@ class _SimilarSnapshot(_Orders):
         self.norm = np.sqrt(np.maximum(self.buyers, 1.0)).astype(np.float32)
         self.weights_mix = similar_weights(choice)
         self.candidates = int(p["similar_learned_candidates"])
-        per_buyer = np.diff(x.indptr).astype(np.float64)
-        pattern = sp.csr_matrix((np.ones(self.xt.nnz), self.xt.indices, self.xt.indptr), shape=self.xt.shape)
-        self.cos_work = np.minimum(pattern @ per_buyer, self.n)  # at most the entries of an item's row of cos
+        self.cos_work = entry_bound(x)  # at most the entries of an item's row of cos
 
     def pairs(self, anchors: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(anchor, candidate, features)``, as :meth:`_Snapshot.pairs`: a candidate is one of the
@@ -788,8 +783,8 @@ class _SimilarSnapshot(_Orders):
         if k <= 0:
             return _joined(out, len(SIMILAR_FEATURES))
         for a in self.blocks(np.unique(anchors), self.cos_work):
-            chosen = _discounted(self.co(a, 0), self.discount)
-            counts = self.co(a, 1)
+            chosen, counts = self.co(a, 0, 1)
+            chosen = _discounted(chosen, self.discount)
             cos = sp.csr_matrix(self.xt[a] @ self.x)
             cos.data = cos.data.astype(np.float32)
             cos = _drop_own(cos, a)
