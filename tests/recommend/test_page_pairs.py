@@ -149,3 +149,23 @@ def test_no_purchases_give_no_pairs():
     empty = log.select(log.kind != PURCHASE)  # this shop's log holds purchases only
     a, c, x = _Snapshot(empty, now, dict(PAGE_PARAMS), CHOICE, None).pairs(np.arange(empty.n_items))
     assert len(a) == len(c) == len(x) == 0 and x.shape[1] == len(LEARNED_FEATURES)
+
+
+def test_bought_together_table_is_the_same_however_the_items_are_cut():
+    from personalize.recommend.strategies import basket_weights, baskets, pair_table
+
+    log, _content, now = _shop()
+    b, when = baskets(log)
+    weights = basket_weights(b, when, now, 0.5, 30.0)
+    whole = pair_table(b, 5, 0.5, 1.0, weights)
+    for budget, block in ((1, 4096), (50, 7), (10 ** 9, 1)):
+        cut = pair_table(b, 5, 0.5, 1.0, weights, block=block, budget=budget)
+        assert (cut != whole).nnz == 0
+    # each row: the 5 best of the discounted co-occurrence, the item itself left out
+    co = _dense(b.T @ sp.diags(weights.astype(np.float32)) @ b)
+    np.fill_diagonal(co, 0.0)
+    score = co / (np.asarray(b.sum(axis=0)).ravel() + 1.0) ** 0.5
+    table = whole.toarray()
+    for i in range(b.shape[1]):
+        best = np.sort(score[i][score[i] > 0])[::-1][:5]
+        np.testing.assert_allclose(np.sort(table[i][table[i] > 0])[::-1], best, rtol=1e-5)

@@ -160,17 +160,18 @@ def _top_rows(m: sp.csr_matrix, k: int, offset: int) -> tuple[np.ndarray, np.nda
     return rows[keep] + offset, cols[keep], vals[keep]
 
 
-def pair_table(b: sp.csr_matrix, k: int, alpha: float, beta: float, weights: np.ndarray, block: int = 1024) -> sp.csr_matrix:
+def pair_table(b: sp.csr_matrix, k: int, alpha: float, beta: float, weights: np.ndarray, block: int = 4096,
+               budget: int = 4_000_000) -> sp.csr_matrix:
     """Row ``a``: the ``k`` items ``j`` with the highest ``C[a, j] / (n[j] + beta) ** alpha``
     (see the module's docstring; ``weights``: each basket's, :func:`basket_weights`), the item
-    itself left out. Works in blocks of items."""
+    itself left out. Works in blocks of at most ``block`` items whose rows hold at most about
+    ``budget`` entries between them (:func:`models.entry_blocks`)."""
     n_items = b.shape[1]
     count = np.asarray(b.sum(axis=0), dtype=np.float64).ravel()
     w, bt = _weighted(b, weights)
     discount = sp.diags((1.0 / (count + beta) ** alpha).astype(np.float32))
     rows, cols, vals = [], [], []
-    for lo in range(0, n_items, block):
-        hi = min(n_items, lo + block)
+    for lo, hi in entry_blocks(entry_bound(b), budget, block):
         co = sp.csr_matrix(bt[lo:hi] @ w)
         r = np.repeat(np.arange(hi - lo), np.diff(co.indptr))
         co.data[co.indices == r + lo] = 0.0
