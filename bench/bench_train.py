@@ -4,6 +4,7 @@
     python bench/bench_train.py bench/out/shop.npz
     python bench/bench_train.py bench/out/shop.npz --stages   # and each stage's peak memory and time
     python bench/bench_train.py grocery --stages              # a synthetic regime, at its cutoff (bench_evaluate's split)
+    python bench/bench_train.py grocery --threads 1           # the windows and rankers fitted one at a time
 """
 
 from __future__ import annotations
@@ -67,6 +68,8 @@ def main() -> None:
     ap.add_argument("shop", help="a shop written by gen_data.py (.npz), or a synthetic regime's name: grocery, electronics, fashion")
     ap.add_argument("--model-out", type=Path, default=Path("bench/out/model.npz"))
     ap.add_argument("--stages", action="store_true", help="also print the peak resident memory and wall time of each stage of the fit")
+    ap.add_argument("--threads", type=int, default=None,
+                    help="training windows and rankers fitted at once (the engine's fit_threads; default: the engine's default)")
     args = ap.parse_args()
     memory = StageMemory() if args.stages else None
     now = None
@@ -84,7 +87,8 @@ def main() -> None:
         log, items, now = split.train, shop.items, split.cutoff  # what bench_evaluate.py fits
     print(f"{len(log):,} interactions, {log.n_users:,} users, {len(items):,} items")
     started = time.perf_counter()
-    model = Recommender.fit(log, items, now=now, progress=memory.progress if memory else None)
+    params = {"fit_threads": args.threads} if args.threads else None
+    model = Recommender.fit(log, items, now=now, params=params, progress=memory.progress if memory else None)
     wall = time.perf_counter() - started
     if memory:
         memory.progress("saving the model")

@@ -250,3 +250,48 @@ def test_a_windows_training_rows_do_not_depend_on_how_many_customers_are_scored_
         np.testing.assert_array_equal(cut.y, whole.y)
         np.testing.assert_array_equal(cut.group, whole.group)
         np.testing.assert_array_equal(cut.customer, whole.customer)
+
+
+def test_windows_fitted_at_once_give_the_model_fitted_one_at_a_time(shop):
+    import os
+    import threading
+
+    where = set()
+    two = Recommender.fit(shop.log, shop.items, params={"fit_threads": 2}, user_segments=shop.countries,
+                          progress=lambda message: where.add(threading.current_thread().name) if message.startswith("window") else None)
+    if (os.cpu_count() or 1) > 1:
+        assert any(name.startswith("personalize-fit") for name in where)  # the windows did run in threads
+    one = Recommender.fit(shop.log, shop.items, params={"fit_threads": 1}, user_segments=shop.countries)
+    assert one.check == two.check and one.check["recall"]["all"] and one.serve == two.serve
+    for user in (0, 7, 41, 300):
+        history = history_of(shop.log, user)
+        assert one.recommend(history, 20) == two.recommend(history, 20)
+
+
+def test_one_blas_thread_holds_while_any_caller_is_inside_and_is_lifted_after_the_last():
+    # the training windows' pattern (training.in_threads): the caller enters, its threads enter and leave
+    import threading
+
+    from threadpoolctl import threadpool_info
+
+    from personalize.recommend.models import one_blas_thread
+
+    def blas_threads():
+        return {i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"}
+
+    before = blas_threads()
+    seen = []
+
+    def window():
+        with one_blas_thread():
+            seen.append(blas_threads())
+
+    with one_blas_thread():
+        threads = [threading.Thread(target=window) for _ in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        seen.append(blas_threads())  # the threads left; the caller is still inside
+    assert seen == [{1}, {1}, {1}]
+    assert blas_threads() == before

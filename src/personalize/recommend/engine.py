@@ -106,6 +106,8 @@ DEFAULT_PARAMS: dict = {
     "pages": None,  # overrides of the page strategies' settings (strategies.PAGE_PARAMS), e.g. {"together_learned": False}
     "validation_days": None,  # the self-check's window; None: the shop's cadence (7 to 30 days)
     "ranker_windows": 4,  # training windows before the validation window
+    "fit_threads": 2,  # training windows and the two rankers fitted at once (threads; never more than the machine's cores)
+    "fit_threads_max_interactions": 5_000_000,  # above this, the windows are fitted one at a time (memory)
     "train_customers": 3000,  # customers sampled per training window
     "check_customers": 2000,  # customers sampled for the self-check
     "activity_customers": 5000,  # customers sampled per window for the "buys anything" model

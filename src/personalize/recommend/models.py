@@ -8,6 +8,11 @@ and never with ``n_items ** 2``.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import scipy.sparse as sp
 
@@ -163,6 +168,53 @@ def _to_table(rows: list, cols: list, vals: list, n: int) -> sp.csr_matrix:
     return table
 
 
+_blas_lock = threading.Lock()
+_blas_users = 0
+_blas_limit = None
+
+
+@contextlib.contextmanager
+def one_blas_thread():
+    """BLAS on one thread while inside. The limit is the process's: with windows fitted in threads
+    (training.in_threads) it is set when the first enters and restored when the last leaves, so one
+    leaving never lifts it under another. OpenBLAS lets only the thread that started it raise its
+    thread count again, so ``in_threads`` enters here in its caller's thread around its pool: the
+    last to leave is the caller."""
+    global _blas_users, _blas_limit
+    from threadpoolctl import threadpool_limits  # installed with scikit-learn
+
+    with _blas_lock:
+        if _blas_users == 0:
+            _blas_limit = threadpool_limits(limits=1, user_api="blas")
+        _blas_users += 1
+    try:
+        yield
+    finally:
+        with _blas_lock:
+            _blas_users -= 1
+            if _blas_users == 0:
+                _blas_limit.restore_original_limits()
+                _blas_limit = None
+
+
+def thread_count(wanted: int, tasks: int) -> int:
+    """How many threads :func:`in_threads` runs for ``tasks`` tasks: ``wanted``, at most one per task
+    and per core of the machine."""
+    return max(1, min(wanted, tasks, os.cpu_count() or 1))
+
+
+def in_threads(fn, args: list[tuple], threads: int) -> list:
+    """``[fn(*a) for a in args]``, at most ``threads`` of them at once (never more than the machine's
+    cores). The training windows' work is numpy and scipy, which let go of the interpreter while they
+    compute, so on two cores two windows take little more than one."""
+    threads = thread_count(threads, len(args))
+    if threads == 1:
+        return [fn(*a) for a in args]
+    # BLAS on one thread meanwhile: the windows take the cores (and see models.one_blas_thread)
+    with one_blas_thread(), ThreadPoolExecutor(threads, thread_name_prefix="personalize-fit") as pool:
+        return list(pool.map(lambda a: fn(*a), args))
+
+
 def spd_inverse(a: np.ndarray) -> np.ndarray:
     """Invert a symmetric positive definite matrix through its Cholesky factor (may overwrite ``a``).
 
@@ -172,11 +224,10 @@ def spd_inverse(a: np.ndarray) -> np.ndarray:
     idle one it saves well under a second at the sizes EASE is used for.
     """
     from scipy.linalg import lapack
-    from threadpoolctl import threadpool_limits  # installed with scikit-learn
 
     single = a.dtype == np.float32
     potrf, potri = (lapack.spotrf, lapack.spotri) if single else (lapack.dpotrf, lapack.dpotri)
-    with threadpool_limits(limits=1, user_api="blas"):
+    with one_blas_thread():
         factor, info = potrf(a, lower=1, overwrite_a=1)
         if info != 0:
             raise np.linalg.LinAlgError("matrix is not positive definite")

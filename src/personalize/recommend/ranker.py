@@ -124,30 +124,31 @@ def fit_parts(log: InteractionLog, items: ItemTable, now: float, p: dict, user_s
     if len(log) and log.ts.max() >= now:
         log = log.select(log.ts < now)
     n = len(items)
-    kinds = {VIEW: p["view_weight"], CART: p["cart_weight"], PURCHASE: p["purchase_weight"]}
-    weights = kind_weights(log, kinds) * decay(now - log.ts, p["item_half_life_days"])
-    x = user_item_matrix(log, weights)
-    x.data = np.minimum(x.data, 1.0)
-    x.eliminate_zeros()
     binary = user_item_matrix(log, np.ones(len(log)))
     binary.data[:] = 1.0
     if n == 0:
         neighbours = sp.csr_matrix((0, 0), dtype=np.float32)
         model = "none"
     elif n <= p["ease_max_items"]:
+        kinds = {VIEW: p["view_weight"], CART: p["cart_weight"], PURCHASE: p["purchase_weight"]}
+        x = user_item_matrix(log, kind_weights(log, kinds) * decay(now - log.ts, p["item_half_life_days"]))
+        x.data = np.minimum(x.data, 1.0)
+        x.eliminate_zeros()
         neighbours = ease_neighbours(x, p["ease_lambda"], int(p["neighbours"]), signed=bool(p["negative_neighbours"]))
+        del x
         model = "ease"
     else:
         # one cosine table serves both: each item's nearest (votes) and, transposed, each
         # target's nearest (the item-kNN baseline); the second pass costs as much as the first
         wide = cosine_neighbours(binary, max(int(p["cosine_neighbours"]), int(p["knn_neighbours"])))
         neighbours = _row_top(wide, int(p["cosine_neighbours"]))
-        model = "cosine"
-    if model == "cosine":
         knn = sp.csr_matrix(wide.T)
-    else:
+        del wide
+        model = "cosine"
+    if model != "cosine":
         knn = sp.csr_matrix(cosine_neighbours(binary, int(p["knn_neighbours"])).T) if n else sp.csr_matrix((0, 0), dtype=np.float32)
     knn.sort_indices()
+    del binary
     if content is None:
         content = content_neighbours(items, int(p["content_neighbours"])) if n else sp.csr_matrix((0, 0), dtype=np.float32)
     buys = log.select(log.kind == PURCHASE)
@@ -700,16 +701,19 @@ class TrainingRows:
 
 
 def window_rows(log: InteractionLog, parts: Parts, start: float, end: float, p: dict, seg_of_user: np.ndarray | None,
-                first_seen: np.ndarray, rng: np.random.Generator, tag: int, step: int | None = None) -> TrainingRows | None:
+                first_seen: np.ndarray, rng: np.random.Generator, tag: int, step: int | None = None,
+                past: InteractionLog | None = None) -> TrainingRows | None:
     """Training rows for one window: the customers with a history before ``start`` who bought in
     [start, end), their candidates from ``parts`` (fitted before ``start``) and labels. The
     customers are scored ``step`` at a time (default: 512, fewer on a catalogue over 39,000 items);
-    the rows do not depend on it."""
+    the rows do not depend on it. ``past``: ``log``'s rows before ``start``, when the caller has
+    them already (the parts were fitted on them): not copied again."""
     n = parts.n_items
-    before = log.ts < start
+    if past is None:
+        past = log.select(log.ts < start)
     inside = (log.ts >= start) & (log.ts < end) & (log.kind == PURCHASE)
     known = np.zeros(log.n_users, dtype=bool)
-    known[log.user[before]] = True
+    known[past.user] = True
     buyers = np.unique(log.user[inside])
     buyers = buyers[known[buyers]]
     if len(buyers) < 5:
@@ -718,7 +722,6 @@ def window_rows(log: InteractionLog, parts: Parts, start: float, end: float, p: 
     if len(buyers) > most:
         buyers = np.sort(rng.choice(buyers, most, replace=False))
     allowed = first_seen < end  # items that exist by the window's end (offline catalogues hold future ones)
-    past = log.select(before)
     # scored a few hundred customers at a time: every generator's scores of a customer reach most of
     # a catalogue, so one batch of all of them would hold customers x items entries at once
     step = step or max(16, min(512, 20_000_000 // max(n, 1)))

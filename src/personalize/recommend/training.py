@@ -30,7 +30,7 @@ import scipy.sparse as sp
 
 from .data import PURCHASE, InteractionLog, ItemTable
 from .gbm import Forest
-from .models import DAY, user_item_matrix
+from .models import DAY, in_threads, thread_count, user_item_matrix
 from .ranker import (
     FEATURE_NAMES,
     Parts,
@@ -172,17 +172,25 @@ def learn(log: InteractionLog, items: ItemTable, now: float, p: dict, user_segme
     # the parts before each window, and each window's training rows
     oldest = float(log.ts.min())
     starts = training_starts(oldest, start_v, window, int(p["ranker_windows"]))
-    rows: list[TrainingRows] = []
-    parts_v = None
-    for i, s in enumerate(starts):
+
+    # windows at once hold their parts at once: about 1 GiB more at 10 M interactions (docs/evaluation.md, Fit time)
+    threads = thread_count(int(p["fit_threads"]), len(starts)) if len(log) <= int(p["fit_threads_max_interactions"]) else 1
+    # the windows at once share what one window's scoring may hold: fewer customers scored at a time each
+    step = max(16, min(512, 20_000_000 // max(len(items) * threads, 1)))
+
+    def one_window(i: int, s: float):
+        # each window draws from its own random stream, so the rows do not depend on how many run at once
         say(f"window {i}: fitting the parts before day {(s - oldest) / DAY:.0f}")
-        parts = fit_parts(log, items, s, p, user_segments, content=content)
+        past = log.select(log.ts < s)  # one copy of the rows before the window, for its parts and its rows
+        parts = fit_parts(past, items, s, p, user_segments, content=content)
         seg = segment_codes(parts, user_segments, log.n_users)
-        r = window_rows(log, parts, s, s + window * DAY, p, seg, first_seen, rng, i)
-        rows.append(r)
-        if i == 0:
-            parts_v, v_seg = parts, seg
-        del parts, seg  # the next window's parts are fitted without this one's alive beside them
+        r = window_rows(log, parts, s, s + window * DAY, p, seg, first_seen, np.random.default_rng((0, i + 1)), i, step, past=past)
+        return r, ((parts, seg) if i == 0 else None)  # the other windows' parts are let go at once
+
+    done = in_threads(one_window, list(enumerate(starts)), threads)
+    rows: list[TrainingRows] = [r for r, _ in done]
+    parts_v, v_seg = done[0][1]
+    del done
     v_rows = rows[0]
     earlier = [r for r in rows[1:] if r is not None]
     say(f"training the ranker on {sum(len(r.y) for r in earlier):,} candidates of {len(earlier)} earlier window(s)")
@@ -283,11 +291,13 @@ def _fit_rankers(rows: list[TrainingRows], p: dict, new: bool = True):
     pieces = [r.x for r in rows]  # not stacked: each fit copies only the rows it keeps
     y = np.concatenate([r.y for r in rows])
     group = np.concatenate([r.group for r in rows])
-    both = fit_forest(pieces, y, p, group=group)
     if not new or not p["ranker_new_view"]:
-        return both, (None, None)
+        return fit_forest(pieces, y, p, group=group), (None, None)
     fresh = np.concatenate([r.x[:, FEATURE_NAMES.index("occasions")] == 0 for r in rows])
-    return both, fit_forest(pieces, y, p, group=group, rows=np.flatnonzero(fresh))
+    # the two are fitted at once (each on its own random stream: the same forests either way)
+    both, only_new = in_threads(lambda keep: fit_forest(pieces, y, p, group=group, rows=keep), [(None,), (np.flatnonzero(fresh),)],
+                                int(p["fit_threads"]))
+    return both, only_new
 
 
 def _v_users(log: InteractionLog, start: float, now: float, p: dict, rng: np.random.Generator) -> np.ndarray:
