@@ -263,6 +263,16 @@ def test_windows_fitted_at_once_give_the_model_fitted_one_at_a_time(shop):
         assert any(name.startswith("personalize-fit") for name in where)  # the windows did run in threads
     one = Recommender.fit(shop.log, shop.items, params={"fit_threads": 1}, user_segments=shop.countries)
     assert one.check == two.check and one.check["recall"]["all"] and one.serve == two.serve
+    a, b = one.page_tables, two.page_tables
+    assert a.choice == b.choice and "learned" in a.choice
+    filled = 0
+    for name in ("together", "coview", "learned", "similar"):
+        x, y = getattr(a, name), getattr(b, name)
+        assert (x is None) == (y is None)
+        if x is not None:
+            assert (x != y).nnz == 0, name
+            filled += x.nnz
+    assert filled
     for user in (0, 7, 41, 300):
         history = history_of(shop.log, user)
         assert one.recommend(history, 20) == two.recommend(history, 20)

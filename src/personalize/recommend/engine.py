@@ -107,7 +107,7 @@ DEFAULT_PARAMS: dict = {
     "validation_days": None,  # the self-check's window; None: the shop's cadence (7 to 30 days)
     "ranker_windows": 4,  # training windows before the validation window
     "fit_threads": 2,  # training windows and the two rankers fitted at once (threads; never more than the machine's cores)
-    "fit_threads_max_interactions": 5_000_000,  # above this, the windows are fitted one at a time (memory)
+    "fit_threads_max_interactions": 5_000_000,  # above this, the windows and the page tables are fitted one at a time (memory)
     "train_customers": 3000,  # customers sampled per training window
     "check_customers": 2000,  # customers sampled for the self-check
     "activity_customers": 5000,  # customers sampled per window for the "buys anything" model
@@ -280,7 +280,8 @@ class Recommender:
         learned = learn(log, items, now, p, user_segments, content=content, progress=progress)
         if progress:
             progress("learning what is bought together and viewed together")
-        return cls(items, p, learned.parts, learned, fit_page_tables(log, now, p.get("pages"), content=content))
+        threads = int(p["fit_threads"]) if len(log) <= int(p["fit_threads_max_interactions"]) else 1  # as the windows (memory)
+        return cls(items, p, learned.parts, learned, fit_page_tables(log, now, p.get("pages"), content=content, threads=threads))
 
     @classmethod
     def _fit_parts(cls, log: InteractionLog, items: ItemTable, now: float, p: dict, user_segments: Sequence[str] | None,

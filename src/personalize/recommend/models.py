@@ -175,11 +175,11 @@ _blas_limit = None
 
 @contextlib.contextmanager
 def one_blas_thread():
-    """BLAS on one thread while inside. The limit is the process's: with windows fitted in threads
-    (training.in_threads) it is set when the first enters and restored when the last leaves, so one
-    leaving never lifts it under another. OpenBLAS lets only the thread that started it raise its
-    thread count again, so ``in_threads`` enters here in its caller's thread around its pool: the
-    last to leave is the caller."""
+    """BLAS on one thread while inside. The limit is the process's: with work in threads
+    (:func:`in_threads`) it is set when the first enters and restored when the last leaves, so one
+    leaving never lifts it under another. OpenBLAS raises its thread count again only when asked
+    from the process's main thread (tried: asked from another, it stays at one), so ``in_threads``
+    enters here in its caller's thread around its pool, and the last to leave is the caller."""
     global _blas_users, _blas_limit
     from threadpoolctl import threadpool_limits  # installed with scikit-learn
 
@@ -205,12 +205,12 @@ def thread_count(wanted: int, tasks: int) -> int:
 
 def in_threads(fn, args: list[tuple], threads: int) -> list:
     """``[fn(*a) for a in args]``, at most ``threads`` of them at once (never more than the machine's
-    cores). The training windows' work is numpy and scipy, which let go of the interpreter while they
-    compute, so on two cores two windows take little more than one."""
+    cores). Made for the training windows and rankers, whose work is numpy, scipy and LightGBM: they
+    let go of the interpreter while they compute, so on two cores two take little more than one."""
     threads = thread_count(threads, len(args))
     if threads == 1:
         return [fn(*a) for a in args]
-    # BLAS on one thread meanwhile: the windows take the cores (and see models.one_blas_thread)
+    # BLAS on one thread meanwhile: the tasks take the cores (see one_blas_thread)
     with one_blas_thread(), ThreadPoolExecutor(threads, thread_name_prefix="personalize-fit") as pool:
         return list(pool.map(lambda a: fn(*a), args))
 

@@ -46,7 +46,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from .data import PURCHASE, VIEW, InteractionLog
-from .models import decay, entry_blocks, entry_bound
+from .models import decay, entry_blocks, entry_bound, in_threads
 
 DAY = 86400.0
 
@@ -420,10 +420,13 @@ class PageTables:
         return cls(z, z.copy(), {})
 
 
-def fit_page_tables(log: InteractionLog, now: float, params: dict | None = None, content: sp.csr_matrix | None = None) -> PageTables:
+def fit_page_tables(log: InteractionLog, now: float, params: dict | None = None, content: sp.csr_matrix | None = None,
+                    threads: int = 1) -> PageTables:
     """Learn bought-together (with this shop's ``alpha``, ``gamma``, half life and look-alike
     weight), how similar items mixes its parts, and co-view from ``log`` rows before ``now``.
-    ``content``: the catalogue's look-alike table (TF-IDF neighbours), if any."""
+    ``content``: the catalogue's look-alike table (TF-IDF neighbours), if any. Once the settings
+    are chosen, the counted tables and the two learned ones are made ``threads`` at a time (the
+    same tables however many)."""
     p = {**PAGE_PARAMS, **(params or {})}
     if len(log) and log.ts.max() >= now:
         log = log.select(log.ts < now)
@@ -442,26 +445,33 @@ def fit_page_tables(log: InteractionLog, now: float, params: dict | None = None,
     for name, value in mix.items():
         if value is not None:
             choice[name] = float(value)
-    b, when = baskets(log)
-    weights = basket_weights(b, when, now, choice["gamma"], choice["half_life_days"])
-    together = pair_table(b, int(p["together_neighbours"]), choice["alpha"], choice["beta"], weights)
-    views = log.kind == VIEW
-    if views.any():
+
+    def counted() -> tuple[sp.csr_matrix, sp.csr_matrix]:
+        b, when = baskets(log)
+        weights = basket_weights(b, when, now, choice["gamma"], choice["half_life_days"])
+        together = pair_table(b, int(p["together_neighbours"]), choice["alpha"], choice["beta"], weights)
+        if not (log.kind == VIEW).any():
+            return together, sp.csr_matrix((n, n), dtype=np.float32)
         sessions, _ = baskets(log, VIEW, session_seconds=float(p["coview_session_minutes"]) * 60.0)
         # co-view: cosine-like (alpha 0.5 over session counts), sessions weighted by their length
-        coview = pair_table(sessions, int(p["coview_neighbours"]), 0.5, 1.0, basket_weights(sessions, None, now, 0.5, 0.0))
-    else:
-        coview = sp.csr_matrix((n, n), dtype=np.float32)
-    learned = similar = None
-    if p["together_learned"] is not False:
-        booster, choice["learned"] = choose_learned(log, now, p, choice, content)
-        if booster is not None:
-            learned = learned_table(_Snapshot(log, now, p, choice, content), booster, int(p["together_neighbours"]))
-    if p["similar_learned"] is not False:
-        booster, choice["similar_learned"] = choose_learned(log, now, p, choice, content, "similar")
-        if booster is not None:
-            similar = learned_table(_SimilarSnapshot(log, now, p, choice, content), booster, int(p["together_neighbours"]))
-    return PageTables(together, coview, choice, learned, similar)
+        return together, pair_table(sessions, int(p["coview_neighbours"]), 0.5, 1.0, basket_weights(sessions, None, now, 0.5, 0.0))
+
+    def learned(kind: str) -> tuple[sp.csr_matrix | None, dict]:
+        booster, said = choose_learned(log, now, p, choice, content, kind)
+        if booster is None:
+            return None, said
+        snapshot = _Snapshot if kind == "together" else _SimilarSnapshot
+        return learned_table(snapshot(log, now, p, choice, content), booster, int(p["together_neighbours"])), said
+
+    tasks = [(counted, ())] + [(learned, (kind,)) for kind in ("together", "similar") if p[f"{kind}_learned"] is not False]
+    done = dict(zip([task[1] for task in tasks], in_threads(lambda fn, args: fn(*args), tasks, threads), strict=True))
+    together, coview = done[()]
+    learned_together, choice["learned"] = done.get(("together",), (None, None))
+    similar, choice["similar_learned"] = done.get(("similar",), (None, None))
+    for key in ("learned", "similar_learned"):
+        if choice[key] is None:
+            del choice[key]
+    return PageTables(together, coview, choice, learned_together, similar)
 
 
 # ----------------------------------------------------------------- bought together, learned
