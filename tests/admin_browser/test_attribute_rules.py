@@ -19,6 +19,7 @@ PIXEL = "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAAD
 
 
 def no_sideways_scroll(page) -> None:
+    page.wait_for_load_state("load")  # the stylesheets apply (after a submit the elements can be read before)
     width = page.evaluate("window.innerWidth")
     assert page.evaluate("document.querySelector('main').scrollWidth") <= width
     for box in page.locator("main input:visible, main select:visible, main textarea:visible, main button:visible").all():

@@ -102,6 +102,7 @@ def signed_in(request, browser, demo):
 
 
 def check_fits(page) -> None:
+    page.wait_for_load_state("load")  # the stylesheets apply (after a click the elements can be read before)
     m = page.evaluate(MEASURE)
     assert m["scrollWidth"] <= m["width"], f"the page is {m['scrollWidth']} px wide in a {m['width']} px window"
     assert not m["beyondMain"], f"sticking out of the page's column: {m['beyondMain']}"
