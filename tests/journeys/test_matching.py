@@ -156,6 +156,51 @@ def test_the_catch_up_still_enters_for_what_came_after_the_activation(app, site,
     assert live_journeys(site.id).journeys[0].activated_at is not None
 
 
+def test_the_catch_up_passes_over_what_was_stored_during_a_pause_without_reading_it(app, site, clock):
+    """After a pause the catch-up moves its cursor past the events stored meanwhile (they enter
+    nobody) without reading them, and still reads and enters for a lost notification after it."""
+    from personalize.models import Event as EventRow
+
+    s = get_site(site.id)
+    app.config["JOURNEY_INBOX"] = "inline"
+    ann, bob = (customer(s, f"{n}-v", f"{n}@example.com") for n in ("ann", "bob"))
+    j = journey(site.id, "views", {"trigger": {"type": "event", "event": "product_viewed"}, "reentry": {"mode": "every_time"},
+                                   "control": 0, "steps": WAIT})
+    catch_up_events(clock.now)  # the cursor starts at the newest event
+    set_status(j, "paused")
+    ingest_events(s, [{"id": f"ann-view-{i}", "type": "product_viewed", "visitor": "ann-v", "product_id": "tea-pot", "ts": T0 + i}
+                      for i in range(5)])
+    paused = set(db.session.scalars(select(EventRow.id).where(EventRow.event_id.like("ann-view-%"))))
+    assert len(paused) == 5
+    clock.advance(seconds=120)
+    set_status(j, "active")
+    registry = app.extensions["personalize.plugins"]
+    listener = registry.pm.get_plugin("personalize.journeys.listener")
+    registry.pm.unregister(listener)  # bob's notification is lost
+    try:
+        ingest_events(s, [{"id": "bob-view", "type": "product_viewed", "visitor": "bob-v", "product_id": "tea-pot", "ts": T0 + 20}])
+    finally:
+        registry.pm.register(listener, name="personalize.journeys.listener")
+    windows: list[tuple[int, int]] = []  # (after, bound] of every read of whole event rows
+
+    def seen(conn, cursor, statement, parameters, context, executemany):
+        if "properties" in statement and "FROM events" in statement:
+            values = parameters.values() if isinstance(parameters, dict) else parameters
+            after, bound = sorted(v for v in values if isinstance(v, int) and not isinstance(v, bool))[:2]
+            windows.append((after, bound))
+
+    engine = db.engine
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        assert catch_up_events(clock.advance(seconds=61)) == 1, "bob's lost notification is caught up"
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
+    assert _entered(j.id) == {bob}
+    assert windows, "the events after the activation were read"
+    assert not [i for i in paused for after, bound in windows if after < i <= bound], "the paused time's events were read"
+    assert catch_up_events(clock.advance(seconds=61)) == 0
+
+
 def test_a_runner_with_nothing_due_does_not_write(inline, site, clock):
     """A tick with nothing due only reads: no UPDATE (on SQLite: no write lock taken from the
     events' batches); once a step is due, it is claimed."""

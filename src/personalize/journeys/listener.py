@@ -142,8 +142,8 @@ def wake_runner(app: Flask) -> None:
         clock.wake()
 
 
-def _queue(kind: str, site_id: int, payload) -> None:
-    app = current_app._get_current_object()
+def _queue(kind: str, site_id: int, payload, app: Flask | None = None) -> None:
+    app = app or current_app._get_current_object()
     if app.config.get("JOURNEY_INBOX") == "inline":
         from .triggers import on_events, on_segment_changes
 
@@ -158,16 +158,16 @@ def _queue(kind: str, site_id: int, payload) -> None:
             db.session.rollback()
             log.exception("journeys: a %s of site %s was not handled now; the catch-up will", kind, site_id)
         return
-    inbox(app).put(kind, site_id, payload)
+    box = app.extensions.get("personalize.journeys.inbox") or inbox(app)
+    box.put(kind, site_id, payload)
 
 
 @hookimpl
 def event_received(site_id, event):
-    live = live_journeys(site_id)
-    if not live.journeys:
-        return
-    if event.type in live.by_event or event.type in live.goal_events or event.type in live.awaited:
-        _queue("event", site_id, event)
+    # once per stored event, in the request that stored it: the application looked up once
+    app = current_app._get_current_object()
+    if event.type in live_journeys(site_id, app).heard:
+        _queue("event", site_id, event, app)
 
 
 @hookimpl

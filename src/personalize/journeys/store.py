@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from flask import current_app
+from flask import Flask, current_app
 from sqlalchemy import bindparam, func, select, update
 
 from ..db import db
@@ -263,6 +263,7 @@ class SiteJourneys:
     by_segment: dict[str, list[LiveJourney]] = field(default_factory=dict)
     goal_events: set[str] = field(default_factory=set)
     awaited: set[str] = field(default_factory=set)
+    heard: frozenset[str] = frozenset()  # every event type some live journey acts on: a trigger, a goal, a wait
     checked: float = 0.0
 
     @classmethod
@@ -279,6 +280,7 @@ class SiteJourneys:
                 out.goal_events.add("order_completed" if goal["type"] == "order" else goal.get("event", ""))
             out.awaited |= j.awaits()
         out.goal_events.discard("")
+        out.heard = frozenset(out.by_event) | out.goal_events | out.awaited
         return out
 
 
@@ -286,10 +288,14 @@ STAMP = select(func.count(), func.max(Journey.updated_at)).where(Journey.site_id
 _lock = threading.Lock()
 
 
-def live_journeys(site_id: int) -> SiteJourneys:
-    """The site's active journeys at their live versions, cached per process; a change made here is
-    seen at once, one made by another process within :data:`RECHECK_SECONDS`."""
-    cache: dict[int, SiteJourneys] = current_app.extensions.setdefault("personalize.journeys", {})
+def live_journeys(site_id: int, app: Flask | None = None) -> SiteJourneys:
+    """The site's active journeys at their live versions, cached per process (``app``: the current
+    application, when the caller has it at hand); a change made here is seen at once, one made by
+    another process within :data:`RECHECK_SECONDS`."""
+    extensions = (app or current_app).extensions
+    cache: dict[int, SiteJourneys] | None = extensions.get("personalize.journeys")
+    if cache is None:
+        cache = extensions.setdefault("personalize.journeys", {})
     cached = cache.get(site_id)
     now = time.monotonic()
     if cached is not None and now - cached.checked < RECHECK_SECONDS:

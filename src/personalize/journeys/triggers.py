@@ -702,15 +702,23 @@ def _settled_bound(table, time_column, after: int, edge: datetime) -> int:
     return bound
 
 
-def _catch_up(name: str, table, time_column, now: datetime, handle) -> int:
+def _catch_up(name: str, table, time_column, now: datetime, handle, skip_before: datetime | None = None) -> int:
     """Walk ``table`` past the cursor ``name`` one settled window at a time: ``handle(after, bound, sites)``
     handles the rows with ``after < id <= bound`` for the sites that have a live journey and says how many
-    it handled; the cursor moves past the window in the same commit."""
+    it handled; the cursor moves past the window in the same commit. Rows stored before ``skip_before``
+    are passed over unread."""
     cursor = _cursor(name, lambda: db.session.scalar(select(func.max(table.c.id))))
     sites = _sites_with_live_journeys()
     handled = 0
+    edge = now - timedelta(seconds=SETTLE_SECONDS)
     while True:
-        bound = _settled_bound(table, time_column, cursor.position, now - timedelta(seconds=SETTLE_SECONDS))
+        if skip_before is not None:
+            passed = _settled_bound(table, time_column, cursor.position, min(edge, skip_before - timedelta(microseconds=1)))
+            if passed > cursor.position:
+                cursor.position, cursor.updated_at = passed, now
+                db.session.commit()
+                continue
+        bound = _settled_bound(table, time_column, cursor.position, edge)
         if bound <= cursor.position:
             break
         if sites:
@@ -732,10 +740,7 @@ def catch_up_events(now: datetime | None = None) -> int:
         # the window by its ids alone (the primary key): a condition on the site here made SQLite walk
         # the site's whole (site, time) index for every window; the sites and the event types their live
         # journeys hear are picked out below
-        heard: dict[int, set[str]] = {}
-        for site_id in sites:
-            live = live_journeys(site_id)
-            heard[site_id] = set(live.by_event) | set(live.goal_events) | set(live.awaited)
+        heard = {site_id: live_journeys(site_id).heard for site_id in sites}
         rows = db.session.execute(
             select(e.c.site_id, e.c.event_id, e.c.type, e.c.visitor, e.c.profile_id, e.c.occurred_at, e.c.product_id, e.c.properties,
                    e.c.received_at)
@@ -749,7 +754,12 @@ def catch_up_events(now: datetime | None = None) -> int:
                 received[event_id] = got
         return sum(on_events(site_id, events, now, received, catch_up=True) for site_id, events in by_site.items())
 
-    return _catch_up("events", e, e.c.received_at, now, handle)
+    # An event stored before every live journey was last made active enters nobody (see match_events), and
+    # the goals and waits it could answer are checked again by the runner when their step is due: after a
+    # pause, what was stored meanwhile is passed over without being read.
+    activated = [j.activated_at for site_id in _sites_with_live_journeys() for j in live_journeys(site_id).journeys]
+    skip_before = min(activated) if activated and None not in activated else None
+    return _catch_up("events", e, e.c.received_at, now, handle, skip_before)
 
 
 def catch_up_segments(now: datetime | None = None) -> int:
