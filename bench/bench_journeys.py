@@ -35,13 +35,15 @@ The catch-up (events whose notification was lost, handled a minute later), per e
   their notifications lost (half of them heard by a live journey); prints the catch-up's
   time and CPU per event and how many people it entered (one per product_added).
 
-The journeys inbox of a web process, alone (CPU per event and per entry)::
+What listening costs a web process (CPU per event and per entry)::
 
     python bench/bench_journeys.py inbox --events 40000 [--database-url …]
 
   The events API bench's 20 journeys (``bench_http.listening_journeys``) live on a shop of
-  1,000 priced products; ``--events`` events of new visitors (10 each) are stored, their
-  notifications handed to an inbox and drained in steps of 2,000, as the inbox thread does.
+  1,000 priced products; ``--events`` events of new visitors (10 each) are stored, then the
+  ``event_received`` hook is called for each, as the events requests call it (20 at a time),
+  and the inbox it filled is drained in steps of 2,000, as the inbox thread does; each part
+  timed.
 """
 
 from __future__ import annotations
@@ -377,7 +379,8 @@ def bench_catchup(args, url: str, folder: str) -> None:
         db.session.execute(update(Journey).values(activated_at=utcnow() - timedelta(days=1)))
         db.session.commit()
         listener = app.extensions["personalize.plugins"].pm.get_plugin("personalize.journeys.listener")
-        app.extensions["personalize.plugins"].pm.unregister(listener)  # every notification is lost
+        if not args.notified:
+            app.extensions["personalize.plugins"].pm.unregister(listener)  # every notification is lost
         store(args.events, "e")
         wall, cpu = time.perf_counter(), time.process_time()
         entered = catch_up_events(utcnow() + timedelta(minutes=2))
@@ -388,20 +391,28 @@ def bench_catchup(args, url: str, folder: str) -> None:
 
 
 def bench_inbox(args, url: str, folder: str) -> None:
-    """What the journeys inbox costs per event: the events API bench's 20 listening journeys
+    """What listening costs per event: the events API bench's 20 listening journeys
     (``bench_http.listening_journeys``: browse and cart abandonment, price bands, big carts…)
     live on a shop of 1,000 priced products; ``--events`` events of new visitors (10 each, every
-    fifth an add to cart) are stored with the notifications kept aside, then handed to an inbox
-    and drained as the web process's inbox thread drains them (at most 2,000 a step), timed."""
+    fifth an add to cart) are stored with the notifications kept aside. Then, each timed: the
+    ``event_received`` hook for every event (20 a call, as a request calls it), the inbox it
+    filled drained as the inbox thread drains it (at most 2,000 a step), and the catch-up's
+    second look a minute later, which finds everything handled."""
+    from datetime import timedelta
+
     from bench_http import listening_journeys
     from sqlalchemy import func, select
 
     from personalize import hookimpl
     from personalize.catalog import upsert_products
     from personalize.db import db
+    from personalize.journeys import listener
     from personalize.journeys.listener import DRAIN_MAX, Inbox
     from personalize.journeys.models import JourneyEnrollment
     from personalize.journeys.store import create_journey, get_journey, set_status
+    from personalize.journeys.triggers import catch_up_events
+    from personalize.models import utcnow
+    from personalize.plugins import notify_each
     from personalize.profiles import ingest_events
     from personalize.records import ProductRecord
     from personalize.segments.store import create_segment
@@ -426,6 +437,7 @@ def bench_inbox(args, url: str, folder: str) -> None:
             set_status(create_journey(site.id, f"bench-journey-{i}", name, definition), "active")
         journeys = [get_journey(site.id, f"bench-journey-{i}") for i in range(20)]
         assert all(j.status == "active" for j in journeys)
+        catch_up_events(utcnow())  # the catch-up's cursor starts before the events
         plugins = app.extensions["personalize.plugins"].pm
         plugins.unregister(plugins.get_plugin("personalize.journeys.listener"))
         plugins.register(Ears(), "bench-ears")
@@ -435,9 +447,19 @@ def bench_inbox(args, url: str, folder: str) -> None:
                                   "product_id": f"p{rng.randrange(1000)}", "ts": 1_700_000_000_000 + i}
                                  for i in range(start, min(args.events, start + 1000))], max_events=1000)
         db.session.remove()
-    box = Inbox(app)
-    for site_id, event in heard:
-        box.items.append(("event", site_id, event))
+    # the hook as a web request calls it (the real listener, each stored event in turn), into an inbox
+    # whose thread counts as started, so that the items wait for the drains below
+    plugins.unregister(plugins.get_plugin("bench-ears"))
+    plugins.register(listener, "personalize.journeys.listener")
+    box = app.extensions["personalize.journeys.inbox"] = Inbox(app)
+    box._thread = threading.main_thread()
+    calls = [{"site_id": site_id, "event": event} for site_id, event in heard]
+    with app.test_request_context():
+        hook_cpu = time.process_time()
+        for start in range(0, len(calls), 20):
+            notify_each("event_received", calls[start : start + 20])
+        hook_cpu = time.process_time() - hook_cpu
+    assert len(box.items) == len(heard)
     wall, cpu, drains = time.perf_counter(), time.process_time(), 0
     with app.app_context():
         while box.items:
@@ -445,8 +467,15 @@ def bench_inbox(args, url: str, folder: str) -> None:
             drains += 1
         wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
         entered = db.session.scalar(select(func.count()).select_from(JourneyEnrollment))
+    print(f"hook (in the requests): {len(heard):,} events: {hook_cpu:.2f} s CPU = {1e6 * hook_cpu / len(heard):.1f} µs CPU per event")
     print(f"inbox: {len(heard):,} events in {drains} drains: {wall:.2f} s ({cpu:.2f} s CPU) = {1e6 * cpu / len(heard):.0f} µs CPU per event; "
           f"{entered:,} entries = {1e6 * cpu / max(1, entered):.0f} µs CPU per entry")
+    with app.app_context():  # a minute later the catch-up reads them again, and finds them handled
+        catch_cpu = time.process_time()
+        again = catch_up_events(utcnow() + timedelta(minutes=2))
+        catch_cpu = time.process_time() - catch_cpu
+    print(f"catch-up: {1e6 * catch_cpu / len(heard):.1f} µs CPU per event; entered {again:,} more")
+    print(f"together: {1e6 * (hook_cpu + cpu + catch_cpu) / len(heard):.0f} µs CPU per event")
 
 
 def main() -> None:
@@ -463,6 +492,7 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=1000, help="steps a runner claims at once (throughput)")
     ap.add_argument("--timeout", type=float, default=600)
     ap.add_argument("--history", type=int, default=300_000, help="events stored before the caught-up ones (catchup)")
+    ap.add_argument("--notified", action="store_true", help="catchup: the events were heard and handled when stored (the usual case: the catch-up finds nothing left to do)")
     args = ap.parse_args()
     from personalize.testing import fresh_database
 
