@@ -131,6 +131,7 @@ class Event(db.Model):
     properties: Mapped[dict] = mapped_column(JSON, default=dict)
     occurred_at: Mapped[datetime] = mapped_column(DateTime)
     received_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    stored_by: Mapped[int | None] = mapped_column(BigInteger, nullable=True)  # the storing process (profiles.storer_token); none: an import, older rows
 
 
 class Order(db.Model):

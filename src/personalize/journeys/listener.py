@@ -9,7 +9,11 @@ goals and answers waits in batches (one transaction for many), then wakes the st
 runner. ``JOURNEY_INBOX = "inline"`` does the work in the request instead (tests).
 
 Nothing here is the only record: the events and changes are stored, and the catch-up of
-:mod:`personalize.journeys.triggers` handles whatever a dead process left in its inbox.
+:mod:`personalize.journeys.triggers` handles whatever a dead process left in its inbox. So that
+the catch-up need not read again what was handled, the inbox thread notes, every
+:data:`MARK_SECONDS`, up to when its process's events are all handled (``journey_inbox_marks``,
+by the token each event row carries); a failure in the hook or a drain stops the notes for
+good in that process, and the catch-up reads all it stores from then on.
 """
 
 from __future__ import annotations
@@ -31,6 +35,12 @@ GATHER_SECONDS = 0.2  # at most this often a process's inbox is drained: a busy 
 BUSY_GATHER_SECONDS = 0.5  # …and this often while busy (the last drain had BUSY_ITEMS or more): fewer, larger transactions
 BUSY_ITEMS = 100
 DRAIN_MAX = 2000  # items handled per drain: a burst's backlog is worked off in bounded steps, not one long transaction
+MARK_SECONDS = 2.0  # how often the inbox thread notes up to when its process's events are handled, while it handles some
+IDLE_MARK_SECONDS = 60.0  # …and while it handles none (the events no journey hears are vouched for too)
+# An event is handed to the inbox right after the commit that stored it; its stored time is taken
+# just before that commit. A drain that emptied the inbox vouches for what was stored more than
+# this long before it began: the catch-up's own bound on how long a transaction takes to commit.
+MARK_MARGIN_SECONDS = 60.0
 
 
 class Inbox:
@@ -45,6 +55,11 @@ class Inbox:
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self.handled = 0
+        self.failed = False  # a notification or drain failed: no mark is noted again (the catch-up reads everything)
+        self.safe: datetime | None = None  # every event this process stored before this was handled
+        self._marked: datetime | None = None  # the last mark written
+        self._marked_at = 0.0
+        self._marked_handled = -1  # self.handled when the last mark was written
 
     def put(self, kind: str, site_id: int, payload) -> None:
         # once per event: each threading.Event's lock only when its state changes (the thread clears
@@ -84,7 +99,15 @@ class Inbox:
                 with self.app.app_context():
                     self.drain(DRAIN_MAX)
             except Exception:  # the inbox thread must keep going; the catch-up redoes what failed
+                self.failed = True
                 log.exception("journeys inbox failed")
+            since = time.monotonic() - self._marked_at
+            if since >= IDLE_MARK_SECONDS or (since >= MARK_SECONDS and self.handled != self._marked_handled):
+                try:
+                    with self.app.app_context():
+                        self.write_mark()
+                except Exception:  # a mark not written only costs the catch-up a longer read
+                    log.exception("journeys inbox: the mark was not written")
             busy = self.handled - handled >= BUSY_ITEMS
             pause = max(BUSY_GATHER_SECONDS if busy else GATHER_SECONDS, time.monotonic() - last)
             if not self.items:
@@ -93,12 +116,16 @@ class Inbox:
     def drain(self, limit: int | None = None) -> int:
         """Handle everything queued, or the first ``limit`` items (an application context must be active)."""
         from ..db import db
+        from ..models import utcnow
         from .triggers import on_events, on_segment_changes
 
+        began = utcnow()  # before the items are taken: whatever was queued by now is in this drain, unless it is full
         batch = []
         while self.items and (limit is None or len(batch) < limit):
             batch.append(self.items.popleft())
+        whole = not self.items or limit is None
         if not batch:
+            self._vouch(began)
             return 0
         events: dict[int, list] = {}
         changes: dict[int, list] = {}
@@ -109,6 +136,7 @@ class Inbox:
             try:
                 entered += on_events(site_id, items, remember=True)
             except Exception:
+                self.failed = True
                 db.session.rollback()
                 log.exception("journeys: events of site %s were not handled now; the catch-up will", site_id)
         for site_id, items in changes.items():
@@ -119,9 +147,45 @@ class Inbox:
                 log.exception("journeys: segment changes of site %s were not handled now; the catch-up will", site_id)
         db.session.remove()
         self.handled += len(batch)
+        if whole:
+            self._vouch(began)
         if entered:
             wake_runner(self.app)
         return entered
+
+    def _vouch(self, began: datetime) -> None:
+        """Everything queued before ``began`` is handled: the events stored up to the margin before it are."""
+        from datetime import timedelta
+
+        if not self.failed:
+            self.safe = began - timedelta(seconds=MARK_MARGIN_SECONDS)
+
+    def write_mark(self) -> None:
+        """Note in the database up to when this process's events are handled (an application context
+        must be active; on SQLite it takes the writer turn). Nothing once a failure was seen."""
+        from sqlalchemy import insert, update
+
+        from ..db import db, writer_turn
+        from ..models import utcnow
+        from ..profiles import storer_token
+        from .models import JourneyInboxMark
+
+        self._marked_at, self._marked_handled = time.monotonic(), self.handled
+        safe = self.safe
+        if self.failed or safe is None or safe == self._marked:
+            return
+        token, marks = storer_token(), JourneyInboxMark.__table__
+        with writer_turn():
+            try:
+                if not db.session.execute(update(marks).where(marks.c.token == token).values(handled_before=safe, updated_at=utcnow())).rowcount:
+                    db.session.execute(insert(marks).values(token=token, handled_before=safe, updated_at=utcnow()))
+                db.session.commit()
+            except Exception:
+                db.session.rollback()
+                raise
+            finally:
+                db.session.remove()
+        self._marked = safe
 
     def wait_idle(self, timeout: float = 10.0) -> bool:
         """Wait until everything queued so far was handled (tests, benchmarks)."""
@@ -166,8 +230,12 @@ def _queue(kind: str, site_id: int, payload, app: Flask | None = None) -> None:
 def event_received(site_id, event):
     # once per stored event, in the request that stored it: the application looked up once
     app = current_app._get_current_object()
-    if event.type in live_journeys(site_id, app).heard:
-        _queue("event", site_id, event, app)
+    try:
+        if event.type in live_journeys(site_id, app).heard:
+            _queue("event", site_id, event, app)
+    except Exception:
+        inbox(app).failed = True  # this event may be missed: the catch-up must read what this process stores
+        raise
 
 
 @hookimpl

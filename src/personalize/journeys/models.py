@@ -175,4 +175,14 @@ class JourneyCursor(db.Model):
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
 
-__all__ = ["Journey", "JourneyCursor", "JourneyEnrollment", "JourneySettings", "JourneyStep", "JourneyVersion"]
+class JourneyInboxMark(db.Model):
+    """Up to when a process's journeys inbox has handled every event that process stored
+    (``events.stored_by`` = ``token``): the catch-up does not read those again."""
+
+    __tablename__ = "journey_inbox_marks"
+    token: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    handled_before: Mapped[datetime] = mapped_column(DateTime)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+__all__ = ["Journey", "JourneyCursor", "JourneyInboxMark", "JourneyEnrollment", "JourneySettings", "JourneyStep", "JourneyVersion"]

@@ -21,11 +21,11 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any, NamedTuple
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import and_, delete, func, or_, select
 
 from ..db import db, holding_writer_turn, sqlite_insert_rows, sqlite_time, writer_turn
 from ..models import Event, Order, Profile, utcnow
-from .models import JourneyCursor, JourneyEnrollment, JourneyStep
+from .models import Journey, JourneyCursor, JourneyEnrollment, JourneyInboxMark, JourneyStep
 from .runner import (
     Change,
     Entry,
@@ -39,7 +39,7 @@ from .runner import (
     step_row,
     unnest_insert,
 )
-from .store import LiveJourney, finish_enrollments, live_journeys, version_flow
+from .store import RECHECK_SECONDS, LiveJourney, finish_enrollments, live_journeys, version_flow
 
 log = logging.getLogger(__name__)
 
@@ -728,13 +728,43 @@ def _catch_up(name: str, table, time_column, now: datetime, handle, skip_before:
     return handled
 
 
+MARKS_KEPT = timedelta(hours=1)  # a mark not written for this long is a process gone: forgotten
+CHANGE_SECONDS = RECHECK_SECONDS + 5  # after a journey changes, until every process's inbox heard of it (clocks a little apart)
+
+
+def unmarked(e, marks: dict[int, datetime], trusted_from: datetime | None):
+    """The condition on event rows (``e``: the events table) that the inbox marks (``token ->
+    handled before``) do not vouch for: no process token, a token without a mark, a time at or
+    after its mark, or a time before ``trusted_from`` (a journey changed then: a process may not
+    have heard of it yet). None when nothing is vouched for."""
+    if not marks:
+        return None
+    return or_(e.c.stored_by.is_(None), e.c.stored_by.not_in(sorted(marks)),
+               *([e.c.received_at < trusted_from] if trusted_from is not None else []),
+               *[and_(e.c.stored_by == token, e.c.received_at >= before) for token, before in sorted(marks.items())])
+
+
 def catch_up_events(now: datetime | None = None) -> int:
     """Handle the events stored since the cursor that are a minute old: whatever their
-    notification did not (a process that died) is done now, and nothing twice."""
+    notification did not (a process that died) is done now, and nothing twice. What a living
+    process's inbox noted as handled (``journey_inbox_marks``) is not read again."""
     from ..records import Event as EventRecord
 
     now = now or utcnow()
     e = Event.__table__
+    marks: dict[int, datetime] = {}
+    gone: list[int] = []
+    for token, before, written in db.session.execute(select(JourneyInboxMark.token, JourneyInboxMark.handled_before, JourneyInboxMark.updated_at)):
+        if written < now - MARKS_KEPT:
+            gone.append(token)
+        else:
+            marks[token] = before
+    if gone:
+        db.session.execute(delete(JourneyInboxMark).where(JourneyInboxMark.token.in_(gone)))
+        db.session.commit()
+    live_sites = _sites_with_live_journeys()
+    changed = db.session.scalar(select(func.max(Journey.updated_at)).where(Journey.site_id.in_(live_sites))) if live_sites else None
+    unvouched = unmarked(e, marks, changed + timedelta(seconds=CHANGE_SECONDS) if changed is not None else None)
 
     def handle(after: int, bound: int, sites: list[int]) -> int:
         # the window by its ids alone (the primary key): a condition on the site here made SQLite walk
@@ -744,8 +774,10 @@ def catch_up_events(now: datetime | None = None) -> int:
         rows = db.session.execute(
             select(e.c.site_id, e.c.event_id, e.c.type, e.c.visitor, e.c.profile_id, e.c.occurred_at, e.c.product_id, e.c.properties,
                    e.c.received_at)
-            .where(e.c.id > after, e.c.id <= bound, e.c.profile_id.is_not(None)).order_by(e.c.id)
+            .where(e.c.id > after, e.c.id <= bound, e.c.profile_id.is_not(None), *([unvouched] if unvouched is not None else []))
+            .order_by(e.c.id)
         ).all()
+        log.debug("journeys catch-up: events after id %s up to %s: %s read", after, bound, len(rows))
         by_site: dict[int, list] = defaultdict(list)
         received: dict[str, datetime] = {}
         for site_id, event_id, etype, visitor, pid, at, product, props, got in rows:
@@ -757,7 +789,7 @@ def catch_up_events(now: datetime | None = None) -> int:
     # An event stored before every live journey was last made active enters nobody (see match_events), and
     # the goals and waits it could answer are checked again by the runner when their step is due: after a
     # pause, what was stored meanwhile is passed over without being read.
-    activated = [j.activated_at for site_id in _sites_with_live_journeys() for j in live_journeys(site_id).journeys]
+    activated = [j.activated_at for site_id in live_sites for j in live_journeys(site_id).journeys]
     skip_before = min(activated) if activated and None not in activated else None
     return _catch_up("events", e, e.c.received_at, now, handle, skip_before)
 

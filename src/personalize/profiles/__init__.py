@@ -13,7 +13,7 @@ from .attributes import attributes_of, set_attributes
 from .events import IncomingEvent, validate_batch, validate_event
 from .facts import device_facts, record_device_facts
 from .identity import attach_identities, profile_for_visitor, profiles_for, profiles_for_visitors
-from .ingest import IngestResult, recent_interactions, store_events
+from .ingest import IngestResult, recent_interactions, store_events, storer_token
 from .merge import link_identity, merge_profiles, resolve_contact, resolve_profile_id
 from .orders import import_orders
 from .privacy import address_facts, erase_profile, export_profile
@@ -62,5 +62,5 @@ def _after_events(site_id: int, result: IngestResult) -> None:
 __all__ = [
     "IncomingEvent", "IngestResult", "after_store", "attach_identities", "attributes_of", "erase_profile", "export_profile",
     "import_orders", "link_identity", "merge_profiles", "resolve_contact", "resolve_profile_id", "set_attributes", "ingest_events", "profile_for_visitor", "profiles_for",
-    "profiles_for_visitors", "recent_interactions", "store_events", "validate_batch", "validate_event",
+    "profiles_for_visitors", "recent_interactions", "store_events", "storer_token", "validate_batch", "validate_event",
 ]

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
+import secrets
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+from flask import current_app
 from sqlalchemy import bindparam, insert, select, text, update
 
 from ..db import db, insert_ignoring_conflicts, sqlite_time
@@ -26,9 +29,20 @@ _TOUCH = (
 _INTERACTIONS = insert(Interaction.__table__)  # built once, run on the session's connection
 
 _EVENT_COLUMNS = ("site_id", "event_id", "type", "visitor", "profile_id", "product_id", "rec_id", "slot", "position", "url",
-                  "properties", "occurred_at", "received_at")
+                  "stored_by", "properties", "occurred_at", "received_at")
 _EVENT_ARRAYS = ("INTEGER[]", "VARCHAR[]", "VARCHAR[]", "VARCHAR[]", "BIGINT[]", "VARCHAR[]", "VARCHAR[]", "VARCHAR[]",
-                 "INTEGER[]", "VARCHAR[]", "JSON[]", "TIMESTAMP[]", "TIMESTAMP[]")
+                 "INTEGER[]", "VARCHAR[]", "BIGINT[]", "JSON[]", "TIMESTAMP[]", "TIMESTAMP[]")
+
+
+def storer_token() -> int:
+    """A random number naming this process (and application) among those that store events, written
+    on each event it stores (``events.stored_by``): a reader of the events can then tell which
+    process's notifications they went to (the journeys' catch-up). A forked process draws its own."""
+    app = current_app._get_current_object()
+    found = app.extensions.get("personalize.storer")
+    if found is None or found[0] != os.getpid():
+        found = app.extensions["personalize.storer"] = (os.getpid(), secrets.randbits(62) + 1)
+    return found[1]
 # PostgreSQL: a batch's events as one array per column, so the statement's text is the same
 # for any number of rows (a multi-row VALUES list is new text for the driver to parse every time)
 _EVENTS_PG = text(
@@ -41,7 +55,7 @@ _EVENTS_PG = text(
 # SQLite: the statements run on the driver's cursor (the session's connection, in its transaction).
 # Through SQLAlchemy, binding the parameters (a date converted per row, the statement's parameter
 # list rebuilt per row) cost the writer more than SQLite spent storing the rows.
-_SQLITE_ROWS = 500  # rows per statement: 13 columns each, well under SQLite's 32,766 parameters
+_SQLITE_ROWS = 500  # rows per statement: 14 columns each, well under SQLite's 32,766 parameters
 
 
 def _sqlite_values(columns: int, n: int) -> str:
@@ -59,9 +73,9 @@ def _insert_events_sqlite(connection, rows: list[dict]) -> set[str]:
             args: list = []
             for row in chunk:
                 args += (row["site_id"], row["event_id"], row["type"], row["visitor"], row["profile_id"], row["product_id"],
-                         row["rec_id"], row["slot"], row["position"], row["url"], json.dumps(row["properties"]),
+                         row["rec_id"], row["slot"], row["position"], row["url"], row["stored_by"], json.dumps(row["properties"]),
                          sqlite_time(row["occurred_at"]), now)
-            cursor.execute(f"INSERT INTO events ({', '.join(_EVENT_COLUMNS)}) VALUES {_sqlite_values(13, len(chunk))} "
+            cursor.execute(f"INSERT INTO events ({', '.join(_EVENT_COLUMNS)}) VALUES {_sqlite_values(14, len(chunk))} "
                            "ON CONFLICT (site_id, event_id) DO NOTHING RETURNING event_id", args)
             inserted.update(event_id for (event_id,) in cursor.fetchall())
     finally:
@@ -128,13 +142,14 @@ def store_events(
     result = IngestResult()
     if not events:
         return result
+    stored_by = storer_token()
     try:
         profile_of, created = profiles_and_created(site_id, VISITOR, [ev.visitor for ev in events])
         rows = [
             {
                 "site_id": site_id, "event_id": ev.id, "type": ev.type, "visitor": ev.visitor,
                 "profile_id": profile_of[ev.visitor], "product_id": ev.product_id, "rec_id": ev.rec_id,
-                "slot": ev.slot, "position": ev.position, "url": ev.url,
+                "slot": ev.slot, "position": ev.position, "url": ev.url, "stored_by": stored_by,
                 "properties": _properties(ev), "occurred_at": ev.occurred_at,
             }
             for ev in events
