@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 
 from personalize.journeys.email import save_settings
@@ -10,6 +11,19 @@ from personalize.profiles import ingest_events, set_attributes
 from personalize.profiles.identity import EMAIL, VISITOR, lookup
 
 T0 = int(time.time() * 1000) - 3_600_000
+
+
+@contextlib.contextmanager
+def notifications_lost(app):
+    """Inside: what is stored reaches no journey (the process dies between a commit and its
+    notification); the journeys' listener is back afterwards."""
+    registry = app.extensions["personalize.plugins"]
+    listener = registry.pm.get_plugin("personalize.journeys.listener")
+    registry.pm.unregister(listener)
+    try:
+        yield
+    finally:
+        registry.pm.register(listener, name="personalize.journeys.listener")
 
 
 def mail_settings(app, site_id: int, smtp_server, **extra) -> None:

@@ -18,7 +18,7 @@ from personalize.journeys.triggers import catch_up_events, catch_up_segments
 from personalize.profiles import ingest_events
 from personalize.sites import get_site
 
-from .support import EMAIL_STEP, T0, customer, journey, mail_settings
+from .support import EMAIL_STEP, T0, customer, journey, mail_settings, notifications_lost
 
 SIMPLE_EMAIL = {**EMAIL_STEP, "recommendations": 0}
 
@@ -87,13 +87,8 @@ def test_catch_up_enters_whom_a_lost_notification_missed_and_nobody_twice(app, t
                                "steps": [{"id": "s1", "type": "wait", "seconds": 3600}]})
     catch_up_events(clock.now)  # the cursor starts at the newest event: older history never enters
     ingest_events(site, [{"id": "add0", "type": "product_added", "visitor": "p0-v", "product_id": "tea-pot", "ts": T0}])  # heard
-    registry = app.extensions["personalize.plugins"]
-    listener = registry.pm.get_plugin("personalize.journeys.listener")
-    registry.pm.unregister(listener)  # the process dies between the commit and the notification
-    try:
+    with notifications_lost(app):  # the process dies between the commit and the notification
         ingest_events(site, [{"id": f"add{i}", "type": "product_added", "visitor": f"p{i}-v", "product_id": "tea-pot", "ts": T0 + i} for i in (1, 2)])
-    finally:
-        registry.pm.register(listener, name="personalize.journeys.listener")
     assert db.session.scalar(select(func.count()).select_from(JourneyEnrollment)) == 1
     assert catch_up_events(clock.now) == 0, "events younger than a minute are left to their notification"
     assert catch_up_events(clock.advance(seconds=61)) == 2, "the two missed entries are made; the heard one is not repeated"
@@ -115,16 +110,11 @@ def test_catch_up_reads_each_window_whole_and_enters_only_for_the_live_sites_eve
     journey(site.id, "adds", {"trigger": {"type": "event", "event": "product_added"}, "reentry": {"mode": "every_time"}, "control": 0,
                               "steps": [{"id": "s1", "type": "wait", "seconds": 3600}]})
     catch_up_events(clock.now)
-    registry = app.extensions["personalize.plugins"]
-    listener = registry.pm.get_plugin("personalize.journeys.listener")
-    registry.pm.unregister(listener)  # every notification below is lost
-    try:
+    with notifications_lost(app):  # every notification below is lost
         for i in range(6):
             ingest_events(other, [{"id": f"o{i}", "type": "product_added", "visitor": f"p{i}-v", "product_id": "tea-pot", "ts": T0 + i}])
             ingest_events(site, [{"id": f"v{i}", "type": "product_viewed", "visitor": f"p{i}-v", "product_id": "tea-pot", "ts": T0 + i},
                                  {"id": f"a{i}", "type": "product_added", "visitor": f"p{i}-v", "product_id": "tea-pot", "ts": T0 + i}])
-    finally:
-        registry.pm.register(listener, name="personalize.journeys.listener")
     scan = triggers.SCAN
     triggers.SCAN = 4  # several windows, each mixing the two sites and both types
     try:
@@ -148,14 +138,9 @@ def test_catch_up_enters_whom_a_lost_segment_notification_missed_and_nobody_twic
                               "steps": [{"id": "s1", "type": "wait", "seconds": 3600}]})
     catch_up_segments(clock.now)  # the cursor starts at the newest change
     set_attributes(site.id, ann, {"tier": "gold"}, "crm")  # heard
-    registry = inline.extensions["personalize.plugins"]
-    listener = registry.pm.get_plugin("personalize.journeys.listener")
-    registry.pm.unregister(listener)  # the process dies between the commit and the notification
-    try:
+    with notifications_lost(inline):  # the process dies between the commit and the notification
         for pid in (bob, cat):
             set_attributes(site.id, pid, {"tier": "gold"}, "crm")
-    finally:
-        registry.pm.register(listener, name="personalize.journeys.listener")
 
     def entered() -> set[int]:
         return set(db.session.scalars(select(JourneyEnrollment.profile_id)))

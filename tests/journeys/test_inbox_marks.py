@@ -17,7 +17,7 @@ from personalize.models import Event, utcnow
 from personalize.profiles import ingest_events, storer_token
 from personalize.sites import get_site
 
-from .support import T0, customer, journey
+from .support import T0, customer, journey, notifications_lost
 
 VIEWS = {"trigger": {"type": "event", "event": "product_viewed"}, "reentry": {"mode": "every_time"}, "control": 0,
          "steps": [{"id": "s1", "type": "wait", "seconds": 3600}]}
@@ -58,13 +58,8 @@ def test_what_a_living_inbox_handled_is_not_read_again_and_a_dead_processs_event
     ann_row = db.session.scalar(select(Event).where(Event.event_id == "ann-view-0"))
     assert ann_row.stored_by == token and ann_row.received_at < mark.handled_before
     # bob's event was stored by a process that died before its inbox handled it: its token has no mark
-    registry = app.extensions["personalize.plugins"]
-    plugin = registry.pm.get_plugin("personalize.journeys.listener")
-    registry.pm.unregister(plugin)
-    try:
+    with notifications_lost(app):
         _view(s, "bob")
-    finally:
-        registry.pm.register(plugin, name="personalize.journeys.listener")
     db.session.execute(update(Event).where(Event.event_id == "bob-view-0").values(stored_by=12345))
     db.session.commit()
     caplog.set_level(logging.DEBUG, logger="personalize.journeys.triggers")

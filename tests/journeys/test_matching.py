@@ -19,7 +19,7 @@ from personalize.profiles import ingest_events
 from personalize.records import Event, ProductRecord
 from personalize.sites import get_site
 
-from .support import T0, customer, journey
+from .support import T0, customer, journey, notifications_lost
 
 WAIT = [{"id": "s1", "type": "wait", "seconds": 3600}]
 
@@ -143,13 +143,8 @@ def test_the_catch_up_still_enters_for_what_came_after_the_activation(app, site,
     catch_up_events(clock.now)
     set_status(j, "paused")
     set_status(j, "active")
-    registry = app.extensions["personalize.plugins"]
-    listener = registry.pm.get_plugin("personalize.journeys.listener")
-    registry.pm.unregister(listener)  # the notification is lost
-    try:
+    with notifications_lost(app):  # the notification is lost
         ingest_events(s, [{"id": "ann-view", "type": "product_viewed", "visitor": "ann-v", "product_id": "tea-pot", "ts": T0 + 10}])
-    finally:
-        registry.pm.register(listener, name="personalize.journeys.listener")
     assert _entered(j.id) == set()
     assert catch_up_events(clock.advance(seconds=61)) == 1
     assert _entered(j.id) == {ann}
@@ -174,13 +169,8 @@ def test_the_catch_up_passes_over_what_was_stored_during_a_pause_without_reading
     assert len(paused) == 5
     clock.advance(seconds=120)
     set_status(j, "active")
-    registry = app.extensions["personalize.plugins"]
-    listener = registry.pm.get_plugin("personalize.journeys.listener")
-    registry.pm.unregister(listener)  # bob's notification is lost
-    try:
+    with notifications_lost(app):  # bob's notification is lost
         ingest_events(s, [{"id": "bob-view", "type": "product_viewed", "visitor": "bob-v", "product_id": "tea-pot", "ts": T0 + 20}])
-    finally:
-        registry.pm.register(listener, name="personalize.journeys.listener")
     windows: list[tuple[int, int]] = []  # (after, bound] of every read of whole event rows
 
     def seen(conn, cursor, statement, parameters, context, executemany):

@@ -123,7 +123,7 @@ class Inbox:
         batch = []
         while self.items and (limit is None or len(batch) < limit):
             batch.append(self.items.popleft())
-        whole = not self.items or limit is None
+        whole = not self.items  # nothing left: everything queued before ``began`` is in this batch
         if not batch:
             self._vouch(began)
             return 0
@@ -222,8 +222,7 @@ def _queue(kind: str, site_id: int, payload, app: Flask | None = None) -> None:
             db.session.rollback()
             log.exception("journeys: a %s of site %s was not handled now; the catch-up will", kind, site_id)
         return
-    box = app.extensions.get("personalize.journeys.inbox") or inbox(app)
-    box.put(kind, site_id, payload)
+    inbox(app).put(kind, site_id, payload)
 
 
 @hookimpl

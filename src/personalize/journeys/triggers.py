@@ -702,13 +702,14 @@ def _settled_bound(table, time_column, after: int, edge: datetime) -> int:
     return bound
 
 
-def _catch_up(name: str, table, time_column, now: datetime, handle, skip_before: datetime | None = None) -> int:
+def _catch_up(name: str, table, time_column, now: datetime, handle, skip_before: datetime | None = None,
+              sites: list[int] | None = None) -> int:
     """Walk ``table`` past the cursor ``name`` one settled window at a time: ``handle(after, bound, sites)``
-    handles the rows with ``after < id <= bound`` for the sites that have a live journey and says how many
-    it handled; the cursor moves past the window in the same commit. Rows stored before ``skip_before``
-    are passed over unread."""
+    handles the rows with ``after < id <= bound`` for the sites that have a live journey (``sites``, when
+    the caller looked them up) and says how many it handled; the cursor moves past the window in the same
+    commit. Rows stored before ``skip_before`` are passed over unread."""
     cursor = _cursor(name, lambda: db.session.scalar(select(func.max(table.c.id))))
-    sites = _sites_with_live_journeys()
+    sites = _sites_with_live_journeys() if sites is None else sites
     handled = 0
     edge = now - timedelta(seconds=SETTLE_SECONDS)
     while True:
@@ -718,6 +719,7 @@ def _catch_up(name: str, table, time_column, now: datetime, handle, skip_before:
                 cursor.position, cursor.updated_at = passed, now
                 db.session.commit()
                 continue
+            skip_before = None  # the cursor is past them: the windows after need no second look
         bound = _settled_bound(table, time_column, cursor.position, edge)
         if bound <= cursor.position:
             break
@@ -791,7 +793,7 @@ def catch_up_events(now: datetime | None = None) -> int:
     # pause, what was stored meanwhile is passed over without being read.
     activated = [j.activated_at for site_id in live_sites for j in live_journeys(site_id).journeys]
     skip_before = min(activated) if activated and None not in activated else None
-    return _catch_up("events", e, e.c.received_at, now, handle, skip_before)
+    return _catch_up("events", e, e.c.received_at, now, handle, skip_before, live_sites)
 
 
 def catch_up_segments(now: datetime | None = None) -> int:

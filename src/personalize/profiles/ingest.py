@@ -33,6 +33,14 @@ _EVENT_COLUMNS = ("site_id", "event_id", "type", "visitor", "profile_id", "produ
 _EVENT_ARRAYS = ("INTEGER[]", "VARCHAR[]", "VARCHAR[]", "VARCHAR[]", "BIGINT[]", "VARCHAR[]", "VARCHAR[]", "VARCHAR[]",
                  "INTEGER[]", "VARCHAR[]", "BIGINT[]", "JSON[]", "TIMESTAMP[]", "TIMESTAMP[]")
 
+# PostgreSQL: a batch's events as one array per column, so the statement's text is the same
+# for any number of rows (a multi-row VALUES list is new text for the driver to parse every time)
+_EVENTS_PG = text(
+    f"INSERT INTO events ({', '.join(_EVENT_COLUMNS)}) "
+    f"SELECT * FROM unnest({', '.join(f'CAST(:{c} AS {t})' for c, t in zip(_EVENT_COLUMNS, _EVENT_ARRAYS, strict=True))}) "
+    "ON CONFLICT (site_id, event_id) DO NOTHING RETURNING event_id"
+)
+
 
 def storer_token() -> int:
     """A random number naming this process (and application) among those that store events, written
@@ -43,19 +51,12 @@ def storer_token() -> int:
     if found is None or found[0] != os.getpid():
         found = app.extensions["personalize.storer"] = (os.getpid(), secrets.randbits(62) + 1)
     return found[1]
-# PostgreSQL: a batch's events as one array per column, so the statement's text is the same
-# for any number of rows (a multi-row VALUES list is new text for the driver to parse every time)
-_EVENTS_PG = text(
-    f"INSERT INTO events ({', '.join(_EVENT_COLUMNS)}) "
-    f"SELECT * FROM unnest({', '.join(f'CAST(:{c} AS {t})' for c, t in zip(_EVENT_COLUMNS, _EVENT_ARRAYS, strict=True))}) "
-    "ON CONFLICT (site_id, event_id) DO NOTHING RETURNING event_id"
-)
 
 
 # SQLite: the statements run on the driver's cursor (the session's connection, in its transaction).
 # Through SQLAlchemy, binding the parameters (a date converted per row, the statement's parameter
 # list rebuilt per row) cost the writer more than SQLite spent storing the rows.
-_SQLITE_ROWS = 500  # rows per statement: 14 columns each, well under SQLite's 32,766 parameters
+_SQLITE_ROWS = 500  # rows per statement: 14 columns each (_EVENT_COLUMNS), well under SQLite's 32,766 parameters
 
 
 def _sqlite_values(columns: int, n: int) -> str:
@@ -75,7 +76,7 @@ def _insert_events_sqlite(connection, rows: list[dict]) -> set[str]:
                 args += (row["site_id"], row["event_id"], row["type"], row["visitor"], row["profile_id"], row["product_id"],
                          row["rec_id"], row["slot"], row["position"], row["url"], row["stored_by"], json.dumps(row["properties"]),
                          sqlite_time(row["occurred_at"]), now)
-            cursor.execute(f"INSERT INTO events ({', '.join(_EVENT_COLUMNS)}) VALUES {_sqlite_values(14, len(chunk))} "
+            cursor.execute(f"INSERT INTO events ({', '.join(_EVENT_COLUMNS)}) VALUES {_sqlite_values(len(_EVENT_COLUMNS), len(chunk))} "
                            "ON CONFLICT (site_id, event_id) DO NOTHING RETURNING event_id", args)
             inserted.update(event_id for (event_id,) in cursor.fetchall())
     finally:
