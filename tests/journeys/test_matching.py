@@ -112,9 +112,8 @@ def _live_stub():
     return LiveJourney(1, 1, "k", "k", 1, definition, Flow.of(definition), datetime(2026, 1, 1))
 
 
-def test_events_stored_while_every_journey_was_paused_do_not_enter_anyone_later(app, site, clock):
-    """What happens while a journey is paused is not caught up when it is active again, even
-    when no journey at all was live meanwhile (the catch-up's cursor did not move then)."""
+def _paused_views(app, site, clock):
+    """Ann and bob, and a journey of product views that the catch-up has started on, now paused."""
     s = get_site(site.id)
     app.config["JOURNEY_INBOX"] = "inline"
     ann, bob = (customer(s, f"{n}-v", f"{n}@example.com") for n in ("ann", "bob"))
@@ -122,6 +121,13 @@ def test_events_stored_while_every_journey_was_paused_do_not_enter_anyone_later(
                                    "control": 0, "steps": WAIT})
     catch_up_events(clock.now)  # the cursor starts at the newest event
     set_status(j, "paused")
+    return s, ann, bob, j
+
+
+def test_events_stored_while_every_journey_was_paused_do_not_enter_anyone_later(app, site, clock):
+    """What happens while a journey is paused is not caught up when it is active again, even
+    when no journey at all was live meanwhile (the catch-up's cursor did not move then)."""
+    s, ann, bob, j = _paused_views(app, site, clock)
     ingest_events(s, [{"id": "ann-view", "type": "product_viewed", "visitor": "ann-v", "product_id": "tea-pot", "ts": T0 + 10}])
     clock.advance(seconds=120)
     set_status(j, "active")
@@ -156,13 +162,7 @@ def test_the_catch_up_passes_over_what_was_stored_during_a_pause_without_reading
     nobody) without reading them, and still reads and enters for a lost notification after it."""
     from personalize.models import Event as EventRow
 
-    s = get_site(site.id)
-    app.config["JOURNEY_INBOX"] = "inline"
-    ann, bob = (customer(s, f"{n}-v", f"{n}@example.com") for n in ("ann", "bob"))
-    j = journey(site.id, "views", {"trigger": {"type": "event", "event": "product_viewed"}, "reentry": {"mode": "every_time"},
-                                   "control": 0, "steps": WAIT})
-    catch_up_events(clock.now)  # the cursor starts at the newest event
-    set_status(j, "paused")
+    s, ann, bob, j = _paused_views(app, site, clock)
     ingest_events(s, [{"id": f"ann-view-{i}", "type": "product_viewed", "visitor": "ann-v", "product_id": "tea-pot", "ts": T0 + i}
                       for i in range(5)])
     paused = set(db.session.scalars(select(EventRow.id).where(EventRow.event_id.like("ann-view-%"))))
