@@ -507,7 +507,8 @@ def print_metrics(port: int, token: str) -> None:
     with urllib.request.urlopen(request, timeout=10) as response:
         text = response.read().decode()
     wanted = re.compile(r'^(personalize_events_total\{outcome="(accepted|duplicate)"\}|personalize_http_requests_total\{route="/api/v1/'
-                        r'(events|recommendations)",method="(POST|GET)",status="2xx"\}|personalize_metrics_processes) ', re.M)
+                        r'(events|recommendations)",method="(POST|GET)",status="2xx"\}|personalize_metrics_processes|'
+                        r'personalize_sqlite_writer_(seconds|wait_seconds|turns)_total\{writer="\w+"\}) ', re.M)
     for line in text.splitlines():
         if wanted.match(line):
             print(f"metrics: {line}")

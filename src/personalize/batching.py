@@ -76,7 +76,7 @@ class EventBatcher:
             writer = self._writer.setdefault(site_id, threading.Lock())
         with writer:
             if not mine.done:  # nobody took them while we waited: we write, for everyone queued
-                with writer_turn():  # SQLite: one writing process at a time, woken at once (db.SQLiteWriterTurn)
+                with writer_turn("events"):  # SQLite: one writing process at a time, woken at once (db.SQLiteWriterTurn)
                     with self._lock:
                         group = self._queued.pop(site_id, [])
                     _write(site_id, group, self.known_facts)

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from pathlib import Path
 
 from flask import Flask
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import MetaData
 from sqlalchemy.exc import DBAPIError
+
+from . import metrics
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +55,14 @@ def database_unavailable(exc: BaseException) -> bool:
     return isinstance(exc, DBAPIError) and bool(exc.connection_invalidated)
 
 
+WRITERS = ("events", "segments", "journeys", "other")  # who takes the SQLite writer turn: the metrics' labels
+TURN_HELD = metrics.counter("personalize_sqlite_writer_seconds_total",
+                            "Seconds the SQLite writer turn was held, by writer (events, segments, journeys, other).", ["writer"])
+TURN_WAITED = metrics.counter("personalize_sqlite_writer_wait_seconds_total",
+                              "Seconds writers waited for the SQLite writer turn, by writer.", ["writer"])
+TURNS = metrics.counter("personalize_sqlite_writer_turns_total", "Times the SQLite writer turn was taken, by writer.", ["writer"])
+
+
 class SQLiteWriterTurn:
     """One writer at a time across the processes of one SQLite file, queued by the kernel.
 
@@ -66,6 +77,11 @@ class SQLiteWriterTurn:
     writers (:func:`holding_writer_turn`). Other writers (the admin, imports) keep SQLite's own
     waiting; the turn only orders the busiest ones. Nothing for PostgreSQL, an in-memory database
     or a system without ``fcntl``.
+
+    How long each kind of writer waited for the turn and held it is counted for ``/metrics``
+    (:data:`TURN_HELD`, :data:`TURN_WAITED`, :data:`TURNS`): the rate of the seconds held, all
+    writers together, is the share of the time the database's one writer is busy; near 1, writes
+    queue, and the next step is PostgreSQL (docs/deployment.md).
     """
 
     def __init__(self, database: str | None):
@@ -79,10 +95,17 @@ class SQLiteWriterTurn:
         self._pid = 0
         self._held = False
         self._depth = 0
+        self._writer = ("other",)  # who holds the turn, and since when (perf_counter)
+        self._since = 0.0
 
     def __enter__(self):
+        return self.enter("other")
+
+    def enter(self, writer: str):
+        """Take the turn for ``writer`` (one of :data:`WRITERS`); :meth:`__exit__` gives it back."""
         if self.path is None:
             return self
+        asked = time.perf_counter()
         self._thread.acquire()
         self._depth += 1
         if self._depth > 1:
@@ -97,6 +120,9 @@ class SQLiteWriterTurn:
         except (ImportError, OSError) as exc:  # no turn: SQLite's own waiting still orders the writers
             log.warning("no SQLite writer turn at %s (%s)", self.path, exc)
             self._held = False
+        self._writer, self._since = (writer,), time.perf_counter()
+        TURN_WAITED.add(self._writer, self._since - asked)
+        TURNS.add(self._writer)
         return self
 
     def __exit__(self, *exc) -> None:
@@ -104,17 +130,39 @@ class SQLiteWriterTurn:
             return
         try:
             self._depth -= 1
-            if self._held and self._depth == 0:
-                import fcntl
+            if self._depth == 0:
+                if self._held:
+                    import fcntl
 
-                self._held = False
-                fcntl.flock(self._handle, fcntl.LOCK_UN)
+                    self._held = False
+                    fcntl.flock(self._handle, fcntl.LOCK_UN)
+                TURN_HELD.add(self._writer, time.perf_counter() - self._since)
         finally:
             self._thread.release()
 
 
-def writer_turn():
-    """The app's :class:`SQLiteWriterTurn` (a context manager that does nothing on PostgreSQL)."""
+class _TurnFor:
+    """``with writer_turn("events"):``: the app's turn, taken for a named writer."""
+
+    __slots__ = ("turn", "writer")
+
+    def __init__(self, turn: SQLiteWriterTurn, writer: str):
+        self.turn, self.writer = turn, writer
+
+    @property
+    def path(self) -> str | None:
+        return self.turn.path
+
+    def __enter__(self):
+        return self.turn.enter(self.writer)
+
+    def __exit__(self, *exc) -> None:
+        self.turn.__exit__(*exc)
+
+
+def writer_turn(writer: str = "other"):
+    """The app's :class:`SQLiteWriterTurn`, to be taken for ``writer`` (one of :data:`WRITERS`: what
+    ``/metrics`` counts it under); a context manager that does nothing on PostgreSQL."""
     from flask import current_app
 
     turn = current_app.extensions.get("personalize.writer_turn")
@@ -122,21 +170,25 @@ def writer_turn():
         url = db.engine.url
         turn = current_app.extensions.setdefault(
             "personalize.writer_turn", SQLiteWriterTurn(url.database if url.get_backend_name() == "sqlite" else None))
-    return turn
+    return turn if turn.path is None else _TurnFor(turn, writer)
 
 
-def holding_writer_turn(fn):
+def holding_writer_turn(writer: str):
     """Decorate a function that writes in one transaction and commits: it runs holding the
-    :func:`writer_turn`, so on SQLite it never waits in SQLite's sleeping lock wait, nor makes
-    the event batches wait there (background writers: the journeys' triggers and step runner)."""
+    :func:`writer_turn` (counted for ``writer``), so on SQLite it never waits in SQLite's sleeping
+    lock wait, nor makes the event batches wait there (background writers: the journeys' triggers
+    and step runner)."""
     import functools
 
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        with writer_turn():
-            return fn(*args, **kwargs)
+    def decorate(fn):
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            with writer_turn(writer):
+                return fn(*args, **kwargs)
 
-    return wrapper
+        return wrapper
+
+    return decorate
 
 
 def sqlite_time(value) -> str | None:

@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from datetime import datetime
 
 import pytest
 from sqlalchemy import select
 
-from personalize.db import db, writer_turn
+from personalize.db import TURN_HELD, TURN_WAITED, TURNS, db, writer_turn
 from personalize.models import Event, Interaction
 
 
@@ -55,3 +56,48 @@ def test_the_sqlite_writer_turn_is_held_across_processes(app):
             inside = probe()  # still held: the outer turn has not ended
         after = probe()
     assert (nested, inside, after) == ("busy", "busy", "free")
+
+
+HOLD_FOR = """
+import fcntl, sys, time
+with open(sys.argv[1], "a") as f:
+    fcntl.flock(f, fcntl.LOCK_EX)
+    print("held", flush=True)
+    time.sleep(float(sys.argv[2]))
+"""
+
+
+def _counted(metric, writer: str) -> float:
+    return metric.series().get(f'{metric.name}{{writer="{writer}"}}', 0.0)
+
+
+def test_the_writer_turn_counts_who_waited_and_held_it(app, client, site):
+    """What /metrics shows of the SQLite writer: each writer's turns, the seconds it waited for the
+    turn while another process held it, and the seconds it held it (an event batch counts as ``events``)."""
+    with app.app_context():
+        if db.engine.dialect.name != "sqlite":
+            pytest.skip("the writer turn orders SQLite's writers only")
+        path = writer_turn().path
+    before = {(m.name, w): _counted(m, w) for m in (TURN_HELD, TURN_WAITED, TURNS) for w in ("events", "journeys")}
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_FOR, path, "0.4"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with app.app_context():
+            asked = time.perf_counter()
+            with writer_turn("journeys"):
+                waited = time.perf_counter() - asked
+                time.sleep(0.1)
+    finally:
+        holder.wait(timeout=30)
+    r = client.post("/api/v1/events", json={"key": site.public_key, "events": [
+        {"id": "turn-1", "type": "product_viewed", "visitor": "v-turn", "product_id": "run-shoe", "ts": int(time.time() * 1000)}]})
+    assert r.status_code == 202, r.get_json()
+
+    def grew(metric, writer):
+        return _counted(metric, writer) - before[(metric.name, writer)]
+
+    assert waited >= 0.2  # the other process held it
+    assert grew(TURN_WAITED, "journeys") == pytest.approx(waited, abs=0.05)
+    assert 0.1 <= grew(TURN_HELD, "journeys") < 0.1 + 0.5
+    assert grew(TURNS, "journeys") == 1
+    assert grew(TURNS, "events") >= 1 and grew(TURN_HELD, "events") > 0

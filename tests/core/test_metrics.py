@@ -143,6 +143,13 @@ def test_events_are_counted_by_outcome(metrics_app):
     assert client.post("/api/v1/events", json={"key": key, "events": batch}).status_code == 202  # a beacon sent again
     after = scrape(metrics_app)
     assert [delta(before, after, f'personalize_events_total{{outcome="{o}"}}') for o in ("accepted", "duplicate", "rejected")] == [2, 2, 1]
+    # on SQLite, the one writer's turns the batches took (PostgreSQL has no such turn: nothing counted)
+    turns = delta(before, after, 'personalize_sqlite_writer_turns_total{writer="events"}')
+    held = delta(before, after, 'personalize_sqlite_writer_seconds_total{writer="events"}')
+    if metrics_app.config["DATABASE_URL"].startswith("sqlite"):
+        assert turns >= 2 and held > 0
+    else:
+        assert turns == held == 0
 
 
 def test_recommendation_lists_are_counted_by_strategy(metrics_app, trained):

@@ -175,7 +175,7 @@ class Inbox:
         if self.failed or safe is None or safe == self._marked:
             return
         token, marks = storer_token(), JourneyInboxMark.__table__
-        with writer_turn():
+        with writer_turn("journeys"):
             try:
                 if not db.session.execute(update(marks).where(marks.c.token == token).values(handled_before=safe, updated_at=utcnow())).rowcount:
                     db.session.execute(insert(marks).values(token=token, handled_before=safe, updated_at=utcnow()))

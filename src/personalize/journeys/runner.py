@@ -188,7 +188,7 @@ def claim(limit: int, now: datetime, lease_seconds: float, token: str) -> list[C
     return _claim(limit, now, lease_seconds, token)
 
 
-@holding_writer_turn
+@holding_writer_turn("journeys")
 def _claim(limit: int, now: datetime, lease_seconds: float, token: str) -> list[Claimed]:
     inner = _due(now).order_by(STEPS.c.due_at).limit(limit)
     if db.session.get_bind().dialect.name == "postgresql":
@@ -350,7 +350,7 @@ class Mover:
 # ---------------------------------------------------------------- writing
 
 
-@holding_writer_turn
+@holding_writer_turn("journeys")
 def write(changes: list[Change], token: str, now: datetime) -> tuple[int, int]:
     """Apply changes in one transaction; a change whose row this runner no longer holds is
     dropped whole. Returns ``(applied, lost)``. Commits (or rolls back and raises)."""

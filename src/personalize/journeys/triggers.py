@@ -160,7 +160,7 @@ def enter_many(wanted: list[tuple[LiveJourney, list[Candidate]]], now: datetime 
     if not plans:
         return []
     prepared = prepare_entries(plans, now)
-    with writer_turn():
+    with writer_turn("journeys"):
         try:
             entered = write_entries(prepared, now)
             if commit:
@@ -532,7 +532,7 @@ def on_events(site_id: int, events: list, now: datetime | None = None, received:
         return 0
     received = received or {}
     prepared = prepare_entries(plans, now) if plans else None
-    with writer_turn():
+    with writer_turn("journeys"):
         try:
             entered = len(write_entries(prepared, now)) if prepared is not None else 0
             if goal_events:
@@ -647,7 +647,7 @@ def answer_waits(site_id: int, hits: list[tuple[int, str, str, datetime]], now: 
     return answered
 
 
-@holding_writer_turn
+@holding_writer_turn("journeys")
 def on_segment_changes(site_id: int, changes: list[tuple[int, str, bool, datetime]], now: datetime | None = None) -> int:
     """Handle ``(profile, segment key, entered, when)`` changes: enter people, and end the entries of
     those who left a journey's trigger segment when the journey says so. Commits."""

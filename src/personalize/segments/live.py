@@ -316,7 +316,7 @@ def refresh_profiles(site_id: int, profile_ids: list[int], now: datetime | None 
         if db.session.connection().dialect.name == "postgresql":
             changes, identities = _write_and_commit_pg(site_id, changes, now)
         else:
-            with writer_turn():  # SQLite: after the events' group, not against it in SQLite's sleeping wait
+            with writer_turn("segments"):  # SQLite: after the events' group, not against it in SQLite's sleeping wait
                 changes = _write(site_id, changes, now)
                 db.session.commit()
         db.session.commit()
