@@ -55,7 +55,6 @@ def database_unavailable(exc: BaseException) -> bool:
     return isinstance(exc, DBAPIError) and bool(exc.connection_invalidated)
 
 
-WRITERS = ("events", "segments", "journeys", "other")  # who takes the SQLite writer turn: the metrics' labels
 TURN_HELD = metrics.counter("personalize_sqlite_writer_seconds_total",
                             "Seconds the SQLite writer turn was held, by writer (events, segments, journeys, other).", ["writer"])
 TURN_WAITED = metrics.counter("personalize_sqlite_writer_wait_seconds_total",
@@ -102,7 +101,7 @@ class SQLiteWriterTurn:
         return self.enter("other")
 
     def enter(self, writer: str):
-        """Take the turn for ``writer`` (one of :data:`WRITERS`); :meth:`__exit__` gives it back."""
+        """Take the turn for ``writer`` (its label in the counters); :meth:`__exit__` gives it back."""
         if self.path is None:
             return self
         asked = time.perf_counter()
@@ -161,8 +160,9 @@ class _TurnFor:
 
 
 def writer_turn(writer: str = "other"):
-    """The app's :class:`SQLiteWriterTurn`, to be taken for ``writer`` (one of :data:`WRITERS`: what
-    ``/metrics`` counts it under); a context manager that does nothing on PostgreSQL."""
+    """The app's :class:`SQLiteWriterTurn`, to be taken for ``writer`` (what ``/metrics`` counts it
+    under: ``events``, ``segments``, ``journeys``; ``other`` by default); a context manager that
+    does nothing on PostgreSQL."""
     from flask import current_app
 
     turn = current_app.extensions.get("personalize.writer_turn")
