@@ -18,6 +18,7 @@ The machine's load average is printed next to every timing: on a shared
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import time
@@ -80,38 +81,42 @@ def main() -> None:
     ap.add_argument("--orders", type=Path, default=ONLINE_RETAIL)
     ap.add_argument("--only", choices=["retail", "amazon", "synthetic", "regimes", "fit"], default=None)
     ap.add_argument("--repeat", type=int, default=3, help="fits timed for --only fit")
+    ap.add_argument("--params", type=json.loads, default=None, metavar="JSON",
+                    help='overrides of the engine\'s settings, e.g. \'{"ranker_learning_rate": 0.1}\' (to compare with other settings)')
     args = ap.parse_args()
+    params = args.params
     if args.only in (None, "retail", "fit"):
         log, items, guests = load_online_retail(args.orders)
     if args.only in (None, "retail"):
         for cutoff in CUTOFFS:
-            result = run_evaluation(log, items, datetime.fromisoformat(cutoff), 30, guests=guests)
+            result = run_evaluation(log, items, datetime.fromisoformat(cutoff), 30, guests=guests, params=params)
             report(f"Online Retail, cutoff {cutoff}, 30 days", result)
     if args.only in (None, "amazon") and AMAZON.exists():
         a_log, a_items, a_guests = load_online_retail(AMAZON)
-        report("Amazon grocery, cutoff 2014-04-01, 60 days", run_evaluation(a_log, a_items, datetime(2014, 4, 1), 60, guests=a_guests))
+        report("Amazon grocery, cutoff 2014-04-01, 60 days", run_evaluation(a_log, a_items, datetime(2014, 4, 1), 60, guests=a_guests, params=params))
     if args.only in (None, "synthetic"):
         for seed in SYNTHETIC_SEEDS:
             shop = generate(n_items=800, n_users=2500, n_interactions=250_000, seed=seed)
             cutoff = datetime.fromtimestamp(float(shop.log.ts.min()) + 300 * DAY)
-            result = run_evaluation(shop.log, shop.items, cutoff, 30)
+            result = run_evaluation(shop.log, shop.items, cutoff, 30, params=params)
             report(f"Synthetic shop, seed {seed}, 800 items, 2,500 users, cutoff day 300", result)
     if args.only in (None, "regimes"):
         for name, (day, days) in REGIME_SPLITS.items():
             shop = REGIMES[name]()
             cutoff = datetime.fromtimestamp(float(shop.log.ts.min()) + day * DAY)
-            result = run_evaluation(shop.log, shop.items, cutoff, days)
+            result = run_evaluation(shop.log, shop.items, cutoff, days, params=params)
             report(f"Synthetic {name}: {len(shop.items):,} items, {len(shop.log):,} rows, cutoff day {day}, {days} days", result)
     if SUMMARY:
         print_summary()
     if args.only == "fit":
         split = Split(log, datetime.fromisoformat(CUTOFFS[0]).timestamp(), 30)
         train = split.train.select(~guests[split.train.user])  # what run_evaluation gives our engine
-        Recommender.fit(train, items, now=split.cutoff)  # warm up: imports, page cache
+        fit_params = params
+        Recommender.fit(train, items, now=split.cutoff, params=fit_params)  # warm up: imports, page cache
         times = []
         for _ in range(args.repeat):
             started = time.perf_counter()
-            Recommender.fit(train, items, now=split.cutoff)
+            Recommender.fit(train, items, now=split.cutoff, params=fit_params)
             times.append(time.perf_counter() - started)
             print(f"fit {times[-1]:.1f} s ({load_note()})", flush=True)
         print(f"fit seconds over {len(times)} runs: min {min(times):.1f}, median {statistics.median(times):.1f}")

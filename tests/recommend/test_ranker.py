@@ -305,3 +305,22 @@ def test_one_blas_thread_holds_while_any_caller_is_inside_and_is_lifted_after_th
         seen.append(blas_threads())  # the threads left; the caller is still inside
     assert seen == [{1}, {1}, {1}]
     assert blas_threads() == before
+
+
+def test_a_small_shops_ranker_stops_adding_trees_when_held_out_rows_stop_improving():
+    """A few thousand training rows (a small shop, a short season) are held out from too: trees that
+    only learn noise are not grown. Labels here follow one feature weakly and the rest is noise."""
+    from personalize.recommend.engine import DEFAULT_PARAMS
+    from personalize.recommend.ranker import fit_forest
+
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(4000, 6))
+    y = rng.random(4000) < 1 / (1 + np.exp(-(0.8 * x[:, 0] - 1.5)))
+    p = {**DEFAULT_PARAMS, "ranker_negatives": 0}
+    stopped, _ = fit_forest(x, y, p)
+    grown, _ = fit_forest(x, y, {**p, "ranker_early_stop_rows": 10_000})
+    assert len(grown.roots) == p["ranker_trees"]  # no rows held out: every tree is grown
+    assert len(stopped.roots) < p["ranker_trees"] / 2
+    # and what it keeps still ranks by the feature that matters
+    order = np.argsort(-stopped.predict(x))
+    assert x[order[:400], 0].mean() > x[:, 0].mean() + 0.5

@@ -116,16 +116,18 @@ DEFAULT_PARAMS: dict = {
     "knn_candidates": 50,
     "content_candidates": 30,
     "popular_candidates": 30,
-    "ranker_trees": 150,
+    "ranker_trees": 200,  # at most: held-out rows stop it earlier (ranker_early_stop_rows)
     "ranker_depth": 6,
-    "ranker_learning_rate": 0.1,
+    "ranker_learning_rate": 0.05,
     "ranker_min_leaf": 50,
     "ranker_threads": 1,  # one core: on a shared 2-core machine a second thread mostly waits
     "ranker_library": "lightgbm",  # or "sklearn" (used anyway when LightGBM is not installed)
     "ranker_new_view": True,  # a second ranker for the "new" view, trained on never-bought candidates
     "ranker_objective": "binary",  # or "lambdarank" (LightGBM only; its scores are not probabilities)
-    "ranker_negatives": 5.0,
-    "ranker_max_rows": 300_000,  # rows a ranker is fitted on, at most (sampled, weighted to stay calibrated)  # negatives kept per positive when training (the rest are weighed in)
+    "ranker_negatives": 5.0,  # negatives kept per positive when training (the rest are weighed in)
+    "ranker_early_stop_rows": 1_000,  # more rows than this: 10 % of them decide when to stop adding trees (small shops too)
+    "ranker_patience": 20,  # rounds without gain on the held-out rows before the trees stop (twice 10 at the old rate 0.1)
+    "ranker_max_rows": 300_000,  # rows a ranker is fitted on, at most (sampled, weighted to stay calibrated)
     "serve": "auto",  # "auto": what the self-check chose; or force one strategy in both views (experiments)
 }
 

@@ -39,6 +39,7 @@ from .models import (
     kind_weights,
     popularity,
     repeat_rate,
+    thread_count,
     trend,
     user_item_matrix,
 )
@@ -775,7 +776,8 @@ def fit_forest(x: np.ndarray | list[np.ndarray], y: np.ndarray, p: dict, *, smal
     ``HistGradientBoostingClassifier`` on one core, with the same trees' shape), else
     scikit-learn does. Negatives beyond ``ranker_negatives`` per positive are sampled
     away and the kept ones weigh for those left out, so the probabilities stay
-    calibrated while the fit reads far fewer rows. 10 % of the rows decide when to stop."""
+    calibrated while the fit reads far fewer rows. Above ``ranker_early_stop_rows`` rows, 10 % of
+    them decide when to stop: after ``ranker_patience`` trees that did not improve their log loss."""
     pieces = x if isinstance(x, list) else [x]
     if rows is not None:
         y = y[rows]
@@ -801,16 +803,18 @@ def fit_forest(x: np.ndarray | list[np.ndarray], y: np.ndarray, p: dict, *, smal
         if group is not None:
             group = group[keep]
     x = pieces[0] if len(pieces) == 1 and len(rows) == len(pieces[0]) else gather_rows(pieces, rows)
-    trees = 40 if small else int(p["ranker_trees"])
+    # the small model ("buys anything", customer features only) keeps its own settings
+    trees, rate, patience, stop_rows = (40, 0.1, 10, 10_000) if small else (
+        int(p["ranker_trees"]), float(p["ranker_learning_rate"]), int(p["ranker_patience"]), int(p["ranker_early_stop_rows"]))
     try:
         import lightgbm
     except ImportError:
         lightgbm = None
     if lightgbm is not None and p.get("ranker_library", "lightgbm") == "lightgbm":
-        held = rng.random(len(y)) < 0.1 if len(y) > 10_000 else np.zeros(len(y), dtype=bool)
+        held = rng.random(len(y)) < 0.1 if len(y) > stop_rows else np.zeros(len(y), dtype=bool)
         objective = "binary" if small or group is None else p.get("ranker_objective", "binary")
         params = {
-            "objective": objective, "learning_rate": float(p["ranker_learning_rate"]), "num_leaves": 31,
+            "objective": objective, "learning_rate": rate, "num_leaves": 31,
             "max_depth": int(p["ranker_depth"]), "min_data_in_leaf": int(p["ranker_min_leaf"]), "lambda_l2": 1.0,
             "num_threads": int(p["ranker_threads"]), "verbose": -1, "seed": 0, "deterministic": True, "force_row_wise": True,
         }
@@ -824,17 +828,18 @@ def fit_forest(x: np.ndarray | list[np.ndarray], y: np.ndarray, p: dict, *, smal
         else:
             train = lightgbm.Dataset(x[~held], y[~held].astype(np.int8), weight=weight[~held], free_raw_data=True)
             valid = [lightgbm.Dataset(x[held], y[held].astype(np.int8), weight=weight[held], reference=train)] if held.any() else []
-        callbacks = [lightgbm.early_stopping(10, verbose=False)] if valid else []
+        callbacks = [lightgbm.early_stopping(patience, verbose=False)] if valid else []
         booster = lightgbm.train(params, train, trees, valid_sets=valid, callbacks=callbacks)
+        predict_threads = thread_count(int(p["fit_threads"]), 2)  # the self-check predicts with nothing else running
         forest = export_lightgbm(booster)
-        return forest, lambda rows: booster.predict(rows, num_iteration=booster.best_iteration or None)
+        return forest, lambda rows: booster.predict(rows, num_iteration=booster.best_iteration or None, num_threads=predict_threads)
     from sklearn.ensemble import HistGradientBoostingClassifier
     from threadpoolctl import threadpool_limits
 
     model = HistGradientBoostingClassifier(
-        learning_rate=float(p["ranker_learning_rate"]), max_iter=trees,
+        learning_rate=rate, max_iter=trees,
         max_depth=int(p["ranker_depth"]), max_leaf_nodes=31, min_samples_leaf=int(p["ranker_min_leaf"]),
-        l2_regularization=1.0, early_stopping=len(y) > 10_000, validation_fraction=0.1, n_iter_no_change=10,
+        l2_regularization=1.0, early_stopping=len(y) > stop_rows, validation_fraction=0.1, n_iter_no_change=patience,
         random_state=0,
     )
     with threadpool_limits(int(p["ranker_threads"]), user_api="openmp"):

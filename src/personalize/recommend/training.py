@@ -199,6 +199,7 @@ def learn(log: InteractionLog, items: ItemTable, now: float, p: dict, user_segme
     # the self-check on V: the customers of V's rows, their full purchase history for "new"
     n = len(items)
     v_users = _v_users(log, start_v, now, p, rng)
+    say(f"checking the ranker and the baselines on the last {window:g} days ({len(v_users):,} customers)")
     before = log.select(log.ts < start_v)
     buys = before.select(before.kind == PURCHASE)
     bought_m = user_item_matrix(buys, np.ones(len(buys))).tocsr()
