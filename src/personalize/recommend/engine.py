@@ -119,7 +119,7 @@ DEFAULT_PARAMS: dict = {
     "ranker_trees": 200,  # at most: held-out rows stop it earlier (ranker_early_stop_rows)
     "ranker_depth": 6,
     "ranker_learning_rate": 0.05,
-    "ranker_min_leaf": 50,
+    "ranker_min_leaf": 100,  # rows (weighted) a leaf needs at least: fewer leaves fitted to noise on small shops
     "ranker_threads": 1,  # one core: on a shared 2-core machine a second thread mostly waits
     "ranker_library": "lightgbm",  # or "sklearn" (used anyway when LightGBM is not installed)
     "ranker_new_view": True,  # a second ranker for the "new" view, trained on never-bought candidates
