@@ -111,12 +111,11 @@ def main() -> None:
     if args.only == "fit":
         split = Split(log, datetime.fromisoformat(CUTOFFS[0]).timestamp(), 30)
         train = split.train.select(~guests[split.train.user])  # what run_evaluation gives our engine
-        fit_params = params
-        Recommender.fit(train, items, now=split.cutoff, params=fit_params)  # warm up: imports, page cache
+        Recommender.fit(train, items, now=split.cutoff, params=params)  # warm up: imports, page cache
         times = []
         for _ in range(args.repeat):
             started = time.perf_counter()
-            Recommender.fit(train, items, now=split.cutoff, params=fit_params)
+            Recommender.fit(train, items, now=split.cutoff, params=params)
             times.append(time.perf_counter() - started)
             print(f"fit {times[-1]:.1f} s ({load_note()})", flush=True)
         print(f"fit seconds over {len(times)} runs: min {min(times):.1f}, median {statistics.median(times):.1f}")

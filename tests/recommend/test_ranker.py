@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 
 from personalize.recommend.data import PURCHASE, VIEW, HistoryEntry, InteractionLog, ItemTable
-from personalize.recommend.engine import Recommender, every
+from personalize.recommend.engine import DEFAULT_PARAMS, Recommender, every
 from personalize.recommend.evaluate import Split, _baseline_scores, run_evaluation
 from personalize.recommend.gbm import Forest, export, export_lightgbm
+from personalize.recommend.ranker import fit_forest
 from personalize.recommend.synthetic import fashion, generate, grocery
 
 DAY = 86400.0
@@ -310,9 +311,6 @@ def test_one_blas_thread_holds_while_any_caller_is_inside_and_is_lifted_after_th
 def test_a_small_shops_ranker_stops_adding_trees_when_held_out_rows_stop_improving():
     """A few thousand training rows (a small shop, a short season) are held out from too: trees that
     only learn noise are not grown. Labels here follow one feature weakly and the rest is noise."""
-    from personalize.recommend.engine import DEFAULT_PARAMS
-    from personalize.recommend.ranker import fit_forest
-
     rng = np.random.default_rng(3)
     x = rng.normal(size=(4000, 6))
     y = rng.random(4000) < 1 / (1 + np.exp(-(0.8 * x[:, 0] - 1.5)))
