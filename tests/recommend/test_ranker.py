@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from datetime import datetime
 
 import numpy as np
@@ -322,3 +323,34 @@ def test_a_small_shops_ranker_stops_adding_trees_when_held_out_rows_stop_improvi
     # and what it keeps still ranks by the feature that matters
     order = np.argsort(-stopped.predict(x))
     assert x[order[:400], 0].mean() > x[:, 0].mean() + 0.5
+
+
+def test_the_self_check_tries_more_best_sellers_as_candidates_and_serves_them_only_where_they_find_more(shop, model):
+    check = model.check
+    tried = check["candidates"]
+    assert tried["trained"] == DEFAULT_PARAMS["popular_candidates"] and tried["wider"] == DEFAULT_PARAMS["popular_candidates_wide"]
+    for view in ("all", "new"):
+        as_trained, wider = tried["recall"][view]["as trained"], tried["recall"][view]["wider"]
+        assert check["recall"][view]["ranker"] >= as_trained  # "new" may do better still with its own ranker
+    # the wider set serves "all" only where it found at least 1 % more (it costs more to serve)
+    as_trained, wider = tried["recall"]["all"]["as trained"], tried["recall"]["all"]["wider"]
+    assert tried["popular"]["all"] == (tried["wider"] if wider >= as_trained * 1.01 else tried["trained"])
+    assert check["recall"]["all"]["ranker"] == (wider if tried["popular"]["all"] == tried["wider"] else as_trained)
+    # the lists of a view are drawn from the candidates chosen for it: with the other number, other lists
+    visitors = [u for u in np.unique(shop.log.user)[:60]]
+    served = [[s.item for s in model.recommend(history_of(shop.log, u), 20)] for u in visitors]
+    other = tried["trained"] if tried["popular"]["all"] == tried["wider"] else tried["wider"]
+    flipped = copy.copy(model)  # the same model, the check's other choice
+    flipped.check = {**check, "candidates": {**tried, "popular": {**tried["popular"], "all": other}}}
+    again = [[s.item for s in flipped.recommend(history_of(shop.log, u), 20)] for u in visitors]
+    forced = copy.copy(model)  # no choice recorded, the other number as the setting
+    forced.check = {k: v for k, v in check.items() if k != "candidates"}
+    forced.params = {**model.params, "popular_candidates": other}
+    assert again == [[s.item for s in forced.recommend(history_of(shop.log, u), 20)] for u in visitors]
+    assert served != again
+
+
+def test_without_a_wider_candidate_set_the_check_keeps_the_candidates_as_trained(shop):
+    plain = Recommender.fit(shop.log, shop.items, params={"popular_candidates_wide": 0})
+    assert "candidates" not in plain.check
+    assert plain.check["recall"]["all"]["ranker"] > 0

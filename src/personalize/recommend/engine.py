@@ -116,6 +116,9 @@ DEFAULT_PARAMS: dict = {
     "knn_candidates": 50,
     "content_candidates": 30,
     "popular_candidates": 30,
+    # the self-check also tries the ranker with this many (0: not tried) and each view serves that
+    # where it found more of the validation window's purchases (docs/evaluation.md)
+    "popular_candidates_wide": 100,
     "ranker_trees": 200,  # at most: held-out rows stop it earlier (ranker_early_stop_rows)
     "ranker_depth": 6,
     "ranker_learning_rate": 0.05,
@@ -456,7 +459,7 @@ class Recommender:
             allowed = self._allowed(exclude, rules)
             scores = batch_scores(self.parts, batch)
             if strategy == RANKER:
-                keys = candidates(self.parts, batch, scores, self.params, allowed)
+                keys = candidates(self.parts, batch, scores, self._candidate_params(view), allowed)
                 x = features(self.parts, batch, scores, keys)
                 forest = self._forest(view)
                 prob = forest.predict(x)
@@ -473,6 +476,14 @@ class Recommender:
         if rules is not None:
             out = self._place_rules(out, rules, uniq, allowed, k)
         return out
+
+    def _candidate_params(self, view: str) -> dict:
+        """The settings the view's candidates are drawn with: as trained, or with the number of
+        popular candidates the self-check chose for it."""
+        chosen = ((self.check.get("candidates") or {}).get("popular") or {}).get(view)
+        if not chosen or int(chosen) == int(self.params["popular_candidates"]):
+            return self.params
+        return {**self.params, "popular_candidates": int(chosen)}
 
     def purchase_probabilities(self, history: Sequence[HistoryEntry] | HistoryArrays, items: Sequence[int],
                                now: float | None = None, segment: str | None = None) -> np.ndarray:
@@ -859,8 +870,11 @@ def describe_check(check: dict, serve: dict) -> str:
         base = rec[view][best]
         if chosen == RANKER:
             lead = (mine / base - 1.0) * 100 if base > 0 else 0.0
+            wider = check.get("candidates") or {}
+            more = (f" with {wider['wider']} best sellers among its candidates"
+                    if wider.get("popular", {}).get(view) == wider.get("wider") != wider.get("trained") else "")
             parts.append(
-                f"{label}: the learned ranker, {mine:.1%} of purchases found in the top 20 vs {base:.1%} for "
+                f"{label}: the learned ranker{more}, {mine:.1%} of purchases found in the top 20 vs {base:.1%} for "
                 f"{STRATEGY_LABELS[best]} ({lead:+.0f} %)"
             )
         else:

@@ -53,6 +53,10 @@ MIN_PRODUCTS = 25  # fewer products than this: a top 20 is nearly the whole cata
 MIN_HISTORY_DAYS = 7.0  # a training window needs at least this much history before it
 
 
+WIDE = "ranker-wide"  # the ranker with more popular candidates, in the self-check
+WIDER_GAIN = 0.01  # what the wider candidates must find more of (relative) to be served
+
+
 @dataclass
 class Learned:
     """The outcome of :func:`learn`: the parts at ``now``, the ranker, and what each view serves."""
@@ -214,6 +218,12 @@ def learn(log: InteractionLog, items: ItemTable, now: float, p: dict, user_segme
         names = [RANKER, *names]
     step = max(16, min(512, 20_000_000 // max(n, 1)))
     lists: dict[tuple[str, str], list[np.ndarray]] = {}
+    # the ranker is checked with its candidates as trained, and with more best sellers, risers and
+    # segment best sellers among them (``popular_candidates_wide``): each view serves the wider set
+    # only where it finds more of the window's purchases (a shop of strong best sellers and a large
+    # catalogue gains; a sparse long tail does not, docs/evaluation.md)
+    wide = int(p.get("popular_candidates_wide") or 0)
+    variants = [(RANKER, p)] + ([(WIDE, {**p, "popular_candidates": wide})] if wide > int(p["popular_candidates"]) else [])
     for lo in range(0, len(v_users), step):
         chunk = v_users[lo:lo + step]
         seg = v_seg[chunk] if v_seg is not None else None
@@ -224,18 +234,19 @@ def learn(log: InteractionLog, items: ItemTable, now: float, p: dict, user_segme
             hide[r, list(bought[c])] = True
         for name in names:
             if name == RANKER:
-                keys = candidates(parts_v, batch, scores, p)
-                x = features(parts_v, batch, scores, keys)
                 fill = np.tile(parts_v.buyers / (parts_v.buyers.max() + 1.0) * 1e-9, (len(chunk), 1))
-                shared = check_model(x)
-                for view, prob in (("all", shared), ("new", shared), ("new-own", check_model_new(x) if check_model_new else None)):
-                    if prob is None:
-                        continue
-                    dense = fill.copy()
-                    dense[keys // n, keys % n] = prob + 1e-6
-                    if view != "all":
-                        dense[hide] = -np.inf
-                    lists.setdefault((name, view), []).append(_top20(dense))
+                for label, pv in variants:
+                    keys = candidates(parts_v, batch, scores, pv)
+                    x = features(parts_v, batch, scores, keys)
+                    shared = check_model(x)
+                    for view, prob in (("all", shared), ("new", shared), ("new-own", check_model_new(x) if check_model_new else None)):
+                        if prob is None:
+                            continue
+                        dense = fill.copy()
+                        dense[keys // n, keys % n] = prob + 1e-6
+                        if view != "all":
+                            dense[hide] = -np.inf
+                        lists.setdefault((label, view), []).append(_top20(dense))
                 continue
             dense = strategy_scores(name, parts_v, batch, scores)
             lists.setdefault((name, "all"), []).append(_top20(dense))
@@ -245,12 +256,35 @@ def learn(log: InteractionLog, items: ItemTable, now: float, p: dict, user_segme
         results["all"][name] = round(_recall(np.vstack(lists[(name, "all")]), truth_all), 4)
         results["new"][name] = round(_recall(np.vstack(lists[(name, "new")]), truth_new), 4)
     own_new = False
-    if (RANKER, "new-own") in lists:
-        # the "new" view's own ranker serves it only where it did better than the shared one
-        own = round(_recall(np.vstack(lists[(RANKER, "new-own")]), truth_new), 4)
-        own_new = own > results["new"][RANKER]
-        learned.check["new_view_ranker"] = {"own": own, "shared": results["new"][RANKER]}
-        results["new"][RANKER] = max(own, results["new"][RANKER])
+    if RANKER in names:
+        # per view, the ranker's best way: the candidates as trained or the wider set, and for "new" the
+        # shared ranker or its own; the first of equals (as trained, shared) wins a tie
+        def recall_of(label: str, view: str) -> float | None:
+            got = lists.get((label, view))
+            return None if got is None else round(_recall(np.vstack(got), truth_all if view == "all" else truth_new), 4)
+
+        ways = {"all": [((label, False), recall_of(label, "all")) for label, _pv in variants],
+                "new": [((label, own), recall_of(label, "new-own" if own else "new")) for label, _pv in variants for own in (False, True)]}
+        popular = {}
+        for view, tried in ways.items():
+            tried = [(way, r) for way, r in tried if r is not None]
+            # the wider set costs more to serve: it is chosen only where it finds WIDER_GAIN more, not on noise
+            as_trained = max(r for (label, _own), r in tried if label == RANKER)
+            tried = [(way, r) for way, r in tried if way[0] == RANKER or r >= as_trained * (1.0 + WIDER_GAIN)]
+            (label, own), best = max(tried, key=lambda t: t[1])  # max keeps the first of equals
+            results[view][RANKER] = best
+            popular[view] = wide if label == WIDE else int(p["popular_candidates"])
+            if view == "new":
+                own_new = own
+                every = dict(ways[view])
+                if every.get((label, True)) is not None:
+                    learned.check["new_view_ranker"] = {"own": every[(label, True)], "shared": every[(label, False)]}
+        if len(variants) > 1:
+            learned.check["candidates"] = {
+                "trained": int(p["popular_candidates"]), "wider": wide, "popular": popular,
+                "recall": {view: {"as trained": dict(t)[(RANKER, False)], "wider": dict(t)[(WIDE, False)]} for view, t in
+                           (("all", ways["all"]), ("new", [(w, r) for w, r in ways["new"] if not w[1]]))},
+            }
     serve = {}
     lead = {}
     for view in VIEWS:
