@@ -117,7 +117,7 @@ DEFAULT_PARAMS: dict = {
     "content_candidates": 30,
     "popular_candidates": 30,
     # the self-check also tries the ranker with this many (0: not tried) and each view serves that
-    # where it found more of the validation window's purchases (docs/evaluation.md)
+    # where it found at least 1 % more of the validation window's purchases (docs/evaluation.md)
     "popular_candidates_wide": 100,
     "ranker_trees": 200,  # at most: held-out rows stop it earlier (ranker_early_stop_rows)
     "ranker_depth": 6,
