@@ -337,7 +337,7 @@ def test_the_self_check_tries_more_best_sellers_as_candidates_and_serves_them_on
     assert tried["popular"]["all"] == (tried["wider"] if wider >= as_trained * 1.01 else tried["trained"])
     assert check["recall"]["all"]["ranker"] == (wider if tried["popular"]["all"] == tried["wider"] else as_trained)
     # the lists of a view are drawn from the candidates chosen for it: with the other number, other lists
-    visitors = [u for u in np.unique(shop.log.user)[:60]]
+    visitors = np.unique(shop.log.user)[:60].tolist()
     served = [[s.item for s in model.recommend(history_of(shop.log, u), 20)] for u in visitors]
     other = tried["trained"] if tried["popular"]["all"] == tried["wider"] else tried["wider"]
     flipped = copy.copy(model)  # the same model, the check's other choice

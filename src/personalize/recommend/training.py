@@ -265,6 +265,7 @@ def learn(log: InteractionLog, items: ItemTable, now: float, p: dict, user_segme
 
         ways = {"all": [((label, False), recall_of(label, "all")) for label, _pv in variants],
                 "new": [((label, own), recall_of(label, "new-own" if own else "new")) for label, _pv in variants for own in (False, True)]}
+        every = {view: dict(tried) for view, tried in ways.items()}
         popular = {}
         for view, tried in ways.items():
             tried = [(way, r) for way, r in tried if r is not None]
@@ -276,14 +277,12 @@ def learn(log: InteractionLog, items: ItemTable, now: float, p: dict, user_segme
             popular[view] = wide if label == WIDE else int(p["popular_candidates"])
             if view == "new":
                 own_new = own
-                every = dict(ways[view])
-                if every.get((label, True)) is not None:
-                    learned.check["new_view_ranker"] = {"own": every[(label, True)], "shared": every[(label, False)]}
+                if every[view].get((label, True)) is not None:
+                    learned.check["new_view_ranker"] = {"own": every[view][(label, True)], "shared": every[view][(label, False)]}
         if len(variants) > 1:
             learned.check["candidates"] = {
                 "trained": int(p["popular_candidates"]), "wider": wide, "popular": popular,
-                "recall": {view: {"as trained": dict(t)[(RANKER, False)], "wider": dict(t)[(WIDE, False)]} for view, t in
-                           (("all", ways["all"]), ("new", [(w, r) for w, r in ways["new"] if not w[1]]))},
+                "recall": {view: {"as trained": every[view][(RANKER, False)], "wider": every[view][(WIDE, False)]} for view in VIEWS},
             }
     serve = {}
     lead = {}
