@@ -5,11 +5,13 @@
     python bench/bench_train.py bench/out/shop.npz --stages   # and each stage's peak memory and time
     python bench/bench_train.py grocery --stages              # a synthetic regime, at its cutoff (bench_evaluate's split)
     python bench/bench_train.py grocery --threads 1           # the windows and rankers fitted one at a time
+    python bench/bench_train.py grocery --params '{"popular_candidates_wide": 0}'  # with other settings of the engine
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import resource
 import sys
@@ -70,6 +72,8 @@ def main() -> None:
     ap.add_argument("--stages", action="store_true", help="also print the peak resident memory and wall time of each stage of the fit")
     ap.add_argument("--threads", type=int, default=None,
                     help="training windows and rankers fitted at once (the engine's fit_threads; default: the engine's default)")
+    ap.add_argument("--params", type=json.loads, default=None, metavar="JSON",
+                    help='overrides of the engine\'s settings, e.g. \'{"popular_candidates_wide": 0}\' (to time the fit with other settings)')
     args = ap.parse_args()
     memory = StageMemory() if args.stages else None
     now = None
@@ -87,11 +91,12 @@ def main() -> None:
         log, items, now = split.train, shop.items, split.cutoff  # what bench_evaluate.py fits
     print(f"{len(log):,} interactions, {log.n_users:,} users, {len(items):,} items")
     started = time.perf_counter()
-    params = {"fit_threads": args.threads} if args.threads else None
+    params = {**(args.params or {}), **({"fit_threads": args.threads} if args.threads else {})} or None
     model = Recommender.fit(log, items, now=now, params=params, progress=memory.progress if memory else None)
     wall = time.perf_counter() - started
     if memory:
         memory.progress("saving the model")
+    args.model_out.parent.mkdir(parents=True, exist_ok=True)  # bench/out/ is not in a fresh clone
     model.save(args.model_out)
     peak_gib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 ** 2
     print(f"item model: {model.item_model}, neighbour entries: {model.neighbours.nnz:,}, content entries: {model.content.nnz:,}")
