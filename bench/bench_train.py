@@ -91,7 +91,9 @@ def main() -> None:
         log, items, now = split.train, shop.items, split.cutoff  # what bench_evaluate.py fits
     print(f"{len(log):,} interactions, {log.n_users:,} users, {len(items):,} items")
     started = time.perf_counter()
-    params = {**(args.params or {}), **({"fit_threads": args.threads} if args.threads else {})} or None
+    params = dict(args.params or {})
+    if args.threads:
+        params["fit_threads"] = args.threads
     model = Recommender.fit(log, items, now=now, params=params, progress=memory.progress if memory else None)
     wall = time.perf_counter() - started
     if memory:
